@@ -1,0 +1,271 @@
+"""Settings: pydantic models for config.toml, loading with tomllib and atomic saving with tomli-w.
+
+Every field has a docstring (shown by `tuimail check --explain` and in the README). Unknown keys are
+errors. Paths inside the file are relative to the file. Errors are `ConfigError` with one line that
+names the file, the key and, for TOML syntax, the line: never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tuimail.core.addresses import AddressError, check_domain, check_ip
+from tuimail.core.atomic import atomic_write
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+
+class ServerSettings(_Section):
+    hostname: str = "mail.lab.test"
+    """Name used in greetings and Received: headers."""
+    data_dir: str = "data"
+    """Where mail, accounts and TLS material live (relative to the config file)."""
+    log_dir: str = "logs"
+    """Where SMTP-in.log, POP.log, IMAP.log and system.log are written (relative to the config file)."""
+    log_max_bytes: int = Field(10 * 1024 * 1024, ge=4096)
+    """A log file larger than this is rotated to NAME.log.1 (up to log_backups files are kept)."""
+    log_backups: int = Field(5, ge=0, le=100)
+    """How many rotated files to keep per log."""
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        try:
+            return check_domain(value)
+        except AddressError as e:
+            raise ValueError(str(e)) from None
+
+
+class PortSettings(_Section):
+    address: str = "0.0.0.0"
+    """Address every listener binds to (0.0.0.0 = all IPv4 interfaces, 127.0.0.1 = this machine only)."""
+    smtp: Port = 2525
+    """SMTP for incoming mail (the standard port is 25; 0 disables)."""
+    submission: Port = 2587
+    """SMTP submission for mail clients, AUTH required (RFC 6409; standard 587; 0 disables)."""
+    pop3: Port = 2110
+    """POP3 (standard 110; 0 disables)."""
+    imap: Port = 2143
+    """IMAP4rev1 (standard 143; 0 disables)."""
+    smtps: Port = 0
+    """SMTP submission over implicit TLS (RFC 8314; standard 465; 0 disables)."""
+    pop3s: Port = 0
+    """POP3 over implicit TLS (standard 995; 0 disables)."""
+    imaps: Port = 0
+    """IMAP over implicit TLS (standard 993; 0 disables)."""
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            return check_ip(value)
+        except AddressError as e:
+            raise ValueError(str(e)) from None
+
+    def listeners(self) -> dict[str, int]:
+        """Enabled listeners by name, e.g. {"smtp": 2525, "pop3": 2110}."""
+        names = ("smtp", "submission", "pop3", "imap", "smtps", "pop3s", "imaps")
+        return {name: getattr(self, name) for name in names if getattr(self, name)}
+
+
+class PolicySettings(_Section):
+    require_strong_passwords: bool = True
+    """New passwords need 8+ characters with upper, lower and digit, and must not contain the mailbox name."""
+    allow_plaintext_auth: bool = True
+    """Allow passwords over unencrypted connections (the lab types them into telnet); warned about when not on loopback."""
+    max_message_size: int = Field(26214400, ge=1024)
+    """Largest message accepted, in bytes (SMTP answers 552 above it; IMAP refuses larger literals)."""
+    inactivity_timeout: int = Field(1800, ge=10)
+    """Seconds a session may stay silent before the server closes it."""
+
+
+class TlsSettings(_Section):
+    cert: str = ""
+    """PEM certificate chain; empty = a self-signed certificate generated into data_dir."""
+    key: str = ""
+    """PEM private key for `cert`."""
+
+
+class DomainSettings(_Section):
+    name: str
+    """The domain's name, e.g. lab.test."""
+    ip: str = "127.0.0.1"
+    """The IP address the domain is served on (shown to users; the listeners bind [ports] address)."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        try:
+            return check_domain(value)
+        except AddressError as e:
+            raise ValueError(str(e)) from None
+
+    @field_validator("ip")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        try:
+            return check_ip(value)
+        except AddressError as e:
+            raise ValueError(str(e)) from None
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    """[server]"""
+    ports: PortSettings = PortSettings()
+    """[ports]"""
+    policy: PolicySettings = PolicySettings()
+    """[policy]"""
+    tls: TlsSettings = TlsSettings()
+    """[tls]"""
+    domains: list[DomainSettings] = []
+    """[[domains]]: the mail domains this server hosts; the first one is the default for bare logins."""
+
+    @field_validator("domains")
+    @classmethod
+    def _unique(cls, value: list[DomainSettings]) -> list[DomainSettings]:
+        names = [d.name for d in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"domain {dupes[0]} is listed twice")
+        return value
+
+    def domain(self, name: str) -> DomainSettings | None:
+        name = name.lower()
+        return next((d for d in self.domains if d.name == name), None)
+
+
+class ConfigError(Exception):
+    """One line for the user: file, key, problem."""
+
+
+@dataclass
+class Config:
+    """Settings together with the file they came from (paths resolve against it)."""
+
+    settings: Settings
+    path: Path
+
+    @property
+    def base(self) -> Path:
+        return self.path.parent
+
+    @property
+    def data_dir(self) -> Path:
+        return (self.base / self.settings.server.data_dir).resolve()
+
+    @property
+    def log_dir(self) -> Path:
+        return (self.base / self.settings.server.log_dir).resolve()
+
+    def resolve(self, relative: str) -> Path:
+        return (self.base / relative).resolve()
+
+    @classmethod
+    def load(cls, path: Path) -> Config:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: cannot read: {e}") from None
+        return cls(parse_settings(text, path), path)
+
+    def save(self) -> None:
+        """Write atomically; the previous file is kept as config.toml.bak."""
+        save_settings(self.settings, self.path)
+
+
+def parse_settings(text: str, path: Path | str = "config.toml") -> Settings:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: TOML syntax error: {e}") from None
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = _dotted(err["loc"])
+        where = _line_of(text, err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        value = f" (got {err['input']!r})" if err["type"] not in ("extra_forbidden", "missing") else ""
+        more = f" (and {len(e.errors()) - 1} more problem(s))" if len(e.errors()) > 1 else ""
+        raise ConfigError(f"{path}{where}: {key}: {msg}{value}{more}") from None
+
+
+def dump_settings(settings: Settings) -> str:
+    data = settings.model_dump(mode="json")
+    return tomli_w.dumps(data)
+
+
+def save_settings(settings: Settings, path: Path) -> None:
+    text = dump_settings(settings)
+    parse_settings(text, path)  # never write what we could not read back
+    if path.exists():
+        atomic_write(path.with_name(path.name + ".bak"), path.read_bytes())
+    atomic_write(path, text.encode("utf-8"))
+
+
+def default_config_path() -> Path:
+    """./config.toml when it exists, else $XDG_CONFIG_HOME/tuimail/config.toml (DESIGN.md)."""
+    local = Path("config.toml")
+    if local.exists():
+        return local.resolve()
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(xdg) / "tuimail" / "config.toml"
+
+
+def load_or_create(path: Path | None) -> Config:
+    """Load `path` (must exist), or the default path, writing the defaults there on first run."""
+    if path is not None:
+        return Config.load(path)
+    path = default_config_path()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        settings = Settings(domains=[DomainSettings(name="lab.test", ip="127.0.0.1")])
+        save_settings(settings, path)
+    return Config.load(path)
+
+
+def _dotted(loc: tuple) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
+        else:
+            parts.append(str(item))
+    return ".".join(parts)
+
+
+def _line_of(text: str, loc: tuple) -> str:
+    """Best effort ':LINE' of the offending key, for a message a person can act on."""
+    key = next((str(k) for k in reversed(loc) if isinstance(k, str)), None)
+    if not key:
+        return ""
+    section = str(loc[0]) if len(loc) > 1 else None
+    current = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        header = re.match(r"^\[\[?\s*([A-Za-z0-9_.-]+)\s*\]\]?", stripped)
+        if header:
+            current = header.group(1)
+            if len(loc) == 1 and current == key:
+                return f":{number}"
+            continue
+        if re.match(rf"^{re.escape(key)}\s*=", stripped) and (section is None or current == section):
+            return f":{number}"
+    return ""

@@ -1,0 +1,297 @@
+"""The directory: hosted domains (from config.toml) and accounts (from data_dir/accounts.json).
+
+Accounts are never in config.toml. Passwords are stored only as argon2id hashes; the accounts file is
+written atomically with mode 0600. A running server sees changes made by another process (the CLI)
+because every lookup first checks the two files' modification times.
+
+Authentication returns an `AuthOutcome`; protocols give the client one generic error and put the
+outcome in the log (STYLE.md habit 6).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tuimail.config import Config, ConfigError, DomainSettings
+from tuimail.core.addresses import AddressError, check_domain, check_ip, check_mailbox, split_address
+from tuimail.core.atomic import atomic_write
+from tuimail.core.passwords import check_password, hash_password, verify_password
+
+ACCOUNTS_FILE = "accounts.json"
+
+
+class DirectoryError(ValueError):
+    """A refused change (duplicate account, unknown domain...); the message says which."""
+
+
+class AuthOutcome(enum.Enum):
+    OK = "ok"
+    USER_UNKNOWN = "user unknown"
+    PASSWORD_MISMATCH = "password mismatch"
+    ACCESS_DISABLED = "access disabled for this protocol"
+
+
+class Service(enum.Enum):
+    SMTP = "smtp"
+    POP3 = "pop3"
+    IMAP = "imap"
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    address: str  # mailbox@domain, lower case
+    full_name: str = ""
+    password_hash: str = ""
+    pop: bool = True
+    imap: bool = True
+    admin: bool = False
+    notes: str = ""
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def mailbox(self) -> str:
+        return self.address.split("@")[0]
+
+    @property
+    def domain(self) -> str:
+        return self.address.split("@")[1]
+
+    def allows(self, service: Service) -> bool:
+        return {Service.POP3: self.pop, Service.IMAP: self.imap}.get(service, True)
+
+
+class Directory:
+    """Domains and accounts, shared by every protocol; thread-safe for lookups."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._lock = threading.RLock()
+        self._accounts: dict[str, Account] = {}
+        self._accounts_stamp: tuple[int, int] | None = None
+        self._config_stamp = _stamp(config.path)
+        self._load_accounts()
+
+    @property
+    def accounts_path(self) -> Path:
+        return self.config.data_dir / ACCOUNTS_FILE
+
+    # ----- reading -----------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Pick up changes another process made to config.toml or accounts.json."""
+        with self._lock:
+            stamp = _stamp(self.config.path)
+            if stamp != self._config_stamp:
+                self._config_stamp = stamp
+                try:
+                    fresh = Config.load(self.config.path)
+                    self.config.settings.domains = fresh.settings.domains
+                except ConfigError:
+                    pass  # keep serving the domains we had; `tuimail check` names the problem
+            if _stamp(self.accounts_path) != self._accounts_stamp:
+                self._load_accounts()
+
+    @property
+    def domains(self) -> list[DomainSettings]:
+        self.refresh()
+        return list(self.config.settings.domains)
+
+    def hosts(self, domain: str) -> bool:
+        return any(d.name == domain.lower() for d in self.domains)
+
+    def accounts(self, domain: str | None = None) -> list[Account]:
+        self.refresh()
+        with self._lock:
+            found = sorted(self._accounts.values(), key=lambda a: (a.domain, a.mailbox))
+        return [a for a in found if domain is None or a.domain == domain.lower()]
+
+    def get(self, address: str) -> Account | None:
+        self.refresh()
+        return self._accounts.get(address.lower())
+
+    def resolve_login(self, login: str) -> str | None:
+        """The address a login name means: the full address, or a bare mailbox in the first domain."""
+        login = login.strip().lower()
+        if "@" in login:
+            return login
+        domains = self.domains
+        return f"{login}@{domains[0].name}" if domains else None
+
+    def authenticate(self, login: str, password: str, service: Service) -> tuple[AuthOutcome, Account | None]:
+        """Check a login; slow (argon2, tens of ms): call it with asyncio.to_thread from a server."""
+        address = self.resolve_login(login)
+        account = self.get(address) if address else None
+        if account is None:
+            verify_password(_DUMMY_HASH, password)  # same cost as a real check: no user enumeration by timing
+            return AuthOutcome.USER_UNKNOWN, None
+        if not verify_password(account.password_hash, password):
+            return AuthOutcome.PASSWORD_MISMATCH, account
+        if not account.allows(service):
+            return AuthOutcome.ACCESS_DISABLED, account
+        return AuthOutcome.OK, account
+
+    def local_recipients(self, address: str) -> list[str] | None:
+        """The accounts that mail to `address` lands in, or None when no such local mailbox exists.
+
+        RFC 5321 §4.5.1: postmaster@<domain> (and bare `postmaster`) must be accepted; it reaches the
+        domain's administrators, or every administrator when the domain has none.
+        """
+        address = address.lower()
+        if address == "postmaster" and self.domains:
+            address = f"postmaster@{self.domains[0].name}"
+        account = self.get(address)
+        if account:
+            return [account.address]
+        local, _, domain = address.rpartition("@")
+        if local == "postmaster" and self.hosts(domain):
+            admins = [a.address for a in self.accounts(domain) if a.admin]
+            admins = admins or [a.address for a in self.accounts() if a.admin]
+            return admins or None
+        return None
+
+    # ----- changes -----------------------------------------------------------------------------
+
+    def add_account(
+        self,
+        address: str,
+        password: str,
+        *,
+        full_name: str = "",
+        pop: bool = True,
+        imap: bool = True,
+        admin: bool = False,
+        notes: str = "",
+    ) -> Account:
+        mailbox, domain = split_address(address)
+        address = f"{mailbox}@{domain}"
+        if not self.hosts(domain):
+            raise DirectoryError(f"domain {domain} is not hosted here (add it with: tuimail domain add {domain})")
+        check_password(password, mailbox, strong=self.config.settings.policy.require_strong_passwords)
+        _check_text(full_name, "full name")
+        _check_text(notes, "notes", multiline=True)
+        with self._lock:
+            self.refresh()
+            if address in self._accounts:
+                raise DirectoryError(f"account {address} already exists")
+            account = Account(address, full_name, hash_password(password), pop, imap, admin, notes)
+            self._save_accounts({**self._accounts, address: account})
+        return account
+
+    def update_account(self, address: str, *, password: str | None = None, **changes) -> Account:
+        """Change fields of an account; `password` (when given) is checked and hashed."""
+        address = address.lower()
+        allowed = {"full_name", "pop", "imap", "admin", "notes"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise DirectoryError(f"cannot change {', '.join(sorted(unknown))}")
+        for key in ("full_name", "notes"):
+            if key in changes:
+                _check_text(changes[key], key.replace("_", " "), multiline=key == "notes")
+        with self._lock:
+            self.refresh()
+            account = self._accounts.get(address)
+            if account is None:
+                raise DirectoryError(f"no account {address}")
+            if password is not None:
+                check_password(password, account.mailbox, strong=self.config.settings.policy.require_strong_passwords)
+                changes["password_hash"] = hash_password(password)
+            account = replace(account, **changes)
+            self._save_accounts({**self._accounts, address: account})
+        return account
+
+    def delete_account(self, address: str) -> Account:
+        address = address.lower()
+        with self._lock:
+            self.refresh()
+            account = self._accounts.get(address)
+            if account is None:
+                raise DirectoryError(f"no account {address}")
+            self._save_accounts({k: v for k, v in self._accounts.items() if k != address})
+        return account
+
+    def add_domain(self, name: str, ip: str = "127.0.0.1") -> DomainSettings:
+        try:
+            domain = DomainSettings(name=check_domain(name), ip=check_ip(ip))
+        except AddressError as e:
+            raise DirectoryError(str(e)) from None
+        with self._lock:
+            self.refresh()
+            if self.config.settings.domain(domain.name):
+                raise DirectoryError(f"domain {domain.name} already exists")
+            self.config.settings.domains = [*self.config.settings.domains, domain]
+            self._save_config()
+        return domain
+
+    def update_domain(self, name: str, ip: str) -> DomainSettings:
+        with self._lock:
+            self.refresh()
+            domain = self.config.settings.domain(name)
+            if domain is None:
+                raise DirectoryError(f"no domain {name}")
+            try:
+                domain.ip = check_ip(ip)
+            except AddressError as e:
+                raise DirectoryError(str(e)) from None
+            self._save_config()
+        return domain
+
+    def delete_domain(self, name: str) -> None:
+        name = name.lower()
+        with self._lock:
+            self.refresh()
+            if not self.config.settings.domain(name):
+                raise DirectoryError(f"no domain {name}")
+            users = self.accounts(name)
+            if users:
+                raise DirectoryError(f"domain {name} still has {len(users)} account(s); delete them first")
+            self.config.settings.domains = [d for d in self.config.settings.domains if d.name != name]
+            self._save_config()
+
+    # ----- files -------------------------------------------------------------------------------
+
+    def _load_accounts(self) -> None:
+        path = self.accounts_path
+        stamp = _stamp(path)
+        if stamp is None:
+            self._accounts, self._accounts_stamp = {}, None
+            return
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            accounts = {a["address"]: Account(**a) for a in data.get("accounts", [])}
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            raise ConfigError(f"{path}: cannot read accounts: {e}") from None
+        self._accounts, self._accounts_stamp = accounts, stamp
+
+    def _save_accounts(self, accounts: dict[str, Account]) -> None:
+        path = self.accounts_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"version": 1, "accounts": [asdict(a) for a in sorted(accounts.values(), key=lambda a: a.address)]}
+        atomic_write(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode(), mode=0o600)
+        self._accounts, self._accounts_stamp = accounts, _stamp(path)
+
+    def _save_config(self) -> None:
+        self.config.save()
+        self._config_stamp = _stamp(self.config.path)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def _check_text(value: str, what: str, multiline: bool = False) -> None:
+    bad = "\0" if multiline else "\0\r\n"
+    if any(c in value for c in bad) or len(value) > 2000:
+        raise DirectoryError(f"{what} may not contain control line breaks and is at most 2000 characters")
+
+
+_DUMMY_HASH = hash_password("tuimail-timing-equaliser")

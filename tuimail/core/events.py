@@ -1,0 +1,133 @@
+"""The one event stream every session publishes to (DESIGN.md "One event stream").
+
+Log writers and the TUI are subscribers. Publishing is synchronous and happens on the event loop's
+thread; a subscriber must be quick (append to a buffer) and must not raise. Secrets are masked before
+an event is built (see `tuimail.core.masking`), so no subscriber ever sees one.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+log = logging.getLogger(__name__)
+
+
+class Protocol(enum.Enum):
+    """The log a session belongs to; the value is the log file's stem."""
+
+    SMTP = "SMTP-in"
+    SMTP_OUT = "SMTP-out"
+    POP3 = "POP"
+    IMAP = "IMAP"
+    SYSTEM = "system"
+
+    @property
+    def label(self) -> str:
+        return {"SMTP-in": "SMTP", "SMTP-out": "SMTP-out", "POP": "POP3"}.get(self.value, self.value)
+
+
+def now() -> datetime:
+    """Local wall-clock time, as the logs show it."""
+    return datetime.now().astimezone()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOpened:
+    sid: int
+    protocol: Protocol
+    peer_host: str
+    peer_port: int
+    local_port: int
+    tls: bool = False
+    at: datetime = field(default_factory=now)
+
+
+@dataclass(frozen=True, slots=True)
+class LineIn:
+    """A line the client sent (`<--`), already masked."""
+
+    sid: int
+    protocol: Protocol
+    text: str
+    at: datetime = field(default_factory=now)
+
+
+@dataclass(frozen=True, slots=True)
+class LineOut:
+    """A line the server sent (`-->`)."""
+
+    sid: int
+    protocol: Protocol
+    text: str
+    at: datetime = field(default_factory=now)
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A remark in the session's log block, e.g. "Sending FETCH response (not logged)"."""
+
+    sid: int
+    protocol: Protocol
+    text: str
+    at: datetime = field(default_factory=now)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdated:
+    """The session's user or state changed (after a login, a SELECT, STARTTLS...)."""
+
+    sid: int
+    protocol: Protocol
+    user: str | None
+    state: str
+    at: datetime = field(default_factory=now)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed:
+    sid: int
+    protocol: Protocol
+    bytes_in: int
+    bytes_out: int
+    reason: str  # "client quit", "connection lost", "killed by operator", "timeout", "server stopping"
+    ok: bool = True
+    at: datetime = field(default_factory=now)
+
+
+@dataclass(frozen=True, slots=True)
+class SystemMessage:
+    """A server-wide line for system.log: listeners, config reloads, blocks, errors."""
+
+    text: str
+    level: int = logging.INFO
+    at: datetime = field(default_factory=now)
+
+
+Event = SessionOpened | LineIn | LineOut | Note | SessionUpdated | SessionClosed | SystemMessage
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Fan-out of events to subscribers, in subscription order."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add a subscriber; returns a function that removes it."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber) if subscriber in self._subscribers else None
+
+    def publish(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:  # a broken subscriber must not break a session
+                log.exception("event subscriber %r failed", subscriber)
+
+    def system(self, text: str, level: int = logging.INFO) -> None:
+        self.publish(SystemMessage(text, level))

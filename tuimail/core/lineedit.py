@@ -1,0 +1,126 @@
+"""Telnet-friendly input: what a student types by hand must parse like what a client sends.
+
+A telnet client in character mode sends every key as typed, including backspace (0x08) and DEL
+(0x7f), and opens with option negotiation (RFC 854: IAC WILL/WONT/DO/DONT <opt>, IAC SB ... IAC SE).
+Students end lines with a bare LF as often as with CRLF. `LineSplitter` turns a byte stream into
+command lines with all of that applied; the protocols then see clean lines.
+
+Do not run message data or IMAP literals through `edit_line`: a body may legitimately contain
+0xFF, 0x08 or 0x7F bytes.
+"""
+
+from __future__ import annotations
+
+IAC, SB, SE = 255, 250, 240
+WILL, WONT, DO, DONT = 251, 252, 253, 254
+BACKSPACE, DELETE = 0x08, 0x7F
+
+
+def strip_telnet(data: bytes) -> bytes:
+    """Remove RFC 854 command sequences; IAC IAC stands for a literal 0xFF byte."""
+    if IAC not in data:
+        return data
+    out = bytearray()
+    i, n = 0, len(data)
+    while i < n:
+        b = data[i]
+        if b != IAC:
+            out.append(b)
+            i += 1
+            continue
+        if i + 1 >= n:  # a lone IAC at the end of a line: drop it
+            break
+        cmd = data[i + 1]
+        if cmd == IAC:
+            out.append(IAC)
+            i += 2
+        elif cmd in (WILL, WONT, DO, DONT):
+            i += 3
+        elif cmd == SB:  # subnegotiation runs to IAC SE
+            end = data.find(bytes((IAC, SE)), i + 2)
+            i = n if end < 0 else end + 2
+        else:  # NOP, AYT, GA... are two bytes
+            i += 2
+    return bytes(out)
+
+
+def apply_erasures(data: bytes) -> bytes:
+    """Apply backspace and DEL the way the student saw them on screen: each erases one character.
+
+    A UTF-8 character typed as several bytes is erased whole.
+    """
+    if BACKSPACE not in data and DELETE not in data:
+        return data
+    out = bytearray()
+    for b in data:
+        if b in (BACKSPACE, DELETE):
+            # drop continuation bytes (10xxxxxx) back to the start of the character
+            while out and (out[-1] & 0xC0) == 0x80:
+                out.pop()
+            if out:
+                out.pop()
+        else:
+            out.append(b)
+    return bytes(out)
+
+
+def edit_line(line: bytes) -> bytes:
+    """A raw line without its line end -> the line the student meant."""
+    return apply_erasures(strip_telnet(line))
+
+
+class LineTooLong(Exception):
+    """Raised for a line longer than the splitter's limit; the rest of that line is discarded."""
+
+
+class LineSplitter:
+    """Splits a byte stream into edited lines, ending at LF with or without CR.
+
+    `feed()` returns complete lines (without their line end). A line longer than `max_line` is not
+    returned: the splitter returns `LineTooLong()` in its place once the line ends, and skips the
+    bytes in between, so one overlong line costs one error reply and bounded memory.
+    """
+
+    def __init__(self, max_line: int = 1000) -> None:
+        self.max_line = max_line
+        self._buf = bytearray()
+        self._overlong = False
+
+    def feed(self, data: bytes) -> list[bytes | LineTooLong]:
+        out: list[bytes | LineTooLong] = []
+        start = 0
+        while True:
+            nl = data.find(b"\n", start)
+            if nl < 0:
+                self._take(data[start:])
+                return out
+            self._take(data[start:nl])
+            start = nl + 1
+            if self._overlong:
+                out.append(LineTooLong())
+            else:
+                line = bytes(self._buf)
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                out.append(edit_line(line))
+            self._buf.clear()
+            self._overlong = False
+
+    def take_pending(self) -> bytes:
+        """Return and clear the bytes of an unfinished line (e.g. before reading a literal)."""
+        pending = bytes(self._buf)
+        self._buf.clear()
+        return pending
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
+    def _take(self, chunk: bytes) -> None:
+        if self._overlong:
+            return
+        if len(self._buf) + len(chunk) > self.max_line + 1:  # +1: a CR before the LF
+            self._buf.clear()
+            self._overlong = True
+        else:
+            self._buf += chunk

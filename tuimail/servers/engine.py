@@ -1,0 +1,216 @@
+"""The engine: one per process. It owns the directory, the store, the session registry, the event bus
+and the log writer, and starts, rebinds and stops the listeners. Both front ends (the TUI and
+`tuimail serve`) create an Engine, `await engine.start()`, and `await engine.stop()`.
+
+The engine never touches a widget; the TUI subscribes to `engine.bus`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuimail import __version__
+from tuimail.config import Config
+from tuimail.core.directory import Directory
+from tuimail.core.events import EventBus
+from tuimail.servers.logwriter import LogWriter
+from tuimail.servers.sessions import SessionRegistry
+from tuimail.store import Folder, MailStore
+
+log = logging.getLogger(__name__)
+
+# listener name -> (module, factory function) ; the factory takes (engine, name) and returns a
+# zero-argument protocol factory for loop.create_server.
+LISTENER_FACTORIES: dict[str, tuple[str, str]] = {
+    "smtp": ("tuimail.servers.smtp", "protocol_factory"),
+    "submission": ("tuimail.servers.smtp", "protocol_factory"),
+    "smtps": ("tuimail.servers.smtp", "protocol_factory"),
+    "pop3": ("tuimail.servers.pop3", "protocol_factory"),
+    "pop3s": ("tuimail.servers.pop3", "protocol_factory"),
+    "imap": ("tuimail.servers.imap", "protocol_factory"),
+    "imaps": ("tuimail.servers.imap", "protocol_factory"),
+}
+IMPLICIT_TLS = {"smtps", "pop3s", "imaps"}
+
+
+@dataclass
+class ListenerState:
+    name: str
+    port: int
+    status: str = "down"  # "up", "port in use", "permission denied", "disabled", "not available", "error ..."
+    server: asyncio.AbstractServer | None = None
+
+    @property
+    def up(self) -> bool:
+        return self.server is not None
+
+    def describe(self) -> str:
+        return f"{self.name.upper()} :{self.port} {self.status}"
+
+
+class Engine:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.bus = EventBus()
+        self.directory = Directory(config)
+        self.store = MailStore(config.data_dir)
+        self.sessions = SessionRegistry(self.bus)
+        settings = config.settings.server
+        self.logs = LogWriter(config.log_dir, settings.log_max_bytes, settings.log_backups)
+        self._unsubscribe_logs = self.bus.subscribe(self.logs)
+        self.listeners: dict[str, ListenerState] = {}
+        self.started_at: float | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._watchers: dict[Path, list[Callable[[Folder], None]]] = {}
+        self.store.add_listener(self._folder_changed)
+        self.ssl_context = None  # set by the TLS module when TLS is configured
+
+    @property
+    def hostname(self) -> str:
+        return self.config.settings.server.hostname
+
+    @property
+    def version(self) -> str:
+        return __version__
+
+    # ----- start / stop ---------------------------------------------------------------------
+
+    async def start(self) -> list[ListenerState]:
+        """Bind every enabled listener. A listener that cannot bind is reported, not raised."""
+        self.loop = asyncio.get_running_loop()
+        self.started_at = time.time()
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        removed = await asyncio.to_thread(self.store.clean_all_tmp)
+        self.bus.system(f"tuimail {__version__} starting on {self.hostname} (config {self.config.path})")
+        if removed:
+            self.bus.system(f"Removed {removed} unfinished file(s) from Maildir tmp/ folders")
+        ports = self.config.settings.ports
+        for name, port in ports.listeners().items():
+            self.listeners[name] = await self._bind(name, port)
+        self._warn_plaintext()
+        return list(self.listeners.values())
+
+    async def stop(self, reason: str = "server stopping") -> None:
+        """Stop accepting, say goodbye to every session, flush the logs."""
+        for state in self.listeners.values():
+            if state.server is not None:
+                state.server.close()
+                state.server = None
+                state.status = "stopped"
+        self.sessions.abort_all(reason)
+        deadline = time.monotonic() + 3.0
+        while len(self.sessions) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)  # let connection_lost callbacks run
+        self.bus.system("tuimail stopped")
+        self.logs.close()
+
+    async def rebind(self, name: str, port: int) -> ListenerState:
+        """Move one listener to a new port (0 disables it). The old listener stays if the new port
+        cannot be bound; sessions already open are never dropped."""
+        old = self.listeners.get(name)
+        if old is not None and old.port == port and old.up:
+            return old
+        if port == 0:
+            if old and old.server:
+                old.server.close()
+            state = ListenerState(name, 0, "disabled")
+            self.listeners[name] = state
+            self.bus.system(f"{name} listener disabled")
+            return state
+        state = await self._bind(name, port)
+        if state.up:
+            if old and old.server:
+                old.server.close()
+            self.listeners[name] = state
+        elif old is not None and old.up:
+            self.bus.system(f"{name}: keeping the listener on port {old.port}")
+        else:
+            self.listeners[name] = state
+        return state
+
+    async def _bind(self, name: str, port: int) -> ListenerState:
+        state = ListenerState(name, port)
+        address = self.config.settings.ports.address
+        try:
+            module_name, function = LISTENER_FACTORIES[name]
+            factory = getattr(importlib.import_module(module_name), function)
+        except (KeyError, ImportError, AttributeError):
+            state.status = "not available"
+            self.bus.system(f"{name} listener on port {port}: not available in this version", logging.WARNING)
+            return state
+        ssl = None
+        if name in IMPLICIT_TLS:
+            ssl = self.ssl_context
+            if ssl is None:
+                state.status = "no TLS"
+                self.bus.system(f"{name} listener on port {port}: TLS is not configured", logging.WARNING)
+                return state
+        try:
+            state.server = await asyncio.get_running_loop().create_server(
+                factory(self, name), address, port, ssl=ssl, reuse_address=True
+            )
+        except OSError as e:
+            state.status = bind_error_text(e, port)
+            self.bus.system(f"{name} listener on {address}:{port}: {state.status}", logging.ERROR)
+            return state
+        state.status = "up"
+        self.bus.system(f"{name.upper()} listening on {address}:{port}")
+        return state
+
+    def _warn_plaintext(self) -> None:
+        ports = self.config.settings.ports
+        if self.config.settings.policy.allow_plaintext_auth and not ports.address.startswith("127."):
+            self.bus.system(
+                f"WARNING: passwords are accepted without TLS on {ports.address} "
+                "(allow_plaintext_auth = true); anyone on the network can read them",
+                logging.WARNING,
+            )
+
+    @property
+    def uptime(self) -> float:
+        return time.time() - self.started_at if self.started_at else 0.0
+
+    # ----- folder change notification -------------------------------------------------------
+
+    def watch(self, folder: Folder, callback: Callable[[Folder], None]) -> Callable[[], None]:
+        """Run `callback(folder)` on the event loop after any change to `folder` (IMAP IDLE)."""
+        callbacks = self._watchers.setdefault(folder.path, [])
+        callbacks.append(callback)
+
+        def unwatch() -> None:
+            if callback in callbacks:
+                callbacks.remove(callback)
+            if not callbacks:
+                self._watchers.pop(folder.path, None)
+
+        return unwatch
+
+    def _folder_changed(self, folder: Folder) -> None:
+        if not self._watchers.get(folder.path) or self.loop is None or self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self._dispatch_change, folder)
+
+    def _dispatch_change(self, folder: Folder) -> None:
+        for callback in list(self._watchers.get(folder.path, ())):
+            try:
+                callback(folder)
+            except Exception:
+                log.exception("folder watcher failed")
+
+
+def bind_error_text(error: OSError, port: int) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return "port in use"
+    if error.errno == errno.EACCES:
+        hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE; use 2525/2110/2143 or setcap)" if port < 1024 else ""
+        return "permission denied" + hint
+    if error.errno == errno.EADDRNOTAVAIL:
+        return "address not available on this machine"
+    return f"error: {error.strerror or error}"

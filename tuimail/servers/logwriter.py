@@ -1,0 +1,135 @@
+"""Per-protocol log files in MDaemon's layout (DESIGN.md "Logs").
+
+Each session's lines are buffered and written together as one block when it ends, framed as the seed
+shows, so a student can copy their own session:
+
+    Wed 2007-05-30 16:09:05: -----
+    Wed 2007-05-30 16:09:05: Session 4; SMTP on port 2525
+    Wed 2007-05-30 16:07:59: Accepting SMTP connection from [127.0.0.1 : 50514]
+    Wed 2007-05-30 16:08:06: <-- helo admin
+    ...
+    Wed 2007-05-30 16:09:08: SMTP session successful (Bytes in/out: 110/377)
+    Wed 2007-05-30 16:09:08: -----
+
+system.log gets server-wide lines as they happen. Files rotate by size (NAME.log.1 ... .N).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime
+from pathlib import Path
+
+from tuimail.core.events import (
+    Event,
+    LineIn,
+    LineOut,
+    Note,
+    Protocol,
+    SessionClosed,
+    SessionOpened,
+    SystemMessage,
+    now,
+)
+
+_PROTOCOL_WORD = {Protocol.SMTP: "SMTP", Protocol.SMTP_OUT: "SMTP", Protocol.POP3: "POP", Protocol.IMAP: "IMAP"}
+
+
+def stamp(at: datetime) -> str:
+    """`Wed 2007-05-30 16:08:06: ` (English day names whatever the locale)."""
+    return f"{('Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun')[at.weekday()]} {at:%Y-%m-%d %H:%M:%S}: "
+
+
+def event_text(event: Event) -> str | None:
+    """The text of a transcript line (without the time stamp), or None for events without one."""
+    if isinstance(event, LineIn):
+        return f"<-- {event.text}"
+    if isinstance(event, LineOut):
+        return f"--> {event.text}"
+    if isinstance(event, Note):
+        return event.text
+    if isinstance(event, SessionOpened):
+        word = _PROTOCOL_WORD.get(event.protocol, event.protocol.label)
+        tls = " (TLS)" if event.tls else ""
+        return f"Accepting {word} connection{tls} from [{event.peer_host} : {event.peer_port}]"
+    if isinstance(event, SessionClosed):
+        return closing_line(event)
+    if isinstance(event, SystemMessage):
+        return event.text
+    return None
+
+
+def closing_line(event: SessionClosed) -> str:
+    counts = f"(Bytes in/out: {event.bytes_in}/{event.bytes_out})"
+    if event.protocol is Protocol.IMAP:
+        text = f"IMAP session complete, ({event.bytes_in + event.bytes_out} bytes)"
+    elif event.protocol is Protocol.POP3:
+        text = f"POP session complete {counts}"
+    else:
+        text = f"SMTP session {'successful' if event.ok else 'terminated'} {counts}"
+    if not event.ok or event.reason not in ("client quit",):
+        text += f" [{event.reason}]"
+    return text
+
+
+class LogWriter:
+    """Subscriber that writes the log files; `close()` flushes sessions still open."""
+
+    def __init__(self, log_dir: Path, max_bytes: int = 10 * 1024 * 1024, backups: int = 5) -> None:
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self._open: dict[int, tuple[Protocol, list[str], int]] = {}
+
+    def path(self, protocol: Protocol) -> Path:
+        return self.log_dir / f"{protocol.value}.log"
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, SystemMessage):
+            self._write(Protocol.SYSTEM, stamp(event.at) + event.text + "\n")
+            return
+        if isinstance(event, SessionOpened):
+            self._open[event.sid] = (event.protocol, [], event.local_port)
+        entry = self._open.get(getattr(event, "sid", -1))
+        if entry is None:
+            return
+        text = event_text(event)
+        if text is not None:
+            entry[1].append(stamp(event.at) + text)
+        if isinstance(event, SessionClosed):
+            self._flush(event.sid, event.at)
+
+    def _flush(self, sid: int, at: datetime) -> None:
+        protocol, lines, port = self._open.pop(sid)
+        head = stamp(at)
+        block = [head + "-----", f"{head}Session {sid}; {protocol.label} on port {port}", *lines, head + "-----"]
+        self._write(protocol, "\n".join(block) + "\n")
+
+    def close(self) -> None:
+        """At shutdown: write the blocks of sessions that never closed."""
+        for sid in list(self._open):
+            self._open[sid][1].append(stamp(now()) + "Session still open at server stop")
+            self._flush(sid, now())
+
+    def _write(self, protocol: Protocol, text: str) -> None:
+        path = self.path(protocol)
+        data = text.encode("utf-8", "replace")
+        try:
+            if path.exists() and path.stat().st_size + len(data) > self.max_bytes:
+                self._rotate(path)
+            with open(path, "ab") as f:
+                f.write(data)
+        except OSError:
+            logging.getLogger(__name__).exception("cannot write %s", path)
+
+    def _rotate(self, path: Path) -> None:
+        if self.backups == 0:
+            path.unlink(missing_ok=True)
+            return
+        for n in range(self.backups - 1, 0, -1):
+            older = path.with_name(f"{path.name}.{n}")
+            if older.exists():
+                os.replace(older, path.with_name(f"{path.name}.{n + 1}"))
+        os.replace(path, path.with_name(f"{path.name}.1"))

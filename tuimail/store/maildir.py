@@ -1,0 +1,644 @@
+"""Maildir++ folders with stable UIDs (DESIGN.md "Storage").
+
+Layout: `<data_dir>/<domain>/<mailbox>/{cur,new,tmp}` is INBOX; `.Sent`, `.Work.2026` are folders
+(`/` on the IMAP wire, `.` on disk). Messages are stored with LF line ends. File names carry the size
+on disk and the size with CRLF line ends (`,S=<n>,W=<n>`, as Dovecot writes them) and, in cur/, the
+flags (`:2,DFRST`), so listing a folder never opens a message.
+
+Durability (the promise behind SMTP's 250): a message is written to tmp/, fsynced, renamed into new/
+(or cur/), and the directory is fsynced before the call returns. A crash leaves at most a stray file in
+tmp/, which `clean_tmp` removes at start.
+
+UIDs: `tuimail-uidlist` in each folder holds a header `V<uidvalidity> N<uidnext>` and one
+`<uid> <base name>` line per message, appended as new files are first seen (as Dovecot's
+dovecot-uidlist does). The uid is the message's identity for IMAP UIDs and POP3 UIDLs alike.
+
+One `Folder` object exists per folder per process (the store caches them) so every session shares one
+index. Changes made outside the process (mutt, a second tuimail) are found by the directories' mtimes.
+Thread-safe: a lock guards each folder's index; delivery only touches tmp/ and new/.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tuimail.core.atomic import atomic_write, fsync_dir
+
+UIDLIST = "tuimail-uidlist"
+SUBSCRIPTIONS = "subscriptions"  # Dovecot / Courier name, one folder per line
+FLAG_LETTERS = "DFPRST"  # Maildir info letters, kept sorted (cr.yp.to/proto/maildir.html)
+SPECIAL_USE = {"Drafts": "\\Drafts", "Sent": "\\Sent", "Junk": "\\Junk", "Trash": "\\Trash"}  # RFC 6154
+_NAME_RE = re.compile(r"^[^/\\.\x00-\x1f\x7f]+$")
+_SIZE_RE = re.compile(r",S=(\d+)")
+_WSIZE_RE = re.compile(r",W=(\d+)")
+_counter = itertools.count()
+_HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
+
+
+class FolderError(ValueError):
+    """A folder name that is not allowed, or a folder that does not exist / already exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """One message as the folder index knows it. Immutable: a flag change makes a new ref."""
+
+    uid: int
+    base: str  # unique file name without the ":2,FLAGS" info
+    subdir: str  # "new" or "cur"
+    flags: str  # sorted Maildir letters, e.g. "RS"
+    size: int  # bytes on disk (LF line ends)
+    wire_size: int  # bytes with CRLF line ends: RFC822.SIZE, POP3 LIST
+    internaldate: float  # file mtime (IMAP INTERNALDATE)
+
+    @property
+    def filename(self) -> str:
+        return self.base if self.subdir == "new" else f"{self.base}:2,{self.flags}"
+
+
+def to_lf(data: bytes) -> bytes:
+    """Protocol bytes (CRLF) -> stored bytes (LF)."""
+    return data.replace(b"\r\n", b"\n")
+
+
+def to_crlf(data: bytes) -> bytes:
+    """Stored bytes (LF) -> protocol bytes (CRLF)."""
+    return data.replace(b"\n", b"\r\n")
+
+
+def unique_base(size: int, wire_size: int) -> str:
+    now = time.time()
+    sec, usec = int(now), int((now % 1) * 1_000_000)
+    return f"{sec}.M{usec:06d}P{os.getpid()}Q{next(_counter)}.{_HOST},S={size},W={wire_size}"
+
+
+def write_durably(directory: Path, data: bytes, subdir: str, flags: str = "", mtime: float | None = None) -> str:
+    """Write `data` (LF line ends) into directory/tmp, fsync, rename into subdir, fsync the directory.
+
+    Returns the final file name. After it returns, the message survives a crash.
+    """
+    base = unique_base(len(data), len(data) + data.count(b"\n"))
+    name = base if subdir == "new" else f"{base}:2,{flags}"
+    tmp = directory / "tmp" / base
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if mtime is not None:
+            os.utime(tmp, (mtime, mtime))
+        os.rename(tmp, directory / subdir / name)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(directory / subdir)
+    return name
+
+
+def clean_tmp(directory: Path, older_than: float = 36 * 3600) -> int:
+    """Remove stray files a crash left in tmp/ (Maildir rule: older than 36 hours; 0 = all)."""
+    removed = 0
+    cutoff = time.time() - older_than
+    try:
+        entries = list(os.scandir(directory / "tmp"))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.is_file() and entry.stat().st_mtime <= cutoff:
+                os.unlink(entry.path)
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _parse_name(name: str) -> tuple[str, str]:
+    base, sep, info = name.partition(":")
+    flags = info[2:] if sep and info.startswith("2,") else ""
+    return base, "".join(sorted(set(flags)))
+
+
+def normalize_flags(letters: Iterable[str]) -> str:
+    return "".join(sorted(set(letters) & set(FLAG_LETTERS)))
+
+
+class Folder:
+    """One Maildir folder and its uid index."""
+
+    def __init__(self, mailbox: Mailbox, name: str, path: Path) -> None:
+        self.mailbox = mailbox
+        self.name = name  # as on the IMAP wire: "INBOX", "Sent", "Work/2026"
+        self.path = path
+        self._lock = threading.RLock()
+        self._by_uid: dict[int, MessageRef] = {}
+        self._uid_of_base: dict[str, int] = {}
+        self._sorted: tuple[MessageRef, ...] | None = ()
+        self._uidvalidity = 0
+        self._uidnext = 1
+        self._uidlist_lines = 0
+        self._mtimes: tuple[int, int] | None = None
+        self._scanned_at = 0.0
+        self.version = 0  # bumped on every change, for cheap "anything new?" checks
+        self._load_uidlist()
+
+    # ----- index ----------------------------------------------------------------------------
+
+    @property
+    def uidvalidity(self) -> int:
+        return self._uidvalidity
+
+    @property
+    def uidnext(self) -> int:
+        self.sync()
+        return self._uidnext
+
+    def messages(self) -> tuple[MessageRef, ...]:
+        """Every message in uid order, after picking up changes made on disk."""
+        self.sync()
+        with self._lock:
+            if self._sorted is None:
+                self._sorted = tuple(sorted(self._by_uid.values(), key=lambda r: r.uid))
+            return self._sorted
+
+    def get(self, uid: int) -> MessageRef | None:
+        self.sync()
+        return self._by_uid.get(uid)
+
+    def sync(self, force: bool = False) -> bool:
+        """Rescan new/ and cur/ when they changed on disk; returns True when the index changed."""
+        with self._lock:
+            stamp = self._dir_mtimes()
+            recent = time.time() - self._scanned_at < 2.0  # mtimes are not trusted within a tick
+            if not force and stamp == self._mtimes and not recent:
+                return False
+            self._scanned_at = time.time()
+            self._mtimes = stamp
+            return self._rescan()
+
+    def _dir_mtimes(self) -> tuple[int, int]:
+        try:
+            return os.stat(self.path / "new").st_mtime_ns, os.stat(self.path / "cur").st_mtime_ns
+        except FileNotFoundError:
+            return (0, 0)
+
+    def _rescan(self) -> bool:
+        found: dict[str, tuple[str, str, os.DirEntry]] = {}
+        for subdir in ("new", "cur"):
+            try:
+                entries = list(os.scandir(self.path / subdir))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                base, flags = _parse_name(entry.name)
+                found[base] = (subdir, flags, entry)
+        changed = False
+        new_lines: list[str] = []
+        fresh: list[MessageRef] = []
+        for base in [b for b in self._uid_of_base if b not in found]:  # gone from disk
+            del self._by_uid[self._uid_of_base.pop(base)]
+            changed = True
+        for base, (subdir, flags, entry) in found.items():
+            uid = self._uid_of_base.get(base)
+            old = self._by_uid.get(uid) if uid else None
+            if old is not None and old.subdir == subdir and old.flags == flags:
+                continue
+            if old is not None:
+                self._by_uid[uid] = replace(old, subdir=subdir, flags=flags)
+            else:
+                ref = self._make_ref(base, subdir, flags, entry)
+                if ref is not None:
+                    fresh.append(ref)
+                continue
+            changed = True
+        # uids follow arrival order (mtime, then the time-based unique name)
+        for ref in sorted(fresh, key=lambda r: (r.internaldate, r.base)):
+            uid = self._uidnext
+            self._uidnext += 1
+            self._by_uid[uid] = replace(ref, uid=uid)
+            self._uid_of_base[ref.base] = uid
+            new_lines.append(f"{uid} {ref.base}\n")
+            changed = True
+        if new_lines:
+            self._append_uidlist(new_lines)
+        if changed:
+            self._changed()
+        return changed
+
+    @staticmethod
+    def _make_ref(base: str, subdir: str, flags: str, entry: os.DirEntry) -> MessageRef | None:
+        try:
+            st = entry.stat()
+        except FileNotFoundError:
+            return None
+        size_m, wsize_m = _SIZE_RE.search(base), _WSIZE_RE.search(base)
+        size = int(size_m.group(1)) if size_m else st.st_size
+        if wsize_m:
+            wire = int(wsize_m.group(1))
+        else:  # a file someone else wrote without W=: count its lines once
+            with open(entry.path, "rb") as f:
+                wire = size + f.read().count(b"\n")
+        return MessageRef(0, base, subdir, flags, size, wire, st.st_mtime)
+
+    def _changed(self) -> None:
+        self._sorted = None
+        self.version += 1
+        self.mailbox.store.notify(self)
+
+    # ----- uid list file --------------------------------------------------------------------
+
+    @property
+    def _uidlist_path(self) -> Path:
+        return self.path / UIDLIST
+
+    def _load_uidlist(self) -> None:
+        try:
+            lines = self._uidlist_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            self._uidvalidity = int(time.time())
+            self._uidnext = 1
+            if (self.path / "cur").is_dir():
+                self._write_uidlist()
+            return
+        header = dict((p[0], p[1:]) for p in lines[0].split() if p) if lines else {}
+        self._uidvalidity = int(header.get("V", int(time.time())))
+        self._uidnext = int(header.get("N", 1))
+        for line in lines[1:]:
+            uid_text, _, base = line.partition(" ")
+            if uid_text.isdigit() and base:
+                uid = int(uid_text)
+                self._uid_of_base[base] = uid
+                self._uidnext = max(self._uidnext, uid + 1)
+        self._uidlist_lines = len(lines) - 1
+        # refs are built by the first rescan; keep the uids known so far
+        self._pending_uids = dict(self._uid_of_base)
+        self._uid_of_base = {}
+        self._adopt_known()
+
+    def _adopt_known(self) -> None:
+        """First scan: match files on disk to the uids the list already gave them."""
+        known = self._pending_uids
+        for subdir in ("new", "cur"):
+            try:
+                entries = list(os.scandir(self.path / subdir))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                base, flags = _parse_name(entry.name)
+                uid = known.get(base)
+                if uid is None:
+                    continue
+                ref = self._make_ref(base, subdir, flags, entry)
+                if ref is not None:
+                    self._by_uid[uid] = replace(ref, uid=uid)
+                    self._uid_of_base[base] = uid
+        self._sorted = None
+
+    def _write_uidlist(self) -> None:
+        lines = [f"V{self._uidvalidity} N{self._uidnext}\n"]
+        lines += [f"{uid} {ref.base}\n" for uid, ref in sorted(self._by_uid.items())]
+        atomic_write(self._uidlist_path, "".join(lines).encode(), mode=0o600)
+        self._uidlist_lines = len(lines) - 1
+
+    def _append_uidlist(self, lines: list[str]) -> None:
+        if not self._uidlist_path.exists() or self._uidlist_lines > 2 * len(self._by_uid) + 1000:
+            self._write_uidlist()  # compaction drops the lines of expunged messages
+            return
+        with open(self._uidlist_path, "a", encoding="utf-8") as f:
+            f.write("".join(lines))
+            f.flush()
+            os.fsync(f.fileno())
+        self._uidlist_lines += len(lines)
+
+    # ----- messages -------------------------------------------------------------------------
+
+    def message_path(self, ref: MessageRef) -> Path:
+        return self.path / ref.subdir / ref.filename
+
+    def read(self, uid: int) -> bytes:
+        """The stored bytes (LF line ends); raises KeyError when the message is gone."""
+        for attempt in range(2):
+            ref = self.get(uid)
+            if ref is None:
+                raise KeyError(uid)
+            try:
+                return self.message_path(ref).read_bytes()
+            except FileNotFoundError:
+                self.sync(force=True)  # renamed or removed by someone else: look again
+        raise KeyError(uid)
+
+    def append(self, data: bytes, flags: str = "", internaldate: float | None = None) -> int:
+        """Store a message (LF line ends) directly into cur/ with flags; returns its uid (UIDPLUS)."""
+        name = write_durably(self.path, data, "cur", normalize_flags(flags), internaldate)
+        with self._lock:
+            self.sync(force=True)
+            return self._uid_of_base[_parse_name(name)[0]]
+
+    def claim_recent(self) -> list[int]:
+        """Move every message in new/ to cur/ and return their uids (RFC 3501 \\Recent goes to
+        the first session that sees them)."""
+        claimed = []
+        with self._lock:
+            self.sync()
+            for ref in list(self._by_uid.values()):
+                if ref.subdir != "new":
+                    continue
+                moved = replace(ref, subdir="cur")
+                try:
+                    os.rename(self.message_path(ref), self.message_path(moved))
+                except FileNotFoundError:
+                    continue
+                self._by_uid[ref.uid] = moved
+                claimed.append(ref.uid)
+            if claimed:
+                self._mtimes = self._dir_mtimes()
+                self._changed()
+        return sorted(claimed)
+
+    def set_flags(self, uid: int, flags: str) -> MessageRef | None:
+        """Replace a message's flags (Maildir letters); returns the new ref, None if it is gone."""
+        flags = normalize_flags(flags)
+        with self._lock:
+            ref = self.get(uid)
+            if ref is None:
+                return None
+            if ref.flags == flags and ref.subdir == "cur":
+                return ref
+            moved = replace(ref, subdir="cur", flags=flags)
+            try:
+                os.rename(self.message_path(ref), self.message_path(moved))
+            except FileNotFoundError:
+                self.sync(force=True)
+                return None
+            self._by_uid[uid] = moved
+            self._mtimes = self._dir_mtimes()
+            self._changed()
+            return moved
+
+    def expunge(self, uids: Iterable[int]) -> list[int]:
+        """Remove messages; returns the uids actually removed (in uid order)."""
+        removed = []
+        with self._lock:
+            for uid in sorted(set(uids)):
+                ref = self._by_uid.get(uid)
+                if ref is None:
+                    continue
+                try:
+                    os.unlink(self.message_path(ref))
+                except FileNotFoundError:
+                    pass
+                del self._by_uid[uid]
+                self._uid_of_base.pop(ref.base, None)
+                removed.append(uid)
+            if removed:
+                self._mtimes = self._dir_mtimes()
+                self._changed()
+        return removed
+
+    def copy_to(self, uids: Iterable[int], dest: Folder) -> list[tuple[int, int]]:
+        """Copy messages (hard links where possible) keeping flags; returns (source uid, new uid)."""
+        pairs = []
+        for uid in sorted(set(uids)):
+            ref = self.get(uid)
+            if ref is None:
+                continue
+            try:
+                data = self.message_path(ref).read_bytes()
+            except FileNotFoundError:
+                continue
+            pairs.append((uid, dest.append(data, ref.flags, ref.internaldate)))
+        return pairs
+
+    def move_to(self, uids: Iterable[int], dest: Folder) -> list[tuple[int, int]]:
+        """RFC 6851 MOVE: copy then expunge the originals; returns (source uid, new uid)."""
+        pairs = self.copy_to(uids, dest)
+        self.expunge(uid for uid, _ in pairs)
+        return pairs
+
+    # ----- statistics -----------------------------------------------------------------------
+
+    def totals(self) -> tuple[int, int]:
+        """(message count, total bytes on disk), from file names only."""
+        refs = self.messages()
+        return len(refs), sum(r.size for r in refs)
+
+
+class Mailbox:
+    """One account's Maildir++ tree."""
+
+    def __init__(self, store: MailStore, address: str, path: Path) -> None:
+        self.store = store
+        self.address = address
+        self.path = path
+        self._folders: dict[str, Folder] = {}
+        self._lock = threading.RLock()
+
+    def folder_path(self, name: str) -> Path:
+        """Wire name -> directory; raises FolderError for names that could escape the mailbox."""
+        if name.upper() == "INBOX":
+            return self.path
+        parts = name.split("/")
+        if not all(_NAME_RE.match(p) for p in parts):
+            raise FolderError(f"folder name {name!r} is not allowed (no '.', '\\', empty parts or control characters)")
+        return self.path / ("." + ".".join(parts))
+
+    @staticmethod
+    def canonical(name: str) -> str:
+        return "INBOX" if name.upper() == "INBOX" else name
+
+    def exists(self, name: str) -> bool:
+        try:
+            return (self.folder_path(name) / "cur").is_dir()
+        except FolderError:
+            return False
+
+    def folder(self, name: str, create: bool = False) -> Folder:
+        name = self.canonical(name)
+        with self._lock:
+            cached = self._folders.get(name)
+            if cached is not None and (cached.path / "cur").is_dir():
+                return cached
+            path = self.folder_path(name)
+            if not (path / "cur").is_dir():
+                if not create and name != "INBOX":
+                    raise FolderError(f"no folder {name}")
+                for sub in ("cur", "new", "tmp"):
+                    (path / sub).mkdir(parents=True, exist_ok=True)
+                if name != "INBOX":
+                    (path / "maildirfolder").touch()
+            folder = Folder(self, name, path)
+            self._folders[name] = folder
+            return folder
+
+    def create_folder(self, name: str) -> Folder:
+        if self.exists(name):
+            raise FolderError(f"folder {self.canonical(name)} already exists")
+        return self.folder(name, create=True)
+
+    def delete_folder(self, name: str) -> None:
+        name = self.canonical(name)
+        if name == "INBOX":
+            raise FolderError("INBOX cannot be deleted")
+        path = self.folder_path(name)
+        if not path.is_dir():
+            raise FolderError(f"no folder {name}")
+        with self._lock:
+            shutil.rmtree(path)
+            self._folders.pop(name, None)
+
+    def rename_folder(self, old: str, new: str) -> None:
+        """Rename a folder and its children. RFC 3501 §6.3.5: renaming INBOX moves its messages
+        to the new folder and leaves INBOX empty."""
+        old, new = self.canonical(old), self.canonical(new)
+        if new == "INBOX" or self.exists(new):
+            raise FolderError(f"folder {new} already exists")
+        if not self.exists(old):
+            raise FolderError(f"no folder {old}")
+        with self._lock:
+            if old == "INBOX":
+                source, dest = self.folder("INBOX"), self.folder(new, create=True)
+                source.move_to([r.uid for r in source.messages()], dest)
+                return
+            renames = [(o, new + o[len(old):]) for o in self.list_folders() if o == old or o.startswith(old + "/")]
+            for o, n in renames:
+                self.folder_path(n)  # validates the new names before anything moves
+            for o, n in renames:
+                os.rename(self.folder_path(o), self.folder_path(n))
+                self._folders.pop(o, None)
+
+    def list_folders(self) -> list[str]:
+        """Every folder's wire name, INBOX first."""
+        names = ["INBOX"]
+        try:
+            entries = sorted(os.scandir(self.path), key=lambda e: e.name)
+        except FileNotFoundError:
+            return names
+        for entry in entries:
+            if entry.name.startswith(".") and entry.name not in (".", "..") and entry.is_dir():
+                if (Path(entry.path) / "cur").is_dir():
+                    names.append(entry.name[1:].replace(".", "/"))
+        return names
+
+    def ensure_default_folders(self) -> None:
+        """Create Drafts, Sent, Junk and Trash (RFC 6154 special-use) if missing, and subscribe them."""
+        for name in SPECIAL_USE:
+            if not self.exists(name):
+                self.folder(name, create=True)
+                self.subscribe(name)
+
+    def subscriptions(self) -> list[str]:
+        try:
+            text = (self.path / SUBSCRIPTIONS).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        return [line for line in text.splitlines() if line]
+
+    def subscribe(self, name: str) -> None:
+        subs = self.subscriptions()
+        if name not in subs:
+            self._write_subscriptions([*subs, name])
+
+    def unsubscribe(self, name: str) -> None:
+        subs = self.subscriptions()
+        if name in subs:
+            self._write_subscriptions([s for s in subs if s != name])
+
+    def _write_subscriptions(self, names: list[str]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path / SUBSCRIPTIONS, "".join(n + "\n" for n in names).encode(), mode=0o600)
+
+    def totals(self) -> tuple[int, int]:
+        """(messages, bytes) over every folder."""
+        count = size = 0
+        for name in self.list_folders():
+            c, s = self.folder(name, create=name == "INBOX").totals()
+            count, size = count + c, size + s
+        return count, size
+
+
+Listener = Callable[[Folder], None]
+
+
+class MailStore:
+    """Every account's Maildir under data_dir; caches Mailbox and Folder objects."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._mailboxes: dict[str, Mailbox] = {}
+        self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+        self._pop_locks: set[str] = set()
+
+    def mailbox(self, address: str) -> Mailbox:
+        """The Maildir of `mailbox@domain` (the address must already be validated by the directory)."""
+        address = address.lower()
+        local, _, domain = address.partition("@")
+        if not local or not domain or any(s in address for s in ("/", "\\", "\0")) or local.startswith("."):
+            raise FolderError(f"{address!r} is not a valid mailbox address")
+        with self._lock:
+            box = self._mailboxes.get(address)
+            if box is None:
+                box = Mailbox(self, address, self.root / domain / local)
+                self._mailboxes[address] = box
+            return box
+
+    def deliver(self, address: str, data: bytes, folder: str = "INBOX") -> Path:
+        """Durably store `data` (LF line ends) in new/ of the account's folder; returns the path.
+
+        Safe to call from worker threads; listeners are notified from the calling thread.
+        """
+        target = self.mailbox(address).folder(folder, create=True)
+        name = write_durably(target.path, data, "new")
+        self.notify(target)
+        return target.path / "new" / name
+
+    def delete_mail(self, address: str) -> None:
+        box = self.mailbox(address)
+        with self._lock:
+            self._mailboxes.pop(address.lower(), None)
+        shutil.rmtree(box.path, ignore_errors=True)
+
+    def clean_all_tmp(self) -> int:
+        """At start: remove what crashes left in every tmp/ (all of it: no delivery is under way)."""
+        removed = 0
+        for tmp in self.root.glob("*/*/tmp"):
+            removed += clean_tmp(tmp.parent, older_than=0)
+        for tmp in self.root.glob("*/*/.*/tmp"):
+            removed += clean_tmp(tmp.parent, older_than=0)
+        return removed
+
+    # ----- change notification --------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """`listener(folder)` runs after every change (possibly on a worker thread)."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def notify(self, folder: Folder) -> None:
+        for listener in list(self._listeners):
+            listener(folder)
+
+    # ----- POP3 maildrop locks (RFC 1939 §8: one POP3 session per maildrop) -----------------
+
+    def try_lock_maildrop(self, address: str) -> bool:
+        with self._lock:
+            if address in self._pop_locks:
+                return False
+            self._pop_locks.add(address)
+            return True
+
+    def unlock_maildrop(self, address: str) -> None:
+        with self._lock:
+            self._pop_locks.discard(address)
