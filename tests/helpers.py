@@ -1,0 +1,95 @@
+"""Test helpers: a real engine on free loopback ports, in a thread of its own, so tests can use the
+standard library's blocking clients (smtplib, poplib, imaplib) and raw sockets as a student would."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tuimail.config import Config, DomainSettings, Settings, save_settings
+from tuimail.servers.engine import Engine
+
+PASSWORD = "Secret123"  # strong enough for the default policy
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_config(tmp_path: Path, **policy: Any) -> Config:
+    settings = Settings(domains=[DomainSettings(name="lab.test"), DomainSettings(name="other.test")])
+    settings.server.hostname = "mail.lab.test"
+    ports = settings.ports
+    ports.address = "127.0.0.1"
+    ports.smtp, ports.submission, ports.pop3, ports.imap = (free_port() for _ in range(4))
+    for key, value in policy.items():
+        setattr(settings.policy, key, value)
+    path = tmp_path / "config.toml"
+    save_settings(settings, path)
+    return Config.load(path)
+
+
+class RunningServer:
+    """An Engine running on its own event loop in a background thread."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.loop = asyncio.new_event_loop()
+        self.engine: Engine | None = None
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> RunningServer:
+        self._thread.start()
+
+        async def boot() -> Engine:
+            engine = Engine(self.config)
+            await engine.start()
+            return engine
+
+        self.engine = self.run(boot())
+        return self
+
+    def run(self, coro, timeout: float = 30):
+        """Run a coroutine on the server's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call a plain function on the server's loop (the engine is single-threaded)."""
+
+        async def wrapper():
+            return fn(*args)
+
+        return self.run(wrapper())
+
+    def stop(self) -> None:
+        if self.engine is not None:
+            self.run(self.engine.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+    @property
+    def ports(self):
+        return self.config.settings.ports
+
+    def log_text(self, name: str) -> str:
+        path = self.config.log_dir / f"{name}.log"
+        return path.read_text(encoding="utf-8") if path.exists() else ""
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Poll a condition on the server's loop (for effects that land after a socket closes)."""
+
+        async def poll():
+            deadline = self.loop.time() + timeout
+            while not predicate():
+                if self.loop.time() > deadline:
+                    raise AssertionError("condition not met in time")
+                await asyncio.sleep(0.01)
+
+        self.run(poll(), timeout + 5)
