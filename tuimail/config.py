@@ -208,8 +208,13 @@ def parse_settings(text: str, path: Path | str = "config.toml") -> Settings:
 
 
 def dump_settings(settings: Settings) -> str:
+    """TOML text with a `[[domains]]` table per domain, as a person would write it."""
     data = settings.model_dump(mode="json")
-    return tomli_w.dumps(data)
+    domains = data.pop("domains")
+    text = tomli_w.dumps(data)
+    for domain in domains:
+        text += "\n[[domains]]\n" + tomli_w.dumps(domain)
+    return text
 
 
 def save_settings(settings: Settings, path: Path) -> None:

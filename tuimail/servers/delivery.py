@@ -1,0 +1,100 @@
+"""Local delivery: what happens between the end of DATA and SMTP's 250.
+
+Each copy gets a `Return-Path:` (RFC 5321 §4.4) and a `Received:` trace header naming its recipient;
+messages from the submission port get `Date:` and `Message-ID:` when they lack them (RFC 6409 §8).
+Every copy is stored durably (tmp/, fsync, rename, fsync the directory) before this returns, so after
+the 250 nothing is lost.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from email.utils import format_datetime, make_msgid
+from datetime import datetime
+from pathlib import Path
+
+from tuimail import __version__
+from tuimail.store import MailStore
+from tuimail.store.maildir import to_lf
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    mail_from: str  # "" for the null reverse-path <>
+    recipients: tuple[str, ...]  # local accounts, already resolved (postmaster expanded)
+    helo: str
+    peer_ip: str
+    hostname: str
+    protocol: str  # "SMTP", "ESMTP", "ESMTPA", "ESMTPS", "ESMTPSA" (RFC 3848)
+    submission: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    recipient: str
+    path: Path
+
+
+def new_queue_id() -> str:
+    return f"{int(time.time()):x}{secrets.token_hex(4)}".upper()
+
+
+def header_block(data: bytes) -> bytes:
+    """The header section of a message (without the blank line), LF or CRLF."""
+    m = _HEADER_END.search(data)
+    if m:
+        return data[: m.start()]
+    return data
+
+
+def has_header(data: bytes, name: str) -> bool:
+    pattern = re.compile(rb"(?im)^" + re.escape(name.encode()) + rb"[ \t]*:")
+    return bool(pattern.search(header_block(data)))
+
+
+def header_value(data: bytes, name: str) -> str | None:
+    m = re.search(rb"(?im)^" + re.escape(name.encode()) + rb"[ \t]*:[ \t]*(.*(?:\r?\n[ \t].*)*)", header_block(data))
+    if not m:
+        return None
+    return re.sub(r"\s+", " ", m.group(1).decode("utf-8", "replace")).strip()
+
+
+def received_header(env: Envelope, queue_id: str, recipient: str, when: datetime) -> bytes:
+    return (
+        f"Received: from {env.helo or 'unknown'} ([{env.peer_ip}])\n"
+        f"\tby {env.hostname} (tuimail {__version__}) with {env.protocol} id {queue_id}\n"
+        f"\tfor <{recipient}>; {format_datetime(when)}\n"
+    ).encode("utf-8", "replace")
+
+
+def prepare(content_crlf: bytes, env: Envelope) -> tuple[bytes, str]:
+    """The stored form (LF line ends) without per-copy trace headers, and its Message-ID."""
+    data = to_lf(content_crlf)
+    extra = b""
+    if env.submission:
+        if not has_header(data, "Date"):
+            extra += f"Date: {format_datetime(datetime.now().astimezone())}\n".encode()
+        if not has_header(data, "Message-ID"):
+            extra += f"Message-ID: {make_msgid(domain=env.hostname)}\n".encode()
+    data = extra + data
+    return data, header_value(data, "Message-ID") or ""
+
+
+def deliver(store: MailStore, content_crlf: bytes, env: Envelope, queue_id: str) -> tuple[list[Delivered], str]:
+    """Store one copy per recipient; returns the copies and the Message-ID.
+
+    Blocking (fsync): run it in a worker thread.
+    """
+    body, message_id = prepare(content_crlf, env)
+    when = datetime.now().astimezone()
+    return_path = f"Return-Path: <{env.mail_from}>\n".encode("utf-8", "replace")
+    delivered = []
+    for recipient in env.recipients:
+        copy = return_path + received_header(env, queue_id, recipient, when) + body
+        delivered.append(Delivered(recipient, store.deliver(recipient, copy)))
+    return delivered, message_id

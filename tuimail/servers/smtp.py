@@ -1,0 +1,380 @@
+"""SMTP (RFC 5321) and submission (RFC 6409) on aiosmtpd, inside the engine's own event loop.
+
+aiosmtpd's `SMTP` is subclassed only where it must be (STACK-NOTES.md):
+- `data_received` counts bytes, makes telnet input parse (bare LF, backspace/DEL, IAC negotiation) and
+  logs each client line (`<--`, masked); message data is never logged, only its size.
+- `push` logs each reply (`-->`) and counts bytes.
+- `connection_made` / `connection_lost` register the session with the engine (once: `connection_made`
+  runs again after STARTTLS).
+- `auth_PLAIN` / `auth_LOGIN` check passwords in a worker thread (argon2 is slow).
+Policy and delivery live in `SmtpHandler`'s `handle_*` hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import collections
+import logging
+import warnings
+from email.utils import format_datetime
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+from tuimail import __version__
+from tuimail.core.addresses import parse_path
+from tuimail.core.directory import AuthOutcome, Service
+from tuimail.core.events import Protocol
+from tuimail.core.lineedit import edit_line
+from tuimail.core.masking import MASK, mask_smtp
+from tuimail.servers import delivery
+from tuimail.servers.sessions import KILLED_BY_OPERATOR, Session
+
+if TYPE_CHECKING:
+    from tuimail.servers.engine import Engine
+
+log = logging.getLogger(__name__)
+# aiosmtpd logs every unknown command and a deprecation of its own at WARNING to the root handler;
+# our transcript already records them, so keep its logger for errors only.
+logging.getLogger("mail.log").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS", module="aiosmtpd")
+
+MAX_COMMAND_LINE = 1000  # RFC 5321 §4.5.3.1.4: 512 octets; we allow what a person might type
+MAX_RECIPIENTS = 100  # RFC 5321 §4.5.3.1.8: at least 100 must be accepted
+_DATA_PENDING_LIMIT = 1 << 20
+
+
+def protocol_factory(engine: Engine, name: str):
+    """The factory the engine hands to `loop.create_server` for the smtp / submission / smtps ports."""
+    submission = name in ("submission", "smtps")
+    return lambda: TuimailSMTP(engine, submission=submission, implicit_tls=name == "smtps")
+
+
+class TuimailSMTP(SMTP):
+    # Message data lines may be longer than RFC 5321's 1000 (real clients send them); command
+    # lines are limited by `command_size_limits` below.
+    line_length_limit = 1 << 20
+
+    def __init__(self, engine: Engine, *, submission: bool, implicit_tls: bool = False) -> None:
+        self.engine = engine
+        self.submission = submission
+        self.implicit_tls = implicit_tls
+        settings = engine.config.settings
+        plaintext_ok = settings.policy.allow_plaintext_auth
+        super().__init__(
+            SmtpHandler(engine, self),
+            hostname=engine.hostname,
+            ident=f"ESMTP tuimail {__version__}; {format_datetime(datetime.now().astimezone())}",
+            loop=asyncio.get_running_loop(),
+            enable_SMTPUTF8=True,
+            data_size_limit=settings.policy.max_message_size,
+            tls_context=getattr(engine, "ssl_context", None) if not implicit_tls else None,
+            timeout=settings.policy.inactivity_timeout,
+            auth_required=submission,
+            auth_require_tls=not plaintext_ok and not implicit_tls,
+        )
+        # aiosmtpd keeps this dict on the class, shared by every session (aiosmtpd #56): make it ours.
+        self.command_size_limits = collections.defaultdict(lambda: MAX_COMMAND_LINE)
+        self.command_size_limit = MAX_COMMAND_LINE
+        self.record: Session | None = None
+        self._pending = b""
+        self._in_data = False
+        self._secret_next = False  # the next client line answers a 334 challenge
+
+    # ----- connection and transcript --------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.record is None:
+            peer = transport.get_extra_info("peername") or ("?", 0)
+            sock = transport.get_extra_info("sockname") or ("?", 0)
+            self.record = self.engine.sessions.open(
+                Protocol.SMTP, peer, sock[1], self._abort, tls=self.implicit_tls,
+                timeout=self._timeout_duration,
+            )
+        else:  # STARTTLS completed (RFC 3207 §4.2: the session starts over)
+            self.record.tls = True
+            self.record.note("TLS handshake completed")
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        try:
+            super().connection_lost(error)
+        finally:
+            if self.record is not None:
+                quit_seen = self.record.last_command.upper().startswith("QUIT")
+                self.engine.sessions.close(self.record, "client quit" if quit_seen else "connection lost", ok=quit_seen)
+
+    def data_received(self, data: bytes) -> None:
+        if self.record is not None:
+            self.record.received(len(data))
+        if self._in_data:
+            self._reset_timeout()  # STACK-NOTES: aiosmtpd does not refresh the timer during DATA
+        data = self._pending + data
+        self._pending = b""
+        out = bytearray()
+        while data:
+            if self._in_data:
+                consumed = self._take_data(data, out)
+            else:
+                consumed = self._take_command(data, out)
+            if consumed == 0:
+                self._pending = data
+                break
+            data = data[consumed:]
+        if out:
+            super().data_received(bytes(out))
+
+    def _take_command(self, data: bytes, out: bytearray) -> int:
+        """One command line: edited as typed, logged (masked), passed on with CRLF."""
+        nl = data.find(b"\n")
+        if nl < 0:
+            if len(data) > MAX_COMMAND_LINE * 4:  # keep memory bounded for a line with no end
+                self._log_in(f"(line of more than {len(data)} bytes, discarded)")
+                out += b"X" * (MAX_COMMAND_LINE + 1) + b"\r\n"
+                return len(data)
+            return 0
+        raw = data[:nl].rstrip(b"\r")
+        line = edit_line(raw)
+        if len(line) > MAX_COMMAND_LINE:
+            self._log_in(f"(line of {len(line)} bytes, too long)")
+            line = b"X" * (MAX_COMMAND_LINE + 1)  # aiosmtpd answers "500 Command line too long"
+        elif self._secret_next:
+            self._log_in(MASK)
+            self._secret_next = False
+        else:
+            self._log_in(mask_smtp(line.decode("utf-8", "replace")))
+        out += line + b"\r\n"
+        return nl + 1
+
+    def _take_data(self, data: bytes, out: bytearray) -> int:
+        """Message data up to and including the end-of-data dot: bare LF made CRLF, nothing logged."""
+        last_nl = data.rfind(b"\n")
+        if last_nl < 0:
+            if len(data) > _DATA_PENDING_LIMIT:  # a huge line: pass it through unchanged
+                out += data
+                return len(data)
+            return 0
+        block = data[: last_nl + 1].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        end = 0 if block.startswith(b".\r\n") else block.find(b"\r\n.\r\n")
+        if end < 0:
+            out += block
+            return last_nl + 1
+        cut = end + 3 if end == 0 else end + 5
+        out += block[:cut]
+        self._in_data = False
+        # map the cut in the normalised block back to the raw input: count the lines it covers
+        lines = block[:cut].count(b"\r\n")
+        raw_end = 0
+        for _ in range(lines):
+            raw_end = data.index(b"\n", raw_end) + 1
+        return raw_end
+
+    def _log_in(self, text: str) -> None:
+        if self.record is not None:
+            self.record.line_in(text)
+
+    async def push(self, status: str | bytes) -> None:
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
+        if self.record is not None:
+            self.record.sent(len(text.encode("utf-8", "replace")) + 2)
+            self.record.line_out(text)
+        if text.startswith("354"):
+            self._in_data = True
+        elif text.startswith("334"):
+            self._secret_next = True
+        await super().push(status)
+
+    def _timeout_cb(self) -> None:
+        self._abort("timeout")
+
+    def _abort(self, reason: str) -> None:
+        """Close from our side with a 421 (RFC 5321 §3.8): kill, timeout or shutdown."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.record is not None:
+            self.record.close_reason = self.record.close_reason or reason
+        text = {
+            KILLED_BY_OPERATOR: "Session closed by the administrator",
+            "timeout": "Timeout, closing the connection",
+        }.get(reason, "Service shutting down")
+        reply = f"421 4.3.2 {self.hostname} {text}"
+        if self.record is not None:
+            self.record.line_out(reply)
+            self.record.sent(len(reply) + 2)
+        transport.write(reply.encode() + b"\r\n")
+        if self._original_transport is not None:  # after STARTTLS close() waits for the client
+            self._original_transport.abort()
+        else:
+            transport.close()
+
+    # ----- parsing the client's addresses as people type them --------------------------------
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """`<bob@lab.test> SIZE=10`, `bob@lab.test`, `<>` (RFC 5321 §4.1.2, leniently)."""
+        if not arg:
+            return "", ""
+        arg = arg.strip()
+        address = parse_path(arg)
+        if address is None:
+            return None, None
+        rest = arg[arg.find(">") + 1:] if arg.startswith("<") else arg[len(arg.split(" ", 1)[0]):]
+        return (address or "<>"), rest.strip()
+
+    # ----- AUTH (RFC 4954) with the password check off the event loop ------------------------
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            blob = await self.challenge_auth("")
+            if not isinstance(blob, bytes):
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = base64.b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await self.push("501 5.5.2 Cannot decode base64")
+                return AuthResult(success=False, handled=True)
+        parts = blob.split(b"\x00")
+        if len(parts) != 3:  # RFC 4616 §2: [authzid] NUL authcid NUL passwd
+            await self.push("501 5.5.2 Cannot split the PLAIN response")
+            return AuthResult(success=False, handled=True)
+        return await self._check(parts[1], parts[2])
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            login = await self.challenge_auth("Username:")
+        else:
+            try:
+                login = base64.b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await self.push("501 5.5.2 Cannot decode base64")
+                return AuthResult(success=False, handled=True)
+        if not isinstance(login, bytes):
+            return AuthResult(success=False, handled=True)
+        password = await self.challenge_auth("Password:")
+        if not isinstance(password, bytes):
+            return AuthResult(success=False, handled=True)
+        return await self._check(login, password)
+
+    async def _check(self, login: bytes, password: bytes) -> AuthResult:
+        name = login.decode("utf-8", "replace")
+        outcome, account = await asyncio.to_thread(
+            self.engine.directory.authenticate, name, password.decode("utf-8", "replace"), Service.SMTP
+        )
+        if outcome is not AuthOutcome.OK or account is None:
+            if self.record:
+                self.record.note(f"Authentication failed for {name}: {outcome.value}")
+            # handled=False: aiosmtpd sends 535 (handled=True would send nothing; STACK-NOTES)
+            return AuthResult(success=False, handled=False)
+        if self.record:
+            self.record.set_user(account.address, "authenticated")
+        return AuthResult(success=True, auth_data=LoginPassword(account.address.encode(), b""))
+
+
+class SmtpHandler:
+    """aiosmtpd hooks: greeting words, recipient policy and delivery."""
+
+    def __init__(self, engine: Engine, server: TuimailSMTP) -> None:
+        self.engine = engine
+        self.server = server
+
+    async def handle_HELO(self, server: TuimailSMTP, session, envelope, hostname: str) -> str:
+        session.host_name = hostname
+        self._state("helo")
+        return f"250 {server.hostname} Hello {hostname}, pleased to meet you"
+
+    async def handle_EHLO(self, server: TuimailSMTP, session, envelope, hostname: str, responses: list[str]):
+        session.host_name = hostname
+        self._state("ehlo")
+        lines = [f"{server.hostname} Hello {hostname}, pleased to meet you"]
+        for line in responses[1:]:
+            word = line[4:]
+            if word.startswith("AUTH"):
+                word = "AUTH LOGIN PLAIN"
+            lines.append(word)
+        for extra in ("PIPELINING", "ENHANCEDSTATUSCODES"):
+            if extra not in lines:
+                lines.insert(-1, extra)
+        return [f"250-{w}" for w in lines[:-1]] + [f"250 {lines[-1]}"]
+
+    async def handle_MAIL(self, server: TuimailSMTP, session, envelope, address: str, options: list[str]) -> str:
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        self._state("mail")
+        shown = "" if address == "<>" else address
+        return f"250 2.1.0 <{shown}>, Sender ok"
+
+    async def handle_RCPT(self, server: TuimailSMTP, session, envelope, address: str, options: list[str]) -> str:
+        if address == "<>":
+            return "501 5.1.3 The null address <> cannot be a recipient"
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return f"452 4.5.3 Too many recipients (at most {MAX_RECIPIENTS} per message)"
+        directory = self.engine.directory
+        domain = address.rpartition("@")[2].lower()
+        if "@" not in address and address.lower() != "postmaster":
+            return f"501 5.1.3 <{address}>: a recipient needs a domain (mailbox@domain)"
+        if "@" in address and not directory.hosts(domain):
+            if session.authenticated:
+                return f"554 5.7.1 <{address}>: delivery to other domains is not available (tuimail has no outbound delivery yet)"
+            return f"554 5.7.1 <{address}>: Relay access denied (this server does not host {domain})"
+        if directory.local_recipients(address) is None:
+            return f"550 5.1.1 <{address}>: no such mailbox here"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return f"250 2.1.5 <{address}>, Recipient ok"
+
+    async def handle_RSET(self, server, session, envelope) -> str:
+        self._state("rset")
+        return "250 2.0.0 Reset OK"
+
+    async def handle_QUIT(self, server, session, envelope) -> str:
+        return "221 2.0.0 See you in cyberspace"
+
+    async def handle_DATA(self, server: TuimailSMTP, session, envelope) -> str:
+        record = server.record
+        directory = self.engine.directory
+        recipients: list[str] = []
+        for address in envelope.rcpt_tos:
+            for local in directory.local_recipients(address) or ():
+                if local not in recipients:
+                    recipients.append(local)
+        if not recipients:  # the accounts went away between RCPT and DATA
+            return "554 5.1.1 No valid recipients left"
+        content: bytes = envelope.original_content or b""
+        tls = server._tls_protocol is not None or server.implicit_tls
+        proto = "ESMTP" if session.extended_smtp else "SMTP"
+        proto += ("S" if tls else "") + ("A" if session.authenticated else "")
+        peer = session.peer[0] if session.peer else "unknown"
+        env = delivery.Envelope(
+            mail_from="" if envelope.mail_from == "<>" else envelope.mail_from,
+            recipients=tuple(recipients), helo=session.host_name or "", peer_ip=peer,
+            hostname=server.hostname, protocol=proto, submission=server.submission,
+        )
+        queue_id = delivery.new_queue_id()
+        if record:
+            record.note(f"Message size: {len(content)} bytes")
+        try:
+            stored, message_id = await asyncio.to_thread(delivery.deliver, self.engine.store, content, env, queue_id)
+        except OSError as e:
+            if record:
+                record.note(f"Delivery failed, message not accepted: {e}")
+            self.engine.bus.system(f"SMTP delivery failed ({e}); the client was told to retry", logging.ERROR)
+            return "451 4.3.0 Local error in processing; message not saved, try again later"
+        base = self.engine.config.data_dir
+        for item in stored:
+            if record:
+                record.note(f"Message saved for {item.recipient}: {item.path.relative_to(base)}")
+        self._state("delivered")
+        return f"250 2.0.0 Ok, message saved <Message-ID: {message_id}> (queue id {queue_id})"
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.exception("SMTP handler failed")
+        self.engine.bus.system(f"SMTP internal error: {type(error).__name__}", logging.ERROR)
+        return "451 4.3.0 Internal error; try again later"
+
+    def _state(self, state: str) -> None:
+        if self.server.record is not None:
+            self.server.record.set_state(state)
