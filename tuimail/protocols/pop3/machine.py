@@ -1,0 +1,345 @@
+"""The POP3 state machine (RFC 1939, RFC 2449 CAPA, RFC 5034 AUTH), sans-I/O.
+
+    machine = Pop3Machine(maildrops, hostname="mail.lab.test", version="0.1.0", timestamp="<1.2@host>")
+    outputs = machine.greeting()
+    outputs = machine.receive(b"user tatareva\\npass Secret123\\nlist\\n")
+    # -> [Received('user tatareva'), Reply('+OK', 'tatareva... User ok'), Received('PASS *****'),
+    #     AuthRequest(...)]; the driver checks the password and calls
+    outputs = machine.auth_result(AuthResult("tatareva@lab.test"))   # -> the PASS reply, then LIST's
+
+Lines are processed strictly in order; while an AuthRequest is open, later (pipelined, RFC 2449 §6.6)
+lines wait. Each client line yields a `Received` (masked for the log) and exactly one reply.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from tuimail.core.lineedit import LineSplitter, LineTooLong
+from tuimail.core.masking import MASK, mask_pop3
+from tuimail.protocols.pop3 import commands as c
+from tuimail.protocols.pop3 import sasl
+from tuimail.protocols.pop3.backend import DropMessage, Maildrop, MaildropProvider
+from tuimail.protocols.pop3.message import wire_body
+from tuimail.protocols.pop3.outputs import (
+    AuthRequest,
+    AuthResult,
+    CloseConnection,
+    Noted,
+    Output,
+    Received,
+    Reply,
+    StartTls,
+    StateChanged,
+)
+from tuimail.protocols.pop3.state import State, Transition, allowed, next_state, wrong_state_reason
+
+MAX_LINE = 1000  # RFC 2449 §4 allows 255 octets; we accept telnet-typed lines up to this
+AUTH_FAILED = "[AUTH] Invalid login or password"
+
+
+def _ok(text: str = "") -> Reply:
+    return Reply("+OK", text)
+
+
+def _err(text: str) -> Reply:
+    return Reply("-ERR", text)
+
+
+class Pop3Machine:
+    def __init__(
+        self,
+        maildrops: MaildropProvider,
+        *,
+        hostname: str,
+        version: str,
+        timestamp: str,
+        plaintext_auth: bool = True,
+        tls_available: bool = False,
+        tls_active: bool = False,
+        max_bad_commands: int = 10,
+    ) -> None:
+        self.maildrops = maildrops
+        self.hostname = hostname
+        self.version = version
+        self.timestamp = timestamp  # RFC 1939 §7 APOP banner timestamp, <pid.clock@hostname>
+        self.plaintext_auth = plaintext_auth
+        self.tls_available = tls_available
+        self.tls_active = tls_active
+        self.max_bad_commands = max_bad_commands
+        self.state = State.AUTHORIZATION
+        self.address: str | None = None
+        self.closed = False
+        self._splitter = LineSplitter(max_line=MAX_LINE)
+        self._queue: deque[bytes | LineTooLong] = deque()
+        self._waiting = False  # an AuthRequest is out
+        self._user: str | None = None  # from USER, waiting for PASS
+        self._sasl: sasl.Exchange | None = None
+        self._drop: Maildrop | None = None
+        self._messages: tuple[DropMessage, ...] = ()
+        self._deleted: set[int] = set()  # message numbers marked by DELE
+        self._bad = 0  # consecutive -ERR replies
+
+    # ----- driver interface -----------------------------------------------------------------
+
+    def greeting(self) -> list[Output]:
+        text = f"{self.hostname} POP tuimail {self.version} ready {self.timestamp}"
+        return [_ok(text), StateChanged(self.state, None)]
+
+    def receive(self, data: bytes) -> list[Output]:
+        """Feed bytes from the client; returns what to send and do, in order."""
+        if self.closed:
+            return []
+        self._queue.extend(self._splitter.feed(data))
+        return self._pump()
+
+    def auth_result(self, result: AuthResult) -> list[Output]:
+        """The answer to the open AuthRequest; continues with any pipelined lines."""
+        self._waiting = False
+        out = self._login(result)
+        return out + self._counted(out) + self._pump()
+
+    def tls_started(self) -> list[Output]:
+        """The driver finished the TLS handshake after StartTls (RFC 2595 §4: forget what was said)."""
+        self.tls_active = True
+        self._splitter = LineSplitter(max_line=MAX_LINE)
+        self._queue.clear()
+        return []
+
+    def connection_lost(self) -> None:
+        """The connection ended without QUIT: release the lock and remove nothing (RFC 1939 §6)."""
+        self.closed = True
+        self._release()
+
+    # ----- line handling --------------------------------------------------------------------
+
+    def _pump(self) -> list[Output]:
+        out: list[Output] = []
+        while self._queue and not self._waiting and not self.closed:
+            line_out = self._line(self._queue.popleft())
+            out += line_out + self._counted(line_out)
+        return out
+
+    def _line(self, raw: bytes | LineTooLong) -> list[Output]:
+        if isinstance(raw, LineTooLong):
+            self._sasl = None
+            return [Noted(f"Client line longer than {MAX_LINE} octets discarded"),
+                    _err(f"Command line too long (at most {MAX_LINE} octets)")]
+        if self._sasl is not None:
+            return [Received(MASK), *self._sasl_line(raw.decode("utf-8", "replace").strip())]
+        cmd = c.parse(raw)
+        received = Received(self._log_text(raw, cmd))
+        verb = cmd.verb if isinstance(cmd, c.BadCommand) else type(cmd).__name__.upper()
+        if verb and not allowed(self.state, verb):
+            return [received, _err(wrong_state_reason(self.state, verb))]
+        if isinstance(cmd, c.BadCommand):
+            return [received, _err(cmd.reason)]
+        return [received, *getattr(self, f"do_{verb.lower()}")(cmd)]
+
+    @staticmethod
+    def _log_text(raw: bytes, cmd: c.Command | c.BadCommand) -> str:
+        if isinstance(cmd, c.Pass) or (isinstance(cmd, c.BadCommand) and cmd.verb == "PASS"):
+            return f"PASS {MASK}"  # as the lab's log shows it, whatever case was typed
+        return mask_pop3(raw.decode("utf-8", "replace"))
+
+    def _counted(self, out: list[Output]) -> list[Output]:
+        """Count consecutive errors; after too many, say so and close."""
+        for item in out:
+            if isinstance(item, Reply) and item.status != "+":
+                self._bad = 0 if item.ok else self._bad + 1
+        if self._bad < self.max_bad_commands or self.closed:
+            return []
+        self.closed = True
+        self._release()
+        return [Noted(f"{self._bad} bad commands in a row; closing the session"),
+                _err("Too many bad commands; closing the connection"), CloseConnection()]
+
+    def _enter(self, transition: Transition) -> StateChanged:
+        self.state = next_state(self.state, transition)
+        return StateChanged(self.state, self.address)
+
+    # ----- AUTHORIZATION (RFC 1939 §4, §7; RFC 5034) ----------------------------------------
+
+    def do_user(self, cmd: c.User) -> list[Output]:
+        if not self.plaintext_auth:
+            return [_err("[AUTH] Plaintext login is disabled on this connection")]
+        self._user = cmd.name
+        return [_ok(f"{cmd.name[:64]}... User ok")]
+
+    def do_pass(self, cmd: c.Pass) -> list[Output]:
+        if self._user is None:
+            return [_err("Send USER first, then PASS")]
+        login, self._user = self._user, None  # RFC 1939 §7: a failed PASS needs a new USER
+        return self._ask(login, cmd.password, "USER/PASS")
+
+    def do_apop(self, cmd: c.Apop) -> list[Output]:
+        # RFC 1939 §7: APOP needs the plain password; we keep only argon2 hashes, so it is never offered
+        return [_err("APOP is not available here (passwords are stored hashed); use USER/PASS or AUTH")]
+
+    def do_auth(self, cmd: c.Auth) -> list[Output]:
+        if not self.plaintext_auth:
+            return [_err("[AUTH] Plaintext authentication is disabled on this connection")]
+        if cmd.mechanism is None:  # the pre-RFC 5034 listing that Outlook and others still send
+            return [Reply("+OK", "Supported mechanisms follow", lines=sasl.MECHANISMS, multiline=True)]
+        exchange = sasl.exchange_for(cmd.mechanism)
+        if exchange is None:
+            return [_err(f"Unsupported mechanism (use one of: {' '.join(sasl.MECHANISMS)})")]
+        self._sasl = exchange
+        return self._sasl_step(exchange.start(cmd.initial))
+
+    def _sasl_line(self, line: str) -> list[Output]:
+        assert self._sasl is not None
+        if line == "*":  # RFC 5034 §4: the client cancels
+            self._sasl = None
+            return [_err("Authentication cancelled")]
+        return self._sasl_step(self._sasl.step(line))
+
+    def _sasl_step(self, step: sasl.Step) -> list[Output]:
+        exchange = self._sasl
+        assert exchange is not None
+        if isinstance(step, sasl.Challenge):
+            return [Reply("+", step.data)]
+        self._sasl = None
+        if isinstance(step, sasl.Failure):
+            return [Noted(f"AUTH {exchange.mechanism} failed: {step.reason}"), _err(f"[AUTH] {step.reason}")]
+        return self._ask(step.login, step.password, exchange.mechanism)
+
+    def _ask(self, login: str, password: str, mechanism: str) -> list[Output]:
+        self._waiting = True
+        return [AuthRequest(login, password, mechanism)]
+
+    def _login(self, result: AuthResult) -> list[Output]:
+        if result.address is None:
+            return [Noted(f"Authentication failed: {result.detail or 'refused'}"), _err(AUTH_FAILED)]
+        try:
+            drop = self.maildrops.open(result.address)
+        except OSError as e:
+            return [Noted(f"Cannot open the maildrop of {result.address}: {e}"),
+                    _err("[SYS/TEMP] Cannot open the maildrop; try again later")]
+        if drop is None:  # RFC 2449 §8.1.1 IN-USE
+            return [Noted(f"Maildrop of {result.address} is locked by another POP3 session"),
+                    _err("[IN-USE] Maildrop is already in use by another POP3 session")]
+        self._drop, self.address = drop, result.address
+        self._messages = tuple(drop.messages())  # RFC 1939 §5: numbers are fixed for the session
+        count, octets = self._totals()
+        return [self._enter(Transition.LOGIN),
+                _ok(f"{result.address}'s mailbox has {count} total messages ({octets} octets)")]
+
+    def do_capa(self, cmd: c.Capa) -> list[Output]:
+        # RFC 2449 §5: what is available in AUTHORIZATION is announced in both states
+        caps = ["TOP"]
+        if self.plaintext_auth:
+            caps += ["USER", "SASL " + " ".join(sasl.MECHANISMS)]
+        caps += ["UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "EXPIRE NEVER"]
+        if self.tls_available and not self.tls_active and self.state is State.AUTHORIZATION:
+            caps.append("STLS")
+        caps.append(f"IMPLEMENTATION tuimail-{self.version}")
+        return [Reply("+OK", "Capability list follows", lines=tuple(caps), multiline=True)]
+
+    def do_stls(self, cmd: c.Stls) -> list[Output]:
+        if self.tls_active:
+            return [_err("TLS is already active")]
+        if not self.tls_available:
+            return [_err("STLS is not available (TLS is not configured on this server)")]
+        return [_ok("Begin TLS negotiation"), StartTls()]
+
+    def do_quit(self, cmd: c.Quit) -> list[Output]:
+        if self.state is State.AUTHORIZATION:
+            self.closed = True
+            return [self._enter(Transition.QUIT), _ok(f"{self.hostname} POP Server signing off"), CloseConnection()]
+        return [self._enter(Transition.QUIT), *self._update(), CloseConnection()]
+
+    # ----- UPDATE (RFC 1939 §6) -------------------------------------------------------------
+
+    def _update(self) -> list[Output]:
+        assert self._drop is not None
+        uids = [self._messages[n - 1].uid for n in sorted(self._deleted)]
+        self.closed = True
+        try:
+            left = self._drop.expunge(uids)
+        except OSError as e:
+            return [Noted(f"Removing deleted messages failed: {e}"),
+                    _err("[SYS/TEMP] Some deleted messages were not removed")]
+        finally:
+            self._release()
+        notes: list[Output] = [Noted(f"{len(uids)} message(s) removed")] if uids else []
+        remaining = "mailbox empty" if left == 0 else f"{left} message{'s' if left != 1 else ''} left"
+        return [*notes, _ok(f"{self.address} {self.hostname} POP Server signing off ({remaining})")]
+
+    def _release(self) -> None:
+        drop, self._drop = self._drop, None
+        if drop is not None:
+            drop.release()
+
+    # ----- TRANSACTION (RFC 1939 §5, §7) ----------------------------------------------------
+
+    def _live(self) -> list[tuple[int, DropMessage]]:
+        return [(n, m) for n, m in enumerate(self._messages, 1) if n not in self._deleted]
+
+    def _totals(self) -> tuple[int, int]:
+        live = self._live()
+        return len(live), sum(m.size for _, m in live)
+
+    def _message(self, number: int) -> DropMessage | Reply:
+        if not 1 <= number <= len(self._messages):
+            return _err(f"No such message: {number} (the maildrop has {len(self._messages)})")
+        if number in self._deleted:
+            return _err(f"Message {number} is marked as deleted")
+        return self._messages[number - 1]
+
+    def do_stat(self, cmd: c.Stat) -> list[Output]:
+        count, octets = self._totals()
+        return [_ok(f"{count} {octets}")]
+
+    def do_list(self, cmd: c.List) -> list[Output]:
+        return self._listing(cmd.msg, "LIST", lambda m: str(m.size))
+
+    def do_uidl(self, cmd: c.Uidl) -> list[Output]:
+        return self._listing(cmd.msg, "UIDL", lambda m: m.uidl)
+
+    def _listing(self, number: int | None, verb: str, value) -> list[Output]:
+        if number is not None:
+            found = self._message(number)
+            return [found if isinstance(found, Reply) else _ok(f"{number} {value(found)}")]
+        live = self._live()
+        count, octets = len(live), sum(m.size for _, m in live)
+        lines = tuple(f"{n} {value(m)}" for n, m in live)
+        head = f"{count} messages ({octets} octets)" if verb == "LIST" else "Unique-ID listing follows"
+        note = f"Sending {verb} response ({len(lines)} lines, not logged)"
+        return [Reply("+OK", head, lines=lines, multiline=True, note=note)]
+
+    def do_retr(self, cmd: c.Retr) -> list[Output]:
+        return self._send_message(cmd.msg, None)
+
+    def do_top(self, cmd: c.Top) -> list[Output]:
+        return self._send_message(cmd.msg, cmd.lines)
+
+    def _send_message(self, number: int, top: int | None) -> list[Output]:
+        found = self._message(number)
+        if isinstance(found, Reply):
+            return [found]
+        assert self._drop is not None
+        try:
+            data = self._drop.read(found.uid)
+        except KeyError:
+            return [_err(f"Message {number} is no longer available (removed by another session)")]
+        except OSError as e:
+            return [Noted(f"Reading message {number} failed: {e}"), _err(f"[SYS/TEMP] Cannot read message {number}")]
+        text = f"{found.size} octets" if top is None else "Top of message follows"
+        body = wire_body(data, top)
+        return [Reply("+OK", text, body=body, multiline=True, note="Sending message (not logged)")]
+
+    def do_dele(self, cmd: c.Dele) -> list[Output]:
+        found = self._message(cmd.msg)
+        if isinstance(found, Reply):
+            return [found]
+        self._deleted.add(cmd.msg)  # RFC 1939 §5: only marked; removed in the UPDATE state
+        return [_ok(f"Message {cmd.msg} deleted")]
+
+    def do_noop(self, cmd: c.Noop) -> list[Output]:
+        return [_ok()]
+
+    def do_rset(self, cmd: c.Rset) -> list[Output]:
+        self._deleted.clear()
+        count, octets = self._totals()
+        return [_ok(f"Maildrop has {count} messages ({octets} octets)")]

@@ -1,0 +1,151 @@
+"""The POP3 listener: asyncio glue between a socket and the sans-I/O `Pop3Machine` (RFC 1939).
+
+`protocol_factory(engine, name)` is what the engine binds for the "pop3" (and, once TLS exists,
+"pop3s") listener. The connection feeds received bytes to the machine, writes its replies, publishes
+the log lines, checks passwords in a worker thread (argon2 is slow) and adapts the Maildir store to
+the machine's maildrop interface: INBOX only, locked per account (RFC 1939 §8), UIDL
+`<uidvalidity>.<uid>` so IMAP and POP3 name a message alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from tuimail.core.directory import AuthOutcome, Service
+from tuimail.core.events import Protocol
+from tuimail.protocols.pop3 import (
+    AuthRequest,
+    AuthResult,
+    CloseConnection,
+    DropMessage,
+    Noted,
+    Output,
+    Pop3Machine,
+    Received,
+    Reply,
+    StartTls,
+    StateChanged,
+)
+from tuimail.servers.connection import LineConnection
+from tuimail.servers.sessions import KILLED_BY_OPERATOR
+from tuimail.store import Folder, MailStore
+
+if TYPE_CHECKING:
+    from tuimail.servers.engine import Engine
+
+_stamps = itertools.count(1)
+
+FAREWELLS = {
+    KILLED_BY_OPERATOR: b"-ERR Session closed by the administrator\r\n",
+    "timeout": b"-ERR Inactivity timeout; closing the connection\r\n",
+}
+SHUTDOWN_FAREWELL = b"-ERR [SYS/TEMP] Server shutting down\r\n"
+
+
+class FolderMaildrop:
+    """An account's INBOX as a POP3 maildrop; sizes come from file names, never from the files."""
+
+    def __init__(self, store: MailStore, address: str, folder: Folder) -> None:
+        self.store, self.address, self.folder = store, address, folder
+
+    def messages(self) -> Sequence[DropMessage]:
+        validity = self.folder.uidvalidity
+        return [DropMessage(r.uid, r.wire_size, f"{validity}.{r.uid}") for r in self.folder.messages()]
+
+    def read(self, uid: int) -> bytes:
+        return self.folder.read(uid)
+
+    def expunge(self, uids: Iterable[int]) -> int:
+        self.folder.expunge(uids)
+        return len(self.folder.messages())
+
+    def release(self) -> None:
+        self.store.unlock_maildrop(self.address)
+
+
+class StoreMaildrops:
+    def __init__(self, store: MailStore) -> None:
+        self.store = store
+
+    def open(self, address: str) -> FolderMaildrop | None:
+        if not self.store.try_lock_maildrop(address):
+            return None
+        try:
+            folder = self.store.mailbox(address).folder("INBOX", create=True)
+        except BaseException:
+            self.store.unlock_maildrop(address)
+            raise
+        return FolderMaildrop(self.store, address, folder)
+
+
+class Pop3Connection(LineConnection):
+    protocol = Protocol.POP3
+
+    def __init__(self, engine: Engine, *, tls: bool = False) -> None:
+        super().__init__(engine, tls=tls)
+        policy = engine.config.settings.policy
+        stamp = f"<{os.getpid()}.{next(_stamps)}.{int(time.time())}@{engine.hostname}>"
+        self.machine = Pop3Machine(
+            StoreMaildrops(engine.store),
+            hostname=engine.hostname,
+            version=engine.version,
+            timestamp=stamp,
+            plaintext_auth=policy.allow_plaintext_auth or tls,
+            tls_active=tls,
+        )
+
+    def greeting(self) -> None:
+        self._emit(self.machine.greeting())
+
+    async def handle(self, data: bytes) -> None:
+        outputs = self.machine.receive(data)
+        while (request := self._emit(outputs)) is not None:
+            result = await asyncio.to_thread(self._check, request)
+            outputs = self.machine.auth_result(result)
+
+    def _check(self, request: AuthRequest) -> AuthResult:
+        """Worker thread: the slow password check, then warm the folder index off the event loop."""
+        outcome, account = self.engine.directory.authenticate(request.login, request.password, Service.POP3)
+        if outcome is not AuthOutcome.OK or account is None:
+            return AuthResult(None, outcome.value)
+        self.engine.store.mailbox(account.address).folder("INBOX", create=True).messages()
+        return AuthResult(account.address)
+
+    def _emit(self, outputs: list[Output]) -> AuthRequest | None:
+        """Carry out the machine's outputs in order; returns an AuthRequest to fulfil, if any."""
+        assert self.session is not None
+        for item in outputs:
+            if isinstance(item, Reply):
+                self.send(item.wire(), item.log_lines())
+                if item.note:
+                    self.session.note(item.note)
+            elif isinstance(item, Received):
+                self.session.line_in(item.text)
+            elif isinstance(item, Noted):
+                self.session.note(item.text)
+            elif isinstance(item, StateChanged):
+                self.session.set_user(item.user, item.state.value)
+            elif isinstance(item, CloseConnection):
+                self.close()
+            elif isinstance(item, AuthRequest):
+                return item
+            elif isinstance(item, StartTls):  # pragma: no cover - STLS is not offered until TLS exists
+                raise RuntimeError("STLS requested but TLS is not wired in")
+        return None
+
+    def farewell(self, reason: str) -> bytes:
+        return FAREWELLS.get(reason, SHUTDOWN_FAREWELL)
+
+    def on_close(self) -> None:
+        self.machine.connection_lost()
+
+
+def protocol_factory(engine: Engine, name: str) -> Callable[[], Pop3Connection]:
+    """The zero-argument factory `loop.create_server` needs; "pop3s" sessions run over implicit TLS."""
+    tls = name == "pop3s"
+    return lambda: Pop3Connection(engine, tls=tls)
