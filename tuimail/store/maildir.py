@@ -391,6 +391,7 @@ class Folder:
         """Remove messages; returns the uids actually removed (in uid order)."""
         removed = []
         with self._lock:
+            self.sync()
             for uid in sorted(set(uids)):
                 ref = self._by_uid.get(uid)
                 if ref is None:
@@ -483,8 +484,15 @@ class Mailbox:
             return folder
 
     def create_folder(self, name: str) -> Folder:
+        """Create a folder and, as RFC 3501 §6.3.3 suggests, any missing superiors."""
         if self.exists(name):
             raise FolderError(f"folder {self.canonical(name)} already exists")
+        self.folder_path(name)  # validate the whole name before creating anything
+        parts = name.split("/")
+        for depth in range(1, len(parts)):
+            superior = "/".join(parts[:depth])
+            if not self.exists(superior):
+                self.folder(superior, create=True)
         return self.folder(name, create=True)
 
     def delete_folder(self, name: str) -> None:

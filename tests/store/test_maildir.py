@@ -1,0 +1,118 @@
+"""The Maildir++ store: durable delivery, stable uids, flags in names, folders that cannot escape."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tuimail.store import FolderError, MailStore
+from tuimail.store.maildir import clean_tmp
+
+
+@pytest.fixture
+def store(tmp_path):
+    return MailStore(tmp_path / "data")
+
+
+def deliver(store, n, address="bob@lab.test"):
+    for i in range(n):
+        store.deliver(address, b"Subject: %d\n\nline one\nline two\n" % i)
+
+
+def test_delivery_lands_in_new_with_sizes_in_the_name(store):
+    path = store.deliver("bob@lab.test", b"Subject: x\n\nbody\n")
+    assert path.parent.name == "new" and path.parent.parent.name == "bob"
+    assert ",S=17,W=20" in path.name  # 17 bytes with LF, 20 with CRLF
+    assert not os.listdir(path.parent.parent / "tmp")
+
+
+def test_uids_follow_arrival_and_survive_a_restart(store, tmp_path):
+    deliver(store, 5)
+    inbox = store.mailbox("bob@lab.test").folder("INBOX")
+    uids = [r.uid for r in inbox.messages()]
+    assert uids == [1, 2, 3, 4, 5]
+    assert [inbox.read(u).split(b"\n")[0] for u in uids] == [b"Subject: %d" % i for i in range(5)]
+    again = MailStore(tmp_path / "data").mailbox("bob@lab.test").folder("INBOX")
+    assert [r.uid for r in again.messages()] == uids
+    assert again.uidvalidity == inbox.uidvalidity and again.uidnext == 6
+
+
+def test_flags_live_in_file_names(store):
+    deliver(store, 2)
+    inbox = store.mailbox("bob@lab.test").folder("INBOX")
+    assert inbox.claim_recent() == [1, 2]
+    inbox.set_flags(1, "TS")
+    names = os.listdir(inbox.path / "cur")
+    assert any(n.endswith(":2,ST") for n in names)
+    assert inbox.get(1).flags == "ST"
+
+
+def test_expunged_uids_are_never_reused(store, tmp_path):
+    deliver(store, 3)
+    inbox = store.mailbox("bob@lab.test").folder("INBOX")
+    assert inbox.expunge([3]) == [3]
+    deliver(store, 1)
+    fresh = MailStore(tmp_path / "data").mailbox("bob@lab.test").folder("INBOX")
+    assert [r.uid for r in fresh.messages()] == [1, 2, 4]
+
+
+def test_external_changes_are_picked_up(store):
+    deliver(store, 2)
+    inbox = store.mailbox("bob@lab.test").folder("INBOX")
+    inbox.messages()
+    victim = inbox.message_path(inbox.get(1))
+    os.unlink(victim)  # as mutt or another process would
+    assert [r.uid for r in inbox.messages()] == [2]
+
+
+def test_folders_and_the_inbox_rename_rule(store):
+    box = store.mailbox("bob@lab.test")
+    box.create_folder("Work/2026")
+    assert box.list_folders() == ["INBOX", "Work", "Work/2026"]
+    assert (box.path / ".Work.2026" / "cur").is_dir()
+    deliver(store, 2)
+    box.rename_folder("INBOX", "Old")
+    assert len(box.folder("Old").messages()) == 2 and len(box.folder("INBOX").messages()) == 0
+    box.rename_folder("Work", "Job")
+    assert "Job/2026" in box.list_folders()
+    with pytest.raises(FolderError):
+        box.delete_folder("INBOX")
+
+
+@pytest.mark.parametrize("name", ["../x", "a/../../b", "..", ".hidden", "a\\b", "", "a//b", "x\x00y"])
+def test_folder_names_cannot_escape(store, name):
+    box = store.mailbox("bob@lab.test")
+    with pytest.raises(FolderError):
+        box.folder(name, create=True)
+
+
+@pytest.mark.parametrize("address", ["../../etc@lab.test", "a/b@lab.test", ".x@lab.test", "bob@../x"])
+def test_mailbox_addresses_cannot_escape(store, address):
+    with pytest.raises(FolderError):
+        store.mailbox(address)
+
+
+def test_copy_and_move_keep_flags(store):
+    deliver(store, 2)
+    box = store.mailbox("bob@lab.test")
+    inbox, archive = box.folder("INBOX"), box.folder("Archive", create=True)
+    inbox.set_flags(1, "F")
+    assert inbox.copy_to([1], archive) == [(1, 1)]
+    assert archive.get(1).flags == "F"
+    assert inbox.move_to([2], archive) == [(2, 2)]
+    assert [r.uid for r in inbox.messages()] == [1]
+
+
+def test_stray_tmp_files_are_cleaned(store):
+    deliver(store, 1)
+    tmp = store.mailbox("bob@lab.test").path / "tmp"
+    (tmp / "123.partial").write_bytes(b"half a mess")
+    assert store.clean_all_tmp() == 1 and not os.listdir(tmp)
+    assert clean_tmp(tmp.parent) == 0
+
+
+def test_totals_come_from_names(store):
+    deliver(store, 3)
+    count, size = store.mailbox("bob@lab.test").totals()
+    assert count == 3 and size == 3 * len(b"Subject: 0\n\nline one\nline two\n")
