@@ -17,6 +17,7 @@ import base64
 import binascii
 import collections
 import logging
+import re
 import warnings
 from email.utils import format_datetime
 from datetime import datetime
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 # aiosmtpd logs every unknown command and a deprecation of its own at WARNING to the root handler;
 # our transcript already records them, so keep its logger for errors only.
 logging.getLogger("mail.log").setLevel(logging.ERROR)
-warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS", module="aiosmtpd")
 
 MAX_COMMAND_LINE = 1000  # RFC 5321 §4.5.3.1.4: 512 octets; we allow what a person might type
 MAX_RECIPIENTS = 100  # RFC 5321 §4.5.3.1.8: at least 100 must be accepted
@@ -64,6 +64,19 @@ class TuimailSMTP(SMTP):
         self.implicit_tls = implicit_tls
         settings = engine.config.settings
         plaintext_ok = settings.policy.allow_plaintext_auth
+        with warnings.catch_warnings():  # AUTH without TLS is the lab's choice, stated in system.log
+            warnings.simplefilter("ignore")
+            self._init_aiosmtpd(engine, submission, implicit_tls, plaintext_ok)
+        # aiosmtpd keeps this dict on the class, shared by every session (aiosmtpd #56): make it ours.
+        self.command_size_limits = collections.defaultdict(lambda: MAX_COMMAND_LINE)
+        self.command_size_limit = MAX_COMMAND_LINE
+        self.record: Session | None = None
+        self._pending = b""
+        self._in_data = False
+        self._secret_next = False  # the next client line answers a 334 challenge
+
+    def _init_aiosmtpd(self, engine: Engine, submission: bool, implicit_tls: bool, plaintext_ok: bool) -> None:
+        settings = engine.config.settings
         super().__init__(
             SmtpHandler(engine, self),
             hostname=engine.hostname,
@@ -76,13 +89,6 @@ class TuimailSMTP(SMTP):
             auth_required=submission,
             auth_require_tls=not plaintext_ok and not implicit_tls,
         )
-        # aiosmtpd keeps this dict on the class, shared by every session (aiosmtpd #56): make it ours.
-        self.command_size_limits = collections.defaultdict(lambda: MAX_COMMAND_LINE)
-        self.command_size_limit = MAX_COMMAND_LINE
-        self.record: Session | None = None
-        self._pending = b""
-        self._in_data = False
-        self._secret_next = False  # the next client line answers a 334 challenge
 
     # ----- connection and transcript --------------------------------------------------------
 
@@ -158,11 +164,14 @@ class TuimailSMTP(SMTP):
                 return len(data)
             return 0
         block = data[: last_nl + 1].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        end = 0 if block.startswith(b".\r\n") else block.find(b"\r\n.\r\n")
-        if end < 0:
-            out += block
-            return last_nl + 1
-        cut = end + 3 if end == 0 else end + 5
+        if block.startswith(b".\r\n"):
+            cut = 3
+        else:
+            end = block.find(b"\r\n.\r\n")
+            if end < 0:
+                out += block
+                return last_nl + 1
+            cut = end + 5
         out += block[:cut]
         self._in_data = False
         # map the cut in the normalised block back to the raw input: count the lines it covers
@@ -220,11 +229,22 @@ class TuimailSMTP(SMTP):
         arg = arg.strip()
         address = parse_path(arg)
         if address is None:
-            return None, None
+            # a bare word such as `postmaster` (RFC 5321 §4.1.1.3) or `tatareva`: the hooks answer it
+            word = arg.split(" ", 1)[0].strip("<>")
+            if not re.fullmatch(r"[A-Za-z0-9._-]+", word):
+                return None, None
+            address = word
         rest = arg[arg.find(">") + 1:] if arg.startswith("<") else arg[len(arg.split(" ", 1)[0]):]
         return (address or "<>"), rest.strip()
 
     # ----- AUTH (RFC 4954) with the password check off the event loop ------------------------
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        # RFC 4954 §4: mechanism names are case-insensitive (`auth login` typed by hand)
+        if arg:
+            mechanism, _, rest = arg.partition(" ")
+            arg = f"{mechanism.upper()} {rest}".strip()
+        await super().smtp_AUTH(arg)
 
     async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
         if len(args) == 1:
