@@ -16,7 +16,7 @@ async def serve(config: Config) -> int:
     engine = Engine(config)
     engine.bus.subscribe(_echo_system)
     states = await engine.start()
-    failed = [s for s in states if not s.up]
+    failed = [s for s in states if not s.up and s.status != "not available"]
     if failed:
         for state in failed:
             print(f"tuimail: cannot listen on {config.settings.ports.address}:{state.port} ({state.name}): {state.status}",
