@@ -164,14 +164,15 @@ class Config:
 
     @property
     def data_dir(self) -> Path:
-        return (self.base / self.settings.server.data_dir).resolve()
+        return self.resolve(self.settings.server.data_dir)
 
     @property
     def log_dir(self) -> Path:
-        return (self.base / self.settings.server.log_dir).resolve()
+        return self.resolve(self.settings.server.log_dir)
 
     def resolve(self, relative: str) -> Path:
-        return (self.base / relative).resolve()
+        """A path from the file, made absolute against the file's folder (no file-system access)."""
+        return Path(os.path.normpath(os.path.join(os.path.abspath(self.base), relative)))
 
     @classmethod
     def load(cls, path: Path) -> Config:

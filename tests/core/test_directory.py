@@ -85,7 +85,8 @@ def test_postmaster_reaches_the_domain_admins(directory):
     assert directory.local_recipients("nobody@lab.test") is None
 
 
-def test_another_process_changes_are_seen(tmp_path):
+def test_another_process_changes_are_seen(tmp_path, monkeypatch):
+    monkeypatch.setattr("tuimail.core.directory.REFRESH_INTERVAL", 0.0)  # look at the files every time
     config = make_config(tmp_path)
     running = Directory(config)
     cli = Directory(Config.load(config.path))

@@ -236,5 +236,6 @@ def test_accounts_added_by_another_process_work_at_once(server):
     cli = Directory(Config.load(server.config.path))  # what `tuimail account add` does
     cli.add_domain("new.test")
     cli.add_account("late@new.test", PASSWORD)
+    server.wait_for(lambda: server.engine.directory.get("late@new.test") is not None)  # within a second
     with smtplib.SMTP("127.0.0.1", server.ports.smtp) as client:
         assert client.sendmail("a@b.test", ["late@new.test"], b"Subject: hi\r\n\r\nx\r\n") == {}

@@ -14,6 +14,7 @@ import enum
 import json
 import os
 import threading
+import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +25,7 @@ from tuimail.core.atomic import atomic_write
 from tuimail.core.passwords import check_password, hash_password, verify_password
 
 ACCOUNTS_FILE = "accounts.json"
+REFRESH_INTERVAL = 1.0  # seconds between looks at the files for changes made by another process
 
 
 class DirectoryError(ValueError):
@@ -75,6 +77,7 @@ class Directory:
         self._accounts: dict[str, Account] = {}
         self._accounts_stamp: tuple[int, int] | None = None
         self._config_stamp = _stamp(config.path)
+        self._checked_at = time.monotonic()
         self._load_accounts()
 
     @property
@@ -83,9 +86,17 @@ class Directory:
 
     # ----- reading -----------------------------------------------------------------------------
 
-    def refresh(self) -> None:
-        """Pick up changes another process made to config.toml or accounts.json."""
+    def refresh(self, force: bool = False) -> None:
+        """Pick up changes another process made to config.toml or accounts.json.
+
+        Looks at the files at most once per REFRESH_INTERVAL (lookups happen several times per SMTP
+        transaction); changes made through this object are seen at once.
+        """
+        now = time.monotonic()
+        if not force and now - self._checked_at < REFRESH_INTERVAL:
+            return
         with self._lock:
+            self._checked_at = now
             stamp = _stamp(self.config.path)
             if stamp != self._config_stamp:
                 self._config_stamp = stamp
@@ -176,7 +187,7 @@ class Directory:
         _check_text(full_name, "full name")
         _check_text(notes, "notes", multiline=True)
         with self._lock:
-            self.refresh()
+            self.refresh(force=True)
             if address in self._accounts:
                 raise DirectoryError(f"account {address} already exists")
             account = Account(address, full_name, hash_password(password), pop, imap, admin, notes)
@@ -194,7 +205,7 @@ class Directory:
             if key in changes:
                 _check_text(changes[key], key.replace("_", " "), multiline=key == "notes")
         with self._lock:
-            self.refresh()
+            self.refresh(force=True)
             account = self._accounts.get(address)
             if account is None:
                 raise DirectoryError(f"no account {address}")
@@ -208,7 +219,7 @@ class Directory:
     def delete_account(self, address: str) -> Account:
         address = address.lower()
         with self._lock:
-            self.refresh()
+            self.refresh(force=True)
             account = self._accounts.get(address)
             if account is None:
                 raise DirectoryError(f"no account {address}")
@@ -221,7 +232,7 @@ class Directory:
         except AddressError as e:
             raise DirectoryError(str(e)) from None
         with self._lock:
-            self.refresh()
+            self.refresh(force=True)
             if self.config.settings.domain(domain.name):
                 raise DirectoryError(f"domain {domain.name} already exists")
             self.config.settings.domains = [*self.config.settings.domains, domain]
@@ -230,7 +241,7 @@ class Directory:
 
     def update_domain(self, name: str, ip: str) -> DomainSettings:
         with self._lock:
-            self.refresh()
+            self.refresh(force=True)
             domain = self.config.settings.domain(name)
             if domain is None:
                 raise DirectoryError(f"no domain {name}")
@@ -244,7 +255,7 @@ class Directory:
     def delete_domain(self, name: str) -> None:
         name = name.lower()
         with self._lock:
-            self.refresh()
+            self.refresh(force=True)
             if not self.config.settings.domain(name):
                 raise DirectoryError(f"no domain {name}")
             users = self.accounts(name)

@@ -36,9 +36,17 @@ from tuimail.core.events import (
 _PROTOCOL_WORD = {Protocol.SMTP: "SMTP", Protocol.SMTP_OUT: "SMTP", Protocol.POP3: "POP", Protocol.IMAP: "IMAP"}
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_last_stamp: tuple[int, str] = (-1, "")
+
+
 def stamp(at: datetime) -> str:
     """`Wed 2007-05-30 16:08:06: ` (English day names whatever the locale)."""
-    return f"{('Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun')[at.weekday()]} {at:%Y-%m-%d %H:%M:%S}: "
+    global _last_stamp
+    second = int(at.timestamp())
+    if _last_stamp[0] != second:  # many lines share a second: format once
+        _last_stamp = (second, f"{_DAYS[at.weekday()]} {at:%Y-%m-%d %H:%M:%S}: ")
+    return _last_stamp[1]
 
 
 def event_text(event: Event) -> str | None:

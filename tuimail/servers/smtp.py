@@ -189,7 +189,8 @@ class TuimailSMTP(SMTP):
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
         if self.record is not None:
             self.record.sent(len(text.encode("utf-8", "replace")) + 2)
-            self.record.line_out(text)
+            for line in text.split("\r\n"):
+                self.record.line_out(line)
         if text.startswith("354"):
             self._in_data = True
         elif text.startswith("334"):
@@ -318,7 +319,8 @@ class SmtpHandler:
         for extra in ("PIPELINING", "ENHANCEDSTATUSCODES"):
             if extra not in lines:
                 lines.insert(-1, extra)
-        return [f"250-{w}" for w in lines[:-1]] + [f"250 {lines[-1]}"]
+        # one write for the whole reply (not one per line): fewer syscalls, same bytes on the wire
+        return ["\r\n".join([f"250-{w}" for w in lines[:-1]] + [f"250 {lines[-1]}"])]
 
     async def handle_MAIL(self, server: TuimailSMTP, session, envelope, address: str, options: list[str]) -> str:
         envelope.mail_from = address
@@ -383,7 +385,7 @@ class SmtpHandler:
                 record.note(f"Delivery failed, message not accepted: {e}")
             self.engine.bus.system(f"SMTP delivery failed ({e}); the client was told to retry", logging.ERROR)
             return "451 4.3.0 Local error in processing; message not saved, try again later"
-        base = self.engine.config.data_dir
+        base = self.engine.store.root
         for item in stored:
             if record:
                 record.note(f"Message saved for {item.recipient}: {item.path.relative_to(base)}")

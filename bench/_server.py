@@ -1,0 +1,59 @@
+"""Shared by the benchmarks: a `tuimail serve` subprocess on free 127.0.0.1 ports in a temp dir."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tuimail.config import Config, DomainSettings, Settings, save_settings  # noqa: E402
+from tuimail.core.directory import Directory  # noqa: E402
+
+PASSWORD = "Load12345x"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_config(base: Path, accounts: list[str]) -> Config:
+    settings = Settings(domains=[DomainSettings(name="bench.test")])
+    ports = settings.ports
+    ports.address = "127.0.0.1"
+    ports.smtp, ports.submission, ports.pop3, ports.imap = (free_port() for _ in range(4))
+    save_settings(settings, base / "config.toml")
+    config = Config.load(base / "config.toml")
+    directory = Directory(config)
+    for address in accounts:
+        directory.add_account(address, PASSWORD)
+    return config
+
+
+@contextlib.contextmanager
+def serve(accounts: list[str], prepare=None) -> Iterator[Config]:
+    """Run `tuimail serve` in a temp dir until the block ends; `prepare(config)` runs before start."""
+    with tempfile.TemporaryDirectory(prefix="tuimail-bench-") as tmp:
+        config = make_config(Path(tmp), accounts)
+        if prepare is not None:
+            prepare(config)
+        proc = subprocess.Popen([sys.executable, "-m", "tuimail", "serve", "--config", str(config.path)],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            for line in proc.stderr:
+                if line.startswith("tuimail serving:"):
+                    break
+            else:
+                raise SystemExit(f"tuimail serve did not start (exit {proc.wait()})")
+            yield config
+        finally:
+            proc.terminate()
+            proc.wait(15)
