@@ -1,0 +1,220 @@
+"""FETCH attributes: parsing (RFC 3501 §6.4.5) and the data items of a FETCH response (§7.4.2).
+
+`parse_atts` turns the argument of FETCH into `FetchAtt`s (macros ALL/FAST/FULL expanded);
+`render` builds one `* n FETCH (...)` response from a message. MIME structure, ENVELOPE and
+BODYSTRUCTURE come from `structure.MessageStructure`, cached per message in a bounded LRU.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from tuimail.protocols.imap.tokens import Atom, ParseError
+from tuimail.store.maildir import Folder, MessageRef, to_crlf
+
+SIMPLE = {"ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE", "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID"}
+MACROS = {
+    "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
+    "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
+    "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
+}
+_SECTION_ATT = re.compile(r"^(BODY|BODY\.PEEK)\[([^\]]*)\](?:<(\d+)(?:\.(\d+))?>)?$", re.IGNORECASE)
+_SECTION = re.compile(
+    r"^((?:[1-9]\d*)(?:\.[1-9]\d*)*)?\.?(HEADER\.FIELDS\.NOT|HEADER\.FIELDS|HEADER|TEXT|MIME)?\s*(?:\((.*)\))?$",
+    re.IGNORECASE,
+)
+_FIELD = re.compile(r'^[!-9;-~]+$')  # RFC 5322 ftext
+
+
+@dataclass(frozen=True, slots=True)
+class FetchAtt:
+    name: str  # one of SIMPLE, or "BODY[]" for a section
+    part: tuple[int, ...] = ()
+    text: str = ""  # "", HEADER, HEADER.FIELDS, HEADER.FIELDS.NOT, TEXT, MIME
+    fields: tuple[str, ...] = ()
+    partial: tuple[int, int | None] | None = None
+    peek: bool = False
+
+    @property
+    def sets_seen(self) -> bool:
+        return (self.name == "BODY[]" and not self.peek) or self.name in ("RFC822", "RFC822.TEXT")
+
+    @property
+    def needs_structure(self) -> bool:
+        return self.name in ("ENVELOPE", "BODY", "BODYSTRUCTURE", "RFC822.HEADER", "RFC822.TEXT") or (
+            self.name == "BODY[]" and (self.part or self.text)
+        )
+
+    def response_name(self) -> str:
+        if self.name != "BODY[]":
+            return self.name
+        spec = ".".join(map(str, self.part))
+        if self.text:
+            spec = f"{spec}.{self.text}" if spec else self.text
+        if self.fields:
+            spec += " (" + " ".join(self.fields) + ")"
+        origin = f"<{self.partial[0]}>" if self.partial else ""
+        return f"BODY[{spec}]{origin}"
+
+
+def parse_atts(token) -> list[FetchAtt]:
+    """The fetch argument (one atom, a macro, or a list of atoms) -> attributes."""
+    if isinstance(token, Atom) and token.upper() in MACROS:
+        return [FetchAtt(n) for n in MACROS[token.upper()]]
+    items = token if isinstance(token, list) else [token]
+    if not items:
+        raise ParseError("empty fetch attribute list")
+    return [parse_att(item) for item in items]
+
+
+def parse_att(item) -> FetchAtt:
+    if not isinstance(item, Atom):
+        raise ParseError("invalid fetch attribute")
+    upper = item.upper()
+    if upper in SIMPLE:
+        return FetchAtt(upper)
+    m = _SECTION_ATT.match(item)
+    if m is None:
+        raise ParseError(f"unknown fetch attribute {item}")
+    part, text, fields = parse_section(m.group(2))
+    partial = None
+    if m.group(3) is not None:
+        count = int(m.group(4)) if m.group(4) is not None else None
+        if count == 0:
+            raise ParseError("partial length must not be 0")
+        partial = (int(m.group(3)), count)
+    return FetchAtt("BODY[]", part, text, fields, partial, peek=m.group(1).upper() == "BODY.PEEK")
+
+
+def parse_section(spec: str) -> tuple[tuple[int, ...], str, tuple[str, ...]]:
+    m = _SECTION.match(spec.strip())
+    if m is None:
+        raise ParseError(f"invalid section [{spec}]")
+    part = tuple(int(p) for p in m.group(1).split(".")) if m.group(1) else ()
+    text = (m.group(2) or "").upper()
+    if spec.strip() and not part and not text:
+        raise ParseError(f"invalid section [{spec}]")
+    if part and m.group(1) and not text and spec.strip() != m.group(1):
+        raise ParseError(f"invalid section [{spec}]")
+    if text == "MIME" and not part:
+        raise ParseError("MIME needs a part number")
+    fields: tuple[str, ...] = ()
+    if text.startswith("HEADER.FIELDS"):
+        if m.group(3) is None:
+            raise ParseError(f"{text} needs a list of header names")
+        names = [n.strip('"') for n in m.group(3).split()]
+        if not names or not all(_FIELD.match(n) for n in names):
+            raise ParseError("invalid header field list")
+        fields = tuple(n.upper() for n in names)
+    elif m.group(3) is not None:
+        raise ParseError(f"invalid section [{spec}]")
+    return part, text, fields
+
+
+# ----- message data ---------------------------------------------------------------------------
+
+_CACHE: OrderedDict[tuple, object] = OrderedDict()
+CACHE_SIZE = 512
+
+
+def structure_of(folder: Folder, ref: MessageRef, raw: bytes | None = None):
+    """The parsed MessageStructure of a message, from a bounded LRU cache."""
+    from tuimail.protocols.imap.structure import MessageStructure  # written alongside this module
+
+    key = (folder.path, ref.uid, ref.base)
+    hit = _CACHE.get(key)
+    if hit is not None:
+        _CACHE.move_to_end(key)
+        return hit
+    if raw is None:
+        raw = folder.read(ref.uid)
+    parsed = MessageStructure.parse(raw)
+    _CACHE[key] = parsed
+    if len(_CACHE) > CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return parsed
+
+
+@dataclass(slots=True)
+class Message:
+    """One message being fetched or searched; reads the file at most once, only when needed."""
+
+    folder: Folder
+    ref: MessageRef
+    _raw: bytes | None = None
+    _structure: object = field(default=None)
+
+    @property
+    def raw(self) -> bytes:
+        if self._raw is None:
+            try:  # the ref is fresh: read its file directly (Folder.read would rescan the folder)
+                self._raw = self.folder.message_path(self.ref).read_bytes()
+            except FileNotFoundError:
+                self._raw = self.folder.read(self.ref.uid)
+        return self._raw
+
+    @property
+    def structure(self):
+        if self._structure is None:
+            key = (self.folder.path, self.ref.uid, self.ref.base)
+            self._structure = _CACHE.get(key) or structure_of(self.folder, self.ref, self.raw)
+        return self._structure
+
+
+def internaldate(ts: float) -> str:
+    """RFC 3501 date-time: "17-Jul-1996 02:44:25 -0700" (local time of the server)."""
+    d = datetime.fromtimestamp(ts).astimezone()
+    return f'"{d.day:02d}-{_MONTHS[d.month - 1]}-{d.year:04d} {d:%H:%M:%S} {d:%z}"'
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def literal(data: bytes) -> bytes:
+    return b"{%d}\r\n" % len(data) + data
+
+
+def section_bytes(msg: Message, att: FetchAtt) -> bytes | None:
+    if att.name == "RFC822" or (att.name == "BODY[]" and not att.part and not att.text):
+        data = to_crlf(msg.raw)
+    elif att.name == "RFC822.HEADER":
+        data = msg.structure.section((), "HEADER")
+    elif att.name == "RFC822.TEXT":
+        data = msg.structure.section((), "TEXT")
+    else:
+        data = msg.structure.section(att.part, att.text, att.fields)
+    if data is None:
+        return None
+    if att.partial is not None:
+        start, count = att.partial
+        data = data[start : start + count] if count is not None else data[start:]
+    return data
+
+
+def render_item(msg: Message, att: FetchAtt, flags: str) -> bytes:
+    name = att.name
+    if name == "FLAGS":
+        return b"FLAGS " + flags.encode()
+    if name == "UID":
+        return b"UID %d" % msg.ref.uid
+    if name == "RFC822.SIZE":
+        return b"RFC822.SIZE %d" % msg.ref.wire_size
+    if name == "INTERNALDATE":
+        return b"INTERNALDATE " + internaldate(msg.ref.internaldate).encode()
+    if name == "ENVELOPE":
+        return b"ENVELOPE " + msg.structure.envelope()
+    if name == "BODY":
+        return b"BODY " + msg.structure.bodystructure(extended=False)
+    if name == "BODYSTRUCTURE":
+        return b"BODYSTRUCTURE " + msg.structure.bodystructure(extended=True)
+    data = section_bytes(msg, att)
+    head = att.response_name().encode() + b" "
+    return head + (b"NIL" if data is None else literal(data))
+
+
+def render(seq: int, msg: Message, atts: list[FetchAtt], flags: str) -> bytes:
+    items = [render_item(msg, att, flags) for att in atts]
+    return b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"

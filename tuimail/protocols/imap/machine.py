@@ -1,0 +1,342 @@
+"""The IMAP4rev1 state machine (RFC 3501) with its session-level commands.
+
+`ImapMachine` takes parsed input and returns an `Outcome`: the reply bytes (with what the log may
+show of them) and the effects the glue must carry out: a password check (`auth`), closing, STARTTLS,
+IDLE. It talks to the store directly (plain function calls) but does no network I/O.
+
+Commands live in three places, one `do_<command>` each: session commands here (CAPABILITY, NOOP,
+LOGOUT, LOGIN, AUTHENTICATE, STARTTLS, ID, ENABLE, NAMESPACE, IDLE), mailbox commands in
+`mailboxes.py`, and selected-state commands in `messages.py`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field
+
+from tuimail.core.directory import AuthOutcome
+from tuimail.protocols.imap.mailboxes import MailboxCommands
+from tuimail.protocols.imap.messages import MessageCommands
+from tuimail.protocols.imap.reader import RawCommand
+from tuimail.protocols.imap.sequence import BadSequence
+from tuimail.protocols.imap.state import ALLOWED, NO_EXPUNGE, State, next_state
+from tuimail.protocols.imap.tokens import Atom, ParseError, text, tokenize
+from tuimail.protocols.imap.view import MailboxView
+from tuimail.store.maildir import Mailbox, MailStore
+
+BASE_CAPABILITIES = (
+    "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE"
+)
+_TAG = re.compile(r'^[!#$&\',\-./0-9:;<=>?@A-Z\[^_`a-z|}~]+$')  # RFC 3501 tag: astring chars except +
+FAILED = "NO [AUTHENTICATIONFAILED] Authentication failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    data: bytes
+    log: tuple[str, ...] | None = None  # None: the lines of `data`
+    note: str | None = None  # published before the data (e.g. "Sending FETCH response (not logged)...")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRequest:
+    """Check this login and password (slow), then call `ImapMachine.auth_result`."""
+
+    login: str
+    password: str
+    mechanism: str
+
+
+@dataclass(slots=True)
+class Outcome:
+    replies: list[Reply] = field(default_factory=list)
+    auth: AuthRequest | None = None
+    close: bool = False
+    starttls: bool = False
+    idle: bool | None = None  # True: start watching the selected folder; False: stop
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    hostname: str = "localhost"
+    version: str = "0"
+    max_literal: int = 26214400
+    plaintext_allowed: bool = True
+    tls_available: bool = False
+    max_bad_commands: int = 20
+
+
+@dataclass(slots=True)
+class _Sasl:
+    tag: str
+    mechanism: str
+    login: str | None = None
+
+
+class ImapMachine(MailboxCommands, MessageCommands):
+    def __init__(self, store: MailStore, options: Options = Options(), *, tls_active: bool = False) -> None:
+        self.store = store
+        self.options = options
+        self.tls_active = tls_active
+        self.state = State.NOT_AUTHENTICATED
+        self.user: str | None = None
+        self.mailbox: Mailbox | None = None
+        self.view: MailboxView | None = None
+        self.session_state: str | None = None  # what the Sessions tab shows; None = unchanged
+        self._out = Outcome()
+        self._bad_in_a_row = 0
+        self._sasl: _Sasl | None = None
+        self._idle_tag: str | None = None
+        self._pending_tag: str | None = None  # LOGIN/AUTHENTICATE waiting for the password check
+
+    # ----- entry points ---------------------------------------------------------------------
+
+    @property
+    def wants_line(self) -> bool:
+        """The next client line is not a command (SASL response, or DONE ending IDLE)."""
+        return self._sasl is not None or self._idle_tag is not None
+
+    @property
+    def masks_lines(self) -> bool:
+        return self._sasl is not None
+
+    def greeting(self) -> Outcome:
+        self._untagged(f"OK [CAPABILITY {self.capabilities()}] {self.options.hostname} IMAP4rev1 tuimail {self.options.version} ready")
+        return self._finish()
+
+    def farewell(self, reason: str) -> bytes:
+        if reason == "timeout":
+            return b"* BYE Autologout; idle for too long\r\n"
+        if reason == "server stopping":
+            return b"* BYE Server shutting down\r\n"
+        return f"* BYE Connection closed by the server ({reason})\r\n".encode()
+
+    def receive(self, command: RawCommand) -> Outcome:
+        """One complete command."""
+        tag = command.tag
+        try:
+            tokens = tokenize(command)
+        except ParseError as e:
+            return self._bad_command(tag if _TAG.match(tag or "") else "*", f"Parse error: {e}")
+        if not tokens or not isinstance(tokens[0], Atom) or not _TAG.match(tokens[0]):
+            return self._bad_command("*", "Invalid tag; commands look like: a001 login name password")
+        if len(tokens) < 2 or not isinstance(tokens[1], Atom):
+            return self._bad_command(tag, "Missing command")
+        name, args = tokens[1].upper(), tokens[2:]
+        if name == "UID":
+            if not args or not isinstance(args[0], Atom):
+                return self._bad_command(tag, "UID needs a command (FETCH, SEARCH, STORE, COPY, MOVE, EXPUNGE)")
+            name, args = f"UID {args[0].upper()}", args[1:]
+        handler = getattr(self, "do_" + name.replace(" ", "_").lower(), None)
+        allowed = ALLOWED.get(name)
+        if handler is None or allowed is None:
+            return self._bad_command(tag, f"Unknown command {name}")
+        if self.state not in allowed:
+            return self._bad_command(tag, f"{name} is not allowed in the {self.state.value} state")
+        try:
+            result = handler(tag, args)
+        except ParseError as e:
+            return self._bad_command(tag, f"{name} parse error: {e}")
+        except BadSequence as e:
+            return self._bad_command(tag, f"{name}: {e}")
+        self._bad_in_a_row = 0
+        if result is None:  # pending (password check, IDLE, SASL exchange)
+            return self._finish()
+        return self._complete(tag, name, result)
+
+    def line(self, data: bytes) -> Outcome:
+        """A raw line while `wants_line` (SASL response or IDLE's DONE)."""
+        if self._idle_tag is not None:
+            tag, self._idle_tag = self._idle_tag, None
+            self._out.idle = False
+            if data.strip().upper() != b"DONE":
+                return self._complete(tag, "IDLE", "BAD Expected DONE to end IDLE")
+            return self._complete(tag, "IDLE", "OK IDLE terminated")
+        return self._sasl_step(data)
+
+    def auth_result(self, outcome: AuthOutcome, address: str | None) -> Outcome:
+        """The password check requested by an `AuthRequest` is done."""
+        tag, self._pending_tag = self._pending_tag or "*", None
+        if outcome is not AuthOutcome.OK or address is None:
+            self._out.notes.append(f"Authentication failed for {address or 'unknown user'}: {outcome.value}")
+            return self._complete(tag, "LOGIN", FAILED)
+        self._out.notes.append(f"Authenticated as {address}")
+        self.user = address
+        self.mailbox = self.store.mailbox(address)
+        self.mailbox.ensure_default_folders()  # RFC 6154 special-use folders exist from the first login
+        self._transition("authenticated")
+        self.session_state = "authenticated"
+        return self._complete(tag, "LOGIN", "OK LOGIN completed")
+
+    def idle_poll(self) -> Outcome:
+        """The selected folder changed during IDLE: tell the client at once (RFC 2177)."""
+        if self._idle_tag is not None and self.view is not None:
+            for line in self.view.refresh(allow_expunge=True):
+                self._untagged(line[2:])
+        return self._finish()
+
+    def close(self) -> None:
+        self.view = None
+
+    # ----- output helpers -------------------------------------------------------------------
+
+    def _untagged(self, text_: str) -> None:
+        self._out.replies.append(Reply(f"* {text_}\r\n".encode("utf-8", "surrogateescape")))
+
+    def _raw(self, data: bytes, log: tuple[str, ...] | None = None, note: str | None = None) -> None:
+        self._out.replies.append(Reply(data, log, note))
+
+    def _finish(self) -> Outcome:
+        out, self._out = self._out, Outcome()
+        return out
+
+    def _complete(self, tag: str, name: str, result: str) -> Outcome:
+        if self.view is not None and self.state is State.SELECTED:
+            for line in self.view.refresh(allow_expunge=name not in NO_EXPUNGE):
+                self._untagged(line[2:])
+        self._raw(f"{tag} {result}\r\n".encode("utf-8", "surrogateescape"))
+        return self._finish()
+
+    def _bad_command(self, tag: str, message: str) -> Outcome:
+        self._bad_in_a_row += 1
+        self._raw(f"{tag} BAD {message}\r\n".encode("utf-8", "surrogateescape"))
+        if self._bad_in_a_row >= self.options.max_bad_commands:
+            self._untagged("BYE Too many invalid commands")
+            self._out.close = True
+        return self._finish()
+
+    def _transition(self, happened: str) -> None:
+        self.state = next_state(self.state, happened)
+
+    def capabilities(self) -> str:
+        caps = BASE_CAPABILITIES
+        if self.options.tls_available and not self.tls_active:
+            caps += " STARTTLS"
+        if self.state is State.NOT_AUTHENTICATED:
+            if self._plaintext_ok():
+                caps += " AUTH=PLAIN AUTH=LOGIN"
+            else:
+                caps += " LOGINDISABLED"
+        return caps
+
+    def _plaintext_ok(self) -> bool:
+        return self.tls_active or self.options.plaintext_allowed
+
+    # ----- any state (RFC 3501 §6.1) --------------------------------------------------------
+
+    def do_capability(self, tag: str, args: list) -> str:
+        self._untagged(f"CAPABILITY {self.capabilities()}")
+        return "OK CAPABILITY completed"
+
+    def do_noop(self, tag: str, args: list) -> str:
+        return "OK NOOP completed"
+
+    def do_logout(self, tag: str, args: list) -> str:
+        self._untagged("BYE IMAP engine signing off (no errors)")
+        self._transition("logout")
+        self.view = None
+        self._out.close = True
+        return "OK LOGOUT completed"
+
+    def do_id(self, tag: str, args: list) -> str:
+        # RFC 2971: the client's parameters are only for the log
+        if args and isinstance(args[0], list):
+            values = [text(v) if not isinstance(v, list) else "" for v in args[0]]
+            pairs = ", ".join(f"{k}={v}" for k, v in zip(values[::2], values[1::2], strict=False))
+            self._out.notes.append(f"Client ID: {pairs[:200]}")
+        self._untagged(f'ID ("name" "tuimail" "version" "{self.options.version}")')
+        return "OK ID completed"
+
+    # ----- not authenticated (RFC 3501 §6.2) ------------------------------------------------
+
+    def do_starttls(self, tag: str, args: list) -> str:
+        # Hook for the TLS issue: the glue upgrades the transport when `starttls` is set.
+        if not self.options.tls_available or self.tls_active:
+            return "NO STARTTLS is not available on this connection"
+        self._out.starttls = True
+        return "OK Begin TLS negotiation now"
+
+    def do_login(self, tag: str, args: list) -> str | None:
+        if len(args) != 2:
+            raise ParseError("LOGIN needs a user name and a password")
+        if not self._plaintext_ok():
+            return "NO [PRIVACYREQUIRED] Plaintext login is disabled; use STARTTLS first"
+        self._pending_tag = tag
+        self._out.auth = AuthRequest(text(args[0]), text(args[1]), "LOGIN")
+        return None
+
+    def do_authenticate(self, tag: str, args: list) -> str | None:
+        if not args or not isinstance(args[0], Atom) or len(args) > 2:
+            raise ParseError("AUTHENTICATE needs a mechanism (PLAIN or LOGIN)")
+        mechanism = args[0].upper()
+        if mechanism not in ("PLAIN", "LOGIN"):
+            return "NO [CANNOT] Unsupported authentication mechanism"
+        if not self._plaintext_ok():
+            return "NO [PRIVACYREQUIRED] Plaintext authentication is disabled; use STARTTLS first"
+        self._sasl = _Sasl(tag, mechanism)
+        if len(args) == 2:  # RFC 4959 SASL-IR: the first response comes with the command
+            return self._sasl_answer(text(args[1]).encode())
+        self._raw(b"+ \r\n" if mechanism == "PLAIN" else b"+ VXNlcm5hbWU6\r\n")
+        return None
+
+    def _sasl_step(self, data: bytes) -> Outcome:
+        sasl = self._sasl
+        assert sasl is not None
+        result = self._sasl_answer(data.strip())
+        if result is None:
+            return self._finish()
+        return self._complete(sasl.tag, "AUTHENTICATE", result)
+
+    def _sasl_answer(self, data: bytes) -> str | None:
+        sasl = self._sasl
+        assert sasl is not None
+        if data == b"*":
+            self._sasl = None
+            return "BAD AUTHENTICATE cancelled"
+        try:
+            decoded = b"" if data == b"=" else base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            self._sasl = None
+            return "BAD Invalid base64 in the SASL response"
+        text_ = decoded.decode("utf-8", "replace")
+        if sasl.mechanism == "PLAIN":
+            parts = text_.split("\0")
+            self._sasl = None
+            if len(parts) != 3:
+                return "BAD Malformed PLAIN response"
+            return self._request_auth(sasl.tag, parts[1], parts[2], "PLAIN")
+        if sasl.login is None:  # AUTH LOGIN: user name first, then the password
+            sasl.login = text_
+            self._raw(b"+ UGFzc3dvcmQ6\r\n")
+            return None
+        self._sasl = None
+        return self._request_auth(sasl.tag, sasl.login, text_, "LOGIN")
+
+    def _request_auth(self, tag: str, login: str, password: str, mechanism: str) -> None:
+        self._pending_tag = tag
+        self._out.auth = AuthRequest(login, password, mechanism)
+        return None
+
+    # ----- authenticated: small extensions --------------------------------------------------
+
+    def do_namespace(self, tag: str, args: list) -> str:
+        self._untagged('NAMESPACE (("" "/")) NIL NIL')  # RFC 2342: one personal namespace
+        return "OK NAMESPACE completed"
+
+    def do_enable(self, tag: str, args: list) -> str:
+        if not args:
+            raise ParseError("ENABLE needs at least one capability")
+        self._untagged("ENABLED")  # RFC 5161: none of ours needs enabling
+        return "OK ENABLE completed"
+
+    def do_idle(self, tag: str, args: list) -> None:
+        self._idle_tag = tag
+        self._out.idle = True
+        self._raw(b"+ idling\r\n")
+        if self.view is not None:  # report what is already pending, then wait
+            for line in self.view.refresh(allow_expunge=True):
+                self._untagged(line[2:])
+        return None

@@ -1,0 +1,266 @@
+"""Mailbox commands (RFC 3501 §6.3): SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE,
+UNSUBSCRIBE, LIST, LSUB, STATUS, APPEND; with CHILDREN (RFC 3348), SPECIAL-USE (RFC 6154) and
+UIDPLUS's APPENDUID (RFC 4315).
+
+Names are modified UTF-7 on the wire and on disk, `/` separated; INBOX is case-insensitive.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from tuimail.protocols.imap import utf7
+from tuimail.protocols.imap.flags import SYSTEM_FLAGS, BadFlag, split_flags
+from tuimail.protocols.imap.tokens import ParseError, text
+from tuimail.protocols.imap.view import MailboxView
+from tuimail.store.keywords import keywords_for
+from tuimail.store.maildir import SPECIAL_USE, FolderError, to_lf
+
+STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+_DATE_TIME = re.compile(r"^\s?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-]\d{4})$")
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class MailboxCommands:
+    """Mixin for ImapMachine (which provides state, mailbox, view and the output helpers)."""
+
+    def _name(self, token) -> str:
+        try:
+            name = utf7.to_wire(text(token))
+        except utf7.BadName as e:
+            raise ParseError(str(e)) from e
+        return "INBOX" if name.upper() == "INBOX" else name
+
+    # ----- SELECT / EXAMINE -----------------------------------------------------------------
+
+    def do_select(self, tag: str, args: list) -> str:
+        return self._select(args, readonly=False)
+
+    def do_examine(self, tag: str, args: list) -> str:
+        return self._select(args, readonly=True)
+
+    def _select(self, args: list, readonly: bool) -> str:
+        if len(args) != 1:
+            raise ParseError("needs one mailbox name")
+        name = self._name(args[0])
+        verb = "EXAMINE" if readonly else "SELECT"
+        if self.view is not None:  # RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected
+            self.view = None
+            self._transition("select failed")
+        try:
+            folder = self.mailbox.folder(name, create=name == "INBOX")
+        except FolderError:
+            return f"NO [NONEXISTENT] Mailbox {name} does not exist"
+        self.view = view = MailboxView(folder, readonly)
+        keywords = sorted(view.keywords.names())
+        flags = " ".join([*SYSTEM_FLAGS, *keywords])
+        self._untagged(f"FLAGS ({flags} \\Recent)")
+        self._untagged(f"{view.exists} EXISTS")
+        self._untagged(f"{len(view.recent)} RECENT")
+        unseen = view.first_unseen()
+        if unseen is not None:
+            self._untagged(f"OK [UNSEEN {unseen}] first unseen")
+        self._untagged(f"OK [UIDVALIDITY {folder.uidvalidity}] UIDs valid")
+        self._untagged(f"OK [UIDNEXT {folder.uidnext}] Predicted next UID")
+        permanent = "" if readonly else f"{flags} \\*"
+        self._untagged(f"OK [PERMANENTFLAGS ({permanent})] Flags permitted")
+        self._transition("selected")
+        self.session_state = f"{'examined' if readonly else 'selected'} {name}"
+        return f"OK [{'READ-ONLY' if readonly else 'READ-WRITE'}] {verb} completed"
+
+    # ----- CREATE / DELETE / RENAME ---------------------------------------------------------
+
+    def do_create(self, tag: str, args: list) -> str:
+        if len(args) != 1:
+            raise ParseError("CREATE needs one mailbox name")
+        name = self._name(args[0]).rstrip("/")  # §6.3.3: a trailing separator is only a hint
+        if name == "INBOX" or self.mailbox.exists(name):
+            return f"NO [ALREADYEXISTS] Mailbox {name} already exists"
+        parts = name.split("/")
+        try:
+            for i in range(1, len(parts) + 1):  # §6.3.3: create the superior levels too
+                parent = "/".join(parts[:i])
+                if not self.mailbox.exists(parent):
+                    self.mailbox.create_folder(parent)
+        except FolderError as e:
+            return f"NO [CANNOT] {e}"
+        return "OK CREATE completed"
+
+    def do_delete(self, tag: str, args: list) -> str:
+        if len(args) != 1:
+            raise ParseError("DELETE needs one mailbox name")
+        name = self._name(args[0])
+        if name == "INBOX":
+            return "NO [CANNOT] INBOX cannot be deleted"
+        if not self.mailbox.exists(name):
+            return f"NO [NONEXISTENT] Mailbox {name} does not exist"
+        if self.view is not None and self.view.folder.name == name:
+            return "NO [INUSE] Close the mailbox before deleting it"
+        try:
+            self.mailbox.delete_folder(name)
+        except FolderError as e:
+            return f"NO {e}"
+        self.mailbox.unsubscribe(name)
+        return "OK DELETE completed"
+
+    def do_rename(self, tag: str, args: list) -> str:
+        if len(args) != 2:
+            raise ParseError("RENAME needs the old and the new name")
+        old, new = self._name(args[0]), self._name(args[1])
+        if not self.mailbox.exists(old):
+            return f"NO [NONEXISTENT] Mailbox {old} does not exist"
+        if new == "INBOX" or self.mailbox.exists(new):
+            return f"NO [ALREADYEXISTS] Mailbox {new} already exists"
+        parts = new.split("/")
+        try:
+            for i in range(1, len(parts)):
+                parent = "/".join(parts[:i])
+                if not self.mailbox.exists(parent):
+                    self.mailbox.create_folder(parent)
+            self.mailbox.rename_folder(old, new)  # §6.3.5: renaming INBOX moves its messages
+        except (FolderError, OSError) as e:
+            return f"NO [CANNOT] {e}"
+        return "OK RENAME completed"
+
+    # ----- SUBSCRIBE / LIST / LSUB / STATUS -------------------------------------------------
+
+    def do_subscribe(self, tag: str, args: list) -> str:
+        if len(args) != 1:
+            raise ParseError("SUBSCRIBE needs one mailbox name")
+        name = self._name(args[0])
+        if not self.mailbox.exists(name) and name != "INBOX":
+            return f"NO [NONEXISTENT] Mailbox {name} does not exist"
+        self.mailbox.subscribe(name)
+        return "OK SUBSCRIBE completed"
+
+    def do_unsubscribe(self, tag: str, args: list) -> str:
+        if len(args) != 1:
+            raise ParseError("UNSUBSCRIBE needs one mailbox name")
+        self.mailbox.unsubscribe(self._name(args[0]))
+        return "OK UNSUBSCRIBE completed"
+
+    def do_list(self, tag: str, args: list) -> str:
+        return self._list(args, "LIST")
+
+    def do_lsub(self, tag: str, args: list) -> str:
+        return self._list(args, "LSUB")
+
+    def _list(self, args: list, verb: str) -> str:
+        if len(args) != 2 or isinstance(args[0], list) or isinstance(args[1], list):
+            raise ParseError(f"{verb} needs a reference and a mailbox pattern")
+        reference, pattern = text(args[0]), text(args[1])
+        if pattern == "" and verb == "LIST":  # §6.3.8: the hierarchy delimiter and root
+            self._untagged('LIST (\\Noselect) "/" ""')
+            return "OK LIST completed"
+        try:
+            pattern = utf7.to_wire(reference + pattern)
+        except utf7.BadName as e:
+            raise ParseError(str(e)) from e
+        matcher = _pattern(pattern)
+        existing = self.mailbox.list_folders()
+        names = set(existing)
+        every = set(names)
+        for name in existing:  # parents that exist only as part of a longer name
+            parts = name.split("/")
+            every.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        subscribed = set(self.mailbox.subscriptions()) if verb == "LSUB" else None
+        candidates = sorted(every, key=lambda n: (n != "INBOX", n))
+        for name in candidates:
+            if not matcher(name) or (subscribed is not None and name not in subscribed):
+                continue
+            attrs = []
+            if name not in names:
+                attrs.append("\\Noselect")
+            if verb == "LIST":
+                has_children = any(other.startswith(name + "/") for other in every)
+                attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
+                if name in SPECIAL_USE:
+                    attrs.append(SPECIAL_USE[name])
+            self._untagged(f'{verb} ({" ".join(attrs)}) "/" {quote(name)}')
+        return f"OK {verb} completed"
+
+    def do_status(self, tag: str, args: list) -> str:
+        if len(args) != 2 or not isinstance(args[1], list) or not args[1]:
+            raise ParseError("STATUS needs a mailbox name and a list of items")
+        name = self._name(args[0])
+        wanted = [text(i).upper() for i in args[1]]
+        unknown = [w for w in wanted if w not in STATUS_ITEMS]
+        if unknown:
+            raise ParseError(f"unknown status item {unknown[0]}")
+        try:
+            folder = self.mailbox.folder(name, create=name == "INBOX")
+        except FolderError:
+            return f"NO [NONEXISTENT] Mailbox {name} does not exist"
+        refs = folder.messages()
+        values = {
+            "MESSAGES": len(refs),
+            "RECENT": sum(1 for r in refs if r.subdir == "new"),
+            "UIDNEXT": folder.uidnext,
+            "UIDVALIDITY": folder.uidvalidity,
+            "UNSEEN": sum(1 for r in refs if "S" not in r.flags),
+        }
+        if self.view is not None and self.view.folder is folder:
+            values["RECENT"] += len(self.view.recent)
+        items = " ".join(f"{w} {values[w]}" for w in wanted)
+        self._untagged(f"STATUS {quote(name)} ({items})")
+        return "OK STATUS completed"
+
+    # ----- APPEND ---------------------------------------------------------------------------
+
+    def do_append(self, tag: str, args: list) -> str:
+        if len(args) < 2 or not isinstance(args[-1], bytes):
+            raise ParseError("APPEND needs a mailbox name and the message as a literal")
+        name = self._name(args[0])
+        options, data = args[1:-1], args[-1]
+        letters, keywords, when = "", frozenset(), None
+        for opt in options:
+            if isinstance(opt, list):
+                try:
+                    letters, keywords = split_flags([text(f) for f in opt])
+                except BadFlag as e:
+                    raise ParseError(str(e)) from e
+            elif isinstance(opt, bytes):
+                when = parse_date_time(opt.decode("ascii", "replace"))
+            else:
+                raise ParseError(f"unexpected {opt}")
+        if not data:
+            return "NO Refusing to store an empty message"
+        if len(data) > self.options.max_literal:
+            return "NO [TOOBIG] Message is too large"
+        if not self.mailbox.exists(name) and name != "INBOX":
+            return f"NO [TRYCREATE] Mailbox {name} does not exist"
+        folder = self.mailbox.folder(name, create=True)
+        uid = folder.append(to_lf(data), letters, when)
+        if keywords:
+            keywords_for(folder.path).set(uid, keywords)
+        self._out.notes.append(f"Message of {len(data)} bytes appended to {name} (uid {uid})")
+        return f"OK [APPENDUID {folder.uidvalidity} {uid}] APPEND completed"
+
+
+def _pattern(pattern: str):
+    """LIST wildcards: `*` matches anything, `%` anything but the separator (§6.3.8)."""
+    regex = "".join(".*" if c == "*" else "[^/]*" if c == "%" else re.escape(c) for c in pattern)
+    exact = re.compile(f"^{regex}$", re.DOTALL)
+    inbox = re.compile(f"^{regex}$", re.DOTALL | re.IGNORECASE)
+    return lambda name: bool(exact.match(name) or (name == "INBOX" and inbox.match(name)))
+
+
+_MONTHS = {m: i for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
+
+
+def parse_date_time(value: str) -> float:
+    """RFC 3501 date-time `"17-Jul-1996 02:44:25 -0700"` -> a timestamp."""
+    m = _DATE_TIME.match(value)
+    if m is None or m.group(2).upper() not in _MONTHS:
+        raise ParseError("invalid date-time; expected like \"17-Jul-1996 02:44:25 -0700\"")
+    day, mon, year, hh, mm, ss, zone = m.groups()
+    try:
+        d = datetime.strptime(f"{year}-{_MONTHS[mon.upper()]:02d}-{int(day):02d} {hh}:{mm}:{ss} {zone}", "%Y-%m-%d %H:%M:%S %z")
+    except ValueError as e:
+        raise ParseError(f"invalid date-time: {e}") from e
+    return d.timestamp()
+

@@ -1,0 +1,269 @@
+"""Selected-state commands (RFC 3501 §6.4): CHECK, CLOSE, EXPUNGE, SEARCH, FETCH, STORE, COPY and
+their UID forms; UNSELECT (RFC 3691), MOVE (RFC 6851), UID EXPUNGE and COPYUID (RFC 4315).
+
+Message data is never logged: a FETCH answer is published as one note.
+"""
+
+from __future__ import annotations
+
+from tuimail.protocols.imap import sequence
+from tuimail.protocols.imap.fetch import FetchAtt, Message, parse_atts, render
+from tuimail.protocols.imap.flags import BadFlag, split_flags
+from tuimail.protocols.imap.search import BadCharset, Candidate, parse_search
+from tuimail.protocols.imap.tokens import Atom, ParseError, text
+from tuimail.store.keywords import keywords_for
+from tuimail.store.maildir import FolderError, MessageRef
+
+FETCH_NOTE = "Sending FETCH response (not logged)..."
+_MAX_LOGGED = 300
+
+
+class MessageCommands:
+    """Mixin for ImapMachine (which provides view, mailbox and the output helpers)."""
+
+    # ----- picking messages -----------------------------------------------------------------
+
+    def _targets(self, token, uid: bool) -> list[tuple[int, int]]:
+        """(sequence number, uid) of the messages a set names, skipping ones expunged elsewhere."""
+        if not isinstance(token, Atom):
+            raise ParseError("expected a sequence set")
+        ranges = sequence.parse_set(token)
+        view = self.view
+        if uid:
+            uids = sequence.resolve_uids(ranges, view.uids)
+            pairs = [(view.seq_of(u), u) for u in uids]
+        else:
+            pairs = [(s, view.uid_at(s)) for s in sequence.resolve_seq(ranges, view.exists)]
+        return [(s, u) for s, u in pairs if u not in view.gone]
+
+    def _refs(self) -> dict[int, MessageRef]:
+        return {r.uid: r for r in self.view.folder.messages()}
+
+    # ----- CHECK / CLOSE / UNSELECT / EXPUNGE -----------------------------------------------
+
+    def do_check(self, tag: str, args: list) -> str:
+        return "OK CHECK completed"
+
+    def do_close(self, tag: str, args: list) -> str:
+        view = self.view
+        if not view.readonly:  # §6.4.2: silently expunge \Deleted messages
+            self._expunge_deleted(None, report=False)
+        self._deselect()
+        return "OK CLOSE completed"
+
+    def do_unselect(self, tag: str, args: list) -> str:
+        self._deselect()
+        return "OK UNSELECT completed"
+
+    def _deselect(self) -> None:
+        self.view = None
+        self._transition("closed")
+        self.session_state = "authenticated"
+
+    def do_expunge(self, tag: str, args: list) -> str:
+        if self.view.readonly:
+            return "NO [READ-ONLY] Mailbox is read-only"
+        self._expunge_deleted(None)
+        return "OK EXPUNGE completed"
+
+    def do_uid_expunge(self, tag: str, args: list) -> str:
+        if len(args) != 1:
+            raise ParseError("UID EXPUNGE needs a UID set")
+        if self.view.readonly:
+            return "NO [READ-ONLY] Mailbox is read-only"
+        self._expunge_deleted({u for _, u in self._targets(args[0], uid=True)})
+        return "OK EXPUNGE completed"
+
+    def _expunge_deleted(self, only: set[int] | None, report: bool = True) -> None:
+        view = self.view
+        refs = self._refs()
+        doomed = [u for u in view.live_uids() if u in refs and "T" in refs[u].flags and (only is None or u in only)]
+        removed = view.folder.expunge(doomed)
+        view.keywords.forget(removed)
+        if report:
+            for line in view.expunged(removed):
+                self._untagged(line[2:])
+
+    # ----- FETCH ----------------------------------------------------------------------------
+
+    def do_fetch(self, tag: str, args: list) -> str:
+        return self._fetch(args, uid=False)
+
+    def do_uid_fetch(self, tag: str, args: list) -> str:
+        return self._fetch(args, uid=True)
+
+    def _fetch(self, args: list, uid: bool) -> str:
+        if len(args) < 2:
+            raise ParseError("expected a message set and data items, e.g. fetch 1 full")
+        if len(args) > 2:  # be lenient with `fetch 1 flags uid` typed without parentheses
+            atts = parse_atts(list(args[1:]))
+        else:
+            atts = parse_atts(args[1])
+        targets = self._targets(args[0], uid)
+        if uid and not any(a.name == "UID" for a in atts):
+            atts.insert(0, FetchAtt("UID"))  # §6.4.8: UID FETCH always returns the UID
+        view = self.view
+        refs = self._refs()
+        sets_seen = not view.readonly and any(a.sets_seen for a in atts)
+        wants_flags = any(a.name == "FLAGS" for a in atts)
+        chunks: list[bytes] = []
+        missing = 0
+        for seq, u in targets:
+            ref = refs.get(u)
+            if ref is None:
+                missing += 1
+                continue
+            msg = Message(view.folder, ref)
+            item_atts = atts
+            if sets_seen and "S" not in ref.flags:  # §6.4.5: BODY[...] sets \Seen
+                new = view.folder.set_flags(u, ref.flags + "S")
+                if new is not None:
+                    msg.ref = ref = new
+                    view.remember(new)
+                    if not wants_flags:
+                        item_atts = [*atts, FetchAtt("FLAGS")]
+            try:
+                chunks.append(render(seq, msg, item_atts, view.flags_of(u)))
+            except (KeyError, FileNotFoundError):
+                missing += 1
+        if chunks:
+            self._raw(b"".join(chunks), log=(), note=FETCH_NOTE)
+        if missing:
+            return "NO Some of the requested messages no longer exist"
+        return "OK FETCH completed"
+
+    # ----- STORE ----------------------------------------------------------------------------
+
+    def do_store(self, tag: str, args: list) -> str:
+        return self._store(args, uid=False)
+
+    def do_uid_store(self, tag: str, args: list) -> str:
+        return self._store(args, uid=True)
+
+    def _store(self, args: list, uid: bool) -> str:
+        if len(args) < 3 or not isinstance(args[1], Atom):
+            raise ParseError("expected: store <set> +flags (\\Seen)")
+        item = args[1].upper()
+        silent = item.endswith(".SILENT")
+        mode = item.removesuffix(".SILENT")
+        if mode not in ("FLAGS", "+FLAGS", "-FLAGS"):
+            raise ParseError(f"unknown store item {args[1]}; use FLAGS, +FLAGS or -FLAGS")
+        names = args[2] if len(args) == 3 and isinstance(args[2], list) else args[2:]
+        try:
+            letters, words = split_flags([text(n) for n in names])
+        except BadFlag as e:
+            raise ParseError(str(e)) from e
+        targets = self._targets(args[0], uid)
+        view = self.view
+        if view.readonly:
+            return "NO [READ-ONLY] Mailbox is read-only"
+        refs = self._refs()
+        keywords = view.keywords
+        changed_words: dict[int, frozenset[str]] = {}
+        for seq, u in targets:
+            ref = refs.get(u)
+            if ref is None:
+                continue
+            old_words = keywords.get(u)
+            if mode == "FLAGS":
+                new_letters, new_words = letters, words
+            elif mode == "+FLAGS":
+                new_letters, new_words = ref.flags + letters, old_words | words
+            else:
+                new_letters, new_words = "".join(c for c in ref.flags if c not in letters), old_words - words
+            if new_words != old_words:
+                changed_words[u] = new_words
+            new = view.folder.set_flags(u, new_letters) or ref
+            view.known[u] = (new.flags, new_words)
+            if not silent:
+                uid_part = f"UID {u} " if uid else ""
+                self._untagged(f"{seq} FETCH ({uid_part}FLAGS {view.flags_of(u)})")
+        if changed_words:
+            keywords.update(changed_words)
+            view.folder.mailbox.store.notify(view.folder)  # other sessions learn of keyword changes
+        return "OK STORE completed"
+
+    # ----- SEARCH ---------------------------------------------------------------------------
+
+    def do_search(self, tag: str, args: list) -> str:
+        return self._search(args, uid=False)
+
+    def do_uid_search(self, tag: str, args: list) -> str:
+        return self._search(args, uid=True)
+
+    def _search(self, args: list, uid: bool) -> str:
+        try:
+            _, predicate = parse_search(args)
+        except BadCharset:
+            return "NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset"
+        view = self.view
+        refs = self._refs()
+        keywords = view.keywords
+        max_uid = view.uids[-1] if view.uids else 0
+        found = []
+        for seq, u in enumerate(view.uids, 1):
+            ref = refs.get(u)
+            if ref is None or u in view.gone:
+                continue
+            c = Candidate(seq, u, ref.flags, keywords.get(u), u in view.recent, Message(view.folder, ref), view.exists, max_uid)
+            try:
+                if predicate(c):
+                    found.append(u if uid else seq)
+            except (KeyError, FileNotFoundError):
+                continue
+        line = "SEARCH" + "".join(f" {n}" for n in found)
+        shown = line if len(line) <= _MAX_LOGGED else line[:_MAX_LOGGED] + f"... ({len(found)} results)"
+        self._raw(f"* {line}\r\n".encode(), log=(f"* {shown}",))
+        return "OK SEARCH completed"
+
+    # ----- COPY / MOVE ----------------------------------------------------------------------
+
+    def do_copy(self, tag: str, args: list) -> str:
+        return self._copy(args, uid=False, move=False)
+
+    def do_uid_copy(self, tag: str, args: list) -> str:
+        return self._copy(args, uid=True, move=False)
+
+    def do_move(self, tag: str, args: list) -> str:
+        return self._copy(args, uid=False, move=True)
+
+    def do_uid_move(self, tag: str, args: list) -> str:
+        return self._copy(args, uid=True, move=True)
+
+    def _copy(self, args: list, uid: bool, move: bool) -> str:
+        verb = "MOVE" if move else "COPY"
+        if len(args) != 2:
+            raise ParseError(f"{verb} needs a message set and a mailbox name")
+        targets = self._targets(args[0], uid)
+        name = self._name(args[1])
+        view = self.view
+        if move and view.readonly:
+            return "NO [READ-ONLY] Mailbox is read-only"
+        if not self.mailbox.exists(name) and name != "INBOX":
+            return f"NO [TRYCREATE] Mailbox {name} does not exist"
+        try:
+            dest = self.mailbox.folder(name, create=True)
+        except FolderError as e:
+            return f"NO {e}"
+        uids = [u for _, u in targets]
+        source_words = view.keywords
+        pairs = view.folder.move_to(uids, dest) if move else view.folder.copy_to(uids, dest)
+        words = {new: source_words.get(old) for old, new in pairs if source_words.get(old)}
+        if words:
+            keywords_dest = view.keywords if dest is view.folder else _keywords(dest)
+            keywords_dest.update(words)
+        if not pairs:
+            return f"OK {verb} completed (no messages)"
+        code = f"COPYUID {dest.uidvalidity} {sequence.compact([p[0] for p in pairs])} {sequence.compact([p[1] for p in pairs])}"
+        if move:  # RFC 6851 §4.3: COPYUID in an untagged OK, then the EXPUNGEs
+            self._untagged(f"OK [{code}] Moved")
+            view.keywords.forget(p[0] for p in pairs)
+            for line in view.expunged([p[0] for p in pairs]):
+                self._untagged(line[2:])
+            return f"OK {verb} completed"
+        return f"OK [{code}] {verb} completed"
+
+
+def _keywords(folder):
+    return keywords_for(folder.path)
+

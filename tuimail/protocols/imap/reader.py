@@ -1,0 +1,155 @@
+"""Incremental reader for IMAP client input (RFC 3501 §2.2, §4.3; RFC 7888 LITERAL+).
+
+Bytes go in with `feed()`; `next_event()` hands out one event at a time (h11 style), so the caller can
+switch to raw-line mode (AUTHENTICATE responses, IDLE's DONE) between two commands of one packet.
+
+A command is one or more lines; a line ending in `{n}` (synchronizing: the server must answer
+`+ Ready for literal data`) or `{n+}` (non-synchronizing, RFC 7888) is followed by exactly n raw bytes.
+Command lines are edited the telnet way (IAC stripped, backspace/DEL applied, LF or CRLF ends);
+literal bytes are passed through untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tuimail.core.lineedit import edit_line
+
+LITERAL_TAIL = re.compile(rb"\{(\d{1,20})(\+?)\}$")
+MAX_SEGMENTS = 256  # literals per command (APPEND with many parts, LOGIN with two literals)
+
+
+@dataclass(frozen=True, slots=True)
+class RawCommand:
+    """A complete command: its edited lines, and the literal between each pair of lines."""
+
+    lines: tuple[bytes, ...]
+    literals: tuple[bytes, ...] = ()
+
+    @property
+    def tag(self) -> str:
+        return first_word(self.lines[0])
+
+
+@dataclass(frozen=True, slots=True)
+class NeedContinuation:
+    """A synchronizing literal was announced: answer `+ Ready for literal data`."""
+
+    size: int
+    line: bytes  # the line that announced it (for the log)
+
+
+@dataclass(frozen=True, slots=True)
+class LiteralRefused:
+    """A literal larger than allowed. RFC 7888 §4: a synchronizing one gets a tagged NO and the
+    client does not send it; for a non-synchronizing one the server replies and closes."""
+
+    tag: str
+    size: int
+    synchronizing: bool
+    line: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LineTooLong:
+    tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class RawLine:
+    """A line read in raw-line mode (SASL response, IDLE DONE)."""
+
+    data: bytes
+
+
+Event = RawCommand | NeedContinuation | LiteralRefused | LineTooLong | RawLine
+
+
+def first_word(line: bytes) -> str:
+    word = line.split(b" ", 1)[0] if line else b""
+    return word.decode("utf-8", "replace")[:64]
+
+
+class CommandReader:
+    def __init__(self, max_line: int = 65536, max_literal: int = 26214400) -> None:
+        self.max_line = max_line
+        self.max_literal = max_literal
+        self.line_mode = False  # set by the caller before next_event()
+        self._buf = bytearray()
+        self._lines: list[bytes] = []
+        self._literals: list[bytes] = []
+        self._need = 0  # literal bytes still expected
+        self._literal = bytearray()
+        self._reading_literal = False
+        self._skipping: bytes | None = None  # start of an overlong line being discarded
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    @property
+    def in_literal(self) -> bool:
+        return self._reading_literal
+
+    def next_event(self) -> Event | None:
+        while True:
+            if self._reading_literal:
+                take = min(self._need, len(self._buf))
+                self._literal += self._buf[:take]
+                del self._buf[:take]
+                self._need -= take
+                if self._need:
+                    return None
+                self._literals.append(bytes(self._literal))
+                self._literal.clear()
+                self._reading_literal = False
+            event = self._next_line()
+            if event is not _AGAIN:
+                return event
+
+    def _next_line(self):
+        nl = self._buf.find(b"\n")
+        if nl < 0:
+            if len(self._buf) > self.max_line:
+                if self._skipping is None:
+                    self._skipping = bytes(self._lines[0] if self._lines else self._buf[:80])
+                self._buf.clear()
+            return None
+        raw = bytes(self._buf[:nl])
+        del self._buf[: nl + 1]
+        if self._skipping is not None or nl > self.max_line:
+            start = self._skipping if self._skipping is not None else raw[:80]
+            self._skipping = None
+            self._reset()
+            return LineTooLong(first_word(edit_line(start)))
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        line = edit_line(raw)
+        if self.line_mode and not self._lines:
+            return RawLine(line)
+        m = LITERAL_TAIL.search(line)
+        if m is None or len(self._lines) >= MAX_SEGMENTS:
+            self._lines.append(line)
+            command = RawCommand(tuple(self._lines), tuple(self._literals))
+            self._reset()
+            if command.lines == (b"",):
+                return _AGAIN  # an empty line (a student's extra Enter) is ignored
+            return command
+        size, plus = int(m.group(1)), bool(m.group(2))
+        if size > self.max_literal:
+            tag = first_word(self._lines[0] if self._lines else line)
+            self._reset()
+            return LiteralRefused(tag, size, not plus, line)
+        self._lines.append(line)
+        self._need = size
+        self._reading_literal = True
+        if not plus:
+            return NeedContinuation(size, line)
+        return _AGAIN
+
+    def _reset(self) -> None:
+        self._lines = []
+        self._literals = []
+
+
+_AGAIN = object()

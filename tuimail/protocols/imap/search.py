@@ -1,0 +1,192 @@
+"""SEARCH (RFC 3501 §6.4.4): the whole search-key grammar, parsed into predicates.
+
+`parse_search(tokens)` returns (charset, predicate); the predicate takes a `Candidate` (sequence
+number, ref, flags, lazy message) and says whether it matches. Header and body matches are
+case-insensitive substring matches on decoded text, as §6.4.4 asks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from tuimail.protocols.imap import sequence
+from tuimail.protocols.imap.fetch import Message
+from tuimail.protocols.imap.tokens import Atom, ParseError, number, text
+
+CHARSETS = ("UTF-8", "US-ASCII")
+
+
+class BadCharset(ValueError):
+    pass
+
+
+@dataclass(slots=True)
+class Candidate:
+    seq: int
+    uid: int
+    letters: str
+    keywords: frozenset[str]
+    recent: bool
+    msg: Message
+    max_seq: int
+    max_uid: int
+
+
+Predicate = Callable[[Candidate], bool]
+
+_FLAG_KEYS = {
+    "ANSWERED": ("R", True), "DELETED": ("T", True), "DRAFT": ("D", True), "FLAGGED": ("F", True), "SEEN": ("S", True),
+    "UNANSWERED": ("R", False), "UNDELETED": ("T", False), "UNDRAFT": ("D", False), "UNFLAGGED": ("F", False),
+    "UNSEEN": ("S", False),
+}
+_HEADER_KEYS = {"BCC", "CC", "FROM", "SUBJECT", "TO"}
+_DATE = re.compile(r"^(\d{1,2})-([A-Za-z]{3})-(\d{4})$")
+_MONTHS = {m: i for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
+
+
+def parse_search(tokens: list) -> tuple[str, Predicate]:
+    if not tokens:
+        raise ParseError("SEARCH needs a search key")
+    charset = "US-ASCII"
+    if isinstance(tokens[0], Atom) and tokens[0].upper() == "CHARSET":
+        if len(tokens) < 3:
+            raise ParseError("CHARSET needs a name and a search key")
+        charset = text(tokens[1]).upper()
+        if charset not in CHARSETS:
+            raise BadCharset(charset)
+        tokens = tokens[2:]
+    parser = _Parser(tokens)
+    keys = []
+    while not parser.done:
+        keys.append(parser.key())
+    return charset, _all(keys)
+
+
+def _all(keys: list[Predicate]) -> Predicate:
+    if len(keys) == 1:
+        return keys[0]
+    return lambda c: all(k(c) for k in keys)
+
+
+class _Parser:
+    def __init__(self, tokens: list) -> None:
+        self.tokens = tokens
+        self.i = 0
+
+    @property
+    def done(self) -> bool:
+        return self.i >= len(self.tokens)
+
+    def take(self):
+        if self.done:
+            raise ParseError("search key is missing an argument")
+        token = self.tokens[self.i]
+        self.i += 1
+        return token
+
+    def key(self) -> Predicate:
+        token = self.take()
+        if isinstance(token, list):
+            sub = _Parser(token)
+            keys = []
+            while not sub.done:
+                keys.append(sub.key())
+            if not keys:
+                raise ParseError("empty search key list")
+            return _all(keys)
+        if not isinstance(token, Atom):
+            raise ParseError("expected a search key")
+        name = token.upper()
+        if name in _FLAG_KEYS:
+            letter, wanted = _FLAG_KEYS[name]
+            return lambda c: (letter in c.letters) == wanted
+        if name == "ALL":
+            return lambda c: True
+        if name == "NEW":
+            return lambda c: c.recent and "S" not in c.letters
+        if name == "OLD":
+            return lambda c: not c.recent
+        if name == "RECENT":
+            return lambda c: c.recent
+        if name in ("KEYWORD", "UNKEYWORD"):
+            word, wanted = text(self.take()).upper(), name == "KEYWORD"
+            return lambda c: any(k.upper() == word for k in c.keywords) == wanted
+        if name == "NOT":
+            inner = self.key()
+            return lambda c: not inner(c)
+        if name == "OR":
+            a, b = self.key(), self.key()
+            return lambda c: a(c) or b(c)
+        if name in ("LARGER", "SMALLER"):
+            size = number(self.take())
+            if name == "LARGER":
+                return lambda c: c.msg.ref.wire_size > size
+            return lambda c: c.msg.ref.wire_size < size
+        if name in ("BEFORE", "ON", "SINCE"):
+            day = parse_date(self.take())
+            return _date_key(name, day, lambda c: datetime.fromtimestamp(c.msg.ref.internaldate).date())
+        if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
+            day = parse_date(self.take())
+            return _date_key(name[4:], day, _sent_date)
+        if name in _HEADER_KEYS:
+            needle = text(self.take()).casefold()
+            return lambda c: needle in (_header(c, name) or "").casefold() if needle else _header(c, name) is not None
+        if name == "HEADER":
+            field, needle = text(self.take()), text(self.take()).casefold()
+            return lambda c: (h := _header(c, field)) is not None and needle in h.casefold()
+        if name == "BODY":
+            needle = text(self.take()).casefold()
+            return lambda c: needle in _body_text(c.msg)
+        if name == "TEXT":
+            needle = text(self.take()).casefold()
+            return lambda c: needle in _body_text(c.msg) or needle in _headers_text(c.msg)
+        if name == "UID":
+            ranges = sequence.parse_set(str(self.take()))
+            return lambda c: sequence.contains(ranges, c.uid, c.max_uid)
+        if sequence.is_set(token):
+            ranges = sequence.parse_set(token)
+            return lambda c: sequence.contains(ranges, c.seq, c.max_seq)
+        raise ParseError(f"unknown search key {token}")
+
+
+def parse_date(token) -> date:
+    m = _DATE.match(text(token))
+    if m is None or m.group(2).upper() not in _MONTHS:
+        raise ParseError("expected a date like 1-Feb-2026")
+    try:
+        return date(int(m.group(3)), _MONTHS[m.group(2).upper()], int(m.group(1)))
+    except ValueError as e:
+        raise ParseError(f"invalid date: {e}") from e
+
+
+def _date_key(kind: str, day: date, get: Callable[[Candidate], date | None]) -> Predicate:
+    def check(c: Candidate) -> bool:
+        d = get(c)
+        if d is None:
+            return False
+        return d < day if kind == "BEFORE" else d == day if kind == "ON" else d >= day
+
+    return check
+
+
+def _sent_date(c: Candidate) -> date | None:
+    d = c.msg.structure.date()
+    return d.date() if d is not None else None
+
+
+def _header(c: Candidate, name: str) -> str | None:
+    """Every `name` header's decoded value joined (SEARCH HEADER matches any of them), or None."""
+    values = c.msg.structure.header_values(name, decoded=True)
+    return "\n".join(values) if values else None
+
+
+def _headers_text(msg: Message) -> str:
+    return msg.structure.header_bytes().decode("utf-8", "replace").casefold()
+
+
+def _body_text(msg: Message) -> str:
+    """The message's text parts, transfer-decoded, case-folded."""
+    return msg.structure.body_text_bytes().decode("utf-8", "replace").casefold()

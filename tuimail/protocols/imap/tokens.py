@@ -1,0 +1,118 @@
+"""Tokenizer for IMAP command arguments (RFC 3501 §4 data formats, §9 grammar).
+
+A `RawCommand` (edited lines plus literals) becomes a flat list of tokens:
+- `Atom` (a `str`): atoms, NIL, flags like `\\Seen`, sequence sets, and fetch attributes with their
+  bracketed section kept whole (`BODY.PEEK[HEADER.FIELDS (FROM TO)]<0.100>`);
+- `bytes`: quoted strings (escapes removed) and literals;
+- `list`: parenthesized lists, nested.
+"""
+
+from __future__ import annotations
+
+from tuimail.protocols.imap.reader import LITERAL_TAIL, RawCommand
+
+class Atom(str):
+    """An atom as typed (case kept); commands compare `.upper()`."""
+
+    __slots__ = ()
+
+
+class ParseError(ValueError):
+    """The arguments do not follow the grammar; the reply is a tagged BAD with this text."""
+
+
+_STOP = frozenset(b" ()")
+
+
+def tokenize(command: RawCommand) -> list:
+    """All tokens of a command, including the tag and the command name."""
+    root: list = []
+    stack = [root]
+    for index, line in enumerate(command.lines):
+        literal = command.literals[index] if index < len(command.literals) else None
+        tail = LITERAL_TAIL.search(line) if literal is not None else None
+        end = tail.start() if tail else len(line)
+        i = 0
+        while i < end:
+            c = line[i]
+            if c == 0x20:
+                i += 1
+            elif c == 0x28:  # (
+                new: list = []
+                stack[-1].append(new)
+                stack.append(new)
+                i += 1
+            elif c == 0x29:  # )
+                if len(stack) == 1:
+                    raise ParseError("unexpected ')'")
+                stack.pop()
+                i += 1
+            elif c == 0x22:  # "
+                value, i = _quoted(line, i + 1, end)
+                stack[-1].append(value)
+            else:
+                value, i = _atom(line, i, end)
+                stack[-1].append(value)
+        if tail is not None:
+            stack[-1].append(literal)
+    if len(stack) != 1:
+        raise ParseError("missing ')'")
+    return root
+
+
+def _quoted(line: bytes, i: int, end: int) -> tuple[bytes, int]:
+    out = bytearray()
+    while i < end:
+        c = line[i]
+        if c == 0x5C and i + 1 < end:  # backslash escapes \" and \\
+            out.append(line[i + 1])
+            i += 2
+        elif c == 0x22:
+            return bytes(out), i + 1
+        else:
+            out.append(c)
+            i += 1
+    raise ParseError("unterminated quoted string")
+
+
+def _atom(line: bytes, i: int, end: int) -> tuple[Atom, int]:
+    start = i
+    while i < end and line[i] not in _STOP:
+        if line[i] == 0x5B:  # [ : a section spec runs to its ] with spaces and lists inside
+            close = line.find(b"]", i, end)
+            if close < 0:
+                raise ParseError("missing ']'")
+            i = close + 1
+        elif line[i] == 0x7B:  # { is only allowed as a literal at the end of a line
+            raise ParseError("unexpected '{'")
+        else:
+            i += 1
+    return Atom(line[start:i].decode("utf-8", "surrogateescape")), i
+
+
+# ----- helpers for command argument parsing ---------------------------------------------------
+
+
+def text(token) -> str:
+    """An astring argument as text (atom, quoted string or literal)."""
+    if isinstance(token, Atom):
+        return str(token)
+    if isinstance(token, bytes):
+        return token.decode("utf-8", "surrogateescape")
+    raise ParseError("expected a string")
+
+
+def atom(token) -> str:
+    if not isinstance(token, Atom):
+        raise ParseError("expected an atom")
+    return str(token)
+
+
+def number(token) -> int:
+    if not isinstance(token, Atom) or not token.isdigit() or len(token) > 10:
+        raise ParseError("expected a number")
+    return int(token)
+
+
+def is_nil(token) -> bool:
+    return isinstance(token, Atom) and token.upper() == "NIL"

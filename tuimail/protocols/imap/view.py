@@ -1,0 +1,115 @@
+"""A session's view of its selected mailbox (RFC 3501 §7.4.1, §5.2, §5.5).
+
+Sequence numbers are positions in `uids`. Changes made by anyone else (another IMAP session, POP3,
+an SMTP delivery) reach this session only through `refresh()`, which returns the untagged responses
+that bring the client up to date: EXPUNGE (only when the command in progress allows it), EXISTS,
+RECENT and FETCH FLAGS.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from tuimail.protocols.imap.flags import flag_list
+from tuimail.store.keywords import Keywords, keywords_for
+from tuimail.store.maildir import Folder, MessageRef
+
+
+class MailboxView:
+    def __init__(self, folder: Folder, readonly: bool) -> None:
+        self.folder = folder
+        self.readonly = readonly
+        self.keywords: Keywords = keywords_for(folder.path)
+        # RFC 3501 §2.3.2: \Recent belongs to the first session that sees a message (not EXAMINE)
+        self.recent: set[int] = set() if readonly else set(folder.claim_recent())
+        refs = folder.messages()
+        self.uids: list[int] = [r.uid for r in refs]
+        kw = self.keywords
+        self.known: dict[int, tuple[str, frozenset[str]]] = {r.uid: (r.flags, kw.get(r.uid)) for r in refs}
+        self.gone: set[int] = set()  # expunged elsewhere, not yet reported (§7.4.1)
+        self._stamp = (folder.version, kw.version)
+
+    # ----- lookups ------------------------------------------------------------------------
+
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    def uid_at(self, seq: int) -> int:
+        return self.uids[seq - 1]
+
+    def seq_of(self, uid: int) -> int | None:
+        i = bisect.bisect_left(self.uids, uid)
+        return i + 1 if i < len(self.uids) and self.uids[i] == uid else None
+
+    def live_uids(self) -> list[int]:
+        return [u for u in self.uids if u not in self.gone] if self.gone else self.uids
+
+    def flags_of(self, uid: int) -> str:
+        letters, words = self.known.get(uid, ("", frozenset()))
+        return flag_list(letters, words, uid in self.recent)
+
+    def remember(self, ref: MessageRef) -> None:
+        """This session changed a message's flags itself and told its client already."""
+        self.known[ref.uid] = (ref.flags, self.keywords.get(ref.uid))
+
+    def first_unseen(self) -> int | None:
+        for seq, uid in enumerate(self.uids, 1):
+            if "S" not in self.known[uid][0]:
+                return seq
+        return None
+
+    # ----- catching up --------------------------------------------------------------------
+
+    def refresh(self, allow_expunge: bool) -> list[str]:
+        """Untagged lines for what changed since the last refresh."""
+        folder, kw = self.folder, self.keywords
+        folder.sync()
+        if (folder.version, kw.version) == self._stamp and not (allow_expunge and self.gone):
+            return []
+        out: list[str] = []
+        if not self.readonly:
+            self.recent.update(folder.claim_recent())
+        refs = folder.messages()
+        self._stamp = (folder.version, kw.version)
+        by_uid = {r.uid: r for r in refs}
+        missing = [u for u in self.uids if u not in by_uid]
+        self.gone.update(missing)
+        if allow_expunge and self.gone:
+            out += self._expunge_lines()
+        last = self.uids[-1] if self.uids else 0
+        fresh = [r for r in refs if r.uid > last]
+        if fresh:
+            for r in fresh:
+                self.uids.append(r.uid)
+                self.known[r.uid] = (r.flags, kw.get(r.uid))
+            out.append(f"* {len(self.uids)} EXISTS")
+            out.append(f"* {sum(1 for u in self.uids if u in self.recent)} RECENT")
+        for seq, uid in enumerate(self.uids, 1):
+            ref = by_uid.get(uid)
+            if ref is None or uid in self.gone:
+                continue
+            state = (ref.flags, kw.get(uid))
+            if self.known.get(uid) != state:
+                self.known[uid] = state
+                out.append(f"* {seq} FETCH (FLAGS {self.flags_of(uid)})")
+        return out
+
+    def expunged(self, uids: list[int]) -> list[str]:
+        """This session expunged `uids`: the EXPUNGE lines, highest sequence number first."""
+        self.gone.update(uids)
+        return self._expunge_lines()
+
+    def _expunge_lines(self) -> list[str]:
+        # RFC 3501 §7.4.1: each EXPUNGE renumbers the messages after it; sending the highest
+        # sequence numbers first keeps the numbers of the others valid while the client applies them
+        lines = []
+        for seq in range(len(self.uids), 0, -1):
+            uid = self.uids[seq - 1]
+            if uid in self.gone:
+                lines.append(f"* {seq} EXPUNGE")
+                self.known.pop(uid, None)
+                self.recent.discard(uid)
+        self.uids = [u for u in self.uids if u not in self.gone]
+        self.gone.clear()
+        return lines

@@ -1,0 +1,180 @@
+"""The IMAP listener's asyncio glue: bytes in -> `CommandReader` -> `ImapMachine` -> bytes out.
+
+It only moves bytes and carries out the machine's effects: the slow password check (in a worker
+thread), IDLE's folder watch, STARTTLS, closing. Client lines are logged masked (`mask_imap`);
+literal contents and message data never reach the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from tuimail.core.directory import Service
+from tuimail.core.events import Protocol
+from tuimail.core.masking import MASK, mask_imap
+from tuimail.protocols.imap.machine import ImapMachine, Options, Outcome
+from tuimail.protocols.imap.reader import (
+    CommandReader,
+    LineTooLong,
+    LiteralRefused,
+    NeedContinuation,
+    RawCommand,
+    RawLine,
+)
+from tuimail.servers.connection import LineConnection
+from tuimail.servers.engine import Engine
+
+MAX_LINE = 65536  # long UID sets from real clients (Dovecot uses 64 KiB too)
+_SENSITIVE = ("LOGIN", "AUTHENTICATE")
+
+
+class ImapConnection(LineConnection):
+    protocol = Protocol.IMAP
+
+    def __init__(self, engine: Engine, name: str = "imap") -> None:
+        super().__init__(engine, tls=name == "imaps")
+        policy = engine.config.settings.policy
+        self.options = Options(
+            hostname=engine.hostname,
+            version=engine.version,
+            max_literal=policy.max_message_size,
+            plaintext_allowed=policy.allow_plaintext_auth,
+            tls_available=name == "imap" and engine.ssl_context is not None,
+        )
+        self.machine = ImapMachine(engine.store, self.options, tls_active=self.tls)
+        self.reader = CommandReader(MAX_LINE, policy.max_message_size)
+        self._logged = 0  # lines of the command being read that are already in the log
+        self._unwatch: Callable[[], None] | None = None
+        self._shown: tuple[str | None, str | None] = (None, None)
+
+    # ----- LineConnection interface ---------------------------------------------------------
+
+    def greeting(self) -> None:
+        self._apply(self.machine.greeting())
+
+    def farewell(self, reason: str) -> bytes:
+        return self.machine.farewell(reason)
+
+    def on_close(self) -> None:
+        self._stop_watching()
+        self.machine.close()
+
+    async def handle(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while self.transport is not None and not self.transport.is_closing():
+            self.reader.line_mode = self.machine.wants_line
+            event = self.reader.next_event()
+            if event is None:
+                return
+            await self._event(event)
+
+    # ----- events ---------------------------------------------------------------------------
+
+    async def _event(self, event) -> None:
+        session = self.session
+        if isinstance(event, RawCommand):
+            self._log_command(event)
+            await self._carry_out(self.machine.receive(event))
+        elif isinstance(event, NeedContinuation):
+            self._log_line(event.line, first=self._logged == 0)
+            self._logged += 1
+            self.send(b"+ Ready for literal data\r\n")
+        elif isinstance(event, RawLine):
+            session.line_in(MASK if self.machine.masks_lines else event.data.decode("utf-8", "replace"))
+            await self._carry_out(self.machine.line(event.data))
+        elif isinstance(event, LiteralRefused):
+            if self._logged == 0:
+                self._log_line(event.line, first=True)
+            self._logged = 0
+            tag = event.tag or "*"
+            limit = self.options.max_literal
+            self.send(f"{tag} NO [TOOBIG] Literal of {event.size} bytes is over the limit ({limit} bytes)\r\n".encode())
+            if not event.synchronizing:  # RFC 7888 §4: its bytes are already on the way
+                self.send(b"* BYE Literal too large\r\n")
+                self.close()
+        elif isinstance(event, LineTooLong):
+            self._logged = 0
+            session.note(f"Command line over {MAX_LINE} bytes discarded")
+            self.send(b"* BAD Command line too long\r\n")
+
+    def _log_command(self, command: RawCommand) -> None:
+        first = command.lines[0]
+        for i, line in enumerate(command.lines):
+            if i >= self._logged and (i == 0 or line.strip()):
+                self._log_line(line, first=i == 0, sensitive_of=first)
+            if i < len(command.literals):
+                self.session.note(f"Literal of {len(command.literals[i])} bytes (not logged)")
+        self._logged = 0
+
+    def _log_line(self, line: bytes, first: bool, sensitive_of: bytes | None = None) -> None:
+        text = line.decode("utf-8", "replace")
+        if first:
+            self.session.line_in(mask_imap(text))
+            return
+        words = (sensitive_of or b"").split(None, 2)
+        sensitive = len(words) > 1 and words[1].decode("ascii", "replace").upper() in _SENSITIVE
+        self.session.line_in(MASK if sensitive else text)
+
+    # ----- effects --------------------------------------------------------------------------
+
+    async def _carry_out(self, outcome: Outcome) -> None:
+        self._apply(outcome)
+        while outcome.auth is not None and self.transport is not None and not self.transport.is_closing():
+            request = outcome.auth
+            result, account = await asyncio.to_thread(
+                self.engine.directory.authenticate, request.login, request.password, Service.IMAP
+            )
+            address = account.address if account else self.engine.directory.resolve_login(request.login)
+            outcome = self.machine.auth_result(result, address)
+            self._apply(outcome)
+        if outcome.starttls:
+            await self._start_tls()
+
+    def _apply(self, outcome: Outcome) -> None:
+        session = self.session
+        for note in outcome.notes:
+            session.note(note)
+        for reply in outcome.replies:
+            if reply.note:
+                session.note(reply.note)
+            self.send(reply.data, list(reply.log) if reply.log is not None else None)
+        if outcome.idle is True:
+            self._start_watching()
+        elif outcome.idle is False:
+            self._stop_watching()
+        shown = (self.machine.user, self.machine.session_state)
+        if shown != self._shown:
+            self._shown = shown
+            session.set_user(self.machine.user, self.machine.session_state)
+        if outcome.close:
+            self.close()
+
+    def _start_watching(self) -> None:
+        self._stop_watching()
+        view = self.machine.view
+        if view is not None:
+            self._unwatch = self.engine.watch(view.folder, self._folder_changed)
+
+    def _stop_watching(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
+
+    def _folder_changed(self, folder) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self._apply(self.machine.idle_poll())
+
+    async def _start_tls(self) -> None:
+        """STARTTLS hook (RFC 3501 §6.2.1): upgrade the transport; everything read so far is dropped."""
+        loop = asyncio.get_running_loop()
+        transport = await loop.start_tls(self.transport, self, self.engine.ssl_context, server_side=True)
+        self.transport = transport
+        self.tls = self.machine.tls_active = True
+        self.session.tls = True
+        self.reader = CommandReader(MAX_LINE, self.options.max_literal)
+
+
+def protocol_factory(engine: Engine, name: str) -> Callable[[], ImapConnection]:
+    """For `loop.create_server`: listener "imap" (plain, STARTTLS when TLS is set up) or "imaps"."""
+    return lambda: ImapConnection(engine, name)
