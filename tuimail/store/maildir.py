@@ -179,7 +179,11 @@ class Folder:
         """Rescan new/ and cur/ when they changed on disk; returns True when the index changed."""
         with self._lock:
             stamp = self._dir_mtimes()
-            recent = time.time() - self._scanned_at < 2.0  # mtimes are not trusted within a tick
+            # mtimes are not trusted within a tick: a scan made less than 2 s after the directories last
+            # changed may have missed a file added in the same tick, so such a scan is repeated. A scan
+            # made later than that can be trusted (comparing with the scan time instead made every
+            # access within 2 s of the previous scan rescan the folder: all of them under steady load).
+            recent = self._scanned_at - max(stamp) / 1e9 < 2.0
             if not force and stamp == self._mtimes and not recent:
                 return False
             self._scanned_at = time.time()
