@@ -78,6 +78,7 @@ class Pop3Machine:
         self._drop: Maildrop | None = None
         self._messages: tuple[DropMessage, ...] = ()
         self._deleted: set[int] = set()  # message numbers marked by DELE
+        self._count = self._octets = 0  # what STAT reports: messages not marked, and their size
         self._bad = 0  # consecutive -ERR replies
 
     # ----- driver interface -----------------------------------------------------------------
@@ -221,7 +222,7 @@ class Pop3Machine:
                     _err("[IN-USE] Maildrop is already in use by another POP3 session")]
         self._drop, self.address = drop, result.address
         self._messages = tuple(drop.messages())  # RFC 1939 §5: numbers are fixed for the session
-        count, octets = self._totals()
+        count, octets = self._recount()
         return [self._enter(Transition.LOGIN),
                 _ok(f"{result.address}'s mailbox has {count} total messages ({octets} octets)")]
 
@@ -274,11 +275,14 @@ class Pop3Machine:
     # ----- TRANSACTION (RFC 1939 §5, §7) ----------------------------------------------------
 
     def _live(self) -> list[tuple[int, DropMessage]]:
+        if not self._deleted:
+            return list(enumerate(self._messages, 1))
         return [(n, m) for n, m in enumerate(self._messages, 1) if n not in self._deleted]
 
-    def _totals(self) -> tuple[int, int]:
-        live = self._live()
-        return len(live), sum(m.size for _, m in live)
+    def _recount(self) -> tuple[int, int]:
+        self._count = len(self._messages) - len(self._deleted)
+        self._octets = sum(m.size for n, m in enumerate(self._messages, 1) if n not in self._deleted)
+        return self._count, self._octets
 
     def _message(self, number: int) -> DropMessage | Reply:
         if not 1 <= number <= len(self._messages):
@@ -288,8 +292,7 @@ class Pop3Machine:
         return self._messages[number - 1]
 
     def do_stat(self, cmd: c.Stat) -> list[Output]:
-        count, octets = self._totals()
-        return [_ok(f"{count} {octets}")]
+        return [_ok(f"{self._count} {self._octets}")]
 
     def do_list(self, cmd: c.List) -> list[Output]:
         return self._listing(cmd.msg, "LIST", lambda m: str(m.size))
@@ -301,10 +304,8 @@ class Pop3Machine:
         if number is not None:
             found = self._message(number)
             return [found if isinstance(found, Reply) else _ok(f"{number} {value(found)}")]
-        live = self._live()
-        count, octets = len(live), sum(m.size for _, m in live)
-        lines = tuple(f"{n} {value(m)}" for n, m in live)
-        head = f"{count} messages ({octets} octets)" if verb == "LIST" else "Unique-ID listing follows"
+        lines = tuple(f"{n} {value(m)}" for n, m in self._live())
+        head = f"{self._count} messages ({self._octets} octets)" if verb == "LIST" else "Unique-ID listing follows"
         note = f"Sending {verb} response ({len(lines)} lines, not logged)"
         return [Reply("+OK", head, lines=lines, multiline=True, note=note)]
 
@@ -334,6 +335,7 @@ class Pop3Machine:
         if isinstance(found, Reply):
             return [found]
         self._deleted.add(cmd.msg)  # RFC 1939 §5: only marked; removed in the UPDATE state
+        self._count, self._octets = self._count - 1, self._octets - found.size
         return [_ok(f"Message {cmd.msg} deleted")]
 
     def do_noop(self, cmd: c.Noop) -> list[Output]:
@@ -341,5 +343,5 @@ class Pop3Machine:
 
     def do_rset(self, cmd: c.Rset) -> list[Output]:
         self._deleted.clear()
-        count, octets = self._totals()
+        count, octets = self._recount()
         return [_ok(f"Maildrop has {count} messages ({octets} octets)")]

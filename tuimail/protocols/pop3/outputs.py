@@ -39,8 +39,10 @@ class Reply:
         if not self.multiline:
             return head
         parts = [head]
-        # RFC 1939 §3: a line beginning with the termination octet is byte-stuffed
-        parts += [("." + line if line.startswith(".") else line).encode("utf-8") + CRLF for line in self.lines]
+        if self.lines:  # one join and one encode: a LIST of 100,000 lines stays cheap
+            text = "\r\n" + "\r\n".join(self.lines)
+            # RFC 1939 §3: a line beginning with the termination octet is byte-stuffed
+            parts.append(text.replace("\r\n.", "\r\n..")[2:].encode("utf-8") + CRLF)
         if self.body:
             parts.append(self.body)
         parts.append(b"." + CRLF)
