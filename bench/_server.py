@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -53,7 +54,15 @@ def serve(accounts: list[str], prepare=None) -> Iterator[Config]:
                     break
             else:
                 raise SystemExit(f"tuimail serve did not start (exit {proc.wait()})")
+            config.server_pid = proc.pid  # type: ignore[attr-defined]
             yield config
         finally:
             proc.terminate()
             proc.wait(15)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")

@@ -13,7 +13,7 @@ import argparse
 import asyncio
 import time
 
-from _server import serve
+from _server import cpu_seconds, serve
 
 RCPT = "bench@bench.test"
 
@@ -75,14 +75,18 @@ def main() -> None:
     if not (0 < args.messages <= 100_000 and 0 < args.concurrency <= 200):
         raise SystemExit("keep the load bounded: --messages <= 100000, --concurrency <= 200")
     with serve([RCPT]) as config:
+        cpu_before = cpu_seconds(config.server_pid)
         elapsed = asyncio.run(run(config.settings.ports.smtp, args.messages, args.concurrency, args.size,
                                   args.per_connection))
+        server_cpu = cpu_seconds(config.server_pid) - cpu_before
         new = config.data_dir / "bench.test" / "bench" / "new"
         files = list(new.iterdir())
         whole = sum(1 for f in files if f.read_bytes().rstrip().endswith(b"x" * 70))
     print(f"smtp_intake: {args.messages} messages of ~{args.size} B, {args.concurrency} connections, "
           f"{args.per_connection} message(s) per session")
     print(f"  {elapsed:.2f} s, {args.messages / elapsed:.0f} msgs/s accepted with durable delivery (fsync before 250)")
+    print(f"  server CPU {server_cpu:.2f} s = {server_cpu / args.messages * 1000:.2f} ms per message "
+          f"({server_cpu / elapsed:.0%} of one core)")
     print(f"  on disk: {len(files)} files, {whole} whole" + ("" if whole == args.messages else "  <-- MISMATCH"))
 
 

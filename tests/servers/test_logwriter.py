@@ -1,0 +1,76 @@
+"""Log files: one block per session in MDaemon's frame, system lines as they happen, rotation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tuimail.core.events import EventBus, LineIn, LineOut, Note, Protocol, SessionClosed, SessionOpened
+from tuimail.servers.logwriter import LogWriter, stamp
+
+AT = datetime(2007, 5, 30, 16, 8, 6).astimezone()
+
+
+def session(bus: EventBus, sid: int, protocol=Protocol.POP3, port=2110) -> None:
+    bus.publish(SessionOpened(sid, protocol, "192.168.1.59", 1997, port, at=AT))
+    bus.publish(LineOut(sid, protocol, "+OK ready", at=AT))
+    bus.publish(LineIn(sid, protocol, "user tatareva", at=AT))
+    bus.publish(Note(sid, protocol, "Sending LIST response (not logged)", at=AT))
+    bus.publish(SessionClosed(sid, protocol, 59, 365, "client quit", at=AT))
+
+
+def test_stamp_is_english_whatever_the_locale():
+    assert stamp(AT) == "Wed 2007-05-30 16:08:06: "
+
+
+def test_a_session_is_one_block_written_when_it_ends(tmp_path):
+    bus = EventBus()
+    bus.subscribe(LogWriter(tmp_path))
+    bus.publish(SessionOpened(1, Protocol.POP3, "192.168.1.59", 1997, 2110, at=AT))
+    session(bus, 2)  # a second session opens and closes while the first is still open
+    bus.publish(LineIn(1, Protocol.POP3, "quit", at=AT))
+    bus.publish(SessionClosed(1, Protocol.POP3, 10, 20, "client quit", at=AT))
+    lines = (tmp_path / "POP.log").read_text().splitlines()
+    assert lines[:8] == [
+        "Wed 2007-05-30 16:08:06: -----",
+        "Wed 2007-05-30 16:08:06: Session 2; POP3 on port 2110",
+        "Wed 2007-05-30 16:08:06: Accepting POP connection from [192.168.1.59 : 1997]",
+        "Wed 2007-05-30 16:08:06: --> +OK ready",
+        "Wed 2007-05-30 16:08:06: <-- user tatareva",
+        "Wed 2007-05-30 16:08:06: Sending LIST response (not logged)",
+        "Wed 2007-05-30 16:08:06: POP session complete (Bytes in/out: 59/365)",
+        "Wed 2007-05-30 16:08:06: -----",
+    ]
+    assert lines[9] == "Wed 2007-05-30 16:08:06: Session 1; POP3 on port 2110"
+    assert lines[-3] == "Wed 2007-05-30 16:08:06: <-- quit"
+
+
+def test_closing_lines_per_protocol(tmp_path):
+    bus = EventBus()
+    bus.subscribe(LogWriter(tmp_path))
+    bus.publish(SessionOpened(3, Protocol.IMAP, "127.0.0.1", 5, 2143, at=AT))
+    bus.publish(SessionClosed(3, Protocol.IMAP, 400, 1028, "client quit", at=AT))
+    bus.publish(SessionOpened(4, Protocol.SMTP, "127.0.0.1", 6, 2525, at=AT))
+    bus.publish(SessionClosed(4, Protocol.SMTP, 1, 2, "killed by operator", ok=False, at=AT))
+    assert "IMAP session complete, (1428 bytes)" in (tmp_path / "IMAP.log").read_text()
+    assert "SMTP session terminated (Bytes in/out: 1/2) [killed by operator]" in (tmp_path / "SMTP-in.log").read_text()
+
+
+def test_system_lines_are_written_at_once(tmp_path):
+    bus = EventBus()
+    bus.subscribe(LogWriter(tmp_path))
+    bus.system("SMTP listening on 0.0.0.0:2525")
+    assert (tmp_path / "system.log").read_text().endswith("SMTP listening on 0.0.0.0:2525\n")
+
+
+def test_files_rotate_by_size(tmp_path):
+    bus = EventBus()
+    bus.subscribe(LogWriter(tmp_path, max_bytes=4096, backups=2))
+    for sid in range(1, 40):
+        session(bus, sid)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["POP.log", "POP.log.1", "POP.log.2"]
+    assert all(p.stat().st_size <= 4096 for p in tmp_path.iterdir())
+    assert "Session 39;" in (tmp_path / "POP.log").read_text()
+    for path in tmp_path.iterdir():  # blocks are never split across files
+        text = path.read_text()
+        assert text.startswith(stamp(AT) + "-----\n") and text.endswith(stamp(AT) + "-----\n")
