@@ -93,3 +93,13 @@ class RunningServer:
                 await asyncio.sleep(0.01)
 
         self.run(poll(), timeout + 5)
+
+
+def client_tls_context():
+    """A client context that trusts the server's generated self-signed certificate."""
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context

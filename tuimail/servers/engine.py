@@ -11,6 +11,7 @@ import asyncio
 import errno
 import importlib
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from tuimail import __version__
 from tuimail.config import Config
 from tuimail.core.directory import Directory
 from tuimail.core.events import EventBus
+from tuimail.servers import tls
 from tuimail.servers.logwriter import LogWriter
 from tuimail.servers.sessions import SessionRegistry
 from tuimail.store import Folder, MailStore
@@ -70,7 +72,7 @@ class Engine:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._watchers: dict[Path, list[Callable[[Folder], None]]] = {}
         self.store.add_listener(self._folder_changed)
-        self.ssl_context = None  # set by the TLS module when TLS is configured
+        self.ssl_context: ssl.SSLContext | None = None  # made by load_tls() at start
 
     @property
     def hostname(self) -> str:
@@ -91,11 +93,24 @@ class Engine:
         self.bus.system(f"tuimail {__version__} starting on {self.hostname} (config {self.config.path})")
         if removed:
             self.bus.system(f"Removed {removed} unfinished file(s) from Maildir tmp/ folders")
+        await self.load_tls()
         ports = self.config.settings.ports
         for name, port in ports.listeners().items():
             self.listeners[name] = await self._bind(name, port)
         self._warn_plaintext()
         return list(self.listeners.values())
+
+    async def load_tls(self) -> None:
+        """Build the SSL context (generating a self-signed certificate on first start)."""
+        try:
+            self.ssl_context = await asyncio.to_thread(tls.server_context, self.config)
+        except tls.TlsError as e:
+            self.ssl_context = None
+            self.bus.system(f"TLS is not available: {e}", logging.ERROR)
+            return
+        cert, _, generated = tls.certificate_paths(self.config)
+        kind = "self-signed certificate" if generated else "certificate"
+        self.bus.system(f"TLS ready ({kind} {cert})")
 
     async def stop(self, reason: str = "server stopping") -> None:
         """Stop accepting, say goodbye to every session, flush the logs."""
