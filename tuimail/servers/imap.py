@@ -133,6 +133,10 @@ class ImapConnection(LineConnection):
 
     def _apply(self, outcome: Outcome) -> None:
         session = self.session
+        shown = (self.machine.user, self.machine.session_state)
+        if shown != self._shown:  # before the replies: a client that reads OK sees the session updated
+            self._shown = shown
+            session.set_user(self.machine.user, self.machine.session_state)
         for note in outcome.notes:
             session.note(note)
         for reply in outcome.replies:
@@ -143,10 +147,6 @@ class ImapConnection(LineConnection):
             self._start_watching()
         elif outcome.idle is False:
             self._stop_watching()
-        shown = (self.machine.user, self.machine.session_state)
-        if shown != self._shown:
-            self._shown = shown
-            session.set_user(self.machine.user, self.machine.session_state)
         if outcome.close:
             self.close()
 
