@@ -88,7 +88,43 @@ class PolicySettings(_Section):
     max_message_size: int = Field(26214400, ge=1024)
     """Largest message accepted, in bytes (SMTP answers 552 above it; IMAP refuses larger literals)."""
     inactivity_timeout: int = Field(1800, ge=10)
-    """Seconds a session may stay silent before the server closes it."""
+    """Seconds an IMAP session may stay silent before the server closes it (RFC 3501 §5.4: 30 min)."""
+    smtp_timeout: int = Field(300, ge=10)
+    """Seconds an SMTP session may stay silent (RFC 5321 §4.5.3.2: 5 min)."""
+    pop3_timeout: int = Field(600, ge=10)
+    """Seconds a POP3 session may stay silent (RFC 1939 §3: at least 10 min)."""
+    command_timeout: int = Field(300, ge=5)
+    """Seconds a client may take to send one whole command line or one message's data (drops slow-drip clients)."""
+    max_connections: int = Field(500, ge=1)
+    """Connections served at once, all protocols together; more are refused politely."""
+    max_connections_per_ip: int = Field(50, ge=1)
+    """Connections served at once from one client address."""
+    max_recipients: int = Field(100, ge=1)
+    """Recipients per message (RFC 5321 §4.5.3.1.8 asks for at least 100)."""
+    max_bad_commands: int = Field(10, ge=1)
+    """Unknown or malformed commands in a row before the session is closed."""
+    auth_failures_before_block: int = Field(10, ge=0)
+    """Failed logins in a row from one address before it is refused for auth_block_seconds (0 = never block)."""
+    auth_block_seconds: int = Field(900, ge=1)
+    """How long a blocked address is refused."""
+    auth_max_delay: float = Field(15.0, ge=0)
+    """Longest delay before answering a failed login (the delay doubles with each failure: 1, 2, 4... s)."""
+    allow_networks: list[str] = []
+    """Client networks allowed to connect, in CIDR (e.g. "192.168.1.0/24"); empty = everyone."""
+    deny_networks: list[str] = []
+    """Client networks always refused, in CIDR; checked before allow_networks."""
+
+    @field_validator("allow_networks", "deny_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network in CIDR form (e.g. 192.168.1.0/24)") from None
+        return value
 
 
 class TlsSettings(_Section):

@@ -35,6 +35,7 @@ class LineConnection(asyncio.Protocol):
         self._worker: asyncio.Task | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closing = False
+        self._refused = False
 
     # ----- subclass interface ---------------------------------------------------------------
 
@@ -51,6 +52,10 @@ class LineConnection(asyncio.Protocol):
     def on_close(self) -> None:
         """The connection is gone, however it ended: release locks, forget watchers."""
 
+    def refusal(self, reason: str) -> bytes:
+        """Bytes sent to a connection refused at once (access list, block, too many connections)."""
+        return b""
+
     @property
     def timeout(self) -> float:
         return float(self.engine.config.settings.policy.inactivity_timeout)
@@ -60,6 +65,12 @@ class LineConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername") or ("?", 0)
+        reason = self.engine.refusal(peer[0])
+        if reason is not None:
+            self._refused = True
+            transport.write(self.refusal(reason))  # type: ignore[attr-defined]
+            transport.close()
+            return
         sock = transport.get_extra_info("sockname") or ("?", 0)
         self.session = self.engine.sessions.open(
             self.protocol, peer, sock[1], self._abort, tls=self.tls, timeout=self.timeout
@@ -69,6 +80,8 @@ class LineConnection(asyncio.Protocol):
         self.greeting()
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         assert self.session is not None
         self.session.received(len(data))
         self._arm_timer()
@@ -78,6 +91,8 @@ class LineConnection(asyncio.Protocol):
         return None  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._refused:
+            return
         if self._timer:
             self._timer.cancel()
         self._inbox.put_nowait(None)

@@ -20,6 +20,7 @@ from pathlib import Path
 from tuimail import __version__
 from tuimail.config import Config
 from tuimail.core.directory import Directory
+from tuimail.core.guard import Guard
 from tuimail.core.events import EventBus
 from tuimail.servers import tls
 from tuimail.servers.logwriter import LogWriter
@@ -73,6 +74,7 @@ class Engine:
         self._watchers: dict[Path, list[Callable[[Folder], None]]] = {}
         self.store.add_listener(self._folder_changed)
         self.ssl_context: ssl.SSLContext | None = None  # made by load_tls() at start
+        self.guard = Guard(lambda: self.config.settings.policy, on_change=self.bus.system)
 
     @property
     def hostname(self) -> str:
@@ -191,6 +193,14 @@ class Engine:
     @property
     def uptime(self) -> float:
         return time.time() - self.started_at if self.started_at else 0.0
+
+    def refusal(self, peer_ip: str) -> str | None:
+        """Why a new connection from `peer_ip` must be refused (access lists, blocks, limits), or None."""
+        live = list(self.sessions)
+        reason = self.guard.refusal(peer_ip, len(live), sum(1 for s in live if s.peer_host == peer_ip))
+        if reason is not None:
+            self.bus.system(f"Refused a connection from {peer_ip}: {reason}", logging.WARNING)
+        return reason
 
     # ----- folder change notification -------------------------------------------------------
 

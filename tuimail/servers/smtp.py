@@ -43,8 +43,8 @@ log = logging.getLogger(__name__)
 logging.getLogger("mail.log").setLevel(logging.ERROR)
 
 MAX_COMMAND_LINE = 1000  # RFC 5321 §4.5.3.1.4: 512 octets; we allow what a person might type
-MAX_RECIPIENTS = 100  # RFC 5321 §4.5.3.1.8: at least 100 must be accepted
 _DATA_PENDING_LIMIT = 1 << 20
+BLOCKED = "blocked after failed logins"
 
 
 def protocol_factory(engine: Engine, name: str):
@@ -71,6 +71,7 @@ class TuimailSMTP(SMTP):
         self.command_size_limits = collections.defaultdict(lambda: MAX_COMMAND_LINE)
         self.command_size_limit = MAX_COMMAND_LINE
         self.record: Session | None = None
+        self._refused = False
         self._pending = b""
         self._replies: list[bytes] = []  # replies held while pipelined commands wait (RFC 2920)
         self._in_data = False
@@ -86,7 +87,7 @@ class TuimailSMTP(SMTP):
             enable_SMTPUTF8=True,
             data_size_limit=settings.policy.max_message_size,
             tls_context=getattr(engine, "ssl_context", None) if not implicit_tls else None,
-            timeout=settings.policy.inactivity_timeout,
+            timeout=settings.policy.smtp_timeout,
             auth_required=submission,
             auth_require_tls=not plaintext_ok and not implicit_tls,
         )
@@ -96,6 +97,12 @@ class TuimailSMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.record is None:
             peer = transport.get_extra_info("peername") or ("?", 0)
+            reason = self.engine.refusal(peer[0])
+            if reason is not None:  # RFC 5321 §3.1: a server may refuse with 421 (not 554: we may accept later)
+                self._refused = True
+                transport.write(f"421 4.7.0 {self.engine.hostname} {reason}\r\n".encode())  # type: ignore[attr-defined]
+                transport.close()
+                return
             sock = transport.get_extra_info("sockname") or ("?", 0)
             self.record = self.engine.sessions.open(
                 Protocol.SMTP, peer, sock[1], self._abort, tls=self.implicit_tls,
@@ -107,6 +114,8 @@ class TuimailSMTP(SMTP):
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return
         try:
             super().connection_lost(error)
         finally:
@@ -115,6 +124,8 @@ class TuimailSMTP(SMTP):
                 self.engine.sessions.close(self.record, "client quit" if quit_seen else "connection lost", ok=quit_seen)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         if self.record is not None:
             self.record.received(len(data))
         if self._in_data:
@@ -298,11 +309,17 @@ class TuimailSMTP(SMTP):
         outcome, account = await asyncio.to_thread(
             self.engine.directory.authenticate, name, password.decode("utf-8", "replace"), Service.SMTP
         )
+        guard, ip = self.engine.guard, self.record.peer_host if self.record else "?"
         if outcome is not AuthOutcome.OK or account is None:
             if self.record:
                 self.record.note(f"Authentication failed for {name}: {outcome.value}")
+            await asyncio.sleep(guard.auth_failed(ip, account.address if account else name))  # throttling
+            if guard.block_of(ip) is not None:
+                self._abort(BLOCKED)
+                return AuthResult(success=False, handled=True)
             # handled=False: aiosmtpd sends 535 (handled=True would send nothing; STACK-NOTES)
             return AuthResult(success=False, handled=False)
+        guard.auth_succeeded(ip, account.address)
         if self.record:
             self.record.set_user(account.address, "authenticated")
         return AuthResult(success=True, auth_data=LoginPassword(account.address.encode(), b""))
@@ -345,8 +362,9 @@ class SmtpHandler:
     async def handle_RCPT(self, server: TuimailSMTP, session, envelope, address: str, options: list[str]) -> str:
         if address == "<>":
             return "501 5.1.3 The null address <> cannot be a recipient"
-        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
-            return f"452 4.5.3 Too many recipients (at most {MAX_RECIPIENTS} per message)"
+        limit = self.engine.config.settings.policy.max_recipients
+        if len(envelope.rcpt_tos) >= limit:
+            return f"452 4.5.3 Too many recipients (at most {limit} per message)"
         directory = self.engine.directory
         domain = address.rpartition("@")[2].lower()
         if "@" not in address and address.lower() != "postmaster":
