@@ -139,10 +139,19 @@ class ImapConnection(LineConnection):
             session.set_user(self.machine.user, self.machine.session_state)
         for note in outcome.notes:
             session.note(note)
+        # one write per outcome; the log keeps the order of notes and lines
+        data: list[bytes] = []
+        lines: list[str] = []
         for reply in outcome.replies:
             if reply.note:
+                if data:
+                    self.send(b"".join(data), lines)
+                    data, lines = [], []
                 session.note(reply.note)
-            self.send(reply.data, list(reply.log) if reply.log is not None else None)
+            data.append(reply.data)
+            lines += reply.log if reply.log is not None else _log_lines(reply.data)
+        if data:
+            self.send(b"".join(data), lines)
         if outcome.idle is True:
             self._start_watching()
         elif outcome.idle is False:
@@ -173,6 +182,10 @@ class ImapConnection(LineConnection):
         self.tls = self.machine.tls_active = True
         self.session.tls = True
         self.reader = CommandReader(MAX_LINE, self.options.max_literal)
+
+
+def _log_lines(data: bytes) -> list[str]:
+    return data.decode("utf-8", "replace").rstrip("\r\n").split("\r\n") if data else []
 
 
 def protocol_factory(engine: Engine, name: str) -> Callable[[], ImapConnection]:

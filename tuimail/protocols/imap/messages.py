@@ -37,7 +37,7 @@ class MessageCommands:
         return [(s, u) for s, u in pairs if u not in view.gone]
 
     def _refs(self) -> dict[int, MessageRef]:
-        return {r.uid: r for r in self.view.folder.messages()}
+        return {r.uid: r for r in self.view.refs()}
 
     # ----- CHECK / CLOSE / UNSELECT / EXPUNGE -----------------------------------------------
 

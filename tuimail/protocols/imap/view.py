@@ -28,6 +28,16 @@ class MailboxView:
         self.known: dict[int, tuple[str, frozenset[str]]] = {r.uid: (r.flags, kw.get(r.uid)) for r in refs}
         self.gone: set[int] = set()  # expunged elsewhere, not yet reported (§7.4.1)
         self._stamp = (folder.version, kw.version)
+        self._snapshot: tuple[MessageRef, ...] | None = refs
+        self._snapshot_version = folder.version
+
+    def refs(self) -> tuple[MessageRef, ...]:
+        """The folder's messages, read from disk at most once per command unless the folder changed
+        (a folder rescan costs a directory listing)."""
+        if self._snapshot is None or self._snapshot_version != self.folder.version:
+            self._snapshot = self.folder.messages()
+            self._snapshot_version = self.folder.version
+        return self._snapshot
 
     # ----- lookups ------------------------------------------------------------------------
 
@@ -63,14 +73,20 @@ class MailboxView:
 
     def refresh(self, allow_expunge: bool) -> list[str]:
         """Untagged lines for what changed since the last refresh."""
+        try:
+            return self._refresh(allow_expunge)
+        finally:
+            self._snapshot = None  # the next command looks at the disk again
+
+    def _refresh(self, allow_expunge: bool) -> list[str]:
         folder, kw = self.folder, self.keywords
-        folder.sync()
+        refs = self.refs()
         if (folder.version, kw.version) == self._stamp and not (allow_expunge and self.gone):
             return []
         out: list[str] = []
-        if not self.readonly:
+        if not self.readonly and any(r.subdir == "new" for r in refs):
             self.recent.update(folder.claim_recent())
-        refs = folder.messages()
+            refs = self.refs()
         self._stamp = (folder.version, kw.version)
         by_uid = {r.uid: r for r in refs}
         missing = [u for u in self.uids if u not in by_uid]
