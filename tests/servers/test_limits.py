@@ -43,8 +43,8 @@ def test_failed_logins_block_the_address_until_released(strict):
             client.login("tester", "wrong")
         with pytest.raises((smtplib.SMTPServerDisconnected, smtplib.SMTPAuthenticationError)) as info:
             client.login("tester", "wrong again")
-    if isinstance(info.value, smtplib.SMTPAuthenticationError):
-        assert info.value.smtp_code == 421
+    strict.wait_for(lambda: "Too many failed logins; try again later" in strict.log_text("SMTP-in"))
+    assert "--> 421 4.7.0 mail.lab.test Too many failed logins" in strict.log_text("SMTP-in")
     sock, line = greeting(strict.ports.smtp)
     sock.close()
     assert line.startswith(b"421 4.7.0") and b"too many failed logins" in line
@@ -64,3 +64,17 @@ def test_recipients_per_message_are_limited(strict):
             assert client.rcpt("tester@lab.test")[0] == 250
         code, text = client.rcpt("tester@lab.test")
     assert code == 452 and b"at most 3" in text
+
+
+def test_slow_drip_command_line_is_dropped(tmp_path):
+    running = RunningServer(make_config(tmp_path, command_timeout=5)).start()
+    try:
+        sock, line = greeting(running.ports.smtp)
+        assert line.startswith(b"220")
+        sock.sendall(b"he")  # ...and never the rest of the line
+        reader = sock.makefile("rb")
+        assert reader.readline().startswith(b"421 4.4.2")  # arrives after command_timeout seconds
+        assert reader.read() == b""
+        running.wait_for(lambda: "took more than 5 s to send a command line" in running.log_text("SMTP-in"))
+    finally:
+        running.stop()

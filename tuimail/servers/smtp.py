@@ -73,6 +73,7 @@ class TuimailSMTP(SMTP):
         self.record: Session | None = None
         self._refused = False
         self._pending = b""
+        self._deadline: asyncio.TimerHandle | None = None
         self._replies: list[bytes] = []  # replies held while pipelined commands wait (RFC 2920)
         self._in_data = False
         self._secret_next = False  # the next client line answers a 334 challenge
@@ -116,6 +117,7 @@ class TuimailSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
             return
+        self._arm_deadline(False)
         try:
             super().connection_lost(error)
         finally:
@@ -142,8 +144,29 @@ class TuimailSMTP(SMTP):
                 self._pending = data
                 break
             data = data[consumed:]
+        if not self._in_data:
+            self._arm_deadline(bool(self._pending))
         if out:
             super().data_received(bytes(out))
+
+    def _arm_deadline(self, wanted: bool, seconds: float | None = None) -> None:
+        """A bound on the time to send one command line or one message's data: a client that drips
+        a byte now and then (resetting the inactivity timer) is still dropped."""
+        if not wanted:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+            return
+        if self._deadline is None:
+            limit = seconds or self.engine.config.settings.policy.command_timeout
+            self._deadline = self.loop.call_later(limit, self._too_slow, limit)
+
+    def _too_slow(self, limit: float) -> None:
+        self._deadline = None
+        if self.record is not None:
+            what = "the message data" if self._in_data else "a command line"
+            self.record.note(f"The client took more than {int(limit)} s to send {what}")
+        self._abort("timeout")
 
     def _take_command(self, data: bytes, out: bytearray) -> int:
         """One command line: edited as typed, logged (masked), passed on with CRLF."""
@@ -186,6 +209,7 @@ class TuimailSMTP(SMTP):
             cut = end + 5
         out += block[:cut]
         self._in_data = False
+        self._arm_deadline(False)
         # map the cut in the normalised block back to the raw input: count the lines it covers
         lines = block[:cut].count(b"\r\n")
         raw_end = 0
@@ -206,6 +230,8 @@ class TuimailSMTP(SMTP):
                 self.record.line_out(line)
         if text.startswith("354"):
             self._in_data = True
+            self._arm_deadline(False)
+            self._arm_deadline(True, 2 * self.engine.config.settings.policy.command_timeout)
         elif text.startswith("334"):
             self._secret_next = True
         self._replies.append(data)
@@ -230,12 +256,13 @@ class TuimailSMTP(SMTP):
             return
         if self.record is not None:
             self.record.close_reason = self.record.close_reason or reason
-        text = {
-            KILLED_BY_OPERATOR: "Session closed by the administrator",
-            "timeout": "Timeout, closing the connection",
-        }.get(reason, "Service shutting down")
+        code, text = {
+            KILLED_BY_OPERATOR: ("4.3.2", "Session closed by the administrator"),
+            "timeout": ("4.4.2", "Timeout, closing the connection"),
+            BLOCKED: ("4.7.0", "Too many failed logins; try again later"),
+        }.get(reason, ("4.3.2", "Service shutting down"))
         self.flush_replies()
-        reply = f"421 4.3.2 {self.hostname} {text}"
+        reply = f"421 {code} {self.hostname} {text}"
         if self.record is not None:
             self.record.line_out(reply)
             self.record.sent(len(reply) + 2)
