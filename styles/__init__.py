@@ -1,0 +1,1 @@
+"""The Textual stylesheets (.tcss), shipped inside the wheel as package tuimail.styles."""

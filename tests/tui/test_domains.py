@@ -1,0 +1,47 @@
+"""Domains tab: add a domain with its IP, edit the IP, delete refused while it has accounts."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable
+
+from tests.tui.tools import ready, type_text, until
+from tuimail.config import Config
+from tuimail.tui.dialogs.domain_form import DomainForm
+
+
+async def test_add_edit_and_delete_domains(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("4")
+        table = app.query_one("#domains-table", DataTable)
+        assert app.focused is table and table.row_count == 2
+        assert table.get_row_at(0) == ["lab.test", "127.0.0.1", "2"]
+        await pilot.press("n")
+        form = app.screen
+        assert isinstance(form, DomainForm)
+        await type_text(pilot, "group42.lab")
+        await pilot.press("tab", "ctrl+a", "ctrl+k")
+        await type_text(pilot, "10.0.0.")
+        assert "not an IP address" in form.query_one("#row-ip").error
+        await type_text(pilot, "7")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: table.row_count == 3, what="domain added")
+        saved = Config.load(app.config.path).settings.domain("group42.lab")
+        assert saved is not None and saved.ip == "10.0.0.7"
+
+        await pilot.press("up", "up", "enter")  # edit lab.test: only the IP can change
+        form = app.screen
+        assert isinstance(form, DomainForm) and form.domain.name == "lab.test"
+        await pilot.press("ctrl+a", "ctrl+k")
+        await type_text(pilot, "192.168.1.59")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: table.get_row_at(0)[1] == "192.168.1.59", what="ip updated")
+
+        await pilot.press("d", "y")  # lab.test has accounts: refused
+        await until(pilot, lambda: any("still has 2 account(s)" in n.message for n in app._notifications),
+                    what="refusal shown")
+        assert app.engine.directory.hosts("lab.test") and table.row_count == 3
+
+        await pilot.press("down", "down", "d", "y")  # group42.lab: no accounts
+        await until(pilot, lambda: table.row_count == 2, what="domain deleted")

@@ -1,0 +1,108 @@
+"""Sessions tab: a real client session appears live; `k`,`y` kills it, the client sees the connection
+close and the session's log block says the operator closed it. Enter opens the session window."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.widgets import DataTable
+
+from tests.tui.tools import ready, screen_text, until
+from tuimail.core.events import Protocol
+from tuimail.tui.screens.session_window import SessionWindow
+
+
+async def smtp_client(app):
+    port = app.config.settings.ports.smtp
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    assert (await reader.readline()).startswith(b"220")
+    writer.write(b"helo student\n")  # LF only, as telnet users type
+    await writer.drain()
+    assert (await reader.readline()).startswith(b"250")
+    return reader, writer
+
+
+async def test_live_session_appears_and_k_y_kills_it(make_app):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        reader, writer = await smtp_client(app)
+        table = app.query_one("#sessions-table", DataTable)
+        await until(pilot, lambda: table.row_count == 1, what="session row")
+        row = table.get_row_at(0)
+        assert row[1] == "SMTP" and row[2].startswith("127.0.0.1:") and row[9] == "helo student"
+        assert app.focused is table  # keys work at once
+        await pilot.press("k")
+        assert "Kill SMTP session" in screen_text(app)
+        await pilot.press("y")
+        rest = await asyncio.wait_for(reader.read(), 10)  # EOF: the server closed the socket
+        assert rest.startswith(b"421")
+        await until(pilot, lambda: table.row_count == 0, what="row removed")
+        log = app.engine.logs.path(Protocol.SMTP)
+        await until(pilot, lambda: "Session closed by the operator (TUI)" in log.read_text(), what="log block")
+        assert "killed by operator" in log.read_text()
+        writer.close()
+
+
+async def test_any_other_key_keeps_the_session(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        reader, writer = await smtp_client(app)
+        table = app.query_one("#sessions-table", DataTable)
+        await until(pilot, lambda: table.row_count == 1)
+        await pilot.press("delete", "n")
+        assert len(app.engine.sessions) == 1
+        writer.write(b"noop\n")
+        await writer.drain()
+        assert (await reader.readline()).startswith(b"250")
+        writer.close()
+
+
+async def test_protocol_filter_cycles(make_app):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        _, writer = await smtp_client(app)
+        table = app.query_one("#sessions-table", DataTable)
+        await until(pilot, lambda: table.row_count == 1)
+        await pilot.press("p")  # SMTP only
+        assert table.row_count == 1
+        await pilot.press("p")  # POP3 only
+        assert table.row_count == 0
+        assert "POP3 only" in screen_text(app)
+        await pilot.press("p", "p")  # IMAP, then all again
+        assert table.row_count == 1
+        writer.close()
+
+
+async def test_session_window_shows_masked_transcript_kills_and_exports(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        reader, writer = await asyncio.open_connection("127.0.0.1", app.config.settings.ports.pop3)
+        assert (await reader.readline()).startswith(b"+OK")
+        for line in (b"user tester\n", b"pass Secret123\n"):
+            writer.write(line)
+            await writer.drain()
+            assert (await reader.readline()).startswith(b"+OK")
+        table = app.query_one("#sessions-table", DataTable)
+        await until(pilot, lambda: table.row_count == 1 and table.get_row_at(0)[3] == "tester@lab.test")
+        await pilot.press("enter")
+        assert isinstance(app.screen, SessionWindow)
+        await until(pilot, lambda: "<-- PASS *****" in screen_text(app), what="masked PASS line")
+        text = screen_text(app)
+        assert "Secret123" not in text
+        assert "user   tester@lab.test" in text and "timeout in 29:" in text
+        await pilot.press("e")
+        window = app.screen
+        await until(pilot, lambda: window.exported is not None, what="export")
+        exported = window.exported.read_text()
+        assert "<-- user tester" in exported and "<-- PASS *****" in exported and "Secret123" not in exported
+        await pilot.press("k", "y")
+        farewell = await asyncio.wait_for(reader.read(), 10)  # read() returns only at EOF: closed
+        assert farewell.startswith(b"-ERR")
+        await until(pilot, lambda: "closed: killed by operator" in screen_text(app), what="closed shown")
+        await pilot.press("escape")
+        assert app.focused is table
+        writer.close()

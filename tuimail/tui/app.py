@@ -1,0 +1,214 @@
+"""The Textual app: tabs Sessions / Logs / Accounts / Domains / Settings over an Engine running in
+the app's own event loop. It only wires things together: the engine's events are buffered by
+`EventFeed` and handed to the widgets on a timer (a few redraws a second, whatever the event rate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+from collections import defaultdict
+from pathlib import Path
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from tuimail.config import Config
+from tuimail.core.events import Protocol
+from tuimail.servers.engine import Engine
+from tuimail.tui import messages
+from tuimail.tui.clock import Clock
+from tuimail.tui.dialogs.confirm import ConfirmDialog
+from tuimail.tui.feed import LOG_PROTOCOLS, EventFeed, Transcripts, log_line, read_tail
+from tuimail.tui.screens.first_run import FirstRunScreen
+from tuimail.tui.screens.session_window import SessionWindow
+from tuimail.tui.widgets.accounts_pane import AccountsPane
+from tuimail.tui.widgets.domains_pane import DomainsPane
+from tuimail.tui.widgets.logs_pane import LogsPane
+from tuimail.tui.widgets.protocol_log import MAX_LINES
+from tuimail.tui.widgets.sessions_pane import SessionsPane
+from tuimail.tui.widgets.settings_pane import SettingsPane
+from tuimail.tui.widgets.status_header import StatusHeader
+
+TABS = ("sessions", "logs", "accounts", "domains", "settings")
+STYLE_FILES = ("app.tcss", "forms.tcss")
+
+
+def style_paths() -> list[Path]:
+    """The .tcss files: from the installed package `tuimail.styles`, else the source tree."""
+    try:
+        root = Path(str(importlib.resources.files("tuimail.styles")))
+    except ModuleNotFoundError:
+        root = Path(__file__).resolve().parents[2] / "styles"
+    return [root / name for name in STYLE_FILES]
+
+
+class TuimailApp(App[int]):
+    CSS_PATH = style_paths()
+    TITLE = "tuimail"
+    BINDINGS = [
+        *(Binding(str(n), f"show_tab('{tab}')", tab.title(), show=False) for n, tab in enumerate(TABS, 1)),
+        Binding("q", "quit_app", "Quit"),
+        Binding("f12", "screenshot", "Screenshot"),
+    ]
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        engine: Engine | None = None,
+        clock: Clock | None = None,
+        start_engine: bool = True,
+        tick: float = 0.2,
+        cursor_blink: bool = True,
+        first_run: bool = True,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.engine = engine or Engine(config)
+        self.clock = clock or Clock()
+        self.start_engine = start_engine
+        self.tick_seconds = tick
+        self.cursor_blink = cursor_blink
+        self.first_run = first_run
+        self.feed = EventFeed()
+        self.transcripts = Transcripts()
+        self.engine_ready = asyncio.Event()
+        self.settings_dirty = False
+        self._stopped = False
+        self._unsubscribe = lambda: None
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(id="status-header")
+        with TabbedContent(id="main-tabs", initial="sessions"):
+            for n, (tab, pane) in enumerate(zip(TABS, (SessionsPane, LogsPane, AccountsPane, DomainsPane, SettingsPane)), 1):
+                with TabPane(f"{n} {tab.title()}", id=tab):
+                    yield pane(id=f"{tab}-pane")
+        yield Footer()
+
+    # ----- start / tick / stop --------------------------------------------------------------
+
+    async def on_mount(self) -> None:
+        self.set_interval(self.tick_seconds, self.tick)
+        self.call_after_refresh(self.focus_tab)
+        self.run_worker(self._boot(), group="engine")
+        if self.first_run and not self.config.settings.domains:
+            self.push_screen(FirstRunScreen(), self._first_run_done)
+
+    async def _boot(self) -> None:
+        seeds = await asyncio.to_thread(self._read_log_tails)
+        self.query_one(LogsPane).add(seeds)
+        self._unsubscribe = self.engine.bus.subscribe(self.feed)
+        if self.start_engine:
+            await self.engine.start()
+        self.engine_ready.set()
+        self.tick()
+
+    def _read_log_tails(self) -> dict[Protocol, list[str]]:
+        return {p: read_tail(self.engine.logs.path(p), MAX_LINES) for p in LOG_PROTOCOLS}
+
+    def tick(self) -> None:
+        """Hand the buffered events to the widgets: one batch per tick, however many arrived."""
+        events = self.feed.drain()
+        self.transcripts.add(events)
+        batch: dict[Protocol, list[str]] = defaultdict(list)
+        for event in events:
+            line = log_line(event)
+            if line is not None:
+                batch[line[0]].append(line[1])
+        self.query_one(LogsPane).add(batch)
+        self.query_one(SessionsPane).refresh_rows()
+        self.query_one(StatusHeader).show(self.engine, self.clock, not self.engine_ready.is_set())
+        for screen in self.screen_stack:
+            if isinstance(screen, SessionWindow):
+                screen.add_events(events)
+
+    async def shutdown(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._unsubscribe()
+        if self.engine_ready.is_set() and self.start_engine:
+            await self.engine.stop("server stopping (operator quit the TUI)")
+
+    async def on_unmount(self) -> None:
+        await self.shutdown()
+
+    # ----- tabs and focus -------------------------------------------------------------------
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one("#main-tabs", TabbedContent).active = tab
+        self.focus_tab()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "show_tab":
+            return self.screen is self.screen_stack[0]  # not under a dialog or the session window
+        return True
+
+    def focus_tab(self) -> None:
+        active = self.query_one("#main-tabs", TabbedContent).active
+        self.query_one(f"#{active}-pane").focus_main()
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.tabbed_content.id != "main-tabs":
+            return
+        self.call_after_refresh(self.focus_tab)
+        if self.settings_dirty and event.pane.id != "settings":
+            self.push_screen(ConfirmDialog("Settings have unsaved changes. Discard them?"), self._discard)
+
+    def _discard(self, yes: bool | None) -> None:
+        if yes:
+            self.query_one(SettingsPane).load_values()
+        else:
+            self.action_show_tab("settings")
+
+    def open_session(self, sid: int) -> None:
+        self.push_screen(SessionWindow(sid))
+
+    def _first_run_done(self, created: bool | None) -> None:
+        self.post_message(messages.DomainsChanged())
+        self.call_after_refresh(self.focus_tab)
+
+    # ----- changes made in forms -------------------------------------------------------------
+
+    def on_accounts_changed(self, _: messages.AccountsChanged) -> None:
+        self.query_one(AccountsPane).reload()
+        self.query_one(DomainsPane).reload()
+
+    def on_domains_changed(self, _: messages.DomainsChanged) -> None:
+        self.on_accounts_changed(messages.AccountsChanged())
+
+    def on_listeners_changed(self, _: messages.ListenersChanged) -> None:
+        self.tick()
+
+    def on_settings_dirty(self, message: messages.SettingsDirty) -> None:
+        self.settings_dirty = message.dirty
+
+    # ----- quit and screenshot --------------------------------------------------------------
+
+    def action_quit_app(self) -> None:
+        live = len(self.engine.sessions)
+        worries = []
+        if live:
+            worries.append(f"{live} session{'s are' if live != 1 else ' is'} live and will be closed")
+        if self.settings_dirty:
+            worries.append("unsaved settings will be lost")
+        if not worries:
+            self.run_worker(self._quit())
+            return
+        question = "Quit tuimail? " + "; ".join(worries) + "."
+        self.push_screen(ConfirmDialog(question), lambda yes: self.run_worker(self._quit()) if yes else None)
+
+    async def action_quit(self) -> None:  # ctrl+q
+        await self._quit()
+
+    async def _quit(self) -> None:
+        await self.shutdown()
+        self.exit(0)
+
+    def action_screenshot(self) -> None:
+        tab = self.query_one("#main-tabs", TabbedContent).active
+        name = f"tuimail-{tab}-{self.clock.now():%Y%m%d-%H%M%S}.svg"
+        path = self.save_screenshot(name, path=str(self.config.base))
+        self.notify(f"Screenshot saved to {path}", timeout=10)

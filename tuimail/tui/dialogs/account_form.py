@@ -1,0 +1,149 @@
+"""The account form (MDaemon's account editor): full name, mailbox, domain, password, POP/IMAP
+access, administrator, notes. Rules are checked as you type; `ctrl+s` saves (hashing runs in a
+thread), Escape cancels. On edit the address is fixed and a blank password keeps the old one."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Input, Select, Static, Switch
+
+from tuimail.core.addresses import AddressError, check_mailbox
+from tuimail.core.directory import Account, DirectoryError
+from tuimail.core.passwords import WeakPassword, check_password
+from tuimail.tui.widgets.form_row import FormRow
+
+
+class AccountForm(ModalScreen[Account | None]):
+    BINDINGS = [Binding("ctrl+s", "save", "Save", priority=True), Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, engine, account: Account | None = None) -> None:
+        super().__init__()
+        self.engine = engine
+        self.account = account
+
+    def compose(self) -> ComposeResult:
+        a = self.account
+        domains = [d.name for d in self.engine.directory.domains]
+        editing = a is not None
+        title = f"Edit account {a.address}" if a else "New account"
+        with Vertical(classes="dialog form"):
+            yield Static(title, classes="title", markup=False)
+            with VerticalScroll(classes="form-body"):
+                yield FormRow("Full name", Input(a.full_name if a else "", id="full_name"), id="row-full_name")
+                yield FormRow("Mailbox", Input(a.mailbox if a else "", id="mailbox", disabled=editing), id="row-mailbox")
+                options = [(d, d) for d in domains]
+                domain = Select(options, value=a.domain if a else (domains[0] if domains else Select.NULL),
+                                allow_blank=not domains, id="domain", disabled=editing)
+                yield FormRow("Domain", domain, id="row-domain")
+                hint = "blank keeps the current password" if editing else ""
+                yield FormRow("Password", Input("", password=True, id="password"), hint=hint, id="row-password")
+                yield FormRow("Allow POP", Switch(a.pop if a else True, id="pop"))
+                yield FormRow("Allow IMAP", Switch(a.imap if a else True, id="imap"))
+                yield FormRow("Administrator", Switch(a.admin if a else False, id="admin"))
+                yield FormRow("Notes", Input(a.notes if a else "", id="notes"), id="row-notes")
+            yield Static("ctrl+s save   Escape cancel", id="form-status", classes="hint", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#full_name", Input).focus()
+        if not self.engine.directory.domains:
+            self.query_one("#row-domain", FormRow).set_error("no domain yet: add one in the Domains tab (4)")
+
+    # ----- validation as you type -----------------------------------------------------------
+
+    def value(self, field: str) -> str:
+        return self.query_one(f"#{field}", Input).value
+
+    def domain(self) -> str | None:
+        value = self.query_one("#domain", Select).value
+        return None if value is Select.NULL else str(value)
+
+    def check(self) -> dict[str, str]:
+        """Field id -> message, for every rule the form's values break."""
+        errors: dict[str, str] = {}
+        mailbox = self.value("mailbox").strip()
+        if self.account is None:
+            try:
+                mailbox = check_mailbox(mailbox)
+                domain = self.domain()
+                if domain and self.engine.directory.get(f"{mailbox}@{domain}"):
+                    errors["mailbox"] = f"{mailbox}@{domain} already exists"
+            except AddressError as e:
+                errors["mailbox"] = "required" if not mailbox else str(e)
+            if self.domain() is None:
+                errors["domain"] = "no domain yet: add one in the Domains tab (4)"
+        else:
+            mailbox = self.account.mailbox
+        password = self.value("password")
+        if password or self.account is None:
+            strong = self.engine.config.settings.policy.require_strong_passwords
+            try:
+                check_password(password, mailbox, strong=strong)
+            except WeakPassword as e:
+                errors["password"] = str(e)
+        for field in ("full_name", "notes"):
+            text = self.value(field)
+            if len(text) > 2000 or any(c in text for c in "\0\r\n"):
+                errors[field] = "at most 2000 characters, no line breaks"
+        return errors
+
+    def show_errors(self, errors: dict[str, str], only: set[str] | None = None) -> None:
+        for row in self.query(FormRow):
+            if row.id and row.id.startswith("row-"):
+                field = row.id.removeprefix("row-")
+                if only is None or field in only:
+                    row.set_error(errors.get(field))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        touched = {event.input.id or ""}
+        if event.input.id == "mailbox":
+            touched.add("password")  # the password may not contain the mailbox name
+        self.show_errors(self.check(), only=touched if self.is_mounted else set())
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self.show_errors(self.check(), only={"mailbox", "domain"})
+
+    # ----- saving ---------------------------------------------------------------------------
+
+    def action_save(self) -> None:
+        errors = self.check()
+        self.show_errors(errors)
+        if errors:
+            self.status("Fix the marked fields first")
+            return
+        self.status("Saving...")
+        self.run_worker(self._save(), exclusive=True)
+
+    async def _save(self) -> None:
+        directory = self.engine.directory
+        fields = dict(
+            full_name=self.value("full_name").strip(),
+            pop=self.query_one("#pop", Switch).value,
+            imap=self.query_one("#imap", Switch).value,
+            admin=self.query_one("#admin", Switch).value,
+            notes=self.value("notes"),
+        )
+        password = self.value("password")
+        try:
+            if self.account is None:
+                address = f"{self.value('mailbox').strip()}@{self.domain()}"
+                account = await asyncio.to_thread(directory.add_account, address, password, **fields)
+            else:
+                account = await asyncio.to_thread(
+                    directory.update_account, self.account.address, password=password or None, **fields
+                )
+        except (DirectoryError, AddressError, WeakPassword) as e:
+            self.status(str(e))
+            return
+        self.app.notify(f"Saved {account.address}")
+        self.dismiss(account)
+
+    def status(self, text: str) -> None:
+        self.query_one("#form-status", Static).update(text)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

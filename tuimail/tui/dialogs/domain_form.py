@@ -1,0 +1,97 @@
+"""Add a domain or change its IP address (the primary-domain dialog of MDaemon, seed steps 13-14)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+from tuimail.config import DomainSettings
+from tuimail.core.addresses import AddressError, check_domain, check_ip
+from tuimail.core.directory import DirectoryError
+from tuimail.tui.widgets.form_row import FormRow
+
+
+def detected_ip() -> str:
+    """This machine's outward IPv4 address (no packet is sent), or 127.0.0.1."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: only selects a route
+            return s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+
+
+def domain_errors(directory, name: str, ip: str, new: bool) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if new:
+        try:
+            if directory.hosts(check_domain(name)):
+                errors["name"] = f"{name.lower()} already exists"
+        except AddressError as e:
+            errors["name"] = "required" if not name else str(e)
+    try:
+        check_ip(ip)
+    except AddressError as e:
+        errors["ip"] = str(e)
+    return errors
+
+
+class DomainForm(ModalScreen[DomainSettings | None]):
+    BINDINGS = [Binding("ctrl+s", "save", "Save", priority=True), Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, engine, domain: DomainSettings | None = None) -> None:
+        super().__init__()
+        self.engine = engine
+        self.domain = domain
+
+    def compose(self) -> ComposeResult:
+        d = self.domain
+        with Vertical(classes="dialog form small"):
+            yield Static(f"Domain {d.name}" if d else "New domain", classes="title", markup=False)
+            yield FormRow("Name", Input(d.name if d else "", id="name", disabled=d is not None), id="row-name")
+            ip = d.ip if d else detected_ip()
+            yield FormRow("IP address", Input(ip, id="ip"), hint="the address clients use for this domain", id="row-ip")
+            yield Static("ctrl+s save   Escape cancel", id="form-status", classes="hint", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#ip" if self.domain else "#name", Input).focus()
+
+    def errors(self) -> dict[str, str]:
+        name = self.query_one("#name", Input).value.strip()
+        ip = self.query_one("#ip", Input).value.strip()
+        return domain_errors(self.engine.directory, name, ip, self.domain is None)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        field = event.input.id or ""
+        self.query_one(f"#row-{field}", FormRow).set_error(self.errors().get(field))
+
+    def action_save(self) -> None:
+        errors = self.errors()
+        for field in ("name", "ip"):
+            self.query_one(f"#row-{field}", FormRow).set_error(errors.get(field))
+        if not errors:
+            self.run_worker(self._save(), exclusive=True)
+
+    async def _save(self) -> None:
+        directory = self.engine.directory
+        ip = self.query_one("#ip", Input).value.strip()
+        try:
+            if self.domain is None:
+                name = self.query_one("#name", Input).value.strip()
+                saved = await asyncio.to_thread(directory.add_domain, name, ip)
+            else:
+                saved = await asyncio.to_thread(directory.update_domain, self.domain.name, ip)
+        except DirectoryError as e:
+            self.query_one("#form-status", Static).update(str(e))
+            return
+        self.app.notify(f"Saved domain {saved.name} ({saved.ip})")
+        self.dismiss(saved)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,112 @@
+"""The bridge from the engine's event bus to the widgets.
+
+The bus calls `EventFeed` once per event on the loop's thread; it only appends to a deque. The app
+drains it a few times a second, so a burst of a thousand events becomes one redraw (STACK-NOTES:
+batch `Log.write_lines`, `DataTable.update_cell`). `Transcripts` keeps each session's lines for the
+session window; `log_line` gives the per-protocol log text, the same as the log files (logwriter)
+with the session id in front.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict, deque
+from pathlib import Path
+
+from tuimail.core.events import Event, Protocol, SessionClosed, SessionOpened, SystemMessage
+from tuimail.servers.logwriter import event_text, stamp
+
+LOG_PROTOCOLS = (Protocol.SMTP, Protocol.SMTP_OUT, Protocol.POP3, Protocol.IMAP, Protocol.SYSTEM)
+
+
+class EventFeed:
+    """Bus subscriber: a bounded buffer of events waiting for the next UI tick."""
+
+    def __init__(self, maxlen: int = 200_000) -> None:
+        self._events: deque[Event] = deque(maxlen=maxlen)
+
+    def __call__(self, event: Event) -> None:
+        self._events.append(event)
+
+    def drain(self) -> list[Event]:
+        events = list(self._events)
+        self._events.clear()
+        return events
+
+
+def log_line(event: Event) -> tuple[Protocol, str] | None:
+    """(log, line) for the Logs tab, or None for events that write no line."""
+    text = event_text(event)
+    if text is None:
+        return None
+    if isinstance(event, SystemMessage):
+        return Protocol.SYSTEM, stamp(event.at) + text
+    return event.protocol, f"#{event.sid} {stamp(event.at)}{text}"
+
+
+class Transcripts:
+    """Each session's transcript lines (bounded), kept a while after it closes for export."""
+
+    def __init__(self, per_session: int = 5000, closed_kept: int = 200) -> None:
+        self.per_session = per_session
+        self.closed_kept = closed_kept
+        self._lines: dict[int, deque[str]] = {}
+        self._closed: OrderedDict[int, str] = OrderedDict()  # sid -> reason
+        self.local_port: dict[int, int] = {}
+
+    def add(self, events: list[Event]) -> None:
+        for event in events:
+            sid = getattr(event, "sid", None)
+            if sid is None:
+                continue
+            if isinstance(event, SessionOpened):
+                self.local_port[sid] = event.local_port
+            text = event_text(event)
+            if text is not None:
+                lines = self._lines.get(sid)
+                if lines is None:
+                    lines = self._lines[sid] = deque(maxlen=self.per_session)
+                lines.append(stamp(event.at) + text)
+            if isinstance(event, SessionClosed):
+                self._closed[sid] = event.reason
+                while len(self._closed) > self.closed_kept:
+                    old, _ = self._closed.popitem(last=False)
+                    self._lines.pop(old, None)
+                    self.local_port.pop(old, None)
+
+    def lines(self, sid: int) -> list[str]:
+        return list(self._lines.get(sid, ()))
+
+    def closed_reason(self, sid: int) -> str | None:
+        return self._closed.get(sid)
+
+
+_SESSION_HEAD = re.compile(r": Session (\d+); ")
+
+
+def read_tail(path: Path, max_lines: int, max_bytes: int = 4 * 1024 * 1024) -> list[str]:
+    """The last lines of a log file, each prefixed with `#<sid> ` inside a session block."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return []
+    lines = data.decode("utf-8", "replace").splitlines()
+    if size > max_bytes and lines:
+        lines = lines[1:]  # the first line is probably cut
+    out: list[str] = []
+    sid: str | None = None
+    in_block = False
+    for line in lines:
+        if line.endswith(": -----"):
+            in_block, sid = not in_block, None
+            out.append(line)
+            continue
+        match = _SESSION_HEAD.search(line)
+        if match and in_block:
+            sid = match.group(1)
+        out.append(f"#{sid} {line}" if sid else line)
+    return out[-max_lines:]

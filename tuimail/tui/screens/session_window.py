@@ -1,0 +1,117 @@
+"""The session window (MDaemon's session properties): the live transcript (`<--`/`-->`, masked),
+peer, user, transfer statistics and the inactivity timeout counting down.
+
+Keys: `k` kills the session, `e` exports the transcript to a text file (for the lab report),
+Escape goes back to the Sessions tab.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Log, Static
+
+from tuimail.core.events import Event
+from tuimail.servers.logwriter import event_text, stamp
+from tuimail.tui.text import duration, rate
+
+
+class SessionWindow(Screen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("k", "kill", "Kill"),
+        Binding("delete", "kill", "Kill", show=False),
+        Binding("e", "export", "Export transcript"),
+    ]
+
+    def __init__(self, sid: int) -> None:
+        super().__init__()
+        self.sid = sid
+        self._seen = 0
+        self.exported: Path | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="session-window"):
+            with Horizontal(id="session-info"):
+                yield Static(id="session-who", markup=False)
+                yield Static(id="session-stats", markup=False)
+            yield Log(id="session-log", max_lines=5000, auto_scroll=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        session = self.app.engine.sessions.get(self.sid)
+        self.protocol = session.protocol if session else None
+        self.peer = session.peer if session else "?"
+        self.started = session.started if session else None
+        log = self.query_one("#session-log", Log)
+        log.write_lines(self.app.transcripts.lines(self.sid))
+        log.focus()
+        self.refresh_info()
+
+    def add_events(self, events: list[Event]) -> None:
+        """Called by the app every tick with the events of the tick."""
+        lines = [stamp(e.at) + t for e in events if getattr(e, "sid", None) == self.sid and (t := event_text(e))]
+        if lines:
+            self.query_one("#session-log", Log).write_lines(lines)
+        self.refresh_info()
+
+    def refresh_info(self) -> None:
+        session = self.app.engine.sessions.get(self.sid)
+        clock = self.app.clock
+        label = self.protocol.label if self.protocol else "?"
+        if session is None:
+            reason = self.app.transcripts.closed_reason(self.sid) or "ended"
+            who = f"Session {self.sid} ({label}) from {self.peer}\nclosed: {reason}"
+            self.query_one("#session-who", Static).update(who)
+            self.query_one("#session-stats", Static).update("")
+            return
+        tls = ", TLS" if session.tls else ""
+        who = (
+            f"Session {self.sid}: {label}{tls} on port {session.local_port}\n"
+            f"peer   {session.peer}\n"
+            f"user   {session.user or '(not logged in)'}\n"
+            f"state  {session.state}   started {session.started:%H:%M:%S}"
+        )
+        elapsed = max(0.001, clock.wall() - session.started.timestamp())
+        idle = clock.monotonic() - session.last_activity
+        stats = (
+            f"in   {session.bytes_in} bytes  {rate(session.bytes_in, elapsed)}\n"
+            f"out  {session.bytes_out} bytes  {rate(session.bytes_out, elapsed)}\n"
+            f"idle {duration(idle)}\n"
+            f"timeout in {duration(session.timeout - idle)} (of {duration(session.timeout)})"
+        )
+        self.query_one("#session-who", Static).update(who)
+        self.query_one("#session-stats", Static).update(stats)
+
+    def action_kill(self) -> None:
+        from tuimail.tui.widgets.sessions_pane import confirm_kill
+
+        confirm_kill(self.app, self.sid)
+
+    def action_export(self) -> None:
+        self.run_worker(self._export(), exclusive=True)
+
+    async def _export(self) -> None:
+        app = self.app
+        label = self.protocol.label if self.protocol else "session"
+        folder = app.engine.config.base / "exports"
+        path = folder / f"session-{self.sid}-{label}-{app.clock.now():%Y%m%d-%H%M%S}.txt"
+        port = app.transcripts.local_port.get(self.sid, "?")
+        lines = [f"Session {self.sid}; {label} on port {port}", *app.transcripts.lines(self.sid)]
+
+        def write() -> None:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+        try:
+            await asyncio.to_thread(write)
+        except OSError as e:
+            app.notify(f"Export failed: {e}", severity="error")
+            return
+        self.exported = path
+        app.notify(f"Transcript saved to {path}", timeout=10)

@@ -1,0 +1,31 @@
+"""Small text helpers shared by the widgets: sizes, durations, rates."""
+
+from __future__ import annotations
+
+
+def human_size(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"
+
+
+def duration(seconds: float) -> str:
+    """`0:07`, `12:03`, `1:02:03`, `3d 4:05:06`."""
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
+    return f"{days}d {hours}:{minutes:02}:{secs:02}" if days else text
+
+
+def rate(count: int, seconds: float) -> str:
+    """Kilobytes per second, e.g. `0.42 KB/s`."""
+    return f"{count / 1024 / seconds:.2f} KB/s" if seconds > 0 else "0.00 KB/s"
+
+
+def yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"

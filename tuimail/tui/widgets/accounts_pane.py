@@ -1,0 +1,135 @@
+"""The Accounts tab: every account with its message count and size (counted in a thread: it lists
+directories). Keys: `n` new, Enter edit, `d` delete (choose whether to keep the mail)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from tuimail.core.directory import Account, DirectoryError
+from tuimail.tui.dialogs.account_form import AccountForm
+from tuimail.tui.dialogs.confirm import ChoiceDialog
+from tuimail.tui.messages import AccountsChanged
+from tuimail.tui.text import human_size, yes_no
+
+COLUMNS = ("address", "full name", "POP", "IMAP", "admin", "msgs", "size", "notes")
+
+
+def account_rows(engine) -> list[tuple[Account, tuple[str, ...]]]:
+    """Blocking: reads accounts.json and counts every mailbox (run it in a thread)."""
+    rows = []
+    for account in engine.directory.accounts():
+        try:
+            count, size = engine.store.mailbox(account.address).totals()
+            msgs, size_text = str(count), human_size(size)
+        except Exception:
+            msgs, size_text = "?", "?"
+        notes = account.notes.replace("\n", " ")[:40]
+        rows.append(
+            (account, (account.address, account.full_name, yes_no(account.pop), yes_no(account.imap),
+                       yes_no(account.admin), msgs, size_text, notes))
+        )
+    return rows
+
+
+class AccountsPane(Vertical):
+    BINDINGS = [
+        Binding("n", "new", "New"),
+        Binding("enter", "edit", "Edit"),
+        Binding("d", "delete", "Delete"),
+        Binding("delete", "delete", "Delete", show=False),
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.loaded = asyncio.Event()
+        self._accounts: dict[str, Account] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="accounts-summary")
+        table: DataTable = DataTable(id="accounts-table", cursor_type="row", zebra_stripes=True)
+        for name in COLUMNS:
+            table.add_column(name, key=name)
+        yield table
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one("#accounts-table", DataTable)
+
+    def focus_main(self) -> None:
+        self.table.focus()
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        self.run_worker(self._load(), exclusive=True, group="accounts")
+
+    async def _load(self) -> None:
+        rows = await asyncio.to_thread(account_rows, self.app.engine)
+        table = self.table
+        selected = self.selected()
+        table.clear()
+        self._accounts = {}
+        for account, row in rows:
+            table.add_row(*row, key=account.address)
+            self._accounts[account.address] = account
+        if selected in self._accounts:
+            table.move_cursor(row=table.get_row_index(selected))
+        domains = len(self.app.engine.directory.domains)
+        self.query_one("#accounts-summary", Static).update(
+            f"{len(rows)} account{'s' if len(rows) != 1 else ''} in {domains} domain{'s' if domains != 1 else ''}"
+        )
+        self.loaded.set()
+
+    def selected(self) -> str | None:
+        table = self.table
+        if table.row_count == 0:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    # ----- actions --------------------------------------------------------------------------
+
+    def action_new(self) -> None:
+        self.app.push_screen(AccountForm(self.app.engine), self._saved)
+
+    def action_edit(self) -> None:
+        address = self.selected()
+        if address and address in self._accounts:
+            self.app.push_screen(AccountForm(self.app.engine, self._accounts[address]), self._saved)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_edit()
+
+    def _saved(self, account: Account | None) -> None:
+        if account is not None:
+            self.post_message(AccountsChanged())
+
+    def action_delete(self) -> None:
+        address = self.selected()
+        if not address:
+            return
+        choices = {"k": "delete the account, keep its mail on disk", "m": "delete the account and its mail"}
+
+        def done(choice: str | None) -> None:
+            if choice:
+                self.run_worker(self._delete(address, keep_mail=choice == "k"), group="accounts-delete")
+
+        self.app.push_screen(ChoiceDialog(f"Delete {address}?", choices), done)
+
+    async def _delete(self, address: str, keep_mail: bool) -> None:
+        engine = self.app.engine
+        try:
+            await asyncio.to_thread(engine.directory.delete_account, address)
+            if not keep_mail:
+                await asyncio.to_thread(engine.store.delete_mail, address)
+        except DirectoryError as e:
+            self.app.notify(str(e), severity="error")
+            return
+        self.app.notify(f"Deleted {address}" + ("; its mail is kept" if keep_mail else " and its mail"))
+        self.post_message(AccountsChanged())

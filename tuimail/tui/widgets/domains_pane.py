@@ -1,0 +1,100 @@
+"""The Domains tab: hosted domains (name, IP, accounts). Keys: `n` add, Enter edit the IP, `d` delete
+(refused while the domain still has accounts)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from tuimail.core.directory import DirectoryError
+from tuimail.tui.dialogs.confirm import ConfirmDialog
+from tuimail.tui.dialogs.domain_form import DomainForm
+from tuimail.tui.messages import DomainsChanged
+
+COLUMNS = ("domain", "IP", "accounts")
+
+
+class DomainsPane(Vertical):
+    BINDINGS = [
+        Binding("n", "new", "Add"),
+        Binding("enter", "edit", "Edit"),
+        Binding("d", "delete", "Delete"),
+        Binding("delete", "delete", "Delete", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Static("The first domain is the default one: a bare login (tatareva) means an account there.",
+                     id="domains-summary", markup=False)
+        table: DataTable = DataTable(id="domains-table", cursor_type="row", zebra_stripes=True)
+        for name in COLUMNS:
+            table.add_column(name, key=name)
+        yield table
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one("#domains-table", DataTable)
+
+    def focus_main(self) -> None:
+        self.table.focus()
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        directory = self.app.engine.directory
+        accounts = directory.accounts()
+        table = self.table
+        selected = self.selected()
+        table.clear()
+        for domain in directory.domains:
+            count = sum(1 for a in accounts if a.domain == domain.name)
+            table.add_row(domain.name, domain.ip, str(count), key=domain.name)
+        if selected is not None and selected in [d.name for d in directory.domains]:
+            table.move_cursor(row=table.get_row_index(selected))
+
+    def selected(self) -> str | None:
+        table = self.table
+        if table.row_count == 0:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def action_new(self) -> None:
+        self.app.push_screen(DomainForm(self.app.engine), self._saved)
+
+    def action_edit(self) -> None:
+        name = self.selected()
+        domain = self.app.engine.config.settings.domain(name) if name else None
+        if domain is not None:
+            self.app.push_screen(DomainForm(self.app.engine, domain), self._saved)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_edit()
+
+    def _saved(self, saved: object | None) -> None:
+        if saved is not None:
+            self.post_message(DomainsChanged())
+
+    def action_delete(self) -> None:
+        name = self.selected()
+        if not name:
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._delete(name))
+
+        self.app.push_screen(ConfirmDialog(f"Delete domain {name}?"), done)
+
+    async def _delete(self, name: str) -> None:
+        try:
+            await asyncio.to_thread(self.app.engine.directory.delete_domain, name)
+        except DirectoryError as e:
+            self.app.notify(f"Not deleted: {e}", severity="error")
+            return
+        self.app.notify(f"Deleted domain {name}")
+        self.post_message(DomainsChanged())

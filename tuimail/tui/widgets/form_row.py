@@ -1,0 +1,40 @@
+"""One labelled form field with its validation message beside it (used by every form)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import Input, Label, Static
+
+
+class FormRow(Horizontal):
+    def __init__(self, label: str, field: Widget, hint: str = "", **kwargs) -> None:
+        super().__init__(classes="form-row", **kwargs)
+        self.label = label
+        self.field = field
+        self.hint = hint
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.label, classes="form-label")
+        with Vertical(classes="form-field"):
+            yield self.field
+            yield Static(self.hint, classes="form-hint", markup=False)
+            yield Static("", classes="form-error", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one(".form-hint").display = bool(self.hint)
+        self.query_one(".form-error").display = False
+        if isinstance(self.field, Input) and not getattr(self.app, "cursor_blink", True):
+            self.field.cursor_blink = False
+
+    def set_error(self, message: str | None) -> None:
+        error = self.query_one(".form-error", Static)
+        error.update(message or "")
+        error.display = bool(message)
+        self.set_class(bool(message), "invalid")
+
+    @property
+    def error(self) -> str:
+        error = self.query_one(".form-error", Static)
+        return str(error.content) if error.display else ""

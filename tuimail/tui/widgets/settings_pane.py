@@ -1,0 +1,194 @@
+"""The Settings tab: hostname, listen address, every port and the [policy] values.
+
+`ctrl+s` validates with the config model, writes config.toml atomically (the old file is kept as
+config.toml.bak) and applies at once: a listener whose port changed is rebound without touching the
+sessions of the others; a port that cannot be bound is reported, the old listener is kept and the
+file keeps the old port. Unsaved edits are flagged; leaving the tab or quitting asks first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import BaseModel, ValidationError
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Input, Static, Switch
+
+from tuimail.config import PolicySettings, PortSettings, ServerSettings
+from tuimail.tui.messages import ListenersChanged, SettingsDirty
+from tuimail.tui.widgets.form_row import FormRow
+
+PORT_NAMES = ("smtp", "submission", "pop3", "imap", "smtps", "pop3s", "imaps")
+FIELDS: tuple[tuple[str, str], ...] = (
+    ("server", "hostname"),
+    ("ports", "address"),
+    *(("ports", name) for name in PORT_NAMES),
+    ("policy", "require_strong_passwords"),
+    ("policy", "allow_plaintext_auth"),
+    ("policy", "max_message_size"),
+    ("policy", "inactivity_timeout"),
+)
+MODELS: dict[str, type[BaseModel]] = {"server": ServerSettings, "ports": PortSettings, "policy": PolicySettings}
+
+
+def field_id(section: str, name: str) -> str:
+    return f"set-{section}-{name}"
+
+
+class SettingsPane(Vertical):
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save"),
+        Binding("ctrl+r", "revert", "Revert"),
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.unsaved = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="settings-status", markup=False)
+        with VerticalScroll(id="settings-form"):
+            for section, name in FIELDS:
+                model = MODELS[section]
+                value = getattr(getattr(self.app.engine.config.settings, section), name)
+                info = model.model_fields[name]
+                widget = Switch(value, id=field_id(section, name)) if isinstance(value, bool) else \
+                    Input(str(value), id=field_id(section, name))
+                yield FormRow(f"{name}", widget, hint=info.description or "", id="row-" + field_id(section, name))
+
+    def on_mount(self) -> None:
+        self._mark_unsaved(False)
+
+    def key_escape(self) -> None:
+        self.app.query("#main-tabs > ContentTabs").first().focus()  # off the inputs, so 1-5 and q work again
+
+    def focus_main(self) -> None:
+        self.query_one(f"#{field_id('server', 'hostname')}", Input).focus()
+
+    # ----- reading the form -----------------------------------------------------------------
+
+    def form_values(self) -> dict[str, dict[str, object]]:
+        values: dict[str, dict[str, object]] = {"server": {}, "ports": {}, "policy": {}}
+        for section, name in FIELDS:
+            widget = self.query_one(f"#{field_id(section, name)}")
+            values[section][name] = widget.value if isinstance(widget, Switch) else widget.value.strip()
+        return values
+
+    def current_values(self) -> dict[str, dict[str, object]]:
+        settings = self.app.engine.config.settings
+        return {s: {n: getattr(getattr(settings, s), n) for (sec, n) in FIELDS if sec == s} for s in MODELS}
+
+    def validate_form(self) -> tuple[dict[str, BaseModel], dict[str, str]]:
+        """New section models, and field id -> message for every invalid field."""
+        settings = self.app.engine.config.settings
+        models: dict[str, BaseModel] = {}
+        errors: dict[str, str] = {}
+        for section, values in self.form_values().items():
+            base = getattr(settings, section).model_dump()
+            try:
+                models[section] = MODELS[section].model_validate({**base, **values})
+            except ValidationError as e:
+                for err in e.errors():
+                    name = str(err["loc"][0]) if err["loc"] else ""
+                    errors[field_id(section, name)] = err["msg"].removeprefix("Value error, ")
+        return models, errors
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._changed(event.input.id)
+
+    def on_switch_changed(self, event: Switch.Changed) -> None:
+        self._changed(event.switch.id)
+
+    def _changed(self, widget_id: str | None) -> None:
+        if not self.is_mounted:
+            return
+        _, errors = self.validate_form()
+        if widget_id:
+            self.query_one(f"#row-{widget_id}", FormRow).set_error(errors.get(widget_id))
+        self._mark_unsaved(self._differs())
+
+    def _differs(self) -> bool:
+        now = self.current_values()
+        for section, values in self.form_values().items():
+            for name, value in values.items():
+                if str(value) != str(now[section][name]):
+                    return True
+        return False
+
+    def _mark_unsaved(self, dirty: bool) -> None:
+        changed = dirty != self.unsaved
+        self.unsaved = dirty
+        name = self.app.engine.config.path.name
+        text = (f"UNSAVED CHANGES: ctrl+s saves {name}, ctrl+r reverts" if dirty
+                else f"{name}: ctrl+s saves and applies at once; Escape leaves the form (keys 1-5)")
+        self.query_one("#settings-status", Static).update(text)
+        self.set_class(dirty, "dirty")
+        if changed:
+            self.post_message(SettingsDirty(dirty))
+
+    # ----- saving ---------------------------------------------------------------------------
+
+    def action_revert(self) -> None:
+        self.load_values()
+
+    def load_values(self) -> None:
+        for section, values in self.current_values().items():
+            for name, value in values.items():
+                widget = self.query_one(f"#{field_id(section, name)}")
+                with widget.prevent(Input.Changed, Switch.Changed):
+                    widget.value = value if isinstance(widget, Switch) else str(value)
+                self.query_one(f"#row-{field_id(section, name)}", FormRow).set_error(None)
+        self._mark_unsaved(False)
+
+    def action_save(self) -> None:
+        models, errors = self.validate_form()
+        for section, name in FIELDS:
+            fid = field_id(section, name)
+            self.query_one(f"#row-{fid}", FormRow).set_error(errors.get(fid))
+        if errors:
+            self.app.notify("Not saved: fix the marked settings", severity="error")
+            return
+        self.run_worker(self.apply(models), exclusive=True, group="settings")
+
+    async def apply(self, models: dict[str, BaseModel]) -> list[str]:
+        """Write config.toml and apply: rebind changed listeners. Returns the problems reported."""
+        engine = self.app.engine
+        config = engine.config
+        old_ports: PortSettings = config.settings.ports
+        new_ports: PortSettings = models["ports"]  # type: ignore[assignment]
+        config.settings.server = models["server"]  # type: ignore[assignment]
+        config.settings.ports = new_ports
+        config.settings.policy = models["policy"]  # type: ignore[assignment]
+        problems: list[str] = []
+        try:
+            await asyncio.to_thread(config.save)
+        except Exception as e:  # noqa: BLE001 - the operator must see any reason
+            config.settings.ports = old_ports
+            self.app.notify(f"config.toml not written: {e}", severity="error")
+            return [str(e)]
+        if new_ports.address != old_ports.address:
+            problems.append(f"listen address {new_ports.address}: takes effect when tuimail restarts")
+        reverted = False
+        for name in PORT_NAMES:
+            before, after = getattr(old_ports, name), getattr(new_ports, name)
+            if before == after:
+                continue
+            state = await engine.rebind(name, after)
+            if after and not state.up:
+                old = engine.listeners.get(name)
+                kept = f"kept :{old.port}" if old is not None and old.up else "not listening"
+                problems.append(f"{name.upper()} :{after} {state.status}; {kept}")
+                if old is not None and old.up:
+                    setattr(config.settings.ports, name, before)  # the file says what really listens
+                    reverted = True
+        if reverted:
+            await asyncio.to_thread(config.save)
+        self.post_message(ListenersChanged())
+        self.load_values()
+        if problems:
+            self.app.notify("Saved, but: " + "; ".join(problems), severity="warning", timeout=10)
+        else:
+            self.app.notify(f"Saved {config.path.name} and applied")
+        return problems

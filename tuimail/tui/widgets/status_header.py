@@ -1,0 +1,40 @@
+"""The header: hostname, every listener and its state, live session count and uptime."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.markup import escape
+from textual.widgets import Static
+
+from tuimail.tui.text import duration
+
+if TYPE_CHECKING:
+    from tuimail.servers.engine import Engine
+    from tuimail.tui.clock import Clock
+
+
+def header_markup(engine: Engine, clock: Clock, starting: bool) -> str:
+    sessions = len(engine.sessions)
+    uptime = duration(clock.wall() - engine.started_at) if engine.started_at else "-"
+    first = (
+        f"[b]tuimail[/b] [b $accent]{escape(engine.hostname)}[/]  "
+        f"{sessions} session{'s' if sessions != 1 else ''} live  up {uptime}"
+    )
+    if starting and not engine.listeners:
+        return first + "\n[$text-muted]starting the listeners...[/]"
+    parts = []
+    for state in engine.listeners.values():
+        colour = "$success" if state.up else ("$text-muted" if state.status == "disabled" else "$error")
+        parts.append(f"[{colour}]{escape(state.describe())}[/]")
+    return first + "\n" + ("  ".join(parts) or "[$warning]no listener enabled[/]")
+
+
+class StatusHeader(Static):
+    """Redrawn by the app on every tick (cheap: one Static)."""
+
+    def show(self, engine: Engine, clock: Clock, starting: bool) -> None:
+        markup = header_markup(engine, clock, starting)
+        if markup != getattr(self, "_last", None):
+            self._last = markup
+            self.update(markup)
