@@ -34,6 +34,10 @@ class Keywords:
     def get(self, uid: int) -> frozenset[str]:
         return self._by_uid.get(uid, _EMPTY)
 
+    def mapping(self) -> dict[int, frozenset[str]]:
+        """uid -> keywords for the messages that have any (read-only; for bulk lookups)."""
+        return self._by_uid
+
     def names(self) -> set[str]:
         """Every keyword in use in the folder (for FLAGS / PERMANENTFLAGS)."""
         out: set[str] = set()

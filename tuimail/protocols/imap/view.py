@@ -25,7 +25,8 @@ class MailboxView:
         refs = folder.messages()
         self.uids: list[int] = [r.uid for r in refs]
         kw = self.keywords
-        self.known: dict[int, tuple[str, frozenset[str]]] = {r.uid: (r.flags, kw.get(r.uid)) for r in refs}
+        words, none = kw.mapping(), frozenset()
+        self.known: dict[int, tuple[str, frozenset[str]]] = {r.uid: (r.flags, words.get(r.uid, none)) for r in refs}
         self.gone: set[int] = set()  # expunged elsewhere, not yet reported (§7.4.1)
         self._stamp = (folder.version, kw.version)
         self._snapshot: tuple[MessageRef, ...] | None = refs
@@ -101,11 +102,12 @@ class MailboxView:
                 self.known[r.uid] = (r.flags, kw.get(r.uid))
             out.append(f"* {len(self.uids)} EXISTS")
             out.append(f"* {sum(1 for u in self.uids if u in self.recent)} RECENT")
+        words, none = kw.mapping(), frozenset()
         for seq, uid in enumerate(self.uids, 1):
             ref = by_uid.get(uid)
             if ref is None or uid in self.gone:
                 continue
-            state = (ref.flags, kw.get(uid))
+            state = (ref.flags, words.get(uid, none))
             if self.known.get(uid) != state:
                 self.known[uid] = state
                 out.append(f"* {seq} FETCH (FLAGS {self.flags_of(uid)})")
