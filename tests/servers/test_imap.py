@@ -7,10 +7,11 @@ import base64
 import imaplib
 import re
 import socket
+import ssl
 
 import pytest
 
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, free_port, make_config
 
 MESSAGE = (
     b"From: Tester <tester@lab.test>\nTo: tatareva@lab.test\nSubject: Lab test\n"
@@ -234,3 +235,56 @@ def test_literals_synchronizing_non_synchronizing_and_too_big(server, config):
     server.wait_for(lambda: "IMAP session complete" in server.log_text("IMAP"))
     log = server.log_text("IMAP")
     assert "<-- a1 login *****" in log and "Secret123" not in log
+
+
+@pytest.fixture
+def config(tmp_path):
+    """The default test config plus an imaps listener."""
+    config = make_config(tmp_path)
+    config.settings.ports.imaps = free_port()
+    return config
+
+
+def client_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the server's certificate is self-signed
+    return context
+
+
+def test_starttls_then_login(server, imap):
+    m = imap()
+    assert "STARTTLS" in m.capabilities
+    assert m.starttls(ssl_context=client_context())[0] == "OK"
+    assert "STARTTLS" not in m.capabilities and "AUTH=PLAIN" in m.capabilities
+    assert m.login("tatareva", PASSWORD)[0] == "OK"
+    assert m.select("INBOX")[0] == "OK"
+    m.logout()
+    server.wait_for(lambda: "TLS negotiated" in server.log_text("IMAP"))
+
+
+def test_starttls_discards_plaintext_sent_after_it(server):
+    t = Telnet(server.ports.imap)
+    t.line()
+    t.type(b"a1 STARTTLS\r\na2 login tatareva Secret123\r\n")  # the injected a2 must not run
+    assert t.line() == "a1 OK Begin TLS negotiation now"
+    tls = client_context().wrap_socket(t.sock)
+    tls.sendall(b"a3 noop\r\n")
+    assert tls.recv(1000) == b"a3 OK NOOP completed\r\n"
+    tls.close()
+
+
+def test_imaps(server):
+    with imaplib.IMAP4_SSL("127.0.0.1", server.ports.imaps, ssl_context=client_context(), timeout=10) as m:
+        assert "STARTTLS" not in m.capabilities
+        assert m.login("tatareva", PASSWORD)[0] == "OK"
+        assert m.noop()[0] == "OK"
+        m.logout()
+
+
+def test_refused_connection_gets_bye(server):
+    server.config.settings.policy.deny_networks = ["127.0.0.0/8"]
+    t = Telnet(server.ports.imap)
+    assert t.line().startswith("* BYE ")
+    assert t.file.read() == b""
+    t.close()

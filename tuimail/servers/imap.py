@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from tuimail.core.directory import Service
+from tuimail.core.directory import AuthOutcome, Service
 from tuimail.core.events import Protocol
 from tuimail.core.masking import MASK, mask_imap
 from tuimail.protocols.imap.machine import ImapMachine, Options, Outcome
@@ -27,6 +27,7 @@ from tuimail.servers.engine import Engine
 
 MAX_LINE = 65536  # long UID sets from real clients (Dovecot uses 64 KiB too)
 _SENSITIVE = ("LOGIN", "AUTHENTICATE")
+BLOCKED = "blocked after failed logins"
 
 
 class ImapConnection(LineConnection):
@@ -41,6 +42,7 @@ class ImapConnection(LineConnection):
             max_literal=policy.max_message_size,
             plaintext_allowed=policy.allow_plaintext_auth,
             tls_available=name == "imap" and engine.ssl_context is not None,
+            max_bad_commands=policy.max_bad_commands,
         )
         self.machine = ImapMachine(engine.store, self.options, tls_active=self.tls)
         self.reader = CommandReader(MAX_LINE, policy.max_message_size)
@@ -55,6 +57,9 @@ class ImapConnection(LineConnection):
 
     def farewell(self, reason: str) -> bytes:
         return self.machine.farewell(reason)
+
+    def refusal(self, reason: str) -> bytes:
+        return f"* BYE {reason}\r\n".encode()
 
     def on_close(self) -> None:
         self._stop_watching()
@@ -126,6 +131,15 @@ class ImapConnection(LineConnection):
                 self.engine.directory.authenticate, request.login, request.password, Service.IMAP
             )
             address = account.address if account else self.engine.directory.resolve_login(request.login)
+            guard, ip = self.engine.guard, self.session.peer_host
+            if result is AuthOutcome.OK:
+                guard.auth_succeeded(ip, address)
+            else:  # throttling: each failure waits longer (1, 2, 4... s); too many block the address
+                await asyncio.sleep(guard.auth_failed(ip, address))
+                if guard.block_of(ip) is not None:
+                    self.session.note(f"Authentication failed for {address}: {result.value}")
+                    self._abort(BLOCKED)
+                    return
             outcome = self.machine.auth_result(result, address)
             self._apply(outcome)
         if outcome.starttls:
@@ -176,12 +190,24 @@ class ImapConnection(LineConnection):
 
     async def _start_tls(self) -> None:
         """STARTTLS hook (RFC 3501 §6.2.1): upgrade the transport; everything read so far is dropped."""
+        # RFC 3501 §6.2.1 / RFC 2595 §3.1: anything the client sent after STARTTLS in plain text
+        # (a command injection) is thrown away
+        self.reader = CommandReader(MAX_LINE, self.options.max_literal)
+        while not self._inbox.empty():
+            if self._inbox.get_nowait() is None:
+                return
         loop = asyncio.get_running_loop()
-        transport = await loop.start_tls(self.transport, self, self.engine.ssl_context, server_side=True)
+        try:
+            transport = await loop.start_tls(self.transport, self, self.engine.ssl_context, server_side=True)
+        except (OSError, ConnectionError) as e:
+            self.session.note(f"TLS negotiation failed: {e}")
+            if self.transport is not None:
+                self.transport.abort()
+            return
         self.transport = transport
         self.tls = self.machine.tls_active = True
         self.session.tls = True
-        self.reader = CommandReader(MAX_LINE, self.options.max_literal)
+        self.session.note("TLS negotiated")
 
 
 def _log_lines(data: bytes) -> list[str]:
