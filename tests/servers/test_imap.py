@@ -288,3 +288,16 @@ def test_refused_connection_gets_bye(server):
     assert t.line().startswith("* BYE ")
     assert t.file.read() == b""
     t.close()
+
+
+def test_a_command_that_never_ends_is_cut_after_command_timeout(server):
+    server.config.settings.policy.command_timeout = 5
+    t = Telnet(server.ports.imap)
+    t.sock.settimeout(30)
+    t.line()
+    t.type(b"a1 login tatareva {9}\r\n")
+    assert t.line() == "+ Ready for literal data"
+    t.type(b"Secr")  # ... and nothing more
+    assert t.line() == "* BYE Connection closed by the server (command not completed in time)"
+    assert t.file.read() == b""
+    t.close()

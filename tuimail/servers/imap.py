@@ -28,6 +28,7 @@ from tuimail.servers.engine import Engine
 MAX_LINE = 65536  # long UID sets from real clients (Dovecot uses 64 KiB too)
 _SENSITIVE = ("LOGIN", "AUTHENTICATE")
 BLOCKED = "blocked after failed logins"
+COMMAND_TIMEOUT = "command not completed in time"
 
 
 class ImapConnection(LineConnection):
@@ -49,6 +50,7 @@ class ImapConnection(LineConnection):
         self._logged = 0  # lines of the command being read that are already in the log
         self._unwatch: Callable[[], None] | None = None
         self._shown: tuple[str | None, str | None] = (None, None)
+        self._command_timer: asyncio.TimerHandle | None = None
 
     # ----- LineConnection interface ---------------------------------------------------------
 
@@ -62,6 +64,8 @@ class ImapConnection(LineConnection):
         return f"* BYE {reason}\r\n".encode()
 
     def on_close(self) -> None:
+        if self._command_timer is not None:
+            self._command_timer.cancel()
         self._stop_watching()
         self.machine.close()
 
@@ -71,8 +75,18 @@ class ImapConnection(LineConnection):
             self.reader.line_mode = self.machine.wants_line
             event = self.reader.next_event()
             if event is None:
-                return
+                break
             await self._event(event)
+        self._time_command()
+
+    def _time_command(self) -> None:
+        """policy.command_timeout bounds how long one command (with its literals) may take to arrive."""
+        if self.reader.pending and self._command_timer is None:
+            limit = self.engine.config.settings.policy.command_timeout
+            self._command_timer = asyncio.get_running_loop().call_later(limit, self._abort, COMMAND_TIMEOUT)
+        elif not self.reader.pending and self._command_timer is not None:
+            self._command_timer.cancel()
+            self._command_timer = None
 
     # ----- events ---------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ def test_every_tagged_command_gets_exactly_one_tagged_reply(lines):
         for tag, raw in replies:
             tagged = [ln for ln in raw.split(b"\r\n") if re.match(rb"^" + tag.encode() + rb" (OK|NO|BAD) ", ln)]
             assert len(tagged) == 1, (tag, raw)
+            assert b"SERVERBUG" not in raw, raw
 
 
 @settings(max_examples=200, deadline=None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -25,6 +26,8 @@ from tuimail.protocols.imap.state import ALLOWED, NO_EXPUNGE, State, next_state
 from tuimail.protocols.imap.tokens import Atom, ParseError, text, tokenize
 from tuimail.protocols.imap.view import MailboxView
 from tuimail.store.maildir import Mailbox, MailStore
+
+log = logging.getLogger(__name__)
 
 BASE_CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE"
@@ -142,6 +145,11 @@ class ImapMachine(MailboxCommands, MessageCommands):
             return self._bad_command(tag, f"{name} parse error: {e}")
         except BadSequence as e:
             return self._bad_command(tag, f"{name}: {e}")
+        except Exception as e:  # a store or parser bug must not end the session
+            log.exception("IMAP %s failed", name)
+            self._out.notes.append(f"Internal error in {name}: {type(e).__name__}: {e}")
+            self._out.replies.clear()
+            result = "NO [SERVERBUG] Internal error; the command was not completed"
         self._bad_in_a_row = 0
         if result is None:  # pending (password check, IDLE, SASL exchange)
             return self._finish()

@@ -91,6 +91,11 @@ class CommandReader:
     def in_literal(self) -> bool:
         return self._reading_literal
 
+    @property
+    def pending(self) -> bool:
+        """Part of a command has arrived but not all of it (for the command timeout)."""
+        return bool(self._buf) or self._reading_literal or bool(self._lines) or self._skipping is not None
+
     def next_event(self) -> Event | None:
         while True:
             if self._reading_literal:
