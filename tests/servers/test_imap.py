@@ -301,3 +301,59 @@ def test_a_command_that_never_ends_is_cut_after_command_timeout(server):
     assert t.line() == "* BYE Connection closed by the server (command not completed in time)"
     assert t.file.read() == b""
     t.close()
+
+
+def test_log_masks_sasl_and_summarises_literals(server):
+    t = Telnet(server.ports.imap)
+    t.line()
+    t.type(b"a1 authenticate login\n")
+    assert t.line() == "+ VXNlcm5hbWU6"
+    t.type(base64.b64encode(b"tatareva") + b"\n")
+    assert t.line() == "+ UGFzc3dvcmQ6"
+    assert t.command(base64.b64encode(PASSWORD.encode()) + b"\n", "a1") == ["a1 OK LOGIN completed"]
+    t.type(b"a2 append INBOX (\\Seen) {%d}\n" % len(MESSAGE))
+    assert t.line() == "+ Ready for literal data"
+    lines = t.command(MESSAGE + b"\n", "a2")
+    assert re.fullmatch(r"a2 OK \[APPENDUID \d+ 1\] APPEND completed", lines[-1])
+    t.command(b"a3 logout\n")
+    t.close()
+    server.wait_for(lambda: "IMAP session complete" in server.log_text("IMAP"))
+    log = [line.split(": ", 1)[1] for line in server.log_text("IMAP").splitlines() if ": " in line]
+    start = log.index("<-- a1 authenticate login")
+    assert log[start : start + 5] == [
+        "<-- a1 authenticate login",
+        "--> + VXNlcm5hbWU6",
+        "<-- *****",
+        "--> + UGFzc3dvcmQ6",
+        "<-- *****",
+    ]
+    start = log.index(f"<-- a2 append INBOX (\\Seen) {{{len(MESSAGE)}}}")
+    assert log[start + 1 : start + 3] == ["--> + Ready for literal data", f"Literal of {len(MESSAGE)} bytes (not logged)"]
+    text = "\n".join(log)
+    assert "Hello from the lab" not in text and base64.b64encode(PASSWORD.encode()).decode() not in text
+
+
+def test_pop3_deletion_and_smtp_delivery_reach_an_imap_session(server):
+    import poplib
+    import smtplib
+
+    deliver(server)
+    deliver(server)
+    t = Telnet(server.ports.imap)
+    t.line()
+    t.command(b"a1 login tatareva Secret123\n")
+    assert "* 2 EXISTS" in t.command(b"a2 select inbox\n")
+    pop = poplib.POP3("127.0.0.1", server.ports.pop3, timeout=10)
+    pop.user("tatareva")
+    pop.pass_(PASSWORD)
+    pop.dele(1)
+    pop.quit()
+    assert t.command(b"a3 noop\n") == ["* 1 EXPUNGE", "a3 OK NOOP completed"]
+    t.type(b"a4 idle\n")
+    assert t.line() == "+ idling"
+    with smtplib.SMTP("127.0.0.1", server.ports.smtp, timeout=10) as smtp:
+        smtp.sendmail("tester@lab.test", ["tatareva@lab.test"], MESSAGE.replace(b"\n", b"\r\n"))
+    assert t.line() == "* 2 EXISTS"
+    assert t.line() == "* 2 RECENT"  # the one this session saw first, and the new one
+    assert t.command(b"done\n", "a4") == ["a4 OK IDLE terminated"]
+    t.close()

@@ -51,6 +51,7 @@ class MailboxCommands:
         if self.view is not None:  # RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected
             self.view = None
             self._transition("select failed")
+            self.session_state = "authenticated"
         try:
             folder = self.mailbox.folder(name, create=name == "INBOX")
         except FolderError:
