@@ -1,0 +1,70 @@
+"""Real IMAP clients against the server, when installed: curl's imap:// and mbsync (isync)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from tests.helpers import PASSWORD
+
+MESSAGE = b"From: Ann <ann@lab.test>\nTo: tatareva@lab.test\nSubject: hello %d\nMessage-ID: <m%d@lab.test>\n\nHi there %d\n"
+
+
+def deliver(server, count: int) -> None:
+    for i in range(1, count + 1):
+        server.call(server.engine.store.deliver, "tatareva@lab.test", MESSAGE % (i, i, i))
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl(server):
+    deliver(server, 3)
+    base = f"imap://127.0.0.1:{server.ports.imap}"
+
+    def curl(url: str, *extra: str) -> str:
+        done = subprocess.run(["curl", "-sS", "--max-time", "20", "-u", f"tatareva:{PASSWORD}", *extra, base + url],
+                              capture_output=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.decode()
+
+    assert '* LIST (\\HasNoChildren \\Sent) "/" "Sent"' in curl("/")
+    assert curl("/INBOX;UID=2").replace("\r\n", "\n") == (MESSAGE % (2, 2, 2)).decode()
+    assert curl("/INBOX?SUBJECT%20%22hello%203%22").strip() == "* SEARCH 3"
+    assert "* 3 EXISTS" in curl("/INBOX", "-X", "EXAMINE INBOX")
+    assert curl("/INBOX;UID=1/;SECTION=HEADER.FIELDS%20(SUBJECT)").strip() == "Subject: hello 1"
+
+
+@pytest.mark.skipif(shutil.which("mbsync") is None, reason="mbsync (isync) is not installed")
+def test_mbsync_both_ways(server, tmp_path):
+    deliver(server, 2)
+    local = tmp_path / "local"
+    local.mkdir()
+    rc = tmp_path / "mbsyncrc"
+    rc.write_text(
+        f"IMAPAccount lab\nHost 127.0.0.1\nPort {server.ports.imap}\nUser tatareva\nPass {PASSWORD}\n"
+        "SSLType None\nAuthMechs PLAIN LOGIN\n\nIMAPStore remote\nAccount lab\n\n"
+        f"MaildirStore near\nPath {local}/\nInbox {local}/INBOX\nSubFolders Verbatim\n\n"
+        "Channel lab\nFar :remote:\nNear :near:\nPatterns *\nCreate Both\nExpunge Both\nSyncState *\n"
+    )
+
+    def sync() -> None:
+        done = subprocess.run(["mbsync", "-c", str(rc), "lab"], capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+
+    sync()
+    pulled = sorted(p.name for p in (local / "INBOX").glob("*/*"))
+    assert len(pulled) == 2
+    for sub in ("Drafts", "Sent", "Trash", "Junk"):
+        assert (local / sub).is_dir()
+    # a new local draft and a flag change travel back to the server
+    (local / "Drafts" / "cur" / "1.local:2,D").write_bytes(b"Subject: from mbsync\n\nhi\n")
+    first = sorted((local / "INBOX").glob("*/*"))[0]
+    first.rename(first.with_name(first.name + "F") if ":2," in first.name else first.parent.parent / "cur" / (first.name + ":2,F"))
+    sync()
+    box = server.engine.store.mailbox("tatareva@lab.test")
+    drafts = box.folder("Drafts").messages()
+    assert len(drafts) == 1 and drafts[0].flags == "D"
+    stored = box.folder("Drafts").read(drafts[0].uid)  # mbsync adds its X-TUID header
+    assert stored.startswith(b"Subject: from mbsync\n") and stored.endswith(b"\n\nhi\n")
+    assert sum("F" in r.flags for r in box.folder("INBOX").messages()) == 1
