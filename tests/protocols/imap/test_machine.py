@@ -455,3 +455,44 @@ def test_pipelined_commands_keep_their_order(d):
     raw = d.send(b"p1 noop\r\np2 select inbox\r\np3 fetch 1 flags\r\np4 logout\r\np5 noop\r\n")
     tags = [line.split()[0] for line in raw.decode().split("\r\n") if line and not line.startswith("*")]
     assert tags == ["p1", "p2", "p3", "p4"]
+
+
+def test_rename_into_itself_is_refused(d):
+    d.login()
+    d.cmd("a1 create Work")
+    assert d.cmd("a2 rename Work Work/Inner") == ["a2 NO [CANNOT] Mailbox Work cannot be moved inside itself"]
+
+
+def test_farewells(d):
+    assert d.machine.farewell("timeout") == b"* BYE Autologout; idle for too long\r\n"
+    assert d.machine.farewell("server stopping") == b"* BYE Server shutting down\r\n"
+    assert d.machine.farewell("killed by operator") == b"* BYE Connection closed by the server (killed by operator)\r\n"
+
+
+def test_a_thunderbird_like_session(d):
+    """The commands Thunderbird sends on first sync, in its spelling."""
+    token = base64.b64encode(b"\0tatareva@lab.test\0" + PASSWORD.encode()).decode()
+    assert d.cmd(f"1 authenticate PLAIN {token}") == ["1 OK LOGIN completed"]
+    assert d.cmd('2 ID ("name" "Thunderbird" "version" "115.0")')[-1] == "2 OK ID completed"
+    assert d.cmd("3 capability")[-1] == "3 OK CAPABILITY completed"
+    assert d.cmd('4 namespace')[-1] == "4 OK NAMESPACE completed"
+    assert d.cmd('5 lsub "" "*"')[-1] == "5 OK LSUB completed"
+    assert len(d.cmd('6 list "" "*"')) == 6
+    assert d.cmd('7 select "INBOX"')[-1] == "7 OK [READ-WRITE] SELECT completed"
+    assert d.cmd("8 UID fetch 1:* (FLAGS)") == [
+        "* 1 FETCH (UID 1 FLAGS (\\Recent))", "* 2 FETCH (UID 2 FLAGS (\\Recent))", "* 3 FETCH (UID 3 FLAGS (\\Recent))",
+        "8 OK FETCH completed",
+    ]
+    raw = d.send(b"9 UID fetch 1:3 (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To Cc Bcc Subject Date "
+                 b"Message-ID Priority X-Priority References Newsgroups In-Reply-To Content-Type Reply-To)])\r\n")
+    assert raw.count(b"BODY[HEADER.FIELDS (FROM TO CC BCC SUBJECT DATE MESSAGE-ID PRIORITY X-PRIORITY REFERENCES "
+                     b"NEWSGROUPS IN-REPLY-TO CONTENT-TYPE REPLY-TO)] {") == 3
+    assert d.cmd("10 IDLE") == ["+ idling"]
+    assert d.cmd("DONE") == ["10 OK IDLE terminated"]
+    raw = d.send(b"11 UID fetch 2 (UID RFC822.SIZE BODY.PEEK[]<0.16384>)\r\n")
+    assert b"BODY[]<0> {" in raw and raw.endswith(b"11 OK FETCH completed\r\n")
+    assert d.cmd("12 uid store 2 +FLAGS (\\Seen)") == ["* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent))", "12 OK STORE completed"]
+    assert d.cmd('13 uid move 2 "Trash"')[-2:] == ["* 2 EXPUNGE", "13 OK MOVE completed"]
+    data = b"From: tatareva@lab.test\r\nSubject: sent\r\n\r\nbody\r\n"
+    assert d.send(b'14 append "Sent" (\\Seen) {%d+}\r\n' % len(data) + data + b"\r\n").startswith(b"14 OK [APPENDUID ")
+    assert d.cmd("15 logout")[-1] == "15 OK LOGOUT completed"

@@ -116,6 +116,8 @@ class MailboxCommands:
             return f"NO [NONEXISTENT] Mailbox {old} does not exist"
         if new == "INBOX" or self.mailbox.exists(new):
             return f"NO [ALREADYEXISTS] Mailbox {new} already exists"
+        if new.startswith(old + "/") and old != "INBOX":
+            return f"NO [CANNOT] Mailbox {old} cannot be moved inside itself"
         parts = new.split("/")
         try:
             for i in range(1, len(parts)):
