@@ -24,6 +24,8 @@ from tuimail.protocols.imap.reader import (
 )
 from tuimail.servers.connection import LineConnection
 from tuimail.servers.engine import Engine
+from tuimail.store.keywords import Keywords, keywords_for
+from tuimail.store.maildir import SPECIAL_USE, Folder
 
 MAX_LINE = 65536  # long UID sets from real clients (Dovecot uses 64 KiB too)
 _SENSITIVE = ("LOGIN", "AUTHENTICATE")
@@ -45,7 +47,9 @@ class ImapConnection(LineConnection):
             tls_available=name == "imap" and engine.ssl_context is not None,
             max_bad_commands=policy.max_bad_commands,
         )
-        self.machine = ImapMachine(engine.store, self.options, tls_active=self.tls)
+        self.machine = ImapMachine(
+            engine.store, keywords_of, self.options, special_use=SPECIAL_USE, tls_active=self.tls
+        )
         self.reader = CommandReader(MAX_LINE, policy.max_message_size)
         self._logged = 0  # lines of the command being read that are already in the log
         self._unwatch: Callable[[], None] | None = None
@@ -222,6 +226,10 @@ class ImapConnection(LineConnection):
         self.tls = self.machine.tls_active = True
         self.session.tls = True
         self.session.note("TLS negotiated")
+
+
+def keywords_of(folder: Folder) -> Keywords:
+    return keywords_for(folder.path)
 
 
 def _log_lines(data: bytes) -> list[str]:

@@ -17,7 +17,8 @@ from tuimail.protocols.imap.reader import (
     RawCommand,
     RawLine,
 )
-from tuimail.store.maildir import MailStore
+from tuimail.store.keywords import keywords_for
+from tuimail.store.maildir import SPECIAL_USE, MailStore
 
 PASSWORD = "Secret123"
 ACCOUNTS = {"tatareva@lab.test", "tester@lab.test"}
@@ -33,7 +34,12 @@ def message(subject: str = "hello", body: str = "Hi there\nline 2\n", sender: st
 class Driver:
     def __init__(self, store: MailStore, max_literal: int = 100_000, **options) -> None:
         self.store = store
-        self.machine = ImapMachine(store, Options(hostname="mail.lab.test", version="test", max_literal=max_literal, **options))
+        self.machine = ImapMachine(
+            store,
+            lambda folder: keywords_for(folder.path),
+            Options(hostname="mail.lab.test", version="test", max_literal=max_literal, **options),
+            special_use=SPECIAL_USE,
+        )
         self.reader = CommandReader(4096, max_literal)
         self.closed = False
         self.effects: list[Outcome] = []

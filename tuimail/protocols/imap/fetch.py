@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from tuimail.protocols.imap.tokens import Atom, ParseError
-from tuimail.store.maildir import Folder, MessageRef, to_crlf
+from tuimail.protocols.imap.backend import Folder, MessageRef, to_crlf
 
 SIMPLE = {"ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE", "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID"}
 MACROS = {

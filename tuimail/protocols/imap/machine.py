@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from tuimail.core.directory import AuthOutcome
+from tuimail.protocols.imap.backend import KeywordsOf, Mailbox, SpecialUse, Store
 from tuimail.protocols.imap.mailboxes import MailboxCommands
 from tuimail.protocols.imap.messages import MessageCommands
 from tuimail.protocols.imap.reader import RawCommand
@@ -25,7 +26,6 @@ from tuimail.protocols.imap.sequence import BadSequence
 from tuimail.protocols.imap.state import ALLOWED, NO_EXPUNGE, State, next_state
 from tuimail.protocols.imap.tokens import Atom, ParseError, text, tokenize
 from tuimail.protocols.imap.view import MailboxView
-from tuimail.store.maildir import Mailbox, MailStore
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,18 @@ class _Sasl:
 
 
 class ImapMachine(MailboxCommands, MessageCommands):
-    def __init__(self, store: MailStore, options: Options = Options(), *, tls_active: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        keywords_of: KeywordsOf,
+        options: Options = Options(),
+        *,
+        special_use: SpecialUse | None = None,
+        tls_active: bool = False,
+    ) -> None:
         self.store = store
+        self.keywords_of = keywords_of
+        self.special_use = special_use or {}
         self.options = options
         self.tls_active = tls_active
         self.state = State.NOT_AUTHENTICATED

@@ -11,11 +11,10 @@ import re
 from datetime import datetime
 
 from tuimail.protocols.imap import utf7
+from tuimail.protocols.imap.backend import to_lf
 from tuimail.protocols.imap.flags import SYSTEM_FLAGS, BadFlag, split_flags
 from tuimail.protocols.imap.tokens import ParseError, text
 from tuimail.protocols.imap.view import MailboxView
-from tuimail.store.keywords import keywords_for
-from tuimail.store.maildir import SPECIAL_USE, FolderError, to_lf
 
 STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
 _DATE_TIME = re.compile(r"^\s?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-]\d{4})$")
@@ -54,9 +53,9 @@ class MailboxCommands:
             self.session_state = "authenticated"
         try:
             folder = self.mailbox.folder(name, create=name == "INBOX")
-        except FolderError:
+        except ValueError:
             return f"NO [NONEXISTENT] Mailbox {name} does not exist"
-        self.view = view = MailboxView(folder, readonly)
+        self.view = view = MailboxView(folder, self.keywords_of(folder), readonly)
         keywords = sorted(view.keywords.names())
         flags = " ".join([*SYSTEM_FLAGS, *keywords])
         self._untagged(f"FLAGS ({flags} \\Recent)")
@@ -87,7 +86,7 @@ class MailboxCommands:
                 parent = "/".join(parts[:i])
                 if not self.mailbox.exists(parent):
                     self.mailbox.create_folder(parent)
-        except FolderError as e:
+        except ValueError as e:
             return f"NO [CANNOT] {e}"
         return "OK CREATE completed"
 
@@ -103,7 +102,7 @@ class MailboxCommands:
             return "NO [INUSE] Close the mailbox before deleting it"
         try:
             self.mailbox.delete_folder(name)
-        except FolderError as e:
+        except ValueError as e:
             return f"NO {e}"
         self.mailbox.unsubscribe(name)
         return "OK DELETE completed"
@@ -125,7 +124,7 @@ class MailboxCommands:
                 if not self.mailbox.exists(parent):
                     self.mailbox.create_folder(parent)
             self.mailbox.rename_folder(old, new)  # §6.3.5: renaming INBOX moves its messages
-        except (FolderError, OSError) as e:
+        except (ValueError, OSError) as e:
             return f"NO [CANNOT] {e}"
         return "OK RENAME completed"
 
@@ -181,8 +180,8 @@ class MailboxCommands:
             if verb == "LIST":
                 has_children = any(other.startswith(name + "/") for other in every)
                 attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
-                if name in SPECIAL_USE:
-                    attrs.append(SPECIAL_USE[name])
+                if name in self.special_use:
+                    attrs.append(self.special_use[name])
             self._untagged(f'{verb} ({" ".join(attrs)}) "/" {quote(name)}')
         return f"OK {verb} completed"
 
@@ -196,7 +195,7 @@ class MailboxCommands:
             raise ParseError(f"unknown status item {unknown[0]}")
         try:
             folder = self.mailbox.folder(name, create=name == "INBOX")
-        except FolderError:
+        except ValueError:
             return f"NO [NONEXISTENT] Mailbox {name} does not exist"
         refs = folder.messages()
         values = {
@@ -239,7 +238,7 @@ class MailboxCommands:
         folder = self.mailbox.folder(name, create=True)
         uid = folder.append(to_lf(data), letters, when)
         if keywords:
-            keywords_for(folder.path).set(uid, keywords)
+            self.keywords_of(folder).set(uid, keywords)
         self._out.notes.append(f"Message of {len(data)} bytes appended to {name} (uid {uid})")
         return f"OK [APPENDUID {folder.uidvalidity} {uid}] APPEND completed"
 

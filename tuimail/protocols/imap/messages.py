@@ -7,12 +7,11 @@ Message data is never logged: a FETCH answer is published as one note.
 from __future__ import annotations
 
 from tuimail.protocols.imap import sequence
+from tuimail.protocols.imap.backend import MessageRef
 from tuimail.protocols.imap.fetch import FetchAtt, Message, parse_atts, render
 from tuimail.protocols.imap.flags import BadFlag, split_flags
 from tuimail.protocols.imap.search import BadCharset, Candidate, parse_search
 from tuimail.protocols.imap.tokens import Atom, ParseError, text
-from tuimail.store.keywords import keywords_for
-from tuimail.store.maildir import FolderError, MessageRef
 
 FETCH_NOTE = "Sending FETCH response (not logged)..."
 _MAX_LOGGED = 300
@@ -180,7 +179,7 @@ class MessageCommands:
                 self._untagged(f"{seq} FETCH ({uid_part}FLAGS {view.flags_of(u)})")
         if changed_words:
             keywords.update(changed_words)
-            view.folder.mailbox.store.notify(view.folder)  # other sessions learn of keyword changes
+            self.store.notify(view.folder)  # other sessions learn of keyword changes
         return "OK STORE completed"
 
     # ----- SEARCH ---------------------------------------------------------------------------
@@ -243,14 +242,14 @@ class MessageCommands:
             return f"NO [TRYCREATE] Mailbox {name} does not exist"
         try:
             dest = self.mailbox.folder(name, create=True)
-        except FolderError as e:
+        except ValueError as e:
             return f"NO {e}"
         uids = [u for _, u in targets]
         source_words = view.keywords
         pairs = view.folder.move_to(uids, dest) if move else view.folder.copy_to(uids, dest)
         words = {new: source_words.get(old) for old, new in pairs if source_words.get(old)}
         if words:
-            keywords_dest = view.keywords if dest is view.folder else _keywords(dest)
+            keywords_dest = view.keywords if dest is view.folder else self.keywords_of(dest)
             keywords_dest.update(words)
         if not pairs:
             return f"OK {verb} completed (no messages)"
@@ -263,7 +262,4 @@ class MessageCommands:
             return f"OK {verb} completed"
         return f"OK [{code}] {verb} completed"
 
-
-def _keywords(folder):
-    return keywords_for(folder.path)
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 import bisect
 
 from tuimail.protocols.imap.flags import flag_list
-from tuimail.store.keywords import Keywords, keywords_for
-from tuimail.store.maildir import Folder, MessageRef
+from tuimail.protocols.imap.backend import Folder, Keywords, MessageRef
 
 
 class MailboxView:
-    def __init__(self, folder: Folder, readonly: bool) -> None:
+    def __init__(self, folder: Folder, keywords: Keywords, readonly: bool) -> None:
         self.folder = folder
         self.readonly = readonly
-        self.keywords: Keywords = keywords_for(folder.path)
+        self.keywords = keywords
         # RFC 3501 §2.3.2: \Recent belongs to the first session that sees a message (not EXAMINE)
         self.recent: set[int] = set() if readonly else set(folder.claim_recent())
         refs = folder.messages()
