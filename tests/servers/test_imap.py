@@ -357,3 +357,11 @@ def test_pop3_deletion_and_smtp_delivery_reach_an_imap_session(server):
     assert t.line() == "* 2 RECENT"  # the one this session saw first, and the new one
     assert t.command(b"done\n", "a4") == ["a4 OK IDLE terminated"]
     t.close()
+
+
+def test_overlong_line_gets_a_tagged_bad_and_the_session_goes_on(server):
+    t = Telnet(server.ports.imap)
+    t.line()
+    assert t.command(b"a1 fetch 1:" + b"9" * 70000 + b" flags\r\n") == ["a1 BAD Command line too long (at most 65536 bytes)"]
+    assert t.command(b"a2 noop\r\n") == ["a2 OK NOOP completed"]
+    t.close()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from tuimail.core.directory import AuthOutcome, Service
 from tuimail.core.events import Protocol
 from tuimail.core.masking import MASK, mask_imap
-from tuimail.protocols.imap.machine import ImapMachine, Options, Outcome
+from tuimail.protocols.imap.machine import ImapMachine, Options, Outcome, valid_tag
 from tuimail.protocols.imap.reader import (
     CommandReader,
     LineTooLong,
@@ -119,7 +119,8 @@ class ImapConnection(LineConnection):
         elif isinstance(event, LineTooLong):
             self._logged = 0
             session.note(f"Command line over {MAX_LINE} bytes discarded")
-            self.send(b"* BAD Command line too long\r\n")
+            tag = event.tag if valid_tag(event.tag) else "*"
+            self.send(f"{tag} BAD Command line too long (at most {MAX_LINE} bytes)\r\n".encode())
 
     def _log_command(self, command: RawCommand) -> None:
         first = command.lines[0]

@@ -36,6 +36,10 @@ _TAG = re.compile(r'^[!#$&\',\-./0-9:;<=>?@A-Z\[^_`a-z|}~]+$')  # RFC 3501 tag: 
 FAILED = "NO [AUTHENTICATIONFAILED] Authentication failed"
 
 
+def valid_tag(tag: str) -> bool:
+    return bool(_TAG.match(tag or ""))
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     data: bytes
