@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import imaplib
 import poplib
 import socket
 import struct
@@ -109,3 +110,25 @@ def test_many_messages_listed_without_reading_files(server) -> None:
     sizes = [len(m) + m.count(b"\n") for m in LAB_MESSAGES * 5]
     assert client.list()[1] == [b"%d %d" % (n, s) for n, s in enumerate(sizes, 1)]
     client.quit()
+
+
+def test_imap_session_keeps_working_and_sees_pop_deletions(server) -> None:
+    deliver_lab_mail(server)
+    imap = imaplib.IMAP4("127.0.0.1", server.ports.imap, timeout=10)
+    imap.login("tatareva", PASSWORD)
+    assert imap.select("INBOX") == ("OK", [b"4"])
+    pop = poplib.POP3("127.0.0.1", server.ports.pop3, timeout=10)
+    pop.user("tatareva")
+    pop.pass_(PASSWORD)
+    uidls = [line.split()[1].decode() for line in pop.uidl()[1]]
+    _, fetched = imap.uid("FETCH", "1:*", "(UID)")
+    assert [u.rpartition(".")[2] for u in uidls] == [f.split()[2].rstrip(b")").decode() for f in fetched]
+    assert imap.store("2", "+FLAGS", "(\\Seen)")[0] == "OK"  # IMAP works while POP holds the maildrop
+    pop.dele(1)
+    assert pop.retr(2)[0].startswith(b"+OK")  # POP reads a message IMAP just renamed
+    pop.quit()
+    imap.noop()
+    assert imap.response("EXPUNGE") == ("EXPUNGE", [b"1"])
+    _, fetched = imap.uid("FETCH", "1:*", "(UID)")
+    assert len(fetched) == 3
+    imap.logout()
