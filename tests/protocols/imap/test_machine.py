@@ -496,3 +496,25 @@ def test_a_thunderbird_like_session(d):
     data = b"From: tatareva@lab.test\r\nSubject: sent\r\n\r\nbody\r\n"
     assert d.send(b'14 append "Sent" (\\Seen) {%d+}\r\n' % len(data) + data + b"\r\n").startswith(b"14 OK [APPENDUID ")
     assert d.cmd("15 logout")[-1] == "15 OK LOGOUT completed"
+
+
+MULTIPART = (
+    b"From: Ann <ann@lab.test>\nTo: tatareva@lab.test\nSubject: report\nMIME-Version: 1.0\n"
+    b'Content-Type: multipart/mixed; boundary="XX"\n\npreamble\n--XX\nContent-Type: text/plain; charset=utf-8\n\n'
+    b"See the attachment.\n--XX\nContent-Type: application/pdf; name=r.pdf\nContent-Transfer-Encoding: base64\n"
+    b"Content-Disposition: attachment; filename=r.pdf\n\nJVBERi0xLjQK\n--XX--\n"
+)
+
+
+def test_fetch_nested_parts_of_a_multipart_message(store):
+    store.deliver("tatareva@lab.test", MULTIPART)
+    d = selected(Driver(store))
+    raw = d.send(b"a1 fetch 1 (body.peek[1] body.peek[2.mime] body.peek[2] body.peek[1.text])\r\n")
+    assert b"BODY[1] {19}\r\nSee the attachment. " in raw  # RFC 2046: the CRLF before --XX is the boundary's
+    assert b"BODY[2.MIME] {" in raw and b"Content-Disposition: attachment; filename=r.pdf\r\n\r\n" in raw
+    assert b"BODY[2] {12}\r\nJVBERi0xLjQK " in raw
+    assert b"BODY[1.TEXT] NIL" in raw  # TEXT only applies to message/rfc822 parts
+    line = d.cmd("a2 fetch 1 bodystructure")[0]
+    low = line.lower()
+    assert '"mixed" ("boundary" "xx")' in low and '"application" "pdf"' in low
+    assert d.cmd("a3 search body attachment") == ["* SEARCH 1", "a3 OK SEARCH completed"]
