@@ -167,3 +167,23 @@ def test_curl_lists_and_fetches(mail) -> None:
     ).stdout
     assert run(base) == b"".join(b"%d %d\r\n" % (n, wire_size(m)) for n, m in enumerate(LAB_MESSAGES, 1))
     assert run(base + "3") == LAB_MESSAGES[2].replace(b"\n", b"\r\n")
+
+
+@pytest.mark.skipif(shutil.which("fetchmail") is None, reason="fetchmail is not installed")
+def test_fetchmail_fetches_every_message(mail, tmp_path) -> None:
+    out = tmp_path / "fetched.mbox"
+    rc = tmp_path / "fetchmailrc"
+    rc.write_text(
+        f'poll 127.0.0.1 service {mail.ports.pop3} protocol pop3 uidl auth password:\n'
+        f'  user "tatareva" password "{PASSWORD}" mda "cat >> {out}" keep sslproto ""\n'  # no TLS yet
+    )
+    rc.chmod(0o600)
+    result = subprocess.run(
+        ["fetchmail", "-f", str(rc), "--idfile", str(tmp_path / "ids"), "--nosyslog", "-v"],
+        capture_output=True, text=True, timeout=60, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    fetched = out.read_bytes()
+    for data in LAB_MESSAGES:
+        assert data in fetched  # CRLF and dot-stuffing undone by the client, byte for byte
+    assert "4 messages left" in result.stdout + result.stderr
