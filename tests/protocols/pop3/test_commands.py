@@ -61,3 +61,16 @@ def test_any_line_gets_exactly_one_reply_after_login(line: bytes) -> None:
     driver = logged_in()
     replies = _status_lines(driver.machine.receive(line + b"\r\n"))
     assert len(replies) == 1 and replies[0].startswith(("+OK", "-ERR"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=80), max_size=12))
+def test_arbitrary_streams_in_chunks_never_break_the_session(chunks: list[bytes]) -> None:
+    driver = logged_in()
+    for chunk in chunks:
+        driver.send(chunk)
+    driver.send(b"\r\n")  # finish a partial line
+    for line in bytes(driver.wire).split(b"\r\n")[:-1]:
+        assert line.startswith((b"+OK", b"-ERR", b".")) or line[:1].isalnum(), line  # replies and listings only
+    if not driver.closed:  # the session still answers
+        assert driver.lines(b"STAT\r\n") == ["+OK 0 0"]
