@@ -10,6 +10,8 @@ import struct
 from tests.helpers import PASSWORD, RunningServer, make_config
 from tests.servers.test_pop3_telnet import LAB_MESSAGES, Telnet, deliver_lab_mail
 from tuimail.core.events import Protocol
+from tuimail.servers.pop3 import StoreMaildrops
+from tuimail.store import MailStore
 
 
 def inbox(server, address: str = "tatareva@lab.test"):
@@ -132,3 +134,20 @@ def test_imap_session_keeps_working_and_sees_pop_deletions(server) -> None:
     _, fetched = imap.uid("FETCH", "1:*", "(UID)")
     assert len(fetched) == 3
     imap.logout()
+
+
+def test_snapshot_prepared_off_the_loop_is_used_only_while_the_folder_is_unchanged(tmp_path) -> None:
+    store = MailStore(tmp_path)
+    store.deliver("tatareva@lab.test", LAB_MESSAGES[0])
+    drops = StoreMaildrops(store)
+    drops.prepare("tatareva@lab.test")
+    prepared = drops._prepared
+    drop = drops.open("tatareva@lab.test")
+    assert drop.messages() is prepared.messages and len(prepared.messages) == 1
+    drop.release()
+    drops.prepare("tatareva@lab.test")
+    store.deliver("tatareva@lab.test", LAB_MESSAGES[1])  # arrives between the check and the lock
+    drop = drops.open("tatareva@lab.test")
+    assert [m.size for m in drop.messages()] == [len(m) + m.count(b"\n") for m in LAB_MESSAGES[:2]]
+    assert drops.open("tatareva@lab.test") is None  # locked
+    drop.release()

@@ -14,6 +14,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tuimail.core.directory import AuthOutcome, Service
@@ -33,7 +34,7 @@ from tuimail.protocols.pop3 import (
 )
 from tuimail.servers.connection import LineConnection
 from tuimail.servers.sessions import KILLED_BY_OPERATOR
-from tuimail.store import Folder, MailStore
+from tuimail.store import Folder, MailStore, MessageRef
 
 if TYPE_CHECKING:
     from tuimail.servers.engine import Engine
@@ -50,12 +51,16 @@ SHUTDOWN_FAREWELL = b"-ERR [SYS/TEMP] Server shutting down\r\n"
 class FolderMaildrop:
     """An account's INBOX as a POP3 maildrop; sizes come from file names, never from the files."""
 
-    def __init__(self, store: MailStore, address: str, folder: Folder) -> None:
+    def __init__(self, store: MailStore, address: str, folder: Folder, prepared: Prepared | None = None) -> None:
         self.store, self.address, self.folder = store, address, folder
+        self._prepared = prepared
 
     def messages(self) -> Sequence[DropMessage]:
-        validity = self.folder.uidvalidity
-        return [DropMessage(r.uid, r.wire_size, f"{validity}.{r.uid}") for r in self.folder.messages()]
+        refs = self.folder.messages()  # picks up changes since the snapshot was prepared
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None and prepared.version == self.folder.version:
+            return prepared.messages
+        return snapshot(self.folder, refs)
 
     def read(self, uid: int) -> bytes:
         return self.folder.read(uid)
@@ -68,19 +73,45 @@ class FolderMaildrop:
         self.store.unlock_maildrop(self.address)
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A snapshot made in a worker thread, valid while the folder's version is unchanged."""
+
+    address: str
+    version: int
+    messages: list[DropMessage]
+
+
+def snapshot(folder: Folder, refs: Sequence[MessageRef]) -> list[DropMessage]:
+    validity = folder.uidvalidity
+    return [DropMessage(r.uid, r.wire_size, f"{validity}.{r.uid}") for r in refs]
+
+
 class StoreMaildrops:
     def __init__(self, store: MailStore) -> None:
         self.store = store
+        self._prepared: Prepared | None = None
+
+    def inbox(self, address: str) -> Folder:
+        return self.store.mailbox(address).folder("INBOX", create=True)
+
+    def prepare(self, address: str) -> None:
+        """Worker thread: index the INBOX and build the message list, so that a 100,000-message
+        login does not stall the event loop (only `open`, on the loop, takes the lock)."""
+        folder = self.inbox(address)
+        refs = folder.messages()
+        self._prepared = Prepared(address, folder.version, snapshot(folder, refs))
 
     def open(self, address: str) -> FolderMaildrop | None:
+        prepared, self._prepared = self._prepared, None
         if not self.store.try_lock_maildrop(address):
             return None
         try:
-            folder = self.store.mailbox(address).folder("INBOX", create=True)
+            folder = self.inbox(address)
         except BaseException:
             self.store.unlock_maildrop(address)
             raise
-        return FolderMaildrop(self.store, address, folder)
+        return FolderMaildrop(self.store, address, folder, prepared if prepared and prepared.address == address else None)
 
 
 class Pop3Connection(LineConnection):
@@ -90,8 +121,9 @@ class Pop3Connection(LineConnection):
         super().__init__(engine, tls=tls)
         policy = engine.config.settings.policy
         stamp = f"<{os.getpid()}.{next(_stamps)}.{int(time.time())}@{engine.hostname}>"
+        self.maildrops = StoreMaildrops(engine.store)
         self.machine = Pop3Machine(
-            StoreMaildrops(engine.store),
+            self.maildrops,
             hostname=engine.hostname,
             version=engine.version,
             timestamp=stamp,
@@ -109,11 +141,11 @@ class Pop3Connection(LineConnection):
             outputs = self.machine.auth_result(result)
 
     def _check(self, request: AuthRequest) -> AuthResult:
-        """Worker thread: the slow password check, then warm the folder index off the event loop."""
+        """Worker thread: the slow password check, then the maildrop's message list."""
         outcome, account = self.engine.directory.authenticate(request.login, request.password, Service.POP3)
         if outcome is not AuthOutcome.OK or account is None:
             return AuthResult(None, outcome.value)
-        self.engine.store.mailbox(account.address).folder("INBOX", create=True).messages()
+        self.maildrops.prepare(account.address)
         return AuthResult(account.address)
 
     def _emit(self, outputs: list[Output]) -> AuthRequest | None:
