@@ -322,3 +322,10 @@ def test_maildrop_that_cannot_be_opened_is_a_temporary_error() -> None:
     machine.receive(b"user a\npass b\n")
     outputs = machine.auth_result(AuthResult("a@lab.test"))
     assert outputs[-1].status_line == "-ERR [SYS/TEMP] Cannot open the maildrop; try again later"
+
+
+def test_no_lock_is_taken_when_the_connection_went_away_during_the_check(store: MemoryStore) -> None:
+    machine = Pop3Machine(store, hostname="h", version="1", timestamp="<t@h>")
+    machine.receive(b"user tatareva\npass Secret123\n")
+    machine.connection_lost()
+    assert machine.auth_result(AuthResult("tatareva@lab.test")) == [] and not store.locked

@@ -97,6 +97,8 @@ class Pop3Machine:
     def auth_result(self, result: AuthResult) -> list[Output]:
         """The answer to the open AuthRequest; continues with any pipelined lines."""
         self._waiting = False
+        if self.closed:  # the connection went away during the check: take no lock
+            return []
         out = self._login(result)
         return out + self._counted(out) + self._pump()
 
@@ -144,7 +146,8 @@ class Pop3Machine:
         return mask_pop3(raw.decode("utf-8", "replace"))
 
     def _counted(self, out: list[Output]) -> list[Output]:
-        """Count consecutive errors; after too many, say so and close."""
+        """Count consecutive -ERR replies (failed logins too, which bounds password guessing);
+        after `max_bad_commands` of them, say so and close."""
         for item in out:
             if isinstance(item, Reply) and item.status != "+":
                 self._bad = 0 if item.ok else self._bad + 1
