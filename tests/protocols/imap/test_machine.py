@@ -77,6 +77,13 @@ def test_authenticate_plain_with_and_without_initial_response(store):
     assert d.cmd(token) == ["a1 OK LOGIN completed"]
 
 
+def test_authenticate_plain_refuses_another_authorization_identity(store):
+    token = base64.b64encode(b"tester\0tatareva\0" + PASSWORD.encode()).decode()
+    assert Driver(store).cmd(f"a1 authenticate plain {token}") == ["a1 NO [AUTHENTICATIONFAILED] Authentication failed"]
+    token = base64.b64encode(b"tatareva\0tatareva\0" + PASSWORD.encode()).decode()
+    assert Driver(store).cmd(f"a1 authenticate plain {token}") == ["a1 OK LOGIN completed"]
+
+
 def test_authenticate_login_and_cancel(store):
     d = Driver(store)
     assert d.cmd("a1 AUTHENTICATE LOGIN") == ["+ VXNlcm5hbWU6"]

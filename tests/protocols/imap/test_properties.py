@@ -1,6 +1,7 @@
 """Property tests: whatever a client types, every tagged command gets exactly one tagged reply,
 and the machine never raises."""
 
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -24,7 +25,7 @@ word = st.one_of(st.sampled_from(WORDS), st.text(alphabet=st.characters(min_code
 line = st.lists(word, min_size=0, max_size=7).map(" ".join)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("IMAP_FUZZ_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(line, min_size=1, max_size=12))
 def test_every_tagged_command_gets_exactly_one_tagged_reply(lines):
     with tempfile.TemporaryDirectory() as tmp:

@@ -329,6 +329,9 @@ class ImapMachine(MailboxCommands, MessageCommands):
             self._sasl = None
             if len(parts) != 3:
                 return "BAD Malformed PLAIN response"
+            if parts[0] and parts[0].lower() != parts[1].lower():  # RFC 4616 §2: no acting as someone else
+                self._out.notes.append(f"Authentication failed for {parts[1]}: may not act as {parts[0]}")
+                return FAILED
             return self._request_auth(sasl.tag, parts[1], parts[2], "PLAIN")
         if sasl.login is None:  # AUTH LOGIN: user name first, then the password
             sasl.login = text_
