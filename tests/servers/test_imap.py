@@ -365,3 +365,15 @@ def test_overlong_line_gets_a_tagged_bad_and_the_session_goes_on(server):
     assert t.command(b"a1 fetch 1:" + b"9" * 70000 + b" flags\r\n") == ["a1 BAD Command line too long (at most 65536 bytes)"]
     assert t.command(b"a2 noop\r\n") == ["a2 OK NOOP completed"]
     t.close()
+
+
+def test_login_disabled_until_starttls_when_plaintext_is_not_allowed(server, imap):
+    server.config.settings.policy.allow_plaintext_auth = False
+    m = imap()
+    assert "LOGINDISABLED" in m.capabilities and "AUTH=PLAIN" not in m.capabilities
+    with pytest.raises(imaplib.IMAP4.error, match=r"PRIVACYREQUIRED"):
+        m.login("tatareva", PASSWORD)
+    m.starttls(ssl_context=client_context())
+    assert "LOGINDISABLED" not in m.capabilities and "AUTH=PLAIN" in m.capabilities
+    assert m.login("tatareva", PASSWORD)[0] == "OK"
+    m.logout()
