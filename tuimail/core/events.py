@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,9 +31,16 @@ class Protocol(enum.Enum):
         return {"SMTP-in": "SMTP", "SMTP-out": "SMTP-out", "POP": "POP3"}.get(self.value, self.value)
 
 
+_zone: tuple[float, object] = (0.0, None)
+
+
 def now() -> datetime:
-    """Local wall-clock time, as the logs show it."""
-    return datetime.now().astimezone()
+    """Local wall-clock time, as the logs show it (the zone is looked up once a minute: DST)."""
+    global _zone
+    stamp = time.time()
+    if stamp - _zone[0] > 60:
+        _zone = (stamp, datetime.now().astimezone().tzinfo)
+    return datetime.fromtimestamp(stamp, _zone[1])
 
 
 @dataclass(frozen=True, slots=True)
