@@ -377,3 +377,18 @@ def test_login_disabled_until_starttls_when_plaintext_is_not_allowed(server, ima
     assert "LOGINDISABLED" not in m.capabilities and "AUTH=PLAIN" in m.capabilities
     assert m.login("tatareva", PASSWORD)[0] == "OK"
     m.logout()
+
+
+def test_large_fetch_is_streamed_intact(server, imap):
+    big = [MESSAGE + (b"%03d " % i + b"y" * 70 + b"\n") * 4000 for i in range(12)]  # ~300 KB each
+    for data in big:
+        deliver(server, data)
+    m = imap()
+    m.login("tatareva", PASSWORD)
+    m.select("INBOX", readonly=True)
+    typ, data = m.fetch("1:*", "(BODY.PEEK[])")
+    assert typ == "OK"
+    bodies = [item[1] for item in data if isinstance(item, tuple)]
+    assert bodies == [b.replace(b"\n", b"\r\n") for b in big]
+    assert m.noop()[0] == "OK"
+    m.logout()

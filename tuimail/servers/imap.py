@@ -8,7 +8,7 @@ literal contents and message data never reach the log.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from tuimail.core.directory import AuthOutcome, Service
 from tuimail.core.events import Protocol
@@ -31,6 +31,7 @@ MAX_LINE = 65536  # long UID sets from real clients (Dovecot uses 64 KiB too)
 _SENSITIVE = ("LOGIN", "AUTHENTICATE")
 BLOCKED = "blocked after failed logins"
 COMMAND_TIMEOUT = "command not completed in time"
+WRITE_BATCH = 65536
 
 
 class ImapConnection(LineConnection):
@@ -55,6 +56,8 @@ class ImapConnection(LineConnection):
         self._unwatch: Callable[[], None] | None = None
         self._shown: tuple[str | None, str | None] = (None, None)
         self._command_timer: asyncio.TimerHandle | None = None
+        self._writable = asyncio.Event()
+        self._writable.set()
 
     # ----- LineConnection interface ---------------------------------------------------------
 
@@ -68,6 +71,7 @@ class ImapConnection(LineConnection):
         return f"* BYE {reason}\r\n".encode()
 
     def on_close(self) -> None:
+        self._writable.set()  # release a FETCH waiting to write
         if self._command_timer is not None:
             self._command_timer.cancel()
         self._stop_watching()
@@ -143,7 +147,7 @@ class ImapConnection(LineConnection):
     # ----- effects --------------------------------------------------------------------------
 
     async def _carry_out(self, outcome: Outcome) -> None:
-        self._apply(outcome)
+        await self._apply_paced(outcome)
         while outcome.auth is not None and self.transport is not None and not self.transport.is_closing():
             request = outcome.auth
             result, account = await asyncio.to_thread(
@@ -165,6 +169,18 @@ class ImapConnection(LineConnection):
             await self._start_tls()
 
     def _apply(self, outcome: Outcome) -> None:
+        """Send an outcome at once (greeting, IDLE updates: never large)."""
+        for _ in self._emit(outcome):
+            pass
+
+    async def _apply_paced(self, outcome: Outcome) -> None:
+        """Send an outcome, waiting while the transport's buffer is full (large FETCH answers)."""
+        for _ in self._emit(outcome):
+            if not self._writable.is_set():
+                await self._writable.wait()
+
+    def _emit(self, outcome: Outcome) -> Iterator[None]:
+        """Send the replies of an outcome; yields after each streamed chunk."""
         session = self.session
         shown = (self.machine.user, self.machine.session_state)
         if shown != self._shown:  # before the replies: a client that reads OK sees the session updated
@@ -172,17 +188,29 @@ class ImapConnection(LineConnection):
             session.set_user(self.machine.user, self.machine.session_state)
         for note in outcome.notes:
             session.note(note)
-        # one write per outcome; the log keeps the order of notes and lines
+        # few writes: small replies and streamed chunks are batched up to WRITE_BATCH bytes; the log
+        # keeps the order of notes and lines
         data: list[bytes] = []
         lines: list[str] = []
+        size = 0
         for reply in outcome.replies:
+            if reply.note and data:
+                self.send(b"".join(data), lines)
+                data, lines, size = [], [], 0
             if reply.note:
-                if data:
-                    self.send(b"".join(data), lines)
-                    data, lines = [], []
                 session.note(reply.note)
             data.append(reply.data)
             lines += reply.log if reply.log is not None else _log_lines(reply.data)
+            size += len(reply.data)
+            for chunk in reply.stream or ():
+                data.append(chunk)
+                size += len(chunk)
+                if size >= WRITE_BATCH:
+                    self.send(b"".join(data), lines)
+                    data, lines, size = [], [], 0
+                    yield
+                    if self.transport is None or self.transport.is_closing():
+                        return
         if data:
             self.send(b"".join(data), lines)
         if outcome.idle is True:
@@ -191,6 +219,13 @@ class ImapConnection(LineConnection):
             self._stop_watching()
         if outcome.close:
             self.close()
+
+    # asyncio flow control: the transport says when its write buffer is over / under its limits
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
 
     def _start_watching(self) -> None:
         self._stop_watching()

@@ -87,7 +87,7 @@ class Driver:
         self.effects.append(outcome)
         if outcome.close:
             self.closed = True
-        return b"".join(r.data for r in outcome.replies)
+        return b"".join(r.data + b"".join(r.stream or ()) for r in outcome.replies)
 
     def login(self, user: str = "tatareva") -> None:
         assert self.cmd(f"l1 login {user} {PASSWORD}")[-1] == "l1 OK LOGIN completed"

@@ -15,6 +15,7 @@ import base64
 import binascii
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from tuimail.core.directory import AuthOutcome
@@ -45,6 +46,7 @@ class Reply:
     data: bytes
     log: tuple[str, ...] | None = None  # None: the lines of `data`
     note: str | None = None  # published before the data (e.g. "Sending FETCH response (not logged)...")
+    stream: Iterator[bytes] | None = None  # sent after `data`, produced while it is sent (FETCH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +210,10 @@ class ImapMachine(MailboxCommands, MessageCommands):
     def _untagged(self, text_: str) -> None:
         self._out.replies.append(Reply(f"* {text_}\r\n".encode("utf-8", "surrogateescape")))
 
-    def _raw(self, data: bytes, log: tuple[str, ...] | None = None, note: str | None = None) -> None:
-        self._out.replies.append(Reply(data, log, note))
+    def _raw(
+        self, data: bytes, log: tuple[str, ...] | None = None, note: str | None = None, stream: Iterator[bytes] | None = None
+    ) -> None:
+        self._out.replies.append(Reply(data, log, note, stream))
 
     def _finish(self) -> Outcome:
         out, self._out = self._out, Outcome()

@@ -6,6 +6,8 @@ Message data is never logged: a FETCH answer is published as one note.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from tuimail.protocols.imap import sequence
 from tuimail.protocols.imap.backend import MessageRef
 from tuimail.protocols.imap.fetch import FetchAtt, Message, parse_atts, render
@@ -105,28 +107,24 @@ class MessageCommands:
         refs = self._refs()
         sets_seen = not view.readonly and any(a.sets_seen for a in atts)
         wants_flags = any(a.name == "FLAGS" for a in atts)
-        chunks: list[bytes] = []
+        plan: list[tuple[int, MessageRef, list[FetchAtt], str]] = []
         missing = 0
         for seq, u in targets:
             ref = refs.get(u)
             if ref is None:
                 missing += 1
                 continue
-            msg = Message(view.folder, ref)
             item_atts = atts
             if sets_seen and "S" not in ref.flags:  # §6.4.5: BODY[...] sets \Seen
                 new = view.folder.set_flags(u, ref.flags + "S")
                 if new is not None:
-                    msg.ref = ref = new
+                    ref = new
                     view.remember(new)
                     if not wants_flags:
                         item_atts = [*atts, FetchAtt("FLAGS")]
-            try:
-                chunks.append(render(seq, msg, item_atts, view.flags_of(u)))
-            except (KeyError, FileNotFoundError):
-                missing += 1
-        if chunks:
-            self._raw(b"".join(chunks), log=(), note=FETCH_NOTE)
+            plan.append((seq, ref, item_atts, view.flags_of(u)))
+        if plan:  # rendered while it is sent, one message at a time: memory stays bounded
+            self._raw(b"", log=(), note=FETCH_NOTE, stream=_render_all(view.folder, plan))
         if missing:
             return "NO Some of the requested messages no longer exist"
         return "OK FETCH completed"
@@ -263,3 +261,9 @@ class MessageCommands:
         return f"OK [{code}] {verb} completed"
 
 
+def _render_all(folder, plan: list[tuple[int, MessageRef, list[FetchAtt], str]]) -> Iterator[bytes]:
+    for seq, ref, atts, flags in plan:
+        try:
+            yield render(seq, Message(folder, ref), atts, flags)
+        except (KeyError, FileNotFoundError):  # removed meanwhile: its EXPUNGE follows later
+            continue
