@@ -6,12 +6,23 @@ subclass implements `greeting()`, `handle(data)` and `farewell(reason)`; it neve
 
 Commands are handled strictly one at a time: while `handle` awaits (a password check runs in a worker
 thread), further bytes queue in order, so pipelined input keeps its order.
+
+Robustness (SECURITY.md):
+- `policy.command_timeout` bounds the time to send one whole command line: a subclass says when a
+  line has started but is not complete (`input_pending()`), and a slow-drip client is dropped with the
+  protocol's farewell (reason `COMMAND_TIMEOUT`).
+- Write flow control: when the transport's buffer is full (`pause_writing`), `writable()` blocks the
+  worker until it drains, so a client that pipelines many RETRs and reads slowly costs bounded memory;
+  reading pauses too once `MAX_QUEUED` unprocessed bytes wait.
+- `start_tls()` upgrades the connection in place (RFC 2595 §4, RFC 3207 §4.2, RFC 3501 §6.2.1): bytes
+  the client pipelined after the command are discarded, never read as commands.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import TYPE_CHECKING
 
 from tuimail.core.events import Protocol
@@ -21,6 +32,9 @@ if TYPE_CHECKING:
     from tuimail.servers.engine import Engine
 
 log = logging.getLogger(__name__)
+
+COMMAND_TIMEOUT = "command timeout"  # the reason `farewell()` gets for a slow-drip command line
+MAX_QUEUED = 256 * 1024  # unprocessed input bytes before reading pauses
 
 
 class LineConnection(asyncio.Protocol):
@@ -36,6 +50,11 @@ class LineConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._closing = False
         self._refused = False
+        self._line_timer: asyncio.TimerHandle | None = None
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self._queued = 0  # bytes in the inbox
+        self._reading_paused = False
 
     # ----- subclass interface ---------------------------------------------------------------
 
@@ -56,9 +75,17 @@ class LineConnection(asyncio.Protocol):
         """Bytes sent to a connection refused at once (access list, block, too many connections)."""
         return b""
 
+    def input_pending(self) -> bool:
+        """True while a command line has begun to arrive but is not complete (arms `command_timeout`)."""
+        return False
+
     @property
     def timeout(self) -> float:
         return float(self.engine.config.settings.policy.inactivity_timeout)
+
+    @property
+    def command_timeout(self) -> float:
+        return float(self.engine.config.settings.policy.command_timeout)
 
     # ----- asyncio.Protocol -----------------------------------------------------------------
 
@@ -86,6 +113,17 @@ class LineConnection(asyncio.Protocol):
         self.session.received(len(data))
         self._arm_timer()
         self._inbox.put_nowait(data)
+        self._queued += len(data)
+        if self._queued > MAX_QUEUED and not self._reading_paused and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def pause_writing(self) -> None:
+        """The transport's write buffer is over its high-water mark: stop taking new commands."""
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
 
     def eof_received(self) -> bool | None:
         return None  # close the transport
@@ -95,6 +133,9 @@ class LineConnection(asyncio.Protocol):
             return
         if self._timer:
             self._timer.cancel()
+        if self._line_timer:
+            self._line_timer.cancel()
+        self._can_write.set()  # wake a worker waiting in writable(); it sees the closed transport
         self._inbox.put_nowait(None)
         if self._worker and not self._worker.done() and self._worker is not asyncio.current_task():
             self._worker.cancel()
@@ -125,6 +166,52 @@ class LineConnection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
+    async def writable(self) -> bool:
+        """Wait until the client has read enough of what was sent (flow control); False once the
+        connection is closing. Call it before producing each reply to pipelined commands."""
+        if not self._can_write.is_set():
+            await self._can_write.wait()
+        return self.transport is not None and not self.transport.is_closing()
+
+    async def start_tls(self) -> bool:
+        """Switch this connection to TLS after the protocol's "go ahead" reply was sent.
+
+        RFC 2595 §4 / RFC 3207 §4.2: whatever the client sent after the command in plain text is
+        discarded (it could be a command injected by a man in the middle). The subclass resets its own
+        parser and protocol state. Returns False (and closes) when the handshake fails."""
+        assert self.session is not None and self.transport is not None
+        dropped = 0
+        while not self._inbox.empty():
+            data = self._inbox.get_nowait()
+            if data is None:  # the connection is already gone
+                self._inbox.put_nowait(None)
+                return False
+            dropped += len(data)
+        self._queued = 0
+        if dropped:
+            self.session.note(f"Discarded {dropped} plaintext byte(s) sent after the TLS command")
+        if self.engine.ssl_context is None:
+            self._abort("internal error")
+            return False
+        old = self.transport
+        try:
+            transport = await asyncio.get_running_loop().start_tls(
+                old, self, self.engine.ssl_context, server_side=True, ssl_handshake_timeout=self.command_timeout
+            )
+        except (OSError, ssl.SSLError, ConnectionError, asyncio.TimeoutError) as e:
+            self.session.note(f"TLS negotiation failed: {e or type(e).__name__}")
+            old.abort()
+            return False
+        if transport is None:  # the peer closed during the handshake
+            return False
+        self.transport = transport  # type: ignore[assignment]
+        self._reading_paused = False
+        self.tls = self.session.tls = True
+        obj = transport.get_extra_info("ssl_object")
+        version = f" ({obj.version()}, {obj.cipher()[0]})" if obj is not None and obj.cipher() else ""
+        self.session.note(f"TLS negotiated{version}")
+        return True
+
     # ----- internals ------------------------------------------------------------------------
 
     async def _run(self) -> None:
@@ -132,8 +219,13 @@ class LineConnection(asyncio.Protocol):
             data = await self._inbox.get()
             if data is None or self.transport is None or self.transport.is_closing():
                 return
+            self._queued = max(0, self._queued - len(data))
+            if self._reading_paused and self._queued <= MAX_QUEUED // 2:
+                self._reading_paused = False
+                self.transport.resume_reading()
             try:
                 await self.handle(data)
+                self._time_command()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -143,6 +235,19 @@ class LineConnection(asyncio.Protocol):
                     self.engine.bus.system(f"{self.protocol.label} session {self.session.sid}: internal error")
                 self._abort("internal error")
                 return
+
+    def _time_command(self) -> None:
+        """Arm the command timer while a line is incomplete; it is not re-armed by every byte."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self.input_pending():
+            if self._line_timer is None:
+                self._line_timer = asyncio.get_running_loop().call_later(
+                    self.command_timeout, self._abort, COMMAND_TIMEOUT
+                )
+        elif self._line_timer is not None:
+            self._line_timer.cancel()
+            self._line_timer = None
 
     def _arm_timer(self) -> None:
         if self._timer:
@@ -157,7 +262,12 @@ class LineConnection(asyncio.Protocol):
             self.session.close_reason = self.session.close_reason or reason
             if reason == "timeout":
                 self.session.note(f"Inactivity timeout ({int(self.timeout)} s)")
+            elif reason == COMMAND_TIMEOUT:
+                self.session.note(f"The client took more than {int(self.command_timeout)} s to send a command line")
         farewell = self.farewell(reason)
         if farewell:
             self.send(farewell)
-        self.transport.close()
+        if self._can_write.is_set():
+            self.transport.close()
+        else:  # the client is not reading: close() would wait for the buffer forever
+            self.transport.abort()

@@ -1,9 +1,10 @@
 """The POP3 listener: asyncio glue between a socket and the sans-I/O `Pop3Machine` (RFC 1939).
 
-`protocol_factory(engine, name)` is what the engine binds for the "pop3" (and, once TLS exists,
-"pop3s") listener. The connection feeds received bytes to the machine, writes its replies, publishes
-the log lines, checks passwords in a worker thread (argon2 is slow) and adapts the Maildir store to
-the machine's maildrop interface: INBOX only, locked per account (RFC 1939 §8), UIDL
+`protocol_factory(engine, name)` is what the engine binds for the "pop3" (STLS, RFC 2595) and
+"pop3s" (implicit TLS, RFC 8314) listeners. The connection feeds received bytes to the machine, writes
+its replies one command at a time (flow control), publishes the log lines, checks passwords in a
+worker thread (argon2 is slow) with the engine's guard throttling failures, and adapts the Maildir
+store to the machine's maildrop interface: INBOX only, locked per account (RFC 1939 §8), UIDL
 `<uidvalidity>.<uid>` so IMAP and POP3 name a message alike.
 """
 
@@ -32,7 +33,7 @@ from tuimail.protocols.pop3 import (
     StartTls,
     StateChanged,
 )
-from tuimail.servers.connection import LineConnection
+from tuimail.servers.connection import COMMAND_TIMEOUT, LineConnection
 from tuimail.servers.sessions import KILLED_BY_OPERATOR
 from tuimail.store import Folder, MailStore, MessageRef
 
@@ -41,9 +42,13 @@ if TYPE_CHECKING:
 
 _stamps = itertools.count(1)
 
+BLOCKED = "blocked after failed logins"
 FAREWELLS = {
     KILLED_BY_OPERATOR: b"-ERR Session closed by the administrator\r\n",
     "timeout": b"-ERR Inactivity timeout; closing the connection\r\n",
+    COMMAND_TIMEOUT: b"-ERR Command line not completed in time; closing the connection\r\n",
+    # RFC 3206 §4: SYS/TEMP, a temporary condition; the client may retry later
+    BLOCKED: b"-ERR [SYS/TEMP] Too many failed logins; try again later\r\n",
 }
 SHUTDOWN_FAREWELL = b"-ERR [SYS/TEMP] Server shutting down\r\n"
 
@@ -128,28 +133,66 @@ class Pop3Connection(LineConnection):
             version=engine.version,
             timestamp=stamp,
             plaintext_auth=policy.allow_plaintext_auth or tls,
+            tls_available=engine.ssl_context is not None,
             tls_active=tls,
+            max_bad_commands=policy.max_bad_commands,
         )
 
     def greeting(self) -> None:
         self._emit(self.machine.greeting())
 
+    @property
+    def timeout(self) -> float:
+        return float(self.engine.config.settings.policy.pop3_timeout)  # RFC 1939 §3: at least 10 minutes
+
+    def input_pending(self) -> bool:
+        return self.machine.partial_line
+
+    def refusal(self, reason: str) -> bytes:
+        return f"-ERR [SYS/TEMP] {reason}\r\n".encode()
+
     async def handle(self, data: bytes) -> None:
-        outputs = self.machine.receive(data)
-        while (request := self._emit(outputs)) is not None:
-            result = await asyncio.to_thread(self._check, request)
-            outputs = self.machine.auth_result(result)
+        self.machine.feed(data)
+        # one command at a time, each after the client has read enough of the previous replies
+        while self.machine.ready and await self.writable():
+            effect = self._emit(self.machine.step())
+            while isinstance(effect, AuthRequest):
+                result = await self._authenticate(effect)
+                if result is None:  # blocked: the connection is closing
+                    return
+                effect = self._emit(self.machine.auth_result(result))
+            if isinstance(effect, StartTls):
+                if not await self.start_tls():
+                    return
+                self._emit(self.machine.tls_started())
 
-    def _check(self, request: AuthRequest) -> AuthResult:
+    async def _authenticate(self, request: AuthRequest) -> AuthResult | None:
+        """Check the password; a failure waits `guard.auth_failed()` seconds before its reply, and
+        too many failures block the client's address (None: the connection is being closed)."""
+        result, address = await asyncio.to_thread(self._check, request)
+        guard, ip = self.engine.guard, self.session.peer_host
+        if result.address is not None:
+            guard.auth_succeeded(ip, result.address)
+            return result
+        # a deliberate protocol delay (1, 2, 4... s, capped by auth_max_delay): slows password guessing
+        await asyncio.sleep(guard.auth_failed(ip, address or request.login.lower()))
+        if guard.block_of(ip) is not None:
+            self.session.note(f"Authentication failed for {address or request.login}: {result.detail or 'refused'}")
+            self._abort(BLOCKED)
+            return None
+        return result
+
+    def _check(self, request: AuthRequest) -> tuple[AuthResult, str | None]:
         """Worker thread: the slow password check, then the maildrop's message list."""
-        outcome, account = self.engine.directory.authenticate(request.login, request.password, Service.POP3)
+        directory = self.engine.directory
+        outcome, account = directory.authenticate(request.login, request.password, Service.POP3)
         if outcome is not AuthOutcome.OK or account is None:
-            return AuthResult(None, outcome.value)
+            return AuthResult(None, outcome.value), directory.resolve_login(request.login)
         self.maildrops.prepare(account.address)
-        return AuthResult(account.address)
+        return AuthResult(account.address), account.address
 
-    def _emit(self, outputs: list[Output]) -> AuthRequest | None:
-        """Carry out the machine's outputs in order; returns an AuthRequest to fulfil, if any."""
+    def _emit(self, outputs: list[Output]) -> AuthRequest | StartTls | None:
+        """Carry out the machine's outputs in order; returns an effect to fulfil, if any."""
         assert self.session is not None
         for item in outputs:
             if isinstance(item, Reply):
@@ -164,10 +207,8 @@ class Pop3Connection(LineConnection):
                 self.session.set_user(item.user, item.state.value)
             elif isinstance(item, CloseConnection):
                 self.close()
-            elif isinstance(item, AuthRequest):
-                return item
-            elif isinstance(item, StartTls):  # pragma: no cover - STLS is not offered until TLS exists
-                raise RuntimeError("STLS requested but TLS is not wired in")
+            elif isinstance(item, (AuthRequest, StartTls)):
+                return item  # the machine puts effects last: nothing follows them
         return None
 
     def farewell(self, reason: str) -> bytes:

@@ -9,6 +9,9 @@
 
 Lines are processed strictly in order; while an AuthRequest is open, later (pipelined, RFC 2449 §6.6)
 lines wait. Each client line yields a `Received` (masked for the log) and exactly one reply.
+A driver that wants flow control feeds bytes with `feed()` and takes one line's outputs at a time
+with `step()` while `ready`. After `StartTls` nothing more is processed until `tls_started()`, which
+forgets every byte and every half-finished login from before the handshake (RFC 2595 §4).
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ class Pop3Machine:
         self.hostname = hostname
         self.version = version
         self.timestamp = timestamp  # RFC 1939 §7 APOP banner timestamp, <pid.clock@hostname>
-        self.plaintext_auth = plaintext_auth
+        self.allow_plaintext = plaintext_auth  # policy.allow_plaintext_auth (or an implicit-TLS port)
         self.tls_available = tls_available
         self.tls_active = tls_active
         self.max_bad_commands = max_bad_commands
@@ -80,6 +83,22 @@ class Pop3Machine:
         self._deleted: set[int] = set()  # message numbers marked by DELE
         self._count = self._octets = 0  # what STAT reports: messages not marked, and their size
         self._bad = 0  # consecutive -ERR replies
+        self._tls_pending = False  # StartTls is out: process nothing until tls_started()
+
+    @property
+    def plaintext_auth(self) -> bool:
+        """RFC 2595 §2.1: passwords may be sent when the policy allows it or the connection is TLS."""
+        return self.allow_plaintext or self.tls_active
+
+    @property
+    def partial_line(self) -> bool:
+        """A command line has started to arrive but is not complete (the driver's slow-drip timer)."""
+        return self._splitter.pending > 0
+
+    @property
+    def ready(self) -> bool:
+        """Complete lines wait and may be processed now (`step()`)."""
+        return bool(self._queue) and not self._waiting and not self.closed and not self._tls_pending
 
     # ----- driver interface -----------------------------------------------------------------
 
@@ -91,8 +110,20 @@ class Pop3Machine:
         """Feed bytes from the client; returns what to send and do, in order."""
         if self.closed:
             return []
-        self._queue.extend(self._splitter.feed(data))
+        self.feed(data)
         return self._pump()
+
+    def feed(self, data: bytes) -> None:
+        """Queue bytes from the client without processing them (see `step()`)."""
+        if not self.closed:
+            self._queue.extend(self._splitter.feed(data))
+
+    def step(self) -> list[Output]:
+        """Process one queued line (nothing when not `ready`)."""
+        if not self.ready:
+            return []
+        out = self._line(self._queue.popleft())
+        return out + self._counted(out)
 
     def auth_result(self, result: AuthResult) -> list[Output]:
         """The answer to the open AuthRequest; continues with any pipelined lines."""
@@ -104,10 +135,13 @@ class Pop3Machine:
 
     def tls_started(self) -> list[Output]:
         """The driver finished the TLS handshake after StartTls (RFC 2595 §4: forget what was said)."""
+        dropped = len(self._queue) + (1 if self._splitter.pending else 0)
         self.tls_active = True
+        self._tls_pending = False
         self._splitter = LineSplitter(max_line=MAX_LINE)
         self._queue.clear()
-        return []
+        self._user, self._sasl = None, None
+        return [Noted(f"Discarded {dropped} plaintext line(s) sent after STLS")] if dropped else []
 
     def connection_lost(self) -> None:
         """The connection ended without QUIT: release the lock and remove nothing (RFC 1939 §6)."""
@@ -118,9 +152,8 @@ class Pop3Machine:
 
     def _pump(self) -> list[Output]:
         out: list[Output] = []
-        while self._queue and not self._waiting and not self.closed:
-            line_out = self._line(self._queue.popleft())
-            out += line_out + self._counted(line_out)
+        while self.ready:
+            out += self.step()
         return out
 
     def _line(self, raw: bytes | LineTooLong) -> list[Output]:
@@ -166,11 +199,16 @@ class Pop3Machine:
 
     def do_user(self, cmd: c.User) -> list[Output]:
         if not self.plaintext_auth:
-            return [_err("[AUTH] Plaintext login is disabled on this connection")]
+            return [_err(f"[AUTH] Plaintext login is disabled on this connection{self._stls_hint()}")]
         self._user = cmd.name
         return [_ok(f"{cmd.name[:64]}... User ok")]
 
+    def _stls_hint(self) -> str:
+        return "; use STLS first" if self.tls_available else ""
+
     def do_pass(self, cmd: c.Pass) -> list[Output]:
+        if not self.plaintext_auth:  # RFC 2595 §6: never take a password over a plaintext link
+            return [_err(f"[AUTH] Plaintext login is disabled on this connection{self._stls_hint()}")]
         if self._user is None:
             return [_err("Send USER first, then PASS")]
         login, self._user = self._user, None  # RFC 1939 §7: a failed PASS needs a new USER
@@ -182,7 +220,7 @@ class Pop3Machine:
 
     def do_auth(self, cmd: c.Auth) -> list[Output]:
         if not self.plaintext_auth:
-            return [_err("[AUTH] Plaintext authentication is disabled on this connection")]
+            return [_err(f"[AUTH] Plaintext authentication is disabled on this connection{self._stls_hint()}")]
         if cmd.mechanism is None:  # the pre-RFC 5034 listing that Outlook and others still send
             return [Reply("+OK", "Supported mechanisms follow", lines=sasl.MECHANISMS, multiline=True)]
         exchange = sasl.exchange_for(cmd.mechanism)
@@ -245,6 +283,7 @@ class Pop3Machine:
             return [_err("TLS is already active")]
         if not self.tls_available:
             return [_err("STLS is not available (TLS is not configured on this server)")]
+        self._tls_pending = True  # RFC 2595 §4: lines pipelined after STLS are never processed
         return [_ok("Begin TLS negotiation"), StartTls()]
 
     def do_quit(self, cmd: c.Quit) -> list[Output]:
