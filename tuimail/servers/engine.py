@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import importlib
+import ipaddress
 import logging
 import ssl
 import time
@@ -181,14 +182,20 @@ class Engine:
         self.bus.system(f"{name.upper()} listening on {address}:{port}")
         return state
 
+    @property
+    def plaintext_warning(self) -> str | None:
+        """A warning for the TUI header while passwords are accepted in clear on a non-loopback
+        address (allow_plaintext_auth = true); None when that is not the case."""
+        address = self.config.settings.ports.address
+        if not self.config.settings.policy.allow_plaintext_auth or ipaddress.ip_address(address).is_loopback:
+            return None
+        return (f"WARNING: passwords are accepted without TLS on {address} "
+                "(allow_plaintext_auth = true); anyone on the network can read them")
+
     def _warn_plaintext(self) -> None:
-        ports = self.config.settings.ports
-        if self.config.settings.policy.allow_plaintext_auth and not ports.address.startswith("127."):
-            self.bus.system(
-                f"WARNING: passwords are accepted without TLS on {ports.address} "
-                "(allow_plaintext_auth = true); anyone on the network can read them",
-                logging.WARNING,
-            )
+        warning = self.plaintext_warning
+        if warning is not None:
+            self.bus.system(warning, logging.WARNING)
 
     @property
     def uptime(self) -> float:
