@@ -92,7 +92,7 @@ async def test_leaving_with_unsaved_edits_asks(make_app):
         await ready(pilot)
         await pilot.press("5")
         await set_field(pilot, "set-server-hostname", "mail.group42.lab")
-        await pilot.press("escape", "1")  # escape leaves the inputs; 1 switches tab
+        await pilot.press("escape", "1")  # escape leaves the fields; 1 switches tab
         assert isinstance(app.screen, ConfirmDialog)
         await pilot.press("n")  # stay
         await until(pilot, lambda: app.query_one("#main-tabs").active == "settings")
@@ -100,3 +100,16 @@ async def test_leaving_with_unsaved_edits_asks(make_app):
         await until(pilot, lambda: app.query_one("#main-tabs").active == "sessions")
         assert app.config.settings.server.hostname == "mail.lab.test"
         assert app.query_one("#set-server-hostname", Input).value == "mail.lab.test"
+
+
+async def test_tab_keys_work_on_the_settings_tab_until_enter_starts_editing(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("5")
+        assert app.focused is app.query_one("#settings-form")
+        await pilot.press("enter")
+        assert app.focused is app.query_one("#set-server-hostname", Input)
+        await pilot.press("escape", "3")
+        assert app.query_one("#main-tabs").active == "accounts"
+        assert app.config.settings.server.hostname == "mail.lab.test"

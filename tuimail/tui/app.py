@@ -12,6 +12,7 @@ from pathlib import Path
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from tuimail.config import Config
@@ -90,7 +91,7 @@ class TuimailApp(App[int]):
     # ----- start / tick / stop --------------------------------------------------------------
 
     async def on_mount(self) -> None:
-        self.set_interval(self.tick_seconds, self.tick)
+        self._ticker = self.set_interval(self.tick_seconds, self.tick)
         self.call_after_refresh(self.focus_tab)
         self.run_worker(self._boot(), group="engine")
         if self.first_run and not self.config.settings.domains:
@@ -110,6 +111,10 @@ class TuimailApp(App[int]):
 
     def tick(self) -> None:
         """Hand the buffered events to the widgets: one batch per tick, however many arrived."""
+        try:
+            logs, sessions, header = self.query_one(LogsPane), self.query_one(SessionsPane), self.query_one(StatusHeader)
+        except NoMatches:
+            return  # the app is closing: the widgets are gone
         events = self.feed.drain()
         self.transcripts.add(events)
         batch: dict[Protocol, list[str]] = defaultdict(list)
@@ -117,9 +122,9 @@ class TuimailApp(App[int]):
             line = log_line(event)
             if line is not None:
                 batch[line[0]].append(line[1])
-        self.query_one(LogsPane).add(batch)
-        self.query_one(SessionsPane).refresh_rows()
-        self.query_one(StatusHeader).show(self.engine, self.clock, not self.engine_ready.is_set())
+        logs.add(batch)
+        sessions.refresh_rows()
+        header.show(self.engine, self.clock, not self.engine_ready.is_set())
         for screen in self.screen_stack:
             if isinstance(screen, SessionWindow):
                 screen.add_events(events)
@@ -128,6 +133,7 @@ class TuimailApp(App[int]):
         if self._stopped:
             return
         self._stopped = True
+        self._ticker.stop()
         self._unsubscribe()
         if self.engine_ready.is_set() and self.start_engine:
             await self.engine.stop("server stopping (operator quit the TUI)")

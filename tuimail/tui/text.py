@@ -23,8 +23,9 @@ def duration(seconds: float) -> str:
 
 
 def rate(count: int, seconds: float) -> str:
-    """Kilobytes per second, e.g. `0.42 KB/s`."""
-    return f"{count / 1024 / seconds:.2f} KB/s" if seconds > 0 else "0.00 KB/s"
+    """`1.5 KB/s`, or bytes per second below one kilobyte (`0.8 B/s`), so a telnet session shows more than 0."""
+    per_second = count / seconds if seconds > 0 else 0.0
+    return f"{per_second / 1024:.1f} KB/s" if per_second >= 1024 else f"{per_second:.1f} B/s"
 
 
 def yes_no(flag: bool) -> str:

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Input, Select, Static, Switch
+from textual.widgets import Input, Select, Static, Checkbox
 
 from tuimail.core.addresses import AddressError, check_mailbox
 from tuimail.core.directory import Account, DirectoryError
@@ -42,9 +42,9 @@ class AccountForm(ModalScreen[Account | None]):
                 yield FormRow("Domain", domain, id="row-domain")
                 hint = "blank keeps the current password" if editing else ""
                 yield FormRow("Password", Input("", password=True, id="password"), hint=hint, id="row-password")
-                yield FormRow("Allow POP", Switch(a.pop if a else True, id="pop"))
-                yield FormRow("Allow IMAP", Switch(a.imap if a else True, id="imap"))
-                yield FormRow("Administrator", Switch(a.admin if a else False, id="admin"))
+                yield FormRow("Allow POP", Checkbox("may collect mail over POP3", value=a.pop if a else True, id="pop"))
+                yield FormRow("Allow IMAP", Checkbox("may use folders over IMAP", value=a.imap if a else True, id="imap"))
+                yield FormRow("Administrator", Checkbox("administrator (gets postmaster mail)", value=a.admin if a else False, id="admin"))
                 yield FormRow("Notes", Input(a.notes if a else "", id="notes"), id="row-notes")
             yield Static("ctrl+s save   Escape cancel", id="form-status", classes="hint", markup=False)
 
@@ -122,9 +122,9 @@ class AccountForm(ModalScreen[Account | None]):
         directory = self.engine.directory
         fields = dict(
             full_name=self.value("full_name").strip(),
-            pop=self.query_one("#pop", Switch).value,
-            imap=self.query_one("#imap", Switch).value,
-            admin=self.query_one("#admin", Switch).value,
+            pop=self.query_one("#pop", Checkbox).value,
+            imap=self.query_one("#imap", Checkbox).value,
+            admin=self.query_one("#admin", Checkbox).value,
             notes=self.value("notes"),
         )
         password = self.value("password")

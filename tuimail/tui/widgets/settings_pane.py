@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import Input, Static, Switch
+from textual.widgets import Input, Static, Checkbox
 
 from tuimail.config import PolicySettings, PortSettings, ServerSettings
 from tuimail.tui.messages import ListenersChanged, SettingsDirty
@@ -39,6 +39,7 @@ def field_id(section: str, name: str) -> str:
 
 class SettingsPane(Vertical):
     BINDINGS = [
+        Binding("enter", "edit", "Edit"),
         Binding("ctrl+s", "save", "Save"),
         Binding("ctrl+r", "revert", "Revert"),
     ]
@@ -54,7 +55,7 @@ class SettingsPane(Vertical):
                 model = MODELS[section]
                 value = getattr(getattr(self.app.engine.config.settings, section), name)
                 info = model.model_fields[name]
-                widget = Switch(value, id=field_id(section, name)) if isinstance(value, bool) else \
+                widget = Checkbox("on", value=value, id=field_id(section, name)) if isinstance(value, bool) else \
                     Input(str(value), id=field_id(section, name))
                 yield FormRow(f"{name}", widget, hint=info.description or "", id="row-" + field_id(section, name))
 
@@ -62,10 +63,15 @@ class SettingsPane(Vertical):
         self._mark_unsaved(False)
 
     def key_escape(self) -> None:
-        self.app.query("#main-tabs > ContentTabs").first().focus()  # off the inputs, so 1-5 and q work again
+        self.focus_main()  # off the inputs, so 1-5 and q work again
 
     def focus_main(self) -> None:
-        self.query_one(f"#{field_id('server', 'hostname')}", Input).focus()
+        """Focus the form itself, not a field: the tab keys still work; Enter or Tab starts editing."""
+        self.query_one("#settings-form").focus()
+
+    def action_edit(self) -> None:
+        if self.app.focused is self.query_one("#settings-form"):
+            self.query_one(f"#{field_id('server', 'hostname')}", Input).focus()
 
     # ----- reading the form -----------------------------------------------------------------
 
@@ -73,7 +79,7 @@ class SettingsPane(Vertical):
         values: dict[str, dict[str, object]] = {"server": {}, "ports": {}, "policy": {}}
         for section, name in FIELDS:
             widget = self.query_one(f"#{field_id(section, name)}")
-            values[section][name] = widget.value if isinstance(widget, Switch) else widget.value.strip()
+            values[section][name] = widget.value if isinstance(widget, Checkbox) else widget.value.strip()
         return values
 
     def current_values(self) -> dict[str, dict[str, object]]:
@@ -98,8 +104,8 @@ class SettingsPane(Vertical):
     def on_input_changed(self, event: Input.Changed) -> None:
         self._changed(event.input.id)
 
-    def on_switch_changed(self, event: Switch.Changed) -> None:
-        self._changed(event.switch.id)
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        self._changed(event.checkbox.id)
 
     def _changed(self, widget_id: str | None) -> None:
         if not self.is_mounted:
@@ -122,7 +128,7 @@ class SettingsPane(Vertical):
         self.unsaved = dirty
         name = self.app.engine.config.path.name
         text = (f"UNSAVED CHANGES: ctrl+s saves {name}, ctrl+r reverts" if dirty
-                else f"{name}: ctrl+s saves and applies at once; Escape leaves the form (keys 1-5)")
+                else f"{name}: Enter edits, ctrl+s saves and applies at once, Escape stops editing")
         self.query_one("#settings-status", Static).update(text)
         self.set_class(dirty, "dirty")
         if changed:
@@ -137,8 +143,8 @@ class SettingsPane(Vertical):
         for section, values in self.current_values().items():
             for name, value in values.items():
                 widget = self.query_one(f"#{field_id(section, name)}")
-                with widget.prevent(Input.Changed, Switch.Changed):
-                    widget.value = value if isinstance(widget, Switch) else str(value)
+                with widget.prevent(Input.Changed, Checkbox.Changed):
+                    widget.value = value if isinstance(widget, Checkbox) else str(value)
                 self.query_one(f"#row-{field_id(section, name)}", FormRow).set_error(None)
         self._mark_unsaved(False)
 

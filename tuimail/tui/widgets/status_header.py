@@ -18,14 +18,14 @@ def header_markup(engine: Engine, clock: Clock, starting: bool) -> str:
     sessions = len(engine.sessions)
     uptime = duration(clock.wall() - engine.started_at) if engine.started_at else "-"
     first = (
-        f"[b]tuimail[/b] [b $accent]{escape(engine.hostname)}[/]  "
-        f"{sessions} session{'s' if sessions != 1 else ''} live  up {uptime}"
+        f"[b]tuimail[/b] on [b $accent]{escape(engine.hostname)}[/b $accent] │ "
+        f"{sessions} session{'s' if sessions != 1 else ''} live │ up {uptime}"
     )
     if starting and not engine.listeners:
         return first + "\n[$text-muted]starting the listeners...[/]"
     parts = []
     for state in engine.listeners.values():
-        colour = "$success" if state.up else ("$text-muted" if state.status == "disabled" else "$error")
+        colour = "$text-success" if state.status == "up" else ("$text-muted" if state.status == "disabled" else "$text-error")
         parts.append(f"[{colour}]{escape(state.describe())}[/]")
     return first + "\n" + ("  ".join(parts) or "[$warning]no listener enabled[/]")
 

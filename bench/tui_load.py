@@ -1,0 +1,137 @@
+"""Benchmark: how quickly the Textual monitor answers a key while it is busy.
+
+The app runs headless (Textual's test driver, 100x30) on the Sessions tab with 1,000 live sessions
+and a load of 500 log lines per second. Sessions are registry sessions driven directly (no sockets:
+`engine.sessions.open` with a no-op abort, then `line_in`/`line_out` through the real event bus),
+so the figures are the UI's cost, not the network's. Every session's row changes as lines arrive.
+
+It prints, for a cursor move (`down`/`up`) and for the protocol filter (`p`, rebuilds the table),
+the time from the key press to the next screen update (median and 99th percentile), and the
+process's CPU share over the run (app, engine and load generator share the process).
+
+    .venv/bin/python bench/tui_load.py [--sessions 1000] [--rate 500] [--presses 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from textual import events  # noqa: E402
+
+from tuimail.config import Config, DomainSettings, Settings, save_settings  # noqa: E402
+from tuimail.core.events import Protocol  # noqa: E402
+from tuimail.tui.app import TuimailApp  # noqa: E402
+
+PROTOCOLS = (Protocol.SMTP, Protocol.POP3, Protocol.IMAP)
+
+
+def make_config(folder: Path) -> Config:
+    settings = Settings(domains=[DomainSettings(name="lab.test")])
+    for name in ("smtp", "submission", "pop3", "imap"):
+        setattr(settings.ports, name, 0)  # nothing listens: sessions are driven directly
+    path = folder / "config.toml"
+    save_settings(settings, path)
+    return Config.load(path)
+
+
+async def drive(engine, sessions, rate: int, stop: asyncio.Event) -> int:
+    """Publish `rate` lines per second, spread over the sessions, in 20 ms slices."""
+    sent = 0
+    started = time.perf_counter()
+    while not stop.is_set():
+        due = int((time.perf_counter() - started) * rate) - sent
+        for _ in range(max(0, due)):
+            session = random.choice(sessions)
+            if sent % 2:
+                session.received(12)
+                session.line_in(f"noop {sent}")
+            else:
+                session.sent(40)
+                session.line_out(f"250 2.0.0 OK {sent}")
+            sent += 1
+        await asyncio.sleep(0.02)
+    return sent
+
+
+async def measure(app, pilot, keys: list[str], presses: int) -> list[float]:
+    driver = app._driver
+    shown: list[float] = []
+    updated = asyncio.Event()
+    original = app._display
+
+    def display(screen, renderable):
+        shown.append(time.perf_counter())
+        updated.set()
+        return original(screen, renderable)
+
+    app._display = display
+    latencies = []
+    try:
+        for n in range(presses):
+            key = keys[n % len(keys)]
+            updated.clear()
+            t0 = time.perf_counter()
+            event = events.Key(key, None)
+            event.set_sender(app)
+            driver.send_message(event)
+            while True:
+                await asyncio.wait_for(updated.wait(), 10)
+                if shown[-1] >= t0:
+                    break
+                updated.clear()
+            latencies.append((shown[-1] - t0) * 1000)
+            await asyncio.sleep(random.uniform(0.03, 0.08))
+    finally:
+        app._display = original
+    return latencies
+
+
+def describe(name: str, values: list[float]) -> str:
+    values = sorted(values)
+    p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+    return f"{name:<28} n={len(values):4}  median {statistics.median(values):6.1f} ms  p99 {p99:6.1f} ms  max {values[-1]:6.1f} ms"
+
+
+async def main(args) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="tuimail-bench-"))
+    app = TuimailApp(make_config(folder), cursor_blink=False, first_run=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.engine_ready.wait()
+        engine = app.engine
+        sessions = [
+            engine.sessions.open(PROTOCOLS[i % 3], ("127.0.0.1", 20000 + i), 2525, lambda reason: None)
+            for i in range(args.sessions)
+        ]
+        await pilot.pause(0.5)
+        assert app.query_one("#sessions-table").row_count == args.sessions
+        stop = asyncio.Event()
+        load = asyncio.create_task(drive(engine, sessions, args.rate, stop))
+        await asyncio.sleep(1.0)  # let the load settle
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        moves = await measure(app, pilot, ["down", "up"], args.presses)
+        filters = await measure(app, pilot, ["p"], max(20, args.presses // 10))
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        stop.set()
+        lines = await load
+        print(f"tuimail TUI under load: {args.sessions} live sessions (registry, no sockets), "
+              f"{args.rate} log lines/s requested, {lines} published in {wall + 1:.1f} s, tick 0.2 s, 100x30")
+        print(describe("key -> screen (cursor move)", moves))
+        print(describe("key -> screen (filter, p)", filters))
+        print(f"CPU share of the process:    {100 * cpu / wall:.0f}% of one core over {wall:.1f} s")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--presses", type=int, default=200)
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,66 @@
+"""Refresh screenshots/: one SVG per tab (and the session window), 100x30, from the demo engine state
+(tuimail.tui.demo: fixed clock, five live registry sessions with ids 11-15, fixed log lines), so the
+pictures only change when the UI does.
+
+    .venv/bin/python scripts/make_screenshots.py [--out screenshots] [--size 100x30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tuimail.tui.app import TuimailApp  # noqa: E402
+from tuimail.tui.demo import demo_engine, publish_transcripts  # noqa: E402
+
+SHOTS = [
+    ("1-sessions", ["1"]),
+    ("2-logs", ["2"]),
+    ("3-accounts", ["3"]),
+    ("4-domains", ["4"]),
+    ("5-settings", ["5"]),
+    ("6-session-window", ["1", "down", "down", "enter"]),
+    ("7-account-form", ["escape", "3", "enter"]),
+]
+
+
+async def make(out: Path, size: tuple[int, int]) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="tuimail-shots-") as tmp:
+        engine, clock = demo_engine(Path(tmp))
+        app = TuimailApp(engine.config, engine=engine, clock=clock, start_engine=False, cursor_blink=False,
+                         first_run=False)
+        written = []
+        async with app.run_test(size=size) as pilot:
+            await app.engine_ready.wait()
+            publish_transcripts(engine)
+            app.tick()
+            await app.query_one("#accounts-pane").loaded.wait()
+            for name, keys in SHOTS:
+                await pilot.press(*keys)
+                await pilot.pause()
+                await app.animator.wait_until_complete()
+                await pilot.pause()
+                path = out / f"{name}.svg"
+                app.save_screenshot(path.name, path=str(out))
+                written.append(path)
+        return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "screenshots")
+    parser.add_argument("--size", default="100x30")
+    args = parser.parse_args()
+    width, height = (int(n) for n in args.size.split("x"))
+    for path in asyncio.run(make(args.out, (width, height))):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
