@@ -356,6 +356,22 @@ def test_envelope_eight_bit_and_routes():
     parse_imap(env)
 
 
+def test_envelope_junk_addresses():
+    raw = b"From: a) b@lab.test\nTo: <>, ,,\"unterminated <x@y\nCc: (only a comment)\nBcc: [1.2.3.4]\n\n"
+    env = parse_imap(MessageStructure.parse(raw).envelope())
+    assert env[2] == [[None, None, b"a)b", b"lab.test"]]  # a stray ")" is text, not a hang
+    assert env[6] is None and env[7] == [[None, None, b"[1.2.3.4]", b"MISSING_DOMAIN"]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('ab@.,;:<>()"\\ \t[]Ж')), max_size=40))
+def test_any_address_header_gives_valid_imap(value):
+    raw = ("From: %s\nTo: %s\n\n" % (value, value)).encode()
+    env = parse_imap(MessageStructure.parse(raw).envelope())
+    for addrs in env[2:8]:
+        assert addrs is None or all(len(a) == 4 for a in addrs)
+
+
 def test_empty_message():
     ms = MessageStructure.parse(b"")
     assert ms.envelope() == b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"
@@ -433,6 +449,12 @@ def test_rfc2231_parameters_and_transfer_decoding():
     assert ms.bodystructure(False).startswith(
         b'("text" "plain" ("charset" "koi8-r" "title*" "utf-8\'ru\'%D0%A2est") NIL NIL "QUOTED-PRINTABLE"')
     assert ms.body_text_bytes() == "Привет world!\n".encode()
+
+
+def test_eight_bit_content_type_parameters():
+    raw = b"Content-Type: text/plain; name=\"\xd0\xa2\x80.txt\"; charset=\xff\n\nx\n"
+    bs = check_invariants(raw).bodystructure(False)
+    assert bs == b'("text" "plain" ("name" {7}\r\n\xd0\xa2\x80.txt "charset" {1}\r\n\xff) NIL NIL "7BIT" 3 1)'
 
 
 def test_deep_nesting_is_bounded():

@@ -79,7 +79,8 @@ def _tokens(value: str) -> list[_Tok]:
             if ch == "[":  # RFC 5322 §3.4.1 domain literal, kept whole
                 j = value.find("]", i)
                 j = n if j < 0 else j + 1
-            else:
+            else:  # an atom; a stray ")" is taken as one
+                j += 1
                 while j < n and value[j] not in ' \t\r\n"()' + _SPECIALS:
                     j += 1
             out.append(_Tok("a", value[i:j], space))

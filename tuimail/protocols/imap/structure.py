@@ -26,7 +26,7 @@ from email.message import Message
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote_from_bytes
 
-from tuimail.protocols.imap.encode import nstring, string, to_bytes
+from tuimail.protocols.imap.encode import nstring, string
 from tuimail.protocols.imap.envelope import envelope as build_envelope
 
 MAX_DEPTH = 40  # nesting of multiparts and message/rfc822
@@ -41,6 +41,16 @@ _DEFAULT_CHARSET = b'("charset" "us-ascii")'  # RFC 2045 §5.2 default for text/
 
 def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
+
+
+# email's compat32 Message chokes on surrogate escapes next to real non-ASCII text, so the values it
+# reads (Content-Type, Content-Disposition) go in as latin-1: one char per octet, and back the same way.
+def _latin(raw: bytes) -> str:
+    return raw.decode("latin-1")
+
+
+def _octets(text: str) -> bytes:
+    return text.encode("latin-1", "replace")
 
 
 def _wire_len(raw: bytes, start: int, end: int) -> int:
@@ -71,7 +81,7 @@ class _Entity:
     fields: list[_Field]
     maintype: str = "text"
     subtype: str = "plain"
-    params: list[tuple[str, str]] = field(default_factory=list)
+    params: list[tuple[bytes, bytes]] = field(default_factory=list)
     children: list[_Entity] = field(default_factory=list)  # multipart parts
     message: _Entity | None = None  # message/rfc822 content
 
@@ -114,8 +124,8 @@ def _find(raw: bytes, ent: _Entity, name: str) -> bytes | None:
     return None
 
 
-def _boundaries(raw: bytes, boundary: bytes, start: int, end: int) -> list[tuple[int, int, bool]]:
-    """RFC 2046 §5.1.1 delimiter lines in raw[start:end] as (line start, line end, is close)."""
+def _boundaries(raw: bytes, boundary: bytes, start: int, end: int, limit: int) -> list[tuple[int, int, bool]]:
+    """RFC 2046 §5.1.1 delimiter lines in raw[start:end] as (line start, line end, is close), at most `limit`."""
     out = []
     dash = b"--" + boundary
     pos = start
@@ -132,7 +142,7 @@ def _boundaries(raw: bytes, boundary: bytes, start: int, end: int) -> list[tuple
         close = tail.startswith(b"--")
         if not (tail[2:] if close else tail).strip(b" \t\r"):  # only transport padding may follow
             out.append((line, line_end, close))
-            if close:
+            if close or len(out) >= limit:
                 return out
         pos, line = line, -1
 
@@ -153,7 +163,7 @@ class _Parser:
                 ent.maintype, ent.subtype = "message", "rfc822"
             return self.descend(ent, depth)
         msg = Message()
-        msg.set_raw("Content-Type", _decode(ctype))
+        msg.set_raw("Content-Type", _latin(ctype))
         maintype, _, subtype = msg.get_content_type().partition("/")
         params = msg.get_params() or []
         ent.maintype, ent.subtype = maintype, subtype
@@ -161,7 +171,7 @@ class _Parser:
         boundary = msg.get_boundary() if maintype == "multipart" else None
         if maintype == "multipart" and not boundary:
             ent.maintype, ent.subtype, ent.params = "text", "plain", []  # no boundary: not a multipart
-        return self.descend(ent, depth, to_bytes(boundary) if ent.multipart else b"")
+        return self.descend(ent, depth, _octets(boundary) if ent.multipart else b"")
 
     def descend(self, ent: _Entity, depth: int, boundary: bytes = b"") -> _Entity:
         if depth >= MAX_DEPTH and (ent.multipart or ent.maintype == "message"):
@@ -174,8 +184,8 @@ class _Parser:
 
     def parts(self, ent: _Entity, boundary: bytes, depth: int) -> list[_Entity]:
         raw, digest = self.raw, ent.subtype == "digest"
-        lines = _boundaries(raw, boundary, ent.body, ent.end)
-        del lines[max(1, MAX_PARTS - self.count):]  # past the limit, the last part takes the rest
+        # past MAX_PARTS, the last part found takes the rest of the multipart
+        lines = _boundaries(raw, boundary, ent.body, ent.end, max(1, MAX_PARTS - self.count))
         children = []
         for k, (_, line_end, close) in enumerate(lines):
             if close:
@@ -191,7 +201,7 @@ class _Parser:
         return children
 
 
-def _params(pairs: list[tuple[str, str | tuple]]) -> list[tuple[str, str]]:
+def _params(pairs: list[tuple[str, str | tuple]]) -> list[tuple[bytes, bytes]]:
     """Parameters as (name, value); RFC 2231 values (charset, language, text) go back out encoded,
     as `name*` = charset'language'%XX (what Dovecot sends), their continuations joined."""
     out = []
@@ -202,11 +212,11 @@ def _params(pairs: list[tuple[str, str | tuple]]) -> list[tuple[str, str]]:
             charset, lang, text = value
             text = quote_from_bytes(text.encode("latin-1", "replace"), safe="")
             key, value = key + "*", "%s'%s'%s" % (charset or "", lang or "", text)
-        out.append((key.lower(), value))
+        out.append((_octets(key.lower()), _octets(value)))
     return out
 
 
-def _param_list(params: list[tuple[str, str]]) -> bytes:
+def _param_list(params: list[tuple[bytes, bytes]]) -> bytes:
     if not params:
         return b"NIL"
     return b"(" + b" ".join(string(k) + b" " + string(v) for k, v in params) + b")"
@@ -252,7 +262,7 @@ class MessageStructure:
         raw = self.raw
         if ent.multipart:
             # RFC 3501 §7.4.2: body-type-mpart = 1*body SP media-subtype [SP body-ext-mpart]
-            out = b"".join(self._body(c, ext) for c in ent.children) + b" " + string(ent.subtype)
+            out = b"".join(self._body(c, ext) for c in ent.children) + b" " + string(_octets(ent.subtype))
             if ext:
                 out += b" " + _param_list(ent.params) + b" " + self._ext(ent)
             return b"(" + out + b")"
@@ -260,7 +270,7 @@ class MessageStructure:
         params = _param_list(ent.params) if ent.params or not text else _DEFAULT_CHARSET
         encoding = _find(raw, ent, "content-transfer-encoding") or b""
         items = [
-            string(ent.maintype), string(ent.subtype), params,
+            string(_octets(ent.maintype)), string(_octets(ent.subtype)), params,
             nstring(_find(raw, ent, "content-id")),
             nstring(_find(raw, ent, "content-description")),
             string(encoding.decode("ascii").upper() if _TOKEN.fullmatch(encoding) else "7BIT"),
@@ -281,9 +291,9 @@ class MessageStructure:
         value = _find(raw, ent, "content-disposition")
         if value:
             msg = Message()
-            msg.set_raw("Content-Disposition", _decode(value))
+            msg.set_raw("Content-Disposition", _latin(value))
             params = msg.get_params(header="content-disposition") or [("", "")]
-            kind = params[0][0] or _decode(value).split(";")[0].strip()
+            kind = _octets(params[0][0]) or value.split(b";")[0].strip()
             if kind:
                 dsp = b"(" + string(kind) + b" " + _param_list(_params(params[1:])) + b")"
         lang = b"NIL"
@@ -384,8 +394,8 @@ class MessageStructure:
                     pass
             elif enc == b"quoted-printable":
                 data = quopri.decodestring(data)
-            charset = dict(ent.params).get("charset", "us-ascii")
-            out.append(_to_utf8(data, charset))
+            charset = dict(ent.params).get(b"charset", b"us-ascii")
+            out.append(_to_utf8(data, _latin(charset)))
 
     def date(self) -> datetime | None:
         """The Date: header parsed (aware unless the zone is -0000), or None when missing or invalid."""
