@@ -379,6 +379,8 @@ def test_subscribe_and_status(d):
     d.cmd("a1 create Lists")
     assert d.cmd("a2 subscribe Lists") == ["a2 OK SUBSCRIBE completed"]
     assert '* LSUB () "/" "Lists"' in d.cmd('a3 lsub "" *')
+    d.cmd("a3b delete Lists")  # RFC 3501 §6.3.9: the subscription stays, as \Noselect
+    assert '* LSUB (\\Noselect) "/" "Lists"' in d.cmd('a3c lsub "" *')
     assert d.cmd("a4 unsubscribe Lists") == ["a4 OK UNSUBSCRIBE completed"]
     assert '* LSUB () "/" "Lists"' not in d.cmd('a5 lsub "" *')
     uidvalidity = d.store.mailbox("tatareva@lab.test").folder("INBOX").uidvalidity

@@ -104,8 +104,7 @@ class MailboxCommands:
             self.mailbox.delete_folder(name)
         except ValueError as e:
             return f"NO {e}"
-        self.mailbox.unsubscribe(name)
-        return "OK DELETE completed"
+        return "OK DELETE completed"  # §6.3.9: the subscription stays
 
     def do_rename(self, tag: str, args: list) -> str:
         if len(args) != 2:
@@ -170,6 +169,8 @@ class MailboxCommands:
             parts = name.split("/")
             every.update("/".join(parts[:i]) for i in range(1, len(parts)))
         subscribed = set(self.mailbox.subscriptions()) if verb == "LSUB" else None
+        if subscribed:  # §6.3.9: a subscription outlives its mailbox
+            every |= subscribed
         candidates = sorted(every, key=lambda n: (n != "INBOX", n))
         for name in candidates:
             if not matcher(name) or (subscribed is not None and name not in subscribed):
