@@ -8,10 +8,12 @@ the length of the section it describes.
 
 from __future__ import annotations
 
+import email
 import itertools
 import mailbox
 import subprocess
 import sys
+from email.policy import compat32
 from pathlib import Path
 
 import pytest
@@ -518,15 +520,27 @@ def test_peer_mbox_every_leaf_size_matches(tmp_path):
     path = tmp_path / "peers.mbox"
     subprocess.run([sys.executable, str(MAKE_MBOX), str(path), "200"], check=True, capture_output=True)
     box = mailbox.mbox(str(path))
-    counted = attachments = 0
+    counted = attachments = encoded_subjects = qp_bodies = 0
     for key in box.keys():
         raw = box.get_bytes(key)
         ms = check_invariants(raw)
+        if "=?UTF-8?B?" in ms.header_value("subject"):
+            encoded_subjects += 1
+            assert ms.header_value("subject", decoded=True).startswith("Тема ")
+        if b"quoted-printable" in ms.bodystructure().lower():
+            qp_bodies += 1
+            assert " été".encode() in ms.body_text_bytes() and b"=C3" not in ms.body_text_bytes()
         counted += len(all_leaves(ms))
         bs = ms.bodystructure()
         if b'"application" "octet-stream"' in bs:
             attachments += 1
             assert b'"BASE64"' in bs and b'("attachment" ("filename" "data' in bs
+        # an independent oracle: email's parser finds the same leaf parts with the same payloads
+        theirs = [x for x in email.message_from_bytes(raw, policy=compat32).walk() if not x.is_multipart()]
+        ours = all_leaves(ms)
+        assert len(theirs) == len(ours)
+        for (path, _, _), part in zip(ours, theirs):
+            assert raw_of(ms.section(path)) == part.get_payload().encode("ascii")
         assert ms.header_value("message-id", decoded=False).startswith("<peers.")
         assert ms.date() is not None
-    assert len(box) == 200 and attachments > 10 and counted > 200
+    assert len(box) == 200 and attachments > 10 and counted > 200 and encoded_subjects and qp_bodies

@@ -125,7 +125,7 @@ def _find(raw: bytes, ent: _Entity, name: str) -> bytes | None:
 
 
 def _boundaries(raw: bytes, boundary: bytes, start: int, end: int, limit: int) -> list[tuple[int, int, bool]]:
-    """RFC 2046 §5.1.1 delimiter lines in raw[start:end] as (line start, line end, is close), at most `limit`."""
+    """RFC 2046 §5.1.1 delimiter lines in raw[start:end]: (line start, line end, is close), `limit` at most."""
     out = []
     dash = b"--" + boundary
     pos = start
@@ -223,7 +223,8 @@ def _param_list(params: list[tuple[bytes, bytes]]) -> bytes:
 
 
 class MessageStructure:
-    """Parsed once per message (the caller caches it by (folder path, uid)); built from the stored bytes (LF line ends)."""
+    """One message's structure, parsed once from its stored bytes (LF line ends); the caller caches it
+    by (folder path, uid). It keeps the bytes (`raw`) for sections: bound a cache by len(raw)."""
 
     __slots__ = ("raw", "root", "_envelope", "_bodies")
 
@@ -331,7 +332,7 @@ class MessageStructure:
             return _crlf(raw[ent.start:ent.body])
         if text == "TEXT":
             return _crlf(raw[ent.body:ent.end])
-        wanted = {f.lower() for f in fields}
+        wanted = {(f.decode("latin-1") if isinstance(f, bytes) else f).lower() for f in fields}
         keep = (lambda f: f.name in wanted) if text == "HEADER.FIELDS" else (lambda f: f.name not in wanted)
         chosen = [raw[f.start:f.end] for f in ent.fields if keep(f)]
         out = b"".join(c if c.endswith(b"\n") else c + b"\n" for c in chosen)
@@ -373,10 +374,10 @@ class MessageStructure:
         """Searchable body text: text/* parts with transfer encoding undone and converted to UTF-8,
         embedded messages' headers; other parts (attachments) are left out."""
         out: list[bytes] = []
-        self._collect_text(self.root, out, top=True)
+        self._collect_text(self.root, out)
         return b"\n".join(out)
 
-    def _collect_text(self, ent: _Entity, out: list[bytes], top: bool = False) -> None:
+    def _collect_text(self, ent: _Entity, out: list[bytes]) -> None:
         raw = self.raw
         if ent.multipart:
             for child in ent.children:
