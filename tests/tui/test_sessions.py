@@ -93,7 +93,7 @@ async def test_session_window_shows_masked_transcript_kills_and_exports(make_app
         await until(pilot, lambda: "<-- PASS *****" in screen_text(app), what="masked PASS line")
         text = screen_text(app)
         assert "Secret123" not in text
-        assert "user   tester@lab.test" in text and "timeout in 29:" in text
+        assert "user   tester@lab.test" in text and "timeout in 9:" in text  # POP3: 10 minutes (RFC 1939 §3)
         await pilot.press("e")
         window = app.screen
         await until(pilot, lambda: window.exported is not None, what="export")

@@ -25,16 +25,29 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("server", "hostname"),
     ("ports", "address"),
     *(("ports", name) for name in PORT_NAMES),
-    ("policy", "require_strong_passwords"),
-    ("policy", "allow_plaintext_auth"),
-    ("policy", "max_message_size"),
-    ("policy", "inactivity_timeout"),
+    *(("policy", name) for name in PolicySettings.model_fields),  # every [policy] value
 )
 MODELS: dict[str, type[BaseModel]] = {"server": ServerSettings, "ports": PortSettings, "policy": PolicySettings}
 
 
 def field_id(section: str, name: str) -> str:
     return f"set-{section}-{name}"
+
+
+def shown(value: object) -> object:
+    """The form's text for a setting: lists as `a, b`; booleans stay booleans (checkboxes)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def parsed(section: str, name: str, text: object) -> object:
+    """The form's text back into what the model takes (lists are comma or space separated)."""
+    if isinstance(text, str) and isinstance(getattr(MODELS[section](), name, None), list):
+        return [part for part in text.replace(",", " ").split() if part]
+    return text
 
 
 class SettingsPane(Vertical):
@@ -56,7 +69,7 @@ class SettingsPane(Vertical):
                 value = getattr(getattr(self.app.engine.config.settings, section), name)
                 info = model.model_fields[name]
                 widget = Checkbox("on", value=value, id=field_id(section, name)) if isinstance(value, bool) else \
-                    Input(str(value), id=field_id(section, name))
+                    Input(shown(value), id=field_id(section, name))
                 yield FormRow(f"{name}", widget, hint=info.description or "", id="row-" + field_id(section, name))
 
     def on_mount(self) -> None:
@@ -82,6 +95,9 @@ class SettingsPane(Vertical):
             values[section][name] = widget.value if isinstance(widget, Checkbox) else widget.value.strip()
         return values
 
+    def parsed_values(self) -> dict[str, dict[str, object]]:
+        return {s: {n: parsed(s, n, v) for n, v in values.items()} for s, values in self.form_values().items()}
+
     def current_values(self) -> dict[str, dict[str, object]]:
         settings = self.app.engine.config.settings
         return {s: {n: getattr(getattr(settings, s), n) for (sec, n) in FIELDS if sec == s} for s in MODELS}
@@ -91,7 +107,7 @@ class SettingsPane(Vertical):
         settings = self.app.engine.config.settings
         models: dict[str, BaseModel] = {}
         errors: dict[str, str] = {}
-        for section, values in self.form_values().items():
+        for section, values in self.parsed_values().items():
             base = getattr(settings, section).model_dump()
             try:
                 models[section] = MODELS[section].model_validate({**base, **values})
@@ -119,7 +135,7 @@ class SettingsPane(Vertical):
         now = self.current_values()
         for section, values in self.form_values().items():
             for name, value in values.items():
-                if str(value) != str(now[section][name]):
+                if value != shown(now[section][name]):
                     return True
         return False
 
@@ -144,7 +160,7 @@ class SettingsPane(Vertical):
             for name, value in values.items():
                 widget = self.query_one(f"#{field_id(section, name)}")
                 with widget.prevent(Input.Changed, Checkbox.Changed):
-                    widget.value = value if isinstance(widget, Checkbox) else str(value)
+                    widget.value = shown(value)
                 self.query_one(f"#row-{field_id(section, name)}", FormRow).set_error(None)
         self._mark_unsaved(False)
 

@@ -27,7 +27,11 @@ def header_markup(engine: Engine, clock: Clock, starting: bool) -> str:
     for state in engine.listeners.values():
         colour = "$text-success" if state.status == "up" else ("$text-muted" if state.status == "disabled" else "$text-error")
         parts.append(f"[{colour}]{escape(state.describe())}[/]")
-    return first + "\n" + ("  ".join(parts) or "[$warning]no listener enabled[/]")
+    text = first + "\n" + ("  ".join(parts) or "[$text-warning]no listener enabled[/]")
+    if getattr(engine, "plaintext_warning", None):
+        address = escape(engine.config.settings.ports.address)
+        text += f"\n[b $text-warning]! passwords are accepted without TLS on {address} (allow_plaintext_auth)[/]"
+    return text
 
 
 class StatusHeader(Static):
