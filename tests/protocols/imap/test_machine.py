@@ -161,6 +161,16 @@ def test_examine_is_read_only_and_claims_nothing(d):
     assert "S" not in d.store.mailbox("tatareva@lab.test").folder("INBOX").messages()[0].flags
 
 
+def test_select_typed_in_lower_case_finds_the_folder(d):
+    d.login()
+    assert d.cmd("a1 select sent")[-1] == "a1 OK [READ-WRITE] SELECT completed"
+    assert d.machine.session_state == "selected Sent"
+    d.cmd("a2 create sent")  # an exact match wins once it exists
+    d.cmd("a3 select sent")
+    assert d.machine.session_state == "selected sent"
+    assert d.cmd("a4 status TRASH (messages)") == ['* STATUS "Trash" (MESSAGES 0)', "a4 OK STATUS completed"]
+
+
 def test_select_missing_folder_deselects(d):
     selected(d)
     assert d.cmd("a1 select nowhere") == ["a1 NO [NONEXISTENT] Mailbox nowhere does not exist"]

@@ -34,6 +34,16 @@ class MailboxCommands:
             raise ParseError(str(e)) from e
         return "INBOX" if name.upper() == "INBOX" else name
 
+    def _typed_name(self, token) -> str:
+        """A name to open, typed by a student: `select sent` finds "Sent" when no "sent" exists and
+        only one folder matches without regard to case (names other than INBOX are case-sensitive,
+        so an exact match always wins)."""
+        name = self._name(token)
+        if name == "INBOX" or self.mailbox.exists(name):
+            return name
+        matches = [f for f in self.mailbox.list_folders() if f.lower() == name.lower()]
+        return matches[0] if len(matches) == 1 else name
+
     # ----- SELECT / EXAMINE -----------------------------------------------------------------
 
     def do_select(self, tag: str, args: list) -> str:
@@ -45,7 +55,7 @@ class MailboxCommands:
     def _select(self, args: list, readonly: bool) -> str:
         if len(args) != 1:
             raise ParseError("needs one mailbox name")
-        name = self._name(args[0])
+        name = self._typed_name(args[0])
         verb = "EXAMINE" if readonly else "SELECT"
         if self.view is not None:  # RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected
             self.view = None
@@ -189,7 +199,7 @@ class MailboxCommands:
     def do_status(self, tag: str, args: list) -> str:
         if len(args) != 2 or not isinstance(args[1], list) or not args[1]:
             raise ParseError("STATUS needs a mailbox name and a list of items")
-        name = self._name(args[0])
+        name = self._typed_name(args[0])
         wanted = [text(i).upper() for i in args[1]]
         unknown = [w for w in wanted if w not in STATUS_ITEMS]
         if unknown:
