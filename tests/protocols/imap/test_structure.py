@@ -328,6 +328,17 @@ def test_dovecot_style_extension_data():
     assert ms.section((2,), "TEXT").startswith(b"Inner prologue\r\n--alt\r\n")
 
 
+def test_top_level_message_rfc822():
+    raw = b"Subject: outer\nContent-Type: message/rfc822\n\nSubject: inner\n\ninner body\n"
+    ms = check_invariants(raw)
+    assert ms.section((1,)) == b"Subject: inner\r\n\r\ninner body\r\n"
+    assert ms.section((1,), "HEADER") == b"Subject: inner\r\n\r\n"
+    assert ms.section((1,), "TEXT") == ms.section((1, 1)) == b"inner body\r\n"
+    assert ms.bodystructure(False) == (
+        b'("message" "rfc822" NIL NIL NIL "7BIT" 30 (NIL "inner" NIL NIL NIL NIL NIL NIL NIL NIL)'
+        b' ("text" "plain" ("charset" "us-ascii") NIL NIL "7BIT" 12 1) 3)')
+
+
 # -- envelope addresses ------------------------------------------------------------------------------
 
 
@@ -338,14 +349,14 @@ def test_envelope_groups_quoted_names_and_missing_fields():
            b'To: Lab Group: a@lab.test, "B" <b@lab.test>;, undisclosed-recipients:;\n'
            b"Cc: c@lab.test (Carl C), John Q. Public <jqp@other.test>\n"
            b"Bcc: root\n"
-           b"In-Reply-To: <p1@lab.test>\n\n")
+           b"In-Reply-To: <p1@lab.test>\nMessage-ID:\n\n")
     frm = b'(("Doe, \\"JD\\" John" NIL "jd" "lab.test"))'
     assert MessageStructure.parse(raw).envelope() == (
         b'(NIL "=?UTF-8?B?0KLQtdGB0YI=?=" ' + frm + b" " + frm + b" " + frm +
         b' ((NIL NIL "Lab Group" NIL)(NIL NIL "a" "lab.test")("B" NIL "b" "lab.test")(NIL NIL NIL NIL)'
         b'(NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL))'
         b' (("Carl C" NIL "c" "lab.test")("John Q. Public" NIL "jqp" "other.test"))'
-        b' ((NIL NIL "root" "MISSING_DOMAIN")) "<p1@lab.test>" NIL)')
+        b' ((NIL NIL "root" "MISSING_DOMAIN")) "<p1@lab.test>" "")')  # present but empty: ""
 
 
 def test_envelope_eight_bit_and_routes():
