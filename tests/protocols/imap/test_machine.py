@@ -537,3 +537,11 @@ def test_fetch_nested_parts_of_a_multipart_message(store):
     low = line.lower()
     assert '"mixed" ("boundary" "xx")' in low and '"application" "pdf"' in low
     assert d.cmd("a3 search body attachment") == ["* SEARCH 1", "a3 OK SEARCH completed"]
+
+
+def test_credentials_that_are_not_utf8_fail_like_wrong_ones(store):
+    d = Driver(store)
+    assert d.send(b"a1 login tatareva Secr\xceet\r\n") == b"a1 NO [AUTHENTICATIONFAILED] Authentication failed\r\n"
+    assert d.send(b"a2 authenticate plain AB\xce\r\n").startswith(b"a2 BAD Invalid base64")
+    token = base64.b64encode(b"\0tatareva\0\xff\xfe")
+    assert d.send(b"a3 authenticate plain " + token + b"\r\n") == b"a3 NO [AUTHENTICATIONFAILED] Authentication failed\r\n"

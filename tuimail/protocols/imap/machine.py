@@ -290,9 +290,7 @@ class ImapMachine(MailboxCommands, MessageCommands):
             raise ParseError("LOGIN needs a user name and a password")
         if not self._plaintext_ok():
             return "NO [PRIVACYREQUIRED] Plaintext login is disabled; use STARTTLS first"
-        self._pending_tag = tag
-        self._out.auth = AuthRequest(text(args[0]), text(args[1]), "LOGIN")
-        return None
+        return self._request_auth(tag, text(args[0]), text(args[1]), "LOGIN")
 
     def do_authenticate(self, tag: str, args: list) -> str | None:
         if not args or not isinstance(args[0], Atom) or len(args) > 2:
@@ -304,7 +302,7 @@ class ImapMachine(MailboxCommands, MessageCommands):
             return "NO [PRIVACYREQUIRED] Plaintext authentication is disabled; use STARTTLS first"
         self._sasl = _Sasl(tag, mechanism)
         if len(args) == 2:  # RFC 4959 SASL-IR: the first response comes with the command
-            return self._sasl_answer(text(args[1]).encode())
+            return self._sasl_answer(text(args[1]).encode("utf-8", "surrogateescape"))
         self._raw(b"+ \r\n" if mechanism == "PLAIN" else b"+ VXNlcm5hbWU6\r\n")
         return None
 
@@ -344,7 +342,12 @@ class ImapMachine(MailboxCommands, MessageCommands):
         self._sasl = None
         return self._request_auth(sasl.tag, sasl.login, text_, "LOGIN")
 
-    def _request_auth(self, tag: str, login: str, password: str, mechanism: str) -> None:
+    def _request_auth(self, tag: str, login: str, password: str, mechanism: str) -> str | None:
+        try:
+            login.encode("utf-8"), password.encode("utf-8")
+        except UnicodeEncodeError:  # not UTF-8: no account has such a name or password
+            self._out.notes.append("Authentication failed: the user name or password is not valid UTF-8")
+            return FAILED
         self._pending_tag = tag
         self._out.auth = AuthRequest(login, password, mechanism)
         return None
