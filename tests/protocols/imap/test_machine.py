@@ -265,10 +265,12 @@ def test_keywords_survive_a_restart(d, tmp_path):
     d.cmd("a1 store 2 +flags ($Forwarded Work)")
     from tuimail.store import keywords
 
+    before = [line for line in d.cmd("a2 select inbox") if "UIDVALIDITY" in line or "UIDNEXT" in line]
     keywords._registry.clear()  # a new process
     fresh = Driver(MailStore(tmp_path / "data"))
     fresh.login()
     lines = fresh.cmd("b1 select inbox")
+    assert [line for line in lines if "UIDVALIDITY" in line or "UIDNEXT" in line] == before
     assert lines[0] == "* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Forwarded Work \\Recent)"
     assert fresh.cmd("b2 fetch 2 flags")[0] == "* 2 FETCH (FLAGS ($Forwarded Work))"
     assert fresh.cmd("b3 search keyword work") == ["* SEARCH 2", "b3 OK SEARCH completed"]
