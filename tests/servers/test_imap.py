@@ -392,3 +392,27 @@ def test_large_fetch_is_streamed_intact(server, imap):
     assert bodies == [b.replace(b"\n", b"\r\n") for b in big]
     assert m.noop()[0] == "OK"
     m.logout()
+
+
+def test_idle_sees_flag_changes_and_expunges_from_another_session(server, imap):
+    deliver(server)
+    deliver(server)
+    t = Telnet(server.ports.imap)
+    t.line()
+    t.command(b"a1 login tatareva Secret123\n")
+    t.command(b"a2 select inbox\n")
+    t.type(b"a3 idle\n")
+    assert t.line() == "+ idling"
+    other = imap()
+    other.login("tatareva", PASSWORD)
+    other.select("INBOX")
+    other.store("2", "+FLAGS", "(\\Flagged)")
+    assert t.line() == "* 2 FETCH (FLAGS (\\Flagged \\Recent))"
+    other.store("1", "+FLAGS", "(\\Deleted)")
+    assert t.line() == "* 1 FETCH (FLAGS (\\Deleted \\Recent))"
+    other.expunge()
+    assert t.line() == "* 1 EXPUNGE"
+    other.logout()
+    assert t.command(b"DONE\n", "a3") == ["a3 OK IDLE terminated"]
+    assert t.command(b"a4 fetch 1 flags\n") == ["* 1 FETCH (FLAGS (\\Flagged \\Recent))", "a4 OK FETCH completed"]
+    t.close()
