@@ -113,6 +113,16 @@ async def main(args) -> None:
         ]
         await pilot.pause(0.5)
         assert app.query_one("#sessions-table").row_count == args.sessions
+        ticks: list[float] = []
+        tick = app.tick
+
+        def timed_tick() -> None:
+            t0 = time.perf_counter()
+            tick()
+            ticks.append((time.perf_counter() - t0) * 1000)
+
+        app._ticker.stop()
+        app._ticker = app.set_interval(app.tick_seconds, timed_tick)
         stop = asyncio.Event()
         load = asyncio.create_task(drive(engine, sessions, args.rate, stop))
         await asyncio.sleep(1.0)  # let the load settle
@@ -126,6 +136,7 @@ async def main(args) -> None:
               f"{args.rate} log lines/s requested, {lines} published in {wall + 1:.1f} s, tick 0.2 s, 100x30")
         print(describe("key -> screen (cursor move)", moves))
         print(describe("key -> screen (filter, p)", filters))
+        print(describe("one UI tick (0.2 s timer)", ticks))
         print(f"CPU share of the process:    {100 * cpu / wall:.0f}% of one core over {wall:.1f} s")
 
 

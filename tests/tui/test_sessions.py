@@ -106,3 +106,22 @@ async def test_session_window_shows_masked_transcript_kills_and_exports(make_app
         await pilot.press("escape")
         assert app.focused is table
         writer.close()
+
+
+async def test_q_confirms_while_sessions_are_live_and_stops_the_servers(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        reader, writer = await smtp_client(app)
+        table = app.query_one("#sessions-table", DataTable)
+        await until(pilot, lambda: table.row_count == 1)
+        await pilot.press("q")
+        assert "1 session is live" in screen_text(app)
+        await pilot.press("n")
+        assert app.return_value is None and len(app.engine.sessions) == 1
+        await pilot.press("q", "y")
+        farewell = await asyncio.wait_for(reader.read(), 10)  # the server closed the connection
+        assert farewell.startswith(b"421")
+        await until(pilot, lambda: app.return_value == 0, what="app exited")
+        assert not any(state.up for state in app.engine.listeners.values())
+        writer.close()

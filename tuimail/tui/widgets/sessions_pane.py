@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 COLUMNS = ("id", "proto", "peer", "user", "state", "started", "idle", "in", "out", "last command")
 FILTERS: tuple[Protocol | None, ...] = (None, Protocol.SMTP, Protocol.POP3, Protocol.IMAP)
+IDLE = COLUMNS.index("idle")
 REBUILD_ABOVE = 64  # removing more rows than this at once: rebuild the table instead (remove_row is O(n))
 
 
@@ -83,15 +84,22 @@ class SessionsPane(Vertical):
             for sid in gone:
                 table.remove_row(str(sid))
                 del self._rows[sid]
+            top = int(table.scroll_y)
+            bottom = top + table.size.height
             for session in live:
                 row = row_for(session, clock)
+                key = str(session.sid)
                 old = self._rows.get(session.sid)
                 if old is None:
-                    table.add_row(*row, key=str(session.sid))
+                    table.add_row(*row, key=key)
                 elif old != row:
+                    if not top <= table.get_row_index(key) <= bottom:
+                        # off screen: skip the idle clock (it changes every second on every row);
+                        # the row catches up on the first tick after it scrolls into view
+                        row = row[:IDLE] + old[IDLE : IDLE + 1] + row[IDLE + 1 :]
                     for column, before, after in zip(COLUMNS, old, row):
                         if before != after:
-                            table.update_cell(str(session.sid), column, after)
+                            table.update_cell(key, column, after)
                 self._rows[session.sid] = row
         self._summary(len(engine.sessions), len(live))
 
