@@ -235,6 +235,15 @@ def test_literals_synchronizing_non_synchronizing_and_too_big(server, config):
     server.wait_for(lambda: "IMAP session complete" in server.log_text("IMAP"))
     log = server.log_text("IMAP")
     assert "<-- a1 login *****" in log and "Secret123" not in log
+    lines = [line.split(": ", 1)[1] for line in log.splitlines() if ": " in line]
+    start = lines.index("<-- a1 login *****")
+    assert lines[start : start + 5] == [
+        "<-- a1 login *****",
+        "--> + Ready for literal data",
+        "Literal of 8 bytes (not logged)",
+        "<-- *****",  # LOGIN's later lines are masked like its first
+        "Literal of 9 bytes (not logged)",
+    ]
 
 
 @pytest.fixture

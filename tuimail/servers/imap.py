@@ -53,6 +53,7 @@ class ImapConnection(LineConnection):
         )
         self.reader = CommandReader(MAX_LINE, policy.max_message_size)
         self._logged = 0  # lines of the command being read that are already in the log
+        self._first_line = b""  # the first line of that command (LOGIN's later lines are masked)
         self._unwatch: Callable[[], None] | None = None
         self._shown: tuple[str | None, str | None] = (None, None)
         self._command_timer: asyncio.TimerHandle | None = None
@@ -104,7 +105,9 @@ class ImapConnection(LineConnection):
             self._log_command(event)
             await self._carry_out(self.machine.receive(event))
         elif isinstance(event, NeedContinuation):
-            self._log_line(event.line, first=self._logged == 0)
+            if self._logged == 0:
+                self._first_line = event.line
+            self._log_line(event.line, first=self._logged == 0, sensitive_of=self._first_line)
             self._logged += 1
             self.send(b"+ Ready for literal data\r\n")
         elif isinstance(event, RawLine):
@@ -114,7 +117,7 @@ class ImapConnection(LineConnection):
             if self._logged == 0:
                 self._log_line(event.line, first=True)
             self._logged = 0
-            tag = event.tag or "*"
+            tag = event.tag if valid_tag(event.tag) else "*"
             limit = self.options.max_literal
             self.send(f"{tag} NO [TOOBIG] Literal of {event.size} bytes is over the limit ({limit} bytes)\r\n".encode())
             if not event.synchronizing:  # RFC 7888 §4: its bytes are already on the way
