@@ -78,6 +78,9 @@ class TuimailSMTP(SMTP):
         self._replies: list[bytes] = []  # replies held while pipelined commands wait (RFC 2920)
         self._in_data = False
         self._secret_next = False  # the next client line answers a 334 challenge
+        # SASL reply lines announced by the AUTH line itself: a pasted (pipelined) AUTH LOGIN's
+        # username and password are read before the server has sent any 334 (RFC 4954 §4)
+        self._secret_lines = 0
 
     def _init_aiosmtpd(self, engine: Engine, submission: bool, implicit_tls: bool, plaintext_ok: bool) -> None:
         settings = engine.config.settings
@@ -188,11 +191,14 @@ class TuimailSMTP(SMTP):
         if len(line) > MAX_COMMAND_LINE:
             self._log_in(f"(line of {len(line)} bytes, too long)")
             line = b"X" * (MAX_COMMAND_LINE + 1)  # aiosmtpd answers "500 Command line too long"
-        elif self._secret_next:
+        elif self._secret_next or self._secret_lines:
             self._log_in(MASK)
             self._secret_next = False
+            self._secret_lines = max(0, self._secret_lines - 1)
         else:
-            self._log_in(mask_smtp(line.decode("utf-8", "replace")))
+            text = line.decode("utf-8", "replace")
+            self._log_in(mask_smtp(text))
+            self._secret_lines = sasl_reply_lines(text)
         out += line + b"\r\n"
         return nl + 1
 
@@ -238,7 +244,7 @@ class TuimailSMTP(SMTP):
             self._in_data = True
             self._arm_deadline(False)
             self._arm_deadline(True, 2 * self.engine.config.settings.policy.command_timeout)
-        elif text.startswith("334"):
+        elif text.startswith("334") and not self._secret_lines:
             self._secret_next = True
         self._replies.append(data)
         # RFC 2920 §3.1: while pipelined commands wait in the input, replies may be held and sent
@@ -359,6 +365,16 @@ class TuimailSMTP(SMTP):
 
 
 @functools.cache
+def sasl_reply_lines(line: str) -> int:
+    """How many client lines answer this AUTH command's challenges (RFC 4954 §4; RFC 4616 PLAIN
+    sends one, LOGIN sends the user name and the password, fewer with an initial response)."""
+    words = line.split()
+    if len(words) < 2 or words[0].upper() != "AUTH":
+        return 0
+    initial = len(words) > 2
+    return {"LOGIN": 1 if initial else 2, "PLAIN": 0 if initial else 1}.get(words[1].upper(), 0)
+
+
 def _protocol_names(cls: type) -> list[str]:
     return [name for name in dir(cls) if name.startswith(("smtp_", "auth_"))]
 
