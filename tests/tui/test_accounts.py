@@ -134,3 +134,15 @@ async def test_delete_can_keep_or_remove_the_mail(make_app):
         assert not (app.config.data_dir / "lab.test" / "tester").exists()
         await pilot.press("d", "escape")  # cancel
         assert app.engine.directory.get("tatareva@lab.test") is not None
+
+
+async def test_message_counts_follow_new_mail(make_app):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        await pilot.press("3")
+        table = app.query_one("#accounts-table", DataTable)
+        await until(pilot, lambda: table.row_count == 2)
+        assert table.get_row("tester@lab.test")[5] == "0"
+        await asyncio.to_thread(app.engine.store.deliver, "tester@lab.test", b"Subject: hi\n\nhello\n")
+        await until(pilot, lambda: table.get_row("tester@lab.test")[5] == "1", timeout=15, what="count refreshed")

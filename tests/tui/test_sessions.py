@@ -125,3 +125,13 @@ async def test_q_confirms_while_sessions_are_live_and_stops_the_servers(make_app
         await until(pilot, lambda: app.return_value == 0, what="app exited")
         assert not any(state.up for state in app.engine.listeners.values())
         writer.close()
+
+
+async def test_f12_saves_an_svg_screenshot_and_says_where(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("2", "f12")
+        shots = list(app.config.base.glob("tuimail-logs-*.svg"))
+        assert len(shots) == 1 and shots[0].read_text().startswith("<svg")
+        assert any(str(shots[0]) in n.message for n in app._notifications)

@@ -19,6 +19,7 @@ from textual.widgets import Footer, Log, Static
 from tuimail.core.events import Event
 from tuimail.servers.logwriter import event_text, stamp
 from tuimail.tui.text import duration, rate
+from tuimail.tui.widgets.protocol_log import TranscriptHighlighter
 
 
 class SessionWindow(Screen):
@@ -40,7 +41,9 @@ class SessionWindow(Screen):
             with Horizontal(id="session-info"):
                 yield Static(id="session-who", markup=False)
                 yield Static(id="session-stats", markup=False)
-            yield Log(id="session-log", max_lines=5000, auto_scroll=True)
+            log = Log(id="session-log", max_lines=5000, auto_scroll=True, highlight=True)
+            log.highlighter = TranscriptHighlighter()
+            yield log
         yield Footer()
 
     def on_mount(self) -> None:

@@ -65,12 +65,22 @@ class AccountsPane(Vertical):
 
     def on_mount(self) -> None:
         self.reload()
+        self.set_interval(5.0, self._refresh_counts)  # mail arrives: message counts and sizes change
+
+    def _refresh_counts(self) -> None:
+        shown = self.app.query_one("#main-tabs").active == "accounts" and self.app.screen is self.screen
+        if shown and not any(w.group == "accounts" and w.is_running for w in self.workers):
+            self.reload()
 
     def reload(self) -> None:
         self.run_worker(self._load(), exclusive=True, group="accounts")
 
     async def _load(self) -> None:
         rows = await asyncio.to_thread(account_rows, self.app.engine)
+        if [row for _, row in rows] == getattr(self, "_shown", None):
+            self.loaded.set()
+            return  # nothing changed: no redraw, the cursor stays put
+        self._shown = [row for _, row in rows]
         table = self.table
         selected = self.selected()
         table.clear()

@@ -6,16 +6,35 @@ filter are written with one `write_lines` call per tick. `follow` keeps the view
 
 from __future__ import annotations
 
+import re
 from collections import deque
 
+from rich.highlighter import Highlighter
+from rich.text import Text
 from textual.widgets import Log
 
 MAX_LINES = 10_000
 
+_CLIENT = re.compile(r": <-- ")
+_FAILURE = re.compile(r": --> (?:[45]\d\d[ -]|-ERR|\S+ (?:NO|BAD) |\* BAD )")
+
+
+class TranscriptHighlighter(Highlighter):
+    """What the client typed in bold, refusals (4xx/5xx, -ERR, NO/BAD) underlined: styles that read
+    the same in the dark and the light theme."""
+
+    def highlight(self, text: Text) -> None:
+        plain = text.plain
+        if _CLIENT.search(plain):
+            text.stylize("bold")
+        elif _FAILURE.search(plain):
+            text.stylize("underline")
+
 
 class ProtocolLog(Log):
     def __init__(self, max_lines: int = MAX_LINES, **kwargs) -> None:
-        super().__init__(max_lines=max_lines, highlight=False, auto_scroll=True, **kwargs)
+        super().__init__(max_lines=max_lines, highlight=True, auto_scroll=True, **kwargs)
+        self.highlighter = TranscriptHighlighter()
         self.lines_kept: deque[str] = deque(maxlen=max_lines)
         self.pattern = ""
 
