@@ -65,3 +65,22 @@ def test_networks_and_connection_limits():
     assert "not allowed" in guard.refusal("10.1.1.1", 0, 0)
     assert "too many connections to this server" in guard.refusal("127.0.0.1", 10, 0)
     assert "too many connections from 127.0.0.1" in guard.refusal("127.0.0.1", 3, 2)
+
+
+def test_a_quiet_spell_forgives_old_failures():
+    guard, clock, _ = make(auth_failures_before_block=3, auth_block_seconds=60)
+    guard.auth_failed("10.0.0.1", "bob@lab.test")
+    guard.auth_failed("10.0.0.1", "bob@lab.test")
+    clock.now += 61
+    assert guard.auth_failed("10.0.0.1", "BOB@lab.test") == 1  # counting starts again
+    assert guard.blocks() == []
+
+
+def test_made_up_login_names_do_not_grow_memory():
+    from tuimail.core import guard as module
+
+    guard, _, _ = make(auth_failures_before_block=0)
+    for n in range(module.MAX_TRACKED + 500):
+        guard.auth_failed(f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}", f"user{n}@lab.test")
+    assert len(guard._ip_failures) == len(guard._account_failures) == module.MAX_TRACKED
+    assert guard.auth_failed("10.0.0.0", None) == 1  # the oldest were forgotten

@@ -52,6 +52,7 @@ class Raw:
 # ----- POP3: throttling, blocks, refusals -----------------------------------------------------
 
 def test_pop3_failed_logins_block_the_address_until_released(strict) -> None:
+    other = Raw(strict.ports.pop3)  # opened before the block
     pop = Raw(strict.ports.pop3)
     assert pop.ask(b"user tester") == b"+OK tester... User ok\r\n"
     assert pop.ask(b"pass wrong") == b"-ERR [AUTH] Invalid login or password\r\n"
@@ -59,6 +60,9 @@ def test_pop3_failed_logins_block_the_address_until_released(strict) -> None:
     assert pop.ask(b"pass wrong again") == BLOCKED  # the second failure blocks 127.0.0.1
     assert pop.rest() == b""  # ...and closes the connection
     pop.close()
+    assert other.ask(b"user tester").startswith(b"+OK")
+    assert other.ask(b"pass " + PASSWORD.encode()) == BLOCKED  # no guess is checked while blocked
+    other.close()
     refused = Raw(strict.ports.pop3)
     assert refused.greeting.startswith(b"-ERR [SYS/TEMP] too many failed logins from 127.0.0.1; try again in")
     assert refused.rest() == b""
@@ -219,3 +223,39 @@ def test_pop3_pipelined_retr_from_a_slow_reader_is_flow_controlled(server) -> No
         replies += 1
     assert pop.ask(b"quit").startswith(b"+OK")
     pop.close()
+
+
+def test_pop3_stops_reading_a_client_that_floods_commands_without_reading(server) -> None:
+    """Replies pile up (writes paused) while commands keep coming: reading pauses too, so the
+    queued input stays bounded however much the client sends."""
+    import threading
+
+    from tuimail.servers.connection import MAX_QUEUED
+
+    server.engine.store.deliver("tester@lab.test", b"Subject: x\n\n" + b"y" * 20_000 + b"\n")
+    pop = Raw(server.ports.pop3)
+    assert pop.ask(b"user tester").startswith(b"+OK") and pop.ask(b"pass " + PASSWORD.encode()).startswith(b"+OK")
+    flood = b"retr 1\r\n" * 8192  # 64 KiB a time, until the server stops reading and the socket fills
+
+    def send() -> None:
+        try:
+            for _ in range(400):  # at most 25 MiB
+                pop.sock.sendall(flood)
+        except OSError:
+            pass
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+
+    def connection():
+        [session] = list(server.engine.sessions)
+        return session.abort.__self__
+
+    server.wait_for(lambda: connection()._reading_paused, timeout=30)
+    queued = server.call(lambda: connection()._queued)
+    assert MAX_QUEUED < queued <= MAX_QUEUED + 2 * 256 * 1024
+    pop.sock.shutdown(socket.SHUT_RDWR)
+    pop.close()
+    sender.join(30)
+    server.wait_for(lambda: len(server.engine.sessions) == 0)
+    assert poplib.POP3("127.0.0.1", server.ports.pop3, timeout=10).quit().startswith(b"+OK")

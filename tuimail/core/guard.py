@@ -5,7 +5,10 @@
 - Authentication throttling: failures are counted per client IP and per account; each failure
   delays the reply (1, 2, 4, 8... seconds, capped at `auth_max_delay`), and an IP with
   `auth_failures_before_block` failures in a row is refused for `auth_block_seconds`. A success
-  resets the IP's and the account's counters. Blocks can be listed and released (the TUI does).
+  resets the IP's and the account's counters, and so does a quiet spell of `auth_block_seconds`
+  (a student who mistypes once a week is never blocked). Blocks can be listed and released (the TUI
+  does). At most `MAX_TRACKED` addresses and accounts are remembered (the oldest are forgotten), so a
+  flood of made-up login names cannot grow memory without bound.
 
 Plain Python with an injectable clock, so the rules are tested without waiting.
 """
@@ -16,6 +19,8 @@ import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+MAX_TRACKED = 10_000  # addresses (and accounts) with failures remembered at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +36,8 @@ class Guard:
         self._policy = policy  # returns the current PolicySettings, so Settings edits apply at once
         self.clock = clock
         self.on_change = on_change or (lambda text: None)
-        self._ip_failures: dict[str, int] = {}
-        self._account_failures: dict[str, int] = {}
+        self._ip_failures: dict[str, tuple[int, float]] = {}  # ip -> (failures in a row, time of the last)
+        self._account_failures: dict[str, tuple[int, float]] = {}
         self._blocks: dict[str, Block] = {}
 
     @property
@@ -70,12 +75,8 @@ class Guard:
 
     def auth_failed(self, ip: str, account: str | None) -> float:
         """Count a failure; returns how long to wait before answering it (seconds)."""
-        failures = self._ip_failures.get(ip, 0) + 1
-        self._ip_failures[ip] = failures
-        account_failures = 0
-        if account:
-            account_failures = self._account_failures.get(account, 0) + 1
-            self._account_failures[account] = account_failures
+        failures = self._count(self._ip_failures, ip)
+        account_failures = self._count(self._account_failures, account.lower()) if account else 0
         limit = self.policy.auth_failures_before_block
         if limit and failures >= limit and ip not in self._blocks:
             self._blocks[ip] = Block(ip, self.clock() + self.policy.auth_block_seconds, failures)
@@ -83,10 +84,20 @@ class Guard:
         worst = max(failures, account_failures)
         return float(min(self.policy.auth_max_delay, 2 ** (worst - 1)))
 
+    def _count(self, table: dict[str, tuple[int, float]], key: str) -> int:
+        now = self.clock()
+        count, last = table.pop(key, (0, now))
+        if now - last > self.policy.auth_block_seconds:
+            count = 0  # a quiet spell forgives old failures
+        table[key] = (count + 1, now)  # re-inserted: the dict's order is oldest first
+        while len(table) > MAX_TRACKED:
+            del table[next(iter(table))]
+        return count + 1
+
     def auth_succeeded(self, ip: str, account: str | None) -> None:
         self._ip_failures.pop(ip, None)
         if account:
-            self._account_failures.pop(account, None)
+            self._account_failures.pop(account.lower(), None)
 
     def block_of(self, ip: str) -> Block | None:
         block = self._blocks.get(ip)

@@ -169,8 +169,12 @@ class Pop3Connection(LineConnection):
     async def _authenticate(self, request: AuthRequest) -> AuthResult | None:
         """Check the password; a failure waits `guard.auth_failed()` seconds before its reply, and
         too many failures block the client's address (None: the connection is being closed)."""
-        result, address = await asyncio.to_thread(self._check, request)
         guard, ip = self.engine.guard, self.session.peer_host
+        if guard.block_of(ip) is not None:  # blocked by failures on another connection: no more guesses
+            self.session.note(f"Login refused: {ip} is blocked after failed logins")
+            self._abort(BLOCKED)
+            return None
+        result, address = await asyncio.to_thread(self._check, request)
         if result.address is not None:
             guard.auth_succeeded(ip, result.address)
             return result
