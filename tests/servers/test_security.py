@@ -259,3 +259,25 @@ def test_pop3_stops_reading_a_client_that_floods_commands_without_reading(server
     sender.join(30)
     server.wait_for(lambda: len(server.engine.sessions) == 0)
     assert poplib.POP3("127.0.0.1", server.ports.pop3, timeout=10).quit().startswith(b"+OK")
+
+
+def test_path_tricks_in_names_are_refused(server) -> None:
+    smtp = Raw(server.ports.smtp)
+    assert smtp.ask(b"helo lab").startswith(b"250")
+    assert smtp.ask(b"mail from:<student@lab.test>").startswith(b"250")
+    tricks = [b"../../etc@lab.test", b"tatareva@../../tmp", b"tatareva/../../x@lab.test", b"x@lab.test/../..",
+              b"..@lab.test", b".tatareva@lab.test", b"tatareva@lab.test\x00x", b"tatareva\\..\\x@lab.test"]
+    for address in tricks:
+        reply = smtp.ask(b"rcpt to:<" + address + b">")
+        assert reply[:1] == b"5", (address, reply)
+    assert smtp.ask(b"quit").startswith(b"221")
+    smtp.close()
+    pop = Raw(server.ports.pop3)
+    for login in (b"../tatareva", b"tatareva@../lab.test", b"../../etc/passwd"):
+        assert pop.ask(b"user " + login).startswith(b"+OK")
+        assert pop.ask(b"pass " + PASSWORD.encode()) == b"-ERR [AUTH] Invalid login or password\r\n"
+    pop.close()
+    server.wait_for(lambda: len(server.engine.sessions) == 0)
+    base = server.config.base
+    assert {p.name for p in base.iterdir()} <= {"config.toml", "config.toml.bak", "data", "logs"}
+    assert {p.name for p in server.config.data_dir.iterdir()} <= {"lab.test", "other.test", "tls", "accounts.json"}
