@@ -116,3 +116,40 @@ def test_totals_come_from_names(store):
     deliver(store, 3)
     count, size = store.mailbox("bob@lab.test").totals()
     assert count == 3 and size == 3 * len(b"Subject: 0\n\nline one\nline two\n")
+
+
+def test_own_changes_need_no_rescan_but_other_processes_are_seen(store, tmp_path, monkeypatch):
+    deliver(store, 3)
+    inbox = store.mailbox("bob@lab.test").folder("INBOX")
+    for sub in ("new", "cur"):  # an old folder: its last scan cannot have raced a change
+        os.utime(inbox.path / sub, ns=(10**18 - 10**9 * 60, 10**18 - 10**9 * 60))
+    inbox.sync(force=True)
+    inbox._scanned_at = 10**9 + 1.0
+    scans = []
+    original = inbox._rescan
+    monkeypatch.setattr(inbox, "_rescan", lambda: scans.append(1) or original())
+    inbox.set_flags(1, "S")
+    inbox.expunge([2])
+    deliver(store, 1)  # this process's delivery is adopted into the index
+    assert [r.uid for r in inbox.messages()] == [1, 3, 4] and scans == []
+    other = MailStore(tmp_path / "data")  # another process
+    other.deliver("bob@lab.test", b"Subject: from elsewhere\n\nx\n")
+    os.utime(inbox.path / "new", ns=(0, 10**18))  # a distinct mtime, whatever the clock's tick
+    assert [r.uid for r in inbox.messages()] == [1, 3, 4, 5] and scans == [1]
+    assert inbox.read(5).startswith(b"Subject: from elsewhere")
+
+
+def test_concurrent_deliveries_all_get_uids(store):
+    import threading
+
+    inbox = store.mailbox("bob@lab.test").folder("INBOX", create=True)
+    inbox.messages()
+    threads = [threading.Thread(target=deliver, args=(store, 25)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    refs = inbox.messages()
+    assert len(refs) == 100 and [r.uid for r in refs] == list(range(1, 101))
+    fresh = MailStore(store.root).mailbox("bob@lab.test").folder("INBOX")
+    assert {r.base: r.uid for r in fresh.messages()} == {r.base: r.uid for r in refs}

@@ -123,6 +123,13 @@ def clean_tmp(directory: Path, older_than: float = 36 * 3600) -> int:
     return removed
 
 
+def _racy_window(stamp: tuple[int, int]) -> float:
+    """How long after a directory's mtime a scan may still have missed a change made in the same
+    clock tick: the kernel's coarse clock (a few ms) on file systems with fine time stamps, two
+    seconds where time stamps are whole seconds (ext3, some network file systems)."""
+    return 2.0 if all(ns % 1_000_000_000 == 0 for ns in stamp) else 0.1
+
+
 def _parse_name(name: str) -> tuple[str, str]:
     base, sep, info = name.partition(":")
     flags = info[2:] if sep and info.startswith("2,") else ""
@@ -148,6 +155,7 @@ class Folder:
         self._uidnext = 1
         self._uidlist_lines = 0
         self._mtimes: tuple[int, int] | None = None
+        self._own_stamp: tuple[int, int] | None = None  # mtimes our own last change produced
         self._scanned_at = 0.0
         self.version = 0  # bumped on every change, for cheap "anything new?" checks
         self._load_uidlist()
@@ -183,11 +191,16 @@ class Folder:
             # changed may have missed a file added in the same tick, so such a scan is repeated. A scan
             # made later than that can be trusted (comparing with the scan time instead made every
             # access within 2 s of the previous scan rescan the folder: all of them under steady load).
-            recent = self._scanned_at - max(stamp) / 1e9 < 2.0
-            if not force and stamp == self._mtimes and not recent:
+            recent = self._scanned_at - max(stamp) / 1e9 < _racy_window(stamp)
+            # our own changes (flags, expunge, deliveries from this process) are already in the index:
+            # the directories' new mtimes need no rescan. Only another process's change in the same
+            # mtime tick as ours could hide behind them; it shows at the folder's next change.
+            trusted = stamp == self._own_stamp or not recent
+            if not force and stamp == self._mtimes and trusted:
                 return False
             self._scanned_at = time.time()
             self._mtimes = stamp
+            self._own_stamp = None
             return self._rescan()
 
     def _dir_mtimes(self) -> tuple[int, int]:
@@ -255,6 +268,43 @@ class Folder:
             with open(entry.path, "rb") as f:
                 wire = size + f.read().count(b"\n")
         return MessageRef(0, base, subdir, flags, size, wire, st.st_mtime)
+
+    def _own_change(self) -> None:
+        """After a change this object made itself (under the lock): the index is exact."""
+        self._mtimes = self._own_stamp = self._dir_mtimes()
+
+    def adopt(self, name: str) -> None:
+        """Index a message this process has just written into new/ (SMTP delivery) without a rescan.
+
+        When the index may be out of date (another process touched the folder), nothing is added
+        and the next sync rescans instead.
+        """
+        with self._lock:
+            base, flags = _parse_name(name)
+            if base in self._uid_of_base:
+                return
+            recorded, ref = self._mtimes, None
+            current = recorded is not None and (
+                recorded == self._own_stamp or self._scanned_at - max(recorded) / 1e9 >= _racy_window(recorded)
+            )
+            size_m, wsize_m = _SIZE_RE.search(base), _WSIZE_RE.search(base)
+            if current and size_m and wsize_m and self._dir_mtimes()[1] == recorded[1]:  # cur/ untouched
+                try:
+                    mtime = os.stat(self.path / "new" / name).st_mtime
+                    ref = MessageRef(0, base, "new", flags, int(size_m.group(1)), int(wsize_m.group(1)), mtime)
+                except FileNotFoundError:
+                    pass
+            if ref is None:
+                self._mtimes = None  # the next sync rescans
+                return
+            uid = self._uidnext
+            self._uidnext += 1
+            self._by_uid[uid] = replace(ref, uid=uid)
+            self._uid_of_base[base] = uid
+            self._append_uidlist([f"{uid} {base}\n"])
+            self._own_change()
+            self._sorted = None
+            self.version += 1
 
     def _changed(self) -> None:
         self._sorted = None
@@ -367,7 +417,7 @@ class Folder:
                 self._by_uid[ref.uid] = moved
                 claimed.append(ref.uid)
             if claimed:
-                self._mtimes = self._dir_mtimes()
+                self._own_change()
                 self._changed()
         return sorted(claimed)
 
@@ -387,7 +437,7 @@ class Folder:
                 self.sync(force=True)
                 return None
             self._by_uid[uid] = moved
-            self._mtimes = self._dir_mtimes()
+            self._own_change()
             self._changed()
             return moved
 
@@ -408,7 +458,7 @@ class Folder:
                 self._uid_of_base.pop(ref.base, None)
                 removed.append(uid)
             if removed:
-                self._mtimes = self._dir_mtimes()
+                self._own_change()
                 self._changed()
         return removed
 
@@ -613,7 +663,8 @@ class MailStore:
         """
         target = self.mailbox(address).folder(folder, create=True)
         name = write_durably(target.path, data, "new")
-        self.notify(target)
+        target.adopt(name)
+        self.notify(target)  # wakes IDLE sessions
         return target.path / "new" / name
 
     def delete_mail(self, address: str) -> None:
