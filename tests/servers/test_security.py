@@ -282,3 +282,29 @@ def test_path_tricks_in_names_are_refused(server) -> None:
     base = server.config.base
     assert {p.name for p in base.iterdir()} <= {"config.toml", "config.toml.bak", "data", "logs"}
     assert {p.name for p in server.config.data_dir.iterdir()} <= {"lab.test", "other.test", "tls", "accounts.json"}
+
+
+def test_smtp_plaintext_pipelined_after_starttls_is_discarded(server) -> None:
+    """RFC 3207 §4.2 / CVE-2011-0411: a command injected after STARTTLS must not run."""
+    raw = socket.create_connection(("127.0.0.1", server.ports.smtp), timeout=10)
+    reader = raw.makefile("rb")
+    assert reader.readline().startswith(b"220")
+    raw.sendall(b"EHLO me\r\n")
+    while not reader.readline().startswith(b"250 "):
+        pass
+    raw.sendall(b"STARTTLS\r\nMAIL FROM:<injected@evil.test>\r\nRCPT TO:<tatareva@lab.test>\r\nDAT")
+    assert reader.readline().startswith(b"220")
+    wrapped = client_tls_context().wrap_socket(raw, server_hostname="localhost")
+    secure = wrapped.makefile("rb")
+    wrapped.sendall(b"EHLO me\r\n")
+    while not (line := secure.readline()).startswith(b"250 "):
+        assert line.startswith(b"250-"), line
+    wrapped.sendall(b"RCPT TO:<tatareva@lab.test>\r\n")
+    assert secure.readline().startswith(b"503")  # no MAIL FROM survived the handshake
+    wrapped.sendall(b"QUIT\r\n")
+    assert secure.readline().startswith(b"221")
+    for handle in (secure, reader, wrapped):
+        handle.close()
+    server.wait_for(lambda: len(server.engine.sessions) == 0)
+    log = server.log_text("SMTP-in")
+    assert "Sender ok" not in log and "Discarded 3 plaintext byte(s) sent after STARTTLS" in log

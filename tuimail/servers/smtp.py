@@ -121,6 +121,11 @@ class TuimailSMTP(SMTP):
         else:  # STARTTLS completed (RFC 3207 §4.2: the session starts over)
             self.record.tls = True
             self.record.note("TLS handshake completed")
+            if self._pending:  # RFC 3207 §4.2: no plaintext may survive the handshake (a partial line)
+                self.record.note(f"Discarded {len(self._pending)} plaintext byte(s) sent after STARTTLS")
+            self._pending = b""
+            self._in_data = self._secret_next = False
+            self._secret_lines = 0
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
