@@ -33,8 +33,10 @@ class SessionWindow(Screen):
     def __init__(self, sid: int) -> None:
         super().__init__()
         self.sid = sid
-        self._seen = 0
         self.exported: Path | None = None
+        self.protocol = None
+        self.peer = "?"
+        self.started = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="session-window"):
@@ -58,6 +60,8 @@ class SessionWindow(Screen):
 
     def add_events(self, events: list[Event]) -> None:
         """Called by the app every tick with the events of the tick."""
+        if not self.is_mounted:
+            return  # on_mount writes the transcript so far
         lines = [stamp(e.at) + t for e in events if getattr(e, "sid", None) == self.sid and (t := event_text(e))]
         if lines:
             self.query_one("#session-log", Log).write_lines(lines)
