@@ -22,6 +22,7 @@ from tuimail.core.directory import Directory
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 4
+BACKGROUND = 60  # messages per background sender and round, at most
 ADDRESS = "tester@lab.test"
 
 
@@ -77,11 +78,13 @@ def intact(data: bytes, uid: str) -> bool:
 
 
 class Sender(threading.Thread):
-    """Delivers `full` messages, records each one answered 250, then sends part of one more and stops."""
+    """Delivers messages and records each one answered 250. The killer delivers `full` messages, then
+    sends part of one more and stops (the test kills the server then); the others keep delivering
+    (at most BACKGROUND messages), so the kill lands in the middle of their writes."""
 
-    def __init__(self, port: int, rng: random.Random, prefix: str, full: int) -> None:
+    def __init__(self, port: int, rng: random.Random, prefix: str, full: int | None, killed: threading.Event) -> None:
         super().__init__(daemon=True)
-        self.port, self.rng, self.prefix, self.full = port, rng, prefix, full
+        self.port, self.rng, self.prefix, self.full, self.killed = port, rng, prefix, full, killed
         self.acked: list[str] = []
         self.cut_at: str = ""
         self.error: BaseException | None = None
@@ -89,8 +92,9 @@ class Sender(threading.Thread):
     def run(self) -> None:
         try:
             self._run()
-        except BaseException as e:  # reported by the test
-            self.error = e
+        except BaseException as e:  # reported by the test, unless the kill caused it
+            if not (self.full is None and self.killed.is_set()):
+                self.error = e
 
     def _run(self) -> None:
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
@@ -105,7 +109,7 @@ class Sender(threading.Thread):
 
         assert reader.readline().startswith(b"220")
         assert ask(b"EHLO crash.test\r\n").startswith(b"250")
-        for n in range(self.full + 1):
+        for n in range(BACKGROUND if self.full is None else self.full + 1):
             uid = f"{self.prefix}-{n:04d}"
             assert ask(b"MAIL FROM:<crash@lab.test>\r\n").startswith(b"250")
             assert ask(f"RCPT TO:<{ADDRESS}>\r\n".encode()).startswith(b"250")
@@ -184,17 +188,28 @@ def test_sigkill_during_deliveries_loses_nothing_acknowledged(tmp_path) -> None:
             assert live_uidls <= set(view), "a uid shown before the kill is gone"
             missing = acked - set(view.values())
             assert not missing, f"acknowledged but lost after round {round_}: {sorted(missing)[:5]}"
-        sender = Sender(config.settings.ports.smtp, rng, f"r{round_}", rng.randrange(20, 100))
+        killed = threading.Event()
+        port = config.settings.ports.smtp
+        sender = Sender(port, random.Random(rng.random()), f"r{round_}", rng.randrange(10, 50), killed)
+        background = [Sender(port, random.Random(rng.random()), f"r{round_}b{i}", None, killed) for i in range(2)]
         lister = Lister(config.settings.ports.pop3)
-        sender.start()
-        lister.start()
+        for thread in (sender, *background, lister):
+            thread.start()
         sender.join(120)
         assert not sender.is_alive() and sender.error is None, sender.error
+        killed.set()
         server.kill()
-        lister.join(60)
+        for thread in (*background, lister):
+            thread.join(60)
+            assert not thread.is_alive()
+        for other in background:
+            assert other.error is None, other.error
+            acked |= set(other.acked)
         live_uidls |= lister.seen
         acked |= set(sender.acked)
-        print(f"round {round_}: {len(sender.acked)} acknowledged, {len(lister.seen)} uids listed live, "
+        print(f"round {round_}: {len(sender.acked)}+{sum(len(b.acked) for b in background)} acknowledged, "
+              f"{len(lister.seen)} uids listed live, "
+              f"{len(disk_messages(config.data_dir)['tmp'])} in tmp/, "
               f"killed after {sender.cut_at}")
         for sub in ("new", "cur"):  # nothing partial ever visible outside tmp/
             for path in disk_messages(config.data_dir)[sub]:
@@ -210,4 +225,4 @@ def test_sigkill_during_deliveries_loses_nothing_acknowledged(tmp_path) -> None:
             assert uidls.setdefault(ident, uidl) == uidl
     finally:
         server.stop()
-    assert len(acked) >= ROUNDS * 20
+    assert len(acked) >= ROUNDS * 10
