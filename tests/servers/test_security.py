@@ -7,6 +7,7 @@ import base64
 import poplib
 import smtplib
 import socket
+import time
 
 import pytest
 
@@ -308,3 +309,38 @@ def test_smtp_plaintext_pipelined_after_starttls_is_discarded(server) -> None:
     server.wait_for(lambda: len(server.engine.sessions) == 0)
     log = server.log_text("SMTP-in")
     assert "Sender ok" not in log and "Discarded 3 plaintext byte(s) sent after STARTTLS" in log
+
+
+def test_pop3_a_slow_download_is_not_an_idle_session(tmp_path) -> None:
+    """A client on a slow link reads one big RETR for longer than pop3_timeout without sending a
+    byte: it is busy, not idle, and must get the whole message."""
+    running = start(tmp_path, pop3_timeout=10)
+    try:
+        size = 6 * 1024 * 1024
+        line = b"0123456789abcdef" * 4 + b"\n"
+        running.engine.store.deliver("tester@lab.test", b"Subject: big\n\n" + line * (size // len(line)))
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # no receive-buffer autotuning
+        sock.settimeout(30)
+        sock.connect(("127.0.0.1", running.ports.pop3))
+        sock.recv(1000)
+        sock.sendall(b"user tester\r\npass " + PASSWORD.encode() + b"\r\n")
+        got = b""
+        while got.count(b"\r\n") < 2:
+            got += sock.recv(1000)
+        sock.sendall(b"retr 1\r\n")
+        received, started = 0, time.monotonic()
+        data = b""
+        while not data.endswith(b"\r\n.\r\n"):
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {received} bytes"
+            received += len(chunk)
+            data = data[-5:] + chunk
+            # the client's pace (a slow link): about 12 s for the whole message, not synchronisation
+            time.sleep(max(0.0, received / (size / 12) - (time.monotonic() - started)))
+        assert received > size and b"Inactivity" not in data
+        sock.sendall(b"quit\r\n")
+        assert sock.recv(1000).startswith(b"+OK")
+        sock.close()
+    finally:
+        running.stop()

@@ -13,7 +13,8 @@ Robustness (SECURITY.md):
   protocol's farewell (reason `COMMAND_TIMEOUT`).
 - Write flow control: when the transport's buffer is full (`pause_writing`), `writable()` blocks the
   worker until it drains, so a client that pipelines many RETRs and reads slowly costs bounded memory;
-  reading pauses too once `MAX_QUEUED` unprocessed bytes wait.
+  reading pauses too once `MAX_QUEUED` unprocessed bytes wait. A client that reads what was sent
+  (`resume_writing`) counts as active for the inactivity timer: a slow download is not an idle session.
 - `start_tls()` upgrades the connection in place (RFC 2595 §4, RFC 3207 §4.2, RFC 3501 §6.2.1): bytes
   the client pipelined after the command are discarded, never read as commands.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from typing import TYPE_CHECKING
 
 from tuimail.core.events import Protocol
@@ -123,7 +125,11 @@ class LineConnection(asyncio.Protocol):
         self._can_write.clear()
 
     def resume_writing(self) -> None:
+        """The client has read what was buffered: it is busy downloading, not idle."""
         self._can_write.set()
+        if self.session is not None and self.transport is not None and not self.transport.is_closing():
+            self.session.last_activity = time.monotonic()
+            self._arm_timer()
 
     def eof_received(self) -> bool | None:
         return None  # close the transport
