@@ -2,7 +2,8 @@
 (flipped, inserted and deleted bytes, telnet IAC sequences, NULs, backspaces, overlong lines) sent in
 random chunks to a running server. After each example the server must have answered or closed the
 connection, must take a fresh connection, and must have logged nothing unhandled (no traceback, no
-"internal error" in system.log or the `logging` output). Examples per test: TUIMAIL_FUZZ_EXAMPLES."""
+"internal error" in system.log or the `logging` output). Examples per test: TUIMAIL_FUZZ_EXAMPLES;
+TUIMAIL_FUZZ_EXPLORE=1 draws new examples instead of the fixed, reproducible set."""
 
 from __future__ import annotations
 
@@ -18,13 +19,17 @@ from hypothesis import strategies as st
 from tests.helpers import PASSWORD
 
 EXAMPLES = int(os.environ.get("TUIMAIL_FUZZ_EXAMPLES", "60"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+EXPLORE = os.environ.get("TUIMAIL_FUZZ_EXPLORE") == "1"  # new random examples each run (default: the same ones)
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not EXPLORE, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 # ends a line, a DATA block and a SASL exchange, then says goodbye: every state can answer it
 TERMINATOR = b"\r\n.\r\n*\r\nQUIT\r\n"
 PLAIN = base64.b64encode(f"\0tatareva\0{PASSWORD}".encode())
 
 SMTP_SESSIONS = [
+    # the lab's own transcript (seed, 2007-05-30 16:08), with our domains: a repeated "data", a "qui" typo
+    "helo admin\r\nmail from:tester@lab.test\r\nrcpt to:tatareva@lab.test\r\ndata\r\ndata\r\n"
+    "отправка письма по протоколу SMTP\r\n.\r\nqui\r\nquit\r\n".encode(),
     b"helo lab\nmail from:<student@lab.test>\nrcpt to:<tatareva@lab.test>\ndata\n"
     b"Subject: hello\n\nHi there,\n.. a dotted line\n.\nquit\n",
     b"EHLO client.test\r\nAUTH PLAIN " + PLAIN + b"\r\nMAIL FROM:<tatareva@lab.test> SIZE=100\r\n"
@@ -34,6 +39,8 @@ SMTP_SESSIONS = [
     + b"\r\nmail from:<>\r\nrcpt to:<tatareva@lab.test>\r\ndata\r\n\r\n.\r\nquit\r\n",
 ]
 POP3_SESSIONS = [
+    # the lab's own transcripts (seed, 2007-05-03 and 2007-05-30), typed as there
+    b"capa  \r\nuser tatareva\r\npass " + PASSWORD.encode() + b"\r\ncapa\r\nlist\r\nuidl\r\nretr 3\r\nquit\r\n",
     b"user tatareva\npass " + PASSWORD.encode() + b"\nstat\nlist\nuidl\nretr 1\ntop 1 0\ndele 1\nrset\nnoop\nquit\n",
     b"CAPA\r\nAUTH PLAIN " + PLAIN + b"\r\nLIST 1\r\nUIDL 1\r\nRETR 99\r\nDELE 1\r\nRETR 1\r\nQUIT\r\n",
     b"auth login\r\n" + base64.b64encode(b"tester") + b"\r\n" + base64.b64encode(PASSWORD.encode())
