@@ -117,7 +117,9 @@ def parse_section(spec: str) -> tuple[tuple[int, ...], str, tuple[str, ...]]:
 # ----- message data ---------------------------------------------------------------------------
 
 _CACHE: OrderedDict[tuple, object] = OrderedDict()
-CACHE_SIZE = 512
+CACHE_SIZE = 512  # messages
+CACHE_BYTES = 64 * 1024 * 1024  # each entry keeps the message's bytes: bound the total as well
+_cached_bytes = 0
 
 
 def structure_of(folder: Folder, ref: MessageRef, raw: bytes | None = None):
@@ -131,10 +133,13 @@ def structure_of(folder: Folder, ref: MessageRef, raw: bytes | None = None):
         return hit
     if raw is None:
         raw = folder.read(ref.uid)
+    global _cached_bytes
     parsed = MessageStructure.parse(raw)
     _CACHE[key] = parsed
-    if len(_CACHE) > CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    _cached_bytes += len(raw)
+    while len(_CACHE) > 1 and (len(_CACHE) > CACHE_SIZE or _cached_bytes > CACHE_BYTES):
+        _, evicted = _CACHE.popitem(last=False)
+        _cached_bytes -= len(evicted.raw)
     return parsed
 
 
