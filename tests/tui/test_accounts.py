@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import imaplib
 import poplib
+import smtplib
+import ssl
 
 from textual.widgets import DataTable
 
@@ -35,6 +37,16 @@ def pop_login(port: int, user: str, password: str) -> bytes:
         client.quit()
 
 
+def smtp_login(port: int, user: str, password: str) -> int:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.ehlo("student")
+        if client.has_extn("starttls"):
+            client.starttls(context=ssl._create_unverified_context())  # the lab's self-signed certificate
+            client.ehlo("student")
+        code, _ = client.login(user, password)
+        return code
+
+
 def imap_login(port: int, user: str, password: str) -> str:
     client = imaplib.IMAP4("127.0.0.1", port, timeout=10)
     try:
@@ -44,7 +56,7 @@ def imap_login(port: int, user: str, password: str) -> str:
         client.logout()
 
 
-async def test_new_account_from_the_form_logs_in_over_pop3_and_imap(make_app):
+async def test_new_account_from_the_form_logs_in_over_pop3_imap_and_smtp(make_app):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
@@ -63,6 +75,7 @@ async def test_new_account_from_the_form_logs_in_over_pop3_and_imap(make_app):
         reply = await asyncio.to_thread(pop_login, ports.pop3, "ivan.ov@lab.test", "Labwork42")
         assert reply.startswith(b"+OK")
         assert await asyncio.to_thread(imap_login, ports.imap, "ivan.ov", "Labwork42") == "OK"
+        assert await asyncio.to_thread(smtp_login, ports.submission, "ivan.ov@lab.test", "Labwork42") == 235
         assert form.is_attached is False
 
 
