@@ -1,15 +1,17 @@
 """Benchmark: how quickly the Textual monitor answers a key while it is busy.
 
 The app runs headless (Textual's test driver, 100x30) on the Sessions tab with 1,000 live sessions
-and a load of 500 log lines per second. Sessions are registry sessions driven directly (no sockets:
-`engine.sessions.open` with a no-op abort, then `line_in`/`line_out` through the real event bus),
-so the figures are the UI's cost, not the network's. Every session's row changes as lines arrive.
+and a load of 500 log lines per second. By default sessions are registry sessions driven directly
+(no sockets: `engine.sessions.open` with a no-op abort, then `line_in`/`line_out` through the real
+event bus), so the figures are the UI's cost. With `--real`, they are real SMTP connections on
+127.0.0.1 (bounded by --sessions) that send `noop` (one line in, one out); the SMTP server then runs
+in the same process and its cost is in the figures too.
 
 It prints, for a cursor move (`down`/`up`) and for the protocol filter (`p`, rebuilds the table),
 the time from the key press to the next screen update (median and 99th percentile), and the
 process's CPU share over the run (app, engine and load generator share the process).
 
-    .venv/bin/python bench/tui_load.py [--sessions 1000] [--rate 500] [--presses 200]
+    .venv/bin/python bench/tui_load.py [--sessions 1000] [--rate 500] [--presses 200] [--real]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import socket
 import statistics
 import sys
 import tempfile
@@ -34,10 +37,20 @@ from tuimail.tui.app import TuimailApp  # noqa: E402
 PROTOCOLS = (Protocol.SMTP, Protocol.POP3, Protocol.IMAP)
 
 
-def make_config(folder: Path) -> Config:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_config(folder: Path, real: bool, sessions: int) -> Config:
     settings = Settings(domains=[DomainSettings(name="lab.test")])
     for name in ("smtp", "submission", "pop3", "imap"):
-        setattr(settings.ports, name, 0)  # nothing listens: sessions are driven directly
+        setattr(settings.ports, name, 0)  # nothing listens unless --real
+    if real:
+        settings.ports.address = "127.0.0.1"
+        settings.ports.smtp = free_port()
+        settings.policy.max_connections = settings.policy.max_connections_per_ip = sessions + 10
     path = folder / "config.toml"
     save_settings(settings, path)
     return Config.load(path)
@@ -60,6 +73,24 @@ async def drive(engine, sessions, rate: int, stop: asyncio.Event) -> int:
             sent += 1
         await asyncio.sleep(0.02)
     return sent
+
+
+async def drive_sockets(writers, rate: int, stop: asyncio.Event) -> int:
+    """Send `noop` on random connections: each is one line in and one line out, so rate/2 per second."""
+    sent = 0
+    started = time.perf_counter()
+    while not stop.is_set():
+        due = int((time.perf_counter() - started) * rate / 2) - sent
+        for _ in range(max(0, due)):
+            random.choice(writers).write(b"noop\n")
+            sent += 1
+        await asyncio.sleep(0.02)
+    return sent * 2
+
+
+async def drain(reader) -> None:
+    while await reader.read(65536):
+        pass
 
 
 async def measure(app, pilot, keys: list[str], presses: int) -> list[float]:
@@ -103,16 +134,24 @@ def describe(name: str, values: list[float]) -> str:
 
 async def main(args) -> None:
     folder = Path(tempfile.mkdtemp(prefix="tuimail-bench-"))
-    app = TuimailApp(make_config(folder), cursor_blink=False, first_run=False)
+    app = TuimailApp(make_config(folder, args.real, args.sessions), cursor_blink=False, first_run=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await app.engine_ready.wait()
         engine = app.engine
-        sessions = [
-            engine.sessions.open(PROTOCOLS[i % 3], ("127.0.0.1", 20000 + i), 2525, lambda reason: None)
-            for i in range(args.sessions)
-        ]
-        await pilot.pause(0.5)
-        assert app.query_one("#sessions-table").row_count == args.sessions
+        readers = []
+        if args.real:
+            port = engine.config.settings.ports.smtp
+            connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(args.sessions)]
+            writers = [w for _, w in connections]
+            readers = [asyncio.create_task(drain(r)) for r, _ in connections]
+        else:
+            sessions = [
+                engine.sessions.open(PROTOCOLS[i % 3], ("127.0.0.1", 20000 + i), 2525, lambda reason: None)
+                for i in range(args.sessions)
+            ]
+        table = app.query_one("#sessions-table")
+        while table.row_count < args.sessions:
+            await pilot.pause(0.1)
         ticks: list[float] = []
         tick = app.tick
 
@@ -124,7 +163,10 @@ async def main(args) -> None:
         app._ticker.stop()
         app._ticker = app.set_interval(app.tick_seconds, timed_tick)
         stop = asyncio.Event()
-        load = asyncio.create_task(drive(engine, sessions, args.rate, stop))
+        if args.real:
+            load = asyncio.create_task(drive_sockets(writers, args.rate, stop))
+        else:
+            load = asyncio.create_task(drive(engine, sessions, args.rate, stop))
         await asyncio.sleep(1.0)  # let the load settle
         cpu0, wall0 = time.process_time(), time.perf_counter()
         moves = await measure(app, pilot, ["down", "up"], args.presses)
@@ -132,7 +174,12 @@ async def main(args) -> None:
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         stop.set()
         lines = await load
-        print(f"tuimail TUI under load: {args.sessions} live sessions (registry, no sockets), "
+        for writer in (w for w in writers) if args.real else ():
+            writer.close()
+        for task in readers:
+            task.cancel()
+        kind = "real SMTP connections on 127.0.0.1" if args.real else "registry, no sockets"
+        print(f"tuimail TUI under load: {args.sessions} live sessions ({kind}), "
               f"{args.rate} log lines/s requested, {lines} published in {wall + 1:.1f} s, tick 0.2 s, 100x30")
         print(describe("key -> screen (cursor move)", moves))
         print(describe("key -> screen (filter, p)", filters))
@@ -145,4 +192,5 @@ if __name__ == "__main__":
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--presses", type=int, default=200)
+    parser.add_argument("--real", action="store_true", help="real SMTP connections on 127.0.0.1 instead")
     asyncio.run(main(parser.parse_args()))
