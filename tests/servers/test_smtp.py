@@ -239,3 +239,25 @@ def test_accounts_added_by_another_process_work_at_once(server):
     server.wait_for(lambda: server.engine.directory.get("late@new.test") is not None)  # within a second
     with smtplib.SMTP("127.0.0.1", server.ports.smtp) as client:
         assert client.sendmail("a@b.test", ["late@new.test"], b"Subject: hi\r\n\r\nx\r\n") == {}
+
+
+def test_a_whole_session_pasted_at_once(server):
+    """Students paste the lab's commands in one go: the text after DATA is message data, not commands."""
+    t = Telnet(server.ports.smtp)
+    t.reply()
+    t.send(b"helo admin\nmail from:tester@lab.test\nrcpt to:tatareva@lab.test\ndata\n"
+           b"Subject: pasted\n\nmail \xd1\x82\xd0\xb5\xd0\xba\xd1\x81\xd1\x82 with a back\x08space\n.\nquit\n", end=b"")
+    assert [t.reply()[0][:3] for _ in range(6)] == ["250", "250", "250", "354", "250", "221"]
+    assert t.closed()
+    [message] = inbox(server, "tatareva@lab.test")
+    assert message.endswith("Subject: pasted\n\nmail текст with a back\x08space\n".encode())
+    server.wait_for(lambda: "SMTP session successful" in server.log_text("SMTP-in"))
+    log = server.log_text("SMTP-in")
+    assert "текст" not in log and "Subject: pasted" not in log and "<-- quit" in log
+
+
+def test_pasted_text_after_a_refused_data_is_read_as_commands(server):
+    t = Telnet(server.ports.smtp)
+    t.reply()
+    t.send(b"helo admin\ndata\nnoop\n", end=b"")
+    assert [t.reply()[0][:3] for _ in range(3)] == ["250", "503", "250"]

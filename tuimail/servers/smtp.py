@@ -77,6 +77,7 @@ class TuimailSMTP(SMTP):
         self._deadline: asyncio.TimerHandle | None = None
         self._replies: list[bytes] = []  # replies held while pipelined commands wait (RFC 2920)
         self._in_data = False
+        self._awaiting_data_reply = False
         self._secret_next = False  # the next client line answers a 334 challenge
         # SASL reply lines announced by the AUTH line itself: a pasted (pipelined) AUTH LOGIN's
         # username and password are read before the server has sent any 334 (RFC 4954 §4)
@@ -150,6 +151,9 @@ class TuimailSMTP(SMTP):
         self._pending = b""
         out = bytearray()
         while data:
+            if self._awaiting_data_reply:  # hold what follows DATA until we know if it is message text
+                self._pending = data
+                break
             if self._in_data:
                 consumed = self._take_data(data, out)
             else:
@@ -204,6 +208,9 @@ class TuimailSMTP(SMTP):
             text = line.decode("utf-8", "replace")
             self._log_in(mask_smtp(text))
             self._secret_lines = sasl_reply_lines(text)
+            # a whole session pasted at once: the lines after DATA are message text only if the
+            # server answers 354 (RFC 2920 §3.1: DATA ends a pipelined group)
+            self._awaiting_data_reply = text.strip().upper() == "DATA"
         out += line + b"\r\n"
         return nl + 1
 
@@ -251,6 +258,10 @@ class TuimailSMTP(SMTP):
             self._arm_deadline(True, 2 * self.engine.config.settings.policy.command_timeout)
         elif text.startswith("334") and not self._secret_lines:
             self._secret_next = True
+        if self._awaiting_data_reply and not self._reader._buffer:  # this is DATA's own reply
+            self._awaiting_data_reply = False
+            if self._pending:
+                self.loop.call_soon(self.data_received, b"")  # now read what was held, as data or commands
         self._replies.append(data)
         # RFC 2920 §3.1: while pipelined commands wait in the input, replies may be held and sent
         # together; one write instead of three matters when a system call is expensive.
@@ -350,10 +361,13 @@ class TuimailSMTP(SMTP):
 
     async def _check(self, login: bytes, password: bytes) -> AuthResult:
         name = login.decode("utf-8", "replace")
+        guard, ip = self.engine.guard, self.record.peer_host if self.record else "?"
+        if guard.block_of(ip) is not None:  # blocked while this connection was open: check nothing
+            self._abort(BLOCKED)
+            return AuthResult(success=False, handled=True)
         outcome, account = await asyncio.to_thread(
             self.engine.directory.authenticate, name, password.decode("utf-8", "replace"), Service.SMTP
         )
-        guard, ip = self.engine.guard, self.record.peer_host if self.record else "?"
         if outcome is not AuthOutcome.OK or account is None:
             if self.record:
                 self.record.note(f"Authentication failed for {name}: {outcome.value}")
