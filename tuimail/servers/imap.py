@@ -153,6 +153,9 @@ class ImapConnection(LineConnection):
         await self._apply_paced(outcome)
         while outcome.auth is not None and self.transport is not None and not self.transport.is_closing():
             request = outcome.auth
+            if self.engine.guard.block_of(self.session.peer_host) is not None:
+                self._abort(BLOCKED)  # blocked by failures on another connection: no more guesses
+                return
             result, account = await asyncio.to_thread(
                 self.engine.directory.authenticate, request.login, request.password, Service.IMAP
             )
