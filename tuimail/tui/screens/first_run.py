@@ -18,9 +18,9 @@ from tuimail.tui.dialogs.domain_form import detected_ip, domain_errors
 from tuimail.tui.widgets.form_row import FormRow
 
 INTRO = (
-    "Welcome to tuimail. No mail domain is set up yet.\n"
-    "Give the domain your teacher assigned (e.g. your group number: group42.lab), the IP address\n"
-    "clients will use, and the first account, which is an administrator."
+    "Welcome to tuimail. No mail domain is set up yet. Give the domain your teacher assigned "
+    "(e.g. your group number: group42.lab), the IP address clients will use, and the first account, "
+    "which is an administrator."
 )
 
 

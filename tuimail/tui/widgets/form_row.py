@@ -32,6 +32,7 @@ class FormRow(Horizontal):
         error = self.query_one(".form-error", Static)
         error.update(message or "")
         error.display = bool(message)
+        self.query_one(".form-hint").display = bool(self.hint) and not message  # the error says it all
         self.set_class(bool(message), "invalid")
 
     @property
