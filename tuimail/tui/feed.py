@@ -47,7 +47,7 @@ def log_line(event: Event) -> tuple[Protocol, str] | None:
 class Transcripts:
     """Each session's transcript lines (bounded), kept a while after it closes for export."""
 
-    def __init__(self, per_session: int = 5000, closed_kept: int = 200) -> None:
+    def __init__(self, per_session: int = 2000, closed_kept: int = 200) -> None:
         self.per_session = per_session
         self.closed_kept = closed_kept
         self._lines: dict[int, deque[str]] = {}
