@@ -20,6 +20,7 @@ import logging
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from tuimail.core.events import (
     Event,
@@ -90,6 +91,7 @@ class LogWriter:
         self.max_bytes = max_bytes
         self.backups = backups
         self._open: dict[int, tuple[Protocol, list[str], int]] = {}
+        self._files: dict[Protocol, BinaryIO] = {}
 
     def path(self, protocol: Protocol) -> Path:
         return self.log_dir / f"{protocol.value}.log"
@@ -116,21 +118,31 @@ class LogWriter:
         self._write(protocol, "\n".join(block) + "\n")
 
     def close(self) -> None:
-        """At shutdown: write the blocks of sessions that never closed."""
+        """At shutdown: write the blocks of sessions that never closed, and close the files."""
         for sid in list(self._open):
             self._open[sid][1].append(stamp(now()) + "Session still open at server stop")
             self._flush(sid, now())
+        for handle in self._files.values():
+            handle.close()
+        self._files.clear()
 
     def _write(self, protocol: Protocol, text: str) -> None:
-        path = self.path(protocol)
+        """Append one whole block. The files stay open (an open() per session cost more than the
+        write); each block is flushed at once so a `tail -f` or the TUI sees it."""
         data = text.encode("utf-8", "replace")
         try:
-            if path.exists() and path.stat().st_size + len(data) > self.max_bytes:
-                self._rotate(path)
-            with open(path, "ab") as f:
-                f.write(data)
+            handle = self._files.get(protocol)
+            if handle is None:
+                handle = self._files[protocol] = open(self.path(protocol), "ab")
+            if handle.tell() and handle.tell() + len(data) > self.max_bytes:
+                handle.close()
+                self._rotate(self.path(protocol))
+                handle = self._files[protocol] = open(self.path(protocol), "ab")
+            handle.write(data)
+            handle.flush()
         except OSError:
-            logging.getLogger(__name__).exception("cannot write %s", path)
+            self._files.pop(protocol, None)
+            logging.getLogger(__name__).exception("cannot write %s", self.path(protocol))
 
     def _rotate(self, path: Path) -> None:
         if self.backups == 0:
