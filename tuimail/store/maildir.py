@@ -40,6 +40,7 @@ SPECIAL_USE = {"Drafts": "\\Drafts", "Sent": "\\Sent", "Junk": "\\Junk", "Trash"
 _NAME_RE = re.compile(r"^[^/\\.\x00-\x1f\x7f]+$")
 _SIZE_RE = re.compile(r",S=(\d+)")
 _WSIZE_RE = re.compile(r",W=(\d+)")
+_TIME_RE = re.compile(r"^(\d+)\.M(\d{1,6})P")  # the unique name's time (Maildir convention)
 _counter = itertools.count()
 _HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
 
@@ -75,8 +76,10 @@ def to_crlf(data: bytes) -> bytes:
     return data.replace(b"\n", b"\r\n")
 
 
-def unique_base(size: int, wire_size: int) -> str:
-    now = time.time()
+def unique_base(size: int, wire_size: int, when: float | None = None) -> str:
+    """`<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>,W=<wire size>`: the time is the message's internal
+    date (now, or APPEND's date), so an index is built from names alone, without a stat per file."""
+    now = time.time() if when is None else when
     sec, usec = int(now), int((now % 1) * 1_000_000)
     return f"{sec}.M{usec:06d}P{os.getpid()}Q{next(_counter)}.{_HOST},S={size},W={wire_size}"
 
@@ -86,7 +89,7 @@ def write_durably(directory: Path, data: bytes, subdir: str, flags: str = "", mt
 
     Returns the final file name. After it returns, the message survives a crash.
     """
-    base = unique_base(len(data), len(data) + data.count(b"\n"))
+    base = unique_base(len(data), len(data) + data.count(b"\n"), mtime)
     name = base if subdir == "new" else f"{base}:2,{flags}"
     tmp = directory / "tmp" / base
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -154,6 +157,7 @@ class Folder:
         self._uidvalidity = 0
         self._uidnext = 1
         self._uidlist_lines = 0
+        self._known_uids: dict[str, int] = {}  # uid list entries not yet matched to a file
         self._mtimes: tuple[int, int] | None = None
         self._own_stamp: tuple[int, int] | None = None  # mtimes our own last change produced
         self._scanned_at = 0.0
@@ -235,10 +239,14 @@ class Folder:
             if old is not None:
                 self._by_uid[uid] = replace(old, subdir=subdir, flags=flags)
             else:
-                ref = self._make_ref(base, subdir, flags, entry)
-                if ref is not None:
+                known = self._known_uids.pop(base, None)
+                ref = self._make_ref(base, subdir, flags, entry, known or 0)
+                if ref is not None and known is not None:  # listed in the uid list already
+                    self._by_uid[known] = ref
+                    self._uid_of_base[base] = known
+                elif ref is not None:
                     fresh.append(ref)
-                continue
+                    continue
             changed = True
         # uids follow arrival order (mtime, then the time-based unique name)
         for ref in sorted(fresh, key=lambda r: (r.internaldate, r.base)):
@@ -255,19 +263,25 @@ class Folder:
         return changed
 
     @staticmethod
-    def _make_ref(base: str, subdir: str, flags: str, entry: os.DirEntry) -> MessageRef | None:
+    def _make_ref(base: str, subdir: str, flags: str, entry: os.DirEntry, uid: int = 0) -> MessageRef | None:
+        size_m, wsize_m, time_m = _SIZE_RE.search(base), _WSIZE_RE.search(base), _TIME_RE.match(base)
+        if size_m and wsize_m and time_m:  # everything is in the name: no system call per message
+            when = int(time_m.group(1)) + int(time_m.group(2)) / 1_000_000
+            return MessageRef(uid, base, subdir, flags, int(size_m.group(1)), int(wsize_m.group(1)), when)
         try:
             st = entry.stat()
         except FileNotFoundError:
             return None
-        size_m, wsize_m = _SIZE_RE.search(base), _WSIZE_RE.search(base)
         size = int(size_m.group(1)) if size_m else st.st_size
         if wsize_m:
             wire = int(wsize_m.group(1))
         else:  # a file someone else wrote without W=: count its lines once
-            with open(entry.path, "rb") as f:
-                wire = size + f.read().count(b"\n")
-        return MessageRef(0, base, subdir, flags, size, wire, st.st_mtime)
+            try:
+                with open(entry.path, "rb") as f:
+                    wire = size + f.read().count(b"\n")
+            except FileNotFoundError:
+                return None
+        return MessageRef(uid, base, subdir, flags, size, wire, st.st_mtime)
 
     def _own_change(self) -> None:
         """After a change this object made itself (under the lock): the index is exact."""
@@ -336,29 +350,9 @@ class Folder:
                 self._uid_of_base[base] = uid
                 self._uidnext = max(self._uidnext, uid + 1)
         self._uidlist_lines = len(lines) - 1
-        # refs are built by the first rescan; keep the uids known so far
-        self._pending_uids = dict(self._uid_of_base)
+        # the first rescan builds the refs, giving each file the uid the list already holds for it
+        self._known_uids = self._uid_of_base
         self._uid_of_base = {}
-        self._adopt_known()
-
-    def _adopt_known(self) -> None:
-        """First scan: match files on disk to the uids the list already gave them."""
-        known = self._pending_uids
-        for subdir in ("new", "cur"):
-            try:
-                entries = list(os.scandir(self.path / subdir))
-            except FileNotFoundError:
-                continue
-            for entry in entries:
-                base, flags = _parse_name(entry.name)
-                uid = known.get(base)
-                if uid is None:
-                    continue
-                ref = self._make_ref(base, subdir, flags, entry)
-                if ref is not None:
-                    self._by_uid[uid] = replace(ref, uid=uid)
-                    self._uid_of_base[base] = uid
-        self._sorted = None
 
     def _write_uidlist(self) -> None:
         lines = [f"V{self._uidvalidity} N{self._uidnext}\n"]
