@@ -29,7 +29,7 @@ async def test_live_session_appears_and_k_y_kills_it(make_app):
         reader, writer = await smtp_client(app)
         table = app.query_one("#sessions-table", DataTable)
         await until(pilot, lambda: table.row_count == 1, what="session row")
-        row = table.get_row_at(0)
+        row = [str(cell) for cell in table.get_row_at(0)]  # cells are rich Text
         assert row[1] == "SMTP" and row[2].startswith("127.0.0.1:") and row[9] == "helo student"
         assert app.focused is table  # keys work at once
         await pilot.press("k")
@@ -87,7 +87,7 @@ async def test_session_window_shows_masked_transcript_kills_and_exports(make_app
             await writer.drain()
             assert (await reader.readline()).startswith(b"+OK")
         table = app.query_one("#sessions-table", DataTable)
-        await until(pilot, lambda: table.row_count == 1 and table.get_row_at(0)[3] == "tester@lab.test")
+        await until(pilot, lambda: table.row_count == 1 and str(table.get_row_at(0)[3]) == "tester@lab.test")
         await pilot.press("enter")
         assert isinstance(app.screen, SessionWindow)
         await until(pilot, lambda: "<-- PASS *****" in screen_text(app), what="masked PASS line")
@@ -135,3 +135,17 @@ async def test_f12_saves_an_svg_screenshot_and_says_where(make_app):
         shots = list(app.config.base.glob("tuimail-logs-*.svg"))
         assert len(shots) == 1 and shots[0].read_text().startswith("<svg")
         assert any(str(shots[0]) in n.message for n in app._notifications)
+
+
+async def test_typed_brackets_are_shown_as_typed_not_as_markup(make_app):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        reader, writer = await smtp_client(app)
+        writer.write(b"[/b]oops\n")  # rich markup would fail on a closing tag with no opening one
+        await writer.drain()
+        assert (await reader.readline()).startswith(b"500")
+        table = app.query_one("#sessions-table", DataTable)
+        await until(pilot, lambda: table.row_count == 1 and str(table.get_row_at(0)[9]) == "[/b]oops")
+        await until(pilot, lambda: "[/b]oops" in screen_text(app), what="shown as typed")
+        writer.close()

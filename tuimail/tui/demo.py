@@ -78,7 +78,11 @@ def demo_engine(folder: Path) -> tuple[Engine, Clock]:
         session.bytes_in, session.bytes_out = b_in, b_out
         ins = [t for kind, t in LIVE[session.sid - 11][9] if kind == "in"]
         session.last_command = ins[-1] if ins else ""
-    return engine, fixed_clock(WALL, MONO)
+    clock = fixed_clock(WALL, MONO)
+    engine.guard.clock = clock.monotonic  # the block's countdown stands still in the pictures
+    for _ in range(config.settings.policy.auth_failures_before_block):
+        engine.guard.auth_failed("192.168.1.66", "root")  # someone guessing passwords: blocked
+    return engine, clock
 
 
 def publish_transcripts(engine: Engine) -> None:

@@ -1,8 +1,13 @@
-"""The Sessions tab: every live session in a DataTable, updated a few times a second.
+"""The Sessions tab: every live session in a DataTable, updated a few times a second, and under it
+the addresses blocked for failed logins (a titled panel shown only while there is one).
 
 Keys: `k`/Delete kill the selected session (after a one-key `y`), `p` cycles a protocol filter,
-Enter opens the session window. The app calls `refresh_rows()` on every tick; only cells whose text
-changed are updated, and rows of closed sessions are pruned in one batch.
+Enter opens the session window, `u` releases the blocked address under the panel's cursor (shown in
+the footer only while something is blocked; the release goes to system.log). The app calls
+`refresh_rows()` on every tick; only cells whose text changed are updated, rows of closed sessions
+are pruned in one batch, and at most `BATCH` new rows are added per screen update (the rest follow
+on the next frames), so a filter change or a burst of new sessions never stalls a key press.
+Cells are rich `Text`, never markup: what a student types (`[/b]`) is shown as typed.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from typing import TYPE_CHECKING
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from rich.text import Text
 from textual.widgets import DataTable, Static
 
 from tuimail.core.events import Protocol
@@ -19,6 +25,7 @@ from tuimail.tui.dialogs.confirm import ConfirmDialog
 from tuimail.tui.text import duration
 
 if TYPE_CHECKING:
+    from tuimail.core.guard import Block
     from tuimail.servers.sessions import Session
     from tuimail.tui.clock import Clock
 
@@ -26,6 +33,8 @@ COLUMNS = ("id", "proto", "peer", "user", "state", "started", "idle", "in", "out
 FILTERS: tuple[Protocol | None, ...] = (None, Protocol.SMTP, Protocol.POP3, Protocol.IMAP)
 IDLE = COLUMNS.index("idle")
 REBUILD_ABOVE = 64  # removing more rows than this at once: rebuild the table instead (remove_row is O(n))
+BATCH = 100  # new rows added per screen update (DataTable measures every cell of a new row)
+RELEASED_BY = "the operator (TUI)"
 
 
 def row_for(session: Session, clock: Clock) -> tuple[str, ...]:
@@ -43,18 +52,30 @@ def row_for(session: Session, clock: Clock) -> tuple[str, ...]:
     )
 
 
+def cells(row: tuple[str, ...]) -> list[Text]:
+    return [Text(value, no_wrap=True, end="") for value in row]
+
+
+def block_row(block: Block, now: float) -> tuple[str, str, str]:
+    return (block.ip, str(block.failures), duration(block.until - now + 0.999))  # time left, rounded up
+
+
 class SessionsPane(Vertical):
     BINDINGS = [
         Binding("k", "kill", "Kill"),
         Binding("delete", "kill", "Kill", show=False),
         Binding("p", "cycle_filter", "Protocol filter"),
         Binding("enter", "open", "Open window"),
+        Binding("u", "unblock", "Unblock"),
     ]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.filter: Protocol | None = None
         self._rows: dict[int, tuple[str, ...]] = {}
+        self._cursor_to: int | None = None  # a session to select once its row is back (after a rebuild)
+        self._fill_pending = False
+        self._blocks: list[tuple[str, str, str]] = []
 
     def compose(self) -> ComposeResult:
         yield Static(id="sessions-summary")
@@ -62,6 +83,13 @@ class SessionsPane(Vertical):
         for name in COLUMNS:
             table.add_column(name, key=name)
         yield table
+        with Vertical(id="blocks-panel") as panel:
+            panel.border_title = "Blocked after failed logins"
+            panel.border_subtitle = "u unblocks"
+            blocks: DataTable = DataTable(id="blocks-table", cursor_type="row", show_cursor=True)
+            for name in ("address", "failures", "time left"):
+                blocks.add_column(name, key=name)
+            yield blocks
 
     @property
     def table(self) -> DataTable:
@@ -79,41 +107,56 @@ class SessionsPane(Vertical):
         keep = {s.sid for s in live}
         gone = [sid for sid in self._rows if sid not in keep]
         if len(gone) > REBUILD_ABOVE:
-            self._rebuild(live, clock)
+            self._clear()
         else:
             for sid in gone:
                 table.remove_row(str(sid))
                 del self._rows[sid]
-            top = int(table.scroll_y)
-            bottom = top + table.size.height
-            for session in live:
-                row = row_for(session, clock)
-                key = str(session.sid)
-                old = self._rows.get(session.sid)
-                if old is None:
-                    table.add_row(*row, key=key)
-                elif old != row:
-                    if not top <= table.get_row_index(key) <= bottom:
-                        # off screen: skip the idle clock (it changes every second on every row);
-                        # the row catches up on the first tick after it scrolls into view
-                        row = row[:IDLE] + old[IDLE : IDLE + 1] + row[IDLE + 1 :]
-                    for column, before, after in zip(COLUMNS, old, row):
-                        if before != after:
-                            table.update_cell(key, column, after)
-                self._rows[session.sid] = row
-        self._summary(len(engine.sessions), len(live))
-
-    def _rebuild(self, live: list[Session], clock: Clock) -> None:
-        table = self.table
-        selected = self.selected_sid()
-        table.clear()
-        self._rows = {}
+        top = int(table.scroll_y)
+        bottom = top + table.size.height
+        added = 0
         for session in live:
+            old = self._rows.get(session.sid)
+            if old is None and added == BATCH:
+                continue  # added on the next frame (see _fill)
             row = row_for(session, clock)
-            table.add_row(*row, key=str(session.sid))
+            key = str(session.sid)
+            if old is None:
+                table.add_row(*cells(row), key=key)
+                added += 1
+            elif old != row:
+                if not top <= table.get_row_index(key) <= bottom:
+                    # off screen: skip the idle clock (it changes every second on every row);
+                    # the row catches up on the first tick after it scrolls into view
+                    row = row[:IDLE] + old[IDLE : IDLE + 1] + row[IDLE + 1 :]
+                for column, before, after in zip(COLUMNS, old, row):
+                    if before != after:
+                        table.update_cell(key, column, Text(after, no_wrap=True, end=""))
             self._rows[session.sid] = row
-        if selected in self._rows:
-            table.move_cursor(row=table.get_row_index(str(selected)))
+        if self._cursor_to in self._rows:
+            table.move_cursor(row=table.get_row_index(str(self._cursor_to)))
+            self._cursor_to = None
+        if len(self._rows) < len(live):
+            if not self._fill_pending:
+                self._fill_pending = True
+                self.call_after_refresh(self._fill)
+        else:
+            self._cursor_to = None  # its session ended or is filtered out
+        self._summary(len(engine.sessions), len(live))
+        self.refresh_blocks()
+
+    def _fill(self) -> None:
+        self._fill_pending = False
+        self.refresh_rows()
+
+    def _clear(self) -> None:
+        """Empty the table (one O(1) call instead of hundreds of O(n) removals); refresh_rows adds
+        the rows back in order, a batch per frame, and puts the cursor back on the same session."""
+        selected = self.selected_sid()
+        if selected is not None:
+            self._cursor_to = selected
+        self.table.clear()
+        self._rows = {}
 
     def _summary(self, total: int, shown: int) -> None:
         label = "all protocols" if self.filter is None else f"{self.filter.label} only"
@@ -136,9 +179,65 @@ class SessionsPane(Vertical):
     # ----- actions --------------------------------------------------------------------------
 
     def action_cycle_filter(self) -> None:
+        """The summary says the new filter at once; the rows follow a batch per frame."""
         self.filter = FILTERS[(FILTERS.index(self.filter) + 1) % len(FILTERS)]
-        self._rebuild([s for s in self.app.engine.sessions if self.filter in (None, s.protocol)], self.app.clock)
-        self._summary(len(self.app.engine.sessions), len(self._rows))
+        self._clear()
+        self.refresh_rows()
+
+    # ----- blocked addresses ----------------------------------------------------------------
+
+    @property
+    def blocks_table(self) -> DataTable:
+        return self.query_one("#blocks-table", DataTable)
+
+    def refresh_blocks(self) -> None:
+        guard = self.app.engine.guard
+        rows = [block_row(b, guard.clock()) for b in guard.blocks()]
+        if rows == self._blocks:
+            return
+        table = self.blocks_table
+        if [r[0] for r in rows] == [r[0] for r in self._blocks]:
+            for before, after in zip(self._blocks, rows):  # the same addresses: only the countdown moved
+                if before != after:
+                    table.update_cell(after[0], "time left", after[2])
+                    table.update_cell(after[0], "failures", after[1])
+        else:
+            selected = self.selected_block()
+            table.clear()
+            for row in rows:
+                table.add_row(*row, key=row[0])
+            if selected in (r[0] for r in rows):
+                table.move_cursor(row=table.get_row_index(selected))
+        if bool(rows) != bool(self._blocks):
+            self.query_one("#blocks-panel").set_class(bool(rows), "shown")
+            self.refresh_bindings()  # `u` shows in the footer only while something is blocked
+            if not rows and table.has_focus:
+                self.focus_main()
+        self._blocks = rows
+
+    def selected_block(self) -> str | None:
+        table = self.blocks_table
+        if table.row_count == 0:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:
+            return None
+
+    def action_unblock(self) -> None:
+        ip = self.selected_block()
+        if ip is None:
+            return
+        if self.app.engine.guard.release(ip, by=RELEASED_BY):  # system.log: "Block of ip released by ..."
+            self.app.notify(f"Released {ip}: it may connect and log in again")
+        else:
+            self.app.notify(f"The block of {ip} had already ended")
+        self.refresh_blocks()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "unblock":
+            return bool(self._blocks)
+        return True
 
     def action_kill(self) -> None:
         sid = self.selected_sid()
@@ -152,7 +251,8 @@ class SessionsPane(Vertical):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.action_open()
+        if event.data_table is self.table:
+            self.action_open()
 
 
 def confirm_kill(app, sid: int) -> None:
