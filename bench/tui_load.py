@@ -7,9 +7,11 @@ event bus), so the figures are the UI's cost. With `--real`, they are real SMTP 
 127.0.0.1 (bounded by --sessions) that send `noop` (one line in, one out); the SMTP server then runs
 in the same process and its cost is in the figures too.
 
-It prints, for a cursor move (`down`/`up`) and for the protocol filter (`p`, rebuilds the table),
-the time from the key press to the next screen update (median and 99th percentile), and the
-process's CPU share over the run (app, engine and load generator share the process).
+It prints, for a cursor move (`down`/`up`) and for the protocol filter (`p`, switches to that
+filter's table), the time from the key press to the next screen update (median, 90th and 99th
+percentile), the UI tick's own cost, the pauses of Python's full (generation 2) garbage collections
+during the run (they stop everything, so they set most of the slowest presses), and the process's
+CPU share over the run (app, engine and load generator share the process).
 
     .venv/bin/python bench/tui_load.py [--sessions 1000] [--rate 500] [--presses 200] [--real]
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import random
 import socket
 import statistics
@@ -128,8 +131,30 @@ async def measure(app, pilot, keys: list[str], presses: int) -> list[float]:
 
 def describe(name: str, values: list[float]) -> str:
     values = sorted(values)
-    p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
-    return f"{name:<28} n={len(values):4}  median {statistics.median(values):6.1f} ms  p99 {p99:6.1f} ms  max {values[-1]:6.1f} ms"
+    if not values:
+        return f"{name:<28} n=   0"
+
+    def pct(p: float) -> float:
+        return values[min(len(values) - 1, int(len(values) * p))]
+
+    return (f"{name:<28} n={len(values):4}  median {statistics.median(values):6.1f} ms  p90 {pct(0.9):6.1f} ms  "
+            f"p99 {pct(0.99):6.1f} ms  max {values[-1]:6.1f} ms")
+
+
+def watch_full_collections() -> tuple[list[float], object]:
+    """Record each generation-2 collection's pause (ms); returns the list and the gc callback."""
+    pauses: list[float] = []
+    started = [0.0]
+
+    def callback(phase: str, info: dict) -> None:
+        if info["generation"] == 2:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                pauses.append((time.perf_counter() - started[0]) * 1000)
+
+    gc.callbacks.append(callback)
+    return pauses, callback
 
 
 async def main(args) -> None:
@@ -169,8 +194,10 @@ async def main(args) -> None:
             load = asyncio.create_task(drive(engine, sessions, args.rate, stop))
         await asyncio.sleep(1.0)  # let the load settle
         cpu0, wall0 = time.process_time(), time.perf_counter()
+        pauses, callback = watch_full_collections()
         moves = await measure(app, pilot, ["down", "up"], args.presses)
         filters = await measure(app, pilot, ["p"], max(20, args.presses // 10))
+        gc.callbacks.remove(callback)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         stop.set()
         lines = await load
@@ -184,6 +211,7 @@ async def main(args) -> None:
         print(describe("key -> screen (cursor move)", moves))
         print(describe("key -> screen (filter, p)", filters))
         print(describe("one UI tick (0.2 s timer)", ticks))
+        print(describe("full GC collection (pause)", pauses))
         print(f"CPU share of the process:    {100 * cpu / wall:.0f}% of one core over {wall:.1f} s")
 
 

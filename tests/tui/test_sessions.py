@@ -10,6 +10,7 @@ from textual.widgets import DataTable
 from tests.tui.tools import ready, screen_text, until
 from tuimail.core.events import Protocol
 from tuimail.tui.screens.session_window import SessionWindow
+from tuimail.tui.widgets.sessions_pane import SessionsPane
 
 
 async def smtp_client(app):
@@ -64,15 +65,16 @@ async def test_protocol_filter_cycles(make_app):
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
         _, writer = await smtp_client(app)
-        table = app.query_one("#sessions-table", DataTable)
-        await until(pilot, lambda: table.row_count == 1)
+        pane = app.query_one(SessionsPane)
+        await until(pilot, lambda: pane.table.row_count == 1)
         await pilot.press("p")  # SMTP only
-        assert table.row_count == 1
+        assert pane.table.row_count == 1 and app.focused is pane.table
+        assert "SMTP only (1)" in screen_text(app) and "SMTP" in str(pane.table.get_row_at(0)[1])
         await pilot.press("p")  # POP3 only
-        assert table.row_count == 0
-        assert "POP3 only" in screen_text(app)
+        assert pane.table.row_count == 0 and app.focused is pane.table
+        assert "POP3 only (0)" in screen_text(app)
         await pilot.press("p", "p")  # IMAP, then all again
-        assert table.row_count == 1
+        assert pane.table.row_count == 1 and "all protocols (1)" in screen_text(app)
         writer.close()
 
 
@@ -149,3 +151,37 @@ async def test_typed_brackets_are_shown_as_typed_not_as_markup(make_app):
         await until(pilot, lambda: table.row_count == 1 and str(table.get_row_at(0)[9]) == "[/b]oops")
         await until(pilot, lambda: "[/b]oops" in screen_text(app), what="shown as typed")
         writer.close()
+
+
+async def test_filter_tables_follow_sessions_that_open_and_close_while_hidden(make_app):
+    """250 sessions (more than a frame's batch of rows) in the registry the servers use; each filter
+    has its own table, kept up to date while hidden, so `p` shows the right rows at once."""
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        registry = app.engine.sessions
+        protocols = (Protocol.SMTP, Protocol.POP3, Protocol.IMAP)
+        sessions = [registry.open(protocols[n % 3], ("127.0.0.1", 40000 + n), 2525, lambda reason: None)
+                    for n in range(250)]
+        pane = app.query_one(SessionsPane)
+
+        def sids(table) -> list[int]:
+            return [int(str(table.get_row_at(i)[0])) for i in range(table.row_count)]
+
+        await until(pilot, lambda: pane.table.row_count == 250, what="all rows, a batch per frame")
+        assert sids(pane.table) == [s.sid for s in sessions]  # in order
+        await pilot.press("down", "down", "down")  # the 4th session: SMTP
+        chosen = sessions[3]
+        assert pane.selected_sid() == chosen.sid
+        await pilot.press("p")  # SMTP only: the same session stays selected
+        assert pane.selected_sid() == chosen.sid and pane.table.row_count == 84
+        for session in sessions[:30]:  # 10 of each protocol end while SMTP is shown
+            registry.close(session, "client quit")
+        late = registry.open(Protocol.POP3, ("127.0.0.1", 41000), 2110, lambda reason: None)
+        await until(pilot, lambda: pane.table.row_count == 74, what="closed SMTP rows gone")
+        await pilot.press("p")  # POP3 only
+        assert sids(pane.table) == [s.sid for s in sessions[30:] if s.protocol is Protocol.POP3] + [late.sid]
+        assert "POP3 only (74)" in screen_text(app)
+        await pilot.press("p", "p")  # IMAP, then all
+        assert sids(pane.table) == [s.sid for s in sessions[30:]] + [late.sid]
+        assert "221 live sessions; showing all protocols (221)" in screen_text(app)

@@ -6,6 +6,7 @@ the app's own event loop. It only wires things together: the engine's events are
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.resources
 from collections import defaultdict
 from pathlib import Path
@@ -105,6 +106,9 @@ class TuimailApp(App[int]):
             await self.engine.start()
         self.engine_ready.set()
         self.tick()
+        # The objects made so far (modules, widgets, config) live as long as the app: move them out
+        # of the collector's sight, so a full collection (it stops the UI) scans half as much.
+        gc.freeze()
 
     def _read_log_tails(self) -> dict[Protocol, list[str]]:
         return {p: read_tail(self.engine.logs.path(p), MAX_LINES) for p in LOG_PROTOCOLS}

@@ -6,7 +6,9 @@ Enter opens the session window, `u` releases the blocked address under the panel
 the footer only while something is blocked; the release goes to system.log). The app calls
 `refresh_rows()` on every tick; only cells whose text changed are updated, rows of closed sessions
 are pruned in one batch, and at most `BATCH` new rows are added per screen update (the rest follow
-on the next frames), so a filter change or a burst of new sessions never stalls a key press.
+on the next frames), so a burst of new sessions never stalls a key press. There is one table per
+protocol filter, all kept up to date (hidden ones without the idle clock), so `p` only switches
+which one is shown: with 1,000 sessions a rebuild would take hundreds of milliseconds.
 Cells are rich `Text`, never markup: what a student types (`[/b]`) is shown as typed.
 """
 
@@ -14,11 +16,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from rich.text import Text
-from textual.widgets import DataTable, Static
+from textual.widgets import ContentSwitcher, DataTable, Static
 
 from tuimail.core.events import Protocol
 from tuimail.tui.dialogs.confirm import ConfirmDialog
@@ -60,6 +62,76 @@ def block_row(block: Block, now: float) -> tuple[str, str, str]:
     return (block.ip, str(block.failures), duration(block.until - now + 0.999))  # time left, rounded up
 
 
+class SessionTable(DataTable):
+    """The live sessions of one protocol filter (None: all), kept in step by `sync` on every tick."""
+
+    def __init__(self, protocol: Protocol | None, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.protocol = protocol
+        self.rows_shown: dict[int, tuple[str, ...]] = {}
+        self.cursor_to: int | None = None  # a session to select once its row is back (after a rebuild)
+        for name in COLUMNS:
+            self.add_column(name, key=name)
+
+    def sync(self, live: list[int], rows: dict[int, tuple[str, ...]], height: int | None) -> bool:
+        """Make the rows those of `live` (sids in order); `rows` holds every session's row. Only cells
+        that changed are updated; the idle clock only on screen (`height` lines from the scroll
+        position; None: hidden). At most BATCH rows are added; returns True if more are to come."""
+        keep = set(live)
+        gone = [sid for sid in self.rows_shown if sid not in keep]
+        if len(gone) > REBUILD_ABOVE:
+            self.cursor_to = self.selected_sid() or self.cursor_to
+            self.clear()  # one O(1) call instead of hundreds of O(n) removals; rows come back in order
+            self.rows_shown = {}
+        else:
+            for sid in gone:
+                self.remove_row(str(sid))
+                del self.rows_shown[sid]
+        top = int(self.scroll_y)
+        bottom = top + height if height is not None else -1
+        added = 0
+        index = -1  # the rows are always a prefix of `live` in its order, so this is the row's index
+        for sid in live:
+            old = self.rows_shown.get(sid)
+            row = rows[sid]
+            key = str(sid)
+            if old is None:
+                if added == BATCH:
+                    continue  # added on the next frame (so are all the sessions after it)
+                self.add_row(*cells(row), key=key)
+                added += 1
+            index += 1
+            if old is not None and old != row:
+                if not top <= index <= bottom:
+                    # off screen: skip the idle clock (it changes every second on every row);
+                    # the row catches up on the first tick after it scrolls into view
+                    row = row[:IDLE] + old[IDLE : IDLE + 1] + row[IDLE + 1 :]
+                for column, before, after in zip(COLUMNS, old, row):
+                    if before != after:
+                        self.update_cell(key, column, Text(after, no_wrap=True, end=""))
+            self.rows_shown[sid] = row
+        if self.cursor_to in self.rows_shown:
+            self.move_cursor(row=self.get_row_index(str(self.cursor_to)))
+            self.cursor_to = None
+        if len(self.rows_shown) < len(live):
+            return True
+        self.cursor_to = None  # its session has ended
+        return False
+
+    def selected_sid(self) -> int | None:
+        if self.row_count == 0:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except Exception:
+            return None
+        return int(key.value) if key.value is not None else None
+
+
+def table_id(protocol: Protocol | None) -> str:
+    return "sessions-table" if protocol is None else f"sessions-table-{protocol.name.lower()}"
+
+
 class SessionsPane(Vertical):
     BINDINGS = [
         Binding("k", "kill", "Kill"),
@@ -72,17 +144,15 @@ class SessionsPane(Vertical):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.filter: Protocol | None = None
-        self._rows: dict[int, tuple[str, ...]] = {}
-        self._cursor_to: int | None = None  # a session to select once its row is back (after a rebuild)
         self._fill_pending = False
         self._blocks: list[tuple[str, str, str]] = []
 
     def compose(self) -> ComposeResult:
         yield Static(id="sessions-summary")
-        table: DataTable = DataTable(id="sessions-table", cursor_type="row", zebra_stripes=True)
-        for name in COLUMNS:
-            table.add_column(name, key=name)
-        yield table
+        # one table per filter, all kept up to date: `p` only switches which one is shown
+        with ContentSwitcher(id="sessions-tables", initial=table_id(None)):
+            for protocol in FILTERS:
+                yield SessionTable(protocol, id=table_id(protocol))
         with Vertical(id="blocks-panel") as panel:
             panel.border_title = "Blocked after failed logins"
             panel.border_subtitle = "u unblocks"
@@ -92,71 +162,34 @@ class SessionsPane(Vertical):
             yield blocks
 
     @property
-    def table(self) -> DataTable:
-        return self.query_one("#sessions-table", DataTable)
+    def table(self) -> SessionTable:
+        """The table on screen (that of the current filter)."""
+        return self.query_one(f"#{table_id(self.filter)}", SessionTable)
 
     def focus_main(self) -> None:
         self.table.focus()
 
     # ----- live data ------------------------------------------------------------------------
 
-    def refresh_rows(self) -> None:
+    def refresh_rows(self, only: SessionTable | None = None) -> None:
         engine, clock = self.app.engine, self.app.clock
-        table = self.table
-        live = [s for s in engine.sessions if self.filter is None or s.protocol is self.filter]
-        keep = {s.sid for s in live}
-        gone = [sid for sid in self._rows if sid not in keep]
-        if len(gone) > REBUILD_ABOVE:
-            self._clear()
-        else:
-            for sid in gone:
-                table.remove_row(str(sid))
-                del self._rows[sid]
-        top = int(table.scroll_y)
-        bottom = top + table.size.height
-        added = 0
-        for session in live:
-            old = self._rows.get(session.sid)
-            if old is None and added == BATCH:
-                continue  # added on the next frame (see _fill)
-            row = row_for(session, clock)
-            key = str(session.sid)
-            if old is None:
-                table.add_row(*cells(row), key=key)
-                added += 1
-            elif old != row:
-                if not top <= table.get_row_index(key) <= bottom:
-                    # off screen: skip the idle clock (it changes every second on every row);
-                    # the row catches up on the first tick after it scrolls into view
-                    row = row[:IDLE] + old[IDLE : IDLE + 1] + row[IDLE + 1 :]
-                for column, before, after in zip(COLUMNS, old, row):
-                    if before != after:
-                        table.update_cell(key, column, Text(after, no_wrap=True, end=""))
-            self._rows[session.sid] = row
-        if self._cursor_to in self._rows:
-            table.move_cursor(row=table.get_row_index(str(self._cursor_to)))
-            self._cursor_to = None
-        if len(self._rows) < len(live):
-            if not self._fill_pending:
-                self._fill_pending = True
-                self.call_after_refresh(self._fill)
-        else:
-            self._cursor_to = None  # its session ended or is filtered out
-        self._summary(len(engine.sessions), len(live))
+        sessions = list(engine.sessions)
+        rows = {s.sid: row_for(s, clock) for s in sessions}
+        shown = self.table
+        height = max(t.size.height for t in self.query(SessionTable))  # a hidden table has no size yet
+        more = False
+        for table in [only] if only else self.query(SessionTable):
+            live = [s.sid for s in sessions if table.protocol in (None, s.protocol)]
+            more |= table.sync(live, rows, height if table is shown else None)
+        if more and not self._fill_pending:
+            self._fill_pending = True
+            self.call_after_refresh(self._fill)
+        self._summary(len(sessions), sum(1 for s in sessions if self.filter in (None, s.protocol)))
         self.refresh_blocks()
 
     def _fill(self) -> None:
         self._fill_pending = False
         self.refresh_rows()
-
-    def _clear(self) -> None:
-        """Empty the table (one O(1) call instead of hundreds of O(n) removals); refresh_rows adds
-        the rows back in order, a batch per frame, and puts the cursor back on the same session."""
-        selected = self.selected_sid()
-        if selected is not None:
-            self._cursor_to = selected
-        self.table.clear()
-        self._rows = {}
 
     def _summary(self, total: int, shown: int) -> None:
         label = "all protocols" if self.filter is None else f"{self.filter.label} only"
@@ -167,22 +200,22 @@ class SessionsPane(Vertical):
             summary.update(text)
 
     def selected_sid(self) -> int | None:
-        table = self.table
-        if table.row_count == 0:
-            return None
-        try:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        except Exception:
-            return None
-        return int(key.value) if key.value is not None else None
+        return self.table.selected_sid()
 
     # ----- actions --------------------------------------------------------------------------
 
     def action_cycle_filter(self) -> None:
-        """The summary says the new filter at once; the rows follow a batch per frame."""
+        """Show the next filter's table (already up to date), on the same session if it is there."""
+        before = self.table
+        selected, focused = before.selected_sid(), before.has_focus
         self.filter = FILTERS[(FILTERS.index(self.filter) + 1) % len(FILTERS)]
-        self._clear()
-        self.refresh_rows()
+        table = self.table
+        self.query_one("#sessions-tables", ContentSwitcher).current = table.id
+        if selected in table.rows_shown:
+            table.move_cursor(row=table.get_row_index(str(selected)))
+        if focused:
+            table.focus()
+        self.refresh_rows(only=table)  # its idle clocks on screen catch up
 
     # ----- blocked addresses ----------------------------------------------------------------
 
