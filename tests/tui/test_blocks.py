@@ -60,8 +60,8 @@ async def test_blocked_address_is_listed_and_u_releases_it(strict_app):
         await until(pilot, lambda: blocks.row_count == 1, what="block listed")
         address, failures, left = (str(cell) for cell in blocks.get_row_at(0))
         assert (address, failures) == ("127.0.0.1", "2") and re.fullmatch(r"1[45]:\d\d", left)  # of 15 min
-        text = screen_text(app)
-        assert "Blocked after failed logins" in text and "127.0.0.1" in text
+        await until(pilot, lambda: "Blocked after failed logins" in screen_text(app), what="panel drawn")
+        assert "127.0.0.1" in screen_text(app)
         await until(pilot, lambda: "u Unblock" in footer_keys(app), what="key in the footer")
         refused = await asyncio.to_thread(greeting, ports.smtp)
         assert refused.startswith(b"421") and b"too many failed logins" in refused
@@ -92,6 +92,6 @@ async def test_header_warns_about_plaintext_passwords_off_loopback(tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
         assert app.engine.plaintext_warning
-        assert "passwords are accepted without TLS on 0.0.0.0" in screen_text(app)
+        await until(pilot, lambda: "passwords are accepted without TLS on 0.0.0.0" in screen_text(app))
         config.settings.policy.allow_plaintext_auth = False
         await until(pilot, lambda: "without TLS" not in screen_text(app), what="warning gone")
