@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tuimail.config import Config, ConfigError, DomainSettings
-from tuimail.core.addresses import AddressError, check_domain, check_ip, check_mailbox, split_address
+from tuimail.core.addresses import AddressError, check_domain, check_ip, split_address
 from tuimail.core.atomic import atomic_write
 from tuimail.core.passwords import check_password, hash_password, verify_password
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import asyncio
 
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from tuimail.core.directory import Account, DirectoryError
 from tuimail.tui.dialogs.account_form import AccountForm
 from tuimail.tui.dialogs.confirm import ChoiceDialog
 from tuimail.tui.messages import AccountsChanged
 from tuimail.tui.text import human_size, yes_no
+from tuimail.tui.widgets.table_pane import TablePane
 
 COLUMNS = ("address", "full name", "POP", "IMAP", "admin", "msgs", "size", "notes")
 
@@ -36,7 +35,8 @@ def account_rows(engine) -> list[tuple[Account, tuple[str, ...]]]:
     return rows
 
 
-class AccountsPane(Vertical):
+class AccountsPane(TablePane):
+    TABLE_ID, SUMMARY_ID, COLUMNS = "accounts-table", "accounts-summary", COLUMNS
     BINDINGS = [
         Binding("n", "new", "New"),
         Binding("enter", "edit", "Edit"),
@@ -48,20 +48,6 @@ class AccountsPane(Vertical):
         super().__init__(**kwargs)
         self.loaded = asyncio.Event()
         self._accounts: dict[str, Account] = {}
-
-    def compose(self) -> ComposeResult:
-        yield Static(id="accounts-summary")
-        table: DataTable = DataTable(id="accounts-table", cursor_type="row", zebra_stripes=True)
-        for name in COLUMNS:
-            table.add_column(name, key=name)
-        yield table
-
-    @property
-    def table(self) -> DataTable:
-        return self.query_one("#accounts-table", DataTable)
-
-    def focus_main(self) -> None:
-        self.table.focus()
 
     def on_mount(self) -> None:
         self.reload()
@@ -96,12 +82,6 @@ class AccountsPane(Vertical):
         )
         self.loaded.set()
 
-    def selected(self) -> str | None:
-        table = self.table
-        if table.row_count == 0:
-            return None
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-
     # ----- actions --------------------------------------------------------------------------
 
     def action_new(self) -> None:
@@ -111,10 +91,6 @@ class AccountsPane(Vertical):
         address = self.selected()
         if address and address in self._accounts:
             self.app.push_screen(AccountForm(self.app.engine, self._accounts[address]), self._saved)
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
-        self.action_edit()
 
     def _saved(self, account: Account | None) -> None:
         if account is not None:

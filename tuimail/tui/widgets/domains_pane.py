@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import asyncio
 
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
-from textual.widgets import DataTable, Static
 
 from tuimail.core.directory import DirectoryError
 from tuimail.tui.dialogs.confirm import ConfirmDialog
 from tuimail.tui.dialogs.domain_form import DomainForm
 from tuimail.tui.messages import DomainsChanged
+from tuimail.tui.widgets.table_pane import TablePane
 
 COLUMNS = ("domain", "IP", "accounts")
 
 
-class DomainsPane(Vertical):
+class DomainsPane(TablePane):
+    TABLE_ID, SUMMARY_ID, COLUMNS = "domains-table", "domains-summary", COLUMNS
     BINDINGS = [
         Binding("n", "new", "Add"),
         Binding("enter", "edit", "Edit"),
@@ -26,20 +25,8 @@ class DomainsPane(Vertical):
         Binding("delete", "delete", "Delete", show=False),
     ]
 
-    def compose(self) -> ComposeResult:
-        yield Static("The first domain is the default one: a bare login (tatareva) means an account there.",
-                     id="domains-summary", markup=False)
-        table: DataTable = DataTable(id="domains-table", cursor_type="row", zebra_stripes=True)
-        for name in COLUMNS:
-            table.add_column(name, key=name)
-        yield table
-
-    @property
-    def table(self) -> DataTable:
-        return self.query_one("#domains-table", DataTable)
-
-    def focus_main(self) -> None:
-        self.table.focus()
+    def summary_text(self) -> str:
+        return "The first domain is the default one: a bare login (tatareva) means an account there."
 
     def on_mount(self) -> None:
         self.reload()
@@ -56,12 +43,6 @@ class DomainsPane(Vertical):
         if selected is not None and selected in [d.name for d in directory.domains]:
             table.move_cursor(row=table.get_row_index(selected))
 
-    def selected(self) -> str | None:
-        table = self.table
-        if table.row_count == 0:
-            return None
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-
     def action_new(self) -> None:
         self.app.push_screen(DomainForm(self.app.engine), self._saved)
 
@@ -70,10 +51,6 @@ class DomainsPane(Vertical):
         domain = self.app.engine.config.settings.domain(name) if name else None
         if domain is not None:
             self.app.push_screen(DomainForm(self.app.engine, domain), self._saved)
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
-        self.action_edit()
 
     def _saved(self, saved: object | None) -> None:
         if saved is not None:

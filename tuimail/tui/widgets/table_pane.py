@@ -1,0 +1,46 @@
+"""A tab made of a one-line summary over a row-cursor table whose row keys name the items
+(the Accounts and Domains tabs). Enter on a row edits it."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+
+class TablePane(Vertical):
+    TABLE_ID = ""  # e.g. "accounts-table"
+    SUMMARY_ID = ""  # e.g. "accounts-summary"
+    COLUMNS: tuple[str, ...] = ()
+
+    def summary_text(self) -> str:
+        """The line above the table (empty: filled in later by the pane)."""
+        return ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.summary_text(), id=self.SUMMARY_ID, markup=False)
+        table: DataTable = DataTable(id=self.TABLE_ID, cursor_type="row", zebra_stripes=True)
+        for name in self.COLUMNS:
+            table.add_column(name, key=name)
+        yield table
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one(f"#{self.TABLE_ID}", DataTable)
+
+    def focus_main(self) -> None:
+        self.table.focus()
+
+    def selected(self) -> str | None:
+        """The key of the row under the cursor."""
+        table = self.table
+        if table.row_count == 0:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_edit()
+
+    def action_edit(self) -> None:
+        raise NotImplementedError
