@@ -1,0 +1,102 @@
+"""Message files in a Maildir: unique names that carry size, wire size, date and flags, durable
+writes (tmp/, fsync, rename, fsync the directory), and the clean-up of what a crash leaves in tmp/.
+
+Names follow the Maildir convention (cr.yp.to/proto/maildir.html) with Dovecot's size fields:
+`<sec>.M<usec>P<pid>Q<n>.<host>,S=<bytes on disk>,W=<bytes with CRLF>` and, in cur/, `:2,<flags>`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import socket
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from tuimail.core.atomic import fsync_dir
+
+FLAG_LETTERS = "DFPRST"  # Maildir info letters, kept sorted
+SIZE_RE = re.compile(r",S=(\d+)")
+WSIZE_RE = re.compile(r",W=(\d+)")
+TIME_RE = re.compile(r"^(\d+)\.M(\d{1,6})P")  # the unique name's time (Maildir convention)
+_counter = itertools.count()
+_HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
+
+
+def to_lf(data: bytes) -> bytes:
+    """Protocol bytes (CRLF) -> stored bytes (LF)."""
+    return data.replace(b"\r\n", b"\n")
+
+
+def to_crlf(data: bytes) -> bytes:
+    """Stored bytes (LF) -> protocol bytes (CRLF)."""
+    return data.replace(b"\n", b"\r\n")
+
+
+def unique_base(size: int, wire_size: int, when: float | None = None) -> str:
+    """`<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>,W=<wire size>`: the time is the message's internal
+    date (now, or APPEND's date), so an index is built from names alone, without a stat per file."""
+    now = time.time() if when is None else when
+    sec, usec = int(now), int((now % 1) * 1_000_000)
+    return f"{sec}.M{usec:06d}P{os.getpid()}Q{next(_counter)}.{_HOST},S={size},W={wire_size}"
+
+
+def write_durably(directory: Path, data: bytes, subdir: str, flags: str = "", mtime: float | None = None) -> str:
+    """Write `data` (LF line ends) into directory/tmp, fsync, rename into subdir, fsync the directory.
+
+    Returns the final file name. After it returns, the message survives a crash.
+    """
+    base = unique_base(len(data), len(data) + data.count(b"\n"), mtime)
+    name = base if subdir == "new" else f"{base}:2,{flags}"
+    tmp = directory / "tmp" / base
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if mtime is not None:
+            os.utime(tmp, (mtime, mtime))
+        os.rename(tmp, directory / subdir / name)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(directory / subdir)
+    return name
+
+
+def clean_tmp(directory: Path, older_than: float = 36 * 3600) -> int:
+    """Remove stray files a crash left in tmp/ (Maildir rule: older than 36 hours; 0 = all)."""
+    removed = 0
+    cutoff = time.time() - older_than
+    try:
+        entries = list(os.scandir(directory / "tmp"))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.is_file() and entry.stat().st_mtime <= cutoff:
+                os.unlink(entry.path)
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def racy_window(stamp: tuple[int, int]) -> float:
+    """How long after a directory's mtime a scan may still have missed a change made in the same
+    clock tick: the kernel's coarse clock (a few ms) on file systems with fine time stamps, two
+    seconds where time stamps are whole seconds (ext3, some network file systems)."""
+    return 2.0 if all(ns % 1_000_000_000 == 0 for ns in stamp) else 0.1
+
+
+def parse_name(name: str) -> tuple[str, str]:
+    base, sep, info = name.partition(":")
+    flags = info[2:] if sep and info.startswith("2,") else ""
+    return base, "".join(sorted(set(flags)))
+
+
+def normalize_flags(letters: Iterable[str]) -> str:
+    return "".join(sorted(set(letters) & set(FLAG_LETTERS)))
