@@ -5,6 +5,7 @@
     tuimail check                           validate the config and print the effective settings
     tuimail domain add|list|del ...         hosted domains (kept in config.toml)
     tuimail account add|list|set|del ...    accounts (kept in data_dir/accounts.json)
+    tuimail log show [--user ADDRESS] ...   whole session blocks from the protocol logs
 
 Every problem is one line on stderr naming it, and a non-zero exit; never a traceback.
 """
@@ -21,6 +22,7 @@ from tuimail import __version__
 from tuimail.config import Config, ConfigError, dump_settings, load_or_create
 from tuimail.core.addresses import AddressError, split_address
 from tuimail.core.directory import Directory, DirectoryError
+from tuimail.core.logblocks import PROTOCOLS
 from tuimail.core.passwords import WeakPassword
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
@@ -70,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     a_del = account.add_parser("del", parents=[common], help="delete an account (its mail is kept unless --delete-mail)")
     a_del.add_argument("address")
     a_del.add_argument("--delete-mail", action="store_true", help="also delete the account's mail")
+
+    log = sub.add_parser("log", parents=[common], help="the protocol logs").add_subparsers(dest="action", metavar="ACTION", required=True)
+    l_show = log.add_parser("show", parents=[common], help="print whole session blocks, exactly as in the files, newest last")
+    l_show.add_argument("--user", metavar="ADDRESS", help="sessions that logged in as (or, SMTP, sent mail from) ADDRESS; a bare name means the primary domain")
+    l_show.add_argument("--session", metavar="N", type=int, help="the session with this number (as in `Session N;`)")
+    l_show.add_argument("--protocol", choices=PROTOCOLS, help="only this protocol's log")
+    l_show.add_argument("--since", metavar="WHEN", help="sessions that ended at or after WHEN: '2026-11-29 14:00', '14:00', or an age: 30m, 2h, 1d")
     return parser
 
 
@@ -203,6 +212,40 @@ def cmd_account_del(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+# ----- logs -------------------------------------------------------------------------------------
+
+def cmd_log_show(config: Config, args: argparse.Namespace) -> int:
+    from tuimail.core import logblocks
+
+    try:
+        since = logblocks.parse_since(args.since) if args.since else None
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    user = is_user = None
+    if args.user:
+        directory = Directory(config)
+        user = directory.resolve_login(args.user) or args.user.lower()
+        is_user = lambda block, address: address in block.users or any(  # noqa: E731
+            (directory.resolve_login(s) or s) == address for s in block.senders)
+    blocks = logblocks.select(
+        logblocks.read_blocks(config.log_dir, [args.protocol] if args.protocol else PROTOCOLS),
+        user=user, session=args.session, protocol=args.protocol, since=since, is_user=is_user,
+    )
+    if not blocks:
+        wanted = [f"user {user}" if user else "", f"session {args.session}" if args.session is not None else "",
+                  args.protocol.upper() if args.protocol else "", f"since {args.since}" if args.since else ""]
+        what = ", ".join(w for w in wanted if w)
+        raise CommandError(f"no session found in {config.log_dir}" + (f" for {what}" if what else ""))
+    out = sys.stdout.buffer
+    try:
+        for block in blocks:
+            out.write(block.raw)
+        out.flush()
+    except BrokenPipeError:  # `tuimail log show | head`
+        sys.stderr.close()
+    return 0
+
+
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     for row in (header, *rows):
@@ -220,4 +263,5 @@ COMMANDS = {
     ("account", "list"): cmd_account_list,
     ("account", "set"): cmd_account_set,
     ("account", "del"): cmd_account_del,
+    ("log", "show"): cmd_log_show,
 }

@@ -111,8 +111,9 @@ def test_wrong_password_unknown_user_and_pop_disabled_look_the_same(server) -> N
     assert errors == [b"-ERR [AUTH] Invalid login or password"] * 3
     server.wait_for(lambda: server.log_text("POP").count("POP session complete") == 3)
     log = server.log_text("POP")
-    for detail in ("password mismatch", "user unknown", "access disabled for this protocol"):
-        assert f"Authentication failed: {detail}" in log
+    for tried, detail in [("tatareva", "password mismatch"), ("nobody", "user unknown"),
+                          ("tester", "access disabled for this protocol")]:
+        assert f"Authentication failed for {tried}@lab.test: {detail}" in log  # the full address tried
 
 
 def test_apop_is_not_offered(server) -> None:

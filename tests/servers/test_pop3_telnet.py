@@ -94,6 +94,7 @@ def test_the_lab_session_by_hand(server) -> None:
         "<-- user tatareva",
         "--> +OK tatareva... User ok",
         "<-- PASS *****",
+        "Authenticated as tatareva@lab.test",
         f"--> +OK tatareva@lab.test's mailbox has 4 total messages ({total} octets)",
         "<-- list",
         f"--> +OK 4 messages ({total} octets)",

@@ -191,7 +191,8 @@ class Pop3Connection(LineConnection):
         directory = self.engine.directory
         outcome, account = directory.authenticate(request.login, request.password, Service.POP3)
         if outcome is not AuthOutcome.OK or account is None:
-            return AuthResult(None, outcome.value), directory.resolve_login(request.login)
+            tried = directory.resolve_login(request.login)
+            return AuthResult(None, outcome.value, tried or request.login), tried
         self.maildrops.prepare(account.address)
         return AuthResult(account.address), account.address
 

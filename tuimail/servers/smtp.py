@@ -369,8 +369,9 @@ class TuimailSMTP(SMTP):
             self.engine.directory.authenticate, name, password.decode("utf-8", "replace"), Service.SMTP
         )
         if outcome is not AuthOutcome.OK or account is None:
-            if self.record:
-                self.record.note(f"Authentication failed for {name}: {outcome.value}")
+            if self.record:  # the full address a bare name meant (the primary domain's)
+                tried = self.engine.directory.resolve_login(name) or name
+                self.record.note(f"Authentication failed for {tried}: {outcome.value}")
             await asyncio.sleep(guard.auth_failed(ip, account.address if account else name))  # throttling
             if guard.block_of(ip) is not None:
                 self._abort(BLOCKED)
@@ -379,6 +380,7 @@ class TuimailSMTP(SMTP):
             return AuthResult(success=False, handled=False)
         guard.auth_succeeded(ip, account.address)
         if self.record:
+            self.record.note(f"Authenticated as {account.address}")
             self.record.set_user(account.address, "authenticated")
         return AuthResult(success=True, auth_data=LoginPassword(account.address.encode(), b""))
 

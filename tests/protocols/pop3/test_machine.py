@@ -224,14 +224,14 @@ def test_auth_plain_with_initial_response() -> None:
     d = Driver()
     reply = d.lines(b"AUTH PLAIN " + b64("\0tatareva\0Secret123") + b"\r\n")
     assert reply[0].startswith("+OK tatareva@lab.test's mailbox has")
-    assert d.log[-2] == "<-- AUTH PLAIN *****"
+    assert d.log[-3:-1] == ["<-- AUTH PLAIN *****", "Authenticated as tatareva@lab.test"]
 
 
 def test_auth_plain_with_continuation_is_masked_in_the_log() -> None:
     d = Driver()
     assert d.send(b"auth plain\n") == b"+ \r\n"
     assert d.lines(b64("tatareva@lab.test\0tatareva@lab.test\0Secret123") + b"\n")[0].startswith("+OK")
-    assert d.log[-3:-1] == ["--> + ", "<-- *****"]
+    assert d.log[-4:-1] == ["--> + ", "<-- *****", "Authenticated as tatareva@lab.test"]
 
 
 def test_auth_login_asks_for_user_and_password() -> None:

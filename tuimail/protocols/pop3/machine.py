@@ -252,7 +252,8 @@ class Pop3Machine:
 
     def _login(self, result: AuthResult) -> list[Output]:
         if result.address is None:
-            return [Noted(f"Authentication failed: {result.detail or 'refused'}"), _err(AUTH_FAILED)]
+            tried = f" for {result.tried}" if result.tried else ""
+            return [Noted(f"Authentication failed{tried}: {result.detail or 'refused'}"), _err(AUTH_FAILED)]
         try:
             drop = self.maildrops.open(result.address)
         except OSError as e:
@@ -264,7 +265,7 @@ class Pop3Machine:
         self._drop, self.address = drop, result.address
         self._messages = tuple(drop.messages())  # RFC 1939 §5: numbers are fixed for the session
         count, octets = self._recount()
-        return [self._enter(Transition.LOGIN),
+        return [Noted(f"Authenticated as {result.address}"), self._enter(Transition.LOGIN),
                 _ok(f"{result.address}'s mailbox has {count} total messages ({octets} octets)")]
 
     def do_capa(self, cmd: c.Capa) -> list[Output]:

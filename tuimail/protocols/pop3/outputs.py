@@ -93,6 +93,7 @@ class AuthResult:
 
     address: str | None
     detail: str = ""
+    tried: str = ""  # the full address a failed login meant (a bare name resolved), for the log
 
 
 @dataclass(frozen=True, slots=True)
