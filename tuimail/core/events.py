@@ -115,7 +115,15 @@ class SystemMessage:
     at: datetime = field(default_factory=now)
 
 
-Event = SessionOpened | LineIn | LineOut | Note | SessionUpdated | SessionClosed | SystemMessage
+@dataclass(frozen=True, slots=True)
+class DirectoryChanged:
+    """Accounts, domains or settings were changed (by any front end): views of them reload."""
+
+    what: str  # "accounts", "domains", "settings"
+    at: datetime = field(default_factory=now)
+
+
+Event = SessionOpened | LineIn | LineOut | Note | SessionUpdated | SessionClosed | SystemMessage | DirectoryChanged
 Subscriber = Callable[[Event], None]
 
 

@@ -33,54 +33,7 @@ from tuimail.core.events import (
     SystemMessage,
     now,
 )
-
-_PROTOCOL_WORD = {Protocol.SMTP: "SMTP", Protocol.SMTP_OUT: "SMTP", Protocol.POP3: "POP", Protocol.IMAP: "IMAP"}
-
-
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_last_stamp: tuple[int, str] = (-1, "")
-
-
-def stamp(at: datetime) -> str:
-    """`Wed 2007-05-30 16:08:06: ` (English day names whatever the locale)."""
-    global _last_stamp
-    second = int(at.timestamp())
-    if _last_stamp[0] != second:  # many lines share a second: format once
-        _last_stamp = (second, f"{_DAYS[at.weekday()]} {at:%Y-%m-%d %H:%M:%S}: ")
-    return _last_stamp[1]
-
-
-def event_text(event: Event) -> str | None:
-    """The text of a transcript line (without the time stamp), or None for events without one."""
-    if isinstance(event, LineIn):
-        return f"<-- {event.text}"
-    if isinstance(event, LineOut):
-        return f"--> {event.text}"
-    if isinstance(event, Note):
-        return event.text
-    if isinstance(event, SessionOpened):
-        word = _PROTOCOL_WORD.get(event.protocol, event.protocol.label)
-        tls = " (TLS)" if event.tls else ""
-        return f"Accepting {word} connection{tls} from [{event.peer_host} : {event.peer_port}]"
-    if isinstance(event, SessionClosed):
-        return closing_line(event)
-    if isinstance(event, SystemMessage):
-        return event.text
-    return None
-
-
-def closing_line(event: SessionClosed) -> str:
-    counts = f"(Bytes in/out: {event.bytes_in}/{event.bytes_out})"
-    if event.protocol is Protocol.IMAP:
-        text = f"IMAP session complete, ({event.bytes_in + event.bytes_out} bytes)"
-    elif event.protocol is Protocol.POP3:
-        text = f"POP session complete {counts}"
-    else:
-        text = f"SMTP session {'successful' if event.ok else 'terminated'} {counts}"
-    if not event.ok or event.reason not in ("client quit",):
-        text += f" [{event.reason}]"
-    return text
-
+from tuimail.core.logformat import closing_line, event_text, stamp  # noqa: F401 - re-exported
 
 class LogWriter:
     """Subscriber that writes the log files; `close()` flushes sessions still open."""

@@ -1,0 +1,90 @@
+"""The text of the log files (DESIGN.md "Logs"), shared by the log writer, the monitor and the control
+socket: MDaemon's time stamp, the transcript line of each event, the closing line of a session, and
+`read_tail` (the last lines of a log file, each inside a session block marked with its id).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+from tuimail.core.events import Event, LineIn, LineOut, Note, Protocol, SessionClosed, SessionOpened, SystemMessage
+
+_PROTOCOL_WORD = {Protocol.SMTP: "SMTP", Protocol.SMTP_OUT: "SMTP", Protocol.POP3: "POP", Protocol.IMAP: "IMAP"}
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_last_stamp: tuple[int, str] = (-1, "")
+
+
+def stamp(at: datetime) -> str:
+    """`Wed 2007-05-30 16:08:06: ` (English day names whatever the locale)."""
+    global _last_stamp
+    second = int(at.timestamp())
+    if _last_stamp[0] != second:  # many lines share a second: format once
+        _last_stamp = (second, f"{_DAYS[at.weekday()]} {at:%Y-%m-%d %H:%M:%S}: ")
+    return _last_stamp[1]
+
+
+def event_text(event: Event) -> str | None:
+    """The text of a transcript line (without the time stamp), or None for events without one."""
+    if isinstance(event, LineIn):
+        return f"<-- {event.text}"
+    if isinstance(event, LineOut):
+        return f"--> {event.text}"
+    if isinstance(event, Note):
+        return event.text
+    if isinstance(event, SessionOpened):
+        word = _PROTOCOL_WORD.get(event.protocol, event.protocol.label)
+        tls = " (TLS)" if event.tls else ""
+        return f"Accepting {word} connection{tls} from [{event.peer_host} : {event.peer_port}]"
+    if isinstance(event, SessionClosed):
+        return closing_line(event)
+    if isinstance(event, SystemMessage):
+        return event.text
+    return None
+
+
+def closing_line(event: SessionClosed) -> str:
+    counts = f"(Bytes in/out: {event.bytes_in}/{event.bytes_out})"
+    if event.protocol is Protocol.IMAP:
+        text = f"IMAP session complete, ({event.bytes_in + event.bytes_out} bytes)"
+    elif event.protocol is Protocol.POP3:
+        text = f"POP session complete {counts}"
+    else:
+        text = f"SMTP session {'successful' if event.ok else 'terminated'} {counts}"
+    if not event.ok or event.reason not in ("client quit",):
+        text += f" [{event.reason}]"
+    return text
+
+
+_SESSION_HEAD = re.compile(r": Session (\d+); ")
+
+
+def read_tail(path: Path, max_lines: int, max_bytes: int = 4 * 1024 * 1024) -> list[str]:
+    """The last lines of a log file, each prefixed with `#<sid> ` inside a session block."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return []
+    lines = data.decode("utf-8", "replace").splitlines()
+    if size > max_bytes and lines:
+        lines = lines[1:]  # the first line is probably cut
+    out: list[str] = []
+    sid: str | None = None
+    in_block = False
+    for line in lines:
+        if line.endswith(": -----"):
+            in_block, sid = not in_block, None
+            out.append(line)
+            continue
+        match = _SESSION_HEAD.search(line)
+        if match and in_block:
+            sid = match.group(1)
+        out.append(f"#{sid} {line}" if sid else line)
+    return out[-max_lines:]
