@@ -167,7 +167,7 @@ async def main(args) -> None:
     app = TuimailApp(make_config(folder, args.real, args.sessions), cursor_blink=False, first_run=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await app.engine_ready.wait()
-        engine = app.engine
+        engine = app.client.engine
         readers = []
         if args.real:
             port = engine.config.settings.ports.smtp

@@ -1,5 +1,5 @@
 """Refresh screenshots/: one SVG per tab (and the session window), 100x30, from the demo engine state
-(tuimail.tui.demo: fixed clock, five live registry sessions with ids 11-15, fixed log lines), so the
+(tuimail.control.demo: fixed clock, five live registry sessions with ids 11-15, fixed log lines), so the
 pictures only change when the UI does.
 
     .venv/bin/python scripts/make_screenshots.py [--out screenshots] [--size 100x30]
@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tuimail.tui.app import TuimailApp  # noqa: E402
-from tuimail.tui.demo import demo_engine, publish_transcripts  # noqa: E402
+from tuimail.control.demo import demo_engine, publish_transcripts  # noqa: E402
 
 SHOTS = [
     ("1-sessions", ["1"]),

@@ -21,7 +21,7 @@ def make_app(tui_config):
 
     def build(**kwargs) -> TuimailApp:
         app = TuimailApp(tui_config, cursor_blink=False, **kwargs)
-        directory = app.engine.directory
+        directory = app.client.engine.directory
         if not directory.get("tatareva@lab.test"):
             directory.add_account("tatareva@lab.test", PASSWORD, full_name="Tatareva", admin=True)
             directory.add_account("tester@lab.test", PASSWORD, full_name="Tester")

@@ -108,7 +108,7 @@ async def test_weak_password_is_refused_under_the_policy(make_app):
         await pilot.press("ctrl+s")
         assert app.screen is form
         assert "Fix the marked fields" in screen_text(app)
-        assert app.engine.directory.get("petrov@lab.test") is None
+        assert app.client.engine.directory.get("petrov@lab.test") is None
         await pilot.press("escape")
         assert not isinstance(app.screen, AccountForm)
 
@@ -126,9 +126,9 @@ async def test_edit_keeps_password_when_blank_and_updates_flags(make_app):
         form.query_one("#imap").value = False
         await pilot.press("ctrl+s")
         await until(pilot, lambda: not isinstance(app.screen, AccountForm))
-        account = app.engine.directory.get("tester@lab.test")
+        account = app.client.engine.directory.get("tester@lab.test")
         assert account.imap is False and account.pop is True
-        outcome, _ = await asyncio.to_thread(app.engine.directory.authenticate, "tester", "Secret123", Service.POP3)
+        outcome, _ = await asyncio.to_thread(app.client.engine.directory.authenticate, "tester", "Secret123", Service.POP3)
         assert outcome is AuthOutcome.OK  # the blank password field kept the old password
 
 
@@ -136,17 +136,17 @@ async def test_delete_can_keep_or_remove_the_mail(make_app):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
-        store = app.engine.store
+        store = app.client.engine.store
         store.deliver("tester@lab.test", b"Subject: hi\n\nhello\n")
         await pilot.press("3")
         table = app.query_one("#accounts-table", DataTable)
         await until(pilot, lambda: table.row_count == 2)
         await pilot.press("down", "d", "m")
         await until(pilot, lambda: table.row_count == 1, what="row deleted")
-        assert app.engine.directory.get("tester@lab.test") is None
+        assert app.client.engine.directory.get("tester@lab.test") is None
         assert not (app.config.data_dir / "lab.test" / "tester").exists()
         await pilot.press("d", "escape")  # cancel
-        assert app.engine.directory.get("tatareva@lab.test") is not None
+        assert app.client.engine.directory.get("tatareva@lab.test") is not None
 
 
 async def test_message_counts_follow_new_mail(make_app):
@@ -157,5 +157,5 @@ async def test_message_counts_follow_new_mail(make_app):
         table = app.query_one("#accounts-table", DataTable)
         await until(pilot, lambda: table.row_count == 2)
         assert table.get_row("tester@lab.test")[5] == "0"
-        await asyncio.to_thread(app.engine.store.deliver, "tester@lab.test", b"Subject: hi\n\nhello\n")
+        await asyncio.to_thread(app.client.engine.store.deliver, "tester@lab.test", b"Subject: hi\n\nhello\n")
         await until(pilot, lambda: table.get_row("tester@lab.test")[5] == "1", timeout=15, what="count refreshed")

@@ -21,7 +21,7 @@ from tuimail.tui.app import TuimailApp
 def strict_app(tmp_path):
     config = make_config(tmp_path, auth_failures_before_block=2, auth_max_delay=0.0)
     app = TuimailApp(config, cursor_blink=False, first_run=False)
-    app.engine.directory.add_account("tester@lab.test", PASSWORD)
+    app.client.engine.directory.add_account("tester@lab.test", PASSWORD)
     return app
 
 
@@ -66,12 +66,12 @@ async def test_blocked_address_is_listed_and_u_releases_it(strict_app):
         refused = await asyncio.to_thread(greeting, ports.smtp)
         assert refused.startswith(b"421") and b"too many failed logins" in refused
         await pilot.press("u")
-        assert app.engine.guard.blocks() == []
+        assert app.client.engine.guard.blocks() == []
         assert any("Released 127.0.0.1" in n.message for n in app._notifications)
         assert (await asyncio.to_thread(greeting, ports.smtp)).startswith(b"220")
         await until(pilot, lambda: not app.query_one("#blocks-panel").display, what="panel hidden")
         await until(pilot, lambda: "q Quit" in footer_keys(app) and "Unblock" not in footer_keys(app))
-        system = app.engine.logs.path(Protocol.SYSTEM)
+        system = app.client.engine.logs.path(Protocol.SYSTEM)
         await until(pilot, lambda: "Block of 127.0.0.1 released by the operator (TUI)" in system.read_text(),
                     what="release in system.log")
         assert "Blocked 127.0.0.1" in system.read_text()
@@ -82,7 +82,7 @@ async def test_u_with_nothing_blocked_does_nothing(strict_app):
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
         await pilot.press("u")
-        assert app.engine.guard.blocks() == [] and not app._notifications
+        assert app.client.engine.guard.blocks() == [] and not app._notifications
 
 
 async def test_header_warns_about_plaintext_passwords_off_loopback(tmp_path):
@@ -91,7 +91,7 @@ async def test_header_warns_about_plaintext_passwords_off_loopback(tmp_path):
     app = TuimailApp(config, cursor_blink=False, first_run=False, start_engine=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
-        assert app.engine.plaintext_warning
+        assert app.client.engine.plaintext_warning
         await until(pilot, lambda: "passwords are accepted without TLS on 0.0.0.0" in screen_text(app))
         config.settings.policy.allow_plaintext_auth = False
         await until(pilot, lambda: "without TLS" not in screen_text(app), what="warning gone")

@@ -41,7 +41,7 @@ async def test_add_edit_and_delete_domains(make_app):
         await pilot.press("d", "y")  # lab.test has accounts: refused
         await until(pilot, lambda: any("still has 2 account(s)" in n.message for n in app._notifications),
                     what="refusal shown")
-        assert app.engine.directory.hosts("lab.test") and table.row_count == 3
+        assert app.client.engine.directory.hosts("lab.test") and table.row_count == 3
 
         await pilot.press("down", "down", "d", "y")  # group42.lab: no accounts
         await until(pilot, lambda: table.row_count == 2, what="domain deleted")

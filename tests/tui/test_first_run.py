@@ -33,16 +33,16 @@ async def test_first_run_creates_domain_and_admin(tmp_path):
         await type_text(pilot, "tatareva1A")  # contains the mailbox name: too weak
         assert "too weak" in screen.query_one("#row-password", FormRow).error
         await pilot.press("ctrl+s")
-        assert app.screen is screen and not app.engine.directory.domains
+        assert app.screen is screen and not app.client.engine.directory.domains
         await pilot.press(*["backspace"] * 10)
         await type_text(pilot, "Labwork42")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: not isinstance(app.screen, FirstRunScreen), what="setup done")
         saved = Config.load(app.config.path).settings
         assert [d.name for d in saved.domains] == ["group42.lab"]
-        account = app.engine.directory.get("tatareva@group42.lab")
+        account = app.client.engine.directory.get("tatareva@group42.lab")
         assert account is not None and account.admin and account.full_name == "Tatyana Tatareva"
-        outcome, _ = await asyncio.to_thread(app.engine.directory.authenticate, "tatareva", "Labwork42", Service.IMAP)
+        outcome, _ = await asyncio.to_thread(app.client.engine.directory.authenticate, "tatareva", "Labwork42", Service.IMAP)
         assert outcome is AuthOutcome.OK
         assert app.focused is app.query_one("#sessions-table")
 

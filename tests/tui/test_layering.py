@@ -38,3 +38,27 @@ def test_the_tui_does_not_reach_into_protocol_machines():
         if bad:
             offenders.append(f"{path.name}: {sorted(bad)}")
     assert offenders == []
+
+
+def test_the_monitor_talks_only_to_an_engine_client():
+    """The TUI reaches the engine through tuimail.control (EngineClient), never through servers/,
+    so no screen knows whether the servers run in this process or in a `tuimail serve`."""
+    offenders = []
+    for path in (PACKAGE / "tui").rglob("*.py"):
+        bad = {n for n in imported(path) if n.startswith("tuimail.servers")}
+        if bad:
+            offenders.append(f"{path.relative_to(PACKAGE)}: {sorted(bad)}")
+    assert offenders == []
+
+
+def test_nothing_below_the_control_layer_imports_it():
+    """Imports point one way: tui -> control -> servers -> ... -> core."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE)
+        if relative.parts[0] in ("tui", "control") or relative.name == "cli.py":
+            continue
+        bad = {n for n in imported(path) if n.startswith("tuimail.control")}
+        if bad:
+            offenders.append(f"{relative}: {sorted(bad)}")
+    assert offenders == []

@@ -34,7 +34,7 @@ async def test_logs_are_live_seeded_and_filtered(make_app, tui_config):
         await reader.readline()
         await reader.readline()
         await until(pilot, lambda: any("<-- helo student" in line for line in smtp_log.lines), what="live line")
-        sid = next(iter(app.engine.sessions)).sid
+        sid = next(iter(app.client.engine.sessions)).sid
         assert any(line.startswith(f"#{sid} ") and "<-- helo student" in line for line in smtp_log.lines)
 
         await pilot.press("slash")
@@ -66,7 +66,7 @@ async def test_a_port_in_use_is_shown_not_a_crash(make_app, tui_config):
             await ready(pilot)
             port = tui_config.settings.ports.imap
             await until(pilot, lambda: f"IMAP :{port} port in use" in screen_text(app), what="header")
-            assert app.engine.listeners["smtp"].up
+            assert app.client.engine.listeners["smtp"].up
             system = app.query_one("#log-system", ProtocolLog)
             await until(pilot, lambda: any("port in use" in line for line in system.lines), what="system log")
-            assert app.engine.logs.path(Protocol.SYSTEM).exists()
+            assert app.client.engine.logs.path(Protocol.SYSTEM).exists()

@@ -39,7 +39,7 @@ async def test_live_session_appears_and_k_y_kills_it(make_app):
         rest = await asyncio.wait_for(reader.read(), 10)  # EOF: the server closed the socket
         assert rest.startswith(b"421")
         await until(pilot, lambda: table.row_count == 0, what="row removed")
-        log = app.engine.logs.path(Protocol.SMTP)
+        log = app.client.engine.logs.path(Protocol.SMTP)
         await until(pilot, lambda: "Session closed by the operator (TUI)" in log.read_text(), what="log block")
         assert "killed by operator" in log.read_text()
         writer.close()
@@ -53,7 +53,7 @@ async def test_any_other_key_keeps_the_session(make_app):
         table = app.query_one("#sessions-table", DataTable)
         await until(pilot, lambda: table.row_count == 1)
         await pilot.press("delete", "n")
-        assert len(app.engine.sessions) == 1
+        assert len(app.client.engine.sessions) == 1
         writer.write(b"noop\n")
         await writer.drain()
         assert (await reader.readline()).startswith(b"250")
@@ -122,12 +122,12 @@ async def test_q_confirms_while_sessions_are_live_and_stops_the_servers(make_app
         await pilot.press("q")
         assert "1 session is live" in screen_text(app)
         await pilot.press("n")
-        assert app.return_value is None and len(app.engine.sessions) == 1
+        assert app.return_value is None and len(app.client.engine.sessions) == 1
         await pilot.press("q", "y")
         farewell = await asyncio.wait_for(reader.read(), 10)  # the server closed the connection
         assert farewell.startswith(b"421")
         await until(pilot, lambda: app.return_value == 0, what="app exited")
-        assert not any(state.up for state in app.engine.listeners.values())
+        assert not any(state.up for state in app.client.engine.listeners.values())
         writer.close()
 
 
@@ -161,7 +161,7 @@ async def test_filter_tables_follow_sessions_that_open_and_close_while_hidden(ma
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
-        registry = app.engine.sessions
+        registry = app.client.engine.sessions
         protocols = (Protocol.SMTP, Protocol.POP3, Protocol.IMAP)
         sessions = [registry.open(protocols[n % 3], ("127.0.0.1", 40000 + n), 2525, lambda reason: None)
                     for n in range(250)]

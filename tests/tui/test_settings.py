@@ -43,7 +43,7 @@ async def test_changing_a_port_rewrites_config_and_rebinds(make_app):
         assert "UNSAVED CHANGES" in screen_text(app)
         await pilot.press("ctrl+s")
         await until(pilot, lambda: Config.load(app.config.path).settings.ports.smtp == new_port, what="file")
-        await until(pilot, lambda: app.engine.listeners["smtp"].port == new_port, what="rebound")
+        await until(pilot, lambda: app.client.engine.listeners["smtp"].port == new_port, what="rebound")
         assert (await banner(new_port)).startswith(b"220")
         assert (app.config.path.with_name("config.toml.bak")).exists()
         with socket.socket() as s:  # the old port no longer listens
@@ -69,7 +69,7 @@ async def test_port_in_use_is_reported_and_old_listener_kept(make_app):
             await pilot.press("ctrl+s")
             await until(pilot, lambda: any(f"IMAP :{busy} port in use; kept :{old_imap}" in n.message
                                            for n in app._notifications), what="reported")
-            assert app.engine.listeners["imap"].port == old_imap and app.engine.listeners["imap"].up
+            assert app.client.engine.listeners["imap"].port == old_imap and app.client.engine.listeners["imap"].up
             assert Config.load(app.config.path).settings.ports.imap == old_imap
             assert (await banner(old_imap)).startswith(b"* OK")
 

@@ -11,7 +11,7 @@ import pytest
 from tests.tui.tools import until
 from tuimail.tui.app import TuimailApp
 from tuimail.tui.screens.session_window import SessionWindow
-from tuimail.tui.demo import demo_engine, publish_transcripts
+from tuimail.control.demo import demo_engine, publish_transcripts
 
 SIZES = [(100, 30), (80, 24)]
 TABS = {"sessions": "1", "logs": "2", "accounts": "3", "domains": "4", "settings": "5"}
@@ -26,7 +26,7 @@ def demo_app(tmp_path) -> TuimailApp:
 async def settle(pilot) -> None:
     app = pilot.app
     await app.engine_ready.wait()
-    publish_transcripts(app.engine)
+    publish_transcripts(app.client.engine)
     app.tick()
     await app.query_one("#accounts-pane").loaded.wait()
     await pilot.pause()

@@ -1,6 +1,7 @@
 """The Textual monitor (issue 3): live sessions, per-protocol logs, accounts, domains and settings.
 
-`run_tui(config)` is what `tuimail` with no subcommand calls; the engine runs in the app's own loop.
+`run_tui(config)` is what `tuimail` with no subcommand calls. It talks to an `EngineClient`
+(tuimail.control): attached to a running `tuimail serve` on the config, else the servers in-process.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ if TYPE_CHECKING:
 
 
 def run_tui(config: Config) -> int:
-    """Run the monitor until the operator quits; returns the process exit code."""
+    """Run the monitor until the operator quits (or detaches); returns the process exit code."""
+    from tuimail.control.local import InProcessClient
     from tuimail.tui.app import TuimailApp
 
-    result = TuimailApp(config).run()
+    result = TuimailApp(config, client=InProcessClient(config)).run()
     return int(result or 0)

@@ -1,6 +1,10 @@
-"""The Textual app: tabs Sessions / Logs / Accounts / Domains / Settings over an Engine running in
-the app's own event loop. It only wires things together: the engine's events are buffered by
-`EventFeed` and handed to the widgets on a timer (a few redraws a second, whatever the event rate).
+"""The Textual app: tabs Sessions / Logs / Accounts / Domains / Settings over an `EngineClient`
+(tuimail.control): the engine in this process, or a `tuimail serve` it is attached to; no screen
+knows which. It only wires things together: the client's events are buffered by `EventFeed` and
+handed to the widgets on a timer (a few redraws a second, whatever the event rate).
+
+`q` quits: in-process it stops the servers (asking first when sessions are live); attached it only
+detaches and the server keeps running. Stopping an attached server is `ctrl+x`, confirmed.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ from textual.css.query import NoMatches
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from tuimail.config import Config
-from tuimail.core.events import Protocol
-from tuimail.servers.engine import Engine
+from tuimail.control import EngineClient
+from tuimail.control.local import InProcessClient
+from tuimail.core.events import DirectoryChanged, Protocol
 from tuimail.tui import messages
 from tuimail.tui.clock import Clock
 from tuimail.tui.dialogs.confirm import ConfirmDialog
-from tuimail.tui.feed import LOG_PROTOCOLS, EventFeed, Transcripts, log_line, read_tail
+from tuimail.tui.feed import EventFeed, Transcripts, log_line
 from tuimail.tui.screens.first_run import FirstRunScreen
 from tuimail.tui.screens.session_window import SessionWindow
 from tuimail.tui.widgets.accounts_pane import AccountsPane
@@ -72,7 +77,8 @@ class TuimailApp(App[int]):
         self,
         config: Config,
         *,
-        engine: Engine | None = None,
+        client: EngineClient | None = None,
+        engine: object | None = None,
         clock: Clock | None = None,
         start_engine: bool = True,
         tick: float = 0.2,
@@ -81,7 +87,9 @@ class TuimailApp(App[int]):
     ) -> None:
         super().__init__()
         self.config = config
-        self.engine = engine or Engine(config)
+        if client is None:  # the engine in this process (an Engine given: tests, the demo)
+            client = InProcessClient(engine if engine is not None else config, start=start_engine)
+        self.client: EngineClient = client
         self.clock = clock or Clock()
         self.start_engine = start_engine
         self.tick_seconds = tick
@@ -108,21 +116,17 @@ class TuimailApp(App[int]):
         self._ticker = self.set_interval(self.tick_seconds, self.tick)
         self.call_after_refresh(self.focus_tab)
         self.run_worker(self._boot(), group="engine")
-        if self.first_run and not self.config.settings.domains:
+        if self.first_run and not self.client.config.settings.domains:
             self.push_screen(FirstRunScreen(), self._first_run_done)
 
     async def _boot(self) -> None:
-        seeds = await asyncio.to_thread(self._read_log_tails)
+        seeds = await self.client.log_tails(MAX_LINES)
         self.query_one(LogsPane).add(seeds)
-        self._unsubscribe = self.engine.bus.subscribe(self.feed)
-        if self.start_engine:
-            await self.engine.start()
+        self._unsubscribe = self.client.subscribe(self.feed)
+        await self.client.start()
         self.engine_ready.set()
         self.tick()
         freeze_startup_objects()
-
-    def _read_log_tails(self) -> dict[Protocol, list[str]]:
-        return {p: read_tail(self.engine.logs.path(p), MAX_LINES) for p in LOG_PROTOCOLS}
 
     def tick(self) -> None:
         """Hand the buffered events to the widgets: one batch per tick, however many arrived."""
@@ -139,7 +143,12 @@ class TuimailApp(App[int]):
                 batch[line[0]].append(line[1])
         logs.add(batch)
         sessions.refresh_rows()
-        header.show(self.engine, self.clock, not self.engine_ready.is_set())
+        header.show(self.client, self.clock, not self.engine_ready.is_set())
+        changed = {e.what for e in events if isinstance(e, DirectoryChanged)}
+        if changed & {"accounts", "domains"}:  # maybe by another monitor or the CLI
+            self.on_accounts_changed(messages.AccountsChanged())
+        if "settings" in changed and not self.settings_dirty:
+            self.query_one(SettingsPane).load_values()
         for screen in self.screen_stack:
             if isinstance(screen, SessionWindow):
                 screen.add_events(events)
@@ -150,8 +159,8 @@ class TuimailApp(App[int]):
         self._stopped = True
         self._ticker.stop()
         self._unsubscribe()
-        if self.engine_ready.is_set() and self.start_engine:
-            await self.engine.stop("server stopping (operator quit the TUI)")
+        if self.engine_ready.is_set():
+            await self.client.close()
 
     async def on_unmount(self) -> None:
         await self.shutdown()
@@ -209,7 +218,7 @@ class TuimailApp(App[int]):
     # ----- quit and screenshot --------------------------------------------------------------
 
     def action_quit_app(self) -> None:
-        live = len(self.engine.sessions)
+        live = 0 if self.client.attached else len(self.client.sessions)  # attached: q only detaches
         worries = []
         if live:
             worries.append(f"{live} session{'s are' if live != 1 else ' is'} live and will be closed")

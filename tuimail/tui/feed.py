@@ -9,12 +9,10 @@ with the session id in front.
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict, deque
-from pathlib import Path
 
 from tuimail.core.events import Event, Protocol, SessionClosed, SessionOpened, SystemMessage
-from tuimail.servers.logwriter import event_text, stamp
+from tuimail.core.logformat import event_text, read_tail, stamp  # noqa: F401 - read_tail re-exported
 
 LOG_PROTOCOLS = (Protocol.SMTP, Protocol.SMTP_OUT, Protocol.POP3, Protocol.IMAP, Protocol.SYSTEM)
 
@@ -79,34 +77,3 @@ class Transcripts:
 
     def closed_reason(self, sid: int) -> str | None:
         return self._closed.get(sid)
-
-
-_SESSION_HEAD = re.compile(r": Session (\d+); ")
-
-
-def read_tail(path: Path, max_lines: int, max_bytes: int = 4 * 1024 * 1024) -> list[str]:
-    """The last lines of a log file, each prefixed with `#<sid> ` inside a session block."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - max_bytes))
-            data = f.read()
-    except OSError:
-        return []
-    lines = data.decode("utf-8", "replace").splitlines()
-    if size > max_bytes and lines:
-        lines = lines[1:]  # the first line is probably cut
-    out: list[str] = []
-    sid: str | None = None
-    in_block = False
-    for line in lines:
-        if line.endswith(": -----"):
-            in_block, sid = not in_block, None
-            out.append(line)
-            continue
-        match = _SESSION_HEAD.search(line)
-        if match and in_block:
-            sid = match.group(1)
-        out.append(f"#{sid} {line}" if sid else line)
-    return out[-max_lines:]

@@ -4,8 +4,6 @@ thread), Escape cancels. On edit the address is fixed and a blank password keeps
 
 from __future__ import annotations
 
-import asyncio
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -13,7 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Select, Static, Checkbox
 
 from tuimail.core.addresses import AddressError, check_mailbox
-from tuimail.core.directory import Account, DirectoryError
+from tuimail.core.directory import Account
 from tuimail.core.passwords import WeakPassword, check_password
 from tuimail.tui.widgets.form_row import FormRow
 
@@ -21,14 +19,16 @@ from tuimail.tui.widgets.form_row import FormRow
 class AccountForm(ModalScreen[Account | None]):
     BINDINGS = [Binding("ctrl+s", "save", "Save", priority=True), Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, engine, account: Account | None = None) -> None:
+    def __init__(self, client, account: Account | None = None, existing: set[str] | None = None) -> None:
+        """`existing`: the addresses that exist (a new one must not be among them)."""
         super().__init__()
-        self.engine = engine
+        self.client = client
         self.account = account
+        self.existing = existing or set()
 
     def compose(self) -> ComposeResult:
         a = self.account
-        domains = [d.name for d in self.engine.directory.domains]
+        domains = [d.name for d in self.client.config.settings.domains]
         editing = a is not None
         title = f"Edit account {a.address}" if a else "New account"
         with Vertical(classes="dialog form"):
@@ -50,7 +50,7 @@ class AccountForm(ModalScreen[Account | None]):
 
     def on_mount(self) -> None:
         self.query_one("#full_name", Input).focus()
-        if not self.engine.directory.domains:
+        if not self.client.config.settings.domains:
             self.query_one("#row-domain", FormRow).set_error("no domain yet: add one in the Domains tab (4)")
 
     # ----- validation as you type -----------------------------------------------------------
@@ -70,7 +70,7 @@ class AccountForm(ModalScreen[Account | None]):
             try:
                 mailbox = check_mailbox(mailbox)
                 domain = self.domain()
-                if domain and self.engine.directory.get(f"{mailbox}@{domain}"):
+                if domain and f"{mailbox}@{domain}".lower() in self.existing:
                     errors["mailbox"] = f"{mailbox}@{domain} already exists"
             except AddressError as e:
                 errors["mailbox"] = "required" if not mailbox else str(e)
@@ -80,7 +80,7 @@ class AccountForm(ModalScreen[Account | None]):
             mailbox = self.account.mailbox
         password = self.value("password")
         if password or self.account is None:
-            strong = self.engine.config.settings.policy.require_strong_passwords
+            strong = self.client.config.settings.policy.require_strong_passwords
             try:
                 check_password(password, mailbox, strong=strong)
             except WeakPassword as e:
@@ -119,7 +119,6 @@ class AccountForm(ModalScreen[Account | None]):
         self.run_worker(self._save(), exclusive=True)
 
     async def _save(self) -> None:
-        directory = self.engine.directory
         fields = dict(
             full_name=self.value("full_name").strip(),
             pop=self.query_one("#pop", Checkbox).value,
@@ -131,12 +130,10 @@ class AccountForm(ModalScreen[Account | None]):
         try:
             if self.account is None:
                 address = f"{self.value('mailbox').strip()}@{self.domain()}"
-                account = await asyncio.to_thread(directory.add_account, address, password, **fields)
+                account = await self.client.add_account(address, password, **fields)
             else:
-                account = await asyncio.to_thread(
-                    directory.update_account, self.account.address, password=password or None, **fields
-                )
-        except (DirectoryError, AddressError, WeakPassword) as e:
+                account = await self.client.update_account(self.account.address, password=password or None, **fields)
+        except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: shown in the form
             self.status(str(e))
             return
         self.app.notify(f"Saved {account.address}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
 from textual.app import ComposeResult
@@ -13,7 +12,6 @@ from textual.widgets import Input, Static
 
 from tuimail.config import DomainSettings
 from tuimail.core.addresses import AddressError, check_domain, check_ip
-from tuimail.core.directory import DirectoryError
 from tuimail.tui.widgets.form_row import FormRow
 
 
@@ -27,11 +25,12 @@ def detected_ip() -> str:
         return "127.0.0.1"
 
 
-def domain_errors(directory, name: str, ip: str, new: bool) -> dict[str, str]:
+def domain_errors(hosted: list[str], name: str, ip: str, new: bool) -> dict[str, str]:
+    """Field -> message; `hosted`: the names of the domains hosted now."""
     errors: dict[str, str] = {}
     if new:
         try:
-            if directory.hosts(check_domain(name)):
+            if check_domain(name) in hosted:
                 errors["name"] = f"{name.lower()} already exists"
         except AddressError as e:
             errors["name"] = "required" if not name else str(e)
@@ -45,9 +44,9 @@ def domain_errors(directory, name: str, ip: str, new: bool) -> dict[str, str]:
 class DomainForm(ModalScreen[DomainSettings | None]):
     BINDINGS = [Binding("ctrl+s", "save", "Save", priority=True), Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, engine, domain: DomainSettings | None = None) -> None:
+    def __init__(self, client, domain: DomainSettings | None = None) -> None:
         super().__init__()
-        self.engine = engine
+        self.client = client
         self.domain = domain
 
     def compose(self) -> ComposeResult:
@@ -65,7 +64,8 @@ class DomainForm(ModalScreen[DomainSettings | None]):
     def errors(self) -> dict[str, str]:
         name = self.query_one("#name", Input).value.strip()
         ip = self.query_one("#ip", Input).value.strip()
-        return domain_errors(self.engine.directory, name, ip, self.domain is None)
+        hosted = [d.name for d in self.client.config.settings.domains]
+        return domain_errors(hosted, name, ip, self.domain is None)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         field = event.input.id or ""
@@ -79,15 +79,14 @@ class DomainForm(ModalScreen[DomainSettings | None]):
             self.run_worker(self._save(), exclusive=True)
 
     async def _save(self) -> None:
-        directory = self.engine.directory
         ip = self.query_one("#ip", Input).value.strip()
         try:
             if self.domain is None:
                 name = self.query_one("#name", Input).value.strip()
-                saved = await asyncio.to_thread(directory.add_domain, name, ip)
+                saved = await self.client.add_domain(name, ip)
             else:
-                saved = await asyncio.to_thread(directory.update_domain, self.domain.name, ip)
-        except DirectoryError as e:
+                saved = await self.client.update_domain(self.domain.name, ip)
+        except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: shown in the form
             self.query_one("#form-status", Static).update(str(e))
             return
         self.app.notify(f"Saved domain {saved.name} ({saved.ip})")

@@ -3,8 +3,6 @@ administrator account, as the lab's installer does (seed, steps 6-7)."""
 
 from __future__ import annotations
 
-import asyncio
-
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -12,7 +10,6 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from tuimail.core.addresses import AddressError, check_mailbox
-from tuimail.core.directory import DirectoryError
 from tuimail.core.passwords import STRONG_RULE, WeakPassword, check_password
 from tuimail.tui.dialogs.domain_form import detected_ip, domain_errors
 from tuimail.tui.widgets.form_row import FormRow
@@ -31,7 +28,7 @@ class FirstRunScreen(Screen[bool]):
     ]
 
     def compose(self) -> ComposeResult:
-        strong = self.app.engine.config.settings.policy.require_strong_passwords
+        strong = self.app.client.config.settings.policy.require_strong_passwords
         with Vertical(id="first-run"):
             yield Static("First run: your mail domain", classes="title")
             yield Static(INTRO, classes="intro", markup=False)
@@ -54,14 +51,15 @@ class FirstRunScreen(Screen[bool]):
 
     def errors(self) -> dict[str, str]:
         created = self.value("name").lower() == getattr(self, "created", None)
-        errors = domain_errors(self.app.engine.directory, self.value("name"), self.value("ip"), new=not created)
+        hosted = [d.name for d in self.app.client.config.settings.domains]
+        errors = domain_errors(hosted, self.value("name"), self.value("ip"), new=not created)
         mailbox = self.value("mailbox")
         try:
             check_mailbox(mailbox)
         except AddressError as e:
             errors["mailbox"] = "required" if not mailbox else str(e)
         try:
-            strong = self.app.engine.config.settings.policy.require_strong_passwords
+            strong = self.app.client.config.settings.policy.require_strong_passwords
             check_password(self.query_one("#password", Input).value, mailbox, strong=strong)
         except WeakPassword as e:
             errors["password"] = str(e)
@@ -82,18 +80,16 @@ class FirstRunScreen(Screen[bool]):
             self.run_worker(self._save(), exclusive=True)
 
     async def _save(self) -> None:
-        directory = self.app.engine.directory
+        client = self.app.client
         name, ip = self.value("name"), self.value("ip")
         address = f"{self.value('mailbox')}@{name.lower()}"
         try:
             if getattr(self, "created", None) != name.lower():
-                await asyncio.to_thread(directory.add_domain, name, ip)
+                await client.add_domain(name, ip)
                 self.created = name.lower()
-            await asyncio.to_thread(
-                directory.add_account, address, self.query_one("#password", Input).value,
-                full_name=self.value("full_name"), admin=True,
-            )
-        except (DirectoryError, AddressError, WeakPassword) as e:
+            await client.add_account(address, self.query_one("#password", Input).value,
+                                     full_name=self.value("full_name"), admin=True)
+        except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: shown on the screen
             self.query_one("#form-status", Static).update(str(e))
             return
         self.app.notify(f"Domain {name} and administrator {address} created")

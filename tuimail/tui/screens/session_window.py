@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
 from tuimail.core.events import Event
-from tuimail.servers.logwriter import event_text, stamp
+from tuimail.core.logformat import event_text, stamp
 from tuimail.tui.text import duration, rate
 from tuimail.tui.widgets.protocol_log import TranscriptHighlighter
 
@@ -49,7 +49,7 @@ class SessionWindow(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        session = self.app.engine.sessions.get(self.sid)
+        session = self.app.client.sessions.get(self.sid)
         self.protocol = session.protocol if session else None
         self.peer = session.peer if session else "?"
         self.started = session.started if session else None
@@ -68,7 +68,7 @@ class SessionWindow(Screen):
         self.refresh_info()
 
     def refresh_info(self) -> None:
-        session = self.app.engine.sessions.get(self.sid)
+        session = self.app.client.sessions.get(self.sid)
         clock = self.app.clock
         label = self.protocol.label if self.protocol else "?"
         if session is None:
@@ -106,7 +106,7 @@ class SessionWindow(Screen):
     async def _export(self) -> None:
         app = self.app
         label = self.protocol.label if self.protocol else "session"
-        folder = app.engine.config.base / "exports"
+        folder = app.client.config.base / "exports"
         path = folder / f"session-{self.sid}-{label}-{app.clock.now():%Y%m%d-%H%M%S}.txt"
         port = app.transcripts.local_port.get(self.sid, "?")
         lines = [f"Session {self.sid}; {label} on port {port}", *app.transcripts.lines(self.sid)]

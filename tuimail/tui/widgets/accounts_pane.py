@@ -8,7 +8,7 @@ import asyncio
 from textual.binding import Binding
 from textual.widgets import Static
 
-from tuimail.core.directory import Account, DirectoryError
+from tuimail.core.directory import Account
 from tuimail.tui.dialogs.account_form import AccountForm
 from tuimail.tui.dialogs.confirm import ChoiceDialog
 from tuimail.tui.messages import AccountsChanged
@@ -18,15 +18,11 @@ from tuimail.tui.widgets.table_pane import TablePane
 COLUMNS = ("address", "full name", "POP", "IMAP", "admin", "msgs", "size", "notes")
 
 
-def account_rows(engine) -> list[tuple[Account, tuple[str, ...]]]:
-    """Blocking: reads accounts.json and counts every mailbox (run it in a thread)."""
+def account_rows(totals: list) -> list[tuple[Account, tuple[str, ...]]]:
+    """The table's rows from the client's `account_totals()` ([account, count, bytes] each)."""
     rows = []
-    for account in engine.directory.accounts():
-        try:
-            count, size = engine.store.mailbox(account.address).totals()
-            msgs, size_text = str(count), human_size(size)
-        except Exception:
-            msgs, size_text = "?", "?"
+    for account, count, size in totals:
+        msgs, size_text = ("?", "?") if count is None else (str(count), human_size(size))
         notes = account.notes.replace("\n", " ")[:40]
         rows.append(
             (account, (account.address, account.full_name, yes_no(account.pop), yes_no(account.imap),
@@ -62,7 +58,7 @@ class AccountsPane(TablePane):
         self.run_worker(self._load(), exclusive=True, group="accounts")
 
     async def _load(self) -> None:
-        rows = await asyncio.to_thread(account_rows, self.app.engine)
+        rows = account_rows(await self.app.client.account_totals())
         if [row for _, row in rows] == getattr(self, "_shown", None):
             self.loaded.set()
             return  # nothing changed: no redraw, the cursor stays put
@@ -76,7 +72,7 @@ class AccountsPane(TablePane):
             self._accounts[account.address] = account
         if selected in self._accounts:
             table.move_cursor(row=table.get_row_index(selected))
-        domains = len(self.app.engine.directory.domains)
+        domains = len(self.app.client.config.settings.domains)
         self.query_one("#accounts-summary", Static).update(
             f"{len(rows)} account{'s' if len(rows) != 1 else ''} in {domains} domain{'s' if domains != 1 else ''}"
         )
@@ -85,12 +81,12 @@ class AccountsPane(TablePane):
     # ----- actions --------------------------------------------------------------------------
 
     def action_new(self) -> None:
-        self.app.push_screen(AccountForm(self.app.engine), self._saved)
+        self.app.push_screen(AccountForm(self.app.client, existing=set(self._accounts)), self._saved)
 
     def action_edit(self) -> None:
         address = self.selected()
         if address and address in self._accounts:
-            self.app.push_screen(AccountForm(self.app.engine, self._accounts[address]), self._saved)
+            self.app.push_screen(AccountForm(self.app.client, self._accounts[address]), self._saved)
 
     def _saved(self, account: Account | None) -> None:
         if account is not None:
@@ -109,12 +105,9 @@ class AccountsPane(TablePane):
         self.app.push_screen(ChoiceDialog(f"Delete {address}?", choices), done)
 
     async def _delete(self, address: str, keep_mail: bool) -> None:
-        engine = self.app.engine
         try:
-            await asyncio.to_thread(engine.directory.delete_account, address)
-            if not keep_mail:
-                await asyncio.to_thread(engine.store.delete_mail, address)
-        except DirectoryError as e:
+            await self.app.client.delete_account(address, delete_mail=not keep_mail)
+        except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: one line for the operator
             self.app.notify(str(e), severity="error")
             return
         self.app.notify(f"Deleted {address}" + ("; its mail is kept" if keep_mail else " and its mail"))

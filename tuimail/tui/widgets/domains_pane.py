@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from textual.binding import Binding
 
-from tuimail.core.directory import DirectoryError
 from tuimail.tui.dialogs.confirm import ConfirmDialog
 from tuimail.tui.dialogs.domain_form import DomainForm
 from tuimail.tui.messages import DomainsChanged
@@ -32,25 +29,30 @@ class DomainsPane(TablePane):
         self.reload()
 
     def reload(self) -> None:
-        directory = self.app.engine.directory
-        accounts = directory.accounts()
+        self.run_worker(self._load(), exclusive=True, group="domains")
+
+    async def _load(self) -> None:
+        try:
+            rows = await self.app.client.domains()
+        except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: one line for the operator
+            self.app.notify(f"Domains not read: {e}", severity="error")
+            return
         table = self.table
         selected = self.selected()
         table.clear()
-        for domain in directory.domains:
-            count = sum(1 for a in accounts if a.domain == domain.name)
+        for domain, count in rows:
             table.add_row(domain.name, domain.ip, str(count), key=domain.name)
-        if selected is not None and selected in [d.name for d in directory.domains]:
+        if selected is not None and selected in [d.name for d, _ in rows]:
             table.move_cursor(row=table.get_row_index(selected))
 
     def action_new(self) -> None:
-        self.app.push_screen(DomainForm(self.app.engine), self._saved)
+        self.app.push_screen(DomainForm(self.app.client), self._saved)
 
     def action_edit(self) -> None:
         name = self.selected()
-        domain = self.app.engine.config.settings.domain(name) if name else None
+        domain = self.app.client.config.settings.domain(name) if name else None
         if domain is not None:
-            self.app.push_screen(DomainForm(self.app.engine, domain), self._saved)
+            self.app.push_screen(DomainForm(self.app.client, domain), self._saved)
 
     def _saved(self, saved: object | None) -> None:
         if saved is not None:
@@ -69,8 +71,8 @@ class DomainsPane(TablePane):
 
     async def _delete(self, name: str) -> None:
         try:
-            await asyncio.to_thread(self.app.engine.directory.delete_domain, name)
-        except DirectoryError as e:
+            await self.app.client.delete_domain(name)
+        except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: one line for the operator
             self.app.notify(f"Not deleted: {e}", severity="error")
             return
         self.app.notify(f"Deleted domain {name}")

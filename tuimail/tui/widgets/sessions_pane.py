@@ -27,8 +27,7 @@ from tuimail.tui.dialogs.confirm import ConfirmDialog
 from tuimail.tui.text import duration
 
 if TYPE_CHECKING:
-    from tuimail.core.guard import Block
-    from tuimail.servers.sessions import Session
+    from tuimail.control import BlockView
     from tuimail.tui.clock import Clock
 
 COLUMNS = ("id", "proto", "peer", "user", "state", "started", "idle", "in", "out", "last command")
@@ -36,10 +35,10 @@ FILTERS: tuple[Protocol | None, ...] = (None, Protocol.SMTP, Protocol.POP3, Prot
 IDLE = COLUMNS.index("idle")
 REBUILD_ABOVE = 64  # removing more rows than this at once: rebuild the table instead (remove_row is O(n))
 BATCH = 100  # new rows added per screen update (DataTable measures every cell of a new row)
-RELEASED_BY = "the operator (TUI)"
 
 
-def row_for(session: Session, clock: Clock) -> tuple[str, ...]:
+def row_for(session, clock: Clock) -> tuple[str, ...]:
+    """`session`: a live session as the client gives it (the fields of servers.sessions.Session)."""
     return (
         str(session.sid),
         session.protocol.label,
@@ -58,8 +57,8 @@ def cells(row: tuple[str, ...]) -> list[Text]:
     return [Text(value, no_wrap=True, end="") for value in row]
 
 
-def block_row(block: Block, now: float) -> tuple[str, str, str]:
-    return (block.ip, str(block.failures), duration(block.until - now + 0.999))  # time left, rounded up
+def block_row(block: BlockView) -> tuple[str, str, str]:
+    return (block.ip, str(block.failures), duration(block.left + 0.999))  # time left, rounded up
 
 
 class SessionTable(DataTable):
@@ -172,8 +171,8 @@ class SessionsPane(Vertical):
     # ----- live data ------------------------------------------------------------------------
 
     def refresh_rows(self, only: SessionTable | None = None) -> None:
-        engine, clock = self.app.engine, self.app.clock
-        sessions = list(engine.sessions)
+        sessions = list(self.app.client.sessions)
+        clock = self.app.clock
         rows = {s.sid: row_for(s, clock) for s in sessions}
         shown = self.table
         height = max(t.size.height for t in self.query(SessionTable))  # a hidden table has no size yet
@@ -224,8 +223,7 @@ class SessionsPane(Vertical):
         return self.query_one("#blocks-table", DataTable)
 
     def refresh_blocks(self) -> None:
-        guard = self.app.engine.guard
-        rows = [block_row(b, guard.clock()) for b in guard.blocks()]
+        rows = [block_row(b) for b in self.app.client.blocks()]
         if rows == self._blocks:
             return
         table = self.blocks_table
@@ -259,9 +257,16 @@ class SessionsPane(Vertical):
 
     def action_unblock(self) -> None:
         ip = self.selected_block()
-        if ip is None:
+        if ip is not None:
+            self.run_worker(self._release(ip), group="unblock")
+
+    async def _release(self, ip: str) -> None:
+        try:
+            released = await self.app.client.release_block(ip)  # system.log: "Block of ip released by ..."
+        except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: one line for the operator
+            self.app.notify(f"Not released: {e}", severity="error")
             return
-        if self.app.engine.guard.release(ip, by=RELEASED_BY):  # system.log: "Block of ip released by ..."
+        if released:
             self.app.notify(f"Released {ip}: it may connect and log in again")
         else:
             self.app.notify(f"The block of {ip} had already ended")
@@ -290,7 +295,7 @@ class SessionsPane(Vertical):
 
 def confirm_kill(app, sid: int) -> None:
     """Ask `y` to kill session `sid`, then close it; its log block says the operator did."""
-    session = app.engine.sessions.get(sid)
+    session = app.client.sessions.get(sid)
     if session is None:
         app.notify(f"Session {sid} has already ended")
         return
@@ -298,11 +303,16 @@ def confirm_kill(app, sid: int) -> None:
     if session.user:
         what += f" ({session.user})"
 
+    async def kill() -> None:
+        try:
+            killed = await app.client.kill_session(sid)
+        except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: one line for the operator
+            app.notify(f"Session {sid} not killed: {e}", severity="error")
+            return
+        app.notify(f"Session {sid} killed" if killed else f"Session {sid} had already ended")
+
     def done(yes: bool | None) -> None:
         if yes:
-            if app.engine.sessions.kill(sid, by="the operator (TUI)"):
-                app.notify(f"Session {sid} killed")
-            else:
-                app.notify(f"Session {sid} had already ended")
+            app.run_worker(kill(), group="kill")
 
     app.push_screen(ConfirmDialog(f"Kill {what}?"), done)

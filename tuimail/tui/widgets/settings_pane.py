@@ -8,8 +8,6 @@ file keeps the old port. Unsaved edits are flagged; leaving the tab or quitting 
 
 from __future__ import annotations
 
-import asyncio
-
 from pydantic import BaseModel, ValidationError
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -66,7 +64,7 @@ class SettingsPane(Vertical):
         with VerticalScroll(id="settings-form"):
             for section, name in FIELDS:
                 model = MODELS[section]
-                value = getattr(getattr(self.app.engine.config.settings, section), name)
+                value = getattr(getattr(self.app.client.config.settings, section), name)
                 info = model.model_fields[name]
                 widget = Checkbox("on", value=value, id=field_id(section, name)) if isinstance(value, bool) else \
                     Input(shown(value), id=field_id(section, name))
@@ -99,12 +97,12 @@ class SettingsPane(Vertical):
         return {s: {n: parsed(s, n, v) for n, v in values.items()} for s, values in self.form_values().items()}
 
     def current_values(self) -> dict[str, dict[str, object]]:
-        settings = self.app.engine.config.settings
+        settings = self.app.client.config.settings
         return {s: {n: getattr(getattr(settings, s), n) for (sec, n) in FIELDS if sec == s} for s in MODELS}
 
     def validate_form(self) -> tuple[dict[str, BaseModel], dict[str, str]]:
         """New section models, and field id -> message for every invalid field."""
-        settings = self.app.engine.config.settings
+        settings = self.app.client.config.settings
         models: dict[str, BaseModel] = {}
         errors: dict[str, str] = {}
         for section, values in self.parsed_values().items():
@@ -142,7 +140,7 @@ class SettingsPane(Vertical):
     def _mark_unsaved(self, dirty: bool) -> None:
         changed = dirty != self.unsaved
         self.unsaved = dirty
-        name = self.app.engine.config.path.name
+        name = self.app.client.config.path.name
         text = (f"UNSAVED CHANGES: ctrl+s saves {name}, ctrl+r reverts" if dirty
                 else f"{name}: Enter edits, ctrl+s saves and applies at once, Escape stops editing")
         self.query_one("#settings-status", Static).update(text)
@@ -175,42 +173,19 @@ class SettingsPane(Vertical):
         self.run_worker(self.apply(models), exclusive=True, group="settings")
 
     async def apply(self, models: dict[str, BaseModel]) -> list[str]:
-        """Write config.toml and apply: rebind changed listeners. Returns the problems reported."""
-        engine = self.app.engine
-        config = engine.config
-        old_ports: PortSettings = config.settings.ports
-        new_ports: PortSettings = models["ports"]  # type: ignore[assignment]
-        config.settings.server = models["server"]  # type: ignore[assignment]
-        config.settings.ports = new_ports
-        config.settings.policy = models["policy"]  # type: ignore[assignment]
-        problems: list[str] = []
+        """Write config.toml and apply (the engine's `settings.apply`: rebind changed listeners).
+        Returns the problems reported."""
+        client = self.app.client
+        name = client.config.path.name
         try:
-            await asyncio.to_thread(config.save)
-        except Exception as e:  # noqa: BLE001 - the operator must see any reason
-            config.settings.ports = old_ports
-            self.app.notify(f"config.toml not written: {e}", severity="error")
+            problems = await client.apply_settings({s: m.model_dump(mode="json") for s, m in models.items()})
+        except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: the operator must see any reason
+            self.app.notify(f"{name} not written: {e}", severity="error")
             return [str(e)]
-        if new_ports.address != old_ports.address:
-            problems.append(f"listen address {new_ports.address}: takes effect when tuimail restarts")
-        reverted = False
-        for name in PORT_NAMES:
-            before, after = getattr(old_ports, name), getattr(new_ports, name)
-            if before == after:
-                continue
-            state = await engine.rebind(name, after)
-            if after and not state.up:
-                old = engine.listeners.get(name)
-                kept = f"kept :{old.port}" if old is not None and old.up else "not listening"
-                problems.append(f"{name.upper()} :{after} {state.status}; {kept}")
-                if old is not None and old.up:
-                    setattr(config.settings.ports, name, before)  # the file says what really listens
-                    reverted = True
-        if reverted:
-            await asyncio.to_thread(config.save)
         self.post_message(ListenersChanged())
         self.load_values()
         if problems:
             self.app.notify("Saved, but: " + "; ".join(problems), severity="warning", timeout=10)
         else:
-            self.app.notify(f"Saved {config.path.name} and applied")
+            self.app.notify(f"Saved {name} and applied")
         return problems

@@ -1,4 +1,5 @@
-"""The header: hostname, every listener and its state, live session count and uptime."""
+"""The header: hostname, every listener and its state, live session count and uptime; when attached
+to a `tuimail serve`, which one (`attached to tuimail serve, pid N`)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ from textual.widgets import Static
 from tuimail.tui.text import duration
 
 if TYPE_CHECKING:
-    from tuimail.servers.engine import Engine
+    from tuimail.control import EngineClient
     from tuimail.tui.clock import Clock
 
 
-def header_markup(engine: Engine, clock: Clock, starting: bool) -> str:
+def header_markup(engine: EngineClient, clock: Clock, starting: bool) -> str:
     sessions = len(engine.sessions)
     uptime = duration(clock.wall() - engine.started_at) if engine.started_at else "-"
     first = (
         f"[b]tuimail[/b] on [b $accent]{escape(engine.hostname)}[/b $accent] │ "
         f"{sessions} session{'s' if sessions != 1 else ''} live │ up {uptime}"
     )
+    if engine.attached:
+        first += (f" │ [b]attached to tuimail serve, pid {engine.server_pid}[/b]" if engine.connected
+                  else f" │ [b $text-error]server pid {engine.server_pid} has stopped[/]")
     if starting and not engine.listeners:
         return first + "\n[$text-muted]starting the listeners...[/]"
     parts = []
@@ -37,7 +41,7 @@ def header_markup(engine: Engine, clock: Clock, starting: bool) -> str:
 class StatusHeader(Static):
     """Redrawn by the app on every tick (cheap: one Static)."""
 
-    def show(self, engine: Engine, clock: Clock, starting: bool) -> None:
+    def show(self, engine: EngineClient, clock: Clock, starting: bool) -> None:
         markup = header_markup(engine, clock, starting)
         if markup != getattr(self, "_last", None):
             self._last = markup

@@ -11,7 +11,7 @@ from tuimail.config import Config, DomainSettings, Settings, save_settings
 from tuimail.core.events import LineIn, LineOut, Note, Protocol, SessionClosed, SessionOpened, SystemMessage
 from tuimail.servers.engine import Engine, ListenerState
 from tuimail.servers.logwriter import LogWriter
-from tuimail.tui.clock import Clock, fixed_clock
+from tuimail.core.clock import Clock, fixed_clock
 
 T0 = datetime(2026, 11, 26, 10, 30, 0, tzinfo=timezone.utc)
 WALL = T0.timestamp()
