@@ -72,6 +72,11 @@ class Folder:
         self._own_stamp: tuple[int, int] | None = None  # mtimes our own last change produced
         self._scanned_at = 0.0
         self.version = 0  # bumped on every change, for cheap "anything new?" checks
+        # RFC 3501 §2.3.2: a message is \Recent for the first session that selects its folder after
+        # it arrived. Deliveries sit in new/ until then; APPENDed and COPYed messages (stored in cur/
+        # with their flags) are recent while their uid is at or above this mark, as Dovecot's
+        # first-recent-uid does. Kept in memory: after a restart, only new/ marks recent messages.
+        self._first_recent_uid = 1
         self._load_uidlist()
 
     # ----- index ----------------------------------------------------------------------------
@@ -245,7 +250,7 @@ class Folder:
         try:
             lines = self._uidlist_path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
-            self._uidvalidity = int(time.time())
+            self._uidvalidity = self.mailbox.next_uidvalidity()
             self._uidnext = 1
             if (self.path / "cur").is_dir():
                 self._write_uidlist()
@@ -263,6 +268,7 @@ class Folder:
         # the first rescan builds the refs, giving each file the uid the list already holds for it
         self._known_uids = self._uid_of_base
         self._uid_of_base = {}
+        self._first_recent_uid = self._uidnext
 
     def _write_uidlist(self) -> None:
         lines = [f"V{self._uidvalidity} N{self._uidnext}\n"]
@@ -307,11 +313,14 @@ class Folder:
     def claim_recent(self) -> list[int]:
         """Move every message in new/ to cur/ and return their uids (RFC 3501 \\Recent goes to
         the first session that sees them)."""
-        claimed = []
+        claimed, renamed = [], False
         with self._lock:
             self.sync()
+            floor, self._first_recent_uid = self._first_recent_uid, self._uidnext
             for ref in list(self._by_uid.values()):
                 if ref.subdir != "new":
+                    if ref.uid >= floor:
+                        claimed.append(ref.uid)
                     continue
                 moved = replace(ref, subdir="cur")
                 try:
@@ -320,10 +329,23 @@ class Folder:
                     continue
                 self._by_uid[ref.uid] = moved
                 claimed.append(ref.uid)
-            if claimed:
+                renamed = True
+            if renamed:
                 self._own_change()
                 self._changed()
         return sorted(claimed)
+
+    def has_unclaimed_recent(self) -> bool:
+        """Cheap check before `claim_recent`: anything arrived since the last claim?"""
+        with self._lock:
+            return self._first_recent_uid < self._uidnext or any(r.subdir == "new" for r in self._by_uid.values())
+
+    def unclaimed_recent(self) -> list[int]:
+        """The uids no session has claimed as \\Recent yet, without claiming them (EXAMINE, STATUS)."""
+        with self._lock:
+            self.sync()
+            floor = self._first_recent_uid
+            return sorted(ref.uid for ref in self._by_uid.values() if ref.subdir == "new" or ref.uid >= floor)
 
     def set_flags(self, uid: int, flags: str) -> MessageRef | None:
         """Replace a message's flags (Maildir letters); returns the new ref, None if it is gone."""

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +38,7 @@ __all__ = [  # the store's public names, wherever they are defined
     "MessageRef", "clean_tmp", "normalize_flags", "to_crlf", "to_lf", "unique_base", "write_durably",
 ]
 
+UIDVALIDITY_FILE = "tuimail-uidvalidity"  # the last UIDVALIDITY handed out in this account
 SUBSCRIPTIONS = "subscriptions"  # Dovecot / Courier name, one folder per line
 SPECIAL_USE = {"Drafts": "\\Drafts", "Sent": "\\Sent", "Junk": "\\Junk", "Trash": "\\Trash"}  # RFC 6154
 _NAME_RE = re.compile(r"^[^/\\.\x00-\x1f\x7f]+$")
@@ -55,6 +57,23 @@ class Mailbox:
         self.path = path
         self._folders: dict[str, Folder] = {}
         self._lock = threading.RLock()
+
+    def next_uidvalidity(self) -> int:
+        """A UIDVALIDITY for a folder being created: the clock's seconds, but always greater than any
+        value handed out before in this account (RFC 3501 §2.3.1.1: a folder deleted and created
+        again within the same second must not get its old UIDVALIDITY, or clients reuse cached UIDs).
+        The last value is kept in `tuimail-uidvalidity` at the account's root, as Dovecot's
+        `dovecot-uidvalidity` does."""
+        marker = self.path / UIDVALIDITY_FILE
+        with self._lock:
+            try:
+                last = int(marker.read_text(encoding="ascii").strip() or 0)
+            except (FileNotFoundError, ValueError):
+                last = 0
+            value = max(int(time.time()), last + 1)
+            self.path.mkdir(parents=True, exist_ok=True)
+            atomic_write(marker, f"{value}\n".encode(), mode=0o600)
+            return value
 
     def folder_path(self, name: str) -> Path:
         """Wire name -> directory; raises FolderError for names that could escape the mailbox."""

@@ -154,11 +154,14 @@ def test_select_as_the_seed_shows(d):
 def test_examine_is_read_only_and_claims_nothing(d):
     d.login()
     lines = d.cmd("a1 examine inbox")
-    assert "* 0 RECENT" in lines and lines[-1] == "a1 OK [READ-ONLY] EXAMINE completed"
+    # RFC 3501 §6.3.2: EXAMINE reports the recent messages but MUST NOT take \Recent from them
+    assert "* 3 RECENT" in lines and lines[-1] == "a1 OK [READ-ONLY] EXAMINE completed"
+    assert "* 3 RECENT" in d.cmd("a1b examine inbox")
     assert "* OK [PERMANENTFLAGS ()] Flags permitted" in lines
     assert d.cmd("a2 store 1 +flags \\seen")[-1] == "a2 NO [READ-ONLY] Mailbox is read-only"
     d.cmd("a3 fetch 1 body[]")
     assert "S" not in d.store.mailbox("tatareva@lab.test").folder("INBOX").messages()[0].flags
+    assert "* 3 RECENT" in d.cmd("a4 select inbox")  # the first SELECT still gets them
 
 
 def test_select_typed_in_lower_case_finds_the_folder(d):
@@ -253,7 +256,13 @@ def test_store_flags_variants(d):
     ]
     assert d.cmd("a3 store 1 -flags (\\deleted \\flagged)") == ["* 1 FETCH (FLAGS (\\Seen \\Recent))", "a3 OK STORE completed"]
     assert d.cmd("a4 store 1 flags.silent (\\Answered)") == ["a4 OK STORE completed"]
-    assert d.cmd("a5 uid store 1 +flags $Work") == ["* 1 FETCH (UID 1 FLAGS (\\Answered $Work \\Recent))", "a5 OK STORE completed"]
+    # RFC 3501 §7.2.6: a new keyword is announced in FLAGS and PERMANENTFLAGS before a FETCH carries it
+    assert d.cmd("a5 uid store 1 +flags $Work") == [
+        "* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Work \\Recent)",
+        "* OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Work \\*)] Flags permitted",
+        "* 1 FETCH (UID 1 FLAGS (\\Answered $Work \\Recent))",
+        "a5 OK STORE completed",
+    ]
     assert d.cmd("a6 store 1 +flags \\Bogus")[0].startswith("a6 BAD STORE parse error: unknown system flag")
     assert d.cmd("a7 store 1 +flagz \\Seen")[0].startswith("a7 BAD STORE parse error")
     ref = d.store.mailbox("tatareva@lab.test").folder("INBOX").messages()[0]
@@ -415,7 +424,7 @@ def test_append_with_flags_date_and_literal(d):
     assert ref.flags == "D" and ref.wire_size == len(data)
     assert ref.internaldate == 1772702430.0
     d.cmd("a2 select Drafts")
-    assert d.cmd("a3 fetch 1 (flags internaldate)")[0] == f'* 1 FETCH (FLAGS (\\Draft $Todo) INTERNALDATE {internaldate(1772702430.0)})'
+    assert d.cmd("a3 fetch 1 (flags internaldate)")[0] == f'* 1 FETCH (FLAGS (\\Draft $Todo \\Recent) INTERNALDATE {internaldate(1772702430.0)})'
     assert internaldate(1772702430.0).startswith('"05-Mar-2026 ')
     raw = d.send(b"a4 append Nowhere {1+}\r\nx\r\n")
     assert raw == b"a4 NO [TRYCREATE] Mailbox Nowhere does not exist\r\n"
@@ -456,7 +465,14 @@ def test_keyword_change_reaches_the_other_session(d):
     a = selected(d)
     b = selected(Driver(d.store))
     a.cmd("a1 store 3 +flags.silent Important")
-    assert b.cmd("b1 noop") == ["* 3 FETCH (FLAGS (Important))", "b1 OK NOOP completed"]
+    # RFC 3501 §7.2.6: the other session hears of the new keyword in FLAGS before the FETCH
+    assert b.cmd("b1 noop") == [
+        "* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft Important \\Recent)",
+        "* OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft Important \\*)] Flags permitted",
+        "* 3 FETCH (FLAGS (Important))",
+        "b1 OK NOOP completed",
+    ]
+    assert b.cmd("b2 noop") == ["b2 OK NOOP completed"]  # announced once
 
 
 def test_idle_reports_a_delivery_at_once(d):
@@ -547,3 +563,80 @@ def test_credentials_that_are_not_utf8_fail_like_wrong_ones(store):
     assert d.send(b"a2 authenticate plain AB\xce\r\n").startswith(b"a2 BAD Invalid base64")
     token = base64.b64encode(b"\0tatareva\0\xff\xfe")
     assert d.send(b"a3 authenticate plain " + token + b"\r\n") == b"a3 NO [AUTHENTICATIONFAILED] Authentication failed\r\n"
+
+
+# ----- imaptest compliance findings (issue 14) ------------------------------------------------
+
+
+def test_select_of_a_name_with_an_open_bracket_is_no_not_bad(d):
+    # RFC 3501 §9: `[` is an ATOM-CHAR; imaptest's "atoms" group selects such a name
+    d.login()
+    reply = d.cmd("a1 select foo[bar")
+    assert reply[-1].startswith("a1 NO [NONEXISTENT]")
+    assert d.cmd("a2 create foo[bar") == ["a2 OK CREATE completed"]
+    assert d.cmd('a3 list "" foo[*') == ['* LIST (\\HasNoChildren) "/" "foo[bar"', "a3 OK LIST completed"]
+
+
+def test_an_unclosed_section_is_still_bad(d):
+    selected(d)
+    assert d.cmd("a1 fetch 1 body[text")[-1].startswith("a1 BAD")
+
+
+def test_appended_and_copied_messages_are_recent_for_exactly_one_session(d):
+    d.login()
+    d.cmd("a1 create Box")
+    d.send(b"a2 append Box (\\Seen) {12+}\r\nSubject: x\r\n\r\n")
+    assert d.cmd('a3 status Box (messages recent)')[0] == '* STATUS "Box" (MESSAGES 1 RECENT 1)'
+    first = d.cmd("a4 select Box")
+    assert "* 1 RECENT" in first
+    assert d.cmd("a5 fetch 1 flags")[0] == "* 1 FETCH (FLAGS (\\Seen \\Recent))"
+    copied = d.cmd("a6 copy 1 Box")
+    assert copied[-1].startswith("a6 OK [COPYUID")
+    assert "* 2 RECENT" in copied + d.cmd("a7 noop")  # the copy is recent for the session that has the folder
+    other = Driver(d.store)
+    other.login()
+    assert "* 0 RECENT" in other.cmd("b1 select Box")  # already claimed: never recent twice
+    assert other.cmd("b2 search recent") == ["* SEARCH", "b2 OK SEARCH completed"]
+    assert other.cmd("b3 search old") == ["* SEARCH 1 2", "b3 OK SEARCH completed"]
+    assert d.cmd("a8 search new") == ["* SEARCH", "a8 OK SEARCH completed"]  # both \\Seen
+    assert d.cmd("a9 search recent") == ["* SEARCH 1 2", "a9 OK SEARCH completed"]
+
+
+def test_uidvalidity_of_a_recreated_folder_is_always_greater(d):
+    # RFC 3501 §2.3.1.1: DELETE then CREATE in the same second must not reuse UIDVALIDITY (or UIDs)
+    d.login()
+    seen = []
+    for n in range(3):
+        d.cmd("a1 create Again")
+        status = d.cmd("a2 status Again (uidvalidity)")[0]
+        seen.append(int(status.split("UIDVALIDITY ")[1].rstrip(")")))
+        d.cmd("a3 delete Again")
+    assert seen == sorted(seen) and len(set(seen)) == 3
+
+
+def test_search_from_ignores_comments_in_the_address(d):
+    d.login()
+    d.store.deliver("tatareva@lab.test", b"From: <user-from (comment)@ (comment) domain.org>\nSubject: c\n\nx\n")
+    d.store.deliver("tatareva@lab.test", b"From: user-from1@domain.org, user-from2@domain.org\nSubject: c\n\nx\n")
+    d.cmd("a1 select inbox")
+    found = d.cmd("a2 search from user-from@domain.org")[0].split()[2:]
+    assert found and all(int(n) > 0 for n in found)
+    last = d.cmd("a3 fetch * uid")[0]
+    count = int(last.split()[1])
+    assert str(count - 1) in found and str(count) not in found
+
+
+def test_lsub_percent_lists_an_unsubscribed_parent_as_noselect(d):
+    # RFC 3501 §6.3.9
+    d.login()
+    for name in ("top/test", "top/test2", "top/test2/test", "top/test3/test3"):
+        d.cmd(f"c create {name}")
+    for name in ("top/test", "top/test2/test", "top/test3/test3"):
+        d.cmd(f"s subscribe {name}")
+    reply = d.cmd('a1 lsub "" top/%')
+    assert reply == [
+        '* LSUB () "/" "top/test"',
+        '* LSUB (\\Noselect) "/" "top/test2"',
+        '* LSUB (\\Noselect) "/" "top/test3"',
+        "a1 OK LSUB completed",
+    ]

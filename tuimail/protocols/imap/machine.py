@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from tuimail.core.directory import AuthOutcome
 from tuimail.protocols.imap.backend import KeywordsOf, Mailbox, SpecialUse, Store
-from tuimail.protocols.imap.mailboxes import MailboxCommands
+from tuimail.protocols.imap.mailboxes import MailboxCommands, MailboxNameRefused
 from tuimail.protocols.imap.messages import MessageCommands
 from tuimail.protocols.imap.reader import RawCommand
 from tuimail.protocols.imap.sequence import BadSequence
@@ -161,6 +161,8 @@ class ImapMachine(MailboxCommands, MessageCommands):
             return self._bad_command(tag, f"{name} parse error: {e}")
         except BadSequence as e:
             return self._bad_command(tag, f"{name}: {e}")
+        except MailboxNameRefused as e:
+            result = str(e)
         except Exception as e:  # a store or parser bug must not end the session
             log.exception("IMAP %s failed", name)
             self._out.notes.append(f"Internal error in {name}: {type(e).__name__}: {e}")

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from tuimail.protocols.imap import utf7
 from tuimail.protocols.imap.backend import to_lf
-from tuimail.protocols.imap.flags import SYSTEM_FLAGS, BadFlag, split_flags
+from tuimail.protocols.imap.flags import BadFlag, split_flags
 from tuimail.protocols.imap.tokens import ParseError, text
 from tuimail.protocols.imap.view import MailboxView
 
@@ -24,6 +24,10 @@ def quote(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+
+class MailboxNameRefused(Exception):
+    """A mailbox argument that parses but can name no mailbox; carries the whole NO reply."""
+
 class MailboxCommands:
     """Mixin for ImapMachine (which provides state, mailbox, view and the output helpers)."""
 
@@ -31,7 +35,8 @@ class MailboxCommands:
         try:
             name = utf7.to_wire(text(token))
         except utf7.BadName as e:
-            raise ParseError(str(e)) from e
+            # a well-formed argument naming no possible mailbox: NO, as Dovecot answers (imaptest "atoms")
+            raise MailboxNameRefused(f"NO [CANNOT] Not a valid mailbox name: {e}") from e
         return "INBOX" if name.upper() == "INBOX" else name
 
     def _typed_name(self, token) -> str:
@@ -66,9 +71,8 @@ class MailboxCommands:
         except ValueError:
             return f"NO [NONEXISTENT] Mailbox {name} does not exist"
         self.view = view = MailboxView(folder, self.keywords_of(folder), readonly)
-        keywords = sorted(view.keywords.names())
-        flags = " ".join([*SYSTEM_FLAGS, *keywords])
-        self._untagged(f"FLAGS ({flags} \\Recent)")
+        flags_line, permanent_line = view.flags_lines()
+        self._untagged(flags_line[2:])
         self._untagged(f"{view.exists} EXISTS")
         self._untagged(f"{len(view.recent)} RECENT")
         unseen = view.first_unseen()
@@ -76,8 +80,7 @@ class MailboxCommands:
             self._untagged(f"OK [UNSEEN {unseen}] first unseen")
         self._untagged(f"OK [UIDVALIDITY {folder.uidvalidity}] UIDs valid")
         self._untagged(f"OK [UIDNEXT {folder.uidnext}] Predicted next UID")
-        permanent = "" if readonly else f"{flags} \\*"
-        self._untagged(f"OK [PERMANENTFLAGS ({permanent})] Flags permitted")
+        self._untagged(permanent_line[2:])
         self._transition("selected")
         self.session_state = f"{'examined' if readonly else 'selected'} {name}"
         return f"OK [{'READ-ONLY' if readonly else 'READ-WRITE'}] {verb} completed"
@@ -169,8 +172,8 @@ class MailboxCommands:
             return "OK LIST completed"
         try:
             pattern = utf7.to_wire(reference + pattern)
-        except utf7.BadName as e:
-            raise ParseError(str(e)) from e
+        except utf7.BadName:  # no mailbox can have such a name: nothing matches (imaptest "atoms")
+            return f"OK {verb} completed"
         matcher = _pattern(pattern)
         existing = self.mailbox.list_folders()
         names = set(existing)
@@ -181,12 +184,21 @@ class MailboxCommands:
         subscribed = set(self.mailbox.subscriptions()) if verb == "LSUB" else None
         if subscribed:  # §6.3.9: a subscription outlives its mailbox
             every |= subscribed
+        # §6.3.9: LSUB with `%` lists an unsubscribed parent of a subscribed child as \Noselect
+        unsubscribed_parents = set()
+        if subscribed is not None and "%" in pattern:
+            for name in subscribed:
+                parts = name.split("/")
+                unsubscribed_parents.update("/".join(parts[:i]) for i in range(1, len(parts)))
+            unsubscribed_parents -= subscribed
+            every |= unsubscribed_parents
         candidates = sorted(every, key=lambda n: (n != "INBOX", n))
         for name in candidates:
-            if not matcher(name) or (subscribed is not None and name not in subscribed):
+            listed = subscribed is None or name in subscribed or name in unsubscribed_parents
+            if not matcher(name) or not listed:
                 continue
             attrs = []
-            if name not in names:
+            if name not in names or name in unsubscribed_parents:
                 attrs.append("\\Noselect")
             if verb == "LIST":
                 has_children = any(other.startswith(name + "/") for other in every)
@@ -211,7 +223,7 @@ class MailboxCommands:
         refs = folder.messages()
         values = {
             "MESSAGES": len(refs),
-            "RECENT": sum(1 for r in refs if r.subdir == "new"),
+            "RECENT": len(folder.unclaimed_recent()),
             "UIDNEXT": folder.uidnext,
             "UIDVALIDITY": folder.uidvalidity,
             "UNSEEN": sum(1 for r in refs if "S" not in r.flags),

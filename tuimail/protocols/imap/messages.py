@@ -156,6 +156,9 @@ class MessageCommands:
             return "NO [READ-ONLY] Mailbox is read-only"
         refs = self._refs()
         keywords = view.keywords
+        if mode != "-FLAGS":  # §7.2.6: the client learns of a new keyword before a FETCH carries it
+            for line in view.announce(words):
+                self._untagged(line[2:])
         changed_words: dict[int, frozenset[str]] = {}
         for seq, u in targets:
             ref = refs.get(u)

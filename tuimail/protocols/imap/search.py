@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from email.utils import getaddresses
 
 from tuimail.protocols.imap import sequence
 from tuimail.protocols.imap.fetch import Message
@@ -43,6 +44,7 @@ _FLAG_KEYS = {
     "UNSEEN": ("S", False),
 }
 _HEADER_KEYS = {"BCC", "CC", "FROM", "SUBJECT", "TO"}
+_ADDRESS_KEYS = {"BCC", "CC", "FROM", "TO"}
 _DATE = re.compile(r"^(\d{1,2})-([A-Za-z]{3})-(\d{4})$")
 _MONTHS = {m: i for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
 
@@ -131,6 +133,9 @@ class _Parser:
         if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
             day = parse_date(self.take())
             return _date_key(name[4:], day, _sent_date)
+        if name in _ADDRESS_KEYS:
+            needle = text(self.take()).casefold()
+            return lambda c: needle in (_addresses(c, name) or "").casefold() if needle else _header(c, name) is not None
         if name in _HEADER_KEYS:
             needle = text(self.take()).casefold()
             return lambda c: needle in (_header(c, name) or "").casefold() if needle else _header(c, name) is not None
@@ -181,6 +186,17 @@ def _header(c: Candidate, name: str) -> str | None:
     """Every `name` header's decoded value joined (SEARCH HEADER matches any of them), or None."""
     values = c.msg.structure.header_values(name, decoded=True)
     return "\n".join(values) if values else None
+
+
+def _addresses(c: Candidate, name: str) -> str | None:
+    """An address header as written, plus each address with its comments removed (`<user (c)@ (c)
+    domain.org>` is `user@domain.org`), so SEARCH FROM matches the address a reader sees, as
+    Dovecot does (RFC 3501 §6.4.4 leaves the matching to the server)."""
+    raw = _header(c, name)
+    if raw is None:
+        return None
+    parsed = getaddresses([raw])
+    return raw + "\n" + "\n".join(f"{n} <{a}>" for n, a in parsed if a)
 
 
 def _headers_text(msg: Message) -> str:

@@ -80,9 +80,8 @@ def _atom(line: bytes, i: int, end: int) -> tuple[Atom, int]:
     while i < end and line[i] not in _STOP:
         if line[i] == 0x5B:  # [ : a section spec runs to its ] with spaces and lists inside
             close = line.find(b"]", i, end)
-            if close < 0:
-                raise ParseError("missing ']'")
-            i = close + 1
+            # RFC 3501 §9: `[` is an ATOM-CHAR, so a mailbox name may hold one without a `]`
+            i = close + 1 if close >= 0 else i + 1
         elif line[i] == 0x7B:  # { is only allowed as a literal at the end of a line
             raise ParseError("unexpected '{'")
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 
-from tuimail.protocols.imap.flags import flag_list
+from tuimail.protocols.imap.flags import SYSTEM_FLAGS, flag_list
 from tuimail.protocols.imap.backend import Folder, Keywords, MessageRef
 
 
@@ -19,14 +19,16 @@ class MailboxView:
         self.folder = folder
         self.readonly = readonly
         self.keywords = keywords
-        # RFC 3501 §2.3.2: \Recent belongs to the first session that sees a message (not EXAMINE)
-        self.recent: set[int] = set() if readonly else set(folder.claim_recent())
+        # RFC 3501 §2.3.2: \Recent belongs to the first session that SELECTs after a message arrived;
+        # EXAMINE shows which messages are recent without taking the flag from the next SELECT (§6.3.2)
+        self.recent: set[int] = set(folder.unclaimed_recent() if readonly else folder.claim_recent())
         refs = folder.messages()
         self.uids: list[int] = [r.uid for r in refs]
         kw = self.keywords
         words, none = kw.mapping(), frozenset()
         self.known: dict[int, tuple[str, frozenset[str]]] = {r.uid: (r.flags, words.get(r.uid, none)) for r in refs}
         self.gone: set[int] = set()  # expunged elsewhere, not yet reported (§7.4.1)
+        self.announced: set[str] = set(kw.names())  # keywords the client has been told of in FLAGS
         self._stamp = (folder.version, kw.version)
         self._snapshot: tuple[MessageRef, ...] | None = refs
         self._snapshot_version = folder.version
@@ -69,6 +71,24 @@ class MailboxView:
                 return seq
         return None
 
+    # ----- FLAGS and PERMANENTFLAGS -----------------------------------------------------------
+
+    def flags_lines(self) -> list[str]:
+        """RFC 3501 §7.2.6 FLAGS and §7.1 PERMANENTFLAGS for the keywords announced so far."""
+        flags = " ".join([*SYSTEM_FLAGS, *sorted(self.announced)])
+        permanent = "" if self.readonly else f"{flags} \\*"
+        return [f"* FLAGS ({flags} \\Recent)", f"* OK [PERMANENTFLAGS ({permanent})] Flags permitted"]
+
+    def announce(self, words) -> list[str]:
+        """A FETCH may only carry keywords the client knows from FLAGS (RFC 3501 §7.2.6): the updated
+        FLAGS and PERMANENTFLAGS lines when `words` holds one it has not been told of, else nothing."""
+        known = {w.upper() for w in self.announced}
+        new = {w for w in words if w.upper() not in known}
+        if not new:
+            return []
+        self.announced |= new
+        return self.flags_lines()
+
     # ----- catching up --------------------------------------------------------------------
 
     def refresh(self, allow_expunge: bool) -> list[str]:
@@ -84,10 +104,11 @@ class MailboxView:
         if (folder.version, kw.version) == self._stamp and not (allow_expunge and self.gone):
             return []
         out: list[str] = []
-        if not self.readonly and any(r.subdir == "new" for r in refs):
+        if not self.readonly and folder.has_unclaimed_recent():
             self.recent.update(folder.claim_recent())
             refs = self.refs()
         self._stamp = (folder.version, kw.version)
+        out += self.announce(kw.names())
         by_uid = {r.uid: r for r in refs}
         missing = [u for u in self.uids if u not in by_uid]
         self.gone.update(missing)
