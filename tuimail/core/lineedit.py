@@ -1,47 +1,18 @@
 """Telnet-friendly input: what a student types by hand must parse like what a client sends.
 
 A telnet client in character mode sends every key as typed, including backspace (0x08) and DEL
-(0x7f), and opens with option negotiation (RFC 854: IAC WILL/WONT/DO/DONT <opt>, IAC SB ... IAC SE).
-Students end lines with a bare LF as often as with CRLF. `LineSplitter` turns a byte stream into
-command lines with all of that applied; the protocols then see clean lines.
+(0x7f). Students end lines with a bare LF as often as with CRLF. `LineSplitter` turns a byte stream
+into command lines with all of that applied; the protocols then see clean lines. Telnet commands
+(RFC 854 IAC sequences) never get here: the connection's `tuimail.protocols.telnet.TelnetFilter`
+takes them out of the stream first, so an 0xFF byte here is data.
 
 Do not run message data or IMAP literals through `edit_line`: a body may legitimately contain
-0xFF, 0x08 or 0x7F bytes.
+0x08 or 0x7F bytes.
 """
 
 from __future__ import annotations
 
-IAC, SB, SE = 255, 250, 240
-WILL, WONT, DO, DONT = 251, 252, 253, 254
 BACKSPACE, DELETE = 0x08, 0x7F
-
-
-def strip_telnet(data: bytes) -> bytes:
-    """Remove RFC 854 command sequences; IAC IAC stands for a literal 0xFF byte."""
-    if IAC not in data:
-        return data
-    out = bytearray()
-    i, n = 0, len(data)
-    while i < n:
-        b = data[i]
-        if b != IAC:
-            out.append(b)
-            i += 1
-            continue
-        if i + 1 >= n:  # a lone IAC at the end of a line: drop it
-            break
-        cmd = data[i + 1]
-        if cmd == IAC:
-            out.append(IAC)
-            i += 2
-        elif cmd in (WILL, WONT, DO, DONT):
-            i += 3
-        elif cmd == SB:  # subnegotiation runs to IAC SE
-            end = data.find(bytes((IAC, SE)), i + 2)
-            i = n if end < 0 else end + 2
-        else:  # NOP, AYT, GA... are two bytes
-            i += 2
-    return bytes(out)
 
 
 def apply_erasures(data: bytes) -> bytes:
@@ -66,7 +37,7 @@ def apply_erasures(data: bytes) -> bytes:
 
 def edit_line(line: bytes) -> bytes:
     """A raw line without its line end -> the line the student meant."""
-    return apply_erasures(strip_telnet(line))
+    return apply_erasures(line)
 
 
 class LineTooLong(Exception):

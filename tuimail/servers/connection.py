@@ -15,6 +15,10 @@ Robustness (SECURITY.md):
   worker until it drains, so a client that pipelines many RETRs and reads slowly costs bounded memory;
   reading pauses too once `MAX_QUEUED` unprocessed bytes wait. A client that reads what was sent
   (`resume_writing`) counts as active for the inactivity timer: a slow download is not an idle session.
+- Telnet (`tuimail.protocols.telnet`): every received byte goes through the connection's
+  `TelnetFilter` first, so no telnet command reaches a parser, a message or the log; its answers
+  (TIMING-MARK, refusals, the BINARY offer) are written at once, and a telnet client's output has
+  0xFF doubled. A client that never sent a telnet command is never sent one.
 - `start_tls()` upgrades the connection in place (RFC 2595 §4, RFC 3207 §4.2, RFC 3501 §6.2.1): bytes
   the client pipelined after the command are discarded, never read as commands.
 """
@@ -28,6 +32,7 @@ import time
 from typing import TYPE_CHECKING
 
 from tuimail.core.events import Protocol
+from tuimail.protocols.telnet import TelnetFilter
 from tuimail.servers.sessions import Session
 
 if TYPE_CHECKING:
@@ -57,6 +62,7 @@ class LineConnection(asyncio.Protocol):
         self._can_write.set()
         self._queued = 0  # bytes in the inbox
         self._reading_paused = False
+        self.telnet = TelnetFilter()
 
     # ----- subclass interface ---------------------------------------------------------------
 
@@ -114,6 +120,10 @@ class LineConnection(asyncio.Protocol):
         assert self.session is not None
         self.session.received(len(data))
         self._arm_timer()
+        data = self._filter_telnet(data)
+        if not data:  # only telnet commands, or a line held until its end
+            self._time_command()
+            return
         self._inbox.put_nowait(data)
         self._queued += len(data)
         if self._queued > MAX_QUEUED and not self._reading_paused and self.transport is not None:
@@ -158,6 +168,7 @@ class LineConnection(asyncio.Protocol):
         """Write `data`; `log_lines` (default: the lines of `data`) go to the log as `-->` lines."""
         if self.transport is None or self.transport.is_closing():
             return
+        data = self.telnet.escape(data)
         self.transport.write(data)
         assert self.session is not None
         self.session.sent(len(data))
@@ -216,9 +227,23 @@ class LineConnection(asyncio.Protocol):
         obj = transport.get_extra_info("ssl_object")
         version = f" ({obj.version()}, {obj.cipher()[0]})" if obj is not None and obj.cipher() else ""
         self.session.note(f"TLS negotiated{version}")
+        self.telnet = TelnetFilter()  # nothing typed in plain text survives the handshake
         return True
 
     # ----- internals ------------------------------------------------------------------------
+
+    def _filter_telnet(self, data: bytes) -> bytes:
+        """Telnet commands out of the stream; their answers straight to the client (RFC 860: the
+        timing mark is answered as it arrives, so the client shows the replies that follow)."""
+        clean, answer = self.telnet.receive(data)
+        assert self.session is not None
+        if answer and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(answer)
+            self.session.sent(len(answer))
+        if self.telnet.telnet:
+            for note in self.telnet.take_notes():
+                self.session.note(note)
+        return clean
 
     async def _run(self) -> None:
         while True:
@@ -246,7 +271,7 @@ class LineConnection(asyncio.Protocol):
         """Arm the command timer while a line is incomplete; it is not re-armed by every byte."""
         if self.transport is None or self.transport.is_closing():
             return
-        if self.input_pending():
+        if self.input_pending() or self.telnet.holding:
             if self._line_timer is None:
                 self._line_timer = asyncio.get_running_loop().call_later(
                     self.command_timeout, self._abort, COMMAND_TIMEOUT

@@ -11,9 +11,6 @@ store to the machine's maildrop interface: INBOX only, locked per account (RFC 1
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -39,8 +36,6 @@ from tuimail.store import Folder, MailStore, MessageRef
 
 if TYPE_CHECKING:
     from tuimail.servers.engine import Engine
-
-_stamps = itertools.count(1)
 
 BLOCKED = "blocked after failed logins"
 FAREWELLS = {
@@ -125,13 +120,11 @@ class Pop3Connection(LineConnection):
     def __init__(self, engine: Engine, *, tls: bool = False) -> None:
         super().__init__(engine, tls=tls)
         policy = engine.config.settings.policy
-        stamp = f"<{os.getpid()}.{next(_stamps)}.{int(time.time())}@{engine.hostname}>"
         self.maildrops = StoreMaildrops(engine.store)
         self.machine = Pop3Machine(
             self.maildrops,
             hostname=engine.hostname,
             version=engine.version,
-            timestamp=stamp,
             plaintext_auth=policy.allow_plaintext_auth or tls,
             tls_available=engine.ssl_context is not None,
             tls_active=tls,

@@ -1,8 +1,10 @@
 """SMTP (RFC 5321) and submission (RFC 6409) on aiosmtpd, inside the engine's own event loop.
 
 aiosmtpd's `SMTP` is subclassed only where it must be (STACK-NOTES.md):
-- `data_received` counts bytes, makes telnet input parse (bare LF, backspace/DEL, IAC negotiation) and
-  logs each client line (`<--`, masked); message data is never logged, only its size.
+- `data_received` counts bytes, takes telnet commands out before aiosmtpd sees anything (the
+  connection's `TelnetFilter`; its answers go straight to the transport), makes typed input parse
+  (bare LF, backspace/DEL) and logs each client line (`<--`, masked); message data is never logged,
+  only its size.
 - `push` logs each reply (`-->`) and counts bytes.
 - `connection_made` / `connection_lost` register the session with the engine (once: `connection_made`
   runs again after STARTTLS).
@@ -32,6 +34,7 @@ from tuimail.core.directory import AuthOutcome, Service
 from tuimail.core.events import Protocol
 from tuimail.core.lineedit import edit_line
 from tuimail.core.masking import MASK, mask_smtp
+from tuimail.protocols.telnet import TelnetFilter
 from tuimail.servers import delivery
 from tuimail.servers.sessions import KILLED_BY_OPERATOR, Session
 
@@ -74,6 +77,7 @@ class TuimailSMTP(SMTP):
         self.record: Session | None = None
         self._refused = False
         self._pending = b""
+        self.telnet = TelnetFilter()
         self._deadline: asyncio.TimerHandle | None = None
         self._replies: list[bytes] = []  # replies held while pipelined commands wait (RFC 2920)
         self._in_data = False
@@ -125,6 +129,7 @@ class TuimailSMTP(SMTP):
             if self._pending:  # RFC 3207 §4.2: no plaintext may survive the handshake (a partial line)
                 self.record.note(f"Discarded {len(self._pending)} plaintext byte(s) sent after STARTTLS")
             self._pending = b""
+            self.telnet = TelnetFilter()
             self._in_data = self._secret_next = False
             self._secret_lines = 0
         super().connection_made(transport)
@@ -147,6 +152,8 @@ class TuimailSMTP(SMTP):
             self.record.received(len(data))
         if self._in_data:
             self._reset_timeout()  # STACK-NOTES: aiosmtpd does not refresh the timer during DATA
+        if data:
+            data = self._filter_telnet(data)
         data = self._pending + data
         self._pending = b""
         out = bytearray()
@@ -163,9 +170,23 @@ class TuimailSMTP(SMTP):
                 break
             data = data[consumed:]
         if not self._in_data:
-            self._arm_deadline(bool(self._pending))
+            self._arm_deadline(bool(self._pending) or self.telnet.holding)
         if out:
             super().data_received(bytes(out))
+
+    def _filter_telnet(self, data: bytes) -> bytes:
+        """Telnet commands out of the stream before aiosmtpd sees it; the answers (RFC 860's timing
+        mark first of all) go to the client at once, after any replies held for pipelining."""
+        clean, answer = self.telnet.receive(data)
+        if answer and self.transport is not None and not self.transport.is_closing():
+            self.flush_replies()
+            self.transport.write(answer)
+            if self.record is not None:
+                self.record.sent(len(answer))
+        if self.telnet.telnet and self.record is not None:
+            for note in self.telnet.take_notes():
+                self.record.note(note)
+        return clean
 
     def _arm_deadline(self, wanted: bool, seconds: float | None = None) -> None:
         """A bound on the time to send one command line or one message's data: a client that drips

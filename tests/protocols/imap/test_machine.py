@@ -109,6 +109,19 @@ def test_commands_outside_their_state_are_bad(store):
     assert d.cmd("a6") == ["a6 BAD Missing command"]
 
 
+def test_a_line_typed_without_its_tag_gets_a_hint(store):
+    d = Driver(store)
+    hint = "* BAD every IMAP command starts with a tag, e.g. a001 login NAME PASSWORD"
+    assert d.cmd("login tatareva admin") == [hint]
+    assert d.cmd("logout") == [hint]
+    assert d.cmd("LIST \"\" *") == [hint]
+    assert d.cmd("uid fetch 1:* flags") == [hint]
+    assert d.cmd("noop noop") == ["noop OK NOOP completed"]  # a tag that happens to be a command name
+    d.login()
+    assert d.cmd("select inbox") == [hint]
+    assert d.machine.state.value == "authenticated"
+
+
 def test_too_many_bad_commands_close_the_session(store):
     d = Driver(store)
     for i in range(19):

@@ -81,7 +81,6 @@ class Driver:
         self.store = store or MemoryStore()
         options.setdefault("hostname", "mail.lab.test")
         options.setdefault("version", "0.1.0")
-        options.setdefault("timestamp", "<1.2.3@mail.lab.test>")
         self.machine = Pop3Machine(self.store, **options)
         self.wire = bytearray()
         self.log: list[str] = []

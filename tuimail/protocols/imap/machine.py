@@ -35,10 +35,23 @@ BASE_CAPABILITIES = (
 )
 _TAG = re.compile(r'^[!#$&\',\-./0-9:;<=>?@A-Z\[^_`a-z|}~]+$')  # RFC 3501 tag: astring chars except +
 FAILED = "NO [AUTHENTICATIONFAILED] Authentication failed"
+TAGLESS = "every IMAP command starts with a tag, e.g. a001 login NAME PASSWORD"
 
 
 def valid_tag(tag: str) -> bool:
     return bool(_TAG.match(tag or ""))
+
+
+def _is_command(token: object) -> bool:
+    return isinstance(token, Atom) and (token.upper() in ALLOWED or token.upper() == "UID")
+
+
+def _tagless(tokens: list) -> bool:
+    """A line typed without its tag: it starts with a command name and no command name follows
+    (`noop noop` is a command NOOP tagged `noop`; `logout` and `login bob pw` are missing a tag)."""
+    if len(tokens) > 1 and tokens[0].upper() == "UID" and isinstance(tokens[1], Atom):
+        return f"UID {tokens[1].upper()}" in ALLOWED  # `uid fetch 1:* flags`
+    return _is_command(tokens[0]) and (len(tokens) < 2 or not _is_command(tokens[1]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +155,8 @@ class ImapMachine(MailboxCommands, MessageCommands):
             return self._bad_command(tag if _TAG.match(tag or "") else "*", f"Parse error: {e}")
         if not tokens or not isinstance(tokens[0], Atom) or not _TAG.match(tokens[0]):
             return self._bad_command("*", "Invalid tag; commands look like: a001 login name password")
+        if _tagless(tokens):  # `login tatareva admin`, `logout`: RFC 3501 §2.2.1, the tag comes first
+            return self._bad_command("*", TAGLESS)
         if len(tokens) < 2 or not isinstance(tokens[1], Atom):
             return self._bad_command(tag, "Missing command")
         name, args = tokens[1].upper(), tokens[2:]

@@ -5,7 +5,8 @@ switch to raw-line mode (AUTHENTICATE responses, IDLE's DONE) between two comman
 
 A command is one or more lines; a line ending in `{n}` (synchronizing: the server must answer
 `+ Ready for literal data`) or `{n+}` (non-synchronizing, RFC 7888) is followed by exactly n raw bytes.
-Command lines are edited the telnet way (IAC stripped, backspace/DEL applied, LF or CRLF ends);
+Command lines are edited the telnet way (backspace/DEL applied, LF or CRLF ends; the connection has
+already taken telnet commands out of the stream);
 literal bytes are passed through untouched.
 """
 

@@ -1,6 +1,6 @@
 """The POP3 state machine (RFC 1939, RFC 2449 CAPA, RFC 5034 AUTH), sans-I/O.
 
-    machine = Pop3Machine(maildrops, hostname="mail.lab.test", version="0.1.0", timestamp="<1.2@host>")
+    machine = Pop3Machine(maildrops, hostname="mail.lab.test", version="0.1.0")
     outputs = machine.greeting()
     outputs = machine.receive(b"user tatareva\\npass Secret123\\nlist\\n")
     # -> [Received('user tatareva'), Reply('+OK', 'tatareva... User ok'), Received('PASS *****'),
@@ -56,7 +56,7 @@ class Pop3Machine:
         *,
         hostname: str,
         version: str,
-        timestamp: str,
+        timestamp: str | None = None,
         plaintext_auth: bool = True,
         tls_available: bool = False,
         tls_active: bool = False,
@@ -65,7 +65,9 @@ class Pop3Machine:
         self.maildrops = maildrops
         self.hostname = hostname
         self.version = version
-        self.timestamp = timestamp  # RFC 1939 §7 APOP banner timestamp, <pid.clock@hostname>
+        # RFC 1939 §7: a banner timestamp (<pid.clock@hostname>) announces APOP; a client such as s-nail
+        # then tries APOP first. tuimail never offers APOP (do_apop), so its driver passes none.
+        self.timestamp = timestamp
         self.allow_plaintext = plaintext_auth  # policy.allow_plaintext_auth (or an implicit-TLS port)
         self.tls_available = tls_available
         self.tls_active = tls_active
@@ -103,7 +105,9 @@ class Pop3Machine:
     # ----- driver interface -----------------------------------------------------------------
 
     def greeting(self) -> list[Output]:
-        text = f"{self.hostname} POP tuimail {self.version} ready {self.timestamp}"
+        text = f"{self.hostname} POP tuimail {self.version} ready"
+        if self.timestamp:
+            text += f" {self.timestamp}"
         return [_ok(text), StateChanged(self.state, None)]
 
     def receive(self, data: bytes) -> list[Output]:
