@@ -88,7 +88,9 @@ def test_lab_session_over_telnet(server):
     body = t.command(b"A004 fetch 1 body\n")
     assert body[0].startswith("* 1 FETCH (BODY (") and body[1] == "A004 OK FETCH completed"
     # a typo fixed with backspace, telnet negotiation, CRLF or LF
-    assert t.command(b"\xff\xfd\x03A005 stro\x08\x08ore 1 +flags \\deleted\r\n", "A005") == [
+    t.type(b"\xff\xfd\x03")  # IAC DO SGA: refused once, and 8-bit mode offered (RFC 856)
+    assert t.file.read(9) == b"\xff\xfd\x00\xff\xfb\x00\xff\xfc\x03"
+    assert t.command(b"A005 stro\x08\x08ore 1 +flags \\deleted\r\n", "A005") == [
         "* 1 FETCH (FLAGS (\\Deleted \\Recent))",
         "A005 OK STORE completed",
     ]

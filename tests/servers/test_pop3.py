@@ -119,8 +119,11 @@ def test_wrong_password_unknown_user_and_pop_disabled_look_the_same(server) -> N
 def test_apop_is_not_offered(server) -> None:
     client = connect(server)
     assert "APOP" not in client.capa()
-    with pytest.raises(poplib.error_proto, match="APOP is not available"):
+    assert b"<" not in client.getwelcome()  # RFC 1939 §7: no banner timestamp, so clients do not try it
+    with pytest.raises(poplib.error_proto, match="APOP not supported"):
         client.apop("tatareva", PASSWORD)
+    with pytest.raises(poplib.error_proto, match="APOP is not available"):
+        client._shortcmd("APOP tatareva c4c9334bac560ecc979e58001b3e22fb")
     client.quit()
 
 

@@ -116,6 +116,8 @@ def test_telnet_negotiation_crlf_and_case_are_all_fine(server) -> None:
     t = Telnet(server.ports.pop3)
     t.line()
     t.type(b"\xff\xfd\x03\xff\xfb\x18")  # IAC DO SUPPRESS-GO-AHEAD, IAC WILL TERMINAL-TYPE
+    # the client spoke telnet: 8-bit mode is offered both ways (RFC 856), both options refused once
+    assert t.file.read(12) == b"\xff\xfd\x00\xff\xfb\x00" + b"\xff\xfc\x03" + b"\xff\xfe\x18"
     assert t.command(b"UsEr tatareva\r\n") == "+OK tatareva... User ok"
     assert t.command(b"PaSs Secret123\r\n").startswith("+OK")
     assert t.command(b"sTaT\n") == "+OK 0 0"

@@ -80,6 +80,8 @@ def test_backspace_crlf_uppercase_and_telnet_negotiation(server):
     t = Telnet(server.ports.smtp)
     t.reply()
     t.send(b"\xff\xfb\x18\xff\xfd\x03", end=b"")  # IAC WILL TERMINAL-TYPE, IAC DO SGA
+    # RFC 856 offer both ways, then each option refused once (RFC 854: DONT / WONT)
+    assert t.file.read(12) == b"\xff\xfd\x00\xff\xfb\x00" + b"\xff\xfe\x18" + b"\xff\xfc\x03"
     assert t.type(b"HELO stdent\x08\x08\x08\x08\x08tudent", end=b"\r\n")[0].endswith("Hello student, pleased to meet you")
     assert t.type("MAIL FROM:<tester@lab.test>")[0].startswith("250")
     assert t.type("RCPT TO:<postmaster@lab.test>")[0].startswith("250")  # RFC 5321 §4.5.1
