@@ -27,14 +27,14 @@ def telnet_missing() -> str | None:
 
 
 class TelnetPty:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, home: str = "/nonexistent") -> None:
         self.master, slave = pty.openpty()
         # a session of its own with the pty as its controlling terminal, so Ctrl+C is a real SIGINT
         self.proc = subprocess.Popen(
             [TELNET, "127.0.0.1", str(port)],
             stdin=slave, stdout=slave, stderr=slave, close_fds=True, start_new_session=True,
             preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
-            env={"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TERM": "dumb", "HOME": "/nonexistent"},
+            env={"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TERM": "dumb", "HOME": home},
         )
         os.close(slave)
         self.screen = bytearray()

@@ -167,3 +167,18 @@ def test_ctrl_c_in_pop3_drops_nothing_and_the_session_goes_on(server):
         t.expect("+OK")
     finally:
         t.close()
+
+
+def test_with_binary_in_telnetrc_even_the_first_line_may_hold_every_letter(server, tmp_path):
+    """The README's tip: `DEFAULT toggle binary` in ~/.telnetrc makes the client ask for 8-bit mode on
+    connect, so `Н` (D0 9D: the client's ^] on 7 bits) works on the very first line too."""
+    (tmp_path / ".telnetrc").write_text("DEFAULT toggle binary\n")
+    t = TelnetPty(server.ports.smtp, home=str(tmp_path))
+    try:
+        t.expect("220 ")
+        t.type(f"helo {UPPER}{LOWER}")
+        assert f"Hello {UPPER}{LOWER}, pleased" in t.expect("pleased to meet you").decode()
+        t.type("quit")
+        t.expect("221 ")
+    finally:
+        t.close()
