@@ -5,8 +5,9 @@ front of every protocol parser, once per connection: it takes the bytes the clie
 `(clean data, bytes to send back)`. Telnet commands never reach a parser, a stored message or a log.
 
     f = TelnetFilter()
-    data, answer = f.receive(b"helo \\xd0\\x9f\\xd0\\xb5\\xd1\\x82\\xd1\\x80\\xd1\\xff\\xf4\\xff\\xfd\\x06\\xd1\\x85\\xd0\\xb0\\r\\n")
-    # data   == "helo Петруха\\r\\n".encode()   (the IAC IP stood for the 0x83 of "у": restored)
+    data, answer = f.receive(b"helo \\xd0\\x9f\\xd0\\xb5\\xd1\\x82\\xd1\\x80\\xd1\\xff\\xf4\\xff\\xfd\\x06\\xd1\\xd0\\xb0\\r\\n")
+    # data   == "helo Петруха\\r\\n".encode()   (IAC IP stood for the 0x83 of "у", and the 0x85 of "х"
+    #                                            that the client swallowed is put back)
     # answer == IAC WILL TIMING-MARK, IAC DO TRANSMIT-BINARY, IAC WILL TRANSMIT-BINARY
 
 What the real client does (found by running /usr/bin/telnet in a pty against a raw capture server on
@@ -16,7 +17,7 @@ What the real client does (found by running /usr/bin/telnet in a pty against a r
   are one of them is turned into a telnet command followed by `IAC DO TIMING-MARK`, and the client
   then throws away everything the server sends until the mark is answered. `CONTROL_BYTES` below is
   the exact table that was captured:
-      0x83 -> IAC IP    (^C, intr)     "у" D1 83, "Г" D0 83 is not a letter; Ctrl+C itself
+      0x83 -> IAC IP    (^C, intr)     "у" D1 83 (and "Ѓ" D0 83); Ctrl+C itself sends the same
       0x8F -> IAC AO    (^O, flush)    "я" D1 8F, "Џ"
       0x9A -> IAC SUSP  (^Z, susp)     "К" D0 9A
       0x9C -> IAC BRK   (^\\, quit)     "М" D0 9C
