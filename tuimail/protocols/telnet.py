@@ -8,10 +8,11 @@ front of every protocol parser, once per connection: it takes the bytes the clie
     data, answer = f.receive(b"helo \\xd0\\x9f\\xd0\\xb5\\xd1\\x82\\xd1\\x80\\xd1\\xff\\xf4\\xff\\xfd\\x06\\xd1\\xd0\\xb0\\r\\n")
     # data   == "helo Петруха\\r\\n".encode()   (IAC IP stood for the 0x83 of "у", and the 0x85 of "х"
     #                                            that the client swallowed is put back)
-    # answer == IAC WILL TIMING-MARK, IAC DO TRANSMIT-BINARY, IAC WILL TRANSMIT-BINARY
+    # answer == IAC DO BINARY, IAC WILL BINARY (the 8-bit offer), IAC WILL TIMING-MARK
 
 What the real client does (found by running /usr/bin/telnet in a pty against a raw capture server on
-127.0.0.1 and typing every byte 0x80-0xBF after a D0 lead byte, then the same after agreeing BINARY):
+127.0.0.1 and typing every byte 0x80-0xBF after a D0 lead byte, then the same after agreeing BINARY;
+`scripts/telnet_capture.py` repeats the experiment):
 - In its default mode (NVT, not binary) the client compares the low 7 bits of each typed byte with its
   special characters (`strip()` in inetutils' telnet.c). A UTF-8 continuation byte whose low 7 bits
   are one of them is turned into a telnet command followed by `IAC DO TIMING-MARK`, and the client
