@@ -8,7 +8,7 @@ import re
 import smtplib
 import socket
 
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, RunningServer, make_config
 
 IAC = b"\xff"
 DO_TM, WILL_TM = b"\xff\xfd\x06", b"\xff\xfb\x06"
@@ -172,3 +172,23 @@ def test_a_mail_client_sending_8bit_text_is_never_sent_iac(server):
         assert client.noop()[0] == 250
     [message] = inbox(server)
     assert message.endswith(body.replace(b"\r\n", b"\n"))
+
+
+def test_a_telnet_clients_unfinished_line_is_bounded_by_command_timeout(tmp_path):
+    """The filter holds a telnet client's unfinished line (for EC, EL, Ctrl+C): a client that never
+    finishes it is still dropped after `command_timeout`, on every protocol."""
+    running = RunningServer(make_config(tmp_path, command_timeout=5)).start()
+    try:
+        clients = []
+        for port, farewell in ((running.ports.smtp, b"421 "), (running.ports.pop3, b"-ERR"), (running.ports.imap, b"* BYE")):
+            t = Raw(port)
+            t.line()
+            t.send(b"\xff\xfd\x01no")  # IAC DO ECHO (a telnet client), then half a command
+            assert t.exact(9) == OFFER + b"\xff\xfc\x01"
+            clients.append((t, farewell))
+        for t, farewell in clients:
+            rest = t.file.read()  # the server closes after command_timeout seconds
+            assert rest.startswith(farewell), rest
+            t.close()
+    finally:
+        running.stop()

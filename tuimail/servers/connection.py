@@ -58,6 +58,7 @@ class LineConnection(asyncio.Protocol):
         self._closing = False
         self._refused = False
         self._line_timer: asyncio.TimerHandle | None = None
+        self._held_timer: asyncio.TimerHandle | None = None  # for a line held by the telnet filter
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._queued = 0  # bytes in the inbox
@@ -122,7 +123,6 @@ class LineConnection(asyncio.Protocol):
         self._arm_timer()
         data = self._filter_telnet(data)
         if not data:  # only telnet commands, or a line held until its end
-            self._time_command()
             return
         self._inbox.put_nowait(data)
         self._queued += len(data)
@@ -151,6 +151,8 @@ class LineConnection(asyncio.Protocol):
             self._timer.cancel()
         if self._line_timer:
             self._line_timer.cancel()
+        if self._held_timer:
+            self._held_timer.cancel()
         self._can_write.set()  # wake a worker waiting in writable(); it sees the closed transport
         self._inbox.put_nowait(None)
         if self._worker and not self._worker.done() and self._worker is not asyncio.current_task():
@@ -228,6 +230,9 @@ class LineConnection(asyncio.Protocol):
         version = f" ({obj.version()}, {obj.cipher()[0]})" if obj is not None and obj.cipher() else ""
         self.session.note(f"TLS negotiated{version}")
         self.telnet = TelnetFilter()  # nothing typed in plain text survives the handshake
+        if self._held_timer is not None:
+            self._held_timer.cancel()
+            self._held_timer = None
         return True
 
     # ----- internals ------------------------------------------------------------------------
@@ -243,6 +248,14 @@ class LineConnection(asyncio.Protocol):
         if self.telnet.telnet:
             for note in self.telnet.take_notes():
                 self.session.note(note)
+        # a telnet client's unfinished line waits in the filter: `command_timeout` bounds it too
+        if self.telnet.holding and self._held_timer is None:
+            self._held_timer = asyncio.get_running_loop().call_later(
+                self.command_timeout, self._abort, COMMAND_TIMEOUT
+            )
+        elif not self.telnet.holding and self._held_timer is not None:
+            self._held_timer.cancel()
+            self._held_timer = None
         return clean
 
     async def _run(self) -> None:
@@ -271,7 +284,7 @@ class LineConnection(asyncio.Protocol):
         """Arm the command timer while a line is incomplete; it is not re-armed by every byte."""
         if self.transport is None or self.transport.is_closing():
             return
-        if self.input_pending() or self.telnet.holding:
+        if self.input_pending():
             if self._line_timer is None:
                 self._line_timer = asyncio.get_running_loop().call_later(
                     self.command_timeout, self._abort, COMMAND_TIMEOUT
