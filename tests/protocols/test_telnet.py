@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from tuimail.protocols.telnet import AYT_ANSWER, CONTROL_BYTES, HOLD_LIMIT, TelnetFilter
 
-IAC = b"\xff"
 DO_TM, WILL_TM = b"\xff\xfd\x06", b"\xff\xfb\x06"
 OFFER = b"\xff\xfd\x00\xff\xfb\x00"  # IAC DO BINARY, IAC WILL BINARY
 IP, AO, SUSP, BRK = b"\xff\xf4", b"\xff\xf5", b"\xff\xed", b"\xff\xf3"
@@ -201,6 +200,9 @@ def test_an_option_storm_is_answered_at_most_once_per_option():
     assert len(answer) < 2 * 256 * 3 + 100 + len(AYT_ANSWER)
     again = f.receive(bytes(storm))[1]
     assert len(again) <= 3 + len(AYT_ANSWER)  # only the timing mark and the AYT line, once per read
+    f.take_notes()
+    f.receive((IP + DO_TM) * 5000 + b"\xff\xfb\x00\xff\xfc\x00" * 5000)
+    assert len(f.take_notes()) <= 1 + 4  # the log gets one line per read, not one per sequence
 
 
 def test_a_held_line_is_bounded():

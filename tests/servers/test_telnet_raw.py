@@ -10,7 +10,6 @@ import socket
 
 from tests.helpers import PASSWORD, RunningServer, make_config
 
-IAC = b"\xff"
 DO_TM, WILL_TM = b"\xff\xfd\x06", b"\xff\xfb\x06"
 OFFER = b"\xff\xfd\x00\xff\xfb\x00"  # IAC DO BINARY, IAC WILL BINARY (RFC 856)
 AGREE = b"\xff\xfb\x00\xff\xfd\x00"  # the client's answer: IAC WILL BINARY, IAC DO BINARY

@@ -91,6 +91,7 @@ class TelnetFilter:
         self._due = 0  # UTF-8 continuation bytes still due after the last clean byte
         self._notes: list[str] = []
         self.restored = 0  # bytes repaired so far (for the session's note)
+        self._interrupts = 0  # IAC IP in the current read
 
     # ----- interface ------------------------------------------------------------------------
 
@@ -116,7 +117,7 @@ class TelnetFilter:
         self._held = bytearray()
         answer = bytearray()
         tm_answered = ayt_answered = False
-        restored = self.restored
+        restored, self._interrupts = self.restored, 0
         for b in data:
             state = self._state
             if state == _DATA:
@@ -166,6 +167,8 @@ class TelnetFilter:
                     self._state = _DATA
             else:  # _SB_IAC
                 self._state = _DATA if b == SE else _SB
+        if self._interrupts:  # one note per read, however many: a storm must not flood the log
+            self._notes.append("Telnet: interrupt (Ctrl+C); the line being typed was dropped")
         if self.restored != restored:
             self._notes.append(
                 f"Telnet: restored {self.restored - restored} byte(s) of UTF-8 text the client had sent as telnet commands"
@@ -189,7 +192,7 @@ class TelnetFilter:
             self.restored += 1
         elif cmd == IP:  # a real Ctrl+C: the line being typed is dropped
             self._erase_line(out)
-            self._notes.append("Telnet: interrupt (Ctrl+C); the line being typed was dropped")
+            self._interrupts += 1
         elif cmd == EC:  # RFC 854: erase the last character, as backspace does
             _erase_char(out, self._line_start(out))
             self._due = 0
