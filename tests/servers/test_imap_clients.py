@@ -68,3 +68,26 @@ def test_mbsync_both_ways(server, tmp_path):
     stored = box.folder("Drafts").read(drafts[0].uid)  # mbsync adds its X-TUID header
     assert stored.startswith(b"Subject: from mbsync\n") and stored.endswith(b"\n\nhi\n")
     assert sum("F" in r.flags for r in box.folder("INBOX").messages()) == 1
+
+
+def test_imapclient_sort_thread_and_esearch(server):
+    """imapclient (as mutt/aerc-style clients do) sorts and threads through the advertised extensions."""
+    from imapclient import IMAPClient
+
+    for i, (subject, refs) in enumerate([("plans", ""), ("Re: plans", "<m0@lab.test>"), ("agenda", "")]):
+        raw = (f"From: Ann <ann@lab.test>\nTo: tatareva@lab.test\nSubject: {subject}\n"
+               f"Date: Thu, 26 Nov 2026 1{i}:00:00 +0000\nMessage-ID: <m{i}@lab.test>\n"
+               + (f"References: {refs}\n" if refs else "") + "\nHi\n").encode()
+        server.call(server.engine.store.deliver, "tatareva@lab.test", raw)
+    with IMAPClient("127.0.0.1", port=server.ports.imap, ssl=False, timeout=20) as client:
+        client.login("tatareva", PASSWORD)
+        caps = client.capabilities()
+        assert {b"SORT", b"THREAD=REFERENCES", b"THREAD=ORDEREDSUBJECT", b"ESEARCH"} <= set(caps)
+        client.select_folder("INBOX")
+        uids = client.search()
+        assert client.sort(["SUBJECT"]) == [uids[2], uids[0], uids[1]]
+        assert client.sort(["REVERSE", "DATE"]) == list(reversed(uids))
+        assert client.thread("REFERENCES") == ((uids[0], uids[1]), (uids[2],))
+        status, _ = client._imap.uid("SEARCH", "RETURN", "(COUNT MIN)", "ALL")
+        esearch = client._imap.untagged_responses.pop("ESEARCH")[0]  # imaplib files it under its name
+        assert status == "OK" and b"COUNT 3" in esearch and f"MIN {uids[0]}".encode() in esearch

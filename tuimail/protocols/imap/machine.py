@@ -22,6 +22,7 @@ from tuimail.core.directory import AuthOutcome
 from tuimail.protocols.imap.backend import KeywordsOf, Mailbox, SpecialUse, Store
 from tuimail.protocols.imap.mailboxes import MailboxCommands, MailboxNameRefused
 from tuimail.protocols.imap.messages import MessageCommands
+from tuimail.protocols.imap.ordering import OrderingCommands
 from tuimail.protocols.imap.reader import RawCommand
 from tuimail.protocols.imap.sequence import BadSequence
 from tuimail.protocols.imap.state import ALLOWED, NO_EXPUNGE, State, next_state
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 BASE_CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE"
+    " ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
 )
 _TAG = re.compile(r'^[!#$&\',\-./0-9:;<=>?@A-Z\[^_`a-z|}~]+$')  # RFC 3501 tag: astring chars except +
 FAILED = "NO [AUTHENTICATIONFAILED] Authentication failed"
@@ -98,7 +100,7 @@ class _Sasl:
     login: str | None = None
 
 
-class ImapMachine(MailboxCommands, MessageCommands):
+class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands):
     def __init__(
         self,
         store: Store,

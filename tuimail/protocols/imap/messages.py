@@ -16,6 +16,7 @@ from tuimail.protocols.imap.search import BadCharset, Candidate, parse_search
 from tuimail.protocols.imap.tokens import Atom, ParseError, text
 
 FETCH_NOTE = "Sending FETCH response (not logged)..."
+ESEARCH_RETURNS = ("MIN", "MAX", "ALL", "COUNT")
 _MAX_LOGGED = 300
 
 
@@ -186,35 +187,51 @@ class MessageCommands:
     # ----- SEARCH ---------------------------------------------------------------------------
 
     def do_search(self, tag: str, args: list) -> str:
-        return self._search(args, uid=False)
+        return self._search(tag, args, uid=False)
 
     def do_uid_search(self, tag: str, args: list) -> str:
-        return self._search(args, uid=True)
+        return self._search(tag, args, uid=True)
 
-    def _search(self, args: list, uid: bool) -> str:
+    def _search(self, tag: str, args: list, uid: bool) -> str:
+        returns, args = _search_return(args)
         try:
-            _, predicate = parse_search(args)
+            found = self._matching(args, uid)
         except BadCharset:
             return "NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset"
-        view = self.view
-        refs = self._refs()
-        keywords = view.keywords
-        max_uid = view.uids[-1] if view.uids else 0
-        found = []
-        for seq, u in enumerate(view.uids, 1):
-            ref = refs.get(u)
-            if ref is None or u in view.gone:
-                continue
-            c = Candidate(seq, u, ref.flags, keywords.get(u), u in view.recent, Message(view.folder, ref), view.exists, max_uid)
-            try:
-                if predicate(c):
-                    found.append(u if uid else seq)
-            except (KeyError, FileNotFoundError):
-                continue
+        if returns is not None:  # RFC 4731 §3.1: one ESEARCH response instead of SEARCH
+            self._untagged(esearch_line(tag, uid, returns, found))
+            return "OK SEARCH completed"
         line = "SEARCH" + "".join(f" {n}" for n in found)
         shown = line if len(line) <= _MAX_LOGGED else line[:_MAX_LOGGED] + f"... ({len(found)} results)"
         self._raw(f"* {line}\r\n".encode(), log=(f"* {shown}",))
         return "OK SEARCH completed"
+
+    def _candidates(self) -> Iterator[Candidate]:
+        """Every message of the view that is still there, as search candidates, in mailbox order."""
+        view = self.view
+        refs = self._refs()
+        keywords = view.keywords
+        max_uid = view.uids[-1] if view.uids else 0
+        for seq, u in enumerate(view.uids, 1):
+            ref = refs.get(u)
+            if ref is None or u in view.gone:
+                continue
+            yield Candidate(seq, u, ref.flags, keywords.get(u), u in view.recent, Message(view.folder, ref), view.exists, max_uid)
+
+    def _matching_candidates(self, tokens: list) -> list[Candidate]:
+        """The candidates a search program matches (raises BadCharset, ParseError)."""
+        _, predicate = parse_search(tokens)
+        found = []
+        for c in self._candidates():
+            try:
+                if predicate(c):
+                    found.append(c)
+            except (KeyError, FileNotFoundError):  # removed while we looked
+                continue
+        return found
+
+    def _matching(self, tokens: list, uid: bool) -> list[int]:
+        return [c.uid if uid else c.seq for c in self._matching_candidates(tokens)]
 
     # ----- COPY / MOVE ----------------------------------------------------------------------
 
@@ -270,3 +287,34 @@ def _render_all(folder, plan: list[tuple[int, MessageRef, list[FetchAtt], str]])
             yield render(seq, Message(folder, ref), atts, flags)
         except (KeyError, FileNotFoundError):  # removed meanwhile: its EXPUNGE follows later
             continue
+
+
+def _search_return(args: list) -> tuple[list[str] | None, list]:
+    """RFC 4731 §3.1: `SEARCH RETURN (MIN COUNT) ...` -> (["MIN", "COUNT"], rest); `RETURN ()` means ALL;
+    without RETURN, (None, args)."""
+    if not args or not isinstance(args[0], Atom) or args[0].upper() != "RETURN":
+        return None, args
+    if len(args) < 3 or not isinstance(args[1], list):
+        raise ParseError("RETURN needs a list of options, e.g. RETURN (MIN MAX COUNT), and a search key")
+    options = []
+    for item in args[1]:
+        name = text(item).upper()
+        if name not in ESEARCH_RETURNS:
+            raise ParseError(f"unknown RETURN option {text(item)}; use MIN, MAX, ALL or COUNT")
+        options.append(name)
+    return options or ["ALL"], args[2:]
+
+
+def esearch_line(tag: str, uid: bool, returns: list[str], found: list[int]) -> str:
+    """`ESEARCH (TAG "a1") UID MIN 2 COUNT 5` (RFC 4731 §3.1): MIN, MAX and ALL only when something
+    matched, COUNT always."""
+    parts = [f'ESEARCH (TAG "{tag}")'] + (["UID"] if uid else [])
+    for name in ESEARCH_RETURNS:
+        if name not in returns:
+            continue
+        if name == "COUNT":
+            parts.append(f"COUNT {len(found)}")
+        elif found:
+            value = min(found) if name == "MIN" else max(found) if name == "MAX" else sequence.compact(sorted(found))
+            parts.append(f"{name} {value}")
+    return " ".join(parts)

@@ -31,6 +31,8 @@ ALLOWED: dict[str, frozenset[State]] = {
     "SEARCH": frozenset({SEL}), "FETCH": frozenset({SEL}), "STORE": frozenset({SEL}),
     "COPY": frozenset({SEL}), "MOVE": frozenset({SEL}), "UNSELECT": frozenset({SEL}),  # RFC 6851, 3691
     "UID COPY": frozenset({SEL}), "UID MOVE": frozenset({SEL}), "UID FETCH": frozenset({SEL}),
+    "SORT": frozenset({SEL}), "UID SORT": frozenset({SEL}), "THREAD": frozenset({SEL}),  # RFC 5256
+    "UID THREAD": frozenset({SEL}),
     "UID SEARCH": frozenset({SEL}), "UID STORE": frozenset({SEL}), "UID EXPUNGE": frozenset({SEL}),  # RFC 4315
 }
 
@@ -46,8 +48,9 @@ TRANSITIONS: dict[tuple[State, str], State] = {
     (SEL, "logout"): State.LOGOUT,
 }
 
-# RFC 3501 §7.4.1: no EXPUNGE response while answering FETCH, STORE or SEARCH (UID forms are fine)
-NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH"})
+# RFC 3501 §7.4.1: no EXPUNGE response while answering FETCH, STORE or SEARCH (UID forms are fine);
+# SORT and THREAD answer with sequence numbers as SEARCH does (RFC 5256 §4)
+NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH", "SORT", "THREAD"})
 
 
 def next_state(state: State, happened: str) -> State:

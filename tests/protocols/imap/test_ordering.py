@@ -1,0 +1,117 @@
+"""SORT and THREAD (RFC 5256, RFC 5957 DISPLAYFROM/DISPLAYTO) and ESEARCH (RFC 4731), driven with plain
+bytes through the machine; the base subject rules of RFC 5256 §2.1; a 100,000-message reply chain."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from tests.protocols.imap.harness import Driver
+from tuimail.protocols.imap.sort import Sortable
+from tuimail.protocols.imap.subject import base_subject
+from tuimail.protocols.imap.threads import render, thread
+
+
+@pytest.fixture
+def d(tmp_path):
+    return Driver.at(tmp_path)
+
+
+def mail(subject: str, date: str, sender: str = "ann@lab.test", msgid: str = "", refs: str = "", size: int = 0) -> bytes:
+    head = f"From: {sender}\nTo: tatareva@lab.test\nSubject: {subject}\nDate: {date}\n"
+    if msgid:
+        head += f"Message-ID: <{msgid}>\n"
+    if refs:
+        head += f"References: {refs}\n"
+    return (head + "\n" + "x" * size + "\n").encode()
+
+
+def fill(d, *messages: bytes) -> None:
+    for raw in messages:
+        d.store.deliver("tatareva@lab.test", raw)
+    d.login()
+    d.cmd("s select inbox")
+
+
+@pytest.mark.parametrize(("subject", "base", "reply"), [
+    ("[foo] Fwd: [bar] Re: fw: b (fWd)  (fwd)", "B", True),
+    ("Re: [FWD: c]", "C", True),
+    ("re: [fwd: [fwd: re: [fwd: babylon]]]", "BABYLON", True),
+    ("[xyz]", "[XYZ]", False),  # §2.1 (4): a blob stays when nothing would be left after it
+    ("Ad: Re: Ad: x", "AD: RE: AD: X", False),  # only re/fw/fwd are leaders
+    ("Re:\tplanning\n  meeting", "PLANNING MEETING", True),
+    ("", "", False),
+])
+def test_base_subject(subject, base, reply):
+    assert base_subject(subject) == (base, reply)
+
+
+def test_sort_by_subject_date_size_and_reverse(d):
+    fill(d,
+         mail("Re: beta", "Thu, 26 Nov 2026 10:00:00 +0000", "zed@lab.test", size=10),
+         mail("alpha", "Thu, 26 Nov 2026 09:00:00 +0000", "Bob <bob@lab.test>", size=300),
+         mail("Fwd: alpha", "Wed, 25 Nov 2026 09:00:00 +0000", "amy@lab.test", size=50))
+    assert d.cmd("a1 sort (subject) utf-8 all") == ["* SORT 2 3 1", "a1 OK SORT completed"]
+    assert d.cmd("a2 sort (date) us-ascii all") == ["* SORT 3 2 1", "a2 OK SORT completed"]
+    assert d.cmd("a3 sort (reverse size) utf-8 all") == ["* SORT 2 3 1", "a3 OK SORT completed"]
+    assert d.cmd("a4 sort (subject reverse date) utf-8 all") == ["* SORT 2 3 1", "a4 OK SORT completed"]
+    assert d.cmd("a5 sort (from) utf-8 all") == ["* SORT 3 2 1", "a5 OK SORT completed"]
+    assert d.cmd("a6 sort (displayfrom) utf-8 all") == ["* SORT 3 2 1", "a6 OK SORT completed"]
+    assert d.cmd("a7 sort (date) utf-8 subject alpha") == ["* SORT 3 2", "a7 OK SORT completed"]
+    uids = d.cmd("a8 uid sort (reverse arrival) utf-8 all")
+    assert uids[0].startswith("* SORT ") and uids[-1] == "a8 OK SORT completed"
+
+
+def test_sort_and_thread_bad_input_is_answered(d):
+    fill(d, mail("one", "Thu, 26 Nov 2026 10:00:00 +0000"))
+    assert d.cmd("a1 sort (subject) koi8-r all")[-1] == "a1 NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset"
+    assert d.cmd("a2 sort (colour) utf-8 all")[-1].startswith("a2 BAD SORT parse error: unknown sort key colour")
+    assert d.cmd("a3 sort (reverse) utf-8 all")[-1].startswith("a3 BAD")
+    assert d.cmd("a4 sort subject utf-8 all")[-1].startswith("a4 BAD")
+    assert d.cmd("a5 thread fancy utf-8 all")[-1].startswith("a5 BAD THREAD parse error: unknown threading algorithm")
+    assert d.cmd("a6 thread references utf-8")[-1].startswith("a6 BAD")
+    assert d.cmd("a7 noop")[-1] == "a7 OK NOOP completed"  # the session goes on
+
+
+def test_thread_references_and_orderedsubject(d):
+    fill(d,
+         mail("plans", "Thu, 26 Nov 2026 09:00:00 +0000", msgid="a@x"),
+         mail("Re: plans", "Thu, 26 Nov 2026 10:00:00 +0000", msgid="b@x", refs="<a@x>"),
+         mail("other", "Thu, 26 Nov 2026 09:30:00 +0000", msgid="c@x"),
+         mail("Re: plans", "Thu, 26 Nov 2026 11:00:00 +0000", msgid="d@x", refs="<a@x>"),
+         mail("Re: plans", "Thu, 26 Nov 2026 12:00:00 +0000", msgid="e@x", refs="<a@x> <d@x>"))
+    assert d.cmd("a1 thread references utf-8 all") == ["* THREAD (1 (2)(4 5))(3)", "a1 OK THREAD completed"]
+    assert d.cmd("a2 thread orderedsubject utf-8 all") == ["* THREAD (1 (2)(4)(5))(3)", "a2 OK THREAD completed"]
+    # replies whose parent is not in the result: §2 (4) keeps the parent as a dummy at the root, since
+    # it has more than one child
+    assert d.cmd("a3 thread references utf-8 not 1") == ["* THREAD (3)((2)(4 5))", "a3 OK THREAD completed"]
+    assert d.cmd("a4 thread references utf-8 2") == ["* THREAD (2)", "a4 OK THREAD completed"]
+
+
+def test_esearch_return_options(d):
+    fill(d, *(mail(f"m{i}", "Thu, 26 Nov 2026 10:00:00 +0000") for i in range(5)))
+    d.cmd("a0 store 2,4 +flags \\seen")
+    assert d.cmd("a1 search return (min max count all) seen") == [
+        '* ESEARCH (TAG "a1") MIN 2 MAX 4 ALL 2,4 COUNT 2', "a1 OK SEARCH completed"]
+    assert d.cmd("a2 search return () all") == ['* ESEARCH (TAG "a2") ALL 1:5', "a2 OK SEARCH completed"]
+    assert d.cmd("a3 uid search return (count) 1000") == ['* ESEARCH (TAG "a3") UID COUNT 0', "a3 OK SEARCH completed"]
+    assert d.cmd("a4 search return (min) 1000") == ['* ESEARCH (TAG "a4")', "a4 OK SEARCH completed"]
+    assert d.cmd("a5 search return (biggest) all")[-1].startswith("a5 BAD SEARCH parse error: unknown RETURN option")
+    assert d.cmd("a6 search all") == ["* SEARCH 1 2 3 4 5", "a6 OK SEARCH completed"]  # plain SEARCH unchanged
+
+
+def _fake(seq: int, msgid: str, refs: str) -> Sortable:
+    headers = {"Message-ID": f"<{msgid}>", "References": refs, "Subject": "chain", "Date": None}
+    structure = SimpleNamespace(header_value=lambda name, decoded=False: headers.get(name))
+    return Sortable(seq, seq, SimpleNamespace(structure=structure, ref=SimpleNamespace(internaldate=float(seq))))
+
+
+def test_thread_of_a_100k_message_reply_chain_needs_no_recursion():
+    n = 100_000
+    chain = [_fake(1, "m1@x", "")] + [_fake(i, f"m{i}@x", f"<m{i - 1}@x>") for i in range(2, n + 1)]
+    roots = thread("REFERENCES", chain)
+    text = render(roots, lambda m: m.seq)
+    assert text.startswith("(1 2 3 ") and text.endswith(f" {n})") and text.count("(") == 1
+    flat = thread("ORDEREDSUBJECT", chain)
+    assert render(flat, lambda m: m.seq).startswith("(1 (2)(3)")
