@@ -115,3 +115,48 @@ def test_thread_of_a_100k_message_reply_chain_needs_no_recursion():
     assert text.startswith("(1 2 3 ") and text.endswith(f" {n})") and text.count("(") == 1
     flat = thread("ORDEREDSUBJECT", chain)
     assert render(flat, lambda m: m.seq).startswith("(1 (2)(3)")
+
+
+# ----- LIST-EXTENDED (RFC 5258) and LIST-STATUS (RFC 5819) -------------------------------------
+
+
+def test_list_extended_selection_and_return_options(d):
+    d.login()
+    for name in ("top/a", "top/b/c", "top/d", "top/gone"):
+        d.cmd(f"c create {name}")
+    for name in ("top/a", "top/b/c", "top/gone"):
+        d.cmd(f"s subscribe {name}")
+    d.cmd("x delete top/gone")  # a subscription outlives its mailbox
+    assert d.cmd('a1 list (subscribed) "" top/*') == [
+        '* LIST (\\Subscribed) "/" "top/a"',
+        '* LIST (\\Subscribed) "/" "top/b/c"',
+        '* LIST (\\NonExistent \\Subscribed) "/" "top/gone"',
+        "a1 OK LIST completed",
+    ]
+    assert d.cmd('a2 list (subscribed recursivematch) "" top/% return (children)') == [
+        '* LIST (\\HasNoChildren \\Subscribed) "/" "top/a"',
+        '* LIST (\\HasChildren) "/" "top/b" ("CHILDINFO" ("SUBSCRIBED"))',
+        '* LIST (\\NonExistent \\HasNoChildren \\Subscribed) "/" "top/gone"',
+        "a2 OK LIST completed",
+    ]
+    assert d.cmd('a3 list "" (top/a top/d) return (subscribed)') == [
+        '* LIST (\\Subscribed) "/" "top/a"', '* LIST () "/" "top/d"', "a3 OK LIST completed"]
+    d.store.deliver("tatareva@lab.test", b"Subject: s\n\nx\n")
+    assert d.cmd('a4 list "" inbox return (status (messages unseen))') == [
+        '* LIST () "/" "INBOX"', '* STATUS "INBOX" (MESSAGES 1 UNSEEN 1)', "a4 OK LIST completed"]
+    # the base form is unchanged: children always shown, special-use attributes too
+    assert '* LIST (\\HasNoChildren \\Sent) "/" "Sent"' in d.cmd('a5 list "" *')
+
+
+@pytest.mark.parametrize("line", [
+    'b1 list (imaptest) "" ""',
+    'b1 list (recursivematch) "" ""',
+    'b1 list "" "" return (imaptest)',
+    'b1 list "" "" return (status)',
+    'b1 list "" "*" return (status (bogus))',
+    'b1 lsub "" ("a" "b")',
+])
+def test_list_extended_bad_syntax_is_bad(d, line):
+    d.login()
+    assert d.cmd(line)[-1].startswith("b1 BAD")
+    assert d.cmd("b2 noop") == ["b2 OK NOOP completed"]

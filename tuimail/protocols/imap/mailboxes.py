@@ -13,6 +13,7 @@ from datetime import datetime
 from tuimail.protocols.imap import utf7
 from tuimail.protocols.imap.backend import to_lf
 from tuimail.protocols.imap.flags import BadFlag, split_flags
+from tuimail.protocols.imap.listing import entries, parse_list
 from tuimail.protocols.imap.tokens import ParseError, text
 from tuimail.protocols.imap.view import MailboxView
 
@@ -164,48 +165,26 @@ class MailboxCommands:
         return self._list(args, "LSUB")
 
     def _list(self, args: list, verb: str) -> str:
-        if len(args) != 2 or isinstance(args[0], list) or isinstance(args[1], list):
-            raise ParseError(f"{verb} needs a reference and a mailbox pattern")
-        reference, pattern = text(args[0]), text(args[1])
-        if pattern == "" and verb == "LIST":  # §6.3.8: the hierarchy delimiter and root
-            self._untagged('LIST (\\Noselect) "/" ""')
+        request = parse_list(args, verb)
+        if verb == "LIST" and not request.extended and request.patterns == [""]:
+            self._untagged('LIST (\\Noselect) "/" ""')  # §6.3.8: the hierarchy delimiter and root
             return "OK LIST completed"
-        try:
-            pattern = utf7.to_wire(reference + pattern)
-        except utf7.BadName:  # no mailbox can have such a name: nothing matches (imaptest "atoms")
-            return f"OK {verb} completed"
-        matcher = _pattern(pattern)
-        existing = self.mailbox.list_folders()
-        names = set(existing)
-        every = set(names)
-        for name in existing:  # parents that exist only as part of a longer name
-            parts = name.split("/")
-            every.update("/".join(parts[:i]) for i in range(1, len(parts)))
-        subscribed = set(self.mailbox.subscriptions()) if verb == "LSUB" else None
-        if subscribed:  # §6.3.9: a subscription outlives its mailbox
-            every |= subscribed
-        # §6.3.9: LSUB with `%` lists an unsubscribed parent of a subscribed child as \Noselect
-        unsubscribed_parents = set()
-        if subscribed is not None and "%" in pattern:
-            for name in subscribed:
-                parts = name.split("/")
-                unsubscribed_parents.update("/".join(parts[:i]) for i in range(1, len(parts)))
-            unsubscribed_parents -= subscribed
-            every |= unsubscribed_parents
-        candidates = sorted(every, key=lambda n: (n != "INBOX", n))
-        for name in candidates:
-            listed = subscribed is None or name in subscribed or name in unsubscribed_parents
-            if not matcher(name) or not listed:
-                continue
-            attrs = []
-            if name not in names or name in unsubscribed_parents:
-                attrs.append("\\Noselect")
-            if verb == "LIST":
-                has_children = any(other.startswith(name + "/") for other in every)
-                attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
-                if name in self.special_use:
-                    attrs.append(self.special_use[name])
-            self._untagged(f'{verb} ({" ".join(attrs)}) "/" {quote(name)}')
+        unknown = [i for i in request.status_items if i not in STATUS_ITEMS]
+        if unknown:
+            raise ParseError(f"unknown status item {unknown[0]}")
+        subscribed = set(self.mailbox.subscriptions())
+        found = entries(request, verb, self.mailbox.list_folders(), subscribed, self.special_use)
+        for entry in found:
+            line = f'{verb} ({" ".join(entry.attributes)}) "/" {quote(entry.name)}'
+            if entry.childinfo:
+                line += ' ("CHILDINFO" ("SUBSCRIBED"))'
+            self._untagged(line)
+            if request.status_items and entry.selectable:  # RFC 5819: STATUS right after its LIST line
+                try:
+                    folder = self.mailbox.folder(entry.name, create=entry.name == "INBOX")
+                except ValueError:
+                    continue
+                self._untagged(self._status_line(entry.name, folder, request.status_items))
         return f"OK {verb} completed"
 
     def do_status(self, tag: str, args: list) -> str:
@@ -220,19 +199,21 @@ class MailboxCommands:
             folder = self.mailbox.folder(name, create=name == "INBOX")
         except ValueError:
             return f"NO [NONEXISTENT] Mailbox {name} does not exist"
+        self._untagged(self._status_line(name, folder, wanted))
+        return "OK STATUS completed"
+
+    def _status_line(self, name: str, folder, wanted: list[str]) -> str:
         refs = folder.messages()
         values = {
-            "MESSAGES": len(refs),
-            "RECENT": len(folder.unclaimed_recent()),
-            "UIDNEXT": folder.uidnext,
-            "UIDVALIDITY": folder.uidvalidity,
-            "UNSEEN": sum(1 for r in refs if "S" not in r.flags),
+            "MESSAGES": lambda: len(refs),
+            "RECENT": lambda: len(folder.unclaimed_recent()) + (
+                len(self.view.recent) if self.view is not None and self.view.folder is folder else 0),
+            "UIDNEXT": lambda: folder.uidnext,
+            "UIDVALIDITY": lambda: folder.uidvalidity,
+            "UNSEEN": lambda: sum(1 for r in refs if "S" not in r.flags),
         }
-        if self.view is not None and self.view.folder is folder:
-            values["RECENT"] += len(self.view.recent)
-        items = " ".join(f"{w} {values[w]}" for w in wanted)
-        self._untagged(f"STATUS {quote(name)} ({items})")
-        return "OK STATUS completed"
+        items = " ".join(f"{w} {values[w]()}" for w in wanted)
+        return f"STATUS {quote(name)} ({items})"
 
     # ----- APPEND ---------------------------------------------------------------------------
 
@@ -264,14 +245,6 @@ class MailboxCommands:
             self.keywords_of(folder).set(uid, keywords)
         self._out.notes.append(f"Message of {len(data)} bytes appended to {name} (uid {uid})")
         return f"OK [APPENDUID {folder.uidvalidity} {uid}] APPEND completed"
-
-
-def _pattern(pattern: str):
-    """LIST wildcards: `*` matches anything, `%` anything but the separator (§6.3.8)."""
-    regex = "".join(".*" if c == "*" else "[^/]*" if c == "%" else re.escape(c) for c in pattern)
-    exact = re.compile(f"^{regex}$", re.DOTALL)
-    inbox = re.compile(f"^{regex}$", re.DOTALL | re.IGNORECASE)
-    return lambda name: bool(exact.match(name) or (name == "INBOX" and inbox.match(name)))
 
 
 _MONTHS = {m: i for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
