@@ -160,3 +160,28 @@ def test_list_extended_bad_syntax_is_bad(d, line):
     d.login()
     assert d.cmd(line)[-1].startswith("b1 BAD")
     assert d.cmd("b2 noop") == ["b2 OK NOOP completed"]
+
+
+# ----- MULTIAPPEND (RFC 3502) and APPENDLIMIT (RFC 7889) ----------------------------------------
+
+
+def test_multiappend_stores_all_or_nothing(d):
+    d.login()
+    d.cmd("c create Box")
+    raw = d.send(b'a1 append Box (\\Seen) "05-Mar-2026 09:20:30 +0000" {12+}\r\nSubject: 1\r\n {12+}\r\nSubject: 2\r\n\r\n')
+    assert raw.decode().endswith("a1 OK [APPENDUID %d 1:2] APPEND completed\r\n" % d.store.mailbox("tatareva@lab.test").folder("Box").uidvalidity)
+    refs = d.store.mailbox("tatareva@lab.test").folder("Box").messages()
+    assert [r.flags for r in refs] == ["S", ""] and refs[0].internaldate == 1772702430.0
+    # the second message is over the limit: the first is not stored either
+    small = Driver(d.store, max_literal=20)
+    small.login()
+    assert f"APPENDLIMIT=20" in small.cmd("b0 capability")[0]
+    # the reader refuses the announced literal before it is sent (RFC 7888 §4), so the command fails whole
+    raw = small.send(b"b1 append Box {12+}\r\nSubject: 3\r\n {30}\r\n")
+    assert raw.decode().splitlines()[-1].startswith("b1 NO [TOOBIG]")
+    assert len(d.store.mailbox("tatareva@lab.test").folder("Box").messages()) == 2
+    assert small.cmd("b2 status Box (appendlimit messages)")[0] == '* STATUS "Box" (APPENDLIMIT 20 MESSAGES 2)'
+    raw = small.send(b'b3 append Box "not a date" {1+}\r\nx\r\n')
+    assert raw.decode().splitlines()[-1].startswith("b3 BAD")
+    raw = small.send(b"b4 append Box {1+}\r\nx (\\Seen)\r\n")
+    assert raw.decode().splitlines()[-1].startswith("b4 BAD")  # flags with no message after them

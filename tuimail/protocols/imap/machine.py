@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 BASE_CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE"
     " ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES LIST-EXTENDED LIST-STATUS"
+    " MULTIAPPEND"
 )
 _TAG = re.compile(r'^[!#$&\',\-./0-9:;<=>?@A-Z\[^_`a-z|}~]+$')  # RFC 3501 tag: astring chars except +
 FAILED = "NO [AUTHENTICATIONFAILED] Authentication failed"
@@ -257,7 +258,7 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands):
         self.state = next_state(self.state, happened)
 
     def capabilities(self) -> str:
-        caps = BASE_CAPABILITIES
+        caps = f"{BASE_CAPABILITIES} APPENDLIMIT={self.options.max_literal}"  # RFC 7889
         if self.options.tls_available and not self.tls_active:
             caps += " STARTTLS"
         if self.state is State.NOT_AUTHENTICATED:

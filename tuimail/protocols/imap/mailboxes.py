@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from tuimail.protocols.imap import utf7
+from tuimail.protocols.imap import sequence, utf7
 from tuimail.protocols.imap.backend import to_lf
 from tuimail.protocols.imap.flags import BadFlag, split_flags
 from tuimail.protocols.imap.listing import entries, parse_list
-from tuimail.protocols.imap.tokens import ParseError, text
+from tuimail.protocols.imap.tokens import Literal, ParseError, text
 from tuimail.protocols.imap.view import MailboxView
 
-STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "APPENDLIMIT")  # RFC 7889 §3.2
 _DATE_TIME = re.compile(r"^\s?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-]\d{4})$")
 
 
@@ -211,6 +211,7 @@ class MailboxCommands:
             "UIDNEXT": lambda: folder.uidnext,
             "UIDVALIDITY": lambda: folder.uidvalidity,
             "UNSEEN": lambda: sum(1 for r in refs if "S" not in r.flags),
+            "APPENDLIMIT": lambda: self.options.max_literal,
         }
         items = " ".join(f"{w} {values[w]()}" for w in wanted)
         return f"STATUS {quote(name)} ({items})"
@@ -218,33 +219,56 @@ class MailboxCommands:
     # ----- APPEND ---------------------------------------------------------------------------
 
     def do_append(self, tag: str, args: list) -> str:
+        """APPEND, and MULTIAPPEND (RFC 3502): several messages in one command, each with its own
+        optional flags and date; either all are stored or none (§6.3.11)."""
         if len(args) < 2 or not isinstance(args[-1], bytes):
             raise ParseError("APPEND needs a mailbox name and the message as a literal")
         name = self._name(args[0])
-        options, data = args[1:-1], args[-1]
-        letters, keywords, when = "", frozenset(), None
-        for opt in options:
-            if isinstance(opt, list):
-                try:
-                    letters, keywords = split_flags([text(f) for f in opt])
-                except BadFlag as e:
-                    raise ParseError(str(e)) from e
-            elif isinstance(opt, bytes):
-                when = parse_date_time(opt.decode("ascii", "replace"))
-            else:
-                raise ParseError(f"unexpected {opt}")
-        if not data:
-            return "NO Refusing to store an empty message"
-        if len(data) > self.options.max_literal:
-            return "NO [TOOBIG] Message is too large"
+        messages = _append_parts(args[1:])
+        for data, _, _, _ in messages:
+            if not data:
+                return "NO Refusing to store an empty message"
+            if len(data) > self.options.max_literal:  # RFC 7889: the APPENDLIMIT we advertise
+                return f"NO [TOOBIG] Message is larger than the limit of {self.options.max_literal} bytes"
         if not self.mailbox.exists(name) and name != "INBOX":
             return f"NO [TRYCREATE] Mailbox {name} does not exist"
         folder = self.mailbox.folder(name, create=True)
-        uid = folder.append(to_lf(data), letters, when)
-        if keywords:
-            self.keywords_of(folder).set(uid, keywords)
-        self._out.notes.append(f"Message of {len(data)} bytes appended to {name} (uid {uid})")
-        return f"OK [APPENDUID {folder.uidvalidity} {uid}] APPEND completed"
+        uids: list[int] = []
+        try:
+            for data, letters, keywords, when in messages:
+                uid = folder.append(to_lf(data), letters, when)
+                uids.append(uid)
+                if keywords:
+                    self.keywords_of(folder).set(uid, keywords)
+        except OSError as e:  # RFC 3502 §6.3.11: a failure part-way removes what was stored
+            if uids:
+                folder.expunge(uids)
+            return f"NO [SERVERBUG] APPEND failed, nothing was stored: {e.strerror or e}"
+        for (data, *_), uid in zip(messages, uids):
+            self._out.notes.append(f"Message of {len(data)} bytes appended to {name} (uid {uid})")
+        return f"OK [APPENDUID {folder.uidvalidity} {sequence.compact(uids)}] APPEND completed"
+
+
+def _append_parts(args: list) -> list[tuple[bytes, str, frozenset[str], float | None]]:
+    """`[(flags)] ["date"] literal` repeated -> (data, Maildir letters, keywords, internal date) each."""
+    parts = []
+    letters, keywords, when = "", frozenset(), None
+    for arg in args:
+        if isinstance(arg, list):
+            try:
+                letters, keywords = split_flags([text(f) for f in arg])
+            except BadFlag as e:
+                raise ParseError(str(e)) from e
+        elif isinstance(arg, Literal):
+            parts.append((bytes(arg), letters, keywords, when))
+            letters, keywords, when = "", frozenset(), None
+        elif isinstance(arg, bytes):  # a quoted string: the internal date (RFC 3501 §6.3.11)
+            when = parse_date_time(arg.decode("ascii", "replace"))
+        else:
+            raise ParseError(f"unexpected {arg}; APPEND takes (flags), a date in quotes and a literal")
+    if letters or keywords or when is not None:
+        raise ParseError("flags or a date must be followed by the message as a literal")
+    return parts
 
 
 _MONTHS = {m: i for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}

@@ -3,7 +3,8 @@
 A `RawCommand` (edited lines plus literals) becomes a flat list of tokens:
 - `Atom` (a `str`): atoms, NIL, flags like `\\Seen`, sequence sets, and fetch attributes with their
   bracketed section kept whole (`BODY.PEEK[HEADER.FIELDS (FROM TO)]<0.100>`);
-- `bytes`: quoted strings (escapes removed) and literals;
+- `bytes`: quoted strings (escapes removed) and literals (a `Literal`, so APPEND can tell a message from
+  a quoted date);
 - `list`: parenthesized lists, nested.
 """
 
@@ -13,6 +14,12 @@ from tuimail.protocols.imap.reader import LITERAL_TAIL, RawCommand
 
 class Atom(str):
     """An atom as typed (case kept); commands compare `.upper()`."""
+
+    __slots__ = ()
+
+
+class Literal(bytes):
+    """A literal's bytes (`{n}` then n bytes), as opposed to a quoted string."""
 
     __slots__ = ()
 
@@ -54,7 +61,7 @@ def tokenize(command: RawCommand) -> list:
                 value, i = _atom(line, i, end)
                 stack[-1].append(value)
         if tail is not None:
-            stack[-1].append(literal)
+            stack[-1].append(Literal(literal))
     if len(stack) != 1:
         raise ParseError("missing ')'")
     return root
