@@ -397,8 +397,19 @@ def test_create_rename_delete_hierarchy(d):
     assert d.cmd("a10 delete Projects/2026") == ["a10 NO [NONEXISTENT] Mailbox Projects/2026 does not exist"]
     assert d.cmd("a11 delete inbox") == ["a11 NO [CANNOT] INBOX cannot be deleted"]
     assert d.cmd("a12 create bad.name")[0].startswith("a12 NO [CANNOT]")
-    assert d.cmd("a13 create Работа") == ["a13 OK CREATE completed"]
-    assert '* LIST (\\HasNoChildren) "/" "&BCAEMAQxBD4EQgQw-"' in d.cmd('a14 list "" *')
+    # RFC 6855: an 8-bit name is refused (as Dovecot does) until the client enables UTF8=ACCEPT...
+    refused = d.cmd("a13 create Работа")
+    assert refused[0].startswith("a13 NO [CANNOT]") and "ENABLE UTF8=ACCEPT" in refused[0]
+    assert d.cmd("a14 create &BCAEMAQxBD4EQgQw-") == ["a14 OK CREATE completed"]  # modified UTF-7 is fine
+    assert '* LIST (\\HasNoChildren) "/" "&BCAEMAQxBD4EQgQw-"' in d.cmd('a15 list "" *')
+    # ...after which names travel in UTF-8 both ways
+    assert d.cmd("a16 enable utf8=accept") == ["* ENABLED UTF8=ACCEPT", "a16 OK ENABLE completed"]
+    assert d.cmd("a17 enable utf8=accept") == ["* ENABLED", "a17 OK ENABLE completed"]  # already on
+    assert '* LIST (\\HasNoChildren) "/" "Работа"' in d.cmd('a18 list "" *')
+    assert d.cmd("a19 create Проекты/2026") == ["a19 OK CREATE completed"]
+    assert d.cmd('a20 status Проекты/2026 (messages)') == ['* STATUS "Проекты/2026" (MESSAGES 0)', "a20 OK STATUS completed"]
+    assert d.cmd("a21 create A&B") == ["a21 OK CREATE completed"]  # '&' is just a character now
+    assert '* LIST (\\HasNoChildren) "/" "A&B"' in d.cmd('a22 list "" A*')
 
 
 def test_rename_inbox_moves_its_messages(d):

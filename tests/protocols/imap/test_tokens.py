@@ -119,7 +119,11 @@ def test_modified_utf7_names():
     assert utf7.decode("&BBIERQQ+BDQETwRJBDgENQ-") == "Входящие"
     assert utf7.encode("\uffff") == "&,,8-" and utf7.decode("&,,8-") == "\uffff"  # ',' stands for '/'
     assert utf7.encode("A&B") == "A&-B" and utf7.decode("A&-B") == "A&B"
-    assert utf7.to_wire("Работа") == utf7.encode("Работа")  # typed as UTF-8 in telnet
+    assert utf7.to_internal("Работа", utf8=True) == utf7.encode("Работа")  # RFC 6855: UTF-8 on the wire
+    with pytest.raises(utf7.EightBitName):  # without ENABLE UTF8=ACCEPT an 8-bit name is refused
+        utf7.to_internal("Работа", utf8=False)
+    assert utf7.to_client("&BCAEMAQxBD4EQgQw-", utf8=True) == "Работа"
+    assert utf7.to_client("&BCAEMAQxBD4EQgQw-", utf8=False) == "&BCAEMAQxBD4EQgQw-"
     for bad in ("&", "&Zm9v", "&!!-"):
         with pytest.raises(utf7.BadName):
             utf7.decode(bad)

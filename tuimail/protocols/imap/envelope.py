@@ -10,7 +10,8 @@ they come out as well as they can, with Dovecot's MISSING_MAILBOX / MISSING_DOMA
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from email.header import Header
 
 from tuimail.protocols.imap.encode import nstring
 
@@ -165,31 +166,43 @@ def parse_addresses(value: str) -> list[Address]:
     return out
 
 
-def address_list(value: str | None) -> bytes:
+def encoded_words(value: str | None) -> str | None:
+    """8-bit text as RFC 2047 encoded words, for a client that has not enabled UTF8=ACCEPT (RFC 6855
+    §5 leaves it to the server to make such a client's view 7-bit); ASCII passes unchanged."""
+    if value is None or value.isascii():
+        return value
+    return Header(value, "utf-8").encode()
+
+
+def address_list(value: str | None, ascii_only: bool = False) -> bytes:
     """`"(" 1*address ")"` or NIL for an absent or empty header."""
     addrs = parse_addresses(value) if value is not None else []
+    if ascii_only:
+        addrs = [replace(a, name=encoded_words(a.name)) for a in addrs]
     return b"(" + b"".join(a.to_imap() for a in addrs) + b")" if addrs else b"NIL"
 
 
-def envelope(get: Callable[[str], str | None]) -> bytes:
-    """RFC 3501 §7.4.2 ENVELOPE; `get(name)` returns the first such header's unfolded raw value or None."""
-    from_ = address_list(get("from"))
+def envelope(get: Callable[[str], str | None], ascii_only: bool = False) -> bytes:
+    """RFC 3501 §7.4.2 ENVELOPE; `get(name)` returns the first such header's unfolded raw value or None.
+    With `ascii_only`, 8-bit strings and display names become RFC 2047 encoded words."""
+    text = encoded_words if ascii_only else (lambda v: v)
+    from_ = address_list(get("from"), ascii_only)
 
     def defaulted(name: str) -> bytes:
         # RFC 3501 §7.4.2: absent or empty Sender / Reply-To take the value of From.
-        value = address_list(get(name))
+        value = address_list(get(name), ascii_only)
         return from_ if value == b"NIL" else value
 
     fields = [
         nstring(get("date")),
-        nstring(get("subject")),
+        nstring(text(get("subject"))),
         from_,
         defaulted("sender"),
         defaulted("reply-to"),
-        address_list(get("to")),
-        address_list(get("cc")),
-        address_list(get("bcc")),
-        nstring(get("in-reply-to")),
-        nstring(get("message-id")),
+        address_list(get("to"), ascii_only),
+        address_list(get("cc"), ascii_only),
+        address_list(get("bcc"), ascii_only),
+        nstring(text(get("in-reply-to"))),
+        nstring(text(get("message-id"))),
     ]
     return b"(" + b" ".join(fields) + b")"

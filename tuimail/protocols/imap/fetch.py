@@ -199,7 +199,7 @@ def section_bytes(msg: Message, att: FetchAtt) -> bytes | None:
     return data
 
 
-def render_item(msg: Message, att: FetchAtt, flags: str) -> bytes:
+def render_item(msg: Message, att: FetchAtt, flags: str, utf8: bool = True) -> bytes:
     name = att.name
     if name == "FLAGS":
         return b"FLAGS " + flags.encode()
@@ -210,7 +210,7 @@ def render_item(msg: Message, att: FetchAtt, flags: str) -> bytes:
     if name == "INTERNALDATE":
         return b"INTERNALDATE " + internaldate(msg.ref.internaldate).encode()
     if name == "ENVELOPE":
-        return b"ENVELOPE " + msg.structure.envelope()
+        return b"ENVELOPE " + msg.structure.envelope(utf8)
     if name == "BODY":
         return b"BODY " + msg.structure.bodystructure(extended=False)
     if name == "BODYSTRUCTURE":
@@ -220,6 +220,6 @@ def render_item(msg: Message, att: FetchAtt, flags: str) -> bytes:
     return head + (b"NIL" if data is None else literal(data))
 
 
-def render(seq: int, msg: Message, atts: list[FetchAtt], flags: str) -> bytes:
-    items = [render_item(msg, att, flags) for att in atts]
+def render(seq: int, msg: Message, atts: list[FetchAtt], flags: str, utf8: bool = True) -> bytes:
+    items = [render_item(msg, att, flags, utf8) for att in atts]
     return b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"

@@ -102,11 +102,11 @@ def _parents(name: str) -> list[str]:
 
 
 def entries(request: ListRequest, verb: str, existing: list[str], subscribed: set[str],
-            special_use: Mapping[str, str]) -> list[Entry]:
+            special_use: Mapping[str, str], utf8: bool = False) -> list[Entry]:
     matchers = []
     for pattern in request.patterns:
         try:
-            matchers.append(matcher(utf7.to_wire(request.reference + pattern)))
+            matchers.append(matcher(utf7.to_internal(request.reference + pattern, utf8)))
         except utf7.BadName:  # no mailbox can have such a name: this pattern matches nothing
             continue
     matches = lambda name: any(m(name) for m in matchers)  # noqa: E731

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 BASE_CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE"
     " ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES LIST-EXTENDED LIST-STATUS"
-    " MULTIAPPEND"
+    " MULTIAPPEND UTF8=ACCEPT"
 )
 _TAG = re.compile(r'^[!#$&\',\-./0-9:;<=>?@A-Z\[^_`a-z|}~]+$')  # RFC 3501 tag: astring chars except +
 FAILED = "NO [AUTHENTICATIONFAILED] Authentication failed"
@@ -125,6 +125,7 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands):
         self._bad_in_a_row = 0
         self._sasl: _Sasl | None = None
         self._idle_tag: str | None = None
+        self.utf8 = False  # RFC 6855: ENABLE UTF8=ACCEPT makes names (and ENVELOPE strings) UTF-8
         self._pending_tag: str | None = None  # LOGIN/AUTHENTICATE waiting for the password check
 
     # ----- entry points ---------------------------------------------------------------------
@@ -379,9 +380,16 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands):
         return "OK NAMESPACE completed"
 
     def do_enable(self, tag: str, args: list) -> str:
+        """RFC 5161: ENABLED lists what this command turned on; names we do not know are ignored."""
         if not args:
             raise ParseError("ENABLE needs at least one capability")
-        self._untagged("ENABLED")  # RFC 5161: none of ours needs enabling
+        enabled = []
+        for arg in args:
+            name = text(arg).upper()
+            if name == "UTF8=ACCEPT" and not self.utf8:  # RFC 6855 §3
+                self.utf8 = True
+                enabled.append("UTF8=ACCEPT")
+        self._untagged("ENABLED" + "".join(f" {n}" for n in enabled))
         return "OK ENABLE completed"
 
     def do_idle(self, tag: str, args: list) -> None:

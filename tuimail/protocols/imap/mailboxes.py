@@ -34,11 +34,14 @@ class MailboxCommands:
 
     def _name(self, token) -> str:
         try:
-            name = utf7.to_wire(text(token))
+            name = utf7.to_internal(text(token), self.utf8)
         except utf7.BadName as e:
             # a well-formed argument naming no possible mailbox: NO, as Dovecot answers (imaptest "atoms")
             raise MailboxNameRefused(f"NO [CANNOT] Not a valid mailbox name: {e}") from e
         return "INBOX" if name.upper() == "INBOX" else name
+
+    def _quoted_name(self, name: str) -> str:
+        return quote(utf7.to_client(name, self.utf8))
 
     def _typed_name(self, token) -> str:
         """A name to open, typed by a student: `select sent` finds "Sent" when no "sent" exists and
@@ -173,9 +176,9 @@ class MailboxCommands:
         if unknown:
             raise ParseError(f"unknown status item {unknown[0]}")
         subscribed = set(self.mailbox.subscriptions())
-        found = entries(request, verb, self.mailbox.list_folders(), subscribed, self.special_use)
+        found = entries(request, verb, self.mailbox.list_folders(), subscribed, self.special_use, self.utf8)
         for entry in found:
-            line = f'{verb} ({" ".join(entry.attributes)}) "/" {quote(entry.name)}'
+            line = f'{verb} ({" ".join(entry.attributes)}) "/" {self._quoted_name(entry.name)}'
             if entry.childinfo:
                 line += ' ("CHILDINFO" ("SUBSCRIBED"))'
             self._untagged(line)
@@ -214,7 +217,7 @@ class MailboxCommands:
             "APPENDLIMIT": lambda: self.options.max_literal,
         }
         items = " ".join(f"{w} {values[w]()}" for w in wanted)
-        return f"STATUS {quote(name)} ({items})"
+        return f"STATUS {self._quoted_name(name)} ({items})"
 
     # ----- APPEND ---------------------------------------------------------------------------
 

@@ -125,7 +125,7 @@ class MessageCommands:
                         item_atts = [*atts, FetchAtt("FLAGS")]
             plan.append((seq, ref, item_atts, view.flags_of(u)))
         if plan:  # rendered while it is sent, one message at a time: memory stays bounded
-            self._raw(b"", log=(), note=FETCH_NOTE, stream=_render_all(view.folder, plan))
+            self._raw(b"", log=(), note=FETCH_NOTE, stream=_render_all(view.folder, plan, self.utf8))
         if missing:
             return "NO Some of the requested messages no longer exist"
         return "OK FETCH completed"
@@ -281,10 +281,10 @@ class MessageCommands:
         return f"OK [{code}] {verb} completed"
 
 
-def _render_all(folder, plan: list[tuple[int, MessageRef, list[FetchAtt], str]]) -> Iterator[bytes]:
+def _render_all(folder, plan: list[tuple[int, MessageRef, list[FetchAtt], str]], utf8: bool = True) -> Iterator[bytes]:
     for seq, ref, atts, flags in plan:
         try:
-            yield render(seq, Message(folder, ref), atts, flags)
+            yield render(seq, Message(folder, ref), atts, flags, utf8)
         except (KeyError, FileNotFoundError):  # removed meanwhile: its EXPUNGE follows later
             continue
 

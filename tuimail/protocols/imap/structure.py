@@ -241,17 +241,21 @@ class MessageStructure:
 
     # -- FETCH ENVELOPE / BODY / BODYSTRUCTURE (RFC 3501 §7.4.2) ------------------------------------
 
-    def envelope(self) -> bytes:
-        if self._envelope is None:
-            self._envelope = self._entity_envelope(self.root)
-        return self._envelope
+    def envelope(self, utf8: bool = True) -> bytes:
+        """ENVELOPE; for a session without UTF8=ACCEPT (`utf8=False`) 8-bit strings are encoded words."""
+        if utf8:
+            if self._envelope is None:
+                self._envelope = self._entity_envelope(self.root)
+            return self._envelope
+        plain = self.envelope()
+        return plain if plain.isascii() else self._entity_envelope(self.root, ascii_only=True)
 
-    def _entity_envelope(self, ent: _Entity) -> bytes:
+    def _entity_envelope(self, ent: _Entity, ascii_only: bool = False) -> bytes:
         def get(name: str) -> str | None:
             value = _find(self.raw, ent, name)
             return None if value is None else _decode(value)
 
-        return build_envelope(get)
+        return build_envelope(get, ascii_only)
 
     def bodystructure(self, extended: bool = True) -> bytes:
         """BODYSTRUCTURE (extension data included) or, with extended=False, BODY."""
