@@ -70,6 +70,47 @@ def test_mbsync_both_ways(server, tmp_path):
     assert sum("F" in r.flags for r in box.folder("INBOX").messages()) == 1
 
 
+@pytest.mark.skipif(shutil.which("mbsync") is None, reason="mbsync (isync) is not installed")
+def test_mbsync_with_a_utf8_folder_name_syncs_three_times_cleanly(server, tmp_path):
+    """Issue 14: a Cyrillic folder used to be converted silently and come back under another name,
+    leaving mbsync's state broken. Debian 12's isync (1.4) neither converts names nor enables
+    UTF8=ACCEPT: a server folder named in Cyrillic reaches it in modified UTF-7 and syncs, again and
+    again, with one folder on each side; a raw UTF-8 name it sends is refused with the hint (as
+    Dovecot refuses it), and nothing half-made is left on the server."""
+    from tuimail.protocols.imap import utf7
+
+    box = server.engine.store.mailbox("tatareva@lab.test")
+    name = utf7.encode("Проекты")
+    server.call(box.create_folder, name)
+    server.call(box.folder(name).append, b"Subject: plan\n\nhi\n", "S")
+    local = tmp_path / "local"
+    local.mkdir()
+    rc = tmp_path / "mbsyncrc"
+    rc.write_text(
+        f"IMAPAccount lab\nHost 127.0.0.1\nPort {server.ports.imap}\nUser tatareva\nPass {PASSWORD}\n"
+        "SSLType None\nAuthMechs PLAIN LOGIN\n\nIMAPStore remote\nAccount lab\n\n"
+        f"MaildirStore near\nPath {local}/\nInbox {local}/INBOX\nSubFolders Verbatim\n\n"
+        "Channel lab\nFar :remote:\nNear :near:\nPatterns *\nCreate Both\nExpunge Both\nSyncState *\n",
+        encoding="utf-8",
+    )
+
+    def sync() -> subprocess.CompletedProcess:
+        return subprocess.run(["mbsync", "-c", str(rc), "lab"], capture_output=True, timeout=60)
+
+    for _ in range(3):
+        done = sync()
+        assert done.returncode == 0, done.stderr
+        assert sorted(p.name for p in local.iterdir()) == sorted(["INBOX", "Drafts", "Junk", "Sent", "Trash", name])
+        assert len(list((local / name).glob("*/*"))) == 1
+        assert box.list_folders().count(name) == 1 and len(box.folder(name).messages()) == 1
+    # a folder the user made locally with a UTF-8 name: refused with the hint, the rest still syncs
+    for sub in ("cur", "new", "tmp"):
+        (local / "Отчёты" / sub).mkdir(parents=True)
+    done = sync()
+    assert done.returncode != 0 and b"ENABLE UTF8=ACCEPT" in done.stderr
+    assert not any(f.startswith("&BB4") or "Отч" in f for f in box.list_folders())
+
+
 def test_imapclient_sort_thread_and_esearch(server):
     """imapclient (as mutt/aerc-style clients do) sorts and threads through the advertised extensions."""
     from imapclient import IMAPClient
