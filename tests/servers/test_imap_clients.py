@@ -17,6 +17,19 @@ def deliver(server, count: int) -> None:
         server.call(server.engine.store.deliver, "tatareva@lab.test", MESSAGE % (i, i, i))
 
 
+def mbsync_config(server, tmp_path, local):
+    """An mbsyncrc syncing every folder of tatareva's mailbox both ways with the Maildir `local`."""
+    rc = tmp_path / "mbsyncrc"
+    rc.write_text(
+        f"IMAPAccount lab\nHost 127.0.0.1\nPort {server.ports.imap}\nUser tatareva\nPass {PASSWORD}\n"
+        "SSLType None\nAuthMechs PLAIN LOGIN\n\nIMAPStore remote\nAccount lab\n\n"
+        f"MaildirStore near\nPath {local}/\nInbox {local}/INBOX\nSubFolders Verbatim\n\n"
+        "Channel lab\nFar :remote:\nNear :near:\nPatterns *\nCreate Both\nExpunge Both\nSyncState *\n",
+        encoding="utf-8",
+    )
+    return rc
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl(server):
     deliver(server, 3)
@@ -40,13 +53,7 @@ def test_mbsync_both_ways(server, tmp_path):
     deliver(server, 2)
     local = tmp_path / "local"
     local.mkdir()
-    rc = tmp_path / "mbsyncrc"
-    rc.write_text(
-        f"IMAPAccount lab\nHost 127.0.0.1\nPort {server.ports.imap}\nUser tatareva\nPass {PASSWORD}\n"
-        "SSLType None\nAuthMechs PLAIN LOGIN\n\nIMAPStore remote\nAccount lab\n\n"
-        f"MaildirStore near\nPath {local}/\nInbox {local}/INBOX\nSubFolders Verbatim\n\n"
-        "Channel lab\nFar :remote:\nNear :near:\nPatterns *\nCreate Both\nExpunge Both\nSyncState *\n"
-    )
+    rc = mbsync_config(server, tmp_path, local)
 
     def sync() -> None:
         done = subprocess.run(["mbsync", "-c", str(rc), "lab"], capture_output=True, timeout=60)
@@ -85,14 +92,7 @@ def test_mbsync_with_a_utf8_folder_name_syncs_three_times_cleanly(server, tmp_pa
     server.call(box.folder(name).append, b"Subject: plan\n\nhi\n", "S")
     local = tmp_path / "local"
     local.mkdir()
-    rc = tmp_path / "mbsyncrc"
-    rc.write_text(
-        f"IMAPAccount lab\nHost 127.0.0.1\nPort {server.ports.imap}\nUser tatareva\nPass {PASSWORD}\n"
-        "SSLType None\nAuthMechs PLAIN LOGIN\n\nIMAPStore remote\nAccount lab\n\n"
-        f"MaildirStore near\nPath {local}/\nInbox {local}/INBOX\nSubFolders Verbatim\n\n"
-        "Channel lab\nFar :remote:\nNear :near:\nPatterns *\nCreate Both\nExpunge Both\nSyncState *\n",
-        encoding="utf-8",
-    )
+    rc = mbsync_config(server, tmp_path, local)
 
     def sync() -> subprocess.CompletedProcess:
         return subprocess.run(["mbsync", "-c", str(rc), "lab"], capture_output=True, timeout=60)
