@@ -18,7 +18,7 @@ import getpass
 import sys
 from pathlib import Path
 
-from tuimail import __version__
+from tuimail import __version__, cli_teaching
 from tuimail.config import Config, ConfigError, dump_settings, load_or_create
 from tuimail.core.addresses import AddressError, split_address
 from tuimail.core.directory import Directory, DirectoryError
@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     l_show.add_argument("--session", metavar="N", type=int, help="the session with this number (as in `Session N;`)")
     l_show.add_argument("--protocol", choices=PROTOCOLS, help="only this protocol's log")
     l_show.add_argument("--since", metavar="WHEN", help="sessions that ended at or after WHEN: '2026-11-29 14:00', '14:00', or an age: 30m, 2h, 1d")
+    cli_teaching.add_parsers(sub, common, account)
     return parser
 
 
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_or_create(getattr(args, "config", None))
         return COMMANDS[(args.command, getattr(args, "action", None))](config, args)
-    except (ConfigError, CommandError, DirectoryError, AddressError, WeakPassword) as e:
+    except (ConfigError, CommandError, cli_teaching.CommandError, DirectoryError, AddressError, WeakPassword) as e:
         print(f"tuimail: {e}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -264,4 +265,5 @@ COMMANDS = {
     ("account", "set"): cmd_account_set,
     ("account", "del"): cmd_account_del,
     ("log", "show"): cmd_log_show,
+    **cli_teaching.COMMANDS,
 }

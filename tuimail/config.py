@@ -12,13 +12,14 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tuimail.core.addresses import AddressError, check_domain, check_ip
 from tuimail.core.atomic import atomic_write
+from tuimail.teaching.exercises import DEFAULT_EXERCISES, check_exercises
 
 Port = Annotated[int, Field(ge=0, le=65535)]
 
@@ -38,6 +39,8 @@ class ServerSettings(_Section):
     """A log file larger than this is rotated to NAME.log.1 (up to log_backups files are kept)."""
     log_backups: int = Field(5, ge=0, le=100)
     """How many rotated files to keep per log."""
+    language: Literal["en", "ru"] = "en"
+    """Language of the monitor, the annotations and the log files' own phrases: "en" or "ru" (protocol replies stay ASCII)."""
 
     @field_validator("hostname")
     @classmethod
@@ -134,6 +137,27 @@ class TlsSettings(_Section):
     """PEM private key for `cert`."""
 
 
+class ExerciseSettings(_Section):
+    smtp: list[str] = list(DEFAULT_EXERCISES["smtp"])
+    """The SMTP steps of the lab, in order; "HELO|EHLO" means either command counts."""
+    pop3: list[str] = list(DEFAULT_EXERCISES["pop3"])
+    """The POP3 steps of the lab, in order; "LIST|STAT" means either command counts."""
+    imap: list[str] = list(DEFAULT_EXERCISES["imap"])
+    """The IMAP steps of the lab, in order (a UID form counts for its command)."""
+
+    @field_validator("smtp", "pop3", "imap")
+    @classmethod
+    def _known(cls, value: list[str], info) -> list[str]:
+        return check_exercises(info.field_name, value)
+
+
+class TeachingSettings(_Section):
+    exercises: ExerciseSettings = ExerciseSettings()
+    """[teaching.exercises]: the steps each student's progress is counted against."""
+    strict: bool = False
+    """Refuse what the servers tolerate by default (bare LF, `mail from:` without <>, 8-bit data without 8BITMIME, over-long lines), naming the rule and its RFC section."""
+
+
 class DomainSettings(_Section):
     name: str
     """The domain's name, e.g. lab.test."""
@@ -166,6 +190,8 @@ class Settings(_Section):
     """[policy]"""
     tls: TlsSettings = TlsSettings()
     """[tls]"""
+    teaching: TeachingSettings = TeachingSettings()
+    """[teaching]"""
     domains: list[DomainSettings] = []
     """[[domains]]: the mail domains this server hosts; the first one is the default for bare logins."""
 

@@ -27,6 +27,8 @@ from tuimail.servers import tls
 from tuimail.servers.logwriter import LogWriter
 from tuimail.servers.sessions import SessionRegistry
 from tuimail.store import Folder, MailStore
+from tuimail.teaching.exercises import steps_of
+from tuimail.teaching.progress import ProgressBook, ProgressTracker
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,10 @@ class Engine:
         self.store.add_listener(self._folder_changed)
         self.ssl_context: ssl.SSLContext | None = None  # made by load_tls() at start
         self.guard = Guard(lambda: self.config.settings.policy, on_change=self.bus.system)
+        # teaching (issue 10): each student's progress through the lab's steps, in data_dir
+        self.progress = ProgressBook(config.data_dir)
+        self.tracker = ProgressTracker(self.progress, self.exercise_steps, self._local_account)
+        self.bus.subscribe(self.tracker)
 
     @property
     def hostname(self) -> str:
@@ -196,6 +202,14 @@ class Engine:
         warning = self.plaintext_warning
         if warning is not None:
             self.bus.system(warning, logging.WARNING)
+
+    def exercise_steps(self):
+        """The lab's steps from `[teaching.exercises]` (read each time: SIGHUP may change them)."""
+        return steps_of(self.config.settings.teaching.exercises)
+
+    def _local_account(self, address: str) -> str | None:
+        account = self.directory.get(address)
+        return account.address if account else None
 
     @property
     def uptime(self) -> float:

@@ -1,0 +1,111 @@
+"""Each student's progress: sessions over real sockets, typed as a student types, then
+`tuimail lab progress --csv` shows exactly the steps done, and a restart keeps them."""
+
+from __future__ import annotations
+
+import csv
+import imaplib
+import io
+import poplib
+import socket
+
+import pytest
+
+from tests.helpers import PASSWORD, RunningServer, make_config
+from tuimail.cli import main
+from tuimail.config import Config
+
+
+def typed(port: int, lines: list[str], expect_last: bytes) -> bytes:
+    """Type lines into a raw socket (LF only, as telnet on a lax terminal), read until `expect_last`."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        got = b""
+        for line in lines:
+            s.sendall(line.encode() + b"\n")
+        while expect_last not in got:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    return got
+
+
+def progress_csv(config: Config, capsys) -> dict[str, dict[str, str]]:
+    capsys.readouterr()
+    assert main(["lab", "progress", "--csv", "--config", str(config.path)]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    return {r["address"]: r for r in rows}
+
+
+@pytest.fixture
+def lab(tmp_path):
+    config = make_config(tmp_path)
+    server = RunningServer(config).start()
+    directory = server.engine.directory
+    directory.add_account("tatareva@lab.test", PASSWORD, full_name="Татьяна Татарева")
+    directory.add_account("doronin@lab.test", PASSWORD, full_name="Doronin")
+    yield config, server
+    if not server.loop.is_closed():
+        server.stop()
+
+
+def test_steps_done_over_sockets_show_in_lab_progress_and_survive_a_restart(lab, capsys):
+    config, server = lab
+    book = server.engine.progress
+    # SMTP without AUTH, attributed by MAIL FROM (a local account); RCPT to an unknown user fails
+    typed(config.settings.ports.smtp, [
+        "helo admin", "mail from:<Tatareva@lab.test>", "rcpt to:<nobody@lab.test>", "rcpt to:<doronin@lab.test>",
+        "data", "Subject: hi", "", "Привет", ".", "quit"], b"221")
+    server.wait_for(lambda: "smtp:QUIT" in book.done("tatareva@lab.test"))
+    # POP3: user, pass, list, retr (uidl not done), quit
+    pop = poplib.POP3("127.0.0.1", config.settings.ports.pop3, timeout=10)
+    pop.user("doronin")
+    pop.pass_(PASSWORD)
+    pop.list()
+    pop.retr(1)
+    pop.quit()
+    # IMAP: login, select, a failing FETCH (BAD), logout: fetch is not done
+    imap = imaplib.IMAP4("127.0.0.1", config.settings.ports.imap, timeout=10)
+    imap.login("tatareva", PASSWORD)
+    imap.select("INBOX")
+    with pytest.raises(imaplib.IMAP4.error):
+        imap.fetch("1", "(NOSUCHITEM)")
+    imap.logout()
+    server.wait_for(lambda: "imap:LOGOUT" in book.done("tatareva@lab.test")
+                    and "pop3:QUIT" in book.done("doronin@lab.test"))
+
+    rows = progress_csv(config, capsys)
+    done = {a: {k for k, v in r.items() if ":" in k and v} for a, r in rows.items()}
+    assert done["tatareva@lab.test"] == {"smtp:HELO|EHLO", "smtp:MAIL", "smtp:RCPT", "smtp:DATA", "smtp:QUIT",
+                                         "imap:LOGIN", "imap:SELECT", "imap:LOGOUT"}
+    assert done["doronin@lab.test"] == {"pop3:USER", "pop3:PASS", "pop3:LIST|STAT", "pop3:RETR", "pop3:QUIT"}
+    assert rows["doronin@lab.test"]["done"] == "5"
+
+    server.stop()  # a restart keeps them
+    server2 = RunningServer(Config.load(config.path)).start()
+    try:
+        assert server2.engine.progress.done("doronin@lab.test").keys() == done["doronin@lab.test"]
+        typed(config.settings.ports.pop3, ["user doronin", f"pass {PASSWORD}", "uidl", "quit"], b"signing off")
+        server2.wait_for(lambda: "pop3:UIDL" in server2.engine.progress.done("doronin@lab.test"))
+    finally:
+        server2.stop()
+    rows = progress_csv(config, capsys)
+    assert rows["doronin@lab.test"]["done"] == "6" and rows["tatareva@lab.test"]["done"] == "8"
+
+
+def test_the_table_and_custom_exercises(tmp_path, capsys):
+    config = make_config(tmp_path)
+    text = config.path.read_text() + '\n[teaching.exercises]\nsmtp = ["ehlo", "quit"]\npop3 = []\nimap = ["login", "uid"]\n'
+    config.path.write_text(text)
+    assert main(["lab", "progress", "--config", str(config.path)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["ADDRESS", "FULL", "NAME", "SMTP", "EHLO", "SMTP", "QUIT", "IMAP", "LOGIN",
+                                           "IMAP", "UID", "DONE"]
+
+
+def test_an_unknown_command_in_exercises_is_named_by_check(tmp_path, capsys):
+    config = make_config(tmp_path)
+    config.path.write_text(config.path.read_text() + '\n[teaching.exercises]\nimap = ["LOGIN", "FECTH"]\n')
+    assert main(["check", "--config", str(config.path)]) == 1
+    err = capsys.readouterr().err
+    assert "teaching.exercises.imap" in err and "'FECTH'" in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,237 @@
+"""Each student's progress through the lab's exercises (issue 10), kept in `data_dir/progress.json`.
+
+`ProgressTracker` subscribes to the event stream and watches each session's commands and replies: a
+step counts when the server accepted it (SMTP 2xx, after DATA the 250 for the message, RFC 5321
+§4.2.1; POP3 `+OK`, RFC 1939 §3; IMAP the tagged `OK`, RFC 3501 §7.1.1). A step belongs to the
+session's authenticated account; an SMTP session without AUTH is attributed by its MAIL FROM when
+that is a local account. Steps done before the account is known (HELO, USER) are credited when it is.
+`ProgressBook` is the file: first time each step was done, per account; it survives restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from tuimail.core.atomic import atomic_write
+from tuimail.core.events import Event, LineIn, LineOut, Protocol, SessionClosed, SessionOpened, SessionUpdated
+from tuimail.teaching.exercises import Step
+
+PROGRESS_FILE = "progress.json"
+_PROTOCOLS = {Protocol.SMTP: "smtp", Protocol.POP3: "pop3", Protocol.IMAP: "imap"}
+_MAIL_FROM = re.compile(r"^\s*mail\s+from\s*:\s*<?\s*([^<>\s]+@[^<>\s]+?)\s*>?(?:\s|$)", re.I)
+_MAX_TAGS = 64  # IMAP commands in flight we remember per session
+
+
+class ProgressBook:
+    """`{address: {step id: first time done}}`, read from and written atomically to progress.json."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / PROGRESS_FILE
+        self._lock = threading.Lock()
+        self._done: dict[str, dict[str, str]] = {}
+        self._listeners: list[Callable[[str, str, str], None]] = []
+        self.version = 0  # bumped on every change (the TUI redraws when it moves)
+        self.load()
+
+    def load(self) -> None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            done = {str(a): {str(k): str(v) for k, v in steps.items()} for a, steps in data.get("students", {}).items()}
+        except FileNotFoundError:
+            done = {}
+        except (OSError, ValueError, AttributeError, TypeError) as e:
+            raise ValueError(f"{self.path}: cannot read progress: {e}") from None
+        with self._lock:
+            self._done = done
+            self.version += 1
+
+    def subscribe(self, listener: Callable[[str, str, str], None]) -> Callable[[], None]:
+        """`listener(address, step id, time)` after each new step (the live event for front ends)."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def mark(self, address: str, step: str, at: datetime) -> bool:
+        """Record `step` as done by `address` (the first time counts); True when it is new."""
+        address = address.lower()
+        with self._lock:
+            steps = self._done.setdefault(address, {})
+            if step in steps:
+                return False
+            steps[step] = at.isoformat(timespec="seconds")
+            self._save()
+            self.version += 1
+        for listener in list(self._listeners):
+            listener(address, step, steps[step])
+        return True
+
+    def done(self, address: str) -> dict[str, str]:
+        """Step id -> ISO time, for one account."""
+        with self._lock:
+            return dict(self._done.get(address.lower(), {}))
+
+    def students(self) -> dict[str, dict[str, str]]:
+        with self._lock:
+            return {a: dict(s) for a, s in self._done.items()}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._done = {}
+            self.path.unlink(missing_ok=True)
+            self.version += 1
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"version": 1, "students": self._done}
+        atomic_write(self.path, (json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True) + "\n").encode())
+
+
+@dataclass(slots=True)
+class _Live:
+    protocol: str
+    user: str | None = None
+    pending: list[tuple[str, datetime]] = field(default_factory=list)  # steps before the user is known
+    waiting: deque = field(default_factory=deque)  # SMTP/POP3: (verb, line) awaiting their replies, in order
+    tags: dict[str, str] = field(default_factory=dict)  # IMAP: tag -> verb
+    sasl: bool = False  # the next client line answers a challenge
+
+
+class ProgressTracker:
+    """Event subscriber that credits steps to accounts in a `ProgressBook`.
+
+    `steps()` gives the current exercises (config.toml may be re-read); `local_account(address)`
+    returns the account's address when `address` is a local account, else None."""
+
+    def __init__(self, book: ProgressBook, steps: Callable[[], list[Step]],
+                 local_account: Callable[[str], str | None]) -> None:
+        self.book = book
+        self.steps = steps
+        self.local_account = local_account
+        self._live: dict[int, _Live] = {}
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, SessionOpened):
+            if event.protocol in _PROTOCOLS:
+                self._live[event.sid] = _Live(_PROTOCOLS[event.protocol])
+            return
+        live = self._live.get(getattr(event, "sid", -1))
+        if live is None:
+            return
+        if isinstance(event, LineIn):
+            self._client(live, event.text)
+        elif isinstance(event, LineOut):
+            self._server(live, event.text, event.at)
+        elif isinstance(event, SessionUpdated):
+            if event.user and self.local_account(event.user):
+                self._attribute(live, event.user)
+        elif isinstance(event, SessionClosed):
+            del self._live[event.sid]
+
+    # ----- following the dialogue -----------------------------------------------------------
+
+    def _client(self, live: _Live, text: str) -> None:
+        if live.sasl:  # an answer to a 334 / "+" challenge, not a command
+            live.sasl = False
+            return
+        words = text.split()
+        if live.protocol == "imap":
+            if len(words) >= 2:
+                verb = words[1].upper()
+                if verb == "UID" and len(words) > 2:
+                    verb = words[2].upper()  # RFC 3501 §6.4.8: UID FETCH counts as FETCH
+                if len(live.tags) < _MAX_TAGS:
+                    live.tags[words[0]] = verb
+            return
+        if words and len(live.waiting) < _MAX_TAGS:
+            live.waiting.append((words[0].upper().split(":", 1)[0], text))
+
+    def _server(self, live: _Live, text: str, at: datetime) -> None:
+        if live.protocol == "smtp":
+            self._smtp_reply(live, text, at)
+        elif live.protocol == "pop3":
+            status = text.split(" ", 1)[0]
+            if status == "+":
+                live.sasl = True
+            elif status in ("+OK", "-ERR") and live.waiting:
+                verb, _ = live.waiting.popleft()
+                if status == "+OK":
+                    self._done(live, verb, at)
+        else:
+            words = text.split(" ", 2)
+            if words[0] == "+":
+                live.sasl = "AUTHENTICATE" in live.tags.values()
+            elif len(words) > 1 and words[0] in live.tags:
+                verb = live.tags.pop(words[0])
+                if words[1].upper() == "OK":
+                    self._done(live, verb, at)
+
+    def _smtp_reply(self, live: _Live, text: str, at: datetime) -> None:
+        code, more = text[:3], text[3:4] == "-"
+        if more or not code.isdigit():
+            return  # a continuation line of a multi-line reply (RFC 5321 §4.2.1)
+        if code == "334":
+            live.sasl = True
+            return
+        if not live.waiting:
+            return  # the greeting, or a 421 on our own initiative
+        verb, line = live.waiting[0]
+        if verb == "DATA" and code == "354":  # RFC 5321 §4.1.1.4: the next reply is the message's
+            live.waiting[0] = ("DATA*", line)
+            return
+        live.waiting.popleft()
+        if not code.startswith("2"):
+            return
+        if verb == "DATA*":
+            verb = "DATA"
+        if verb == "MAIL" and live.user is None:
+            match = _MAIL_FROM.match(line)
+            account = self.local_account(match.group(1)) if match else None
+            if account:
+                self._done(live, verb, at)
+                self._attribute(live, account)
+                return
+        self._done(live, verb, at)
+
+    # ----- crediting ------------------------------------------------------------------------
+
+    def _done(self, live: _Live, verb: str, at: datetime) -> None:
+        for step in self.steps():
+            if step.protocol == live.protocol and verb in step.commands:
+                if live.user is None:
+                    live.pending.append((step.id, at))
+                else:
+                    self.book.mark(live.user, step.id, at)
+
+    def _attribute(self, live: _Live, address: str) -> None:
+        if live.user is not None:
+            return
+        live.user = address.lower()
+        for step, at in live.pending:
+            self.book.mark(live.user, step, at)
+        live.pending.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class StudentRow:
+    """One line of the progress table: an account and, per step, when it was first done (or None)."""
+
+    address: str
+    full_name: str
+    done: tuple[str | None, ...]
+
+    @property
+    def count(self) -> int:
+        return sum(1 for d in self.done if d)
+
+
+def progress_rows(accounts: list[tuple[str, str]], book: ProgressBook, steps: list[Step]) -> list[StudentRow]:
+    """A row per account (address, full name), in the order given, against the lab's steps."""
+    students = book.students()
+    return [StudentRow(address, name, tuple(students.get(address, {}).get(s.id) for s in steps))
+            for address, name in accounts]
