@@ -8,6 +8,9 @@ import imaplib
 import io
 import poplib
 import socket
+import tomllib
+
+import tomli_w
 
 import pytest
 
@@ -35,6 +38,13 @@ def progress_csv(config: Config, capsys) -> dict[str, dict[str, str]]:
     assert main(["lab", "progress", "--csv", "--config", str(config.path)]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     return {r["address"]: r for r in rows}
+
+
+def edit(config: Config, **exercises) -> None:
+    """Write [teaching.exercises] as an instructor would (no validation on the way)."""
+    data = tomllib.loads(config.path.read_text())
+    data["teaching"]["exercises"].update(exercises)
+    config.path.write_text(tomli_w.dumps(data))
 
 
 @pytest.fixture
@@ -95,8 +105,7 @@ def test_steps_done_over_sockets_show_in_lab_progress_and_survive_a_restart(lab,
 
 def test_the_table_and_custom_exercises(tmp_path, capsys):
     config = make_config(tmp_path)
-    text = config.path.read_text() + '\n[teaching.exercises]\nsmtp = ["ehlo", "quit"]\npop3 = []\nimap = ["login", "uid"]\n'
-    config.path.write_text(text)
+    edit(config, smtp=["ehlo", "quit"], pop3=[], imap=["login", "uid"])
     assert main(["lab", "progress", "--config", str(config.path)]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["ADDRESS", "FULL", "NAME", "SMTP", "EHLO", "SMTP", "QUIT", "IMAP", "LOGIN",
@@ -105,7 +114,7 @@ def test_the_table_and_custom_exercises(tmp_path, capsys):
 
 def test_an_unknown_command_in_exercises_is_named_by_check(tmp_path, capsys):
     config = make_config(tmp_path)
-    config.path.write_text(config.path.read_text() + '\n[teaching.exercises]\nimap = ["LOGIN", "FECTH"]\n')
+    edit(config, imap=["LOGIN", "FECTH"])
     assert main(["check", "--config", str(config.path)]) == 1
     err = capsys.readouterr().err
     assert "teaching.exercises.imap" in err and "'FECTH'" in err and len(err.strip().splitlines()) == 1
