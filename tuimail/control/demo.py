@@ -68,6 +68,7 @@ def demo_engine(folder: Path) -> tuple[Engine, Clock]:
         engine.store.deliver("ivanov@lab.test", f"From: tatareva@lab.test\nSubject: test {n}\n\nhello {n}\n".encode())
     engine.store.deliver("tatareva@lab.test", b"From: ivanov@lab.test\nSubject: report\n\nthe lab report\n")
     _write_logs(engine)
+    _mark_progress(engine)
     engine.sessions._ids = itertools.count(11)  # the logs hold sessions 1-10
     for proto, peer, port, user, state, ago, idle, b_in, b_out, _ in LIVE:
         session = engine.sessions.open(proto, peer, port, lambda reason: None,
@@ -119,3 +120,15 @@ def _write_logs(engine: Engine) -> None:
         for step, (kind, text) in enumerate(lines):
             writer({"in": LineIn, "out": LineOut}[kind](sid, proto, text, at=at + timedelta(seconds=step)))
         writer(SessionClosed(sid, proto, 40 + sid, 300 + sid, "client quit", at=at + timedelta(seconds=9)))
+
+
+def _mark_progress(engine: Engine) -> None:
+    """Students part way through the lab (the Students tab)."""
+    done = {
+        "tatareva@lab.test": ["smtp:HELO|EHLO", "smtp:MAIL", "smtp:RCPT", "smtp:DATA", "smtp:QUIT", "imap:LOGIN",
+                              "imap:SELECT", "imap:FETCH"],
+        "ivanov@lab.test": ["pop3:USER", "pop3:PASS", "pop3:LIST|STAT"],
+    }
+    for address, steps in done.items():
+        for n, step in enumerate(steps):
+            engine.progress.mark(address, step, T0 - timedelta(minutes=40 - 3 * n))

@@ -170,3 +170,13 @@ _STAMP = re.compile(r"^[A-Z][a-z]{2} \d{4}-\d\d-\d\d \d\d:\d\d:\d\d: ")
 def strip_stamp(line: str) -> str:
     """`Wed 2007-05-30 16:08:06: <-- helo` -> `<-- helo`."""
     return _STAMP.sub("", line, count=1)
+
+
+def explained(protocol: str, lines: list[str], language: str = "en", indent: str = "    ") -> list[str]:
+    """The lines, each followed by its notes (`    = RFC 5321 §4.1.1.1: ...`): `log show --explain`,
+    the student's report and the Students tab show sessions this way."""
+    out: list[str] = []
+    for line, notes in annotate(protocol, lines):
+        out.append(line)
+        out.extend(f"{indent}= {note.line(language)}" for note in notes)
+    return out

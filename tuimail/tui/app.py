@@ -37,8 +37,9 @@ from tuimail.tui.widgets.protocol_log import MAX_LINES
 from tuimail.tui.widgets.sessions_pane import SessionsPane
 from tuimail.tui.widgets.settings_pane import SettingsPane
 from tuimail.tui.widgets.status_header import StatusHeader
+from tuimail.tui.widgets.students_pane import StudentsPane
 
-TABS = ("sessions", "logs", "accounts", "domains", "settings")
+TABS = ("sessions", "logs", "accounts", "domains", "settings", "students")
 STYLE_FILES = ("app.tcss", "forms.tcss")
 
 
@@ -105,7 +106,8 @@ class TuimailApp(App[int]):
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status-header")
         with TabbedContent(id="main-tabs", initial="sessions"):
-            for n, (tab, pane) in enumerate(zip(TABS, (SessionsPane, LogsPane, AccountsPane, DomainsPane, SettingsPane)), 1):
+            panes = (SessionsPane, LogsPane, AccountsPane, DomainsPane, SettingsPane, StudentsPane)
+            for n, (tab, pane) in enumerate(zip(TABS, panes), 1):
                 with TabPane(f"{n} {tab.title()}", id=tab):
                     yield pane(id=f"{tab}-pane")
         yield Footer()
@@ -143,6 +145,7 @@ class TuimailApp(App[int]):
                 batch[line[0]].append(line[1])
         logs.add(batch)
         sessions.refresh_rows()
+        self.query_one(StudentsPane).refresh_rows()
         header.show(self.client, self.clock, not self.engine_ready.is_set())
         changed = {e.what for e in events if isinstance(e, DirectoryChanged)}
         if changed & {"accounts", "domains"}:  # maybe by another monitor or the CLI
@@ -204,6 +207,7 @@ class TuimailApp(App[int]):
 
     def on_accounts_changed(self, _: messages.AccountsChanged) -> None:
         self.query_one(AccountsPane).reload()
+        self.query_one(StudentsPane).refresh_rows()
         self.query_one(DomainsPane).reload()
 
     def on_domains_changed(self, _: messages.DomainsChanged) -> None:

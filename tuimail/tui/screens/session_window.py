@@ -2,7 +2,8 @@
 peer, user, transfer statistics and the inactivity timeout counting down.
 
 Keys: `k` kills the session, `e` exports the transcript to a text file (for the lab report),
-Escape goes back to the Sessions tab.
+`a` shows or hides the annotations beside the transcript (each command's and reply's meaning and RFC
+section, from `tuimail.teaching`), Escape goes back to the Sessions tab.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
+from tuimail import i18n
 from tuimail.core.events import Event
 from tuimail.core.logformat import event_text, stamp
+from tuimail.teaching.annotate import Annotator, strip_stamp
 from tuimail.tui.text import duration, rate
 from tuimail.tui.widgets.protocol_log import TranscriptHighlighter
 
@@ -28,6 +31,7 @@ class SessionWindow(Screen):
         Binding("k", "kill", "Kill"),
         Binding("delete", "kill", "Kill", show=False),
         Binding("e", "export", "Export transcript"),
+        Binding("a", "annotate", "Annotations"),
     ]
 
     def __init__(self, sid: int) -> None:
@@ -37,15 +41,19 @@ class SessionWindow(Screen):
         self.protocol = None
         self.peer = "?"
         self.started = None
+        self.annotator: Annotator | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="session-window"):
             with Horizontal(id="session-info"):
                 yield Static(id="session-who", markup=False)
                 yield Static(id="session-stats", markup=False)
-            log = Log(id="session-log", max_lines=5000, auto_scroll=True, highlight=True)
-            log.highlighter = TranscriptHighlighter()
-            yield log
+            with Horizontal(id="session-body"):
+                log = Log(id="session-log", max_lines=5000, auto_scroll=True, highlight=True)
+                log.highlighter = TranscriptHighlighter()
+                yield log
+                # one note line per transcript line, so the two scroll together line for line
+                yield Log(id="session-notes", max_lines=5000, auto_scroll=True, classes="hidden")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -53,8 +61,12 @@ class SessionWindow(Screen):
         self.protocol = session.protocol if session else None
         self.peer = session.peer if session else "?"
         self.started = session.started if session else None
+        self.annotator = Annotator(self.protocol.label if self.protocol else "")
         log = self.query_one("#session-log", Log)
-        log.write_lines(self.app.transcripts.lines(self.sid))
+        lines = self.app.transcripts.lines(self.sid)
+        log.write_lines(lines)
+        self._write_notes(lines)
+        self.watch(log, "scroll_y", self._follow, init=False)
         log.focus()
         self.refresh_info()
 
@@ -65,7 +77,31 @@ class SessionWindow(Screen):
         lines = [stamp(e.at) + t for e in events if getattr(e, "sid", None) == self.sid and (t := event_text(e))]
         if lines:
             self.query_one("#session-log", Log).write_lines(lines)
+            self._write_notes(lines)
         self.refresh_info()
+
+    # ----- annotations (issue 10) -----------------------------------------------------------
+
+    def _write_notes(self, lines: list[str]) -> None:
+        language = i18n.language
+        notes = []
+        for line in lines:
+            found = self.annotator.line(strip_stamp(line)) if self.annotator else []
+            notes.append("; ".join(n.line(language) for n in found) or " ")  # a line even when empty
+        if notes:
+            self.query_one("#session-notes", Log).write_lines(notes)
+
+    def _follow(self, scroll_y: float) -> None:
+        self.query_one("#session-notes", Log).scroll_to(y=scroll_y, animate=False)
+
+    @property
+    def annotations_shown(self) -> bool:
+        return not self.query_one("#session-notes", Log).has_class("hidden")
+
+    def action_annotate(self) -> None:
+        notes = self.query_one("#session-notes", Log)
+        notes.toggle_class("hidden")
+        notes.scroll_to(y=self.query_one("#session-log", Log).scroll_y, animate=False)
 
     def refresh_info(self) -> None:
         session = self.app.client.sessions.get(self.sid)

@@ -1,0 +1,73 @@
+"""The Students tab: live progress as a student works over a real socket, and Enter opens the
+student's sessions with each line's note under it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.helpers import PASSWORD
+from tests.tui.tools import ready, screen_text, until
+from tuimail.tui.screens.student_window import StudentWindow
+from tuimail.tui.widgets.students_pane import StudentsPane
+
+
+async def test_the_tab_follows_a_student_live_and_enter_shows_the_annotated_session(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ready(pilot)
+        await pilot.press("6")
+        table = app.query_one(StudentsPane).table
+        await until(pilot, lambda: table.row_count == 2, what="a row per account")
+        assert "0/16" in screen_text(app)
+        reader, writer = await asyncio.open_connection("127.0.0.1", app.config.settings.ports.pop3)
+        await reader.readline()
+        for line in ("user tester", f"pass {PASSWORD}", "stat"):
+            writer.write(line.encode() + b"\n")
+            await writer.drain()
+            await reader.readline()
+        row = table.get_row_index("tester@lab.test")
+        await until(pilot, lambda: table.get_row_at(row)[1] == "3/16", what="three steps done, live")
+        assert table.get_row_at(row)[table.get_column_index("P:USER")] != "-"
+        assert table.get_row_at(row)[table.get_column_index("P:UIDL")] == "-"
+        table.move_cursor(row=row)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, StudentWindow), what="the student window")
+        log = app.screen.query_one("#student-log")
+        await until(pilot, lambda: log.line_count > 5)
+        text = "\n".join(log.lines)
+        assert "<-- stat" in text and "RFC 1939 §5" in text and "TRANSACTION" in text
+        writer.close()
+        await pilot.press("escape")
+        await until(pilot, lambda: len(app.screen_stack) == 1, what="back to the tabs")
+
+
+async def test_a_shows_the_notes_beside_the_live_transcript(make_app):
+    from tuimail.tui.screens.session_window import SessionWindow
+    from tuimail.tui.widgets.sessions_pane import SessionsPane
+
+    app = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ready(pilot)
+        reader, writer = await asyncio.open_connection("127.0.0.1", app.config.settings.ports.smtp)
+        await reader.readline()
+        writer.write(b"helo admin\n")
+        await reader.readline()
+        table = app.query_one(SessionsPane).query_one("DataTable")
+        await until(pilot, lambda: table.row_count == 1, what="the session listed")
+        table.focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, SessionWindow), what="the session window")
+        window = app.screen
+        notes = window.query_one("#session-notes")
+        assert not window.annotations_shown and not notes.display
+        await pilot.press("a")
+        await until(pilot, lambda: window.annotations_shown and notes.display, what="notes shown")
+        await until(pilot, lambda: any("RFC 5321 §4.1.1.1" in line for line in notes.lines), what="HELO's note")
+        writer.write(b"mail from:<tester@lab.test>\n")
+        await reader.readline()
+        await until(pilot, lambda: any("RFC 3463 §3.2" in line for line in notes.lines), what="2.1.0's note, live")
+        log = window.query_one("#session-log")
+        assert notes.line_count == log.line_count  # line for line beside the transcript
+        await pilot.press("a")
+        await until(pilot, lambda: not notes.display, what="notes hidden")
+        writer.close()
