@@ -65,9 +65,9 @@ class Annotator:
             if len(words) == 1 and words[0].upper() == "DONE":
                 return [imap_notes.COMMANDS["DONE"]]
             if len(words) < 2:
-                return []
+                return [imap_notes.UNKNOWN] if words else []
             verb = words[1].upper()
-            notes = [imap_notes.COMMANDS[verb]] if verb in imap_notes.COMMANDS else []
+            notes = [imap_notes.COMMANDS[verb]] if verb in imap_notes.COMMANDS else [imap_notes.UNKNOWN]
             if verb == "UID" and len(words) > 2 and words[2].upper() in imap_notes.COMMANDS:
                 notes.append(imap_notes.COMMANDS[words[2].upper()])
             self.command = verb
@@ -77,8 +77,8 @@ class Annotator:
         verb = words[0].upper().split(":", 1)[0]  # `mail from:<x>` typed without a space
         self.command = verb
         self._reply_line = 0
-        table = smtp_notes.COMMANDS if self.protocol == "smtp" else pop3_notes.COMMANDS
-        return [table[verb]] if verb in table else []
+        notes = smtp_notes if self.protocol == "smtp" else pop3_notes
+        return [notes.COMMANDS.get(verb, notes.UNKNOWN)]
 
     # ----- server lines -------------------------------------------------------------------
 

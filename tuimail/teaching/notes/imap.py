@@ -129,3 +129,7 @@ CODES = table({
     "CONTACTADMIN": ("RFC 5530 §3", "Ask the administrator.", "Обратитесь к администратору."),
     "NOPERM": ("RFC 5530 §3", "No permission for this.", "Нет прав на это действие."),
 })
+
+# A client line that is no IMAP command (a typo, or a missing tag).
+UNKNOWN = table({"": ("RFC 3501 §2.2.1, §7.1.3", "Not an IMAP command: every command starts with a tag (a001), then the command; the server answers BAD.",
+                      "Это не команда IMAP: каждая команда начинается с тега (a001), затем команда; сервер отвечает BAD.")})[""]

@@ -82,3 +82,7 @@ CAPABILITIES = table({
     "IMPLEMENTATION": ("RFC 2449 §6.9", "The server's software and version.", "Программа и версия сервера."),
     "STLS": ("RFC 2595 §4", "The STLS command is available.", "Доступна команда STLS."),
 })
+
+# A client line that is no POP3 command (a typo).
+UNKNOWN = table({"": ("RFC 1939 §3", "Not a POP3 command (or not allowed in this state): the server answers -ERR.",
+                      "Это не команда POP3 (или она недопустима в этом состоянии): сервер отвечает -ERR.")})[""]

@@ -133,3 +133,7 @@ EXTENSIONS = table({
     "AUTH": ("RFC 4954 §3", "Login mechanisms offered.", "Предлагаемые механизмы входа."),
     "HELP": ("RFC 5321 §4.1.1.8", "The server answers HELP.", "Сервер отвечает на HELP."),
 })
+
+# A client line that is no SMTP command (a typo): what the server does with it.
+UNKNOWN = table({"": ("RFC 5321 §4.2.4", "Not an SMTP command: the server answers 500 (or 502) and the session goes on.",
+                      "Это не команда SMTP: сервер отвечает 500 (или 502), сессия продолжается.")})[""]
