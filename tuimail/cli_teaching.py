@@ -7,21 +7,90 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tuimail.config import Config
-from tuimail.core.directory import Directory
+from tuimail.core.atomic import atomic_write
+from tuimail.core.directory import Account, Directory
+from tuimail.core.passwords import hash_password
+from tuimail.teaching import roster
 from tuimail.teaching.exercises import LABELS, steps_of
 from tuimail.teaching.progress import ProgressBook, progress_rows
 
 
+MAX_PROBLEMS_SHOWN = 100
+
+
 def add_parsers(sub, common: argparse.ArgumentParser, account) -> None:
     """Add `lab ...` to the top-level subparsers and `import` to `account`'s."""
+    a_import = account.add_parser("import", parents=[common], help="create accounts from a roster (CSV: full name, mailbox, notes)")
+    a_import.add_argument("file", help="CSV file, UTF-8 (with or without BOM), ',' or ';' separated")
+    a_import.add_argument("--domain", metavar="NAME", help="the domain of the new accounts (default: the first domain)")
+    a_import.add_argument("--dry-run", action="store_true", help="check the roster and show what would be created")
+    a_import.add_argument("--sheet", metavar="OUT.csv", help="write address, full name and password to this CSV for handing out")
     lab = sub.add_parser("lab", parents=[common], help="the lab: students' progress, reset, reports").add_subparsers(
         dest="action", metavar="ACTION", required=True)
     progress = lab.add_parser("progress", parents=[common], help="each student's progress through the lab's steps")
     progress.add_argument("--csv", action="store_true", help="print CSV (one row per account, one column per step)")
+
+
+def cmd_account_import(config: Config, args: argparse.Namespace) -> int:
+    directory = Directory(config)
+    domain = (args.domain or (directory.domains[0].name if directory.domains else "")).lower()
+    if not domain:
+        raise CommandError("no domain is hosted here: add one (tuimail domain add NAME) or give --domain")
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as e:
+        raise CommandError(f"{args.file}: cannot read: {e.strerror or e}") from None
+    existing = directory.accounts(domain)
+    found = roster.plan(data, domain, {a.mailbox for a in existing}, known_domain=directory.hosts(domain),
+                        names={a.full_name.lower(): a.address for a in existing if a.full_name})
+    if not found.ok:
+        shown = found.problems[:MAX_PROBLEMS_SHOWN]
+        for problem in shown:
+            print(f"tuimail: {args.file}: {problem}", file=sys.stderr)
+        if len(found.problems) > len(shown):
+            print(f"tuimail: {args.file}: ... and {len(found.problems) - len(shown)} more problem(s)", file=sys.stderr)
+        print(f"tuimail: nothing imported ({len(found.problems)} problem(s))", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print_table(("LINE", "ADDRESS", "FULL NAME", "NOTES"),
+                    [(str(s.line), f"{s.mailbox}@{domain}", s.full_name, s.notes.replace("\n", " ")[:40])
+                     for s in found.students])
+        print(f"{len(found.students)} account(s) would be created in {domain} (dry run: nothing changed)")
+        return 0
+    strong = config.settings.policy.require_strong_passwords
+    passwords = [roster.readable_password(s.mailbox, strong) for s in found.students]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # argon2 releases the GIL
+        hashes = list(pool.map(hash_password, passwords))
+    accounts = [Account(f"{s.mailbox}@{domain}", s.full_name, h, notes=s.notes) for s, h in zip(found.students, hashes)]
+    sheet = [(a.address, a.full_name, p) for a, p in zip(accounts, passwords)]
+    if args.sheet:  # written first: accounts whose passwords nobody could hand out are worse than none
+        _write_sheet(Path(args.sheet), sheet)
+    directory.add_accounts(accounts)
+    if args.sheet:
+        print(f"{len(accounts)} account(s) created in {domain}; addresses and passwords are in {args.sheet}")
+    else:
+        print_table(("ADDRESS", "FULL NAME", "PASSWORD"), sheet)
+        print(f"{len(accounts)} account(s) created in {domain}")
+    return 0
+
+
+def _write_sheet(path: Path, rows: list[tuple[str, str, str]]) -> None:
+    """The hand-out sheet: CSV with a BOM (spreadsheets then read Cyrillic right), mode 0600."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["address", "full name", "password"])
+    writer.writerows(rows)
+    try:
+        atomic_write(path, ("\ufeff" + out.getvalue()).encode("utf-8"), mode=0o600)
+    except OSError as e:
+        raise CommandError(f"{path}: cannot write the sheet: {e.strerror or e}") from None
 
 
 def cmd_lab_progress(config: Config, args: argparse.Namespace) -> int:
@@ -60,5 +129,6 @@ def print_table(header, rows) -> None:
 
 
 COMMANDS = {
+    ("account", "import"): cmd_account_import,
     ("lab", "progress"): cmd_lab_progress,
 }

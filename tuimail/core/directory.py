@@ -194,6 +194,21 @@ class Directory:
             self._save_accounts({**self._accounts, address: account})
         return account
 
+    def add_accounts(self, accounts: list[Account]) -> None:
+        """Add many accounts (their passwords already hashed) in one write: all of them, or none
+        when any already exists (a roster import is all or nothing)."""
+        for account in accounts:
+            if not self.hosts(account.domain):
+                raise DirectoryError(f"domain {account.domain} is not hosted here")
+            _check_text(account.full_name, "full name")
+            _check_text(account.notes, "notes", multiline=True)
+        with self._lock:
+            self.refresh(force=True)
+            clash = next((a.address for a in accounts if a.address in self._accounts), None)
+            if clash:
+                raise DirectoryError(f"account {clash} already exists")
+            self._save_accounts({**self._accounts, **{a.address: a for a in accounts}})
+
     def update_account(self, address: str, *, password: str | None = None, **changes) -> Account:
         """Change fields of an account; `password` (when given) is checked and hashed."""
         address = address.lower()
