@@ -11,13 +11,16 @@ import io
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 from tuimail.config import Config
 from tuimail.core.atomic import atomic_write
 from tuimail.core.directory import Account, Directory
 from tuimail.core.passwords import hash_password
+from tuimail.core.runlock import running_pid
 from tuimail.teaching import roster
+from tuimail.teaching.reset import default_archive, reset
 from tuimail.teaching.exercises import LABELS, steps_of
 from tuimail.teaching.progress import ProgressBook, progress_rows
 
@@ -36,6 +39,9 @@ def add_parsers(sub, common: argparse.ArgumentParser, account) -> None:
         dest="action", metavar="ACTION", required=True)
     progress = lab.add_parser("progress", parents=[common], help="each student's progress through the lab's steps")
     progress.add_argument("--csv", action="store_true", help="print CSV (one row per account, one column per step)")
+    reset = lab.add_parser("reset", parents=[common], help="archive mail, logs and progress, then empty them for the next group")
+    reset.add_argument("--keep-accounts", action="store_true", help="keep the accounts (only their mail is emptied)")
+    reset.add_argument("--archive", metavar="FILE.tar.gz", help="where to write the archive (default: lab-archive-DATE.tar.gz beside config.toml)")
 
 
 def cmd_account_import(config: Config, args: argparse.Namespace) -> int:
@@ -93,6 +99,27 @@ def _write_sheet(path: Path, rows: list[tuple[str, str, str]]) -> None:
         raise CommandError(f"{path}: cannot write the sheet: {e.strerror or e}") from None
 
 
+def cmd_lab_reset(config: Config, args: argparse.Namespace) -> int:
+    pid = running_pid(config.data_dir)
+    if pid is not None:
+        who = f" (pid {pid})" if pid > 0 else ""
+        raise CommandError(f"a server is running on this config{who}: stop it first (or reset from its monitor)")
+    directory = Directory(config)
+    archive = Path(args.archive) if args.archive else default_archive(config.base, datetime.now())
+    if not archive.name.endswith((".tar.gz", ".tgz")):
+        raise CommandError(f"--archive {archive}: the archive is a .tar.gz file")
+    domains = [d.name for d in directory.domains]
+    try:
+        summary = reset(config.data_dir, config.log_dir, domains, archive,
+                        remove_accounts=None if args.keep_accounts else directory.delete_all_accounts)
+    except OSError as e:
+        raise CommandError(f"reset failed, nothing was removed before the archive was complete: {e}") from None
+    kept = "accounts kept" if args.keep_accounts else f"{summary.accounts_removed} account(s) removed"
+    print(f"archived to {summary.archive}; emptied {summary.mailboxes} mailbox(es) and {summary.log_files} log file(s), "
+          f"progress cleared, {kept}")
+    return 0
+
+
 def cmd_lab_progress(config: Config, args: argparse.Namespace) -> int:
     directory = Directory(config)
     steps = steps_of(config.settings.teaching.exercises)
@@ -129,6 +156,7 @@ def print_table(header, rows) -> None:
 
 
 COMMANDS = {
+    ("lab", "reset"): cmd_lab_reset,
     ("account", "import"): cmd_account_import,
     ("lab", "progress"): cmd_lab_progress,
 }

@@ -209,6 +209,14 @@ class Directory:
                 raise DirectoryError(f"account {clash} already exists")
             self._save_accounts({**self._accounts, **{a.address: a for a in accounts}})
 
+    def delete_all_accounts(self) -> int:
+        """Remove every account (lab reset); returns how many there were."""
+        with self._lock:
+            self.refresh(force=True)
+            count = len(self._accounts)
+            self._save_accounts({})
+        return count
+
     def update_account(self, address: str, *, password: str | None = None, **changes) -> Account:
         """Change fields of an account; `password` (when given) is checked and hashed."""
         address = address.lower()

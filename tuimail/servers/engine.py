@@ -22,6 +22,7 @@ from tuimail import __version__
 from tuimail.config import Config
 from tuimail.core.directory import Directory
 from tuimail.core.guard import Guard
+from tuimail.core.runlock import RunLock
 from tuimail.core.events import EventBus
 from tuimail.servers import tls
 from tuimail.servers.logwriter import LogWriter
@@ -79,6 +80,7 @@ class Engine:
         self.ssl_context: ssl.SSLContext | None = None  # made by load_tls() at start
         self.guard = Guard(lambda: self.config.settings.policy, on_change=self.bus.system)
         # teaching (issue 10): each student's progress through the lab's steps, in data_dir
+        self.run_lock = RunLock(config.data_dir)
         self.progress = ProgressBook(config.data_dir)
         self.tracker = ProgressTracker(self.progress, self.exercise_steps, self._local_account)
         self.bus.subscribe(self.tracker)
@@ -98,6 +100,9 @@ class Engine:
         self.loop = asyncio.get_running_loop()
         self.started_at = time.time()
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        # `lab reset` and friends refuse while this is held (best effort: a second engine in one
+        # process, as tests make, still starts)
+        self.run_lock.acquire()
         removed = await asyncio.to_thread(self.store.clean_all_tmp)
         self.bus.system(f"tuimail {__version__} starting on {self.hostname} (config {self.config.path})")
         if removed:
@@ -134,6 +139,7 @@ class Engine:
             await asyncio.sleep(0.02)  # let connection_lost callbacks run
         self.bus.system("tuimail stopped")
         self.logs.close()
+        self.run_lock.release()
 
     async def rebind(self, name: str, port: int) -> ListenerState:
         """Move one listener to a new port (0 disables it). The old listener stays if the new port
