@@ -86,6 +86,11 @@ class TuimailSMTP(SMTP):
         # SASL reply lines announced by the AUTH line itself: a pasted (pipelined) AUTH LOGIN's
         # username and password are read before the server has sent any 334 (RFC 4954 §4)
         self._secret_lines = 0
+        # strict mode (`[teaching] strict`): what the friendly default tolerates is refused, the
+        # reply naming the rule; refusals wait in order behind a marker command (pipelining)
+        self.strict = settings.teaching.strict
+        self._strict_replies: collections.deque[str] = collections.deque()
+        self._data_fault: str | None = None  # a strict-mode fault seen in the message data
 
     def _init_aiosmtpd(self, engine: Engine, submission: bool, implicit_tls: bool, plaintext_ok: bool) -> None:
         settings = engine.config.settings
@@ -216,8 +221,15 @@ class TuimailSMTP(SMTP):
                 out += b"X" * (MAX_COMMAND_LINE + 1) + b"\r\n"
                 return len(data)
             return 0
+        bare_lf = not data[:nl].endswith(b"\r")
         raw = data[:nl].rstrip(b"\r")
         line = edit_line(raw)
+        fault = strict_command_fault(raw, bare_lf) if self.strict and not (self._secret_next or self._secret_lines) else None
+        if fault is not None:
+            self._log_in(mask_smtp(line.decode("utf-8", "replace"))[:MAX_COMMAND_LINE])
+            self._strict_replies.append(fault)
+            out += STRICT_MARKER + b"\r\n"  # answered by smtp_X_STRICT_REFUSAL, in order
+            return nl + 1
         if len(line) > MAX_COMMAND_LINE:
             self._log_in(f"(line of {len(line)} bytes, too long)")
             line = b"X" * (MAX_COMMAND_LINE + 1)  # aiosmtpd answers "500 Command line too long"
@@ -243,6 +255,8 @@ class TuimailSMTP(SMTP):
                 out += data
                 return len(data)
             return 0
+        if self.strict and self._data_fault is None:
+            self._data_fault = strict_data_fault(data[: last_nl + 1])
         block = data[: last_nl + 1].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         if block.startswith(b".\r\n"):
             cut = 3
@@ -274,6 +288,7 @@ class TuimailSMTP(SMTP):
             for line in text.split("\r\n"):
                 self.record.line_out(line)
         if text.startswith("354"):
+            self._data_fault = None
             self._in_data = True
             self._arm_deadline(False)
             self._arm_deadline(True, 2 * self.engine.config.settings.policy.command_timeout)
@@ -320,6 +335,10 @@ class TuimailSMTP(SMTP):
             self._original_transport.abort()
         else:
             transport.close()
+
+    async def smtp_X_STRICT_REFUSAL(self, arg: str) -> None:
+        """Sends the strict-mode refusal queued for the line in this place (see `_take_command`)."""
+        await self.push(self._strict_replies.popleft() if self._strict_replies else "500 Error: command not recognized")
 
     # ----- parsing the client's addresses as people type them --------------------------------
 
@@ -404,6 +423,45 @@ class TuimailSMTP(SMTP):
             self.record.note(f"Authenticated as {account.address}")
             self.record.set_user(account.address, "authenticated")
         return AuthResult(success=True, auth_data=LoginPassword(account.address.encode(), b""))
+
+
+# ----- strict mode (`[teaching] strict = true`), as Mox's pedantic mode ----------------------------
+
+STRICT_MARKER = b"X_STRICT_REFUSAL"
+_PATH_COMMAND = re.compile(rb"^\s*(mail\s+from|rcpt\s+to)\s*:\s*(.*)$", re.I)
+
+
+def strict_command_fault(raw: bytes, bare_lf: bool) -> str | None:
+    """The refusal for a command line strict mode does not accept, or None."""
+    if bare_lf:
+        return "500 5.5.2 Line ends must be CRLF, not a bare LF (RFC 5321 §2.3.8; strict mode)"
+    if len(raw) + 2 > 512:
+        return "500 5.5.2 Command line longer than 512 octets with CRLF (RFC 5321 §4.5.3.1.4; strict mode)"
+    match = _PATH_COMMAND.match(raw)
+    if match and not match.group(2).startswith(b"<"):
+        verb = b"MAIL FROM" if match.group(1).lower().startswith(b"mail") else b"RCPT TO"
+        return (f"501 5.5.2 Syntax: {verb.decode()}:<address>, the angle brackets are required "
+                "(RFC 5321 §4.1.2; strict mode)")
+    return None
+
+
+def strict_data_fault(data: bytes) -> str | None:
+    """The refusal for message data with bare LF line ends or over-long lines, or None."""
+    if data.replace(b"\r\n", b"").find(b"\n") >= 0:
+        return "554 5.6.0 Message lines must end with CRLF, not a bare LF (RFC 5321 §2.3.8; strict mode)"
+    if any(len(line) > 998 for line in data.split(b"\r\n")):
+        return "554 5.6.0 A message line is longer than 1000 octets with CRLF (RFC 5321 §4.5.3.1.6; strict mode)"
+    return None
+
+
+def strict_8bit_fault(content: bytes, mail_options: list[str], session) -> str | None:
+    """8-bit message data without BODY=8BITMIME (or SMTPUTF8) on MAIL FROM (RFC 6152 §3)."""
+    if not any(b > 127 for b in content):
+        return None
+    options = {o.upper() for o in mail_options}
+    if "BODY=8BITMIME" in options or "SMTPUTF8" in options:
+        return None
+    return "554 5.6.0 8-bit message data needs MAIL FROM:<...> BODY=8BITMIME (RFC 6152 §3; strict mode)"
 
 
 @functools.cache
@@ -493,6 +551,10 @@ class SmtpHandler:
         if not recipients:  # the accounts went away between RCPT and DATA
             return "554 5.1.1 No valid recipients left"
         content: bytes = envelope.original_content or b""
+        if server.strict:
+            fault = server._data_fault or strict_8bit_fault(content, envelope.mail_options, session)
+            if fault:
+                return fault
         tls = server._tls_protocol is not None or server.implicit_tls
         proto = "ESMTP" if session.extended_smtp else "SMTP"
         proto += ("S" if tls else "") + ("A" if session.authenticated else "")
