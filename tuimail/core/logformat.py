@@ -9,6 +9,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+from tuimail.core.logphrases import localise
 from tuimail.core.events import Event, LineIn, LineOut, Note, Protocol, SessionClosed, SessionOpened, SystemMessage
 
 _PROTOCOL_WORD = {Protocol.SMTP: "SMTP", Protocol.SMTP_OUT: "SMTP", Protocol.POP3: "POP", Protocol.IMAP: "IMAP"}
@@ -28,21 +29,22 @@ def stamp(at: datetime) -> str:
 
 
 def event_text(event: Event) -> str | None:
-    """The text of a transcript line (without the time stamp), or None for events without one."""
+    """The text of a transcript line (without the time stamp), or None for events without one.
+    The server's own phrases are in `[server] language` (`logphrases`); protocol lines never are."""
     if isinstance(event, LineIn):
         return f"<-- {event.text}"
     if isinstance(event, LineOut):
         return f"--> {event.text}"
     if isinstance(event, Note):
-        return event.text
+        return localise(event.text)
     if isinstance(event, SessionOpened):
         word = _PROTOCOL_WORD.get(event.protocol, event.protocol.label)
         tls = " (TLS)" if event.tls else ""
-        return f"Accepting {word} connection{tls} from [{event.peer_host} : {event.peer_port}]"
+        return localise(f"Accepting {word} connection{tls} from [{event.peer_host} : {event.peer_port}]")
     if isinstance(event, SessionClosed):
-        return closing_line(event)
+        return localise(closing_line(event))
     if isinstance(event, SystemMessage):
-        return event.text
+        return localise(event.text)
     return None
 
 

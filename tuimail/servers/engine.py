@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuimail import __version__
+from tuimail import __version__, i18n
 from tuimail.config import Config
 from tuimail.core.directory import Directory
 from tuimail.core.guard import Guard
@@ -65,6 +65,7 @@ class ListenerState:
 class Engine:
     def __init__(self, config: Config) -> None:
         self.config = config
+        i18n.set_language(config.settings.server.language)  # the log files' own phrases (issue 10 §5)
         self.bus = EventBus()
         self.directory = Directory(config)
         self.store = MailStore(config.data_dir)

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from tuimail.core.logphrases import localise
 from tuimail.core.events import (
     Event,
     LineIn,
@@ -51,7 +52,7 @@ class LogWriter:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, SystemMessage):
-            self._write(Protocol.SYSTEM, stamp(event.at) + event.text + "\n")
+            self._write(Protocol.SYSTEM, stamp(event.at) + localise(event.text) + "\n")
             return
         if isinstance(event, SessionOpened):
             self._open[event.sid] = (event.protocol, [], event.local_port)
@@ -73,7 +74,7 @@ class LogWriter:
     def close(self) -> None:
         """At shutdown: write the blocks of sessions that never closed, and close the files."""
         for sid in list(self._open):
-            self._open[sid][1].append(stamp(now()) + "Session still open at server stop")
+            self._open[sid][1].append(stamp(now()) + localise("Session still open at server stop"))
             self._flush(sid, now())
         for handle in self._files.values():
             handle.close()

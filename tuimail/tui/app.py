@@ -20,10 +20,12 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.widgets import Footer, TabbedContent, TabPane
 
+from tuimail import i18n
 from tuimail.config import Config
 from tuimail.control import EngineClient
 from tuimail.control.local import InProcessClient
 from tuimail.core.events import DirectoryChanged, Protocol
+from tuimail.i18n import N_, _
 from tuimail.tui import messages
 from tuimail.tui.clock import Clock
 from tuimail.tui.dialogs.confirm import ConfirmDialog
@@ -40,6 +42,7 @@ from tuimail.tui.widgets.status_header import StatusHeader
 from tuimail.tui.widgets.students_pane import StudentsPane
 
 TABS = ("sessions", "logs", "accounts", "domains", "settings", "students")
+TAB_TITLES = (N_("Sessions"), N_("Logs"), N_("Accounts"), N_("Domains"), N_("Settings"), N_("Students"))
 STYLE_FILES = ("app.tcss", "forms.tcss")
 
 
@@ -69,7 +72,7 @@ class TuimailApp(App[int]):
     CSS_PATH = style_paths()
     TITLE = "tuimail"
     BINDINGS = [
-        *(Binding(str(n), f"show_tab('{tab}')", tab.title(), show=False) for n, tab in enumerate(TABS, 1)),
+        *(Binding(str(n), f"show_tab('{tab}')", title, show=False) for n, (tab, title) in enumerate(zip(TABS, TAB_TITLES), 1)),
         Binding("q", "quit_app", "Quit"),
         Binding("f12", "screenshot", "Screenshot"),
     ]
@@ -86,6 +89,8 @@ class TuimailApp(App[int]):
         cursor_blink: bool = True,
         first_run: bool = True,
     ) -> None:
+        i18n.set_language(config.settings.server.language)
+        i18n.localise_bindings()
         super().__init__()
         self.config = config
         if client is None:  # the engine in this process (an Engine given: tests, the demo)
@@ -108,7 +113,7 @@ class TuimailApp(App[int]):
         with TabbedContent(id="main-tabs", initial="sessions"):
             panes = (SessionsPane, LogsPane, AccountsPane, DomainsPane, SettingsPane, StudentsPane)
             for n, (tab, pane) in enumerate(zip(TABS, panes), 1):
-                with TabPane(f"{n} {tab.title()}", id=tab):
+                with TabPane(f"{n} {_(TAB_TITLES[n - 1])}", id=tab):
                     yield pane(id=f"{tab}-pane")
         yield Footer()
 
