@@ -298,3 +298,6 @@ def queue_size(engine: Engine) -> int | None:
         return len(queue)
     except TypeError:
         return None
+
+
+from tuimail.control import teaching_commands  # noqa: E402,F401 - registers the teaching queries

@@ -123,7 +123,17 @@ class DirectoryChanged:
     at: datetime = field(default_factory=now)
 
 
-Event = SessionOpened | LineIn | LineOut | Note | SessionUpdated | SessionClosed | SystemMessage | DirectoryChanged
+@dataclass(frozen=True, slots=True)
+class ProgressChanged:
+    """A student did a lab step for the first time (teaching progress): the Students tab reloads."""
+
+    address: str
+    step: str  # "smtp:HELO|EHLO"
+    at: datetime = field(default_factory=now)
+
+
+Event = (SessionOpened | LineIn | LineOut | Note | SessionUpdated | SessionClosed | SystemMessage | DirectoryChanged
+         | ProgressChanged)
 Subscriber = Callable[[Event], None]
 
 

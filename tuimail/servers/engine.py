@@ -23,7 +23,7 @@ from tuimail.config import Config
 from tuimail.core.directory import Directory
 from tuimail.core.guard import Guard
 from tuimail.core.runlock import RunLock
-from tuimail.core.events import EventBus
+from tuimail.core.events import EventBus, ProgressChanged
 from tuimail.servers import tls
 from tuimail.servers.logwriter import LogWriter
 from tuimail.servers.sessions import SessionRegistry
@@ -85,6 +85,7 @@ class Engine:
         self.progress = ProgressBook(config.data_dir)
         self.tracker = ProgressTracker(self.progress, self.exercise_steps, self._local_account)
         self.bus.subscribe(self.tracker)
+        self.progress.subscribe(lambda address, step, at: self.bus.publish(ProgressChanged(address, step)))
 
     @property
     def hostname(self) -> str:

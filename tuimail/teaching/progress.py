@@ -235,3 +235,13 @@ def progress_rows(accounts: list[tuple[str, str]], book: ProgressBook, steps: li
     students = book.students()
     return [StudentRow(address, name, tuple(students.get(address, {}).get(s.id) for s in steps))
             for address, name in accounts]
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressTable:
+    """What the Students tab and `lab progress` show: the steps, a row per account, and the
+    progress version it was read at."""
+
+    steps: tuple[Step, ...]
+    rows: tuple[StudentRow, ...]
+    version: int

@@ -27,6 +27,7 @@ from tuimail.control.local import InProcessClient
 from tuimail.core.events import DirectoryChanged, Protocol
 from tuimail.i18n import N_, _
 from tuimail.tui import messages
+from tuimail.tui.localise import localise_bindings
 from tuimail.tui.clock import Clock
 from tuimail.tui.dialogs.confirm import ConfirmDialog
 from tuimail.tui.feed import EventFeed, Transcripts, log_line
@@ -90,7 +91,7 @@ class TuimailApp(App[int]):
         first_run: bool = True,
     ) -> None:
         i18n.set_language(config.settings.server.language)
-        i18n.localise_bindings()
+        localise_bindings()
         super().__init__()
         self.config = config
         if client is None:  # the engine in this process (an Engine given: tests, the demo)
@@ -150,7 +151,7 @@ class TuimailApp(App[int]):
                 batch[line[0]].append(line[1])
         logs.add(batch)
         sessions.refresh_rows()
-        self.query_one(StudentsPane).refresh_rows()
+        self.query_one(StudentsPane).events(events)
         header.show(self.client, self.clock, not self.engine_ready.is_set())
         changed = {e.what for e in events if isinstance(e, DirectoryChanged)}
         if changed & {"accounts", "domains"}:  # maybe by another monitor or the CLI
@@ -212,7 +213,7 @@ class TuimailApp(App[int]):
 
     def on_accounts_changed(self, _: messages.AccountsChanged) -> None:
         self.query_one(AccountsPane).reload()
-        self.query_one(StudentsPane).refresh_rows()
+        self.query_one(StudentsPane).reload()
         self.query_one(DomainsPane).reload()
 
     def on_domains_changed(self, _: messages.DomainsChanged) -> None:

@@ -72,8 +72,8 @@ class SessionWindow(Screen):
 
     def add_events(self, events: list[Event]) -> None:
         """Called by the app every tick with the events of the tick."""
-        if not self.is_mounted:
-            return  # on_mount writes the transcript so far
+        if not self.is_mounted or not self.children:
+            return  # on_mount writes the transcript so far; at exit the widgets are gone
         lines = [stamp(e.at) + t for e in events if getattr(e, "sid", None) == self.sid and (t := event_text(e))]
         if lines:
             self.query_one("#session-log", Log).write_lines(lines)

@@ -1,26 +1,23 @@
 """The Students tab (issue 10 §2): one row per account, a column per lab step (the time it was first
 done, or "-"), live as students work. Enter opens the student's sessions, annotated.
 
-The pane reads the engine in one place, `student_rows()`, so the front end's data source can change
-(the control interface) without touching the widget.
+The data comes from the engine client (`progress.table`, in-process or attached); the app tells the
+pane when a `ProgressChanged` or `DirectoryChanged` event arrived, and the pane reloads then.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from textual.binding import Binding
 from textual.widgets import Static
 
+from tuimail.control import CommandError, ServerGone
+from tuimail.core.events import DirectoryChanged, Event, ProgressChanged
 from tuimail.i18n import _
 from tuimail.teaching.exercises import Step
-from tuimail.teaching.progress import StudentRow, progress_rows
+from tuimail.teaching.progress import ProgressTable
 from tuimail.tui.widgets.table_pane import TablePane
-
-
-def student_rows(engine) -> tuple[list[Step], list[StudentRow], int]:
-    """(steps, rows, version): the lab's steps, a row per account, and the progress version."""
-    steps = engine.exercise_steps()
-    accounts = [(a.address, a.full_name) for a in engine.directory.accounts()]
-    return steps, progress_rows(accounts, engine.progress, steps), engine.progress.version
 
 
 def column_label(step: Step) -> str:
@@ -39,19 +36,36 @@ class StudentsPane(TablePane):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._shown: tuple | None = None
+        self.progress: ProgressTable | None = None
+        self.loaded = asyncio.Event()
         self._columns: list[str] = []
 
     def on_mount(self) -> None:
-        self.refresh_rows()
+        self.reload()
 
-    def refresh_rows(self) -> None:
-        """Called by the app every tick; redraws only when progress or the accounts changed."""
-        steps, rows, version = student_rows(self.app.engine)
-        shown = (version, tuple(s.id for s in steps), tuple(rows))
-        if shown == self._shown:
+    def events(self, events: list[Event]) -> None:
+        """Called by the app every tick: reload when a student progressed or the accounts changed."""
+        if any(isinstance(e, ProgressChanged) or (isinstance(e, DirectoryChanged) and e.what in ("accounts", "settings"))
+               for e in events):
+            self.reload()
+
+    def reload(self) -> None:
+        self.run_worker(self._load(), exclusive=True, group="students")
+
+    async def _load(self) -> None:
+        try:
+            table: ProgressTable = await self.app.client.call("progress.table")
+        except (CommandError, ServerGone) as e:
+            self.app.notify(str(e), severity="error")
             return
-        self._shown = shown
+        self.show(table)
+        self.loaded.set()
+
+    def show(self, progress: ProgressTable) -> None:
+        if progress == self.progress:
+            return
+        self.progress = progress
+        steps, rows = progress.steps, progress.rows
         table = self.table
         selected = self.selected()
         columns = [_("student"), _("done"), *(column_label(s) for s in steps)]
@@ -73,7 +87,8 @@ class StudentsPane(TablePane):
 
     def action_edit(self) -> None:
         address = self.selected()
-        if address:
+        if address and self.progress is not None:
             from tuimail.tui.screens.student_window import StudentWindow
 
-            self.app.push_screen(StudentWindow(address))
+            row = next((r for r in self.progress.rows if r.address == address), None)
+            self.app.push_screen(StudentWindow(address, self.progress.steps, row))
