@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     l_show.add_argument("--user", metavar="ADDRESS", help="sessions that logged in as (or, SMTP, sent mail from) ADDRESS; a bare name means the primary domain")
     l_show.add_argument("--session", metavar="N", type=int, help="the session with this number (as in `Session N;`)")
     l_show.add_argument("--protocol", choices=PROTOCOLS, help="only this protocol's log")
+    l_show.add_argument("--explain", action="store_true", help="each command's and reply's note (meaning and RFC section) under its line")
     l_show.add_argument("--since", metavar="WHEN", help="sessions that ended at or after WHEN: '2026-11-29 14:00', '14:00', or an age: 30m, 2h, 1d")
     cli_teaching.add_parsers(sub, common, account)
     return parser
@@ -240,11 +241,20 @@ def cmd_log_show(config: Config, args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     try:
         for block in blocks:
-            out.write(block.raw)
+            out.write(explain_block(block, config) if getattr(args, "explain", False) else block.raw)
         out.flush()
     except BrokenPipeError:  # `tuimail log show | head`
         sys.stderr.close()
     return 0
+
+
+def explain_block(block, config: Config) -> bytes:
+    """The block with each line's note under it (`log show --explain`), in `[server] language`."""
+    from tuimail import i18n
+    from tuimail.teaching.annotate import explained
+
+    i18n.set_language(config.settings.server.language)
+    return ("\n".join(explained(block.protocol, block.text.splitlines(), i18n.language)) + "\n").encode("utf-8")
 
 
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

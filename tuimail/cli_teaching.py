@@ -19,7 +19,8 @@ from tuimail.core.atomic import atomic_write
 from tuimail.core.directory import Account, Directory
 from tuimail.core.passwords import hash_password
 from tuimail.core.runlock import running_pid
-from tuimail.teaching import roster
+from tuimail import i18n
+from tuimail.teaching import report, roster
 from tuimail.teaching.reset import default_archive, reset
 from tuimail.teaching.exercises import LABELS, steps_of
 from tuimail.teaching.progress import ProgressBook, progress_rows
@@ -39,6 +40,9 @@ def add_parsers(sub, common: argparse.ArgumentParser, account) -> None:
         dest="action", metavar="ACTION", required=True)
     progress = lab.add_parser("progress", parents=[common], help="each student's progress through the lab's steps")
     progress.add_argument("--csv", action="store_true", help="print CSV (one row per account, one column per step)")
+    rep = lab.add_parser("report", parents=[common], help="a student's report skeleton: commands used, annotated log blocks, checklist")
+    rep.add_argument("address", help="the student's account (mailbox@domain, or a bare mailbox in the first domain)")
+    rep.add_argument("--out", metavar="FILE.md", help="write the Markdown to this file (default: print it)")
     reset = lab.add_parser("reset", parents=[common], help="archive mail, logs and progress, then empty them for the next group")
     reset.add_argument("--keep-accounts", action="store_true", help="keep the accounts (only their mail is emptied)")
     reset.add_argument("--archive", metavar="FILE.tar.gz", help="where to write the archive (default: lab-archive-DATE.tar.gz beside config.toml)")
@@ -120,13 +124,41 @@ def cmd_lab_reset(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab_report(config: Config, args: argparse.Namespace) -> int:
+    i18n.set_language(config.settings.server.language)
+    directory = Directory(config)
+    address = directory.resolve_login(args.address) or args.address.lower()
+    account = directory.get(address)
+    if account is None:
+        raise CommandError(f"no account {address} here (tuimail account list shows them)")
+    domain = config.settings.domain(account.domain)
+    text = report.render(
+        address=account.address, full_name=account.full_name, hostname=config.settings.server.hostname,
+        domain=account.domain, ip=domain.ip if domain else "?",
+        steps=steps_of(config.settings.teaching.exercises), done=_book(config).done(account.address),
+        blocks=report.student_blocks(config.log_dir, directory, account.address), language=i18n.language)
+    if not args.out:
+        sys.stdout.write(text)
+        return 0
+    try:
+        atomic_write(Path(args.out), text.encode("utf-8"))
+    except OSError as e:
+        raise CommandError(f"{args.out}: cannot write: {e.strerror or e}") from None
+    print(f"report for {account.address} written to {args.out}")
+    return 0
+
+
+def _book(config: Config) -> ProgressBook:
+    try:
+        return ProgressBook(config.data_dir)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+
+
 def cmd_lab_progress(config: Config, args: argparse.Namespace) -> int:
     directory = Directory(config)
     steps = steps_of(config.settings.teaching.exercises)
-    try:
-        book = ProgressBook(config.data_dir)
-    except ValueError as e:
-        raise CommandError(str(e)) from None
+    book = _book(config)
     rows = progress_rows([(a.address, a.full_name) for a in directory.accounts()], book, steps)
     if args.csv:
         out = csv.writer(sys.stdout, lineterminator="\n")
@@ -156,6 +188,7 @@ def print_table(header, rows) -> None:
 
 
 COMMANDS = {
+    ("lab", "report"): cmd_lab_report,
     ("lab", "reset"): cmd_lab_reset,
     ("account", "import"): cmd_account_import,
     ("lab", "progress"): cmd_lab_progress,

@@ -5,8 +5,8 @@ log blocks, for the Students tab, in-process or attached. Registered by importin
 from __future__ import annotations
 
 from tuimail.control.commands import command
-from tuimail.core import logblocks
 from tuimail.servers.engine import Engine
+from tuimail.teaching import report
 from tuimail.teaching.progress import ProgressTable, progress_rows
 
 
@@ -22,10 +22,5 @@ def progress_table(engine: Engine, by: str) -> ProgressTable:
 @command("teaching.blocks", blocking=True)
 def student_blocks(engine: Engine, by: str, address: str, limit: int = 50) -> list[tuple[str, list[str]]]:
     """The student's sessions in the log files, newest last: (protocol word, the block's lines)."""
-    directory = engine.directory
-    address = (directory.resolve_login(address) or address).lower()
-    blocks = logblocks.select(
-        logblocks.read_blocks(engine.config.log_dir), user=address,
-        is_user=lambda block, who: who in block.users or any((directory.resolve_login(s) or s) == who
-                                                             for s in block.senders))
+    blocks = report.student_blocks(engine.config.log_dir, engine.directory, address)
     return [(b.protocol, b.text.splitlines()) for b in blocks[-limit:]]
