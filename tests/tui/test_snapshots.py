@@ -9,16 +9,18 @@ from __future__ import annotations
 import pytest
 
 from tests.tui.tools import until
+from tuimail import i18n
 from tuimail.tui.app import TuimailApp
 from tuimail.tui.screens.session_window import SessionWindow
 from tuimail.control.demo import demo_engine, publish_transcripts
 
 SIZES = [(100, 30), (80, 24)]
-TABS = {"sessions": "1", "logs": "2", "accounts": "3", "domains": "4", "settings": "5"}
+TABS = {"sessions": "1", "logs": "2", "accounts": "3", "domains": "4", "settings": "5", "students": "6"}
 
 
-def demo_app(tmp_path) -> TuimailApp:
+def demo_app(tmp_path, language: str = "en") -> TuimailApp:
     engine, clock = demo_engine(tmp_path / "demo")
+    engine.config.settings.server.language = language
     return TuimailApp(engine.config, engine=engine, clock=clock, start_engine=False, cursor_blink=False,
                       first_run=False)
 
@@ -29,6 +31,7 @@ async def settle(pilot) -> None:
     publish_transcripts(app.client.engine)
     app.tick()
     await app.query_one("#accounts-pane").loaded.wait()
+    await app.query_one("#students-pane").loaded.wait()
     await pilot.pause()
 
 
@@ -54,3 +57,27 @@ def test_session_window(snap_compare, tmp_path, size):
 
 def test_account_form(snap_compare, tmp_path):
     assert snap_compare(demo_app(tmp_path), press=["3", "enter"], terminal_size=(80, 24), run_before=settle)
+
+
+@pytest.fixture
+def english_after():
+    yield
+    i18n.set_language("en")
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_students_tab(snap_compare, tmp_path, language, english_after):
+    assert snap_compare(demo_app(tmp_path, language), press=["6"], terminal_size=(100, 30), run_before=settle)
+
+
+async def open_annotated_window(pilot) -> None:
+    await open_window(pilot)
+    await pilot.press("a")
+    notes = pilot.app.screen.query_one("#session-notes")
+    await until(pilot, lambda: notes.display and notes.line_count == 9)
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_annotations_beside_the_transcript(snap_compare, tmp_path, language, english_after):
+    assert snap_compare(demo_app(tmp_path, language), terminal_size=(120, 30), run_before=open_annotated_window)
