@@ -56,6 +56,10 @@ COMMANDS = table({
                   "Запрашивает префиксы личных, чужих и общих папок."),
     "ID": ("RFC 2971 §3.1", "Client and server tell each other their name and version.",
            "Клиент и сервер сообщают друг другу своё имя и версию."),
+    "SORT": ("RFC 5256 §3", "Like SEARCH, but the numbers come sorted (by DATE, FROM, SUBJECT...).",
+             "Как SEARCH, но номера приходят отсортированными (по DATE, FROM, SUBJECT...)."),
+    "THREAD": ("RFC 5256 §3", "Like SEARCH, but the messages come grouped into conversations (threads).",
+               "Как SEARCH, но письма приходят сгруппированными в цепочки (беседы)."),
     "ENABLE": ("RFC 5161 §3.1", "Turns on an extension for this session.", "Включает расширение для этой сессии."),
 })
 
@@ -88,6 +92,9 @@ RESPONSES = table({
     "NAMESPACE": ("RFC 2342 §5", "The folder prefixes.", "Префиксы папок."),
     "ID": ("RFC 2971 §3.2", "The server's name and version.", "Имя и версия сервера."),
     "ENABLED": ("RFC 5161 §3.2", "The extensions now enabled.", "Включённые расширения."),
+    "SORT": ("RFC 5256 §4", "The numbers (or UIDs) found, in the order asked for.", "Найденные номера (или UID) в запрошенном порядке."),
+    "THREAD": ("RFC 5256 §4", "The messages found, as nested lists of conversations.", "Найденные письма в виде вложенных списков бесед."),
+    "ESEARCH": ("RFC 4731 §3.1", "SEARCH results in short form: MIN, MAX, COUNT, ALL.", "Результаты SEARCH в краткой форме: MIN, MAX, COUNT, ALL."),
     "VANISHED": ("RFC 7162 §3.2.10", "UIDs of removed messages.", "UID удалённых писем."),
     "+": ("RFC 3501 §7.5", "Continuation: the server is ready for the rest of the command (a literal or a SASL answer).",
           "Продолжение: сервер готов принять остальную часть команды (литерал или ответ SASL)."),
