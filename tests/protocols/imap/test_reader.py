@@ -101,3 +101,16 @@ def test_arbitrary_bytes_never_raise(chunks, line_mode):
     for chunk in chunks:
         for event in events(r, chunk):
             assert isinstance(event, (RawCommand, NeedContinuation, LiteralRefused, LineTooLong, RawLine))
+
+
+def test_literal8_is_read_like_a_literal_nuls_included():
+    from tuimail.protocols.imap.reader import CommandReader, NeedContinuation, RawCommand
+
+    reader = CommandReader()
+    reader.feed(b"a1 APPEND inbox ~{4}\r\n")
+    assert isinstance(reader.next_event(), NeedContinuation)
+    reader.feed(b"\0\r\n\0\r\na2 APPEND inbox ~{2+}\r\n\0\0\r\n")
+    first, second = reader.next_event(), reader.next_event()
+    assert isinstance(first, RawCommand) and first.literals == (b"\0\r\n\0",)
+    assert first.lines[0].endswith(b"~{4}")
+    assert isinstance(second, RawCommand) and second.literals == (b"\0\0",)

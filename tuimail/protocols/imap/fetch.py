@@ -12,6 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tuimail.protocols.imap import binary
 from tuimail.protocols.imap.tokens import Atom, ParseError
 from tuimail.protocols.imap.backend import Folder, MessageRef, to_crlf
 
@@ -26,12 +27,14 @@ _SECTION = re.compile(
     r"^((?:[1-9]\d*)(?:\.[1-9]\d*)*)?\.?(HEADER\.FIELDS\.NOT|HEADER\.FIELDS|HEADER|TEXT|MIME)?\s*(?:\((.*)\))?$",
     re.IGNORECASE,
 )
+# RFC 3516 §4.2: BINARY[.PEEK] section-binary [partial], BINARY.SIZE section-binary; only part numbers
+_BINARY_ATT = re.compile(r"^(BINARY|BINARY\.PEEK|BINARY\.SIZE)\[((?:[1-9]\d*)(?:\.[1-9]\d*)*)?\](?:<(\d+)\.(\d+)>)?$", re.IGNORECASE)
 _FIELD = re.compile(r'^[!-9;-~]+$')  # RFC 5322 ftext
 
 
 @dataclass(frozen=True, slots=True)
 class FetchAtt:
-    name: str  # one of SIMPLE, or "BODY[]" for a section
+    name: str  # one of SIMPLE, or "BODY[]", "BINARY[]", "BINARY.SIZE[]" for a section
     part: tuple[int, ...] = ()
     text: str = ""  # "", HEADER, HEADER.FIELDS, HEADER.FIELDS.NOT, TEXT, MIME
     fields: tuple[str, ...] = ()
@@ -40,15 +43,22 @@ class FetchAtt:
 
     @property
     def sets_seen(self) -> bool:
-        return (self.name == "BODY[]" and not self.peek) or self.name in ("RFC822", "RFC822.TEXT")
+        return (self.name in ("BODY[]", "BINARY[]") and not self.peek) or self.name in ("RFC822", "RFC822.TEXT")
 
     @property
     def needs_structure(self) -> bool:
         return self.name in ("ENVELOPE", "BODY", "BODYSTRUCTURE", "RFC822.HEADER", "RFC822.TEXT") or (
             self.name == "BODY[]" and (self.part or self.text)
-        )
+        ) or self.binary
+
+    @property
+    def binary(self) -> bool:
+        return self.name in ("BINARY[]", "BINARY.SIZE[]")
 
     def response_name(self) -> str:
+        if self.binary:  # RFC 3516 §4.3: BINARY[1.2]<0>, BINARY.SIZE[1.2]
+            origin = f"<{self.partial[0]}>" if self.partial else ""
+            return f"{self.name[:-2]}[{'.'.join(map(str, self.part))}]{origin}"
         if self.name != "BODY[]":
             return self.name
         spec = ".".join(map(str, self.part))
@@ -76,6 +86,8 @@ def parse_att(item) -> FetchAtt:
     upper = item.upper()
     if upper in SIMPLE:
         return FetchAtt(upper)
+    if upper.startswith("BINARY"):
+        return parse_binary(item)
     m = _SECTION_ATT.match(item)
     if m is None:
         raise ParseError(f"unknown fetch attribute {item}")
@@ -87,6 +99,23 @@ def parse_att(item) -> FetchAtt:
             raise ParseError("partial length must not be 0")
         partial = (int(m.group(3)), count)
     return FetchAtt("BODY[]", part, text, fields, partial, peek=m.group(1).upper() == "BODY.PEEK")
+
+
+def parse_binary(item: str) -> FetchAtt:
+    m = _BINARY_ATT.match(item)
+    if m is None:
+        raise ParseError(f"invalid {item}; expected like BINARY.PEEK[1.2]<0.100> or BINARY.SIZE[1]")
+    kind = m.group(1).upper()
+    part = tuple(int(p) for p in m.group(2).split(".")) if m.group(2) else ()
+    partial = None
+    if m.group(3) is not None:
+        if kind == "BINARY.SIZE":
+            raise ParseError("BINARY.SIZE takes no <partial>")
+        if int(m.group(4)) == 0:
+            raise ParseError("partial length must not be 0")
+        partial = (int(m.group(3)), int(m.group(4)))
+    name = "BINARY.SIZE[]" if kind == "BINARY.SIZE" else "BINARY[]"
+    return FetchAtt(name, part, partial=partial, peek=kind == "BINARY.PEEK")
 
 
 def parse_section(spec: str) -> tuple[tuple[int, ...], str, tuple[str, ...]]:
@@ -215,9 +244,28 @@ def render_item(msg: Message, att: FetchAtt, flags: str, utf8: bool = True) -> b
         return b"BODY " + msg.structure.bodystructure(extended=False)
     if name == "BODYSTRUCTURE":
         return b"BODYSTRUCTURE " + msg.structure.bodystructure(extended=True)
+    if att.binary:
+        return render_binary(msg, att)
     data = section_bytes(msg, att)
     head = att.response_name().encode() + b" "
     return head + (b"NIL" if data is None else literal(data))
+
+
+def render_binary(msg: Message, att: FetchAtt) -> bytes:
+    """RFC 3516 §4.3; the caller checked the encodings first (`binary.check`)."""
+    try:
+        data = binary.section(msg.structure, att.part)
+    except binary.UnknownCte:
+        data = None
+    head = att.response_name().encode() + b" "
+    if att.name == "BINARY.SIZE[]":
+        return head + b"%d" % (len(data) if data is not None else 0)
+    if data is None:
+        return head + b"NIL"
+    if att.partial is not None:
+        start, count = att.partial
+        data = data[start : start + count]
+    return head + binary.literal(data)
 
 
 def render(seq: int, msg: Message, atts: list[FetchAtt], flags: str, utf8: bool = True) -> bytes:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from tuimail.protocols.imap import sequence, utf7
+from tuimail.protocols.imap import binary, sequence, utf7
 from tuimail.protocols.imap.backend import to_lf
 from tuimail.protocols.imap.flags import BadFlag, split_flags
 from tuimail.protocols.imap.listing import entries, parse_list
-from tuimail.protocols.imap.tokens import Literal, ParseError, text
+from tuimail.protocols.imap.tokens import Literal, Literal8, ParseError, text
 from tuimail.protocols.imap.view import MailboxView
 
 STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "APPENDLIMIT")  # RFC 7889 §3.2
@@ -263,7 +263,8 @@ def _append_parts(args: list) -> list[tuple[bytes, str, frozenset[str], float | 
             except BadFlag as e:
                 raise ParseError(str(e)) from e
         elif isinstance(arg, Literal):
-            parts.append((bytes(arg), letters, keywords, when))
+            data = binary.storable(bytes(arg)) if isinstance(arg, Literal8) else bytes(arg)  # RFC 3516 §4.4
+            parts.append((data, letters, keywords, when))
             letters, keywords, when = "", frozenset(), None
         elif isinstance(arg, bytes):  # a quoted string: the internal date (RFC 3501 §6.3.11)
             when = parse_date_time(arg.decode("ascii", "replace"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from tuimail.protocols.imap import sequence
+from tuimail.protocols.imap import binary, sequence
 from tuimail.protocols.imap.backend import MessageRef
 from tuimail.protocols.imap.fetch import FetchAtt, Message, parse_atts, render
 from tuimail.protocols.imap.flags import BadFlag, split_flags
@@ -106,6 +106,9 @@ class MessageCommands:
             atts.insert(0, FetchAtt("UID"))  # §6.4.8: UID FETCH always returns the UID
         view = self.view
         refs = self._refs()
+        refused = _binary_refusal(view.folder, [refs[u] for _, u in targets if u in refs], atts)
+        if refused:
+            return refused
         sets_seen = not view.readonly and any(a.sets_seen for a in atts)
         wants_flags = any(a.name == "FLAGS" for a in atts)
         plan: list[tuple[int, MessageRef, list[FetchAtt], str]] = []
@@ -279,6 +282,21 @@ class MessageCommands:
                 self._untagged(line[2:])
             return f"OK {verb} completed"
         return f"OK [{code}] {verb} completed"
+
+
+def _binary_refusal(folder, refs: list[MessageRef], atts: list[FetchAtt]) -> str | None:
+    """RFC 3516 §4.2: BINARY of a part in an encoding we cannot decode fails the whole FETCH, so it is
+    checked before anything is sent (or flagged \\Seen)."""
+    parts = {a.part for a in atts if a.binary}
+    for ref in refs if parts else ():
+        try:
+            for part in parts:
+                binary.check(Message(folder, ref).structure, part)
+        except binary.UnknownCte as e:
+            return f"NO [UNKNOWN-CTE] Cannot decode the {str(e)[:40]!r} transfer encoding of message UID {ref.uid}"
+        except (KeyError, FileNotFoundError):
+            continue
+    return None
 
 
 def _render_all(folder, plan: list[tuple[int, MessageRef, list[FetchAtt], str]], utf8: bool = True) -> Iterator[bytes]:

@@ -1,10 +1,12 @@
-"""Incremental reader for IMAP client input (RFC 3501 §2.2, §4.3; RFC 7888 LITERAL+).
+"""Incremental reader for IMAP client input (RFC 3501 §2.2, §4.3; RFC 7888 LITERAL+; RFC 3516 literal8).
 
 Bytes go in with `feed()`; `next_event()` hands out one event at a time (h11 style), so the caller can
 switch to raw-line mode (AUTHENTICATE responses, IDLE's DONE) between two commands of one packet.
 
 A command is one or more lines; a line ending in `{n}` (synchronizing: the server must answer
 `+ Ready for literal data`) or `{n+}` (non-synchronizing, RFC 7888) is followed by exactly n raw bytes.
+A `literal8` (`~{n}` / `~{n+}`, RFC 3516 §4.4: APPEND of binary content, NULs included) is read the same
+way; the `~` stays on the line for the tokenizer.
 Command lines are edited the telnet way (backspace/DEL applied, LF or CRLF ends; the connection has
 already taken telnet commands out of the stream);
 literal bytes are passed through untouched.

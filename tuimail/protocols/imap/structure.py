@@ -358,6 +358,43 @@ class MessageStructure:
                 return None
         return cur
 
+    # -- BINARY (RFC 3516) -----------------------------------------------------------------------
+
+    def transfer_body(self, part: tuple[int, ...]) -> tuple[bytes, str] | None:
+        """A section's stored bytes and its Content-Transfer-Encoding, for BINARY[part]: the whole
+        message, a multipart or a message/rfc822 part are never encoded (RFC 2045 §6.4: "")."""
+        raw = self.raw
+        if not part:
+            return raw, ""
+        target = self._resolve(part)
+        if target is None:
+            return None
+        if target.multipart or target.message is not None:
+            return raw[target.body:target.end], ""
+        encoding = _find(raw, target, "content-transfer-encoding") or b""
+        return raw[target.body:target.end], encoding.decode("ascii") if _TOKEN.fullmatch(encoding) else ""
+
+    def binary_leaves(self) -> list[tuple[int | None, int, int, int]]:
+        """Leaf parts whose encoding is `binary`, or that hold a NUL: (start of the
+        Content-Transfer-Encoding field or None, its end or where one would go, body start, body end)."""
+        out: list[tuple[int | None, int, int, int]] = []
+        stack = [self.root]
+        while stack:
+            ent = stack.pop()
+            if ent.multipart:
+                stack.extend(ent.children)
+            elif ent.message is not None:
+                stack.append(ent.message)
+            else:
+                cte = next((f for f in ent.fields if f.name == "content-transfer-encoding"), None)
+                binary = cte is not None and _value(self.raw, cte).lower() == b"binary"
+                if binary or b"\0" in self.raw[ent.body:ent.end]:
+                    if cte is not None:
+                        out.append((cte.start, cte.end, ent.body, ent.end))
+                    else:
+                        out.append((None, ent.fields[-1].end if ent.fields else ent.start, ent.body, ent.end))
+        return out
+
     # -- SEARCH helpers ----------------------------------------------------------------------------
 
     def header_value(self, name: str, decoded: bool = False) -> str | None:

@@ -24,6 +24,12 @@ class Literal(bytes):
     __slots__ = ()
 
 
+class Literal8(Literal):
+    """A `literal8` (`~{n}`, RFC 3516 §4.4): octets that may include NUL; only APPEND takes one."""
+
+    __slots__ = ()
+
+
 class ParseError(ValueError):
     """The arguments do not follow the grammar; the reply is a tagged BAD with this text."""
 
@@ -39,6 +45,9 @@ def tokenize(command: RawCommand) -> list:
         literal = command.literals[index] if index < len(command.literals) else None
         tail = LITERAL_TAIL.search(line) if literal is not None else None
         end = tail.start() if tail else len(line)
+        binary = tail is not None and line[end - 1 : end] == b"~"  # RFC 3516 §4.4: ~{n} is a literal8
+        if binary:
+            end -= 1
         i = 0
         while i < end:
             c = line[i]
@@ -61,7 +70,7 @@ def tokenize(command: RawCommand) -> list:
                 value, i = _atom(line, i, end)
                 stack[-1].append(value)
         if tail is not None:
-            stack[-1].append(Literal(literal))
+            stack[-1].append(Literal8(literal) if binary else Literal(literal))
     if len(stack) != 1:
         raise ParseError("missing ')'")
     return root
@@ -103,6 +112,8 @@ def text(token) -> str:
     """An astring argument as text (atom, quoted string or literal)."""
     if isinstance(token, Atom):
         return str(token)
+    if isinstance(token, Literal8):
+        raise ParseError("a binary literal (~{n}) is only allowed for APPEND's message")
     if isinstance(token, bytes):
         return token.decode("utf-8", "surrogateescape")
     raise ParseError("expected a string")
