@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from tuimail.core.events import Protocol
 from tuimail.protocols.telnet import TelnetFilter
+from tuimail.servers.deflate import Deflate
 from tuimail.servers.sessions import Session
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class LineConnection(asyncio.Protocol):
         self._queued = 0  # bytes in the inbox
         self._reading_paused = False
         self.telnet = TelnetFilter()
+        self.compression: Deflate | None = None  # RFC 4978 COMPRESS=DEFLATE, set by the IMAP glue
 
     # ----- subclass interface ---------------------------------------------------------------
 
@@ -121,7 +123,8 @@ class LineConnection(asyncio.Protocol):
         assert self.session is not None
         self.session.received(len(data))
         self._arm_timer()
-        data = self._filter_telnet(data)
+        if self.compression is None:  # a compressed stream is not telnet (its 0xFF octets are data)
+            data = self._filter_telnet(data)
         if not data:  # only telnet commands, or a line held until its end
             return
         self._inbox.put_nowait(data)
@@ -170,10 +173,11 @@ class LineConnection(asyncio.Protocol):
         """Write `data`; `log_lines` (default: the lines of `data`) go to the log as `-->` lines."""
         if self.transport is None or self.transport.is_closing():
             return
-        data = self.telnet.escape(data)
-        self.transport.write(data)
+        data = self.telnet.escape(data)  # telnet belongs to the plain text stream: escape, then compress
+        wire = data if self.compression is None else self.compression.compress(data)
+        self.transport.write(wire)
         assert self.session is not None
-        self.session.sent(len(data))
+        self.session.sent(len(wire))  # bytes on the wire: compressed ones once COMPRESS is on
         if log_lines is None:
             log_lines = data.decode("utf-8", "replace").rstrip("\r\n").split("\r\n") if data else []
         for line in log_lines:

@@ -23,6 +23,7 @@ from tuimail.protocols.imap.reader import (
     RawLine,
 )
 from tuimail.servers.connection import LineConnection
+from tuimail.servers.deflate import CompressionError, Deflate
 from tuimail.servers.engine import Engine
 from tuimail.store.keywords import Keywords, keywords_for
 from tuimail.store.maildir import SPECIAL_USE, Folder
@@ -63,6 +64,7 @@ class ImapConnection(LineConnection):
     # ----- LineConnection interface ---------------------------------------------------------
 
     def greeting(self) -> None:
+        self._note_tls_compression()
         self._apply(self.machine.greeting())
 
     def farewell(self, reason: str) -> bytes:
@@ -77,16 +79,33 @@ class ImapConnection(LineConnection):
             self._command_timer.cancel()
         self._stop_watching()
         self.machine.close()
+        if self.compression is not None and self.session is not None:
+            c = self.compression
+            self.session.note(f"DEFLATE: {c.raw_in} bytes in and {c.raw_out} bytes out before compression")
 
     async def handle(self, data: bytes) -> None:
-        self.reader.feed(data)
-        while self.transport is not None and not self.transport.is_closing():
-            self.reader.line_mode = self.machine.wants_line
-            event = self.reader.next_event()
-            if event is None:
-                break
-            await self._event(event)
+        try:
+            await self._take(data)
+        except CompressionError as e:  # RFC 4978: a stream we cannot inflate ends the session
+            self.session.note(f"Compressed input is not valid DEFLATE ({e})")
+            self._abort("compressed input is not valid DEFLATE")
         self._time_command()
+
+    async def _take(self, data: bytes) -> None:
+        """Feed client bytes (inflated once COMPRESS is on) to the reader and act on each event."""
+        for piece in (data,) if self.compression is None else self.compression.inflate(data):
+            self.reader.feed(piece)
+            while self.transport is not None and not self.transport.is_closing():
+                self.reader.line_mode = self.machine.wants_line
+                event = self.reader.next_event()
+                if event is None:
+                    break
+                was_compressed = self.compression is not None
+                await self._event(event)
+                if not was_compressed and self.compression is not None:
+                    # RFC 4978 §3: the bytes after COMPRESS's line (same packet) are already compressed
+                    await self._take(self.reader.take_unread())
+                    return
 
     def _time_command(self) -> None:
         """policy.command_timeout bounds how long one command (with its literals) may take to arrive."""
@@ -219,6 +238,8 @@ class ImapConnection(LineConnection):
                         return
         if data:
             self.send(b"".join(data), lines)
+        if outcome.compress:  # RFC 4978 §3: the OK went out uncompressed; from now on, DEFLATE
+            self.compression = Deflate()
         if outcome.idle is True:
             self._start_watching()
         elif outcome.idle is False:
@@ -268,6 +289,13 @@ class ImapConnection(LineConnection):
         self.tls = self.machine.tls_active = True
         self.session.tls = True
         self.session.note("TLS negotiated")
+        self._note_tls_compression()
+
+    def _note_tls_compression(self) -> None:
+        """RFC 4978 §3: no COMPRESS on top of TLS-level compression (Python's TLS turns it off)."""
+        obj = self.transport.get_extra_info("ssl_object") if self.transport is not None else None
+        if obj is not None and obj.compression() is not None:
+            self.machine.compression_active = True
 
 
 def keywords_of(folder: Folder) -> Keywords:

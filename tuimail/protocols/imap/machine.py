@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 BASE_CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE"
     " ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES LIST-EXTENDED LIST-STATUS"
-    " MULTIAPPEND UTF8=ACCEPT BINARY"
+    " MULTIAPPEND UTF8=ACCEPT BINARY COMPRESS=DEFLATE"
 )
 _TAG = re.compile(r'^[!#$&\',\-./0-9:;<=>?@A-Z\[^_`a-z|}~]+$')  # RFC 3501 tag: astring chars except +
 FAILED = "NO [AUTHENTICATIONFAILED] Authentication failed"
@@ -81,6 +81,7 @@ class Outcome:
     close: bool = False
     starttls: bool = False
     idle: bool | None = None  # True: start watching the selected folder; False: stop
+    compress: bool = False  # RFC 4978: after these replies, both directions are DEFLATE
     notes: list[str] = field(default_factory=list)
 
 
@@ -126,6 +127,7 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands):
         self._sasl: _Sasl | None = None
         self._idle_tag: str | None = None
         self.utf8 = False  # RFC 6855: ENABLE UTF8=ACCEPT makes names (and ENVELOPE strings) UTF-8
+        self.compression_active = False  # RFC 4978: COMPRESS done, or TLS compresses (set by the glue)
         self._pending_tag: str | None = None  # LOGIN/AUTHENTICATE waiting for the password check
 
     # ----- entry points ---------------------------------------------------------------------
@@ -391,6 +393,17 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands):
                 enabled.append("UTF8=ACCEPT")
         self._untagged("ENABLED" + "".join(f" {n}" for n in enabled))
         return "OK ENABLE completed"
+
+    def do_compress(self, tag: str, args: list) -> str:
+        """RFC 4978 §3: the OK goes out uncompressed, then both directions are DEFLATE."""
+        if len(args) != 1 or not isinstance(args[0], Atom) or args[0].upper() != "DEFLATE":
+            raise ParseError("COMPRESS takes one mechanism: COMPRESS DEFLATE")
+        if self.compression_active:
+            return "NO [COMPRESSIONACTIVE] Compression is already active on this connection"
+        self.compression_active = True
+        self._out.compress = True
+        self._out.notes.append("DEFLATE compression starts after this reply (RFC 4978)")
+        return "OK DEFLATE active"
 
     def do_idle(self, tag: str, args: list) -> None:
         self._idle_tag = tag

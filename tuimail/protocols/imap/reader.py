@@ -99,6 +99,12 @@ class CommandReader:
         """Part of a command has arrived but not all of it (for the command timeout)."""
         return bool(self._buf) or self._reading_literal or bool(self._lines) or self._skipping is not None
 
+    def take_unread(self) -> bytes:
+        """The bytes fed but not yet read, removed (RFC 4978 §3: what follows COMPRESS is compressed)."""
+        rest = bytes(self._buf)
+        self._buf.clear()
+        return rest
+
     def next_event(self) -> Event | None:
         while True:
             if self._reading_literal:
