@@ -26,7 +26,7 @@ from tuimail.servers.connection import LineConnection
 from tuimail.servers.deflate import CompressionError, Deflate
 from tuimail.servers.engine import Engine
 from tuimail.store.keywords import Keywords, keywords_for
-from tuimail.store.maildir import SPECIAL_USE, Folder
+from tuimail.store.maildir import Folder
 
 MAX_LINE = 65536  # long UID sets from real clients (Dovecot uses 64 KiB too)
 _SENSITIVE = ("LOGIN", "AUTHENTICATE")
@@ -50,7 +50,7 @@ class ImapConnection(LineConnection):
             max_bad_commands=policy.max_bad_commands,
         )
         self.machine = ImapMachine(
-            engine.store, keywords_of, self.options, special_use=SPECIAL_USE, tls_active=self.tls
+            engine.store, keywords_of, self.options, tls_active=self.tls
         )
         self.reader = CommandReader(MAX_LINE, policy.max_message_size)
         self._logged = 0  # lines of the command being read that are already in the log

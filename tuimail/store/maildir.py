@@ -31,6 +31,7 @@ from tuimail.store.files import (
     unique_base,
     write_durably,
 )
+from tuimail.store import specialuse
 from tuimail.store.folder import UIDLIST, Folder, MessageRef
 
 __all__ = [  # the store's public names, wherever they are defined
@@ -40,7 +41,7 @@ __all__ = [  # the store's public names, wherever they are defined
 
 UIDVALIDITY_FILE = "tuimail-uidvalidity"  # the last UIDVALIDITY handed out in this account
 SUBSCRIPTIONS = "subscriptions"  # Dovecot / Courier name, one folder per line
-SPECIAL_USE = {"Drafts": "\\Drafts", "Sent": "\\Sent", "Junk": "\\Junk", "Trash": "\\Trash"}  # RFC 6154
+SPECIAL_USE = specialuse.DEFAULTS  # RFC 6154: the folders every account starts with, and their attributes
 _NAME_RE = re.compile(r"^[^/\\.\x00-\x1f\x7f]+$")
 
 
@@ -112,8 +113,16 @@ class Mailbox:
             self._folders[name] = folder
             return folder
 
-    def create_folder(self, name: str) -> Folder:
-        """Create a folder and, as RFC 3501 §6.3.3 suggests, any missing superiors."""
+    def create_folder(self, name: str, special_use: tuple[str, ...] = ()) -> Folder:
+        """Create a folder and, as RFC 3501 §6.3.3 suggests, any missing superiors; with `special_use`
+        (RFC 6154 §3), record its attributes too."""
+        if special_use:
+            with self._lock:
+                folder = self.create_folder(name)
+                table = specialuse.load(self.path)
+                table[self.canonical(name)] = tuple(special_use)
+                specialuse.save(self.path, table)
+                return folder
         if self.exists(name):
             raise FolderError(f"folder {self.canonical(name)} already exists")
         self.folder_path(name)  # validate the whole name before creating anything
@@ -134,6 +143,9 @@ class Mailbox:
         with self._lock:
             shutil.rmtree(path)
             self._folders.pop(name, None)
+            table = specialuse.load(self.path)
+            if table.pop(name, None) is not None:  # a new folder of that name starts with no special use
+                specialuse.save(self.path, table)
 
     def rename_folder(self, old: str, new: str) -> None:
         """Rename a folder and its children. RFC 3501 §6.3.5: renaming INBOX moves its messages
@@ -154,6 +166,10 @@ class Mailbox:
             for o, n in renames:
                 os.rename(self.folder_path(o), self.folder_path(n))
                 self._folders.pop(o, None)
+            table = specialuse.load(self.path)
+            moved = specialuse.renamed(table, old, new)
+            if moved != table:  # the special use follows the folder
+                specialuse.save(self.path, moved)
 
     def list_folders(self) -> list[str]:
         """Every folder's wire name, INBOX first."""
@@ -169,11 +185,21 @@ class Mailbox:
         return names
 
     def ensure_default_folders(self) -> None:
-        """Create Drafts, Sent, Junk and Trash (RFC 6154 special-use) if missing, and subscribe them."""
-        for name in SPECIAL_USE:
-            if not self.exists(name):
-                self.folder(name, create=True)
-                self.subscribe(name)
+        """Create Drafts, Sent, Junk and Trash (RFC 6154 special-use) if missing, and subscribe them; a
+        recreated one gets its attribute back unless another folder has taken it meanwhile."""
+        with self._lock:
+            for name, attrs in SPECIAL_USE.items():
+                if not self.exists(name):
+                    self.folder(name, create=True)
+                    self.subscribe(name)
+                    table = self.special_use()
+                    if name not in table and not any(attrs[0] in table[n] for n in table if self.exists(n)):
+                        table[name] = attrs
+                        specialuse.save(self.path, table)
+
+    def special_use(self) -> dict[str, tuple[str, ...]]:
+        """Folder name -> its RFC 6154 attributes (entries of deleted folders may linger: check exists)."""
+        return specialuse.load(self.path)
 
     def subscriptions(self) -> list[str]:
         try:

@@ -18,7 +18,7 @@ from tuimail.protocols.imap.reader import (
     RawLine,
 )
 from tuimail.store.keywords import keywords_for
-from tuimail.store.maildir import SPECIAL_USE, MailStore
+from tuimail.store.maildir import MailStore
 
 PASSWORD = "Secret123"
 ACCOUNTS = {"tatareva@lab.test", "tester@lab.test"}
@@ -38,7 +38,6 @@ class Driver:
             store,
             lambda folder: keywords_for(folder.path),
             Options(hostname="mail.lab.test", version="test", max_literal=max_literal, **options),
-            special_use=SPECIAL_USE,
         )
         self.reader = CommandReader(4096, max_literal)
         self.closed = False

@@ -102,7 +102,7 @@ def _parents(name: str) -> list[str]:
 
 
 def entries(request: ListRequest, verb: str, existing: list[str], subscribed: set[str],
-            special_use: Mapping[str, str], utf8: bool = False) -> list[Entry]:
+            special_use: Mapping[str, tuple[str, ...]], utf8: bool = False) -> list[Entry]:
     matchers = []
     for pattern in request.patterns:
         try:
@@ -141,7 +141,7 @@ def entries(request: ListRequest, verb: str, existing: list[str], subscribed: se
         parent_only = not is_subscribed and name in extra
         if only_subscribed and not (is_subscribed or parent_only):
             continue
-        if "SPECIAL-USE" in request.selection and name not in special_use:
+        if "SPECIAL-USE" in request.selection and not special_use.get(name):
             continue
         attrs: list[str] = []
         exists = name in names or name == "INBOX" and "INBOX" in names
@@ -158,8 +158,7 @@ def entries(request: ListRequest, verb: str, existing: list[str], subscribed: se
                 attrs.append("\\HasChildren" if kids else "\\HasNoChildren")
             if "SUBSCRIBED" in request.returns and is_subscribed:
                 attrs.append("\\Subscribed")
-            if name in special_use:  # RFC 6154 §1: shown in every LIST answer, asked for or not
-                attrs.append(special_use[name])
+            attrs.extend(special_use.get(name, ()))  # RFC 6154 §1: in every LIST answer, asked for or not
         childinfo = verb == "LIST" and name in extra
         out.append(Entry(name, tuple(attrs), childinfo, exists and not parent_only))
     return out

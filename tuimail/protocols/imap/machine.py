@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from tuimail.core.directory import AuthOutcome
-from tuimail.protocols.imap.backend import KeywordsOf, Mailbox, SpecialUse, Store
+from tuimail.protocols.imap.backend import KeywordsOf, Mailbox, Store
 from tuimail.protocols.imap.mailboxes import MailboxCommands, MailboxNameRefused
 from tuimail.protocols.imap.messages import MessageCommands
 from tuimail.protocols.imap.ordering import OrderingCommands
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 BASE_CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE"
     " ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES LIST-EXTENDED LIST-STATUS"
-    " MULTIAPPEND UTF8=ACCEPT BINARY COMPRESS=DEFLATE"
+    " MULTIAPPEND UTF8=ACCEPT BINARY COMPRESS=DEFLATE CREATE-SPECIAL-USE"
 )
 _TAG = re.compile(r'^[!#$&\',\-./0-9:;<=>?@A-Z\[^_`a-z|}~]+$')  # RFC 3501 tag: astring chars except +
 FAILED = "NO [AUTHENTICATIONFAILED] Authentication failed"
@@ -109,12 +109,10 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands):
         keywords_of: KeywordsOf,
         options: Options = Options(),
         *,
-        special_use: SpecialUse | None = None,
         tls_active: bool = False,
     ) -> None:
         self.store = store
         self.keywords_of = keywords_of
-        self.special_use = special_use or {}
         self.options = options
         self.tls_active = tls_active
         self.state = State.NOT_AUTHENTICATED

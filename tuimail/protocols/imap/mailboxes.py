@@ -14,6 +14,7 @@ from tuimail.protocols.imap import binary, sequence, utf7
 from tuimail.protocols.imap.backend import to_lf
 from tuimail.protocols.imap.flags import BadFlag, split_flags
 from tuimail.protocols.imap.listing import entries, parse_list
+from tuimail.protocols.imap.specialuse import create_uses, refusal
 from tuimail.protocols.imap.tokens import Literal, Literal8, ParseError, text
 from tuimail.protocols.imap.view import MailboxView
 
@@ -92,17 +93,22 @@ class MailboxCommands:
     # ----- CREATE / DELETE / RENAME ---------------------------------------------------------
 
     def do_create(self, tag: str, args: list) -> str:
-        if len(args) != 1:
+        if not args:
             raise ParseError("CREATE needs one mailbox name")
+        uses = create_uses(args[1:])  # RFC 6154 §3: CREATE name (USE (\Drafts))
         name = self._name(args[0]).rstrip("/")  # §6.3.3: a trailing separator is only a hint
         if name == "INBOX" or self.mailbox.exists(name):
             return f"NO [ALREADYEXISTS] Mailbox {name} already exists"
+        refused = refusal(name, uses, self.mailbox.special_use(), self.mailbox.exists) if uses else None
+        if refused:  # RFC 6154 §3: then the mailbox is not created
+            return refused
         parts = name.split("/")
         try:
-            for i in range(1, len(parts) + 1):  # §6.3.3: create the superior levels too
+            for i in range(1, len(parts)):  # §6.3.3: create the superior levels too
                 parent = "/".join(parts[:i])
                 if not self.mailbox.exists(parent):
                     self.mailbox.create_folder(parent)
+            self.mailbox.create_folder(name, uses)
         except ValueError as e:
             return f"NO [CANNOT] {e}"
         return "OK CREATE completed"
@@ -176,7 +182,8 @@ class MailboxCommands:
         if unknown:
             raise ParseError(f"unknown status item {unknown[0]}")
         subscribed = set(self.mailbox.subscriptions())
-        found = entries(request, verb, self.mailbox.list_folders(), subscribed, self.special_use, self.utf8)
+        uses = self.mailbox.special_use()  # RFC 6154 §5: per account, as CREATE (USE ...) left it
+        found = entries(request, verb, self.mailbox.list_folders(), subscribed, uses, self.utf8)
         for entry in found:
             line = f'{verb} ({" ".join(entry.attributes)}) "/" {self._quoted_name(entry.name)}'
             if entry.childinfo:
