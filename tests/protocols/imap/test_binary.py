@@ -3,6 +3,8 @@
 import base64
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.protocols.imap.harness import Driver
 from tuimail.protocols.imap import binary
@@ -110,3 +112,20 @@ def test_decoders_are_lenient_with_broken_input():
     assert binary.decode_qp(b"a=ZZb=4") == b"a=ZZb=4"
     with pytest.raises(binary.UnknownCte):
         binary.decode(b"x", "x-uuencode")
+
+
+@given(st.binary(max_size=300), st.booleans())
+@settings(max_examples=150, deadline=None)
+def test_literal8_octets_survive_the_lf_store_and_come_back_from_binary(octets, multipart):
+    from tuimail.protocols.imap.backend import to_lf
+    from tuimail.protocols.imap.structure import MessageStructure
+
+    if multipart:
+        boundary = b"=_tuimail_boundary_not_in_random_bytes"
+        message = (b"Content-Type: multipart/mixed; boundary=\"" + boundary + b"\"\r\n\r\n--" + boundary
+                   + b"\r\nContent-Transfer-Encoding: binary\r\n\r\n" + octets + b"\r\n--" + boundary + b"--\r\n")
+    else:
+        message = b"Subject: raw\r\nContent-Transfer-Encoding: binary\r\n\r\n" + octets
+    stored = to_lf(binary.storable(message))
+    assert b"\0" not in stored
+    assert binary.section(MessageStructure.parse(stored), (1,)) == octets
