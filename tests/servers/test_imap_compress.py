@@ -154,3 +154,17 @@ def test_compress_before_login_is_refused(server):
     sock.sendall(b"a1 compress deflate\r\n")
     assert f.readline().startswith(b"a1 BAD COMPRESS is not allowed")
     sock.close()
+
+
+def test_compressed_octets_are_never_taken_for_telnet(server, client):
+    """A DEFLATE stream is full of 0xFF octets (IAC); the telnet layer must leave them alone."""
+    import random
+
+    body = bytes(b for b in random.Random(4978).randbytes(60000) if b not in b"\r\n\0")
+    message = b"Subject: noise\r\n\r\n" + body + b"\r\n"
+    client.login("tatareva@lab.test", PASSWORD)
+    client.compress()
+    assert client.append("INBOX", None, None, message)[0] == "OK"
+    client.select("INBOX")
+    typ, data = client.fetch("1", "(BODY.PEEK[])")
+    assert data[0][1] == message
