@@ -61,6 +61,8 @@ COMMANDS = table({
     "THREAD": ("RFC 5256 §3", "Like SEARCH, but the messages come grouped into conversations (threads).",
                "Как SEARCH, но письма приходят сгруппированными в цепочки (беседы)."),
     "ENABLE": ("RFC 5161 §3.1", "Turns on an extension for this session.", "Включает расширение для этой сессии."),
+    "COMPRESS": ("RFC 4978 §3", "After OK, both sides compress everything with DEFLATE (telnet can no longer follow).",
+                 "После OK обе стороны сжимают всё методом DEFLATE (в telnet дальше не прочитать)."),
 })
 
 RESPONSES = table({
@@ -135,6 +137,11 @@ CODES = table({
     "EXPUNGEISSUED": ("RFC 5530 §3", "Messages were expunged by another session.", "Письма удалены другой сессией."),
     "CONTACTADMIN": ("RFC 5530 §3", "Ask the administrator.", "Обратитесь к администратору."),
     "NOPERM": ("RFC 5530 §3", "No permission for this.", "Нет прав на это действие."),
+    "UNKNOWN-CTE": ("RFC 3516 §4.2", "BINARY: the part's Content-Transfer-Encoding cannot be decoded here.",
+                    "BINARY: кодировку передачи (Content-Transfer-Encoding) этой части сервер раскодировать не умеет."),
+    "USEATTR": ("RFC 6154 §3", "CREATE ... (USE (...)): that special use cannot be given to this mailbox.",
+                "CREATE ... (USE (...)): такое особое назначение этому ящику дать нельзя."),
+    "COMPRESSIONACTIVE": ("RFC 4978 §3", "Compression is already on for this connection.", "Сжатие на этом соединении уже включено."),
 })
 
 # A client line that is no IMAP command (a typo, or a missing tag).
