@@ -1,12 +1,17 @@
 """The `tuimail` command (DESIGN.md "Public interface").
 
-    tuimail [--config PATH]                 the TUI with every server running in-process
-    tuimail serve                           the same servers, headless
+    tuimail [--config PATH]                 the monitor: attached to a running `serve`, else the servers in-process
+    tuimail serve                           the servers, headless (a service: one per config)
+    tuimail status                          the running server: listeners, sessions, uptime, queue
+    tuimail session list|kill ID            live sessions of the running server
+    tuimail service install [--user NAME] [--print]   a systemd unit for `tuimail serve`
     tuimail check                           validate the config and print the effective settings
     tuimail domain add|list|del ...         hosted domains (kept in config.toml)
     tuimail account add|list|set|del ...    accounts (kept in data_dir/accounts.json)
     tuimail log show [--user ADDRESS] ...   whole session blocks from the protocol logs
 
+`account` and `domain` go through the running server when there is one (a single writer of
+accounts.json and config.toml), and edit the files directly when none runs.
 Every problem is one line on stderr naming it, and a non-zero exit; never a traceback.
 """
 
@@ -42,6 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("serve", parents=[common], help="run the servers headless (stop with Ctrl+C or SIGTERM)")
     sub.add_parser("check", parents=[common], help="validate the config and print the effective settings")
+    sub.add_parser("status", parents=[common], help="the running server: listeners, sessions, uptime, queue")
+    session = sub.add_parser("session", parents=[common], help="live sessions of the running server").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    session.add_parser("list", parents=[common], help="list live sessions")
+    s_kill = session.add_parser("kill", parents=[common], help="close a live session (the client is told 421 / -ERR / BYE)")
+    s_kill.add_argument("sid", metavar="ID", type=int, help="the session id (`tuimail session list`)")
+    service = sub.add_parser("service", parents=[common], help="run tuimail as a system service").add_subparsers(
+        dest="action", metavar="ACTION", required=True)
+    s_install = service.add_parser("install", parents=[common], help="write a systemd unit for `tuimail serve`")
+    s_install.add_argument("--user", metavar="NAME", help="the user the service runs as (default: you, or $SUDO_USER)")
+    s_install.add_argument("--print", dest="print_only", action="store_true", help="write the unit to stdout instead")
 
     domain = sub.add_parser("domain", parents=[common], help="hosted domains").add_subparsers(dest="action", metavar="ACTION", required=True)
     d_add = domain.add_parser("add", parents=[common], help="host a new domain")
@@ -95,6 +111,101 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `tuimail session list | head`
+        sys.stderr.close()
+        return 0
+
+
+# ----- the running server -----------------------------------------------------------------------
+
+NOT_RUNNING = object()
+
+
+def through_server(config: Config, command: str, **args):
+    """Run `command` in the server running on `config` (over its control socket), or NOT_RUNNING."""
+    from tuimail.control.client import CommandError as Refused, ServerGone
+    from tuimail.control.connect import running_server
+
+    if running_server(config) is None:
+        return NOT_RUNNING
+    from tuimail.control.remote import SocketClient
+
+    async def call():
+        client = SocketClient(config, role="cli", subscribe=False)
+        try:
+            return await client.call(command, **args)
+        finally:
+            await client.close()
+
+    try:
+        return asyncio.run(call())
+    except (Refused, ServerGone) as e:
+        raise CommandError(str(e)) from None
+
+
+def needs_server(config: Config, command: str, **args):
+    result = through_server(config, command, **args)
+    if result is NOT_RUNNING:
+        raise CommandError(f"no tuimail server is running on {config.path} (start one: tuimail serve)")
+    return result
+
+
+def cmd_status(config: Config, args: argparse.Namespace) -> int:
+    from tuimail.tui.text import duration
+
+    status = needs_server(config, "status")
+    print(f"tuimail {status['version']} on {status['hostname']}, pid {status['pid']}, up {duration(status['uptime'])}")
+    print(f"config     {status['config']}")
+    listeners = "  ".join(f"{name.upper()} :{port} {state}" for name, port, state in status["listeners"])
+    print(f"listeners  {listeners or 'none'}")
+    sessions = status["sessions"]
+    by_protocol = ", ".join(f"{p} {n}" for p, n in sorted(sessions.items()))
+    print(f"sessions   {sum(sessions.values())} live" + (f" ({by_protocol})" if by_protocol else ""))
+    queue = status.get("queue")
+    print(f"queue      {'-' if queue is None else f'{queue} message(s)'}")
+    return 0
+
+
+def cmd_session_list(config: Config, args: argparse.Namespace) -> int:
+    import time
+
+    from tuimail.tui.text import duration
+
+    rows = []
+    for s in needs_server(config, "session.list"):
+        rows.append((str(s["sid"]), s["protocol"].label, f"{s['peer_host']}:{s['peer_port']}", s.get("user") or "",
+                     s["state"], f"{s['started']:%H:%M:%S}", duration(time.monotonic() - s["last_activity"]),
+                     str(s["bytes_in"]), str(s["bytes_out"]), (s.get("last_command") or "")[:40]))
+    print_table(("ID", "PROTO", "PEER", "USER", "STATE", "STARTED", "IDLE", "IN", "OUT", "LAST COMMAND"), rows)
+    return 0
+
+
+def cmd_session_kill(config: Config, args: argparse.Namespace) -> int:
+    if not needs_server(config, "session.kill", sid=args.sid):
+        raise CommandError(f"session {args.sid} is not live (see: tuimail session list)")
+    print(f"session {args.sid} killed")
+    return 0
+
+
+def cmd_service_install(config: Config, args: argparse.Namespace) -> int:
+    import os
+
+    from tuimail.service import UNIT_DIR, UNIT_NAME, systemctl_hint, unit_text
+
+    user = args.user or os.environ.get("SUDO_USER") or getpass.getuser()
+    if not user or any(c.isspace() or c in ":/" for c in user):
+        raise CommandError(f"--user {user!r}: not a user name")
+    text = unit_text(config, user)
+    if args.print_only:
+        print(text, end="")
+        return 0
+    path = UNIT_DIR / UNIT_NAME
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise CommandError(f"cannot write {path}: {e.strerror or e} (run it with sudo, or use --print > FILE)") from None
+    print(systemctl_hint(path))
+    return 0
 
 
 # ----- servers ----------------------------------------------------------------------------------
@@ -108,7 +219,7 @@ def cmd_ui(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(config: Config, args: argparse.Namespace) -> int:
-    from tuimail.servers.headless import serve
+    from tuimail.control.serve import serve
 
     return asyncio.run(serve(config))
 
@@ -132,20 +243,26 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
 # ----- domains ----------------------------------------------------------------------------------
 
 def cmd_domain_add(config: Config, args: argparse.Namespace) -> int:
-    domain = Directory(config).add_domain(args.name, args.ip)
+    domain = through_server(config, "domain.add", name=args.name, ip=args.ip)
+    if domain is NOT_RUNNING:
+        domain = Directory(config).add_domain(args.name, args.ip)
     print(f"domain {domain.name} added ({domain.ip})")
     return 0
 
 
 def cmd_domain_list(config: Config, args: argparse.Namespace) -> int:
-    directory = Directory(config)
-    rows = [(d.name, d.ip, str(len(directory.accounts(d.name)))) for d in directory.domains]
+    listed = through_server(config, "domain.list")
+    if listed is NOT_RUNNING:
+        directory = Directory(config)
+        listed = [(d, len(directory.accounts(d.name))) for d in directory.domains]
+    rows = [(d.name, d.ip, str(count)) for d, count in listed]
     print_table(("DOMAIN", "IP", "ACCOUNTS"), rows)
     return 0
 
 
 def cmd_domain_del(config: Config, args: argparse.Namespace) -> int:
-    Directory(config).delete_domain(args.name)
+    if through_server(config, "domain.delete", name=args.name) is NOT_RUNNING:
+        Directory(config).delete_domain(args.name)
     print(f"domain {args.name.lower()} deleted")
     return 0
 
@@ -174,19 +291,22 @@ def cmd_account_add(config: Config, args: argparse.Namespace) -> int:
     if directory.get(f"{mailbox}@{domain}"):
         raise CommandError(f"account {mailbox}@{domain} already exists")
     password = read_password(args.password_stdin)
-    account = directory.add_account(
-        args.address, password, full_name=args.full_name, pop=not args.no_pop, imap=not args.no_imap,
-        admin=args.admin, notes=args.notes,
-    )
+    fields = dict(full_name=args.full_name, pop=not args.no_pop, imap=not args.no_imap, admin=args.admin, notes=args.notes)
+    account = through_server(config, "account.add", address=args.address, password=password, **fields)
+    if account is NOT_RUNNING:  # no server: this process is the one writer of accounts.json
+        account = directory.add_account(args.address, password, **fields)
     print(f"account {account.address} added")
     return 0
 
 
 def cmd_account_list(config: Config, args: argparse.Namespace) -> int:
+    accounts = through_server(config, "account.list")
+    if accounts is NOT_RUNNING:
+        accounts = Directory(config).accounts()
     yes = {True: "yes", False: "no"}
     rows = [
         (a.address, a.full_name, yes[a.pop], yes[a.imap], yes[a.admin], a.created[:10], a.notes.replace("\n", " ")[:40])
-        for a in Directory(config).accounts()
+        for a in accounts
     ]
     print_table(("ADDRESS", "FULL NAME", "POP", "IMAP", "ADMIN", "CREATED", "NOTES"), rows)
     return 0
@@ -197,17 +317,22 @@ def cmd_account_set(config: Config, args: argparse.Namespace) -> int:
     password = read_password(True) if args.password_stdin else None
     if not changes and password is None:
         raise CommandError("nothing to change: give --full-name, --password-stdin, --[no-]pop, --[no-]imap, --[no-]admin or --notes")
-    account = Directory(config).update_account(args.address, password=password, **changes)
+    account = through_server(config, "account.update", address=args.address, password=password, **changes)
+    if account is NOT_RUNNING:
+        account = Directory(config).update_account(args.address, password=password, **changes)
     print(f"account {account.address} updated")
     return 0
 
 
 def cmd_account_del(config: Config, args: argparse.Namespace) -> int:
-    account = Directory(config).delete_account(args.address)
-    if args.delete_mail:
-        from tuimail.store import MailStore
+    account = through_server(config, "account.delete", address=args.address, delete_mail=args.delete_mail)
+    if account is NOT_RUNNING:
+        account = Directory(config).delete_account(args.address)
+        if args.delete_mail:
+            from tuimail.store import MailStore
 
-        MailStore(config.data_dir).delete_mail(account.address)
+            MailStore(config.data_dir).delete_mail(account.address)
+    if args.delete_mail:
         print(f"account {account.address} and its mail deleted")
     else:
         print(f"account {account.address} deleted (its mail is kept in {config.data_dir / account.domain / account.mailbox})")
@@ -267,6 +392,10 @@ COMMANDS = {
     (None, None): cmd_ui,
     ("serve", None): cmd_serve,
     ("check", None): cmd_check,
+    ("status", None): cmd_status,
+    ("session", "list"): cmd_session_list,
+    ("session", "kill"): cmd_session_kill,
+    ("service", "install"): cmd_service_install,
     ("domain", "add"): cmd_domain_add,
     ("domain", "list"): cmd_domain_list,
     ("domain", "del"): cmd_domain_del,

@@ -158,6 +158,27 @@ class TeachingSettings(_Section):
     """Refuse what the servers tolerate by default (bare LF, `mail from:` without <>, 8-bit data without 8BITMIME, over-long lines), naming the rule and its RFC section."""
 
 
+class MetricsSettings(_Section):
+    address: str = ""
+    """host:port where Prometheus metrics are served over HTTP (e.g. 127.0.0.1:9187); empty = off."""
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("give host:port, e.g. 127.0.0.1:9187 (empty = off)")
+        if host != "localhost":
+            try:
+                check_ip(host.strip("[]"))
+            except AddressError as e:
+                raise ValueError(str(e)) from None
+        return value
+
+
 class DomainSettings(_Section):
     name: str
     """The domain's name, e.g. lab.test."""
@@ -192,6 +213,8 @@ class Settings(_Section):
     """[tls]"""
     teaching: TeachingSettings = TeachingSettings()
     """[teaching]"""
+    metrics: MetricsSettings = MetricsSettings()
+    """[metrics]"""
     domains: list[DomainSettings] = []
     """[[domains]]: the mail domains this server hosts; the first one is the default for bare logins."""
 

@@ -8,7 +8,7 @@ docstring there); both kinds and the socket server pick it up. Adding an event t
 add it to `tuimail.core.events` (a frozen dataclass); `wire` carries it without a change.
 """
 
-from tuimail.control.client import BlockView, EngineClient, ServerGone
-from tuimail.control.commands import CommandError
+from tuimail.control.client import BlockView, CommandError, EngineClient, ServerGone
+from tuimail.servers.pidlock import AlreadyRunning
 
-__all__ = ["BlockView", "CommandError", "EngineClient", "ServerGone"]
+__all__ = ["AlreadyRunning", "BlockView", "CommandError", "EngineClient", "ServerGone"]

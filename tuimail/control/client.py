@@ -23,6 +23,10 @@ from tuimail.config import Config
 from tuimail.core.events import Event, Protocol
 
 
+class CommandError(Exception):
+    """A command refused, with one line saying why."""
+
+
 class ServerGone(Exception):
     """The attached server went away (stopped, crashed) while we were talking to it."""
 

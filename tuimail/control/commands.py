@@ -11,7 +11,8 @@ Adding one:
 then, if the TUI calls it often, a one-line wrapper on `EngineClient` (client.py). Arguments and the
 result must be what `tuimail.control.wire` can carry (JSON values, dataclasses, enums, datetimes,
 pydantic models). `by` names who asked ("the operator (TUI)", "uid 1000 over the control socket")
-for the log. `secret=("password",)` keeps an argument out of system.log. A `DirectoryError`,
+for the log. `secret=("password",)` keeps an argument out of system.log; `query=True` marks a
+read-only query (the socket logs every other command with the peer's uid). A `DirectoryError`,
 `AddressError`, `WeakPassword` or pydantic `ValidationError` raised inside becomes a `CommandError`
 with its text: the caller shows one line, never a traceback.
 """
@@ -29,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from tuimail.config import PolicySettings, PortSettings, ServerSettings
+from tuimail.control.client import CommandError
 from tuimail.core.addresses import AddressError
 from tuimail.core.directory import DirectoryError
 from tuimail.core.events import DirectoryChanged, Protocol
@@ -41,10 +43,6 @@ SETTINGS_SECTIONS: dict[str, type[BaseModel]] = {"server": ServerSettings, "port
 LOG_PROTOCOLS = (Protocol.SMTP, Protocol.SMTP_OUT, Protocol.POP3, Protocol.IMAP, Protocol.SYSTEM)
 
 
-class CommandError(Exception):
-    """A command refused, with one line saying why."""
-
-
 @dataclass(frozen=True, slots=True)
 class Command:
     name: str
@@ -52,19 +50,26 @@ class Command:
     blocking: bool
     secret: tuple[str, ...]
     changes: str | None  # "accounts" / "domains": publish DirectoryChanged after it succeeds
+    query: bool  # reads only: not written to system.log when it comes over the socket
 
 
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, *, blocking: bool = False, secret: tuple[str, ...] = (), changes: str | None = None):
+def command(name: str, *, blocking: bool = False, secret: tuple[str, ...] = (), changes: str | None = None,
+            query: bool = False):
     """Register `function(engine, by, **args)` under `name` (see the module docstring)."""
 
     def register(function: Callable[..., Any]) -> Callable[..., Any]:
-        COMMANDS[name] = Command(name, function, blocking, secret, changes)
+        COMMANDS[name] = Command(name, function, blocking, secret, changes, query)
         return function
 
     return register
+
+
+def is_query(name: str) -> bool:
+    spec = COMMANDS.get(name)
+    return spec is not None and spec.query
 
 
 def describe(name: str, args: dict[str, Any]) -> str:
@@ -110,7 +115,7 @@ def session_kill(engine: Engine, by: str, sid: int) -> bool:
     return engine.sessions.kill(int(sid), by=by)
 
 
-@command("session.list")
+@command("session.list", query=True)
 def session_list(engine: Engine, by: str) -> list[dict]:
     return [session_fields(s) for s in engine.sessions]
 
@@ -129,12 +134,12 @@ def block_release(engine: Engine, by: str, ip: str) -> bool:
 
 # ----- accounts -----------------------------------------------------------------------------------
 
-@command("account.list", blocking=True)
+@command("account.list", blocking=True, query=True)
 def account_list(engine: Engine, by: str, domain: str | None = None) -> list:
     return engine.directory.accounts(domain)
 
 
-@command("account.totals", blocking=True)
+@command("account.totals", blocking=True, query=True)
 def account_totals(engine: Engine, by: str) -> list:
     """Every account with its message count and bytes (None, None when its folder cannot be read)."""
     rows = []
@@ -172,7 +177,7 @@ def account_delete(engine: Engine, by: str, address: str, delete_mail: bool = Fa
 
 # ----- domains ------------------------------------------------------------------------------------
 
-@command("domain.list", blocking=True)
+@command("domain.list", blocking=True, query=True)
 def domain_list(engine: Engine, by: str) -> list:
     """[domain, number of accounts] for every hosted domain, the default one first."""
     accounts = engine.directory.accounts()
@@ -264,13 +269,13 @@ async def apply_models(engine: Engine, models: dict[str, BaseModel], by: str, sa
 
 # ----- logs, status, the server -------------------------------------------------------------------
 
-@command("logs.tail", blocking=True)
+@command("logs.tail", blocking=True, query=True)
 def logs_tail(engine: Engine, by: str, max_lines: int = 1000) -> dict:
     """The last lines of each log file, keyed by Protocol (the monitor's Logs tab starts with them)."""
     return {p: read_tail(engine.logs.path(p), int(max_lines)) for p in LOG_PROTOCOLS}
 
 
-@command("status")
+@command("status", query=True)
 def status(engine: Engine, by: str) -> dict[str, Any]:
     sessions: dict[str, int] = {}
     for session in engine.sessions:
@@ -279,7 +284,7 @@ def status(engine: Engine, by: str) -> dict[str, Any]:
         "pid": os.getpid(),
         "version": engine.version,
         "hostname": engine.hostname,
-        "config": str(engine.config.path),
+        "config": str(engine.config.path.resolve()),
         "started_at": engine.started_at,
         "uptime": engine.uptime,
         "listeners": [[s.name, s.port, s.status] for s in engine.listeners.values()],
@@ -298,6 +303,18 @@ def queue_size(engine: Engine) -> int | None:
         return len(queue)
     except TypeError:
         return None
+
+
+@command("server.stop")
+def server_stop(engine: Engine, by: str) -> int:
+    """Stop a `tuimail serve` (every session is told goodbye). Refused for the servers inside a
+    monitor: that monitor's operator quits them."""
+    stop = getattr(engine, "request_stop", None)
+    if stop is None:
+        raise CommandError(f"the servers run inside a tuimail monitor (pid {os.getpid()}); quit that monitor to stop them")
+    engine.bus.system(f"Stop requested by {by}")
+    stop(f"server stopping (stopped by {by})")
+    return os.getpid()
 
 
 from tuimail.control import teaching_commands  # noqa: E402,F401 - registers the teaching queries

@@ -132,8 +132,38 @@ class ProgressChanged:
     at: datetime = field(default_factory=now)
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionRefused:
+    """A connection was refused before any greeting (access lists, a block, connection limits)."""
+
+    peer_host: str
+    reason: str
+    at: datetime = field(default_factory=now)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    """A password was checked (any protocol): for the metrics, not the transcript."""
+
+    peer_host: str
+    account: str | None
+    ok: bool
+    at: datetime = field(default_factory=now)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageAccepted:
+    """A message was stored (fsynced) and the client told 250: its size and local deliveries."""
+
+    sid: int
+    protocol: Protocol
+    size: int
+    delivered: int
+    at: datetime = field(default_factory=now)
+
+
 Event = (SessionOpened | LineIn | LineOut | Note | SessionUpdated | SessionClosed | SystemMessage | DirectoryChanged
-         | ProgressChanged)
+         | ProgressChanged | ConnectionRefused | LoginAttempt | MessageAccepted)
 Subscriber = Callable[[Event], None]
 
 

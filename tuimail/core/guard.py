@@ -32,10 +32,12 @@ class Block:
 
 class Guard:
     def __init__(self, policy: Callable[[], object], clock: Callable[[], float] = time.monotonic,
-                 on_change: Callable[[str], None] | None = None) -> None:
+                 on_change: Callable[[str], None] | None = None,
+                 on_auth: Callable[[str, str | None, bool], None] | None = None) -> None:
         self._policy = policy  # returns the current PolicySettings, so Settings edits apply at once
         self.clock = clock
         self.on_change = on_change or (lambda text: None)
+        self.on_auth = on_auth or (lambda ip, account, ok: None)  # every checked password (metrics)
         self._ip_failures: dict[str, tuple[int, float]] = {}  # ip -> (failures in a row, time of the last)
         self._account_failures: dict[str, tuple[int, float]] = {}
         self._blocks: dict[str, Block] = {}
@@ -75,6 +77,7 @@ class Guard:
 
     def auth_failed(self, ip: str, account: str | None) -> float:
         """Count a failure; returns how long to wait before answering it (seconds)."""
+        self.on_auth(ip, account, False)
         failures = self._count(self._ip_failures, ip)
         account_failures = self._count(self._account_failures, account.lower()) if account else 0
         limit = self.policy.auth_failures_before_block
@@ -95,6 +98,7 @@ class Guard:
         return count + 1
 
     def auth_succeeded(self, ip: str, account: str | None) -> None:
+        self.on_auth(ip, account, True)
         self._ip_failures.pop(ip, None)
         if account:
             self._account_failures.pop(account.lower(), None)
@@ -107,6 +111,11 @@ class Guard:
             self.on_change(f"Block of {ip} expired")
             return None
         return block
+
+    @property
+    def block_count(self) -> int:
+        """Blocks held now, expired ones included until `blocks()` drops them (no side effect)."""
+        return len(self._blocks)
 
     def blocks(self) -> list[Block]:
         for ip in list(self._blocks):

@@ -23,7 +23,7 @@ from tuimail.config import Config
 from tuimail.core.directory import Directory
 from tuimail.core.guard import Guard
 from tuimail.core.runlock import RunLock
-from tuimail.core.events import EventBus, ProgressChanged
+from tuimail.core.events import ConnectionRefused, EventBus, LoginAttempt, ProgressChanged
 from tuimail.servers import tls
 from tuimail.servers.logwriter import LogWriter
 from tuimail.servers.sessions import SessionRegistry
@@ -79,7 +79,9 @@ class Engine:
         self._watchers: dict[Path, list[Callable[[Folder], None]]] = {}
         self.store.add_listener(self._folder_changed)
         self.ssl_context: ssl.SSLContext | None = None  # made by load_tls() at start
-        self.guard = Guard(lambda: self.config.settings.policy, on_change=self.bus.system)
+        self.guard = Guard(lambda: self.config.settings.policy, on_change=self.bus.system,
+                           on_auth=lambda ip, account, ok: self.bus.publish(LoginAttempt(ip, account, ok)))
+        self.request_stop: Callable[[str], None] | None = None  # set by `tuimail serve` (control.host)
         # teaching (issue 10): each student's progress through the lab's steps, in data_dir
         self.run_lock = RunLock(config.data_dir)
         self.progress = ProgressBook(config.data_dir)
@@ -229,6 +231,7 @@ class Engine:
         reason = self.guard.refusal(peer_ip, len(live), sum(1 for s in live if s.peer_host == peer_ip))
         if reason is not None:
             self.bus.system(f"Refused a connection from {peer_ip}: {reason}", logging.WARNING)
+            self.bus.publish(ConnectionRefused(peer_ip, reason))
         return reason
 
     # ----- folder change notification -------------------------------------------------------

@@ -31,7 +31,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from tuimail import __version__
 from tuimail.core.addresses import parse_path
 from tuimail.core.directory import AuthOutcome, Service
-from tuimail.core.events import Protocol
+from tuimail.core.events import MessageAccepted, Protocol
 from tuimail.core.lineedit import edit_line
 from tuimail.core.masking import MASK, mask_smtp
 from tuimail.protocols.telnet import TelnetFilter
@@ -574,6 +574,7 @@ class SmtpHandler:
                 record.note(f"Delivery failed, message not accepted: {e}")
             self.engine.bus.system(f"SMTP delivery failed ({e}); the client was told to retry", logging.ERROR)
             return "451 4.3.0 Local error in processing; message not saved, try again later"
+        self.engine.bus.publish(MessageAccepted(record.sid if record else 0, Protocol.SMTP, len(content), len(stored)))
         base = self.engine.store.root
         for item in stored:
             if record:

@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 
 def run_tui(config: Config) -> int:
     """Run the monitor until the operator quits (or detaches); returns the process exit code."""
-    from tuimail.control.local import InProcessClient
+    from tuimail.control.connect import client_for
     from tuimail.tui.app import TuimailApp
 
-    result = TuimailApp(config, client=InProcessClient(config)).run()
+    result = TuimailApp(config, client=client_for(config)).run()
     return int(result or 0)

@@ -22,7 +22,8 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from tuimail import i18n
 from tuimail.config import Config
-from tuimail.control import EngineClient
+from tuimail.control import AlreadyRunning, EngineClient, ServerGone
+from tuimail.control.connect import client_for
 from tuimail.control.local import InProcessClient
 from tuimail.core.events import DirectoryChanged, Protocol
 from tuimail.i18n import N_, _
@@ -75,6 +76,7 @@ class TuimailApp(App[int]):
     BINDINGS = [
         *(Binding(str(n), f"show_tab('{tab}')", title, show=False) for n, (tab, title) in enumerate(zip(TABS, TAB_TITLES), 1)),
         Binding("q", "quit_app", "Quit"),
+        Binding("ctrl+x", "stop_server", "Stop server"),
         Binding("f12", "screenshot", "Screenshot"),
     ]
 
@@ -106,6 +108,7 @@ class TuimailApp(App[int]):
         self.transcripts = Transcripts()
         self.engine_ready = asyncio.Event()
         self.settings_dirty = False
+        self._offered = False
         self._stopped = False
         self._unsubscribe = lambda: None
 
@@ -128,13 +131,42 @@ class TuimailApp(App[int]):
             self.push_screen(FirstRunScreen(), self._first_run_done)
 
     async def _boot(self) -> None:
-        seeds = await self.client.log_tails(MAX_LINES)
-        self.query_one(LogsPane).add(seeds)
-        self._unsubscribe = self.client.subscribe(self.feed)
-        await self.client.start()
+        try:
+            seeds = await self.client.log_tails(MAX_LINES)
+            self.query_one(LogsPane).add(seeds)
+            self._unsubscribe = self.client.subscribe(self.feed)
+            await self.client.start()
+        except (ServerGone, AlreadyRunning) as e:  # it stopped, or one started, as we came up
+            self._unsubscribe()
+            self._offer_server(str(e))
+            return
         self.engine_ready.set()
         self.tick()
+        self.refresh_bindings()
         freeze_startup_objects()
+
+    def _offer_server(self, why: str) -> None:
+        """The attached server is gone (or could not be reached): start the servers here, or quit."""
+        if self._offered:
+            return
+        self._offered = True
+        question = f"{why}.\nStart the servers in this monitor now? (n quits)"
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._switch_client(), group="engine")
+            else:
+                self.run_worker(self._quit())
+
+        self.push_screen(ConfirmDialog(question), answer)
+
+    async def _switch_client(self) -> None:
+        """Run with a fresh client: attached if a server runs now, else the servers in-process."""
+        self._unsubscribe()
+        self.engine_ready.clear()
+        self.client = client_for(self.client.config)
+        self._offered = False
+        self.run_worker(self._boot(), group="engine")
 
     def tick(self) -> None:
         """Hand the buffered events to the widgets: one batch per tick, however many arrived."""
@@ -153,6 +185,9 @@ class TuimailApp(App[int]):
         sessions.refresh_rows()
         self.query_one(StudentsPane).events(events)
         header.show(self.client, self.clock, not self.engine_ready.is_set())
+        if self.client.attached and not self.client.connected and self.engine_ready.is_set():
+            self._offer_server(f"tuimail serve (pid {self.client.server_pid}) has stopped")
+            self.refresh_bindings()
         changed = {e.what for e in events if isinstance(e, DirectoryChanged)}
         if changed & {"accounts", "domains"}:  # maybe by another monitor or the CLI
             self.on_accounts_changed(messages.AccountsChanged())
@@ -183,6 +218,8 @@ class TuimailApp(App[int]):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "show_tab":
             return self.screen is self.screen_stack[0]  # not under a dialog or the session window
+        if action == "stop_server":  # only an attached monitor stops a server it does not own
+            return self.client.attached and self.client.connected
         return True
 
     def focus_tab(self) -> None:
@@ -239,6 +276,24 @@ class TuimailApp(App[int]):
             return
         question = "Quit tuimail? " + "; ".join(worries) + "."
         self.push_screen(ConfirmDialog(question), lambda yes: self.run_worker(self._quit()) if yes else None)
+
+    def action_stop_server(self) -> None:
+        """Stop the `tuimail serve` we are attached to (confirmed): every session is closed."""
+        if not (self.client.attached and self.client.connected):
+            return
+        live = len(self.client.sessions)
+        question = (f"Stop tuimail serve (pid {self.client.server_pid}) for everyone? "
+                    f"{live} live session{'s' if live != 1 else ''} will be closed. (q only detaches)")
+
+        async def stop() -> None:
+            try:
+                await self.client.stop_server()
+            except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: one line for the operator
+                self.notify(f"Not stopped: {e}", severity="error")
+                return
+            self.notify("Server stopping")
+
+        self.push_screen(ConfirmDialog(question), lambda yes: self.run_worker(stop()) if yes else None)
 
     async def action_quit(self) -> None:  # ctrl+q
         await self._quit()

@@ -1,0 +1,28 @@
+"""Which kind of `EngineClient` a front end gets: attached over the control socket when a server
+holds the config's pid lock, else the servers in this process (the default for a one-person lab)."""
+
+from __future__ import annotations
+
+from tuimail.config import Config
+from tuimail.control.client import EngineClient
+from tuimail.servers.pidlock import Holder, running
+
+
+def running_server(config: Config) -> Holder | None:
+    """The pid and kind of the server running on `config`, or None."""
+    return running(config.data_dir)
+
+
+def client_for(config: Config, role: str = "monitor") -> EngineClient:
+    """A socket client when a server runs on `config`; else an in-process client that owns the
+    servers (and takes the lock, opens the control socket and the metrics when started)."""
+    if running_server(config) is not None:
+        from tuimail.control.remote import SocketClient
+
+        return SocketClient(config, role=role, subscribe=role == "monitor")
+    from tuimail.control.host import Host
+    from tuimail.control.local import InProcessClient
+    from tuimail.servers.engine import Engine
+
+    engine = Engine(config)
+    return InProcessClient(engine, host=Host(engine, kind="monitor"))
