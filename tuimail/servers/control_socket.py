@@ -96,9 +96,10 @@ class Peer(asyncio.Protocol):
         if self.closed or self.transport is None:
             return False
         self.transport.write(data)
-        if self.transport.get_write_buffer_size() > self.server.max_pending:
-            self.server.on_dropped(self, f"{self.transport.get_write_buffer_size()} bytes unread")
-            self.abort()
+        pending = self.transport.get_write_buffer_size()
+        if pending > self.server.max_pending:
+            self.abort()  # first: what on_dropped logs must not be queued for this client again
+            self.server.on_dropped(self, f"{pending} bytes unread")
             return False
         return True
 

@@ -1,0 +1,81 @@
+"""Fixtures for the attach tests: `tuimail serve` as a real subprocess on free loopback ports, its
+stderr in a file, waited for by reading (never by sleeping)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import PASSWORD, make_config
+from tuimail.config import Config
+from tuimail.core.directory import Directory
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition"):
+    """Poll `predicate` until it is true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not met within {timeout} s")
+        time.sleep(0.02)
+
+
+def system_log(config: Config) -> str:
+    try:
+        return (config.log_dir / "system.log").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+
+
+class Served:
+    def __init__(self, config: Config, folder: Path) -> None:
+        self.config = config
+        self.folder = folder
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, expect_ready: bool = True) -> subprocess.Popen:
+        err = self.folder / f"serve-{len(self.procs)}.err"
+        with open(err, "w") as stream:
+            proc = subprocess.Popen([sys.executable, "-m", "tuimail", "serve", "--config", str(self.config.path)],
+                                    stdout=subprocess.DEVNULL, stderr=stream, stdin=subprocess.DEVNULL)
+        proc.err_path = err  # type: ignore[attr-defined]
+        self.procs.append(proc)
+        if expect_ready:
+            wait_for(lambda: "tuimail serving:" in err.read_text() or proc.poll() is not None, what="serve ready")
+            assert proc.poll() is None, err.read_text()
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+
+
+@pytest.fixture
+def served(tmp_path):
+    config = make_config(tmp_path)
+    Directory(config).add_account("tatareva@lab.test", PASSWORD, admin=True)
+    served = Served(config, tmp_path)
+    yield served
+    served.stop()
+
+
+def cli(config: Config, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tuimail", *args, "--config", str(config.path)],
+                          input=stdin, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
