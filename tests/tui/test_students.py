@@ -73,3 +73,34 @@ async def test_a_shows_the_notes_beside_the_live_transcript(make_app):
         await pilot.press("escape")
         await until(pilot, lambda: len(app.screen_stack) == 1, what="back to the tabs")
         writer.close()
+
+
+async def test_the_lab_reset_needs_the_word_typed_then_archives_and_empties(make_app, tmp_path):
+    import tarfile
+
+    from tests.tui.tools import type_text
+    from tuimail.tui.dialogs.confirm import TypedConfirmDialog
+
+    app = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ready(pilot)
+        engine = app.client.engine
+        engine.store.deliver("tester@lab.test", b"Subject: old\n\nold group's mail\n")
+        await pilot.press("6")
+        table = app.query_one(StudentsPane).table
+        await until(pilot, lambda: table.row_count == 2, what="a row per account")
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, TypedConfirmDialog))
+        await type_text(pilot, "reset")  # not the word: nothing happens
+        await pilot.press("enter")
+        await until(pilot, lambda: not isinstance(app.screen, TypedConfirmDialog))
+        assert engine.store.mailbox("tester@lab.test").totals()[0] == 1
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, TypedConfirmDialog))
+        await pilot.press("R", "E", "S", "E", "T", "enter")
+        await until(pilot, lambda: table.row_count == 0, timeout=20, what="the accounts removed")
+        archives = list(app.config.base.glob("lab-archive-*.tar.gz"))
+        assert len(archives) == 1
+        with tarfile.open(archives[0]) as tar:
+            assert any(n.startswith("mail/lab.test/tester/") for n in tar.getnames())
+        assert engine.listeners["smtp"].up  # the servers run again

@@ -4,9 +4,14 @@ log blocks, for the Students tab, in-process or attached. Registered by importin
 
 from __future__ import annotations
 
-from tuimail.control.commands import command
+import asyncio
+from datetime import datetime
+
+from tuimail.control.commands import CommandError, command
+from tuimail.core.events import DirectoryChanged
 from tuimail.servers.engine import Engine
 from tuimail.teaching import report
+from tuimail.teaching.reset import default_archive, reset
 from tuimail.teaching.progress import ProgressTable, progress_rows
 
 
@@ -24,3 +29,26 @@ def student_blocks(engine: Engine, by: str, address: str, limit: int = 50) -> li
     """The student's sessions in the log files, newest last: (protocol word, the block's lines)."""
     blocks = report.student_blocks(engine.config.log_dir, engine.directory, address)
     return [(b.protocol, b.text.splitlines()) for b in blocks[-limit:]]
+
+
+@command("lab.reset")
+async def lab_reset(engine: Engine, by: str, keep_accounts: bool = False) -> str:
+    """The monitor's lab reset (the command line's is `tuimail lab reset`): the servers stop (every
+    session is told so), the archive is written, mail, logs and progress are emptied (and the accounts
+    removed unless kept), then the servers start again. Returns the archive's path."""
+    config = engine.config
+    archive = default_archive(config.base, datetime.now())
+    await engine.stop(f"lab reset by {by}")
+    try:
+        domains = [d.name for d in engine.directory.domains]
+        remove = None if keep_accounts else engine.directory.delete_all_accounts
+        summary = await asyncio.to_thread(reset, config.data_dir, config.log_dir, domains, archive,
+                                          remove_accounts=remove)
+        engine.progress.load()
+    except OSError as e:
+        raise CommandError(f"reset failed, nothing was removed before the archive was complete: {e}") from None
+    finally:
+        await engine.start()
+    engine.bus.system(f"Lab reset by {by}: archived to {summary.archive}")
+    engine.bus.publish(DirectoryChanged("accounts"))
+    return str(summary.archive)

@@ -6,14 +6,16 @@ from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Input, Static
+
+from tuimail.i18n import _
 
 
 class ConfirmDialog(ModalScreen[bool]):
-    def __init__(self, question: str, yes: str = "y = yes, any other key = no") -> None:
+    def __init__(self, question: str, yes: str | None = None) -> None:
         super().__init__()
         self.question = question
-        self.yes = yes
+        self.yes = yes if yes is not None else _("y = yes, any other key = no")
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog confirm"):
@@ -43,9 +45,35 @@ class ChoiceDialog(ModalScreen[str | None]):
             yield Static(self.question, classes="question")
             for key, label in self.choices.items():
                 yield Static(f"[b]{key}[/b]  {label}", classes="choice")
-            yield Static("Escape (or any other key) = cancel", classes="hint")
+            yield Static(_("Escape (or any other key) = cancel"), classes="hint")
 
     def on_key(self, event: events.Key) -> None:
         event.stop()
         event.prevent_default()
         self.dismiss(event.key if event.key in self.choices else None)
+
+
+class TypedConfirmDialog(ModalScreen[bool]):
+    """For what cannot be undone: the person types a word (e.g. RESET) and Enter; Escape cancels."""
+
+    def __init__(self, question: str, word: str) -> None:
+        super().__init__()
+        self.question = question
+        self.word = word
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog confirm"):
+            yield Static(self.question, classes="question", markup=False)
+            yield Input(placeholder=self.word, id="typed-word")
+            yield Static(_("Type {word} and Enter to go ahead; Escape cancels").format(word=self.word),
+                         classes="hint", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#typed-word", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value.strip() == self.word)
+
+    def key_escape(self) -> None:
+        self.dismiss(False)

@@ -21,7 +21,7 @@ from tuimail.tui.widgets.students_pane import cell, column_label
 
 
 class StudentWindow(Screen):
-    BINDINGS = [Binding("escape", "app.pop_screen", _("Back"))]
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
 
     def __init__(self, address: str, steps: tuple[Step, ...], row: StudentRow | None) -> None:
         super().__init__()

@@ -15,12 +15,14 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Input, Static, Checkbox
 
 from tuimail.config import PolicySettings, PortSettings, ServerSettings
+from tuimail.i18n import _
 from tuimail.tui.messages import ListenersChanged, SettingsDirty
 from tuimail.tui.widgets.form_row import FormRow
 
 PORT_NAMES = ("smtp", "submission", "pop3", "imap", "smtps", "pop3s", "imaps")
 FIELDS: tuple[tuple[str, str], ...] = (
     ("server", "hostname"),
+    ("server", "language"),  # "en" / "ru": the monitor's own language takes effect at its next start
     ("ports", "address"),
     *(("ports", name) for name in PORT_NAMES),
     *(("policy", name) for name in PolicySettings.model_fields),  # every [policy] value
@@ -68,7 +70,7 @@ class SettingsPane(Vertical):
                 info = model.model_fields[name]
                 widget = Checkbox("on", value=value, id=field_id(section, name)) if isinstance(value, bool) else \
                     Input(shown(value), id=field_id(section, name))
-                yield FormRow(f"{name}", widget, hint=info.description or "", id="row-" + field_id(section, name))
+                yield FormRow(f"{name}", widget, hint=_(info.description or ""), id="row-" + field_id(section, name))
 
     def on_mount(self) -> None:
         self._mark_unsaved(False)

@@ -17,6 +17,7 @@ from tuimail.core.events import DirectoryChanged, Event, ProgressChanged
 from tuimail.i18n import _
 from tuimail.teaching.exercises import Step
 from tuimail.teaching.progress import ProgressTable
+from tuimail.tui.dialogs.confirm import TypedConfirmDialog
 from tuimail.tui.widgets.table_pane import TablePane
 
 
@@ -32,7 +33,7 @@ def cell(stamp: str | None) -> str:
 
 class StudentsPane(TablePane):
     TABLE_ID, SUMMARY_ID = "students-table", "students-summary"
-    BINDINGS = [Binding("enter", "edit", _("Sessions"))]
+    BINDINGS = [Binding("enter", "edit", "Sessions"), Binding("r", "reset", "Reset lab")]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -84,6 +85,24 @@ class StudentsPane(TablePane):
         self.query_one(f"#{self.SUMMARY_ID}", Static).update(
             _("{students} students, {finished} finished all {steps} steps; Enter shows a student's sessions").format(
                 students=len(rows), finished=finished, steps=len(steps)))
+
+    def action_reset(self) -> None:
+        """Lab reset behind a typed confirmation: archive, then empty mail, logs and progress."""
+        word = _("RESET")
+        question = _("Reset the lab for the next group? The servers stop for a moment, mail, logs and "
+                     "progress are archived beside config.toml and emptied, and every account is removed.")
+        self.app.push_screen(TypedConfirmDialog(question, word),
+                             lambda yes: self.run_worker(self._reset(), group="reset") if yes else None)
+
+    async def _reset(self) -> None:
+        try:
+            archive = await self.app.client.call("lab.reset")
+        except (CommandError, ServerGone) as e:
+            self.app.notify(_("Lab not reset: {error}").format(error=e), severity="error")
+            return
+        self.app.notify(_("Lab reset; the old group's mail, logs and progress are in {archive}").format(archive=archive),
+                        timeout=15)
+        self.reload()
 
     def action_edit(self) -> None:
         address = self.selected()
