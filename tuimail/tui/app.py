@@ -26,7 +26,7 @@ from tuimail.control import AlreadyRunning, EngineClient, ServerGone
 from tuimail.control.connect import client_for
 from tuimail.control.local import InProcessClient
 from tuimail.core.events import DirectoryChanged, Protocol
-from tuimail.i18n import N_, _
+from tuimail.i18n import N_, _, ngettext
 from tuimail.tui import messages
 from tuimail.tui.localise import localise_bindings
 from tuimail.tui.clock import Clock
@@ -231,7 +231,7 @@ class TuimailApp(App[int]):
             return
         self.call_after_refresh(self.focus_tab)
         if self.settings_dirty and event.pane.id != "settings":
-            self.push_screen(ConfirmDialog("Settings have unsaved changes. Discard them?"), self._discard)
+            self.push_screen(ConfirmDialog(_("Settings have unsaved changes. Discard them?")), self._discard)
 
     def _discard(self, yes: bool | None) -> None:
         if yes:
@@ -268,13 +268,14 @@ class TuimailApp(App[int]):
         live = 0 if self.client.attached else len(self.client.sessions)  # attached: q only detaches
         worries = []
         if live:
-            worries.append(f"{live} session{'s are' if live != 1 else ' is'} live and will be closed")
+            worries.append(ngettext("{n} session is live and will be closed", "{n} sessions are live and will be closed",
+                                    live).format(n=live))
         if self.settings_dirty:
-            worries.append("unsaved settings will be lost")
+            worries.append(_("unsaved settings will be lost"))
         if not worries:
             self.run_worker(self._quit())
             return
-        question = "Quit tuimail? " + "; ".join(worries) + "."
+        question = _("Quit tuimail?") + " " + "; ".join(worries) + "."
         self.push_screen(ConfirmDialog(question), lambda yes: self.run_worker(self._quit()) if yes else None)
 
     def action_stop_server(self) -> None:
@@ -306,4 +307,4 @@ class TuimailApp(App[int]):
         tab = self.query_one("#main-tabs", TabbedContent).active
         name = f"tuimail-{tab}-{self.clock.now():%Y%m%d-%H%M%S}.svg"
         path = self.save_screenshot(name, path=str(self.config.base))
-        self.notify(f"Screenshot saved to {path}", timeout=10)
+        self.notify(_("Screenshot saved to {path}").format(path=path), timeout=10)

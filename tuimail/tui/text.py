@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tuimail.i18n import _
+
 
 def human_size(count: int) -> str:
     size = float(count)
@@ -29,4 +31,4 @@ def rate(count: int, seconds: float) -> str:
 
 
 def yes_no(flag: bool) -> str:
-    return "yes" if flag else "no"
+    return _("yes") if flag else _("no")

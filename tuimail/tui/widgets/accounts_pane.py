@@ -14,8 +14,9 @@ from tuimail.tui.dialogs.confirm import ChoiceDialog
 from tuimail.tui.messages import AccountsChanged
 from tuimail.tui.text import human_size, yes_no
 from tuimail.tui.widgets.table_pane import TablePane
+from tuimail.i18n import N_, _, ngettext
 
-COLUMNS = ("address", "full name", "POP", "IMAP", "admin", "msgs", "size", "notes")
+COLUMNS = (N_("address"), N_("full name"), "POP", "IMAP", N_("admin"), N_("msgs"), N_("size"), N_("notes"))
 
 
 def account_rows(totals: list) -> list[tuple[Account, tuple[str, ...]]]:
@@ -74,7 +75,9 @@ class AccountsPane(TablePane):
             table.move_cursor(row=table.get_row_index(selected))
         domains = len(self.app.client.config.settings.domains)
         self.query_one("#accounts-summary", Static).update(
-            f"{len(rows)} account{'s' if len(rows) != 1 else ''} in {domains} domain{'s' if domains != 1 else ''}"
+            _("{accounts} in {domains}").format(
+                accounts=ngettext("{n} account", "{n} accounts", len(rows)).format(n=len(rows)),
+                domains=ngettext("{n} domain", "{n} domains", domains).format(n=domains))
         )
         self.loaded.set()
 
@@ -96,13 +99,13 @@ class AccountsPane(TablePane):
         address = self.selected()
         if not address:
             return
-        choices = {"k": "delete the account, keep its mail on disk", "m": "delete the account and its mail"}
+        choices = {"k": _("delete the account, keep its mail on disk"), "m": _("delete the account and its mail")}
 
         def done(choice: str | None) -> None:
             if choice:
                 self.run_worker(self._delete(address, keep_mail=choice == "k"), group="accounts-delete")
 
-        self.app.push_screen(ChoiceDialog(f"Delete {address}?", choices), done)
+        self.app.push_screen(ChoiceDialog(_("Delete {address}?").format(address=address), choices), done)
 
     async def _delete(self, address: str, keep_mail: bool) -> None:
         try:
@@ -110,5 +113,6 @@ class AccountsPane(TablePane):
         except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: one line for the operator
             self.app.notify(str(e), severity="error")
             return
-        self.app.notify(f"Deleted {address}" + ("; its mail is kept" if keep_mail else " and its mail"))
+        self.app.notify((_("Deleted {address}; its mail is kept") if keep_mail else _("Deleted {address} and its mail"))
+                        .format(address=address))
         self.post_message(AccountsChanged())

@@ -9,8 +9,9 @@ from tuimail.tui.dialogs.confirm import ConfirmDialog
 from tuimail.tui.dialogs.domain_form import DomainForm
 from tuimail.tui.messages import DomainsChanged
 from tuimail.tui.widgets.table_pane import TablePane
+from tuimail.i18n import N_, _
 
-COLUMNS = ("domain", "IP", "accounts")
+COLUMNS = (N_("domain"), "IP", N_("accounts"))
 
 
 class DomainsPane(TablePane):
@@ -23,7 +24,7 @@ class DomainsPane(TablePane):
     ]
 
     def summary_text(self) -> str:
-        return "The first domain is the default one: a bare login (tatareva) means an account there."
+        return _("The first domain is the default one: a bare login (tatareva) means an account there.")
 
     def on_mount(self) -> None:
         self.reload()
@@ -35,7 +36,7 @@ class DomainsPane(TablePane):
         try:
             rows = await self.app.client.domains()
         except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: one line for the operator
-            self.app.notify(f"Domains not read: {e}", severity="error")
+            self.app.notify(_("Domains not read: {error}").format(error=e), severity="error")
             return
         table = self.table
         selected = self.selected()
@@ -67,13 +68,13 @@ class DomainsPane(TablePane):
             if yes:
                 self.run_worker(self._delete(name))
 
-        self.app.push_screen(ConfirmDialog(f"Delete domain {name}?"), done)
+        self.app.push_screen(ConfirmDialog(_("Delete domain {name}?").format(name=name)), done)
 
     async def _delete(self, name: str) -> None:
         try:
             await self.app.client.delete_domain(name)
         except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: one line for the operator
-            self.app.notify(f"Not deleted: {e}", severity="error")
+            self.app.notify(_("Not deleted: {error}").format(error=e), severity="error")
             return
-        self.app.notify(f"Deleted domain {name}")
+        self.app.notify(_("Deleted domain {name}").format(name=name))
         self.post_message(DomainsChanged())

@@ -11,16 +11,17 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
+from tuimail.i18n import N_, _
 from tuimail.core.events import Protocol
 from tuimail.tui.feed import LOG_PROTOCOLS
 from tuimail.tui.widgets.protocol_log import ProtocolLog
 
 TITLES = {
-    Protocol.SMTP: "SMTP in",
-    Protocol.SMTP_OUT: "SMTP out",
+    Protocol.SMTP: N_("SMTP in"),
+    Protocol.SMTP_OUT: N_("SMTP out"),
     Protocol.POP3: "POP",
     Protocol.IMAP: "IMAP",
-    Protocol.SYSTEM: "System",
+    Protocol.SYSTEM: N_("System"),
 }
 
 
@@ -43,10 +44,10 @@ class LogsPane(Vertical):
     def compose(self) -> ComposeResult:
         with TabbedContent(id="logs-tabs"):
             for protocol in LOG_PROTOCOLS:
-                with TabPane(TITLES[protocol], id="pane-" + log_id(protocol)):
+                with TabPane(_(TITLES[protocol]), id="pane-" + log_id(protocol)):
                     yield ProtocolLog(id=log_id(protocol))
         yield Static(id="logs-status", markup=False)
-        yield Input(placeholder="filter text (Enter applies, Escape clears)", id="logs-filter")
+        yield Input(placeholder=_("filter text (Enter applies, Escape clears)"), id="logs-filter")
 
     def on_mount(self) -> None:
         self.query_one("#logs-filter", Input).display = False
@@ -112,7 +113,7 @@ class LogsPane(Vertical):
 
     def _status(self) -> None:
         pattern = self.current_log().pattern if self.is_mounted else ""
-        parts = ["following new lines" if self.follow else "paused (f follows)"]
+        parts = [_("following new lines") if self.follow else _("paused (f follows)")]
         if pattern:
-            parts.append(f"filter: {pattern!r}")
+            parts.append(_("filter: {pattern}").format(pattern=repr(pattern)))
         self.query_one("#logs-status", Static).update("; ".join(parts))

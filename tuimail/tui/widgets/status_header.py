@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from textual.markup import escape
 from textual.widgets import Static
 
+from tuimail.i18n import _, ngettext
 from tuimail.tui.text import duration
 
 if TYPE_CHECKING:
@@ -18,23 +19,24 @@ if TYPE_CHECKING:
 def header_markup(engine: EngineClient, clock: Clock, starting: bool) -> str:
     sessions = len(engine.sessions)
     uptime = duration(clock.wall() - engine.started_at) if engine.started_at else "-"
-    first = (
-        f"[b]tuimail[/b] on [b $accent]{escape(engine.hostname)}[/b $accent] │ "
-        f"{sessions} session{'s' if sessions != 1 else ''} live │ up {uptime}"
-    )
+    first = _("[b]tuimail[/b] on [b $accent]{host}[/b $accent] │ {sessions} live │ up {uptime}").format(
+        host=escape(engine.hostname), sessions=ngettext("{n} session", "{n} sessions", sessions).format(n=sessions),
+        uptime=uptime)
     if engine.attached:
-        first += (f" │ [b]attached to tuimail serve, pid {engine.server_pid}[/b]" if engine.connected
-                  else f" │ [b $text-error]server pid {engine.server_pid} has stopped[/]")
+        first += (" │ [b]" + _("attached to tuimail serve, pid {pid}").format(pid=engine.server_pid) + "[/b]"
+                  if engine.connected
+                  else " │ [b $text-error]" + _("server pid {pid} has stopped").format(pid=engine.server_pid) + "[/]")
     if starting and not engine.listeners:
-        return first + "\n[$text-muted]starting the listeners...[/]"
+        return first + "\n[$text-muted]" + _("starting the listeners...") + "[/]"
     parts = []
     for state in engine.listeners.values():
         colour = "$text-success" if state.status == "up" else ("$text-muted" if state.status == "disabled" else "$text-error")
         parts.append(f"[{colour}]{escape(state.describe())}[/]")
-    text = first + "\n" + ("  ".join(parts) or "[$text-warning]no listener enabled[/]")
+    text = first + "\n" + ("  ".join(parts) or "[$text-warning]" + _("no listener enabled") + "[/]")
     if getattr(engine, "plaintext_warning", None):
         address = escape(engine.config.settings.ports.address)
-        text += f"\n[b $text-warning]! passwords are accepted without TLS on {address} (allow_plaintext_auth)[/]"
+        text += "\n[b $text-warning]! " + _("passwords are accepted without TLS on {address} (allow_plaintext_auth)").format(
+            address=address) + "[/]"
     return text
 
 

@@ -7,6 +7,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
+from tuimail.i18n import _
+
 
 class TablePane(Vertical):
     TABLE_ID = ""  # e.g. "accounts-table"
@@ -21,7 +23,7 @@ class TablePane(Vertical):
         yield Static(self.summary_text(), id=self.SUMMARY_ID, markup=False)
         table: DataTable = DataTable(id=self.TABLE_ID, cursor_type="row", zebra_stripes=True)
         for name in self.COLUMNS:
-            table.add_column(name, key=name)
+            table.add_column(_(name), key=name)  # the key stays English, the label is translated
         yield table
 
     @property
