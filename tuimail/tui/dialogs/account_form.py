@@ -14,6 +14,7 @@ from tuimail.core.addresses import AddressError, check_mailbox
 from tuimail.core.directory import Account
 from tuimail.core.passwords import WeakPassword, check_password
 from tuimail.tui.widgets.form_row import FormRow
+from tuimail.i18n import N_, _
 
 
 class AccountForm(ModalScreen[Account | None]):
@@ -30,28 +31,28 @@ class AccountForm(ModalScreen[Account | None]):
         a = self.account
         domains = [d.name for d in self.client.config.settings.domains]
         editing = a is not None
-        title = f"Edit account {a.address}" if a else "New account"
+        title = _("Edit account {address}").format(address=a.address) if a else _("New account")
         with Vertical(classes="dialog form"):
             yield Static(title, classes="title", markup=False)
             with VerticalScroll(classes="form-body"):
-                yield FormRow("Full name", Input(a.full_name if a else "", id="full_name"), id="row-full_name")
-                yield FormRow("Mailbox", Input(a.mailbox if a else "", id="mailbox", disabled=editing), id="row-mailbox")
+                yield FormRow(N_("Full name"), Input(a.full_name if a else "", id="full_name"), id="row-full_name")
+                yield FormRow(N_("Mailbox"), Input(a.mailbox if a else "", id="mailbox", disabled=editing), id="row-mailbox")
                 options = [(d, d) for d in domains]
                 domain = Select(options, value=a.domain if a else (domains[0] if domains else Select.NULL),
                                 allow_blank=not domains, id="domain", disabled=editing)
-                yield FormRow("Domain", domain, id="row-domain")
-                hint = "blank keeps the current password" if editing else ""
-                yield FormRow("Password", Input("", password=True, id="password"), hint=hint, id="row-password")
-                yield FormRow("Allow POP", Checkbox("may collect mail over POP3", value=a.pop if a else True, id="pop"))
-                yield FormRow("Allow IMAP", Checkbox("may use folders over IMAP", value=a.imap if a else True, id="imap"))
-                yield FormRow("Administrator", Checkbox("administrator (gets postmaster mail)", value=a.admin if a else False, id="admin"))
+                yield FormRow(N_("Domain"), domain, id="row-domain")
+                hint = _("blank keeps the current password") if editing else ""
+                yield FormRow(N_("Password"), Input("", password=True, id="password"), hint=hint, id="row-password")
+                yield FormRow(N_("Allow POP"), Checkbox(_("may collect mail over POP3"), value=a.pop if a else True, id="pop"))
+                yield FormRow(N_("Allow IMAP"), Checkbox(_("may use folders over IMAP"), value=a.imap if a else True, id="imap"))
+                yield FormRow(N_("Administrator"), Checkbox(_("administrator (gets postmaster mail)"), value=a.admin if a else False, id="admin"))
                 yield FormRow("Notes", Input(a.notes if a else "", id="notes"), id="row-notes")
-            yield Static("ctrl+s save   Escape cancel", id="form-status", classes="hint", markup=False)
+            yield Static(_("ctrl+s save   Escape cancel"), id="form-status", classes="hint", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#full_name", Input).focus()
         if not self.client.config.settings.domains:
-            self.query_one("#row-domain", FormRow).set_error("no domain yet: add one in the Domains tab (4)")
+            self.query_one("#row-domain", FormRow).set_error(_("no domain yet: add one in the Domains tab (4)"))
 
     # ----- validation as you type -----------------------------------------------------------
 
@@ -71,11 +72,11 @@ class AccountForm(ModalScreen[Account | None]):
                 mailbox = check_mailbox(mailbox)
                 domain = self.domain()
                 if domain and f"{mailbox}@{domain}".lower() in self.existing:
-                    errors["mailbox"] = f"{mailbox}@{domain} already exists"
+                    errors["mailbox"] = _("{address} already exists").format(address=f"{mailbox}@{domain}")
             except AddressError as e:
                 errors["mailbox"] = "required" if not mailbox else str(e)
             if self.domain() is None:
-                errors["domain"] = "no domain yet: add one in the Domains tab (4)"
+                errors["domain"] = _("no domain yet: add one in the Domains tab (4)")
         else:
             mailbox = self.account.mailbox
         password = self.value("password")
@@ -88,7 +89,7 @@ class AccountForm(ModalScreen[Account | None]):
         for field in ("full_name", "notes"):
             text = self.value(field)
             if len(text) > 2000 or any(c in text for c in "\0\r\n"):
-                errors[field] = "at most 2000 characters, no line breaks"
+                errors[field] = _("at most 2000 characters, no line breaks")
         return errors
 
     def show_errors(self, errors: dict[str, str], only: set[str] | None = None) -> None:
@@ -113,7 +114,7 @@ class AccountForm(ModalScreen[Account | None]):
         errors = self.check()
         self.show_errors(errors)
         if errors:
-            self.status("Fix the marked fields first")
+            self.status(_("Fix the marked fields first"))
             return
         self.status("Saving...")
         self.run_worker(self._save(), exclusive=True)
@@ -136,7 +137,7 @@ class AccountForm(ModalScreen[Account | None]):
         except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: shown in the form
             self.status(str(e))
             return
-        self.app.notify(f"Saved {account.address}")
+        self.app.notify(_("Saved {address}").format(address=account.address))
         self.dismiss(account)
 
     def status(self, text: str) -> None:

@@ -13,6 +13,7 @@ from textual.widgets import Input, Static
 from tuimail.config import DomainSettings
 from tuimail.core.addresses import AddressError, check_domain, check_ip
 from tuimail.tui.widgets.form_row import FormRow
+from tuimail.i18n import N_, _
 
 
 def detected_ip() -> str:
@@ -31,7 +32,7 @@ def domain_errors(hosted: list[str], name: str, ip: str, new: bool) -> dict[str,
     if new:
         try:
             if check_domain(name) in hosted:
-                errors["name"] = f"{name.lower()} already exists"
+                errors["name"] = _("{address} already exists").format(address=name.lower())
         except AddressError as e:
             errors["name"] = "required" if not name else str(e)
     try:
@@ -52,11 +53,11 @@ class DomainForm(ModalScreen[DomainSettings | None]):
     def compose(self) -> ComposeResult:
         d = self.domain
         with Vertical(classes="dialog form small"):
-            yield Static(f"Domain {d.name}" if d else "New domain", classes="title", markup=False)
+            yield Static(_("Domain {name}").format(name=d.name) if d else _("New domain"), classes="title", markup=False)
             yield FormRow("Name", Input(d.name if d else "", id="name", disabled=d is not None), id="row-name")
             ip = d.ip if d else detected_ip()
-            yield FormRow("IP address", Input(ip, id="ip"), hint="the address clients use for this domain", id="row-ip")
-            yield Static("ctrl+s save   Escape cancel", id="form-status", classes="hint", markup=False)
+            yield FormRow(N_("IP address"), Input(ip, id="ip"), hint=_("the address clients use for this domain"), id="row-ip")
+            yield Static(_("ctrl+s save   Escape cancel"), id="form-status", classes="hint", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#ip" if self.domain else "#name", Input).focus()
@@ -89,7 +90,7 @@ class DomainForm(ModalScreen[DomainSettings | None]):
         except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: shown in the form
             self.query_one("#form-status", Static).update(str(e))
             return
-        self.app.notify(f"Saved domain {saved.name} ({saved.ip})")
+        self.app.notify(_("Saved domain {name} ({ip})").format(name=saved.name, ip=saved.ip))
         self.dismiss(saved)
 
     def action_cancel(self) -> None:

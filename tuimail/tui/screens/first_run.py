@@ -13,8 +13,9 @@ from tuimail.core.addresses import AddressError, check_mailbox
 from tuimail.core.passwords import STRONG_RULE, WeakPassword, check_password
 from tuimail.tui.dialogs.domain_form import detected_ip, domain_errors
 from tuimail.tui.widgets.form_row import FormRow
+from tuimail.i18n import N_, _
 
-INTRO = (
+INTRO = N_(
     "Welcome to tuimail. No mail domain is set up yet. Give the domain your teacher assigned "
     "(e.g. your group number: group42.lab), the IP address clients will use, and the first account, "
     "which is an administrator."
@@ -30,16 +31,16 @@ class FirstRunScreen(Screen[bool]):
     def compose(self) -> ComposeResult:
         strong = self.app.client.config.settings.policy.require_strong_passwords
         with Vertical(id="first-run"):
-            yield Static("First run: your mail domain", classes="title")
-            yield Static(INTRO, classes="intro", markup=False)
+            yield Static(_("First run: your mail domain"), classes="title")
+            yield Static(_(INTRO), classes="intro", markup=False)
             with VerticalScroll(classes="form-body"):
                 yield FormRow("Domain", Input(id="name", placeholder="lab.test"), id="row-name")
-                yield FormRow("IP address", Input(detected_ip(), id="ip"), hint="detected on this machine", id="row-ip")
-                yield FormRow("Full name", Input(id="full_name"), id="row-full_name")
-                yield FormRow("Mailbox", Input(id="mailbox"), hint="Latin letters, digits, _ - .", id="row-mailbox")
+                yield FormRow(N_("IP address"), Input(detected_ip(), id="ip"), hint=_("detected on this machine"), id="row-ip")
+                yield FormRow(N_("Full name"), Input(id="full_name"), id="row-full_name")
+                yield FormRow(N_("Mailbox"), Input(id="mailbox"), hint=_("Latin letters, digits, _ - ."), id="row-mailbox")
                 yield FormRow("Password", Input(id="password", password=True),
                               hint=STRONG_RULE if strong else "", id="row-password")
-            yield Static("ctrl+s create   Escape later (add a domain in the Domains tab)", id="form-status",
+            yield Static(_("ctrl+s create   Escape later (add a domain in the Domains tab)"), id="form-status",
                          classes="hint", markup=False)
         yield Footer()
 
@@ -92,7 +93,7 @@ class FirstRunScreen(Screen[bool]):
         except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: shown on the screen
             self.query_one("#form-status", Static).update(str(e))
             return
-        self.app.notify(f"Domain {name} and administrator {address} created")
+        self.app.notify(_("Domain {name} and administrator {address} created").format(name=name, address=address))
         self.dismiss(True)
 
     def action_skip(self) -> None:

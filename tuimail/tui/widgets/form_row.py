@@ -6,6 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import Input, Label, Static
+from tuimail.i18n import _
 
 
 class FormRow(Horizontal):
@@ -16,7 +17,7 @@ class FormRow(Horizontal):
         self.hint = hint
 
     def compose(self) -> ComposeResult:
-        yield Label(self.label, classes="form-label")
+        yield Label(_(self.label), classes="form-label")  # labels are marked N_() where the form is made
         with Vertical(classes="form-field"):
             yield self.field
             yield Static(self.hint, classes="form-hint", markup=False)

@@ -143,8 +143,8 @@ class SettingsPane(Vertical):
         changed = dirty != self.unsaved
         self.unsaved = dirty
         name = self.app.client.config.path.name
-        text = (f"UNSAVED CHANGES: ctrl+s saves {name}, ctrl+r reverts" if dirty
-                else f"{name}: Enter edits, ctrl+s saves and applies at once, Escape stops editing")
+        text = (_("UNSAVED CHANGES: ctrl+s saves {file}, ctrl+r reverts").format(file=name) if dirty
+                else _("{file}: Enter edits, ctrl+s saves and applies at once, Escape stops editing").format(file=name))
         self.query_one("#settings-status", Static).update(text)
         self.set_class(dirty, "dirty")
         if changed:
@@ -170,7 +170,7 @@ class SettingsPane(Vertical):
             fid = field_id(section, name)
             self.query_one(f"#row-{fid}", FormRow).set_error(errors.get(fid))
         if errors:
-            self.app.notify("Not saved: fix the marked settings", severity="error")
+            self.app.notify(_("Not saved: fix the marked settings"), severity="error")
             return
         self.run_worker(self.apply(models), exclusive=True, group="settings")
 
@@ -182,12 +182,12 @@ class SettingsPane(Vertical):
         try:
             problems = await client.apply_settings({s: m.model_dump(mode="json") for s, m in models.items()})
         except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: the operator must see any reason
-            self.app.notify(f"{name} not written: {e}", severity="error")
+            self.app.notify(_("{file} not written: {error}").format(file=name, error=e), severity="error")
             return [str(e)]
         self.post_message(ListenersChanged())
         self.load_values()
         if problems:
-            self.app.notify("Saved, but: " + "; ".join(problems), severity="warning", timeout=10)
+            self.app.notify(_("Saved, but: {problems}").format(problems="; ".join(problems)), severity="warning", timeout=10)
         else:
-            self.app.notify(f"Saved {name} and applied")
+            self.app.notify(_("Saved {file} and applied").format(file=name))
         return problems
