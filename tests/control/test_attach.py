@@ -197,3 +197,28 @@ def test_without_a_server_status_says_so_and_accounts_edit_the_files(served):
     assert status.returncode == 1 and "no tuimail server is running" in status.stderr
     added = cli(config, "account", "add", "petrova@lab.test", "--password-stdin", stdin="Secret123\n")
     assert added.returncode == 0 and "petrova@lab.test" in (config.data_dir / "accounts.json").read_text()
+
+
+async def test_settings_saved_in_an_attached_monitor_apply_in_the_server(served):
+    served.start()
+    config = served.config
+    other = SocketClient(config)
+    await other.start()
+    app = TuimailApp(config, client=client_for(config), cursor_blink=False, first_run=False)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, app.engine_ready.is_set, what="attached")
+            problems = await app.client.apply_settings({"server": {"hostname": "mail.group42.lab"}})
+            assert problems == []
+            # the reply comes after the new state: this monitor's form reads the new value at once
+            assert app.client.config.settings.server.hostname == "mail.group42.lab"
+            await until(pilot, lambda: other.hostname == "mail.group42.lab", what="the other monitor")
+            await until(pilot, lambda: "mail.group42.lab" in screen_text(app), what="header")
+            await pilot.press("q")
+    finally:
+        await other.close()
+    greeting = await asyncio.to_thread(lambda: smtplib.SMTP("127.0.0.1", config.settings.ports.smtp, timeout=10))
+    assert "mail.group42.lab" in greeting.ehlo()[1].decode()
+    greeting.quit()
+    assert "hostname = \"mail.group42.lab\"" in config.path.read_text()
+    assert f"settings.apply(sections={{'server': {{'hostname': 'mail.group42.lab'}}}}) from uid {os.getuid()}" in system_log(config)

@@ -3,6 +3,9 @@ holds the config's pid lock, else the servers in this process (the default for a
 
 from __future__ import annotations
 
+import errno
+import socket
+
 from tuimail.config import Config
 from tuimail.control.client import EngineClient
 from tuimail.servers.pidlock import Holder, running
@@ -26,3 +29,24 @@ def client_for(config: Config, role: str = "monitor") -> EngineClient:
 
     engine = Engine(config)
     return InProcessClient(engine, host=Host(engine, kind="monitor"))
+
+
+def unreachable(client: EngineClient) -> str | None:
+    """Why an attached client cannot open the server's socket at all (permissions), or None. A
+    server that is merely going away is left to the monitor, which offers to start one."""
+    path = getattr(client, "path", None)
+    if not client.attached or path is None:
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM):
+            holder = running_server(client.config)
+            who = f"pid {holder.pid}" if holder and holder.pid else "another process"
+            return (f"a server ({who}) runs on this config but its control socket {path} is not yours to "
+                    f"open ({e.strerror}); run as its user or a member of its group")
+        return None
+    finally:
+        sock.close()
+    return None

@@ -41,6 +41,8 @@ async def reload_config(host) -> list[str]:
         changed.append("[metrics]")
     models = {s: getattr(new, s) for s in ("server", "ports", "policy") if getattr(new, s) != getattr(running, s)}
     if models:
+        if problems:  # [tls]: apply_models logs only its own
+            engine.bus.system(f"SIGHUP: not applied: {'; '.join(problems)}", logging.WARNING)
         problems += await apply_models(engine, models, BY, save=False)
     elif changed or problems:
         engine.bus.system(f"SIGHUP: applied {', '.join(changed) or 'nothing'}"

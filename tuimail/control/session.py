@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from tuimail.control import commands, wire
-from tuimail.core.events import Event, SystemMessage
+from tuimail.core.events import DirectoryChanged, Event, SystemMessage
 from tuimail.servers.control_socket import Peer
 from tuimail.servers.engine import Engine
 
@@ -54,6 +54,8 @@ class Hub:
     def _event(self, event: Event) -> None:
         if not self.subscribers:
             return
+        if isinstance(event, DirectoryChanged):  # views reload on it: give them the new state first
+            self._push_delta()
         line = wire.dumps({"event": event})
         for peer in list(self.subscribers):
             if not peer.send(line):
@@ -107,16 +109,19 @@ class Hub:
             if not self.subscribers:
                 self._rest, self._sessions = {}, {}
                 continue
-            try:
-                delta = self.delta()
-            except Exception:  # noqa: BLE001 - the monitors' view must never stop the server
-                logging.getLogger(__name__).exception("control state")
-                continue
-            if delta is not None:
-                line = _dumps_encoded({"state": delta})
-                for peer in list(self.subscribers):
-                    if not peer.send(line):
-                        self.subscribers.discard(peer)
+            self._push_delta()
+
+    def _push_delta(self) -> None:
+        try:
+            delta = self.delta()
+        except Exception:  # noqa: BLE001 - the monitors' view must never stop the server
+            logging.getLogger(__name__).exception("control state")
+            return
+        if delta is not None:
+            line = _dumps_encoded({"state": delta})
+            for peer in list(self.subscribers):
+                if not peer.send(line):
+                    self.subscribers.discard(peer)
 
 
 def _dumps_encoded(message: dict) -> bytes:

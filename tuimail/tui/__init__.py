@@ -14,8 +14,15 @@ if TYPE_CHECKING:
 
 def run_tui(config: Config) -> int:
     """Run the monitor until the operator quits (or detaches); returns the process exit code."""
-    from tuimail.control.connect import client_for
+    import sys
+
+    from tuimail.control.connect import client_for, unreachable
     from tuimail.tui.app import TuimailApp
 
-    result = TuimailApp(config, client=client_for(config)).run()
+    client = client_for(config)
+    problem = unreachable(client)
+    if problem:  # e.g. the socket belongs to another user: say so, do not start a second server
+        print(f"tuimail: {problem}", file=sys.stderr)
+        return 1
+    result = TuimailApp(config, client=client).run()
     return int(result or 0)
