@@ -5,8 +5,9 @@
     tuimail status                          the running server: listeners, sessions, uptime, queue
     tuimail session list|kill ID            live sessions of the running server
     tuimail service install [--user NAME] [--print]   a systemd unit for `tuimail serve`
+    tuimail setup --domain NAME --admin ... the installer without a screen (first run only)
     tuimail check                           validate the config and print the effective settings
-    tuimail domain add|list|del ...         hosted domains (kept in config.toml)
+    tuimail domain add|list|del|primary ... hosted domains (kept in config.toml)
     tuimail account add|list|set|del ...    accounts (kept in data_dir/accounts.json)
     tuimail log show [--user ADDRESS] ...   whole session blocks from the protocol logs
 
@@ -21,6 +22,7 @@ import argparse
 import asyncio
 import getpass
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from tuimail import __version__, cli_teaching
@@ -58,11 +60,23 @@ def build_parser() -> argparse.ArgumentParser:
     s_install = service.add_parser("install", parents=[common], help="write a systemd unit for `tuimail serve`")
     s_install.add_argument("--user", metavar="NAME", help="the user the service runs as (default: you, or $SUDO_USER)")
     s_install.add_argument("--print", dest="print_only", action="store_true", help="write the unit to stdout instead")
+    setup = sub.add_parser("setup", parents=[common], help="first run: the group's domain and its first administrator")
+    setup.add_argument("--domain", required=True, metavar="NAME", help="the mail domain (becomes the primary domain)")
+    setup.add_argument("--ip", default="127.0.0.1", metavar="ADDR", help="the domain's IP address (default 127.0.0.1)")
+    setup.add_argument("--hostname", default="", metavar="NAME", help="name in greetings and Received: (default mail.<domain>)")
+    setup.add_argument("--admin", required=True, metavar="MAILBOX", help="the first administrator's mailbox name")
+    setup.add_argument("--full-name", default="", metavar="TEXT", help="the administrator's full name")
+    setup.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    setup.add_argument("--weak-passwords", action="store_true",
+                       help="allow simple passwords ([policy] require_strong_passwords = false)")
 
     domain = sub.add_parser("domain", parents=[common], help="hosted domains").add_subparsers(dest="action", metavar="ACTION", required=True)
     d_add = domain.add_parser("add", parents=[common], help="host a new domain")
     d_add.add_argument("name")
     d_add.add_argument("--ip", default="127.0.0.1", help="the domain's IP address (default 127.0.0.1)")
+    d_add.add_argument("--primary", action="store_true", help="make it the primary domain (bare mailbox names mean it)")
+    d_primary = domain.add_parser("primary", parents=[common], help="make a domain the primary one (bare mailbox names mean it)")
+    d_primary.add_argument("name")
     domain.add_parser("list", parents=[common], help="list hosted domains")
     d_del = domain.add_parser("del", parents=[common], help="stop hosting a domain (it must have no accounts)")
     d_del.add_argument("name")
@@ -240,23 +254,47 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_setup(config: Config, args: argparse.Namespace) -> int:
+    from tuimail.core.setup import SetupRequest, checked, refuse_if_set_up, run_setup
+
+    directory = Directory(config)
+    request = SetupRequest(args.domain, args.admin, "", args.ip, args.hostname, args.full_name, not args.weak_passwords)
+    refuse_if_set_up(directory)  # refused, or a bad domain or mailbox, before asking for a password
+    checked(request, password=False)
+    account = run_setup(directory, replace(request, password=read_password(args.password_stdin)))
+    settings = config.settings
+    print(f"set up: domain {account.domain} (primary, {settings.domain(account.domain).ip}), hostname "
+          f"{settings.server.hostname}, administrator {account.address}; start the server with: tuimail")
+    return 0
+
+
 # ----- domains ----------------------------------------------------------------------------------
 
 def cmd_domain_add(config: Config, args: argparse.Namespace) -> int:
-    domain = through_server(config, "domain.add", name=args.name, ip=args.ip)
+    domain = through_server(config, "domain.add", name=args.name, ip=args.ip, primary=args.primary)
     if domain is NOT_RUNNING:
-        domain = Directory(config).add_domain(args.name, args.ip)
-    print(f"domain {domain.name} added ({domain.ip})")
+        domain = Directory(config).add_domain(args.name, args.ip, primary=args.primary)
+    print(f"domain {domain.name} added ({domain.ip}){', the primary domain' if args.primary else ''}")
+    return 0
+
+
+def cmd_domain_primary(config: Config, args: argparse.Namespace) -> int:
+    domain = through_server(config, "domain.primary", name=args.name)
+    if domain is NOT_RUNNING:
+        domain = Directory(config).set_primary(args.name)
+    print(f"{domain.name} is now the primary domain: a bare name such as `user tatareva` means tatareva@{domain.name}")
     return 0
 
 
 def cmd_domain_list(config: Config, args: argparse.Namespace) -> int:
     listed = through_server(config, "domain.list")
-    if listed is NOT_RUNNING:
+    primary = through_server(config, "domain.primary_name") if listed is not NOT_RUNNING else NOT_RUNNING
+    if listed is NOT_RUNNING or primary is NOT_RUNNING:
         directory = Directory(config)
         listed = [(d, len(directory.accounts(d.name))) for d in directory.domains]
-    rows = [(d.name, d.ip, str(count)) for d, count in listed]
-    print_table(("DOMAIN", "IP", "ACCOUNTS"), rows)
+        primary = directory.primary_domain
+    rows = [(d.name, d.ip, str(count), "yes" if d.name == primary else "") for d, count in listed]
+    print_table(("DOMAIN", "IP", "ACCOUNTS", "PRIMARY"), rows)
     return 0
 
 
@@ -396,7 +434,9 @@ COMMANDS = {
     ("session", "list"): cmd_session_list,
     ("session", "kill"): cmd_session_kill,
     ("service", "install"): cmd_service_install,
+    ("setup", None): cmd_setup,
     ("domain", "add"): cmd_domain_add,
+    ("domain", "primary"): cmd_domain_primary,
     ("domain", "list"): cmd_domain_list,
     ("domain", "del"): cmd_domain_del,
     ("account", "add"): cmd_account_add,

@@ -41,10 +41,22 @@ class ServerSettings(_Section):
     """How many rotated files to keep per log."""
     language: Literal["en", "ru"] = "en"
     """Language of the monitor, the annotations and the log files' own phrases: "en" or "ru" (protocol replies stay ASCII)."""
+    primary_domain: str = ""
+    """The domain a bare mailbox name means (`user tatareva`, `rcpt to:tatareva`, `postmaster`); empty = the first [[domains]] entry."""
 
     @field_validator("hostname")
     @classmethod
     def _hostname(cls, value: str) -> str:
+        try:
+            return check_domain(value)
+        except AddressError as e:
+            raise ValueError(str(e)) from None
+
+    @field_validator("primary_domain")
+    @classmethod
+    def _primary(cls, value: str) -> str:
+        if not value:
+            return ""
         try:
             return check_domain(value)
         except AddressError as e:
@@ -107,17 +119,21 @@ class PolicySettings(_Section):
     max_bad_commands: int = Field(10, ge=1)
     """Unknown or malformed commands in a row before the session is closed."""
     auth_failures_before_block: int = Field(10, ge=0)
-    """Failed logins in a row from one address before it is refused for auth_block_seconds (0 = never block)."""
+    """Failed logins in a row at one account from one address before that account is refused from there for auth_block_seconds (0 = never block); an account is blocked everywhere after three times as many."""
+    auth_spray_accounts: int = Field(5, ge=2)
+    """Failed logins at this many different accounts from one address (password spraying) block the whole address (never loopback or trusted_networks)."""
     auth_block_seconds: int = Field(900, ge=1)
-    """How long a blocked address is refused."""
+    """How long a block lasts; failures older than this are forgotten."""
     auth_max_delay: float = Field(15.0, ge=0)
     """Longest delay before answering a failed login (the delay doubles with each failure: 1, 2, 4... s)."""
     allow_networks: list[str] = []
     """Client networks allowed to connect, in CIDR (e.g. "192.168.1.0/24"); empty = everyone."""
     deny_networks: list[str] = []
     """Client networks always refused, in CIDR; checked before allow_networks."""
+    trusted_networks: list[str] = []
+    """Client networks of your own, in CIDR (e.g. a lab's "192.168.1.0/24"): never blocked as a whole after failed logins (loopback never is either); shared by other rules that trust local clients."""
 
-    @field_validator("allow_networks", "deny_networks")
+    @field_validator("allow_networks", "deny_networks", "trusted_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         import ipaddress
@@ -128,6 +144,13 @@ class PolicySettings(_Section):
             except ValueError:
                 raise ValueError(f"{network!r} is not a network in CIDR form (e.g. 192.168.1.0/24)") from None
         return value
+
+
+class TeachingSettings(_Section):
+    """[teaching]: what the server does for a lab beyond serving mail."""
+
+    mail_transcripts: bool = False
+    """Mail each session's log block (secrets `*****`) to the account it logged in as, into its Transcripts folder."""
 
 
 class TlsSettings(_Section):
@@ -216,7 +239,7 @@ class Settings(_Section):
     metrics: MetricsSettings = MetricsSettings()
     """[metrics]"""
     domains: list[DomainSettings] = []
-    """[[domains]]: the mail domains this server hosts; the first one is the default for bare logins."""
+    """[[domains]]: the mail domains this server hosts; bare logins mean [server] primary_domain (default: the first)."""
 
     @field_validator("domains")
     @classmethod
@@ -230,6 +253,14 @@ class Settings(_Section):
     def domain(self, name: str) -> DomainSettings | None:
         name = name.lower()
         return next((d for d in self.domains if d.name == name), None)
+
+    @property
+    def primary(self) -> str | None:
+        """The primary domain's name: [server] primary_domain, else the first domain (None: no domain)."""
+        wanted = self.server.primary_domain
+        if wanted and self.domain(wanted):
+            return wanted
+        return self.domains[0].name if self.domains else None
 
 
 class ConfigError(Exception):
@@ -280,7 +311,7 @@ def parse_settings(text: str, path: Path | str = "config.toml") -> Settings:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: TOML syntax error: {e}") from None
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         key = _dotted(err["loc"])
@@ -291,6 +322,12 @@ def parse_settings(text: str, path: Path | str = "config.toml") -> Settings:
         value = f" (got {err['input']!r})" if err["type"] not in ("extra_forbidden", "missing") else ""
         more = f" (and {len(e.errors()) - 1} more problem(s))" if len(e.errors()) > 1 else ""
         raise ConfigError(f"{path}{where}: {key}: {msg}{value}{more}") from None
+    primary = settings.server.primary_domain
+    if primary and not settings.domain(primary):
+        where = _line_of(text, ("server", "primary_domain"))
+        raise ConfigError(f"{path}{where}: server.primary_domain: {primary} is not one of the [[domains]] "
+                          f"(add it with: tuimail domain add {primary})")
+    return settings
 
 
 def dump_settings(settings: Settings) -> str:

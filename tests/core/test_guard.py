@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tuimail.config import PolicySettings
+from tuimail.core import guard as guard_module
 from tuimail.core.guard import Guard
 
 
@@ -31,20 +32,63 @@ def test_failures_per_account_count_across_addresses():
     assert guard.auth_failed("10.0.0.3", "bob@lab.test") == 4  # third failure on the account
 
 
-def test_block_after_threshold_then_expiry_and_release():
+def test_an_account_is_blocked_from_one_address_then_expires_and_is_released():
     guard, clock, said = make(auth_failures_before_block=3, auth_block_seconds=60)
     for _ in range(3):
-        guard.auth_failed("10.0.0.1", None)
-    assert "too many failed logins" in guard.refusal("10.0.0.1", 0, 0)
-    assert guard.refusal("10.0.0.2", 0, 0) is None
-    assert said == ["Blocked 10.0.0.1 for 60 s after 3 failed logins"]
+        guard.auth_failed("10.0.0.1", "bob@lab.test")
+    block = guard.blocked("10.0.0.1", "BOB@lab.test")
+    assert block is not None and block.key == "bob@lab.test from 10.0.0.1" and block.failures == 3
+    assert guard.blocked("10.0.0.1", "ann@lab.test") is None  # others at that address log in
+    assert guard.blocked("10.0.0.2", "bob@lab.test") is None  # and bob from elsewhere
+    assert guard.refusal("10.0.0.1", 0, 0) is None  # the address as a whole is not blocked
+    assert said == ["Blocked bob@lab.test from 10.0.0.1 for 60 s after 3 failed logins"]
     clock.now += 61
-    assert guard.refusal("10.0.0.1", 0, 0) is None and said[-1] == "Block of 10.0.0.1 expired"
+    assert guard.blocked("10.0.0.1", "bob@lab.test") is None and said[-1] == "Block of bob@lab.test from 10.0.0.1 expired"
     for _ in range(3):
-        guard.auth_failed("10.0.0.1", None)
-    assert [b.ip for b in guard.blocks()] == ["10.0.0.1"]
-    assert guard.release("10.0.0.1") and said[-1] == "Block of 10.0.0.1 released by the operator"
-    assert guard.blocks() == [] and not guard.release("10.0.0.1")
+        guard.auth_failed("10.0.0.1", "bob@lab.test")
+    assert [b.key for b in guard.blocks()] == ["bob@lab.test from 10.0.0.1"]
+    assert guard.release("bob@lab.test from 10.0.0.1")
+    assert said[-1] == "Block of bob@lab.test from 10.0.0.1 released by the operator"
+    assert guard.blocks() == [] and not guard.release("bob@lab.test from 10.0.0.1")
+    assert guard.auth_failed("10.0.0.1", "bob@lab.test") == 1  # released: counting starts again
+
+
+def test_an_account_guessed_from_many_addresses_is_blocked_everywhere():
+    guard, _, said = make(auth_failures_before_block=2, auth_max_delay=0)
+    for n in range(2 * guard_module.ACCOUNT_FACTOR):
+        guard.auth_failed(f"10.0.0.{n}", "bob@lab.test")
+    block = guard.blocked("10.9.9.9", "bob@lab.test")
+    assert block is not None and block.key == "bob@lab.test" and block.ip is None
+    assert guard.blocked("10.9.9.9", "ann@lab.test") is None
+    assert "Blocked bob@lab.test for 900 s after 6 failed logins" in said
+
+
+def test_a_spray_blocks_the_address_but_never_loopback_or_a_trusted_network():
+    guard, _, said = make(auth_failures_before_block=10, auth_spray_accounts=5, trusted_networks=["192.168.7.0/24"])
+    for ip in ("203.0.113.9", "127.0.0.1", "192.168.7.20"):
+        for n in range(4):
+            guard.auth_failed(ip, f"user{n}@lab.test")
+        assert guard.block_of(ip) is None  # four accounts: not yet a spray
+        guard.auth_failed(ip, "user4@lab.test")
+    assert [b.key for b in guard.blocks()] == ["203.0.113.9"]
+    assert "too many failed logins from 203.0.113.9" in guard.refusal("203.0.113.9", 0, 0)
+    assert guard.blocked("203.0.113.9", "anyone@lab.test").key == "203.0.113.9"
+    assert guard.refusal("127.0.0.1", 0, 0) is None and guard.refusal("192.168.7.20", 0, 0) is None
+    assert guard.auth_failed("127.0.0.1", "user5@lab.test") == 15  # a spray from a shared address is slowed
+    assert any("from 127.0.0.1 (a shared address: slowed, not blocked)" in line for line in said)
+
+
+def test_one_student_failing_twelve_times_on_loopback_locks_out_nobody_else():
+    guard, _, _ = make(auth_failures_before_block=10)
+    for _ in range(12):
+        guard.auth_failed("127.0.0.1", "ivanov@group7.test")
+    assert guard.blocked("127.0.0.1", "ivanov@group7.test") is not None
+    students = [f"s{n}@group7.test" for n in range(29)]
+    assert all(guard.blocked("127.0.0.1", s) is None for s in students)
+    assert guard.refusal("127.0.0.1", 29, 29) is None
+    for student in students:
+        guard.auth_succeeded("127.0.0.1", student)
+    assert guard.blocked("127.0.0.1", "ivanov@group7.test") is not None  # others' successes do not free it
 
 
 def test_success_resets_the_counters():

@@ -52,32 +52,46 @@ class Raw:
 
 # ----- POP3: throttling, blocks, refusals -----------------------------------------------------
 
-def test_pop3_failed_logins_block_the_address_until_released(strict) -> None:
+def test_pop3_failed_logins_block_the_account_from_that_address_until_released(strict) -> None:
+    strict.engine.directory.add_account("tatareva@lab.test", PASSWORD)
     other = Raw(strict.ports.pop3)  # opened before the block
     pop = Raw(strict.ports.pop3)
     assert pop.ask(b"user tester") == b"+OK tester... User ok\r\n"
     assert pop.ask(b"pass wrong") == b"-ERR [AUTH] Invalid login or password\r\n"
     assert pop.ask(b"user tester") .startswith(b"+OK")
-    assert pop.ask(b"pass wrong again") == BLOCKED  # the second failure blocks 127.0.0.1
+    assert pop.ask(b"pass wrong again") == BLOCKED  # the second failure blocks tester from 127.0.0.1
     assert pop.rest() == b""  # ...and closes the connection
     pop.close()
     assert other.ask(b"user tester").startswith(b"+OK")
     assert other.ask(b"pass " + PASSWORD.encode()) == BLOCKED  # no guess is checked while blocked
     other.close()
-    refused = Raw(strict.ports.pop3)
-    assert refused.greeting.startswith(b"-ERR [SYS/TEMP] too many failed logins from 127.0.0.1; try again in")
-    assert refused.rest() == b""
-    refused.close()
-    assert [b.ip for b in strict.call(strict.engine.guard.blocks)] == ["127.0.0.1"]
-    assert strict.call(strict.engine.guard.release, "127.0.0.1")
+    classmate = Raw(strict.ports.pop3)  # loopback is shared by the lab: never blocked as a whole
+    assert classmate.greeting.startswith(b"+OK")
+    assert classmate.ask(b"user tatareva").startswith(b"+OK")
+    assert classmate.ask(b"pass " + PASSWORD.encode()).startswith(b"+OK tatareva@lab.test's mailbox")
+    classmate.close()
+    assert [b.key for b in strict.call(strict.engine.guard.blocks)] == ["tester@lab.test from 127.0.0.1"]
+    assert strict.call(strict.engine.guard.release, "tester@lab.test from 127.0.0.1")
     client = poplib.POP3("127.0.0.1", strict.ports.pop3, timeout=10)
     client.user("tester")
     assert client.pass_(PASSWORD).startswith(b"+OK")
     client.quit()
     strict.wait_for(lambda: "blocked after failed logins" in strict.log_text("POP"))
-    assert "--> -ERR [SYS/TEMP] Too many failed logins; try again later" in strict.log_text("POP")
+    pop_log = strict.log_text("POP")
+    assert "--> -ERR [SYS/TEMP] Too many failed logins; try again later" in pop_log
+    assert "Login as tester@lab.test refused: tester@lab.test from 127.0.0.1 is blocked after failed logins" in pop_log
     system = strict.log_text("system")
-    assert "Blocked 127.0.0.1" in system and "Block of 127.0.0.1 released by the operator" in system
+    assert "Blocked tester@lab.test from 127.0.0.1" in system
+    assert "Block of tester@lab.test from 127.0.0.1 released by the operator" in system
+
+
+def test_a_spray_from_a_remote_address_blocks_it_as_a_whole(strict) -> None:
+    """Only the guard knows addresses; the server refuses a sprayed address at the greeting."""
+    guard = strict.engine.guard
+    for n in range(5):
+        strict.call(guard.auth_failed, "203.0.113.9", f"user{n}@lab.test")
+    assert strict.call(strict.engine.refusal, "203.0.113.9").startswith("too many failed logins from 203.0.113.9")
+    assert strict.call(strict.engine.refusal, "127.0.0.1") is None
 
 
 def test_pop3_sasl_failures_count_and_a_success_resets_them(strict) -> None:
@@ -97,7 +111,9 @@ def test_pop3_sasl_failures_count_and_a_success_resets_them(strict) -> None:
     assert strict.call(strict.engine.guard.blocks) == []
     pop = Raw(strict.ports.pop3)
     assert pop.ask(b"user nobody") .startswith(b"+OK")
-    assert pop.ask(b"pass x") == BLOCKED  # the second failure in a row
+    assert pop.ask(b"pass x").startswith(b"-ERR [AUTH]")  # another account: its own count
+    assert pop.ask(b"user tester") .startswith(b"+OK")
+    assert pop.ask(b"pass x") == BLOCKED  # the second failure at tester since the success
     pop.close()
 
 

@@ -100,7 +100,8 @@ def test_backspace_crlf_uppercase_and_telnet_negotiation(server):
         (["helo x", "mail from:tester@lab.test", "rcpt to:nobody@lab.test"], "550 5.1.1"),
         (["helo x", "mail from:tester@lab.test", "rcpt to:someone@example.org"], "554 5.7.1"),
         (["helo x", "mail from:tester@lab.test", "rcpt to:<tatareva@lab.test"], "553"),
-        (["helo x", "mail from:tester@lab.test", "rcpt to:tatareva"], "501"),
+        (["helo x", "mail from:tester@lab.test", "rcpt to:tatareva"], "250 2.1.5 <tatareva@lab.test>"),  # primary domain
+        (["helo x", "mail from:tester@lab.test", "rcpt to:ghost"], "550 5.1.1 <ghost@lab.test>"),
         (["ehlo x", "mail from:<> SIZE=999999999999"], "552"),
         (["helo x", "mail from:<> SIZE=10"], "501"),  # no parameters after HELO (RFC 5321 §4.1.1.2)
         (["\x01\x02\x03garbage\xff"], "500"),

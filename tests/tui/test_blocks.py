@@ -1,6 +1,6 @@
-"""Blocked addresses (issue 6): real failed logins over SMTP block 127.0.0.1; the Sessions tab lists
-the block under the sessions table, `u` releases it, a new connection is greeted again and
-system.log says who released it. Also: the header warns while passwords go in clear off loopback."""
+"""Blocks (issues 6 and 9): real failed logins over SMTP block that account from 127.0.0.1 (never the
+shared address as a whole); the Sessions tab lists the block under the sessions table, `u` releases it,
+the account logs in again and system.log says who released it. Also: the header warns while passwords go in clear off loopback."""
 
 from __future__ import annotations
 
@@ -43,6 +43,17 @@ def greeting(port: int) -> bytes:
         return f"{code} {text.decode()}".encode()
 
 
+def login(port: int) -> int:
+    """tester's right password: 235, or the code of the reply that refused it."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        try:
+            return client.login("tester", PASSWORD)[0]
+        except smtplib.SMTPAuthenticationError as e:
+            return e.smtp_code
+        except smtplib.SMTPServerDisconnected:
+            return 421
+
+
 def footer_keys(app) -> str:
     return next((line for line in screen_text(app).splitlines() if "q Quit" in line), "")
 
@@ -58,23 +69,23 @@ async def test_blocked_address_is_listed_and_u_releases_it(strict_app):
         await asyncio.to_thread(fail_twice, ports.submission)
         blocks = app.query_one("#blocks-table", DataTable)
         await until(pilot, lambda: blocks.row_count == 1, what="block listed")
-        address, failures, left = (str(cell) for cell in blocks.get_row_at(0))
-        assert (address, failures) == ("127.0.0.1", "2") and re.fullmatch(r"1[45]:\d\d", left)  # of 15 min
+        key, failures, left = (str(cell) for cell in blocks.get_row_at(0))
+        assert (key, failures) == ("tester@lab.test from 127.0.0.1", "2") and re.fullmatch(r"1[45]:\d\d", left)
         await until(pilot, lambda: "Blocked after failed logins" in screen_text(app), what="panel drawn")
-        assert "127.0.0.1" in screen_text(app)
+        assert "tester@lab.test from 127.0.0.1" in screen_text(app)
         await until(pilot, lambda: "u Unblock" in footer_keys(app), what="key in the footer")
-        refused = await asyncio.to_thread(greeting, ports.smtp)
-        assert refused.startswith(b"421") and b"too many failed logins" in refused
+        assert (await asyncio.to_thread(greeting, ports.smtp)).startswith(b"220")  # the lab's address stays open
+        assert await asyncio.to_thread(login, ports.submission) == 421  # but tester is refused from it
         await pilot.press("u")
         assert app.client.engine.guard.blocks() == []
-        assert any("Released 127.0.0.1" in n.message for n in app._notifications)
-        assert (await asyncio.to_thread(greeting, ports.smtp)).startswith(b"220")
+        assert any("Released tester@lab.test from 127.0.0.1" in n.message for n in app._notifications)
+        assert await asyncio.to_thread(login, ports.submission) == 235
         await until(pilot, lambda: not app.query_one("#blocks-panel").display, what="panel hidden")
         await until(pilot, lambda: "q Quit" in footer_keys(app) and "Unblock" not in footer_keys(app))
         system = app.client.engine.logs.path(Protocol.SYSTEM)
-        await until(pilot, lambda: "Block of 127.0.0.1 released by the operator (TUI)" in system.read_text(),
-                    what="release in system.log")
-        assert "Blocked 127.0.0.1" in system.read_text()
+        await until(pilot, lambda: "Block of tester@lab.test from 127.0.0.1 released by the operator (TUI)"
+                    in system.read_text(), what="release in system.log")
+        assert "Blocked tester@lab.test from 127.0.0.1" in system.read_text()
 
 
 async def test_u_with_nothing_blocked_does_nothing(strict_app):

@@ -16,7 +16,7 @@ async def test_add_edit_and_delete_domains(make_app):
         await pilot.press("4")
         table = app.query_one("#domains-table", DataTable)
         assert app.focused is table and table.row_count == 2
-        assert table.get_row_at(0) == ["lab.test", "127.0.0.1", "2"]
+        assert table.get_row_at(0) == ["lab.test", "127.0.0.1", "2", "primary"]
         await pilot.press("n")
         form = app.screen
         assert isinstance(form, DomainForm)
@@ -45,3 +45,21 @@ async def test_add_edit_and_delete_domains(make_app):
 
         await pilot.press("down", "down", "d", "y")  # group42.lab: no accounts
         await until(pilot, lambda: table.row_count == 2, what="domain deleted")
+
+
+async def test_p_makes_the_selected_domain_primary_after_confirming(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("4")
+        table = app.query_one("#domains-table", DataTable)
+        summary = app.query_one("#domains-summary")
+        assert "Primary domain lab.test" in str(summary.render())
+        await pilot.press("down", "p", "n")  # other.test; any key but y says no
+        assert app.engine.directory.primary_domain == "lab.test"
+        await pilot.press("p", "y")
+        await until(pilot, lambda: table.get_row_at(1)[3] == "primary" and table.get_row_at(0)[3] == "",
+                    what="other.test shown as primary")
+        assert Config.load(app.config.path).settings.server.primary_domain == "other.test"
+        assert app.engine.directory.resolve_login("tatareva") == "tatareva@other.test"
+        await until(pilot, lambda: "Primary domain other.test" in str(summary.render()), what="summary updated")

@@ -33,7 +33,8 @@ class ServerGone(Exception):
 
 @dataclass(frozen=True, slots=True)
 class BlockView:
-    """An address refused after failed logins, with the seconds left at `left`."""
+    """A block after failed logins, with the seconds left at `left`. `ip` is the block's key (what
+    `release_block` takes): an address, an account, or "account from address" (core.guard)."""
 
     ip: str
     failures: int
@@ -138,6 +139,12 @@ class EngineClient(abc.ABC):
 
     async def add_domain(self, name: str, ip: str):
         return await self.call("domain.add", name=name, ip=ip)
+
+    async def primary_domain(self) -> str | None:
+        return await self.call("domain.primary_name")
+
+    async def set_primary_domain(self, name: str):
+        return await self.call("domain.primary", name=name)
 
     async def update_domain(self, name: str, ip: str):
         return await self.call("domain.update", name=name, ip=ip)

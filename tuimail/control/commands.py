@@ -185,9 +185,22 @@ def domain_list(engine: Engine, by: str) -> list:
 
 
 @command("domain.add", blocking=True, changes="domains")
-def domain_add(engine: Engine, by: str, name: str, ip: str = "127.0.0.1"):
-    domain = engine.directory.add_domain(name, ip)
-    engine.bus.system(f"Domain {domain.name} ({domain.ip}) added by {by}")
+def domain_add(engine: Engine, by: str, name: str, ip: str = "127.0.0.1", primary: bool = False):
+    domain = engine.directory.add_domain(name, ip, primary=primary)
+    engine.bus.system(f"Domain {domain.name} ({domain.ip}) added{' as the primary domain' if primary else ''} by {by}")
+    return domain
+
+
+@command("domain.primary_name", blocking=True)
+def domain_primary_name(engine: Engine, by: str) -> str | None:
+    """The primary domain (bare mailbox names mean it), or None while no domain is hosted."""
+    return engine.directory.primary_domain
+
+
+@command("domain.primary", blocking=True, changes="domains")
+def domain_primary(engine: Engine, by: str, name: str):
+    domain = engine.directory.set_primary(name)
+    engine.bus.system(f"Domain {domain.name} made the primary domain by {by}")
     return domain
 
 

@@ -81,8 +81,8 @@ def demo_engine(folder: Path) -> tuple[Engine, Clock]:
         session.last_command = ins[-1] if ins else ""
     clock = fixed_clock(WALL, MONO)
     engine.guard.clock = clock.monotonic  # the block's countdown stands still in the pictures
-    for _ in range(config.settings.policy.auth_failures_before_block):
-        engine.guard.auth_failed("192.168.1.66", "root")  # someone guessing passwords: blocked
+    for name in ("root", "admin", "test", "guest", "info")[: config.settings.policy.auth_spray_accounts]:
+        engine.guard.auth_failed("192.168.1.66", f"{name}@lab.test")  # someone spraying passwords: blocked
     return engine, clock
 
 

@@ -53,7 +53,7 @@ class InProcessClient(EngineClient):
     def blocks(self) -> list[BlockView]:
         guard = self.engine.guard
         now = guard.clock()
-        return [BlockView(b.ip, b.failures, b.until - now) for b in guard.blocks()]
+        return [BlockView(b.key, b.failures, b.until - now) for b in guard.blocks()]
 
     @property
     def plaintext_warning(self) -> str | None:

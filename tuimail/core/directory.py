@@ -103,6 +103,7 @@ class Directory:
                 try:
                     fresh = Config.load(self.config.path)
                     self.config.settings.domains = fresh.settings.domains
+                    self.config.settings.server.primary_domain = fresh.settings.server.primary_domain
                 except ConfigError:
                     pass  # keep serving the domains we had; `tuimail check` names the problem
             if _stamp(self.accounts_path) != self._accounts_stamp:
@@ -112,6 +113,12 @@ class Directory:
     def domains(self) -> list[DomainSettings]:
         self.refresh()
         return list(self.config.settings.domains)
+
+    @property
+    def primary_domain(self) -> str | None:
+        """The domain bare mailbox names mean ([server] primary_domain, default the first domain)."""
+        self.refresh()
+        return self.config.settings.primary
 
     def hosts(self, domain: str) -> bool:
         return any(d.name == domain.lower() for d in self.domains)
@@ -127,12 +134,12 @@ class Directory:
         return self._accounts.get(address.lower())
 
     def resolve_login(self, login: str) -> str | None:
-        """The address a login name means: the full address, or a bare mailbox in the first domain."""
+        """The address a login name means: the full address, or a bare mailbox in the primary domain."""
         login = login.strip().lower()
         if "@" in login:
             return login
-        domains = self.domains
-        return f"{login}@{domains[0].name}" if domains else None
+        primary = self.primary_domain
+        return f"{login}@{primary}" if primary and login else None
 
     def authenticate(self, login: str, password: str, service: Service) -> tuple[AuthOutcome, Account | None]:
         """Check a login; slow (argon2, tens of ms): call it with asyncio.to_thread from a server."""
@@ -154,8 +161,8 @@ class Directory:
         domain's administrators, or every administrator when the domain has none.
         """
         address = address.lower()
-        if address == "postmaster" and self.domains:
-            address = f"postmaster@{self.domains[0].name}"
+        if "@" not in address:  # a bare name (`rcpt to:tatareva`, `postmaster`): the primary domain
+            address = self.resolve_login(address) or address
         account = self.get(address)
         if account:
             return [account.address]
@@ -249,7 +256,7 @@ class Directory:
             self._save_accounts({k: v for k, v in self._accounts.items() if k != address})
         return account
 
-    def add_domain(self, name: str, ip: str = "127.0.0.1") -> DomainSettings:
+    def add_domain(self, name: str, ip: str = "127.0.0.1", *, primary: bool = False) -> DomainSettings:
         try:
             domain = DomainSettings(name=check_domain(name), ip=check_ip(ip))
         except AddressError as e:
@@ -259,6 +266,19 @@ class Directory:
             if self.config.settings.domain(domain.name):
                 raise DirectoryError(f"domain {domain.name} already exists")
             self.config.settings.domains = [*self.config.settings.domains, domain]
+            if primary:
+                self.config.settings.server.primary_domain = domain.name
+            self._save_config()
+        return domain
+
+    def set_primary(self, name: str) -> DomainSettings:
+        """Make a hosted domain the primary one (bare mailbox names mean it)."""
+        with self._lock:
+            self.refresh(force=True)
+            domain = self.config.settings.domain(name)
+            if domain is None:
+                raise DirectoryError(f"no domain {name.lower()} (add it with: tuimail domain add {name.lower()} --primary)")
+            self.config.settings.server.primary_domain = domain.name
             self._save_config()
         return domain
 
@@ -284,7 +304,14 @@ class Directory:
             users = self.accounts(name)
             if users:
                 raise DirectoryError(f"domain {name} still has {len(users)} account(s); delete them first")
-            self.config.settings.domains = [d for d in self.config.settings.domains if d.name != name]
+            settings = self.config.settings
+            others = [d for d in settings.domains if d.name != name]
+            if settings.server.primary_domain == name:
+                if others:
+                    raise DirectoryError(f"domain {name} is the primary domain; make another one primary first "
+                                         f"(tuimail domain primary {others[0].name})")
+                settings.server.primary_domain = ""
+            settings.domains = others
             self._save_config()
 
     # ----- files -------------------------------------------------------------------------------
@@ -308,6 +335,11 @@ class Directory:
         data = {"version": 1, "accounts": [asdict(a) for a in sorted(accounts.values(), key=lambda a: a.address)]}
         atomic_write(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode(), mode=0o600)
         self._accounts, self._accounts_stamp = accounts, _stamp(path)
+
+    def save_config(self) -> None:
+        """Write config.toml after a change to `config.settings` made under this directory's eye."""
+        with self._lock:
+            self._save_config()
 
     def _save_config(self) -> None:
         self.config.save()

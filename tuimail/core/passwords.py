@@ -11,6 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 _hasher = PasswordHasher(time_cost=2, memory_cost=32 * 1024, parallelism=1)
 
 STRONG_RULE = "at least 8 characters with an upper-case letter, a lower-case letter and a digit, not containing the mailbox name"
+RELAX_HINT = "or allow simple passwords: [policy] require_strong_passwords = false (Settings tab)"
 
 
 class WeakPassword(ValueError):
@@ -44,4 +45,4 @@ def check_password(password: str, mailbox: str, *, strong: bool) -> None:
         or not any(c.isdigit() for c in password)
         or (mailbox and mailbox.lower() in password.lower())
     ):
-        raise WeakPassword(f"the password is too weak: use {STRONG_RULE}")
+        raise WeakPassword(f"the password is too weak: use {STRONG_RULE}; {RELAX_HINT}")

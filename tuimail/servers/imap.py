@@ -172,8 +172,11 @@ class ImapConnection(LineConnection):
         await self._apply_paced(outcome)
         while outcome.auth is not None and self.transport is not None and not self.transport.is_closing():
             request = outcome.auth
-            if self.engine.guard.block_of(self.session.peer_host) is not None:
-                self._abort(BLOCKED)  # blocked by failures on another connection: no more guesses
+            tried = self.engine.directory.resolve_login(request.login) or request.login.lower()
+            block = self.engine.guard.blocked(self.session.peer_host, tried)
+            if block is not None:  # blocked by earlier failures: no more guesses are checked
+                self.session.note(f"Login as {tried} refused: {block.key} is blocked after failed logins")
+                self._abort(BLOCKED)
                 return
             result, account = await asyncio.to_thread(
                 self.engine.directory.authenticate, request.login, request.password, Service.IMAP
@@ -184,7 +187,7 @@ class ImapConnection(LineConnection):
                 guard.auth_succeeded(ip, address)
             else:  # throttling: each failure waits longer (1, 2, 4... s); too many block the address
                 await asyncio.sleep(guard.auth_failed(ip, address))
-                if guard.block_of(ip) is not None:
+                if guard.blocked(ip, address) is not None:
                     self.session.note(f"Authentication failed for {address}: {result.value}")
                     self._abort(BLOCKED)
                     return

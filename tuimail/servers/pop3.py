@@ -163,8 +163,10 @@ class Pop3Connection(LineConnection):
         """Check the password; a failure waits `guard.auth_failed()` seconds before its reply, and
         too many failures block the client's address (None: the connection is being closed)."""
         guard, ip = self.engine.guard, self.session.peer_host
-        if guard.block_of(ip) is not None:  # blocked by failures on another connection: no more guesses
-            self.session.note(f"Login refused: {ip} is blocked after failed logins")
+        tried = self.engine.directory.resolve_login(request.login) or request.login.lower()
+        block = guard.blocked(ip, tried)
+        if block is not None:  # blocked by earlier failures: no more guesses are checked
+            self.session.note(f"Login as {tried} refused: {block.key} is blocked after failed logins")
             self._abort(BLOCKED)
             return None
         result, address = await asyncio.to_thread(self._check, request)
@@ -172,8 +174,8 @@ class Pop3Connection(LineConnection):
             guard.auth_succeeded(ip, result.address)
             return result
         # a deliberate protocol delay (1, 2, 4... s, capped by auth_max_delay): slows password guessing
-        await asyncio.sleep(guard.auth_failed(ip, address or request.login.lower()))
-        if guard.block_of(ip) is not None:
+        await asyncio.sleep(guard.auth_failed(ip, address or tried))
+        if guard.blocked(ip, address or tried) is not None:
             self.session.note(f"Authentication failed for {address or request.login}: {result.detail or 'refused'}")
             self._abort(BLOCKED)
             return None

@@ -402,18 +402,21 @@ class TuimailSMTP(SMTP):
     async def _check(self, login: bytes, password: bytes) -> AuthResult:
         name = login.decode("utf-8", "replace")
         guard, ip = self.engine.guard, self.record.peer_host if self.record else "?"
-        if guard.block_of(ip) is not None:  # blocked while this connection was open: check nothing
+        tried = self.engine.directory.resolve_login(name) or name.lower()  # the primary domain's, for a bare name
+        block = guard.blocked(ip, tried)
+        if block is not None:  # blocked by earlier failures: check nothing
+            if self.record:
+                self.record.note(f"Login as {tried} refused: {block.key} is blocked after failed logins")
             self._abort(BLOCKED)
             return AuthResult(success=False, handled=True)
         outcome, account = await asyncio.to_thread(
             self.engine.directory.authenticate, name, password.decode("utf-8", "replace"), Service.SMTP
         )
         if outcome is not AuthOutcome.OK or account is None:
-            if self.record:  # the full address a bare name meant (the primary domain's)
-                tried = self.engine.directory.resolve_login(name) or name
+            if self.record:  # the full address a bare name meant
                 self.record.note(f"Authentication failed for {tried}: {outcome.value}")
-            await asyncio.sleep(guard.auth_failed(ip, account.address if account else name))  # throttling
-            if guard.block_of(ip) is not None:
+            await asyncio.sleep(guard.auth_failed(ip, tried))  # throttling
+            if guard.blocked(ip, tried) is not None:
                 self._abort(BLOCKED)
                 return AuthResult(success=False, handled=True)
             # handled=False: aiosmtpd sends 535 (handled=True would send nothing; STACK-NOTES)
@@ -520,9 +523,12 @@ class SmtpHandler:
         if len(envelope.rcpt_tos) >= limit:
             return f"452 4.5.3 Too many recipients (at most {limit} per message)"
         directory = self.engine.directory
+        if "@" not in address:  # a bare mailbox name (`rcpt to:tatareva`): the primary domain's
+            full = directory.resolve_login(address)
+            if full is None:
+                return f"501 5.1.3 <{address}>: a recipient needs a domain (mailbox@domain)"
+            address = full
         domain = address.rpartition("@")[2].lower()
-        if "@" not in address and address.lower() != "postmaster":
-            return f"501 5.1.3 <{address}>: a recipient needs a domain (mailbox@domain)"
         if "@" in address and not directory.hosts(domain):
             if session.authenticated:
                 return f"554 5.7.1 <{address}>: delivery to other domains is not available (tuimail has no outbound delivery yet)"

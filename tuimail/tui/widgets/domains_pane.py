@@ -1,9 +1,11 @@
-"""The Domains tab: hosted domains (name, IP, accounts). Keys: `n` add, Enter edit the IP, `d` delete
-(refused while the domain still has accounts)."""
+"""The Domains tab: hosted domains (name, IP, accounts, which one is primary). Keys: `n` add, Enter edit
+the IP, `p` make the selected domain the primary one (confirmed), `d` delete (refused while the domain
+still has accounts)."""
 
 from __future__ import annotations
 
 from textual.binding import Binding
+from textual.widgets import Static
 
 from tuimail.tui.dialogs.confirm import ConfirmDialog
 from tuimail.tui.dialogs.domain_form import DomainForm
@@ -11,7 +13,7 @@ from tuimail.tui.messages import DomainsChanged
 from tuimail.tui.widgets.table_pane import TablePane
 from tuimail.i18n import N_, _
 
-COLUMNS = (N_("domain"), "IP", N_("accounts"))
+COLUMNS = (N_("domain"), "IP", N_("accounts"), N_("primary"))
 
 
 class DomainsPane(TablePane):
@@ -19,12 +21,19 @@ class DomainsPane(TablePane):
     BINDINGS = [
         Binding("n", "new", "Add"),
         Binding("enter", "edit", "Edit"),
+        Binding("p", "primary", "Make primary"),
         Binding("d", "delete", "Delete"),
         Binding("delete", "delete", "Delete", show=False),
     ]
 
+    primary: str | None = None  # as last read from the engine
+
     def summary_text(self) -> str:
-        return _("The first domain is the default one: a bare login (tatareva) means an account there.")
+        primary = self.primary
+        if primary is None:
+            return _("No domain yet: n adds one.")
+        return _("Primary domain {domain}: a bare name (user tatareva, rcpt to:tatareva) means tatareva@{domain}.").format(
+            domain=primary)
 
     def on_mount(self) -> None:
         self.reload()
@@ -35,6 +44,7 @@ class DomainsPane(TablePane):
     async def _load(self) -> None:
         try:
             rows = await self.app.client.domains()
+            primary = await self.app.client.primary_domain()
         except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: one line for the operator
             self.app.notify(_("Domains not read: {error}").format(error=e), severity="error")
             return
@@ -42,7 +52,9 @@ class DomainsPane(TablePane):
         selected = self.selected()
         table.clear()
         for domain, count in rows:
-            table.add_row(domain.name, domain.ip, str(count), key=domain.name)
+            table.add_row(domain.name, domain.ip, str(count), _("primary") if domain.name == primary else "", key=domain.name)
+        self.primary = primary
+        self.query_one(f"#{self.SUMMARY_ID}", Static).update(self.summary_text())
         if selected is not None and selected in [d.name for d, _ in rows]:
             table.move_cursor(row=table.get_row_index(selected))
 
@@ -58,6 +70,30 @@ class DomainsPane(TablePane):
     def _saved(self, saved: object | None) -> None:
         if saved is not None:
             self.post_message(DomainsChanged())
+
+    def action_primary(self) -> None:
+        name = self.selected()
+        if not name:
+            return
+        if name == self.primary:
+            self.app.notify(_("{domain} is already the primary domain").format(domain=name))
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._make_primary(name))
+
+        self.app.push_screen(ConfirmDialog(_("Make {domain} the primary domain? Bare names (user tatareva) will "
+                                             "mean tatareva@{domain}.").format(domain=name)), done)
+
+    async def _make_primary(self, name: str) -> None:
+        try:
+            await self.app.client.set_primary_domain(name)
+        except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: one line for the operator
+            self.app.notify(_("Not changed: {error}").format(error=e), severity="error")
+            return
+        self.app.notify(_("{domain} is now the primary domain").format(domain=name))
+        self.post_message(DomainsChanged())
 
     def action_delete(self) -> None:
         name = self.selected()
