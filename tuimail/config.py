@@ -146,13 +146,6 @@ class PolicySettings(_Section):
         return value
 
 
-class TeachingSettings(_Section):
-    """[teaching]: what the server does for a lab beyond serving mail."""
-
-    mail_transcripts: bool = False
-    """Mail each session's log block (secrets `*****`) to the account it logged in as, into its Transcripts folder."""
-
-
 class TlsSettings(_Section):
     cert: str = ""
     """PEM certificate chain; empty = a self-signed certificate generated into data_dir."""
@@ -179,6 +172,8 @@ class TeachingSettings(_Section):
     """[teaching.exercises]: the steps each student's progress is counted against."""
     strict: bool = False
     """Refuse what the servers tolerate by default (bare LF, `mail from:` without <>, 8-bit data without 8BITMIME, over-long lines), naming the rule and its RFC section."""
+    mail_transcripts: bool = False
+    """Mail each session's log block (secrets `*****`) to the account it logged in as, into its Transcripts folder."""
 
 
 class MetricsSettings(_Section):

@@ -27,6 +27,7 @@ from tuimail.core.events import ConnectionRefused, EventBus, LoginAttempt, Progr
 from tuimail.servers import tls
 from tuimail.servers.logwriter import LogWriter
 from tuimail.servers.sessions import SessionRegistry
+from tuimail.servers.transcripts import TranscriptMailer
 from tuimail.store import Folder, MailStore
 from tuimail.teaching.exercises import steps_of
 from tuimail.teaching.progress import ProgressBook, ProgressTracker
@@ -73,6 +74,8 @@ class Engine:
         settings = config.settings.server
         self.logs = LogWriter(config.log_dir, settings.log_max_bytes, settings.log_backups)
         self._unsubscribe_logs = self.bus.subscribe(self.logs)
+        self.transcripts = TranscriptMailer(self)  # [teaching] mail_transcripts
+        self.logs.block_listeners.append(self.transcripts)
         self.listeners: dict[str, ListenerState] = {}
         self.started_at: float | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -143,6 +146,7 @@ class Engine:
             await asyncio.sleep(0.02)  # let connection_lost callbacks run
         self.bus.system("tuimail stopped")
         self.logs.close()
+        await self.transcripts.drain()  # the blocks of sessions cut by the stop are mailed too
         self.run_lock.release()
 
     async def rebind(self, name: str, port: int) -> ListenerState:

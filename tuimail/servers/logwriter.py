@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,6 +47,8 @@ class LogWriter:
         self.backups = backups
         self._open: dict[int, tuple[Protocol, list[str], int]] = {}
         self._files: dict[Protocol, BinaryIO] = {}
+        # called with (protocol, session id, the block's bytes exactly as written) after each block
+        self.block_listeners: list[Callable[[Protocol, int, bytes], None]] = []
 
     def path(self, protocol: Protocol) -> Path:
         return self.log_dir / f"{protocol.value}.log"
@@ -69,7 +72,12 @@ class LogWriter:
         protocol, lines, port = self._open.pop(sid)
         head = stamp(at)
         block = [head + "-----", f"{head}Session {sid}; {protocol.label} on port {port}", *lines, head + "-----"]
-        self._write(protocol, "\n".join(block) + "\n")
+        data = self._write(protocol, "\n".join(block) + "\n")
+        for listener in self.block_listeners:
+            try:
+                listener(protocol, sid, data)
+            except Exception:
+                logging.getLogger(__name__).exception("log block listener %r failed", listener)
 
     def close(self) -> None:
         """At shutdown: write the blocks of sessions that never closed, and close the files."""
@@ -80,7 +88,7 @@ class LogWriter:
             handle.close()
         self._files.clear()
 
-    def _write(self, protocol: Protocol, text: str) -> None:
+    def _write(self, protocol: Protocol, text: str) -> bytes:
         """Append one whole block. The files stay open (an open() per session cost more than the
         write); each block is flushed at once so a `tail -f` or the TUI sees it."""
         data = text.encode("utf-8", "replace")
@@ -97,6 +105,7 @@ class LogWriter:
         except OSError:
             self._files.pop(protocol, None)
             logging.getLogger(__name__).exception("cannot write %s", self.path(protocol))
+        return data
 
     def _rotate(self, path: Path) -> None:
         if self.backups == 0:
