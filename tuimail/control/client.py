@@ -140,6 +140,13 @@ class EngineClient(abc.ABC):
     async def add_domain(self, name: str, ip: str):
         return await self.call("domain.add", name=name, ip=ip)
 
+    async def setup_needed(self) -> bool:
+        return await self.call("setup.needed")
+
+    async def run_setup(self, **request: Any):
+        """The first run (core.setup.SetupRequest's fields as keywords); returns the admin's Account."""
+        return await self.call("setup.run", **request)
+
     async def primary_domain(self) -> str | None:
         return await self.call("domain.primary_name")
 

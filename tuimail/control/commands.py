@@ -36,6 +36,7 @@ from tuimail.core.directory import DirectoryError
 from tuimail.core.events import DirectoryChanged, Protocol
 from tuimail.core.logformat import read_tail
 from tuimail.core.passwords import WeakPassword
+from tuimail.core.setup import SetupRequest, needs_setup, run_setup
 from tuimail.servers.engine import Engine
 
 PORT_NAMES = ("smtp", "submission", "pop3", "imap", "smtps", "pop3s", "imaps")
@@ -215,6 +216,24 @@ def domain_update(engine: Engine, by: str, name: str, ip: str):
 def domain_delete(engine: Engine, by: str, name: str) -> None:
     engine.directory.delete_domain(name)
     engine.bus.system(f"Domain {name.lower()} deleted by {by}")
+
+
+# ----- first run ----------------------------------------------------------------------------------
+
+@command("setup.needed", blocking=True)
+def setup_needed(engine: Engine, by: str) -> bool:
+    """True while no account exists (the monitor then opens the setup screen)."""
+    return needs_setup(engine.directory)
+
+
+@command("setup.run", blocking=True, secret=("password",), changes="domains")
+def setup_run(engine: Engine, by: str, domain: str, admin: str, password: str, ip: str = "127.0.0.1",
+              hostname: str = "", full_name: str = "", strong_passwords: bool = True):
+    """The installer's step (core.setup.run_setup); returns the administrator's Account."""
+    account = run_setup(engine.directory, SetupRequest(domain, admin, password, ip, hostname, full_name, strong_passwords))
+    engine.bus.system(f"Set up by {by}: primary domain {account.domain}, administrator {account.address}")
+    engine.bus.publish(DirectoryChanged("accounts"))
+    return account
 
 
 # ----- settings -----------------------------------------------------------------------------------

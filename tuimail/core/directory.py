@@ -301,15 +301,15 @@ class Directory:
             self.refresh(force=True)
             if not self.config.settings.domain(name):
                 raise DirectoryError(f"no domain {name}")
+            settings = self.config.settings
+            others = [d for d in settings.domains if d.name != name]
+            if settings.server.primary_domain == name and others:
+                raise DirectoryError(f"domain {name} is the primary domain; make another one primary first "
+                                     f"(tuimail domain primary {others[0].name})")
             users = self.accounts(name)
             if users:
                 raise DirectoryError(f"domain {name} still has {len(users)} account(s); delete them first")
-            settings = self.config.settings
-            others = [d for d in settings.domains if d.name != name]
             if settings.server.primary_domain == name:
-                if others:
-                    raise DirectoryError(f"domain {name} is the primary domain; make another one primary first "
-                                         f"(tuimail domain primary {others[0].name})")
                 settings.server.primary_domain = ""
             settings.domains = others
             self._save_config()

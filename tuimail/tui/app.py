@@ -127,7 +127,7 @@ class TuimailApp(App[int]):
         self._ticker = self.set_interval(self.tick_seconds, self.tick)
         self.call_after_refresh(self.focus_tab)
         self.run_worker(self._boot(), group="engine")
-        if self.first_run and not self.client.config.settings.domains:
+        if self.first_run and await self.client.setup_needed():  # no account yet: the installer
             self.push_screen(FirstRunScreen(), self._first_run_done)
 
     async def _boot(self) -> None:
