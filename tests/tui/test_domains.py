@@ -56,10 +56,10 @@ async def test_p_makes_the_selected_domain_primary_after_confirming(make_app):
         summary = app.query_one("#domains-summary")
         assert "Primary domain lab.test" in str(summary.render())
         await pilot.press("down", "p", "n")  # other.test; any key but y says no
-        assert app.engine.directory.primary_domain == "lab.test"
+        assert app.client.engine.directory.primary_domain == "lab.test"
         await pilot.press("p", "y")
         await until(pilot, lambda: table.get_row_at(1)[3] == "primary" and table.get_row_at(0)[3] == "",
                     what="other.test shown as primary")
         assert Config.load(app.config.path).settings.server.primary_domain == "other.test"
-        assert app.engine.directory.resolve_login("tatareva") == "tatareva@other.test"
+        assert app.client.engine.directory.resolve_login("tatareva") == "tatareva@other.test"
         await until(pilot, lambda: "Primary domain other.test" in str(summary.render()), what="summary updated")
