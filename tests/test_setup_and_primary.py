@@ -112,10 +112,35 @@ def test_a_taken_mailbox_refuses_setup(shipped, capsys, monkeypatch):
     assert "already set up" in capsys.readouterr().err and files(shipped) == before
 
 
+class HostedServer(RunningServer):
+    """A server as `tuimail serve` runs it (listeners, pid lock, control socket): the CLI's domain and
+    account commands go through its control socket."""
+
+    def start(self) -> HostedServer:
+        from tuimail.control.host import Host
+
+        self._thread.start()
+
+        async def boot():
+            host = Host(self.config)
+            await host.start()
+            return host
+
+        self.host = self.run(boot())
+        self.engine = self.host.engine
+        return self
+
+    def stop(self) -> None:
+        self.run(self.host.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
 def test_domain_primary_moves_bare_names_over_every_protocol(tmp_path, capsys, monkeypatch):
     config = make_config(tmp_path)  # lab.test (first) and other.test
     cfg = str(config.path)
-    server = RunningServer(config).start()
+    server = HostedServer(config).start()
     try:
         assert run(["domain", "add", "group7.test", "--primary", "--config", cfg]) == 0
         assert run(["account", "add", "tatareva@group7.test", "--admin", "--password-stdin", "--config", cfg],
@@ -177,3 +202,16 @@ def test_the_readme_lab_steps_work_typed_literally(tmp_path):
         done = subprocess.run(step, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, (step, done.stderr)
     assert re.search(r"group7\.test\s+192\.0\.2\.7\s+2\s+yes", done.stdout)
+
+
+def test_setup_goes_through_a_running_server(shipped, capsys, monkeypatch):
+    server = HostedServer(Config.load(Path(shipped))).start()
+    try:
+        argv = ["setup", "--domain", "group7.test", "--admin", "admin", "--password-stdin", "--config", shipped]
+        assert run(argv, PASSWORD + "\n", monkeypatch) == 0
+        assert "administrator admin@group7.test" in capsys.readouterr().out
+        assert server.engine.directory.primary_domain == "group7.test"  # the server wrote it: no restart
+        assert pop_login(server.ports.pop3, "admin").startswith(b"+OK admin@group7.test's mailbox")
+        server.wait_for(lambda: "Set up by" in server.log_text("system"))
+    finally:
+        server.stop()

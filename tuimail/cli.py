@@ -22,7 +22,7 @@ import argparse
 import asyncio
 import getpass
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from tuimail import __version__, cli_teaching
@@ -261,8 +261,11 @@ def cmd_setup(config: Config, args: argparse.Namespace) -> int:
     request = SetupRequest(args.domain, args.admin, "", args.ip, args.hostname, args.full_name, not args.weak_passwords)
     refuse_if_set_up(directory)  # refused, or a bad domain or mailbox, before asking for a password
     checked(request, password=False)
-    account = run_setup(directory, replace(request, password=read_password(args.password_stdin)))
-    settings = config.settings
+    request = replace(request, password=read_password(args.password_stdin))
+    account = through_server(config, "setup.run", **asdict(request))  # a running server writes the files
+    if account is NOT_RUNNING:
+        account = run_setup(directory, request)
+    settings = Config.load(config.path).settings
     print(f"set up: domain {account.domain} (primary, {settings.domain(account.domain).ip}), hostname "
           f"{settings.server.hostname}, administrator {account.address}; start the server with: tuimail")
     return 0

@@ -74,7 +74,7 @@ class Hub:
             "hostname": engine.hostname,
             "started_at": engine.started_at,
             "listeners": [[s.name, s.port, s.status] for s in engine.listeners.values()],
-            "blocks": [[b.ip, b.failures, b.until + offset] for b in guard.blocks()],
+            "blocks": [[b.key, b.failures, b.until + offset] for b in guard.blocks()],
             "settings": engine.config.settings,
             "config_path": str(engine.config.path),
             "plaintext_warning": engine.plaintext_warning,
