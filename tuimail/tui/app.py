@@ -32,6 +32,7 @@ from tuimail.tui.localise import localise_bindings
 from tuimail.tui.clock import Clock
 from tuimail.tui.dialogs.confirm import ConfirmDialog
 from tuimail.tui.feed import EventFeed, Transcripts, log_line
+from tuimail.tui.keys import OrderedKeys
 from tuimail.tui.screens.first_run import FirstRunScreen
 from tuimail.tui.screens.session_window import SessionWindow
 from tuimail.tui.widgets.accounts_pane import AccountsPane
@@ -70,7 +71,7 @@ def freeze_startup_objects() -> None:
         gc.freeze()
 
 
-class TuimailApp(App[int]):
+class TuimailApp(OrderedKeys, App[int]):
     CSS_PATH = style_paths()
     TITLE = "tuimail"
     BINDINGS = [
@@ -95,6 +96,7 @@ class TuimailApp(App[int]):
         i18n.set_language(config.settings.server.language)
         localise_bindings()
         super().__init__()
+        self._ordered_keys_init()
         self.config = config
         if client is None:  # the engine in this process (an Engine given: tests, the demo)
             client = InProcessClient(engine if engine is not None else config, start=start_engine)
@@ -296,8 +298,8 @@ class TuimailApp(App[int]):
 
         self.push_screen(ConfirmDialog(question), lambda yes: self.run_worker(stop()) if yes else None)
 
-    async def action_quit(self) -> None:  # ctrl+q
-        await self._quit()
+    async def action_quit(self) -> None:  # ctrl+q and the palette's Quit: the same question as `q`
+        self.action_quit_app()
 
     async def _quit(self) -> None:
         await self.shutdown()
