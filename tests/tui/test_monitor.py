@@ -39,7 +39,8 @@ async def test_cells_widen_for_values_that_grow(make_app):
         await until(pilot, lambda: cell(table, session.sid, "in") == "959", what="bytes in")
         assert cell(table, session.sid, "out") == "1082" and cell(table, session.sid, "user") == "s01@group42.lab.test"
         for column, value in (("in", "959"), ("out", "1082"), ("user", "s01@group42.lab.test")):
-            assert column_width(table, column) >= len(value), column  # nothing cut
+            # the table measures updated cells when idle: wait for the width, then nothing is cut
+            await until(pilot, lambda: column_width(table, column) >= len(value), what=f"{column} column width")
         command = cell(table, session.sid, "last command")
         assert command.endswith("…") and len(command) == 40  # text is cut with an ellipsis, numbers never
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
@@ -74,9 +75,12 @@ class SessionWindow(Screen):
 
     def add_events(self, events: list[Event]) -> None:
         """Called by the app every tick with the events of the tick."""
-        if not self.is_mounted or not self.query("#session-log"):
+        if not self.is_mounted:
             return  # on_mount writes the transcript so far
-        log = self.query_one("#session-log", Log)
+        try:
+            log = self.query_one("#session-log", Log)
+        except NoMatches:
+            return
         record = self.app.history.get(self.sid)
         if record is not None and record.ended is not None and not self.ended_shown:
             self.ended_shown = True  # it just ended: show the block as written to the log file
@@ -121,6 +125,12 @@ class SessionWindow(Screen):
         return True
 
     def refresh_info(self) -> None:
+        try:
+            self._refresh_info()
+        except NoMatches:
+            pass  # still being composed (or closing): the next tick fills it in
+
+    def _refresh_info(self) -> None:
         session = self.app.client.sessions.get(self.sid)
         record = self.app.history.get(self.sid)
         clock = self.app.clock
