@@ -142,8 +142,10 @@ class SessionWindow(Screen):
             ended = f"{record.ended:%H:%M:%S}" if record.ended else "?"
             who = (
                 f"Session {self.sid}: {record.protocol.label} on port {record.local_port} (ended)\n"
-                f"peer   {record.peer}  {record.info.get('host_name') or ''}\n"
-                f"user   {record.user or '(not logged in)'}  {record.info.get('full_name') or ''}\n"
+                f"peer   {record.peer}\n"
+                f"host   {record.info.get('host_name') or '(no name)'}\n"
+                f"user   {record.user or '(not logged in)'}\n"
+                + (f"name   {record.info['full_name']}\n" if record.info.get("full_name") else "") +
                 f"closed {ended}: {record.reason}"
             )
             stats = (
@@ -157,14 +159,13 @@ class SessionWindow(Screen):
             return
         local = f"{session.local_host}:{session.local_port}" if session.local_host else f"port {session.local_port}"
         host = session.host_name if session.host_name else ("(no name)" if session.host_name == "" else "(looking up)")
-        user = session.user or "(not logged in)"
-        if session.full_name:
-            user += f" ({session.full_name})"
         who = (
             f"Session {self.sid}: {session.protocol.label} on {local}\n"
-            f"peer   {session.peer}  {host}\n"
-            f"user   {user}\n"
-            f"state  {session.state}" + (f"   folder {session.folder}" if session.folder else "")
+            f"peer   {session.peer}\n"
+            f"host   {host}\n"
+            f"user   {session.user or '(not logged in)'}\n"
+            + (f"name   {session.full_name}\n" if session.full_name else "")
+            + f"state  {session.state}" + (f"   folder {session.folder}" if session.folder else "")
         )
         elapsed = max(0.001, clock.wall() - session.started.timestamp())
         idle = clock.monotonic() - session.last_activity
@@ -172,7 +173,8 @@ class SessionWindow(Screen):
         stats = (
             f"in   {session.bytes_in} bytes  {rate(session.bytes_in, elapsed)}\n"
             f"out  {session.bytes_out} bytes  {rate(session.bytes_out, elapsed)}\n"
-            f"idle {duration(idle)}; timeout in {duration(session.timeout - idle)} (of {duration(session.timeout)})\n"
+            f"idle {duration(idle)}\n"
+            f"timeout in {duration(session.timeout - idle)} (of {duration(session.timeout)})\n"
             f"{tls}"
         )
         info = {"helo": session.helo, "mail_from": session.mail_from, "rcpt_to": session.rcpt_to,
