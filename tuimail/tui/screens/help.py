@@ -41,6 +41,8 @@ def _title(node) -> str:
         return "Everywhere"
     if node.has_focus:
         return "Moving around"
+    if (node.id or "").endswith("-pane"):  # a tab's pane: its tab's name (new tabs too)
+        return f"{node.id[:-5].title()} tab"
     name = type(node).__name__
     return "".join(f" {c.lower()}" if c.isupper() else c for c in name).strip().capitalize()
 

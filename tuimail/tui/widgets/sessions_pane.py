@@ -60,7 +60,7 @@ class SessionsPane(Vertical):
         Binding("r", "toggle_recent", "Recent"),
         Binding("b", "blocks", "Blocked", show=False),
         Binding("u", "unblock", "Unblock"),
-        Binding("escape", "leave", "Back", show=False),
+        Binding("escape", "leave", "Clear search / close list", show=False),
     ]
 
     def __init__(self, **kwargs) -> None:
