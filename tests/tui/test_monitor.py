@@ -245,3 +245,36 @@ async def test_session_window_shows_the_session_properties(make_app):
         assert "helo   student-pc" in text and "on 127.0.0.1:" in text and "not encrypted" in text
         await until(pilot, lambda: "(looking up)" not in screen_text(app), what="reverse DNS answered")
         writer.close()
+
+
+async def test_follow_keeps_the_newest_session_selected(make_app):
+    app = make_app(start_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        registry = app.client.engine.sessions
+        first = [registry.open(Protocol.IMAP, ("127.0.0.1", 43000 + n), 2143, lambda r: None) for n in range(40)]
+        pane = app.query_one(SessionsPane)
+        await until(pilot, lambda: pane.table.row_count == 40)
+        assert pane.selected_sid() == first[0].sid
+        await pilot.press("f")
+        await until(pilot, lambda: pane.selected_sid() == first[-1].sid, what="on the newest")
+        newest = registry.open(Protocol.SMTP, ("127.0.0.1", 44000), 2525, lambda r: None)
+        await until(pilot, lambda: pane.selected_sid() == newest.sid, what="follows a new one")
+        await until(pilot, lambda: "following" in screen_text(app), what="summary says so")
+        await pilot.press("f")
+        registry.open(Protocol.SMTP, ("127.0.0.1", 44001), 2525, lambda r: None)
+        await until(pilot, lambda: pane.table.row_count == 42)
+        assert pane.selected_sid() == newest.sid  # follow off: the cursor stays
+
+
+async def test_palette_has_the_apps_own_commands(make_app):
+    app = make_app(start_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        for expected in ("Go to Sessions", "Go to Settings", "Kill session", "Unblock address", "New account",
+                         "Switch log", "Screenshot", "Help", "Quit"):
+            assert expected in titles, expected
+        go = next(c for c in app.get_system_commands(app.screen) if c.title == "Go to Logs")
+        go.callback()
+        await until(pilot, lambda: app.query_one("#main-tabs").active == "logs", what="went to Logs")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 
@@ -135,7 +136,10 @@ class SessionTable(DataTable):
                     row = row[:IDLE] + old[IDLE : IDLE + 1] + row[IDLE + 1 :]
                 for column, before, after in zip(COLUMNS, old, row):
                     if before != after:
-                        self.update_cell(key, column, cell(after, column), update_width=True)
+                        # widen the column when the value outgrows it (measuring on every update
+                        # would re-measure the table on every tick)
+                        wider = cell_len(after) > self.columns[column].content_width
+                        self.update_cell(key, column, cell(after, column), update_width=wider)
             self.rows_shown[sid] = row
         wanted = [sid for sid in live if sid in self.rows_shown]
         if wanted != self.order:
