@@ -32,6 +32,7 @@ SHOTS = [
     ("10-help", ["escape", "r", "question_mark"]),
     ("11-kill-dialog", ["escape", "k"]),
     ("12-delete-account-dialog", ["n", "3", "down", "d"]),
+    ("13-students", ["escape", "6"]),
 ]
 
 
