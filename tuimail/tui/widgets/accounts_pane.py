@@ -111,9 +111,7 @@ class AccountsPane(TablePane):
             elif choice == "m":
                 self.run_worker(self._confirm_mail(address, live), group="accounts-delete")
 
-        live = [s.sid for s in self.app.client.sessions if s.user == address]
-        closing = (" " + _("Its {n} live session(s) will be disconnected.").format(n=len(live))) if live else ""
-        choices = {"k": _("delete the account, keep its mail on disk"), "m": _("delete the account and its mail")}
+        self.app.push_screen(ChoiceDialog(_("Delete {address}?").format(address=address) + closing, choices), done)
 
     async def _confirm_mail(self, address: str, live: list[int]) -> None:
         try:
