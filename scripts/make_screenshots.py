@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tuimail.tui import screenshot  # noqa: E402
 from tuimail.tui.app import TuimailApp  # noqa: E402
 from tuimail.control.demo import demo_engine, publish_transcripts  # noqa: E402
 
@@ -26,6 +27,12 @@ SHOTS = [
     ("5-settings", ["5"]),
     ("6-session-window", ["1", "down", "down", "enter"]),
     ("7-account-form", ["escape", "3", "enter"]),
+    ("8-recent", ["escape", "1", "r"]),
+    ("9-ended-session-window", ["enter"]),
+    ("10-help", ["escape", "r", "question_mark"]),
+    ("11-kill-dialog", ["escape", "k"]),
+    ("12-delete-account-dialog", ["n", "3", "down", "d"]),
+    ("13-students", ["escape", "6"]),
 ]
 
 
@@ -46,9 +53,10 @@ async def make(out: Path, size: tuple[int, int]) -> list[Path]:
                 await pilot.pause()
                 await app.animator.wait_until_complete()
                 await pilot.pause()
-                path = out / f"{name}.svg"
-                app.save_screenshot(path.name, path=str(out))
-                written.append(path)
+                paths, why = screenshot.write(app, out, name)
+                if why:
+                    print(f"{name}: {why}", file=sys.stderr)
+                written.extend(paths)
         return written
 
 

@@ -70,7 +70,7 @@ async def test_new_account_from_the_form_logs_in_over_pop3_imap_and_smtp(make_ap
         await until(pilot, lambda: not isinstance(app.screen, AccountForm), what="form closed")
         table = app.query_one("#accounts-table", DataTable)
         await until(pilot, lambda: table.row_count == 3, what="new row")
-        assert "ivan.ov@lab.test" in screen_text(app)
+        await until(pilot, lambda: "ivan.ov@lab.test" in screen_text(app), what='screen shows it')
         ports = app.config.settings.ports
         reply = await asyncio.to_thread(pop_login, ports.pop3, "ivan.ov@lab.test", "Labwork42")
         assert reply.startswith(b"+OK")
@@ -107,7 +107,7 @@ async def test_weak_password_is_refused_under_the_policy(make_app):
         assert "too weak" in form.query_one("#row-password", FormRow).error
         await pilot.press("ctrl+s")
         assert app.screen is form
-        assert "Fix the marked fields" in screen_text(app)
+        await until(pilot, lambda: "Fix the marked fields" in screen_text(app), what='screen shows it')
         assert app.client.engine.directory.get("petrov@lab.test") is None
         await pilot.press("escape")
         assert not isinstance(app.screen, AccountForm)
@@ -141,7 +141,10 @@ async def test_delete_can_keep_or_remove_the_mail(make_app):
         await pilot.press("3")
         table = app.query_one("#accounts-table", DataTable)
         await until(pilot, lambda: table.row_count == 2)
-        await pilot.press("down", "d", "m")
+        await pilot.press("down", "d", "m")  # mail too: says how much, then asks again
+        await until(pilot, lambda: "tester@lab.test and its 1 message" in screen_text(app), what="second question")
+        assert app.client.engine.directory.get("tester@lab.test") is not None  # nothing deleted on one key
+        await pilot.press("y")
         await until(pilot, lambda: table.row_count == 1, what="row deleted")
         assert app.client.engine.directory.get("tester@lab.test") is None
         assert not (app.config.data_dir / "lab.test" / "tester").exists()

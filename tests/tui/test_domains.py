@@ -38,9 +38,10 @@ async def test_add_edit_and_delete_domains(make_app):
         await pilot.press("ctrl+s")
         await until(pilot, lambda: table.get_row_at(0)[1] == "192.168.1.59", what="ip updated")
 
-        await pilot.press("d", "y")  # lab.test has accounts: refused
-        await until(pilot, lambda: any("still has 2 account(s)" in n.message for n in app._notifications),
+        await pilot.press("d")  # lab.test has accounts: said at once, nothing asked
+        await until(pilot, lambda: any("has 2 accounts" in n.message for n in app._notifications),
                     what="refusal shown")
+        assert app.screen is app.screen_stack[0]  # no question that could only be refused
         assert app.client.engine.directory.hosts("lab.test") and table.row_count == 3
 
         await pilot.press("down", "down", "d", "y")  # group42.lab: no accounts

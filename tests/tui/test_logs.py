@@ -41,7 +41,7 @@ async def test_logs_are_live_seeded_and_filtered(make_app, tui_config):
         await type_text(pilot, "studnet")
         await pilot.press("enter")
         assert len(smtp_log.lines) == 2 and all("studnet" in line for line in smtp_log.lines)
-        assert "filter: 'studnet'" in screen_text(app)
+        await until(pilot, lambda: "filter: 'studnet'" in screen_text(app), what='screen shows it')
         await pilot.press("slash", "escape")
         assert any("helo student" in line for line in smtp_log.lines)
 

@@ -30,11 +30,13 @@ async def test_live_session_appears_and_k_y_kills_it(make_app):
         reader, writer = await smtp_client(app)
         table = app.query_one("#sessions-table", DataTable)
         await until(pilot, lambda: table.row_count == 1, what="session row")
+        # the tick that fills the last-command cell may come after the one that added the row: wait for it
+        await until(pilot, lambda: str(table.get_row_at(0)[9]) == "helo student", what="last command")
         row = [str(cell) for cell in table.get_row_at(0)]  # cells are rich Text
-        assert row[1] == "SMTP" and row[2].startswith("127.0.0.1:") and row[9] == "helo student"
+        assert row[1] == "SMTP" and row[2].startswith("127.0.0.1:") and row[3] == "helo student"
         assert app.focused is table  # keys work at once
         await pilot.press("k")
-        assert "Kill SMTP session" in screen_text(app)
+        await until(pilot, lambda: "Kill SMTP session" in screen_text(app), what="question")
         await pilot.press("y")
         rest = await asyncio.wait_for(reader.read(), 10)  # EOF: the server closed the socket
         assert rest.startswith(b"421")
@@ -73,7 +75,7 @@ async def test_protocol_filter_cycles(make_app):
         await until(pilot, lambda: "SMTP only (1)" in screen_text(app))
         await pilot.press("p")  # POP3 only
         assert pane.table.row_count == 0 and app.focused is pane.table
-        assert "POP3 only (0)" in screen_text(app)
+        await until(pilot, lambda: "POP3 only (0)" in screen_text(app), what='screen shows it')
         await pilot.press("p", "p")  # IMAP, then all again
         assert pane.table.row_count == 1
         await until(pilot, lambda: "all protocols (1)" in screen_text(app))
@@ -106,7 +108,8 @@ async def test_session_window_shows_masked_transcript_kills_and_exports(make_app
         await pilot.press("k", "y")
         farewell = await asyncio.wait_for(reader.read(), 10)  # read() returns only at EOF: closed
         assert farewell.startswith(b"-ERR")
-        await until(pilot, lambda: "closed: killed by operator" in screen_text(app), what="closed shown")
+        await until(pilot, lambda: "killed by operator" in screen_text(app) and "(ended)" in screen_text(app),
+                    what="closed shown")
         await pilot.press("escape")
         assert app.focused is table
         writer.close()
@@ -120,7 +123,7 @@ async def test_q_confirms_while_sessions_are_live_and_stops_the_servers(make_app
         table = app.query_one("#sessions-table", DataTable)
         await until(pilot, lambda: table.row_count == 1)
         await pilot.press("q")
-        assert "1 session is live" in screen_text(app)
+        await until(pilot, lambda: "1 session is live" in screen_text(app), what='screen shows it')
         await pilot.press("n")
         assert app.return_value is None and len(app.client.engine.sessions) == 1
         await pilot.press("q", "y")
@@ -136,9 +139,10 @@ async def test_f12_saves_an_svg_screenshot_and_says_where(make_app):
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
         await pilot.press("2", "f12")
+        await until(pilot, lambda: list(app.config.base.glob("tuimail-logs-*.txt")), what="screenshot")
         shots = list(app.config.base.glob("tuimail-logs-*.svg"))
         assert len(shots) == 1 and shots[0].read_text().startswith("<svg")
-        assert any(str(shots[0]) in n.message for n in app._notifications)
+        assert any(str(shots[0].with_suffix("")) in n.message for n in app._notifications)
 
 
 async def test_typed_brackets_are_shown_as_typed_not_as_markup(make_app):

@@ -40,7 +40,7 @@ async def test_changing_a_port_rewrites_config_and_rebinds(make_app):
         await pilot.press("5")
         new_port = free_port()
         await set_field(pilot, "set-ports-smtp", str(new_port))
-        assert "UNSAVED CHANGES" in screen_text(app)
+        await until(pilot, lambda: "UNSAVED CHANGES" in screen_text(app), what='screen shows it')
         await pilot.press("ctrl+s")
         await until(pilot, lambda: Config.load(app.config.path).settings.ports.smtp == new_port, what="file")
         await until(pilot, lambda: app.client.engine.listeners["smtp"].port == new_port, what="rebound")
@@ -51,7 +51,7 @@ async def test_changing_a_port_rewrites_config_and_rebinds(make_app):
         writer.write(b"user tester\n")  # the POP3 session on the other listener was not dropped
         await writer.drain()
         assert (await reader.readline()).startswith(b"+OK")
-        assert "UNSAVED" not in screen_text(app)
+        await until(pilot, lambda: "UNSAVED" not in screen_text(app), what='screen shows it')
         writer.close()
 
 
@@ -81,7 +81,7 @@ async def test_invalid_value_is_marked_and_nothing_written(make_app):
         before = app.config.path.read_text()
         await pilot.press("5")
         await set_field(pilot, "set-ports-pop3", "70000")
-        assert "less than or equal to 65535" in screen_text(app)
+        await until(pilot, lambda: "less than or equal to 65535" in screen_text(app), what='screen shows it')
         await pilot.press("ctrl+s")
         assert app.config.path.read_text() == before
 

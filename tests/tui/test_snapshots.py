@@ -81,3 +81,57 @@ async def open_annotated_window(pilot) -> None:
 @pytest.mark.parametrize("language", ["en", "ru"])
 def test_annotations_beside_the_transcript(snap_compare, tmp_path, language, english_after):
     assert snap_compare(demo_app(tmp_path, language), terminal_size=(120, 30), run_before=open_annotated_window)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_sessions_light(snap_compare, tmp_path, size):
+    """The light theme: every text on the Sessions tab stays readable."""
+    app = demo_app(tmp_path)
+    app.theme = "textual-light"
+    assert snap_compare(app, press=["1"], terminal_size=size, run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_sessions_no_color(snap_compare, tmp_path, size, monkeypatch):
+    """NO_COLOR=1 (no-color.org): Textual draws in greys; the cursor row and keys still stand out."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(demo_app(tmp_path), press=["1"], terminal_size=size, run_before=settle)
+
+
+def test_settings_no_color_checkboxes(snap_compare, tmp_path, monkeypatch):
+    """Checked and unchecked boxes differ by glyph, so they read the same without colour."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(demo_app(tmp_path), press=["3", "n"], terminal_size=(80, 24), run_before=settle)
+
+
+async def recent(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("r")
+    await until(pilot, lambda: pilot.app.query_one("#recent-table").row_count == 10)
+    await pilot.pause()
+
+
+def test_recent_list(snap_compare, tmp_path):
+    assert snap_compare(demo_app(tmp_path), terminal_size=(80, 24), run_before=recent)
+
+
+async def help_screen(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("question_mark")
+    await until(pilot, lambda: type(pilot.app.screen).__name__ == "HelpScreen")
+    await pilot.pause()
+
+
+def test_help(snap_compare, tmp_path):
+    assert snap_compare(demo_app(tmp_path), terminal_size=(80, 24), run_before=help_screen)
+
+
+async def kill_question(pilot) -> None:
+    await settle(pilot)
+    await pilot.press("k")
+    await until(pilot, lambda: type(pilot.app.screen).__name__ == "ConfirmDialog")
+    await pilot.pause()
+
+
+def test_kill_dialog_has_its_own_footer(snap_compare, tmp_path):
+    assert snap_compare(demo_app(tmp_path), terminal_size=(80, 24), run_before=kill_question)

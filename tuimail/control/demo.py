@@ -39,6 +39,16 @@ LIVE = [
 ]
 
 
+DEMO_NAMES = {"192.168.1.23": "pc23.lab.test", "192.168.1.31": "pc31.lab.test", "192.168.1.40": "pc40.lab.test",
+              "192.168.1.57": "pc57.lab.test", "127.0.0.1": "localhost"}
+DEMO_INFO: dict[int, dict[str, object]] = {
+    11: {"helo": "admin", "mail_from": "tatareva@lab.test", "rcpt_to": ("ivanov@lab.test",)},
+    13: {"folder": "INBOX"},
+    14: {"helo": "petrova-pc", "tls": True, "tls_version": "TLSv1.3", "tls_cipher": "TLS_AES_256_GCM_SHA384",
+         "messages": ("petrova@lab.test -> ivanov@lab.test: 250 2.0.0 Ok, message saved",)},
+}
+
+
 def demo_config(folder: Path) -> Config:
     settings = Settings(domains=[DomainSettings(name="lab.test", ip="192.168.1.59"),
                                  DomainSettings(name="group42.lab", ip="192.168.1.59")])
@@ -79,6 +89,11 @@ def demo_engine(folder: Path) -> tuple[Engine, Clock]:
         session.bytes_in, session.bytes_out = b_in, b_out
         ins = [t for kind, t in LIVE[session.sid - 11][9] if kind == "in"]
         session.last_command = ins[-1] if ins else ""
+        session.local_host, session.host_name = "192.168.1.59", DEMO_NAMES.get(peer[0], "")
+        if user:
+            session.full_name = directory.get(user).full_name if directory.get(user) else ""
+        for key, value in DEMO_INFO.get(session.sid, {}).items():
+            setattr(session, key, value)
     clock = fixed_clock(WALL, MONO)
     engine.guard.clock = clock.monotonic  # the block's countdown stands still in the pictures
     for name in ("root", "admin", "test", "guest", "info")[: config.settings.policy.auth_spray_accounts]:
@@ -87,7 +102,9 @@ def demo_engine(folder: Path) -> tuple[Engine, Clock]:
 
 
 def publish_transcripts(engine: Engine) -> None:
-    """The live sessions' lines, with fixed times (call after the app subscribed)."""
+    """The ended sessions 1-10 (the Recent list) and the live sessions' lines, with fixed times (call
+    after the app subscribed)."""
+    _write_logs(engine, engine.bus.publish)
     for offset, (proto, peer, port, *_rest, script) in enumerate(LIVE):
         sid = 11 + offset
         at = T0 - timedelta(seconds=_rest[2])
@@ -98,12 +115,15 @@ def publish_transcripts(engine: Engine) -> None:
             engine.bus.publish(event)
 
 
-def _write_logs(engine: Engine) -> None:
-    writer = LogWriter(engine.config.log_dir)
+def _write_logs(engine: Engine, writer=None) -> None:
+    """Sessions 1-10, ended: into the log files, or (`writer`) published as events."""
+    if writer is None:
+        writer = LogWriter(engine.config.log_dir)
+        start = T0 - timedelta(minutes=50)
+        writer(SystemMessage("tuimail 0.1.0 starting on mail.lab.test (config config.toml)", at=start))
+        for name, port in engine.config.settings.ports.listeners().items():
+            writer(SystemMessage(f"{name.upper()} listening on 127.0.0.1:{port}", at=start))
     start = T0 - timedelta(minutes=50)
-    writer(SystemMessage("tuimail 0.1.0 starting on mail.lab.test (config config.toml)", at=start))
-    for name, port in engine.config.settings.ports.listeners().items():
-        writer(SystemMessage(f"{name.upper()} listening on 127.0.0.1:{port}", at=start))
     for sid in range(1, 11):
         at = start + timedelta(minutes=4 * sid)
         proto = (Protocol.SMTP, Protocol.POP3, Protocol.IMAP)[sid % 3]

@@ -96,6 +96,32 @@ class SessionUpdated:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """One of the session's properties changed (MDaemon's session properties): `name` is one of
+    `SESSION_INFO`; `value` is text, a tuple of texts (RCPT TO, finished messages) or None."""
+
+    sid: int
+    protocol: Protocol
+    name: str
+    value: str | tuple[str, ...] | None
+    at: datetime = field(default_factory=now)
+
+
+SESSION_INFO = (
+    "local_host",  # the address the client connected to
+    "host_name",  # the peer's reverse DNS name ("" when it has none)
+    "helo",  # SMTP: the HELO/EHLO name
+    "mail_from",  # SMTP: MAIL FROM of the message being sent (None between messages)
+    "rcpt_to",  # SMTP: the accepted RCPT TO of that message
+    "messages",  # SMTP: one "from -> to, to: outcome" line per finished message
+    "full_name",  # the authenticated user's full name
+    "folder",  # POP3: INBOX after login; IMAP: the selected folder
+    "tls_version",  # e.g. TLSv1.3
+    "tls_cipher",  # e.g. TLS_AES_256_GCM_SHA384
+)
+
+
+@dataclass(frozen=True, slots=True)
 class SessionClosed:
     sid: int
     protocol: Protocol
@@ -162,8 +188,8 @@ class MessageAccepted:
     at: datetime = field(default_factory=now)
 
 
-Event = (SessionOpened | LineIn | LineOut | Note | SessionUpdated | SessionClosed | SystemMessage | DirectoryChanged
-         | ProgressChanged | ConnectionRefused | LoginAttempt | MessageAccepted)
+Event = (SessionOpened | LineIn | LineOut | Note | SessionUpdated | SessionInfo | SessionClosed | SystemMessage
+         | DirectoryChanged | ProgressChanged | ConnectionRefused | LoginAttempt | MessageAccepted)
 Subscriber = Callable[[Event], None]
 
 

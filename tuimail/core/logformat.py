@@ -28,6 +28,12 @@ def stamp(at: datetime) -> str:
     return _last_stamp[1]
 
 
+def session_block(sid: int, protocol: Protocol, port: int | str, lines: list[str], at: datetime) -> list[str]:
+    """A session's block as the log file holds it (the monitor's Recent list and exports use it too)."""
+    head = stamp(at)
+    return [head + "-----", f"{head}Session {sid}; {protocol.label} on port {port}", *lines, head + "-----"]
+
+
 def event_text(event: Event) -> str | None:
     """The text of a transcript line (without the time stamp), or None for events without one.
     The server's own phrases are in `[server] language` (`logphrases`); protocol lines never are."""

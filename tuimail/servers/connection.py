@@ -111,8 +111,10 @@ class LineConnection(asyncio.Protocol):
             return
         sock = transport.get_extra_info("sockname") or ("?", 0)
         self.session = self.engine.sessions.open(
-            self.protocol, peer, sock[1], self._abort, tls=self.tls, timeout=self.timeout
+            self.protocol, peer, sock[1], self._abort, tls=self.tls, timeout=self.timeout, local_host=str(sock[0])
         )
+        if self.tls:
+            self.session.set_tls(transport.get_extra_info("ssl_object"))
         self._worker = asyncio.get_running_loop().create_task(self._run())
         self._arm_timer()
         self.greeting()
@@ -229,8 +231,9 @@ class LineConnection(asyncio.Protocol):
             return False
         self.transport = transport  # type: ignore[assignment]
         self._reading_paused = False
-        self.tls = self.session.tls = True
+        self.tls = True
         obj = transport.get_extra_info("ssl_object")
+        self.session.set_tls(obj)
         version = f" ({obj.version()}, {obj.cipher()[0]})" if obj is not None and obj.cipher() else ""
         self.session.note(f"TLS negotiated{version}")
         self.telnet = TelnetFilter()  # nothing typed in plain text survives the handshake

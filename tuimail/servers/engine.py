@@ -26,6 +26,7 @@ from tuimail.core.runlock import RunLock
 from tuimail.core.events import ConnectionRefused, EventBus, LoginAttempt, ProgressChanged
 from tuimail.servers import tls
 from tuimail.servers.logwriter import LogWriter
+from tuimail.servers.rdns import ReverseDNS
 from tuimail.servers.sessions import SessionRegistry
 from tuimail.servers.transcripts import TranscriptMailer
 from tuimail.store import Folder, MailStore
@@ -64,6 +65,10 @@ class ListenerState:
 
 
 class Engine:
+    def _full_name(self, address: str) -> str:
+        account = self.directory.get(address)
+        return account.full_name if account is not None else ""
+
     def __init__(self, config: Config) -> None:
         self.config = config
         i18n.set_language(config.settings.server.language)  # the log files' own phrases (issue 10 §5)
@@ -71,6 +76,8 @@ class Engine:
         self.directory = Directory(config)
         self.store = MailStore(config.data_dir)
         self.sessions = SessionRegistry(self.bus)
+        self.sessions.full_names = self._full_name
+        self.sessions.resolver = ReverseDNS()
         settings = config.settings.server
         self.logs = LogWriter(config.log_dir, settings.log_max_bytes, settings.log_backups)
         self._unsubscribe_logs = self.bus.subscribe(self.logs)

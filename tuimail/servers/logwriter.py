@@ -35,7 +35,7 @@ from tuimail.core.events import (
     SystemMessage,
     now,
 )
-from tuimail.core.logformat import closing_line, event_text, stamp  # noqa: F401 - re-exported
+from tuimail.core.logformat import closing_line, event_text, session_block, stamp  # noqa: F401 - re-exported
 
 class LogWriter:
     """Subscriber that writes the log files; `close()` flushes sessions still open."""
@@ -70,9 +70,7 @@ class LogWriter:
 
     def _flush(self, sid: int, at: datetime) -> None:
         protocol, lines, port = self._open.pop(sid)
-        head = stamp(at)
-        block = [head + "-----", f"{head}Session {sid}; {protocol.label} on port {port}", *lines, head + "-----"]
-        data = self._write(protocol, "\n".join(block) + "\n")
+        data = self._write(protocol, "\n".join(session_block(sid, protocol, port, lines, at)) + "\n")
         for listener in self.block_listeners:
             try:
                 listener(protocol, sid, data)

@@ -20,6 +20,7 @@ from tuimail.core.events import (
     Note,
     Protocol,
     SessionClosed,
+    SessionInfo,
     SessionOpened,
     SessionUpdated,
     now,
@@ -48,6 +49,18 @@ class Session:
     timeout: float = 1800.0  # seconds of silence allowed; the TUI shows the countdown
     closed: bool = False
     close_reason: str | None = None
+    # MDaemon's session properties (each change is published as a SessionInfo event)
+    local_host: str = ""
+    host_name: str | None = None  # reverse DNS; None until the lookup answers, "" when there is none
+    helo: str = ""
+    mail_from: str | None = None
+    rcpt_to: tuple[str, ...] = ()
+    messages: tuple[str, ...] = ()
+    full_name: str = ""
+    folder: str = ""
+    tls_version: str = ""
+    tls_cipher: str = ""
+    full_names: Callable[[str], str] | None = None  # the directory's address -> full name
 
     @property
     def peer(self) -> str:
@@ -77,10 +90,57 @@ class Session:
         self.bytes_out += count
 
     def set_user(self, user: str | None, state: str | None = None) -> None:
+        changed_user = user != self.user
         self.user = user
         if state is not None:
             self.state = state
         self.bus.publish(SessionUpdated(self.sid, self.protocol, self.user, self.state))
+        if changed_user:
+            self.set_info(full_name=(self.full_names(user) if user and self.full_names else ""))
+        folder = self._folder_of(self.state)
+        if folder is not None:
+            self.set_info(folder=folder)
+
+    def _folder_of(self, state: str) -> str | None:
+        """The folder a protocol state names: IMAP `selected X`/`examined X` (RFC 3501 §6.3.1-2),
+        POP3's transaction state works on INBOX (RFC 1939 §5)."""
+        if self.protocol is Protocol.IMAP:
+            for word in ("selected ", "examined "):
+                if state.startswith(word):
+                    return state[len(word):]
+            return "" if state == "authenticated" else None
+        if self.protocol is Protocol.POP3:
+            return "INBOX" if state == "transaction" else None
+        return None
+
+    def set_info(self, **changes: str | tuple[str, ...] | None) -> None:
+        """Change session properties (names from `SESSION_INFO`); each change is published."""
+        for name, value in changes.items():
+            if getattr(self, name) != value:
+                setattr(self, name, value)
+                self.bus.publish(SessionInfo(self.sid, self.protocol, name, value))
+
+    def set_tls(self, ssl_object) -> None:
+        """The connection is encrypted: note the TLS version and cipher (from the transport's ssl object)."""
+        self.tls = True
+        if ssl_object is not None and ssl_object.cipher():
+            self.set_info(tls_version=ssl_object.version() or "", tls_cipher=ssl_object.cipher()[0])
+
+    # ----- SMTP envelope (RFC 5321 §3.3: MAIL, RCPT..., DATA; RSET or a new HELO abandons it) -----
+
+    def envelope_started(self, sender: str) -> None:
+        self.set_info(mail_from=sender, rcpt_to=())
+
+    def recipient_added(self, recipient: str) -> None:
+        self.set_info(rcpt_to=(*self.rcpt_to, recipient))
+
+    def envelope_ended(self, outcome: str) -> None:
+        """DATA answered (or the envelope was reset): remember the message, start the next one."""
+        if self.mail_from is None and not self.rcpt_to:
+            return
+        sender = self.mail_from or "?"
+        line = f"{sender or '<>'} -> {', '.join(self.rcpt_to) or '(no recipients)'}: {outcome}"
+        self.set_info(messages=(*self.messages, line)[-50:], mail_from=None, rcpt_to=())
 
     def set_state(self, state: str) -> None:
         self.set_user(self.user, state)
@@ -91,6 +151,8 @@ class SessionRegistry:
         self.bus = bus
         self._ids = itertools.count(1)
         self._live: dict[int, Session] = {}
+        self.full_names: Callable[[str], str] | None = None  # set by the engine (the directory)
+        self.resolver = None  # set by the engine: a ReverseDNS (looks names up off the loop, cached)
 
     def open(
         self,
@@ -101,12 +163,18 @@ class SessionRegistry:
         *,
         tls: bool = False,
         timeout: float = 1800.0,
+        local_host: str = "",
     ) -> Session:
         sid = next(self._ids)
         host, port = peer[0], peer[1]
-        session = Session(sid, protocol, host, port, local_port, self.bus, abort, tls=tls, timeout=timeout)
+        session = Session(sid, protocol, host, port, local_port, self.bus, abort, tls=tls, timeout=timeout,
+                          full_names=self.full_names)
         self._live[sid] = session
         self.bus.publish(SessionOpened(sid, protocol, host, port, local_port, tls))
+        if local_host:
+            session.set_info(local_host=local_host)
+        if self.resolver is not None:
+            self.resolver.lookup(host, lambda name, s=session: s.closed or s.set_info(host_name=name))
         return session
 
     def close(self, session: Session, reason: str, ok: bool = True) -> None:

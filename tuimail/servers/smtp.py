@@ -126,10 +126,14 @@ class TuimailSMTP(SMTP):
             sock = transport.get_extra_info("sockname") or ("?", 0)
             self.record = self.engine.sessions.open(
                 Protocol.SMTP, peer, sock[1], self._abort, tls=self.implicit_tls,
-                timeout=self._timeout_duration,
+                timeout=self._timeout_duration, local_host=str(sock[0]),
             )
+            if self.implicit_tls:
+                self.record.set_tls(transport.get_extra_info("ssl_object"))
         else:  # STARTTLS completed (RFC 3207 §4.2: the session starts over)
-            self.record.tls = True
+            self.record.set_tls(transport.get_extra_info("ssl_object"))
+            self.record.envelope_ended("abandoned (STARTTLS)")
+            self.record.set_info(helo="")
             self.record.note("TLS handshake completed")
             if self._pending:  # RFC 3207 §4.2: no plaintext may survive the handshake (a partial line)
                 self.record.note(f"Discarded {len(self._pending)} plaintext byte(s) sent after STARTTLS")
@@ -489,13 +493,20 @@ class SmtpHandler:
         self.engine = engine
         self.server = server
 
+    def _helo(self, server: TuimailSMTP, hostname: str) -> None:
+        if server.record is not None:  # RFC 5321 §4.1.4: HELO/EHLO also clears the envelope
+            server.record.envelope_ended("abandoned (new HELO)")
+            server.record.set_info(helo=hostname)
+
     async def handle_HELO(self, server: TuimailSMTP, session, envelope, hostname: str) -> str:
         session.host_name = hostname
+        self._helo(server, hostname)
         self._state("helo")
         return f"250 {server.hostname} Hello {hostname}, pleased to meet you"
 
     async def handle_EHLO(self, server: TuimailSMTP, session, envelope, hostname: str, responses: list[str]):
         session.host_name = hostname
+        self._helo(server, hostname)
         self._state("ehlo")
         lines = [f"{server.hostname} Hello {hostname}, pleased to meet you"]
         for line in responses[1:]:
@@ -512,6 +523,8 @@ class SmtpHandler:
     async def handle_MAIL(self, server: TuimailSMTP, session, envelope, address: str, options: list[str]) -> str:
         envelope.mail_from = address
         envelope.mail_options.extend(options)
+        if server.record is not None:
+            server.record.envelope_started(address)
         self._state("mail")
         shown = "" if address == "<>" else address
         return f"250 2.1.0 <{shown}>, Sender ok"
@@ -537,9 +550,13 @@ class SmtpHandler:
             return f"550 5.1.1 <{address}>: no such mailbox here"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
+        if server.record is not None:
+            server.record.recipient_added(address)
         return f"250 2.1.5 <{address}>, Recipient ok"
 
     async def handle_RSET(self, server, session, envelope) -> str:
+        if server.record is not None:
+            server.record.envelope_ended("abandoned (RSET)")
         self._state("rset")
         return "250 2.0.0 Reset OK"
 
@@ -547,6 +564,12 @@ class SmtpHandler:
         return "221 2.0.0 See you in cyberspace"
 
     async def handle_DATA(self, server: TuimailSMTP, session, envelope) -> str:
+        reply = await self._data(server, session, envelope)
+        if server.record is not None:  # RFC 5321 §4.1.1.4: the reply to DATA ends the transaction
+            server.record.envelope_ended(reply.split(" (queue id")[0][:60])
+        return reply
+
+    async def _data(self, server: TuimailSMTP, session, envelope) -> str:
         record = server.record
         directory = self.engine.directory
         recipients: list[str] = []

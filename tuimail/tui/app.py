@@ -31,9 +31,14 @@ from tuimail.tui import messages
 from tuimail.tui.localise import localise_bindings
 from tuimail.tui.clock import Clock
 from tuimail.tui.dialogs.confirm import ConfirmDialog
-from tuimail.tui.feed import EventFeed, Transcripts, log_line
+from tuimail.tui.feed import EventFeed, log_line
+from tuimail.tui.keys import OrderedKeys
+from tuimail.tui.history import SessionHistory
+from tuimail.tui.text import visible
 from tuimail.tui.screens.first_run import FirstRunScreen
+from tuimail.tui.screens.help import HelpScreen
 from tuimail.tui.screens.session_window import SessionWindow
+from tuimail.tui import screenshot
 from tuimail.tui.widgets.accounts_pane import AccountsPane
 from tuimail.tui.widgets.domains_pane import DomainsPane
 from tuimail.tui.widgets.logs_pane import LogsPane
@@ -70,14 +75,15 @@ def freeze_startup_objects() -> None:
         gc.freeze()
 
 
-class TuimailApp(App[int]):
+class TuimailApp(OrderedKeys, App[int]):
     CSS_PATH = style_paths()
     TITLE = "tuimail"
     BINDINGS = [
         *(Binding(str(n), f"show_tab('{tab}')", title, show=False) for n, (tab, title) in enumerate(zip(TABS, TAB_TITLES), 1)),
         Binding("q", "quit_app", "Quit"),
         Binding("ctrl+x", "stop_server", "Stop server"),
-        Binding("f12", "screenshot", "Screenshot"),
+        Binding("question_mark", "help", "Help", priority=True),
+        Binding("f12", "screenshot", "Screenshot", priority=True),  # on every screen, dialogs too
     ]
 
     def __init__(
@@ -95,6 +101,7 @@ class TuimailApp(App[int]):
         i18n.set_language(config.settings.server.language)
         localise_bindings()
         super().__init__()
+        self._ordered_keys_init()
         self.config = config
         if client is None:  # the engine in this process (an Engine given: tests, the demo)
             client = InProcessClient(engine if engine is not None else config, start=start_engine)
@@ -105,7 +112,7 @@ class TuimailApp(App[int]):
         self.cursor_blink = cursor_blink
         self.first_run = first_run
         self.feed = EventFeed()
-        self.transcripts = Transcripts()
+        self.history = SessionHistory()
         self.engine_ready = asyncio.Event()
         self.settings_dirty = False
         self._offered = False
@@ -133,7 +140,8 @@ class TuimailApp(App[int]):
     async def _boot(self) -> None:
         try:
             seeds = await self.client.log_tails(MAX_LINES)
-            self.query_one(LogsPane).add(seeds)
+            # lines a client typed before the log files escaped control characters: shown escaped
+            self.query_one(LogsPane).add({log: [visible(line) for line in lines] for log, lines in seeds.items()})
             self._unsubscribe = self.client.subscribe(self.feed)
             await self.client.start()
         except (ServerGone, AlreadyRunning) as e:  # it stopped, or one started, as we came up
@@ -175,7 +183,7 @@ class TuimailApp(App[int]):
         except NoMatches:
             return  # the app is closing: the widgets are gone
         events = self.feed.drain()
-        self.transcripts.add(events)
+        self.history.add(events)
         batch: dict[Protocol, list[str]] = defaultdict(list)
         for event in events:
             line = log_line(event)
@@ -240,7 +248,41 @@ class TuimailApp(App[int]):
             self.action_show_tab("settings")
 
     def open_session(self, sid: int) -> None:
+        if self.client.sessions.get(sid) is None and self.history.get(sid) is None:
+            self.notify(f"Session {sid} is no longer known (only the last 1,000 ended ones are kept)")
+            return
         self.push_screen(SessionWindow(sid))
+
+    def export_session(self, sid: int, window: SessionWindow | None = None) -> None:
+        self.run_worker(self._export(sid, window), group="export")
+
+    async def _export(self, sid: int, window: SessionWindow | None) -> None:
+        """Write the session's block to exports/: for an ended session exactly the block the log file
+        got, for a live one its lines so far under the same header (control characters escaped)."""
+        record = self.history.get(sid)
+        if record is None:
+            self.notify(f"Session {sid} is no longer known", severity="warning")
+            return
+        if record.ended is not None:
+            lines = record.block()
+        else:
+            lines = [f"Session {sid}; {record.protocol.label} on port {record.local_port} (still open)",
+                     *record.lines]
+        folder = self.config.base / "exports"
+        path = folder / f"session-{sid}-{record.protocol.label}-{self.clock.now():%Y%m%d-%H%M%S}.txt"
+
+        def write() -> None:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+        try:
+            await asyncio.to_thread(write)
+        except OSError as e:
+            self.notify(f"Export failed: {e}", severity="error")
+            return
+        if window is not None:
+            window.exported = path
+        self.notify(f"Session {sid} exported to {path}", timeout=10)
 
     def _first_run_done(self, created: bool | None) -> None:
         self.post_message(messages.DomainsChanged())
@@ -265,6 +307,8 @@ class TuimailApp(App[int]):
     # ----- quit and screenshot --------------------------------------------------------------
 
     def action_quit_app(self) -> None:
+        if any(isinstance(screen, ConfirmDialog) and screen.id == "quit-dialog" for screen in self.screen_stack):
+            return  # already asking
         live = 0 if self.client.attached else len(self.client.sessions)  # attached: q only detaches
         worries = []
         if live:
@@ -276,7 +320,9 @@ class TuimailApp(App[int]):
             self.run_worker(self._quit())
             return
         question = _("Quit tuimail?") + " " + "; ".join(worries) + "."
-        self.push_screen(ConfirmDialog(question), lambda yes: self.run_worker(self._quit()) if yes else None)
+        dialog = ConfirmDialog(question)
+        dialog.id = "quit-dialog"
+        self.push_screen(dialog, lambda yes: self.run_worker(self._quit()) if yes else None)
 
     def action_stop_server(self) -> None:
         """Stop the `tuimail serve` we are attached to (confirmed): every session is closed."""
@@ -296,15 +342,87 @@ class TuimailApp(App[int]):
 
         self.push_screen(ConfirmDialog(question), lambda yes: self.run_worker(stop()) if yes else None)
 
-    async def action_quit(self) -> None:  # ctrl+q
-        await self._quit()
+    async def action_quit(self) -> None:  # ctrl+q and the palette's Quit: the same question as `q`
+        self.action_quit_app()
 
     async def _quit(self) -> None:
         await self.shutdown()
         self.exit(0)
 
+    # ----- help, palette, screenshot ----------------------------------------------------------
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)
+            return
+        under = self.screen
+        about = getattr(under, "HELP", "")
+        if under is self.screen_stack[0]:
+            active = self.query_one("#main-tabs", TabbedContent).active
+            pane = self.query_one(f"#{active}-pane")
+            about = f"{active.title()} tab. " + getattr(pane, "HELP", "")
+        self.push_screen(HelpScreen(under, about.strip()))
+
+    def get_system_commands(self, screen):
+        """The palette (ctrl+p): the app's own commands first, then Textual's (theme, keys, quit)."""
+        yield from app_commands(self)
+        yield from super().get_system_commands(screen)
+
     def action_screenshot(self) -> None:
-        tab = self.query_one("#main-tabs", TabbedContent).active
-        name = f"tuimail-{tab}-{self.clock.now():%Y%m%d-%H%M%S}.svg"
-        path = self.save_screenshot(name, path=str(self.config.base))
-        self.notify(_("Screenshot saved to {path}").format(path=path), timeout=10)
+        """Hide the toasts, wait a frame, take the picture (SVG, text, PNG), show them again."""
+        racks = [rack for rack in self.screen.query("ToastRack") if rack.display]
+        for rack in racks:
+            rack.display = False
+        self.screen.refresh(layout=True)
+        self.call_after_refresh(self._take_screenshot, racks)
+
+    def _take_screenshot(self, racks) -> None:
+        where = self.screen_name()
+        stem = f"tuimail-{where}-{self.clock.now():%Y%m%d-%H%M%S}"
+        try:
+            paths, why = screenshot.write(self, Path(self.config.base), stem)
+        except OSError as e:
+            paths, why = [], str(e)
+        for rack in racks:
+            rack.display = True
+        self.last_screenshot = paths
+        if not paths:
+            self.notify(f"Screenshot failed: {why}", severity="error")
+            return
+        names = ", ".join(p.suffix[1:].upper() for p in paths)
+        note = f" ({why})" if why else ""
+        self.notify(_("Screenshot saved to {path}").format(path=f"{paths[0].with_suffix('')}.* ({names}){note}"),
+                    timeout=10)
+
+    def screen_name(self) -> str:
+        """What is in front, for file names: the tab, or the dialog / window."""
+        if self.screen is self.screen_stack[0]:
+            return self.query_one("#main-tabs", TabbedContent).active
+        name = type(self.screen).__name__
+        return "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")
+
+
+def app_commands(app: TuimailApp):
+    """Palette commands: go to a tab, kill or open the selected session, unblock, new account, switch
+    log, screenshot, help. Generic over the tabs, so a tab added later gets its "Go to" command."""
+    from textual.app import SystemCommand
+
+    tabs = app.query_one("#main-tabs", TabbedContent)
+    for n, pane in enumerate(tabs.query(TabPane), 1):
+        yield SystemCommand(f"Go to {pane.id.title()}", f"Show the {pane.id} tab (key {n})",
+                            lambda tab=pane.id: app.action_show_tab(tab))
+    sessions = app.query_one(SessionsPane)
+    yield SystemCommand("Kill session", "Kill the session selected in the Sessions tab (asks first)",
+                        sessions.action_kill)
+    yield SystemCommand("Open session", "Open the selected session's window", sessions.action_open)
+    yield SystemCommand("Recent sessions", "Switch the Sessions tab between live and ended sessions",
+                        sessions.action_toggle_recent)
+    yield SystemCommand("Unblock address", "Release an address blocked after failed logins (asks first)",
+                        sessions.action_unblock)
+    yield SystemCommand("New account", "Open the new account form",
+                        lambda: (app.action_show_tab("accounts"), app.query_one(AccountsPane).action_new()))
+    logs = app.query_one(LogsPane)
+    yield SystemCommand("Switch log", "Show the next protocol log",
+                        lambda: (app.action_show_tab("logs"), logs.action_switch(1)))
+    yield SystemCommand("Screenshot", "Save the screen as SVG, text and PNG", app.action_screenshot)
+    yield SystemCommand("Help", "Every key of the screen in front", app.action_help)

@@ -2,17 +2,17 @@
 
 The bus calls `EventFeed` once per event on the loop's thread; it only appends to a deque. The app
 drains it a few times a second, so a burst of a thousand events becomes one redraw (STACK-NOTES:
-batch `Log.write_lines`, `DataTable.update_cell`). `Transcripts` keeps each session's lines for the
-session window; `log_line` gives the per-protocol log text, the same as the log files (logwriter)
-with the session id in front.
+batch `Log.write_lines`, `DataTable.update_cell`). `log_line` gives the per-protocol log text, the
+same as the log files (logwriter) with the session id in front and control characters escaped.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 
-from tuimail.core.events import Event, Protocol, SessionClosed, SessionOpened, SystemMessage
+from tuimail.core.events import Event, Protocol, SystemMessage
 from tuimail.core.logformat import event_text, read_tail, stamp  # noqa: F401 - read_tail re-exported
+from tuimail.tui.text import visible
 
 LOG_PROTOCOLS = (Protocol.SMTP, Protocol.SMTP_OUT, Protocol.POP3, Protocol.IMAP, Protocol.SYSTEM)
 
@@ -38,42 +38,5 @@ def log_line(event: Event) -> tuple[Protocol, str] | None:
     if text is None:
         return None
     if isinstance(event, SystemMessage):
-        return Protocol.SYSTEM, stamp(event.at) + text
-    return event.protocol, f"#{event.sid} {stamp(event.at)}{text}"
-
-
-class Transcripts:
-    """Each session's transcript lines (bounded), kept a while after it closes for export."""
-
-    def __init__(self, per_session: int = 2000, closed_kept: int = 200) -> None:
-        self.per_session = per_session
-        self.closed_kept = closed_kept
-        self._lines: dict[int, deque[str]] = {}
-        self._closed: OrderedDict[int, str] = OrderedDict()  # sid -> reason
-        self.local_port: dict[int, int] = {}
-
-    def add(self, events: list[Event]) -> None:
-        for event in events:
-            sid = getattr(event, "sid", None)
-            if sid is None:
-                continue
-            if isinstance(event, SessionOpened):
-                self.local_port[sid] = event.local_port
-            text = event_text(event)
-            if text is not None:
-                lines = self._lines.get(sid)
-                if lines is None:
-                    lines = self._lines[sid] = deque(maxlen=self.per_session)
-                lines.append(stamp(event.at) + text)
-            if isinstance(event, SessionClosed):
-                self._closed[sid] = event.reason
-                while len(self._closed) > self.closed_kept:
-                    old, _ = self._closed.popitem(last=False)
-                    self._lines.pop(old, None)
-                    self.local_port.pop(old, None)
-
-    def lines(self, sid: int) -> list[str]:
-        return list(self._lines.get(sid, ()))
-
-    def closed_reason(self, sid: int) -> str | None:
-        return self._closed.get(sid)
+        return Protocol.SYSTEM, stamp(event.at) + visible(text)
+    return event.protocol, f"#{event.sid} {stamp(event.at)}{visible(text)}"

@@ -32,3 +32,25 @@ def rate(count: int, seconds: float) -> str:
 
 def yes_no(flag: bool) -> str:
     return _("yes") if flag else _("no")
+
+
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROLS[0x09] = "\\t"
+
+
+def visible(text: str) -> str:
+    """Control characters a client sent (ESC, BEL, C1...) as `\\x1b`, never raw: a raw ESC would
+    recolour or move the operator's terminal, and in an export it would do the same to whoever
+    `cat`s the file. Backslashes stay as they are, so text the engine already escaped reads the same."""
+    if text.isprintable():
+        return text
+    return text.translate(_CONTROLS)
+
+
+_KEY_NAMES = {"slash": "/", "question_mark": "?", "left_square_bracket": "[", "right_square_bracket": "]",
+              "delete": "Del", "escape": "Esc", "enter": "Enter", "space": "Space"}
+
+
+def key_label(key: str) -> str:
+    """A binding's key as the operator types it: `slash` -> `/`, `ctrl+s` -> `ctrl+s`."""
+    return ",".join(_KEY_NAMES.get(k, k) for k in key.split(","))

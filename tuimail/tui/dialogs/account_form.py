@@ -8,7 +8,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Input, Select, Static, Checkbox
+from textual.widgets import Footer, Input, Select, Static
+
+from tuimail.tui.widgets.checkbox import GlyphCheckbox as Checkbox
 
 from tuimail.core.addresses import AddressError, check_mailbox
 from tuimail.core.directory import Account
@@ -48,6 +50,7 @@ class AccountForm(ModalScreen[Account | None]):
                 yield FormRow(N_("Administrator"), Checkbox(_("administrator (gets postmaster mail)"), value=a.admin if a else False, id="admin"))
                 yield FormRow("Notes", Input(a.notes if a else "", id="notes"), id="row-notes")
             yield Static(_("ctrl+s save   Escape cancel"), id="form-status", classes="hint", markup=False)
+        yield Footer()  # the dialog's own keys, not the tab's underneath
 
     def on_mount(self) -> None:
         self.query_one("#full_name", Input).focus()

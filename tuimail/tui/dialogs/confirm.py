@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from textual import events
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Footer, Input, Static
 
 from tuimail.i18n import _
 
 
 class ConfirmDialog(ModalScreen[bool]):
+    # shown in the dialog's own footer and help; `on_key` answers every key itself
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n", "answer(False)", "No (any other key)")]
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
     def __init__(self, question: str, yes: str | None = None) -> None:
         super().__init__()
         self.question = question
@@ -21,6 +28,7 @@ class ConfirmDialog(ModalScreen[bool]):
         with Vertical(classes="dialog confirm"):
             yield Static(self.question, classes="question", markup=False)
             yield Static(self.yes, classes="hint")
+        yield Footer()
 
     def on_key(self, event: events.Key) -> None:
         event.stop()
@@ -39,6 +47,12 @@ class ChoiceDialog(ModalScreen[str | None]):
         super().__init__()
         self.question = question
         self.choices = choices
+        for key, label in choices.items():  # the dialog's own keys in its footer and help
+            self._bindings.bind(key, f"choose('{key}')", label.split(",")[0])
+        self._bindings.bind("escape", "choose('')", "Cancel")
+
+    def action_choose(self, key: str) -> None:
+        self.dismiss(key or None)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog confirm"):
@@ -46,6 +60,7 @@ class ChoiceDialog(ModalScreen[str | None]):
             for key, label in self.choices.items():
                 yield Static(f"[b]{key}[/b]  {label}", classes="choice")
             yield Static(_("Escape (or any other key) = cancel"), classes="hint")
+        yield Footer()
 
     def on_key(self, event: events.Key) -> None:
         event.stop()

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Footer, Input, Static
 
 from tuimail.config import DomainSettings
 from tuimail.core.addresses import AddressError, check_domain, check_ip
@@ -58,6 +58,7 @@ class DomainForm(ModalScreen[DomainSettings | None]):
             ip = d.ip if d else detected_ip()
             yield FormRow(N_("IP address"), Input(ip, id="ip"), hint=_("the address clients use for this domain"), id="row-ip")
             yield Static(_("ctrl+s save   Escape cancel"), id="form-status", classes="hint", markup=False)
+        yield Footer()  # the dialog's own keys, not the tab's underneath
 
     def on_mount(self) -> None:
         self.query_one("#ip" if self.domain else "#name", Input).focus()

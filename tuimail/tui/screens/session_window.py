@@ -1,18 +1,20 @@
-"""The session window (MDaemon's session properties): the live transcript (`<--`/`-->`, masked),
-peer, user, transfer statistics and the inactivity timeout counting down.
+"""The session window (MDaemon's session properties): the transcript (`<--`/`-->`, masked, control
+characters escaped), and beside it who and what: protocol, local address:port, the peer's address,
+port and host name (reverse DNS), HELO/EHLO name, MAIL FROM and every RCPT TO per message (SMTP), the
+authenticated user and full name, the selected folder, bytes and rate each way, the inactivity
+timeout counting down, TLS version and cipher. An ended session shows its whole block as the log
+file holds it.
 
-Keys: `k` kills the session, `e` exports the transcript to a text file (for the lab report),
-`a` shows or hides the annotations beside the transcript (each command's and reply's meaning and RFC
-section, from `tuimail.teaching`), Escape goes back to the Sessions tab.
+Keys: `k` kills the session (live), `e` exports its block to exports/, `a` shows or hides the
+annotations beside the transcript (each command's and reply's meaning and RFC section, from
+`tuimail.teaching`), Escape goes back.
 """
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
@@ -21,26 +23,25 @@ from tuimail import i18n
 from tuimail.core.events import Event
 from tuimail.core.logformat import event_text, stamp
 from tuimail.teaching.annotate import Annotator, strip_stamp
-from tuimail.tui.text import duration, rate
+from tuimail.tui.text import duration, rate, visible
 from tuimail.tui.widgets.protocol_log import TranscriptHighlighter
 
 
 class SessionWindow(Screen):
+    HELP = "One session's properties and transcript (MDaemon's session window)."
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("k", "kill", "Kill"),
         Binding("delete", "kill", "Kill", show=False),
-        Binding("e", "export", "Export transcript"),
+        Binding("e", "export", "Export"),
         Binding("a", "annotate", "Annotations"),
     ]
 
     def __init__(self, sid: int) -> None:
         super().__init__()
         self.sid = sid
-        self.exported: Path | None = None
-        self.protocol = None
-        self.peer = "?"
-        self.started = None
+        self.exported = None
+        self.ended_shown = False
         self.annotator: Annotator | None = None
 
     def compose(self) -> ComposeResult:
@@ -48,6 +49,7 @@ class SessionWindow(Screen):
             with Horizontal(id="session-info"):
                 yield Static(id="session-who", markup=False)
                 yield Static(id="session-stats", markup=False)
+            yield Static(id="session-envelope", markup=False)
             with Horizontal(id="session-body"):
                 log = Log(id="session-log", max_lines=5000, auto_scroll=True, highlight=True)
                 log.highlighter = TranscriptHighlighter()
@@ -57,13 +59,14 @@ class SessionWindow(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        session = self.app.client.sessions.get(self.sid)
-        self.protocol = session.protocol if session else None
-        self.peer = session.peer if session else "?"
-        self.started = session.started if session else None
-        self.annotator = Annotator(self.protocol.label if self.protocol else "")
         log = self.query_one("#session-log", Log)
-        lines = self.app.transcripts.lines(self.sid)
+        record = self.app.history.get(self.sid)
+        self.annotator = Annotator(record.protocol.label if record else "")
+        if record is not None and record.ended is not None:
+            lines = record.block()  # the whole block, as the log file has it
+            self.ended_shown = True
+        else:
+            lines = self.app.history.lines(self.sid)
         log.write_lines(lines)
         self._write_notes(lines)
         self.watch(log, "scroll_y", self._follow, init=False)
@@ -72,12 +75,25 @@ class SessionWindow(Screen):
 
     def add_events(self, events: list[Event]) -> None:
         """Called by the app every tick with the events of the tick."""
-        if not self.is_mounted or not self.children:
-            return  # on_mount writes the transcript so far; at exit the widgets are gone
-        lines = [stamp(e.at) + t for e in events if getattr(e, "sid", None) == self.sid and (t := event_text(e))]
-        if lines:
-            self.query_one("#session-log", Log).write_lines(lines)
-            self._write_notes(lines)
+        if not self.is_mounted:
+            return  # on_mount writes the transcript so far
+        try:
+            log = self.query_one("#session-log", Log)
+        except NoMatches:
+            return
+        record = self.app.history.get(self.sid)
+        if record is not None and record.ended is not None and not self.ended_shown:
+            self.ended_shown = True  # it just ended: show the block as written to the log file
+            log.clear()
+            self.query_one("#session-notes", Log).clear()
+            log.write_lines(record.block())
+            self._write_notes(record.block())
+        elif not self.ended_shown:
+            lines = [visible(stamp(e.at) + t) for e in events
+                     if getattr(e, "sid", None) == self.sid and (t := event_text(e))]
+            if lines:
+                log.write_lines(lines)
+                self._write_notes(lines)
         self.refresh_info()
 
     # ----- annotations (issue 10) -----------------------------------------------------------
@@ -103,33 +119,74 @@ class SessionWindow(Screen):
         notes.toggle_class("hidden")
         notes.scroll_to(y=self.query_one("#session-log", Log).scroll_y, animate=False)
 
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "kill":
+            return self.app.client.sessions.get(self.sid) is not None
+        return True
+
     def refresh_info(self) -> None:
+        try:
+            self._refresh_info()
+        except NoMatches:
+            pass  # still being composed (or closing): the next tick fills it in
+
+    def _refresh_info(self) -> None:
         session = self.app.client.sessions.get(self.sid)
+        record = self.app.history.get(self.sid)
         clock = self.app.clock
-        label = self.protocol.label if self.protocol else "?"
         if session is None:
-            reason = self.app.transcripts.closed_reason(self.sid) or "ended"
-            who = f"Session {self.sid} ({label}) from {self.peer}\nclosed: {reason}"
-            self.query_one("#session-who", Static).update(who)
-            self.query_one("#session-stats", Static).update("")
+            self.refresh_bindings()
+            if record is None:
+                self._show(f"Session {self.sid}: no longer known", "", "")
+                return
+            ended = f"{record.ended:%H:%M:%S}" if record.ended else "?"
+            who = (
+                f"Session {self.sid}: {record.protocol.label} on port {record.local_port} (ended)\n"
+                f"peer   {record.peer}\n"
+                f"host   {record.info.get('host_name') or '(no name)'}\n"
+                f"user   {record.user or '(not logged in)'}\n"
+                + (f"name   {record.info['full_name']}\n" if record.info.get("full_name") else "") +
+                f"closed {ended}: {record.reason}"
+            )
+            stats = (
+                f"in   {record.bytes_in} bytes\n"
+                f"out  {record.bytes_out} bytes\n"
+                f"started {record.started:%H:%M:%S}\n"
+                + (f"TLS  {record.info.get('tls_version', '')} {record.info.get('tls_cipher', '')}" if record.tls
+                   or record.info.get("tls_version") else "not encrypted")
+            )
+            self._show(who, stats, envelope_text(record.info))
             return
-        tls = ", TLS" if session.tls else ""
+        local = f"{session.local_host}:{session.local_port}" if session.local_host else f"port {session.local_port}"
+        host = session.host_name if session.host_name else ("(no name)" if session.host_name == "" else "(looking up)")
         who = (
-            f"Session {self.sid}: {label}{tls} on port {session.local_port}\n"
+            f"Session {self.sid}: {session.protocol.label} on {local}\n"
             f"peer   {session.peer}\n"
+            f"host   {host}\n"
             f"user   {session.user or '(not logged in)'}\n"
-            f"state  {session.state}   started {session.started:%H:%M:%S}"
+            + (f"name   {session.full_name}\n" if session.full_name else "")
+            + f"state  {session.state}" + (f"   folder {session.folder}" if session.folder else "")
         )
         elapsed = max(0.001, clock.wall() - session.started.timestamp())
         idle = clock.monotonic() - session.last_activity
+        tls = f"TLS  {session.tls_version} {session.tls_cipher}".rstrip() if session.tls else "not encrypted"
         stats = (
             f"in   {session.bytes_in} bytes  {rate(session.bytes_in, elapsed)}\n"
             f"out  {session.bytes_out} bytes  {rate(session.bytes_out, elapsed)}\n"
             f"idle {duration(idle)}\n"
-            f"timeout in {duration(session.timeout - idle)} (of {duration(session.timeout)})"
+            f"timeout in {duration(session.timeout - idle)} (of {duration(session.timeout)})\n"
+            f"{tls}"
         )
-        self.query_one("#session-who", Static).update(who)
-        self.query_one("#session-stats", Static).update(stats)
+        info = {"helo": session.helo, "mail_from": session.mail_from, "rcpt_to": session.rcpt_to,
+                "messages": session.messages}
+        self._show(who, stats, envelope_text(info))
+
+    def _show(self, who: str, stats: str, envelope: str) -> None:
+        self.query_one("#session-who", Static).update(visible_lines(who))
+        self.query_one("#session-stats", Static).update(visible_lines(stats))
+        block = self.query_one("#session-envelope", Static)
+        block.display = bool(envelope)
+        block.update(visible_lines(envelope))
 
     def action_kill(self) -> None:
         from tuimail.tui.widgets.sessions_pane import confirm_kill
@@ -137,24 +194,21 @@ class SessionWindow(Screen):
         confirm_kill(self.app, self.sid)
 
     def action_export(self) -> None:
-        self.run_worker(self._export(), exclusive=True)
+        self.app.export_session(self.sid, window=self)
 
-    async def _export(self) -> None:
-        app = self.app
-        label = self.protocol.label if self.protocol else "session"
-        folder = app.client.config.base / "exports"
-        path = folder / f"session-{self.sid}-{label}-{app.clock.now():%Y%m%d-%H%M%S}.txt"
-        port = app.transcripts.local_port.get(self.sid, "?")
-        lines = [f"Session {self.sid}; {label} on port {port}", *app.transcripts.lines(self.sid)]
 
-        def write() -> None:
-            folder.mkdir(parents=True, exist_ok=True)
-            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+def visible_lines(text: str) -> str:
+    return "\n".join(visible(line) for line in text.split("\n"))
 
-        try:
-            await asyncio.to_thread(write)
-        except OSError as e:
-            app.notify(f"Export failed: {e}", severity="error")
-            return
-        self.exported = path
-        app.notify(f"Transcript saved to {path}", timeout=10)
+
+def envelope_text(info: dict) -> str:
+    """SMTP: the HELO name, the finished messages (from -> to: outcome) and the one being sent."""
+    lines = []
+    if info.get("helo"):
+        lines.append(f"helo   {info['helo']}")
+    for message in info.get("messages") or ():
+        lines.append(f"sent   {message}")
+    if info.get("mail_from") is not None:
+        rcpts = ", ".join(info.get("rcpt_to") or ()) or "(no RCPT TO yet)"
+        lines.append(f"now    {info['mail_from'] or '<>'} -> {rcpts}")
+    return "\n".join(lines[-6:])

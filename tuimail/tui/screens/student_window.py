@@ -61,7 +61,7 @@ class StudentWindow(Screen):
         for session in list(app.client.sessions):  # the live ones: not in the files yet
             if (session.user or "").lower() == self.address:
                 title = _("Session {sid}; {protocol} (live)").format(sid=session.sid, protocol=session.protocol.label)
-                lines += [title, *explained(session.protocol.label, app.transcripts.lines(session.sid), language), ""]
+                lines += [title, *explained(session.protocol.label, app.history.lines(session.sid), language), ""]
         if not lines:
             lines = [_("No sessions of {address} yet.").format(address=self.address)]
         log = self.query_one("#student-log", Log)

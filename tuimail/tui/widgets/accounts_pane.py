@@ -10,7 +10,7 @@ from textual.widgets import Static
 
 from tuimail.core.directory import Account
 from tuimail.tui.dialogs.account_form import AccountForm
-from tuimail.tui.dialogs.confirm import ChoiceDialog
+from tuimail.tui.dialogs.confirm import ChoiceDialog, ConfirmDialog
 from tuimail.tui.messages import AccountsChanged
 from tuimail.tui.text import human_size, yes_no
 from tuimail.tui.widgets.table_pane import TablePane
@@ -96,23 +96,50 @@ class AccountsPane(TablePane):
             self.post_message(AccountsChanged())
 
     def action_delete(self) -> None:
+        """Say what deleting will do (its live sessions closed; its mail kept or gone), then ask;
+        deleting the mail too asks once more, with the count."""
         address = self.selected()
         if not address:
             return
+        live = [s.sid for s in self.app.client.sessions if s.user == address]
+        closing = (" " + _("Its {n} live session(s) will be disconnected.").format(n=len(live))) if live else ""
         choices = {"k": _("delete the account, keep its mail on disk"), "m": _("delete the account and its mail")}
 
         def done(choice: str | None) -> None:
-            if choice:
-                self.run_worker(self._delete(address, keep_mail=choice == "k"), group="accounts-delete")
+            if choice == "k":
+                self.run_worker(self._delete(address, keep_mail=True, live=live), group="accounts-delete")
+            elif choice == "m":
+                self.run_worker(self._confirm_mail(address, live), group="accounts-delete")
 
-        self.app.push_screen(ChoiceDialog(_("Delete {address}?").format(address=address), choices), done)
+        self.app.push_screen(ChoiceDialog(_("Delete {address}?").format(address=address) + closing, choices), done)
 
-    async def _delete(self, address: str, keep_mail: bool) -> None:
+    async def _confirm_mail(self, address: str, live: list[int]) -> None:
+        try:
+            totals = {account.address: (count, size) for account, count, size in await self.app.client.account_totals()}
+            count, size = totals[address]
+            what = f"its {count} message{'s' if count != 1 else ''} ({human_size(size)})"
+        except Exception:  # noqa: BLE001 - the question still goes, without the count
+            what = "all its mail"
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._delete(address, keep_mail=False, live=live), group="accounts-delete")
+
+        self.app.push_screen(ConfirmDialog(f"Delete {address} and {what} for good? This cannot be undone."), done)
+
+    async def _delete(self, address: str, keep_mail: bool, live: list[int] = ()) -> None:
         try:
             await self.app.client.delete_account(address, delete_mail=not keep_mail)
         except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: one line for the operator
             self.app.notify(str(e), severity="error")
             return
-        self.app.notify((_("Deleted {address}; its mail is kept") if keep_mail else _("Deleted {address} and its mail"))
-                        .format(address=address))
+        closed = 0
+        for sid in live:  # its sessions would go on as a user that no longer exists
+            try:
+                closed += bool(await self.app.client.kill_session(sid))
+            except Exception:  # noqa: BLE001 - already gone, or the server went away
+                pass
+        done = (_("Deleted {address}; its mail is kept") if keep_mail else _("Deleted {address} and its mail"))
+        self.app.notify(done.format(address=address)
+                        + ("; " + _("{n} live session(s) closed").format(n=closed) if closed else ""))
         self.post_message(AccountsChanged())

@@ -51,6 +51,7 @@ class DomainsPane(TablePane):
         table = self.table
         selected = self.selected()
         table.clear()
+        self._counts = {domain.name: count for domain, count in rows}
         for domain, count in rows:
             table.add_row(domain.name, domain.ip, str(count), _("primary") if domain.name == primary else "", key=domain.name)
         self.primary = primary
@@ -100,11 +101,18 @@ class DomainsPane(TablePane):
         if not name:
             return
 
+        accounts = self._counts.get(name, 0)
+        if accounts:  # say so before asking anything: it cannot be deleted yet
+            self.app.notify(f"Domain {name} has {accounts} account{'s' if accounts != 1 else ''}: "
+                            "delete them (Accounts tab) first", severity="warning")
+            return
+
         def done(yes: bool | None) -> None:
             if yes:
                 self.run_worker(self._delete(name))
 
-        self.app.push_screen(ConfirmDialog(_("Delete domain {name}?").format(name=name)), done)
+        self.app.push_screen(ConfirmDialog(_("Delete domain {name}?").format(name=name) + " "
+                                           + _("It has no accounts; mail to it will be refused.")), done)
 
     async def _delete(self, name: str) -> None:
         try:

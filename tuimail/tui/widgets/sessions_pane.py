@@ -1,130 +1,44 @@
-"""The Sessions tab: every live session in a DataTable, updated a few times a second, and under it
-the addresses blocked for failed logins (a titled panel shown only while there is one).
+"""The Sessions tab: the live sessions (or, with `r`, the last ended ones) and a one-line panel of the
+addresses blocked for failed logins.
 
-Keys: `k`/Delete kill the selected session (after a one-key `y`), `p` cycles a protocol filter,
-Enter opens the session window, `u` releases the blocked address under the panel's cursor (shown in
-the footer only while something is blocked; the release goes to system.log). The app calls
-`refresh_rows()` on every tick; only cells whose text changed are updated, rows of closed sessions
-are pruned in one batch, and at most `BATCH` new rows are added per screen update (the rest follow
-on the next frames), so a burst of new sessions never stalls a key press. There is one table per
-protocol filter, all kept up to date (hidden ones without the idle clock), so `p` only switches
-which one is shown: with 1,000 sessions a rebuild would take hundreds of milliseconds.
-Cells are rich `Text`, never markup: what a student types (`[/b]`) is shown as typed.
+Keys: Enter opens the session window (live or ended), `k`/Delete kill the selected session (after
+`y`), `e` exports it, `p` cycles a protocol filter, `s`/`S` sort by the next column / reverse (or
+click a header), `/` searches by user, peer, id or command, `f` follows the newest session, `r`
+switches between Live and Recent, `b` opens the blocked addresses and `u` there releases one (after
+`y`). The app calls `refresh_rows()` on every tick; see `session_table` for how the tables keep up.
+There is one live table per protocol filter, all kept up to date (hidden ones without the idle
+clock), so `p` only switches which one is shown.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import ContentSwitcher, DataTable, Static
+from textual.widgets import ContentSwitcher, DataTable, Input, Static
 
 from tuimail.core.events import Protocol
 from tuimail.tui.dialogs.confirm import ConfirmDialog
-from tuimail.tui.text import duration
+from tuimail.tui.text import duration, visible
+from tuimail.tui.widgets.session_table import (
+    COLUMNS,
+    SORT_KEYS,
+    RecentTable,
+    SessionTable,
+    matches,
+    row_for,
+)
 
 if TYPE_CHECKING:
     from tuimail.control import BlockView
-    from tuimail.tui.clock import Clock
 
-COLUMNS = ("id", "proto", "peer", "user", "state", "started", "idle", "in", "out", "last command")
 FILTERS: tuple[Protocol | None, ...] = (None, Protocol.SMTP, Protocol.POP3, Protocol.IMAP)
-IDLE = COLUMNS.index("idle")
-REBUILD_ABOVE = 64  # removing more rows than this at once: rebuild the table instead (remove_row is O(n))
-BATCH = 100  # new rows added per screen update (DataTable measures every cell of a new row)
-
-
-def row_for(session, clock: Clock) -> tuple[str, ...]:
-    """`session`: a live session as the client gives it (the fields of servers.sessions.Session)."""
-    return (
-        str(session.sid),
-        session.protocol.label,
-        session.peer,
-        session.user or "",
-        session.state,
-        f"{session.started:%H:%M:%S}",
-        duration(clock.monotonic() - session.last_activity),
-        str(session.bytes_in),
-        str(session.bytes_out),
-        session.last_command[:40],
-    )
-
-
-def cells(row: tuple[str, ...]) -> list[Text]:
-    return [Text(value, no_wrap=True, end="") for value in row]
 
 
 def block_row(block: BlockView) -> tuple[str, str, str]:
     return (block.ip, str(block.failures), duration(block.left + 0.999))  # time left, rounded up
-
-
-class SessionTable(DataTable):
-    """The live sessions of one protocol filter (None: all), kept in step by `sync` on every tick."""
-
-    def __init__(self, protocol: Protocol | None, **kwargs) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
-        self.protocol = protocol
-        self.rows_shown: dict[int, tuple[str, ...]] = {}
-        self.cursor_to: int | None = None  # a session to select once its row is back (after a rebuild)
-        for name in COLUMNS:
-            self.add_column(name, key=name)
-
-    def sync(self, live: list[int], rows: dict[int, tuple[str, ...]], height: int | None) -> bool:
-        """Make the rows those of `live` (sids in order); `rows` holds every session's row. Only cells
-        that changed are updated; the idle clock only on screen (`height` lines from the scroll
-        position; None: hidden). At most BATCH rows are added; returns True if more are to come."""
-        keep = set(live)
-        gone = [sid for sid in self.rows_shown if sid not in keep]
-        if len(gone) > REBUILD_ABOVE:
-            self.cursor_to = self.selected_sid() or self.cursor_to
-            self.clear()  # one O(1) call instead of hundreds of O(n) removals; rows come back in order
-            self.rows_shown = {}
-        else:
-            for sid in gone:
-                self.remove_row(str(sid))
-                del self.rows_shown[sid]
-        top = int(self.scroll_y)
-        bottom = top + height if height is not None else -1
-        added = 0
-        index = -1  # the rows are always a prefix of `live` in its order, so this is the row's index
-        for sid in live:
-            old = self.rows_shown.get(sid)
-            row = rows[sid]
-            key = str(sid)
-            if old is None:
-                if added == BATCH:
-                    continue  # added on the next frame (so are all the sessions after it)
-                self.add_row(*cells(row), key=key)
-                added += 1
-            index += 1
-            if old is not None and old != row:
-                if not top <= index <= bottom:
-                    # off screen: skip the idle clock (it changes every second on every row);
-                    # the row catches up on the first tick after it scrolls into view
-                    row = row[:IDLE] + old[IDLE : IDLE + 1] + row[IDLE + 1 :]
-                for column, before, after in zip(COLUMNS, old, row):
-                    if before != after:
-                        self.update_cell(key, column, Text(after, no_wrap=True, end=""))
-            self.rows_shown[sid] = row
-        if self.cursor_to in self.rows_shown:
-            self.move_cursor(row=self.get_row_index(str(self.cursor_to)))
-            self.cursor_to = None
-        if len(self.rows_shown) < len(live):
-            return True
-        self.cursor_to = None  # its session has ended
-        return False
-
-    def selected_sid(self) -> int | None:
-        if self.row_count == 0:
-            return None
-        try:
-            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except Exception:
-            return None
-        return int(key.value) if key.value is not None else None
 
 
 def table_id(protocol: Protocol | None) -> str:
@@ -132,29 +46,47 @@ def table_id(protocol: Protocol | None) -> str:
 
 
 class SessionsPane(Vertical):
+    HELP = "Every live session, a few updates a second; `r` shows the last 1,000 that ended."
     BINDINGS = [
+        Binding("enter", "open", "Open", show=False),
         Binding("k", "kill", "Kill"),
         Binding("delete", "kill", "Kill", show=False),
-        Binding("p", "cycle_filter", "Protocol filter"),
-        Binding("enter", "open", "Open window"),
+        Binding("e", "export", "Export", show=False),
+        Binding("slash", "search", "Search"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "sort_reverse", "Reverse sort", show=False),
+        Binding("f", "follow", "Follow", show=False),
+        Binding("p", "cycle_filter", "Protocol"),
+        Binding("r", "toggle_recent", "Recent"),
+        Binding("b", "blocks", "Blocked", show=False),
         Binding("u", "unblock", "Unblock"),
+        Binding("escape", "leave", "Clear search / close list", show=False),
     ]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.filter: Protocol | None = None
+        self.recent = False
+        self.search = ""
+        self.sort_column = "id"
+        self.sort_reverse = False
+        self.following = False
         self._fill_pending = False
         self._blocks: list[tuple[str, str, str]] = []
 
     def compose(self) -> ComposeResult:
-        yield Static(id="sessions-summary")
+        yield Static(id="sessions-summary", markup=False)
+        search = Input(placeholder="search: user, peer, id or command (Enter keeps it, Escape clears)",
+                       id="sessions-search")
+        search.display = False
+        yield search
         # one table per filter, all kept up to date: `p` only switches which one is shown
         with ContentSwitcher(id="sessions-tables", initial=table_id(None)):
             for protocol in FILTERS:
                 yield SessionTable(protocol, id=table_id(protocol))
-        with Vertical(id="blocks-panel") as panel:
-            panel.border_title = "Blocked after failed logins"
-            panel.border_subtitle = "u unblocks"
+            yield RecentTable(id="recent-table")
+        with Vertical(id="blocks-panel"):
+            yield Static("Blocked after failed logins: none", id="blocks-line", markup=False)
             blocks: DataTable = DataTable(id="blocks-table", cursor_type="row", show_cursor=True)
             for name in ("address", "failures", "time left"):
                 blocks.add_column(name, key=name)
@@ -162,28 +94,52 @@ class SessionsPane(Vertical):
 
     @property
     def table(self) -> SessionTable:
-        """The table on screen (that of the current filter)."""
+        """The live table on screen (that of the current filter)."""
         return self.query_one(f"#{table_id(self.filter)}", SessionTable)
 
+    @property
+    def recent_table(self) -> RecentTable:
+        return self.query_one("#recent-table", RecentTable)
+
+    @property
+    def shown(self) -> DataTable:
+        return self.recent_table if self.recent else self.table
+
     def focus_main(self) -> None:
-        self.table.focus()
+        self.shown.focus()
 
     # ----- live data ------------------------------------------------------------------------
 
     def refresh_rows(self, only: SessionTable | None = None) -> None:
-        sessions = list(self.app.client.sessions)
-        clock = self.app.clock
+        app = self.app
+        clock = app.clock
+        sessions = list(app.client.sessions)
         rows = {s.sid: row_for(s, clock) for s in sessions}
-        shown = self.table
+        if self.search:
+            sessions = [s for s in sessions if matches(self.search, rows[s.sid][:4] + rows[s.sid][9:])]
+        if self.sort_column != "id" or self.sort_reverse:
+            sessions.sort(key=SORT_KEYS[self.sort_column], reverse=self.sort_reverse)
+        shown = None if self.recent else self.table
         height = max(t.size.height for t in self.query(SessionTable))  # a hidden table has no size yet
         more = False
         for table in [only] if only else self.query(SessionTable):
             live = [s.sid for s in sessions if table.protocol in (None, s.protocol)]
+            table.following = self.following and table is shown
             more |= table.sync(live, rows, height if table is shown else None)
+            if table.moved_from is not None:
+                if table is shown and table.chosen is not None:
+                    app.notify(f"Session {table.moved_from} ended; the cursor moved to session {table.chosen}",
+                               timeout=4)
+                table.moved_from = None
         if more and not self._fill_pending:
             self._fill_pending = True
             self.call_after_refresh(self._fill)
-        self._summary(len(sessions), sum(1 for s in sessions if self.filter in (None, s.protocol)))
+        if self.recent:
+            history = app.history
+            self.recent_table.sync(
+                [r for r in history.ended.values() if self.filter in (None, r.protocol)], history.version, self.search
+            )
+        self._summary(len(rows), sum(1 for s in sessions if self.filter in (None, s.protocol)))
         self.refresh_blocks()
 
     def _fill(self) -> None:
@@ -192,14 +148,26 @@ class SessionsPane(Vertical):
 
     def _summary(self, total: int, shown: int) -> None:
         label = "all protocols" if self.filter is None else f"{self.filter.label} only"
-        text = f"{total} live session{'s' if total != 1 else ''}; showing {label} ({shown}); Enter opens one"
+        if self.recent:
+            count = self.recent_table.row_count
+            text = f"Recent: {count} ended session{'s' if count != 1 else ''} ({label}); r: live; Enter reopens"
+        else:
+            text = f"{total} live session{'s' if total != 1 else ''}; showing {label} ({shown})"
+            arrow = "↓" if self.sort_reverse else "↑"
+            if self.sort_column != "id" or self.sort_reverse:
+                text += f"; sort {self.sort_column} {arrow}"
+            if self.following:
+                text += "; following"
+        if self.search:
+            text += f"; search “{visible(self.search)}”"
+        text += "; ? help"
         summary = self.query_one("#sessions-summary", Static)
         if getattr(summary, "_text", None) != text:
             summary._text = text
             summary.update(text)
 
     def selected_sid(self) -> int | None:
-        return self.table.selected_sid()
+        return self.shown.selected_sid()
 
     # ----- actions --------------------------------------------------------------------------
 
@@ -209,12 +177,79 @@ class SessionsPane(Vertical):
         selected, focused = before.selected_sid(), before.has_focus
         self.filter = FILTERS[(FILTERS.index(self.filter) + 1) % len(FILTERS)]
         table = self.table
-        self.query_one("#sessions-tables", ContentSwitcher).current = table.id
-        if selected in table.rows_shown:
-            table.move_cursor(row=table.get_row_index(str(selected)))
+        if not self.recent:
+            self.query_one("#sessions-tables", ContentSwitcher).current = table.id
+        if selected is not None:
+            table.select(selected)
         if focused:
             table.focus()
+        self.recent_table.version = -1
         self.refresh_rows(only=table)  # its idle clocks on screen catch up
+
+    def action_toggle_recent(self) -> None:
+        self.recent = not self.recent
+        target = self.recent_table if self.recent else self.table
+        self.query_one("#sessions-tables", ContentSwitcher).current = target.id
+        self.recent_table.version = -1
+        self.refresh_rows()
+        target.focus()
+        self.refresh_bindings()
+
+    def action_sort(self) -> None:
+        self.sort_column = COLUMNS[(COLUMNS.index(self.sort_column) + 1) % len(COLUMNS)]
+        self.sort_reverse = False
+        self.refresh_rows()
+
+    def action_sort_reverse(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self.refresh_rows()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        if not isinstance(event.data_table, SessionTable):
+            return
+        column = str(event.column_key.value)
+        if column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = column, False
+        self.refresh_rows()
+
+    def action_follow(self) -> None:
+        self.following = not self.following
+        self.app.notify("Following the newest session" if self.following else "Follow mode off", timeout=3)
+        self.refresh_rows()
+
+    def action_search(self) -> None:
+        search = self.query_one("#sessions-search", Input)
+        search.display = True
+        search.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "sessions-search":
+            event.stop()
+            self.search = event.value
+            self.refresh_rows()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "sessions-search":
+            event.stop()
+            if not event.value:
+                event.input.display = False
+            self.focus_main()
+
+    def action_leave(self) -> None:
+        """Escape: clear the search (in the search box), else leave the blocked list."""
+        search = self.query_one("#sessions-search", Input)
+        if search.has_focus or (self.search and self.shown.has_focus):
+            search.value = ""
+            search.display = False
+            self.search = ""
+            self.refresh_rows()
+            self.focus_main()
+        elif self.blocks_table.has_focus:
+            self.query_one("#blocks-panel").remove_class("open")
+            self.focus_main()
 
     # ----- blocked addresses ----------------------------------------------------------------
 
@@ -230,8 +265,8 @@ class SessionsPane(Vertical):
         if [r[0] for r in rows] == [r[0] for r in self._blocks]:
             for before, after in zip(self._blocks, rows):  # the same addresses: only the countdown moved
                 if before != after:
-                    table.update_cell(after[0], "time left", after[2])
-                    table.update_cell(after[0], "failures", after[1])
+                    table.update_cell(after[0], "time left", after[2], update_width=True)
+                    table.update_cell(after[0], "failures", after[1], update_width=True)
         else:
             selected = self.selected_block()
             table.clear()
@@ -239,11 +274,21 @@ class SessionsPane(Vertical):
                 table.add_row(*row, key=row[0])
             if selected in (r[0] for r in rows):
                 table.move_cursor(row=table.get_row_index(selected))
+        if rows:
+            first = ", ".join(f"{ip} ({left} left)" for ip, _, left in rows[:2])
+            more = f" and {len(rows) - 2} more" if len(rows) > 2 else ""
+            line = f"Blocked: {first}{more} · b list · u release"
+        else:
+            line = "Blocked after failed logins: none"
+        self.query_one("#blocks-line", Static).update(line)
+        panel = self.query_one("#blocks-panel")
+        panel.set_class(bool(rows), "some")
         if bool(rows) != bool(self._blocks):
-            self.query_one("#blocks-panel").set_class(bool(rows), "shown")
             self.refresh_bindings()  # `u` shows in the footer only while something is blocked
-            if not rows and table.has_focus:
-                self.focus_main()
+            if not rows:
+                panel.remove_class("open")
+                if table.has_focus:
+                    self.focus_main()
         self._blocks = rows
 
     def selected_block(self) -> str | None:
@@ -255,10 +300,28 @@ class SessionsPane(Vertical):
         except Exception:
             return None
 
+    def action_blocks(self) -> None:
+        if self._blocks:
+            self.query_one("#blocks-panel").add_class("open")
+            self.blocks_table.focus()
+
     def action_unblock(self) -> None:
-        ip = self.selected_block()
-        if ip is not None:
-            self.run_worker(self._release(ip), group="unblock")
+        """Release a blocked address, after saying which one and asking: the one under the blocks
+        list's cursor when it has focus, else the only one (with several, `b` first to choose)."""
+        if not self.blocks_table.has_focus and len(self._blocks) > 1:
+            self.action_blocks()
+            self.app.notify("Several addresses are blocked: choose one, then u")
+            return
+        ip = self.selected_block() if self.blocks_table.has_focus else (self._blocks[0][0] if self._blocks else None)
+        if ip is None:
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._release(ip), group="unblock")
+
+        self.app.push_screen(
+            ConfirmDialog(f"Release the block of {ip}? The logins it refuses may be tried again at once."), done)
 
     async def _release(self, ip: str) -> None:
         try:
@@ -267,14 +330,18 @@ class SessionsPane(Vertical):
             self.app.notify(f"Not released: {e}", severity="error")
             return
         if released:
-            self.app.notify(f"Released {ip}: it may connect and log in again")
+            self.app.notify(f"Released {ip}: its logins may be tried again")
         else:
             self.app.notify(f"The block of {ip} had already ended")
         self.refresh_blocks()
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action == "unblock":
+        if action in ("unblock", "blocks"):
             return bool(self._blocks)
+        if action == "kill":
+            return not self.recent
+        if action in ("follow", "sort", "sort_reverse"):
+            return not self.recent
         return True
 
     def action_kill(self) -> None:
@@ -287,9 +354,14 @@ class SessionsPane(Vertical):
         if sid is not None:
             self.app.open_session(sid)
 
+    def action_export(self) -> None:
+        sid = self.selected_sid()
+        if sid is not None:
+            self.app.export_session(sid)
+
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        if event.data_table is self.table:
+        if event.data_table is self.shown:
             self.action_open()
 
 
@@ -315,4 +387,4 @@ def confirm_kill(app, sid: int) -> None:
         if yes:
             app.run_worker(kill(), group="kill")
 
-    app.push_screen(ConfirmDialog(f"Kill {what}?"), done)
+    app.push_screen(ConfirmDialog(f"Kill {visible(what)}? Its client is disconnected at once."), done)

@@ -12,7 +12,9 @@ from pydantic import BaseModel, ValidationError
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import Input, Static, Checkbox
+from textual.widgets import Input, Static
+
+from tuimail.tui.widgets.checkbox import GlyphCheckbox as Checkbox
 
 from tuimail.config import PolicySettings, PortSettings, ServerSettings
 from tuimail.i18n import _
@@ -64,7 +66,11 @@ class SettingsPane(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(id="settings-status", markup=False)
         with VerticalScroll(id="settings-form"):
+            heading = None
             for section, name in FIELDS:
+                if section != heading:  # grouped as in config.toml, under its section names
+                    heading = section
+                    yield Static(f"[{section}]", classes="settings-heading", markup=False)
                 model = MODELS[section]
                 value = getattr(getattr(self.app.client.config.settings, section), name)
                 info = model.model_fields[name]
