@@ -1,5 +1,5 @@
-"""The Domains tab: hosted domains (name, IP, accounts). Keys: `n` add, Enter edit the IP, `d` delete
-(refused while the domain still has accounts)."""
+"""The Domains tab: hosted domains (name, IP, accounts). Keys: `n` add, Enter edit the IP and the
+catch-all, `d` delete (refused while the domain still has accounts), `a` the aliases dialog."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class DomainsPane(TablePane):
         Binding("n", "new", "Add"),
         Binding("enter", "edit", "Edit"),
         Binding("d", "delete", "Delete"),
+        Binding("a", "aliases", "Aliases"),
         Binding("delete", "delete", "Delete", show=False),
     ]
 
@@ -58,6 +59,11 @@ class DomainsPane(TablePane):
     def _saved(self, saved: object | None) -> None:
         if saved is not None:
             self.post_message(DomainsChanged())
+
+    def action_aliases(self) -> None:
+        from tuimail.tui.dialogs.aliases import AliasesDialog
+
+        self.app.push_screen(AliasesDialog(self.app.client))
 
     def action_delete(self) -> None:
         name = self.selected()
