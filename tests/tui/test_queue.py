@@ -36,7 +36,7 @@ async def test_queue_tab_retry_and_bounce(make_app, tui_config, sink):
     async with app.run_test(size=(120, 30)) as pilot:
         await ready(pilot)
         await asyncio.to_thread(send, tui_config.settings.ports.submission)
-        await pilot.press("6")
+        await pilot.press("7")
         table = app.query_one("#queue-table", DataTable)
         row = await until(pilot, lambda: table.row_count == 1 and "451" in table.get_row_at(0)[5] and table.get_row_at(0),
                           what="the deferred recipient")
