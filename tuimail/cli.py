@@ -447,7 +447,9 @@ def human_size(size: int) -> str:
 # ----- aliases, catch-all, DKIM -------------------------------------------------------------------
 
 def cmd_alias_add(config: Config, args: argparse.Namespace) -> int:
-    targets = Directory(config).set_alias(args.address, args.targets)
+    targets = through_server(config, "alias.set", address=args.address, targets=args.targets)
+    if targets is NOT_RUNNING:
+        targets = Directory(config).set_alias(args.address, args.targets)
     print(f"alias {args.address.lower()} -> {', '.join(targets)}")
     return 0
 
@@ -462,7 +464,8 @@ def cmd_alias_list(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_alias_del(config: Config, args: argparse.Namespace) -> int:
-    Directory(config).delete_alias(args.address)
+    if through_server(config, "alias.delete", address=args.address) is NOT_RUNNING:
+        Directory(config).delete_alias(args.address)
     print(f"alias {args.address.lower()} deleted")
     return 0
 
@@ -470,7 +473,9 @@ def cmd_alias_del(config: Config, args: argparse.Namespace) -> int:
 def cmd_domain_set(config: Config, args: argparse.Namespace) -> int:
     if args.catch_all is None:
         raise CommandError("nothing to change: give --catch-all ADDRESS")
-    domain = Directory(config).set_catch_all(args.name, args.catch_all)
+    domain = through_server(config, "domain.catch_all", name=args.name, address=args.catch_all)
+    if domain is NOT_RUNNING:
+        domain = Directory(config).set_catch_all(args.name, args.catch_all)
     print(f"domain {domain.name}: catch-all {domain.catch_all or 'off (unknown mailboxes get 550)'}")
     return 0
 
@@ -536,19 +541,31 @@ def cmd_queue_show(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_queue_retry(config: Config, args: argparse.Namespace) -> int:
-    count = queue_admin.retry(config.data_dir, args.id)
+    count = through_server(config, "queue.retry", qid=args.id)
+    if count is NOT_RUNNING:
+        count = queue_admin.retry(config.data_dir, args.id)
     print(f"{count} recipient(s) will be tried now")
     return 0
 
 
 def cmd_queue_delete(config: Config, args: argparse.Namespace) -> int:
-    m = queue_admin.delete(config.data_dir, args.id)
+    m = queue_admin.get(config.data_dir, args.id)  # names a bad or unknown id in one line
+    done = through_server(config, "queue.delete", qid=m.id)
+    if done is NOT_RUNNING:
+        m = queue_admin.delete(config.data_dir, args.id)
+    elif not done:
+        raise CommandError(f"{m.id} is being delivered right now; try again in a moment")
     print(f"{m.id} deleted ({len(m.pending)} recipient(s) dropped, no bounce)")
     return 0
 
 
 def cmd_queue_bounce(config: Config, args: argparse.Namespace) -> int:
-    m = queue_admin.bounce(config.data_dir, args.id)
+    m = queue_admin.get(config.data_dir, args.id)
+    done = through_server(config, "queue.bounce", qid=m.id)
+    if done is NOT_RUNNING:
+        m = queue_admin.bounce(config.data_dir, args.id)
+    elif not done:
+        raise CommandError(f"{m.id} is being delivered right now, or has no recipient waiting")
     to = f"to <{m.mail_from}>" if m.mail_from else "(null sender: no bounce is sent)"
     print(f"{m.id} given up; a bounce goes {to}")
     return 0

@@ -29,8 +29,32 @@ def outbound_config(directory: Path, domains: list[str], routes: dict[str, int] 
     return Config.load(path)
 
 
+class HostedServer(RunningServer):
+    """A server as `tuimail serve` runs it (pid lock and control socket), so the command line in the
+    test goes through it, as it does for an operator."""
+
+    def start(self) -> HostedServer:
+        from tuimail.control.host import Host
+
+        self._thread.start()
+
+        async def boot():
+            host = Host(self.config)
+            await host.start()
+            return host
+
+        self.host = self.run(boot())
+        self.engine = self.host.engine
+        return self
+
+    def stop(self) -> None:
+        self.run(self.host.stop())
+        self.engine = None
+        super().stop()
+
+
 def start(config: Config, *accounts: str) -> RunningServer:
-    running = RunningServer(config).start()
+    running = HostedServer(config).start()
     for address in accounts:
         running.engine.directory.add_account(address, PASSWORD)
     return running

@@ -657,7 +657,7 @@ class SmtpHandler:
                 record.note(f"Delivery failed, message not accepted: {e}")
             self.engine.bus.system(f"SMTP delivery failed ({e}); the client was told to retry", logging.ERROR)
             return "451 4.3.0 Local error in processing; message not saved, try again later"
-        self.engine.bus.publish(MessageAccepted(record.sid if record else 0, Protocol.SMTP, len(content), len(stored)))
+        self.engine.bus.publish(MessageAccepted(record.sid if record else 0, Protocol.SMTP, len(content), len(accepted.stored)))
         base = self.engine.store.root
         for item in accepted.stored:
             if record:
