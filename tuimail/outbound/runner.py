@@ -74,6 +74,7 @@ class QueueRunner:
         self._more: dict[str, asyncio.Event] = {}
         self._bodies: dict[str, bytes] = {}
         self._checked_at = 0.0
+        self._bouncing: set[str] = set()
         self._workers: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -361,8 +362,20 @@ class QueueRunner:
             self.on_change()
 
     async def _bounce(self, message: QueuedMessage) -> None:
-        """The DSN for failed recipients, injected (durably) before they are marked as bounced."""
+        """The DSN for failed recipients, injected (durably) before they are marked as bounced.
+        One at a time per message: the loop and an operator's `bounce` must not both send it."""
+        if message.id in self._bouncing:
+            return
+        self._bouncing.add(message.id)
+        try:
+            await self._bounce_now(message)
+        finally:
+            self._bouncing.discard(message.id)
+
+    async def _bounce_now(self, message: QueuedMessage) -> None:
         failed = message.to_bounce
+        if not failed:
+            return
         try:
             original = await asyncio.to_thread(self.store.read_body, message.id)
         except OSError:
