@@ -199,6 +199,13 @@ class Connection:
         if smtputf8:
             options.append("SMTPUTF8")
         encoding = "utf-8" if smtputf8 else "ascii"
+        try:
+            for address in (mail_from, *recipients):
+                address.encode(encoding)
+        except UnicodeEncodeError:  # RFC 6531 §3.3: only UTF-8 addresses, and only with SMTPUTF8
+            text = "553 5.6.7 An address of this message cannot be sent (not valid UTF-8, or non-ASCII without SMTPUTF8)"
+            self.record.note(text)
+            return [RcptResult(r, Outcome.FAILED, text) for r in recipients]
         self.record.set_state("mail")
         try:
             if self._dirty:  # RFC 5321 §4.1.1.5: clear a transaction that did not end with DATA's reply

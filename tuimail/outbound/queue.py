@@ -84,7 +84,8 @@ class QueuedMessage:
         data = asdict(self)
         for rcpt in data["recipients"]:
             rcpt["state"] = rcpt["state"].value
-        return (json.dumps({"version": 1, **data}, ensure_ascii=False, indent=1) + "\n").encode()
+        # ensure_ascii: an address that came in as non-UTF-8 bytes (surrogate escapes) still round-trips
+        return (json.dumps({"version": 1, **data}, ensure_ascii=True, indent=1) + "\n").encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> QueuedMessage:

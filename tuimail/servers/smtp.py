@@ -531,6 +531,10 @@ class SmtpHandler:
         if "@" in address and not directory.hosts(domain):
             if not self._may_relay(session):  # RFC 5321 §7.1: no open relay
                 return f"554 5.7.1 <{address}>: Relay access denied (this server does not host {domain})"
+            try:
+                address.encode("utf-8")
+            except UnicodeEncodeError:  # bytes that are not UTF-8 (RFC 6531 §3.3): nothing a next hop could take
+                return "553 5.1.3 The recipient address is not valid UTF-8"
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(options)
             return f"250 2.1.5 <{address}>, Recipient ok (will be relayed)"
