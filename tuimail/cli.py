@@ -31,6 +31,9 @@ from tuimail.core.addresses import AddressError, split_address
 from tuimail.core.directory import Directory, DirectoryError
 from tuimail.core.logblocks import PROTOCOLS
 from tuimail.core.passwords import WeakPassword
+from tuimail.outbound import admin as queue_admin
+from tuimail.outbound import relaypass
+from tuimail.outbound.admin import QueueError
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
 
@@ -80,6 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     domain.add_parser("list", parents=[common], help="list hosted domains")
     d_del = domain.add_parser("del", parents=[common], help="stop hosting a domain (it must have no accounts)")
     d_del.add_argument("name")
+    d_set = domain.add_parser("set", parents=[common], help="change a domain's settings")
+    d_set.add_argument("name")
+    d_set.add_argument("--catch-all", metavar="ADDRESS", help="where mail to unknown mailboxes goes (\"\" = refuse it)")
+    d_dkim = domain.add_parser("dkim", parents=[common], help="print the DNS TXT record of the domain's DKIM key (made on first use)")
+    d_dkim.add_argument("name")
+
+    alias = sub.add_parser("alias", parents=[common], help="aliases and distribution lists").add_subparsers(dest="action", metavar="ACTION", required=True)
+    al_add = alias.add_parser("add", parents=[common], help="make ADDRESS deliver to one or more targets (local or remote)")
+    al_add.add_argument("address")
+    al_add.add_argument("targets", nargs="+", metavar="TARGET")
+    alias.add_parser("list", parents=[common], help="list aliases")
+    al_del = alias.add_parser("del", parents=[common], help="delete an alias")
+    al_del.add_argument("address")
 
     account = sub.add_parser("account", parents=[common], help="accounts").add_subparsers(dest="action", metavar="ACTION", required=True)
     a_add = account.add_parser("add", parents=[common], help="create an account")
@@ -99,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     a_set.add_argument("--imap", dest="imap", action=argparse.BooleanOptionalAction, default=None, help="allow IMAP")
     a_set.add_argument("--admin", dest="admin", action=argparse.BooleanOptionalAction, default=None, help="administrator")
     a_set.add_argument("--notes")
+    a_set.add_argument("--forward", metavar="TARGET", help="forward mail to TARGET (\"\" stops forwarding)")
+    a_set.add_argument("--keep-copy", dest="keep_copy", action=argparse.BooleanOptionalAction, default=None,
+                       help="with --forward: also keep a copy here (default yes)")
+    a_set.add_argument("--quota", metavar="SIZE", help="mailbox quota, e.g. 100M, 2G, 500K (0 = no limit)")
     a_del = account.add_parser("del", parents=[common], help="delete an account (its mail is kept unless --delete-mail)")
     a_del.add_argument("address")
     a_del.add_argument("--delete-mail", action="store_true", help="also delete the account's mail")
@@ -111,6 +131,20 @@ def build_parser() -> argparse.ArgumentParser:
     l_show.add_argument("--explain", action="store_true", help="each command's and reply's note (meaning and RFC section) under its line")
     l_show.add_argument("--since", metavar="WHEN", help="sessions that ended at or after WHEN: '2026-11-29 14:00', '14:00', or an age: 30m, 2h, 1d")
     cli_teaching.add_parsers(sub, common, account)
+    queue = sub.add_parser("queue", parents=[common], help="the outbound queue").add_subparsers(dest="action", metavar="ACTION", required=True)
+    queue.add_parser("list", parents=[common], help="list waiting recipients")
+    q_show = queue.add_parser("show", parents=[common], help="one message: envelope, recipients, headers")
+    q_show.add_argument("id")
+    q_retry = queue.add_parser("retry", parents=[common], help="try now (one message, or all)")
+    q_retry.add_argument("id", nargs="?")
+    q_del = queue.add_parser("delete", parents=[common], help="remove a message without a bounce")
+    q_del.add_argument("id")
+    q_bounce = queue.add_parser("bounce", parents=[common], help="give up on a message and bounce it to the sender")
+    q_bounce.add_argument("id")
+
+    outbound = sub.add_parser("outbound", parents=[common], help="outbound delivery").add_subparsers(dest="action", metavar="ACTION", required=True)
+    o_pw = outbound.add_parser("relay-password", parents=[common], help="set the smarthost's AUTH password (stored 0600 in data_dir)")
+    o_pw.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     return parser
 
 
@@ -120,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_or_create(getattr(args, "config", None))
         return COMMANDS[(args.command, getattr(args, "action", None))](config, args)
-    except (ConfigError, CommandError, cli_teaching.CommandError, DirectoryError, AddressError, WeakPassword) as e:
+    except (ConfigError, CommandError, cli_teaching.CommandError, DirectoryError, AddressError, WeakPassword,
+            QueueError) as e:
         print(f"tuimail: {e}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -345,24 +380,44 @@ def cmd_account_list(config: Config, args: argparse.Namespace) -> int:
     if accounts is NOT_RUNNING:
         accounts = Directory(config).accounts()
     yes = {True: "yes", False: "no"}
+
+    def forward(a) -> str:
+        return (a.forward + ("" if a.keep_copy else " (no copy)")) if a.forward else ""
+
     rows = [
-        (a.address, a.full_name, yes[a.pop], yes[a.imap], yes[a.admin], a.created[:10], a.notes.replace("\n", " ")[:40])
+        (a.address, a.full_name, yes[a.pop], yes[a.imap], yes[a.admin], human_size(a.quota) if a.quota else "",
+         forward(a), a.created[:10], a.notes.replace("\n", " ")[:40])
         for a in accounts
     ]
-    print_table(("ADDRESS", "FULL NAME", "POP", "IMAP", "ADMIN", "CREATED", "NOTES"), rows)
+    print_table(("ADDRESS", "FULL NAME", "POP", "IMAP", "ADMIN", "QUOTA", "FORWARD", "CREATED", "NOTES"), rows)
     return 0
 
 
 def cmd_account_set(config: Config, args: argparse.Namespace) -> int:
-    changes = {k: getattr(args, k) for k in ("full_name", "pop", "imap", "admin", "notes") if getattr(args, k) is not None}
+    changes = {k: getattr(args, k) for k in ("full_name", "pop", "imap", "admin", "notes", "forward", "keep_copy")
+               if getattr(args, k) is not None}
+    if args.quota is not None:
+        changes["quota"] = parse_size(args.quota)
     password = read_password(True) if args.password_stdin else None
     if not changes and password is None:
-        raise CommandError("nothing to change: give --full-name, --password-stdin, --[no-]pop, --[no-]imap, --[no-]admin or --notes")
+        raise CommandError("nothing to change: give --full-name, --password-stdin, --[no-]pop, --[no-]imap, --[no-]admin, "
+                           "--notes, --forward, --[no-]keep-copy or --quota")
     account = through_server(config, "account.update", address=args.address, password=password, **changes)
     if account is NOT_RUNNING:
         account = Directory(config).update_account(args.address, password=password, **changes)
     print(f"account {account.address} updated")
     return 0
+
+
+def parse_size(text: str) -> int:
+    """`100M`, `2G`, `500K`, `1048576` -> bytes (binary units, as mail clients show sizes)."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", text, re.IGNORECASE)
+    if not m:
+        raise CommandError(f"--quota: {text!r} is not a size (e.g. 100M, 2G, 500K, 0 = no limit)")
+    factor = 1024 ** " KMGT".index(m.group(2).upper() or " ")
+    return int(float(m.group(1)) * factor)
 
 
 def cmd_account_del(config: Config, args: argparse.Namespace) -> int:
@@ -423,6 +478,155 @@ def explain_block(block, config: Config) -> bytes:
     return ("\n".join(explained(block.protocol, block.text.splitlines(), i18n.language)) + "\n").encode("utf-8")
 
 
+def human_size(size: int) -> str:
+    for unit, factor in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if size >= factor:
+            return f"{size / factor:g}{unit}"
+    return f"{size}B"
+
+
+# ----- aliases, catch-all, DKIM -------------------------------------------------------------------
+
+def cmd_alias_add(config: Config, args: argparse.Namespace) -> int:
+    targets = through_server(config, "alias.set", address=args.address, targets=args.targets)
+    if targets is NOT_RUNNING:
+        targets = Directory(config).set_alias(args.address, args.targets)
+    print(f"alias {args.address.lower()} -> {', '.join(targets)}")
+    return 0
+
+
+def cmd_alias_list(config: Config, args: argparse.Namespace) -> int:
+    rows = [(alias, ", ".join(targets)) for alias, targets in sorted(Directory(config).aliases().items())]
+    if not rows:
+        print("no aliases")
+        return 0
+    print_table(("ALIAS", "TARGETS"), rows)
+    return 0
+
+
+def cmd_alias_del(config: Config, args: argparse.Namespace) -> int:
+    if through_server(config, "alias.delete", address=args.address) is NOT_RUNNING:
+        Directory(config).delete_alias(args.address)
+    print(f"alias {args.address.lower()} deleted")
+    return 0
+
+
+def cmd_domain_set(config: Config, args: argparse.Namespace) -> int:
+    if args.catch_all is None:
+        raise CommandError("nothing to change: give --catch-all ADDRESS")
+    domain = through_server(config, "domain.catch_all", name=args.name, address=args.catch_all)
+    if domain is NOT_RUNNING:
+        domain = Directory(config).set_catch_all(args.name, args.catch_all)
+    print(f"domain {domain.name}: catch-all {domain.catch_all or 'off (unknown mailboxes get 550)'}")
+    return 0
+
+
+def cmd_domain_dkim(config: Config, args: argparse.Namespace) -> int:
+    from tuimail.outbound import dkim
+
+    directory = Directory(config)
+    name = args.name.lower()
+    if not directory.hosts(name):
+        raise CommandError(f"no domain {name}")
+    selector = config.settings.outbound.dkim_selector
+    record = dkim.DkimKeys(config.data_dir).txt_record(name)
+    print(f"{selector}._domainkey.{name}. IN TXT {dkim.quote_txt(record)}")
+    return 0
+
+
+# ----- the outbound queue ----------------------------------------------------------------------
+
+def _when(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
+
+
+def cmd_queue_list(config: Config, args: argparse.Namespace) -> int:
+    import time
+
+    now = time.time()
+    rows = [(r.id, _when(r.age), r.mail_from, r.recipient, r.state, str(r.attempts),
+             "now" if r.next_try <= now or r.state != "queued" else f"in {_when(r.next_try - now)}",
+             r.next_hop, r.last_reply[:60]) for r in queue_admin.rows(queue_admin.load(config.data_dir), now)]
+    if not rows:
+        print("the queue is empty")
+        return 0
+    print_table(("ID", "AGE", "FROM", "RECIPIENT", "STATE", "TRIES", "NEXT TRY", "NEXT HOP", "LAST REPLY"), rows)
+    return 0
+
+
+def cmd_queue_show(config: Config, args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    m = queue_admin.get(config.data_dir, args.id)
+    print(f"id:         {m.id}")
+    print(f"from:       <{m.mail_from}>")
+    print(f"queued:     {datetime.fromtimestamp(m.created):%Y-%m-%d %H:%M:%S}")
+    print(f"size:       {m.size} bytes{'  (8-bit)' if m.eight_bit else ''}{'  (SMTPUTF8)' if m.smtputf8 else ''}")
+    for r in m.recipients:
+        when = f", next try {datetime.fromtimestamp(r.next_try):%H:%M:%S}" if r.state.value == "queued" and r.next_try else ""
+        print(f"recipient:  <{r.address}> {r.state.value}, {r.attempts} attempt(s){when}")
+        if r.next_hop:
+            print(f"  next hop: {r.next_hop}")
+        if r.last_reply:
+            print(f"  reply:    {r.last_reply}")
+    print()
+    print(queue_admin.headers(config.data_dir, m.id))
+    return 0
+
+
+def cmd_queue_retry(config: Config, args: argparse.Namespace) -> int:
+    count = through_server(config, "queue.retry", qid=args.id)
+    if count is NOT_RUNNING:
+        count = queue_admin.retry(config.data_dir, args.id)
+    print(f"{count} recipient(s) will be tried now")
+    return 0
+
+
+def cmd_queue_delete(config: Config, args: argparse.Namespace) -> int:
+    m = queue_admin.get(config.data_dir, args.id)  # names a bad or unknown id in one line
+    done = through_server(config, "queue.delete", qid=m.id)
+    if done is NOT_RUNNING:
+        m = queue_admin.delete(config.data_dir, args.id)
+    elif not done:
+        raise CommandError(f"{m.id} is being delivered right now; try again in a moment")
+    print(f"{m.id} deleted ({len(m.pending)} recipient(s) dropped, no bounce)")
+    return 0
+
+
+def cmd_queue_bounce(config: Config, args: argparse.Namespace) -> int:
+    m = queue_admin.get(config.data_dir, args.id)
+    done = through_server(config, "queue.bounce", qid=m.id)
+    if done is NOT_RUNNING:
+        m = queue_admin.bounce(config.data_dir, args.id)
+    elif not done:
+        raise CommandError(f"{m.id} is being delivered right now, or has no recipient waiting")
+    to = f"to <{m.mail_from}>" if m.mail_from else "(null sender: no bounce is sent)"
+    print(f"{m.id} given up; a bounce goes {to}")
+    return 0
+
+
+def cmd_outbound_relay_password(config: Config, args: argparse.Namespace) -> int:
+    if not args.password_stdin and not sys.stdin.isatty():
+        raise CommandError("use --password-stdin (e.g. echo 'secret' | tuimail outbound relay-password --password-stdin)")
+    if args.password_stdin:
+        password = read_password(True)
+    else:
+        password = getpass.getpass("Relay password: ")
+    try:
+        path = relaypass.save(config.data_dir, password)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    print(f"relay password stored in {path} (mode 0600)")
+    return 0
+
+
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     for row in (header, *rows):
@@ -442,10 +646,21 @@ COMMANDS = {
     ("domain", "primary"): cmd_domain_primary,
     ("domain", "list"): cmd_domain_list,
     ("domain", "del"): cmd_domain_del,
+    ("domain", "set"): cmd_domain_set,
+    ("domain", "dkim"): cmd_domain_dkim,
+    ("alias", "add"): cmd_alias_add,
+    ("alias", "list"): cmd_alias_list,
+    ("alias", "del"): cmd_alias_del,
     ("account", "add"): cmd_account_add,
     ("account", "list"): cmd_account_list,
     ("account", "set"): cmd_account_set,
     ("account", "del"): cmd_account_del,
     ("log", "show"): cmd_log_show,
     **cli_teaching.COMMANDS,
+    ("queue", "list"): cmd_queue_list,
+    ("queue", "show"): cmd_queue_show,
+    ("queue", "retry"): cmd_queue_retry,
+    ("queue", "delete"): cmd_queue_delete,
+    ("queue", "bounce"): cmd_queue_bounce,
+    ("outbound", "relay-password"): cmd_outbound_relay_password,
 }

@@ -15,13 +15,39 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from tuimail.core.addresses import AddressError, check_domain, check_ip
 from tuimail.core.atomic import atomic_write
 from tuimail.teaching.exercises import DEFAULT_EXERCISES, check_exercises
 
 Port = Annotated[int, Field(ge=0, le=65535)]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: object) -> object:
+    """Seconds, or a string such as "90s", "15m", "4h", "5d" (what a person writes in config.toml)."""
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", value.lower())
+        if not m:
+            raise ValueError(f"{value!r} is not a duration (e.g. 300, \"5m\", \"4h\", \"5d\")")
+        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+
+def _check_networks(value: list[str]) -> list[str]:
+    import ipaddress
+
+    for network in value:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"{network!r} is not a network in CIDR form (e.g. 192.168.1.0/24)") from None
+    return value
 
 
 class _Section(BaseModel):
@@ -131,19 +157,16 @@ class PolicySettings(_Section):
     deny_networks: list[str] = []
     """Client networks always refused, in CIDR; checked before allow_networks."""
     trusted_networks: list[str] = []
-    """Client networks of your own, in CIDR (e.g. a lab's "192.168.1.0/24"): never blocked as a whole after failed logins (loopback never is either); shared by other rules that trust local clients."""
+    """Client networks of your own, in CIDR (e.g. a lab's "192.168.1.0/24"): never blocked as a whole after failed logins (loopback never is either), and they may relay mail to other domains without AUTH."""
+    enforce_sender: bool = True
+    """Authenticated senders may use only their own address and their aliases as MAIL FROM (553 5.7.1 otherwise)."""
+    dmarc_reject: bool = False
+    """Refuse (550 5.7.1) mail whose DMARC check fails under a p=reject policy; false = only record the result."""
 
     @field_validator("allow_networks", "deny_networks", "trusted_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        import ipaddress
-
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"{network!r} is not a network in CIDR form (e.g. 192.168.1.0/24)") from None
-        return value
+        return _check_networks(value)
 
 
 class TlsSettings(_Section):
@@ -176,6 +199,79 @@ class TeachingSettings(_Section):
     """Mail each session's log block (secrets `*****`) to the account it logged in as, into its Transcripts folder."""
 
 
+class OutboundSettings(_Section):
+    relay: str = ""
+    """A smarthost ("smtp.example.org:587") that takes all outbound mail not matched by [[routes]]; empty = MX delivery."""
+    relay_user: str = ""
+    """User name for AUTH at the smarthost (the password: `tuimail outbound relay-password --password-stdin`)."""
+    relay_tls: Literal["starttls", "implicit", "none"] = "starttls"
+    """TLS to the smarthost: "starttls" (required), "implicit" (port 465) or "none"."""
+    port: Port = 25
+    """TCP port for delivery to MX hosts (the seed's "outbound SMTP" port)."""
+    dns_servers: list[str] = []
+    """DNS servers for MX lookups, as "IP" or "IP:PORT"; empty = the system resolver (/etc/resolv.conf)."""
+    max_per_domain: int = Field(5, ge=1, le=100)
+    """Connections at once to one destination domain; several messages share a connection."""
+    retry_schedule: list[Duration] = [300, 900, 1800, 3600, 7200, 14400]
+    """Waits before each retry after a 4xx or a connection failure (seconds or "5m"/"1h"); the last repeats."""
+    max_queue_age: Duration = 432000
+    """How long a message may wait in the queue before it is bounced (seconds or "5d")."""
+    delay_warning_after: Duration = 14400
+    """Send the sender one delay warning (RFC 3464 DSN) when a message has waited this long ("4h")."""
+    timeout: Duration = 300
+    """Seconds to wait for a next hop's reply (RFC 5321 §4.5.3.2 asks for 5 min; 10 min after DATA's dot)."""
+    dkim_selector: str = "tuimail"
+    """The DKIM selector outbound mail is signed with (the TXT record lives at SELECTOR._domainkey.DOMAIN)."""
+
+    @field_validator("relay")
+    @classmethod
+    def _relay(cls, value: str) -> str:
+        if value:
+            host, _, port = value.rpartition(":") if ":" in value else (value, "", "587")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{value!r} is not HOST:PORT (e.g. smtp.example.org:587)")
+        return value
+
+    @field_validator("dns_servers")
+    @classmethod
+    def _dns(cls, value: list[str]) -> list[str]:
+        for server in value:
+            host, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "53")
+            try:
+                check_ip(host)
+            except AddressError:
+                raise ValueError(f"{server!r} is not IP or IP:PORT") from None
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{server!r}: bad port")
+        return value
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule(cls, value: list[float]) -> list[float]:
+        if not value:
+            raise ValueError("give at least one wait (e.g. [300, 900, 3600])")
+        return value
+
+
+class RouteSettings(_Section):
+    domain: str
+    """Recipient domain this route is for ("group2.test"), or "*" for every domain not hosted here."""
+    host: str
+    """The next hop's address or host name."""
+    port: Port = 25
+    """The next hop's SMTP port."""
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        if value == "*":
+            return value
+        try:
+            return check_domain(value)
+        except AddressError as e:
+            raise ValueError(str(e)) from None
+
+
 class MetricsSettings(_Section):
     address: str = ""
     """host:port where Prometheus metrics are served over HTTP (e.g. 127.0.0.1:9187); empty = off."""
@@ -202,6 +298,8 @@ class DomainSettings(_Section):
     """The domain's name, e.g. lab.test."""
     ip: str = "127.0.0.1"
     """The IP address the domain is served on (shown to users; the listeners bind [ports] address)."""
+    catch_all: str = ""
+    """Mail to an unknown mailbox of this domain goes to this address (empty = 550 as usual)."""
 
     @field_validator("name")
     @classmethod
@@ -233,6 +331,10 @@ class Settings(_Section):
     """[teaching]"""
     metrics: MetricsSettings = MetricsSettings()
     """[metrics]"""
+    outbound: OutboundSettings = OutboundSettings()
+    """[outbound]"""
+    routes: list[RouteSettings] = []
+    """[[routes]]: static next hops per recipient domain, checked before the relay and MX."""
     domains: list[DomainSettings] = []
     """[[domains]]: the mail domains this server hosts; bare logins mean [server] primary_domain (default: the first)."""
 
@@ -329,7 +431,10 @@ def dump_settings(settings: Settings) -> str:
     """TOML text with a `[[domains]]` table per domain, as a person would write it."""
     data = settings.model_dump(mode="json")
     domains = data.pop("domains")
+    routes = data.pop("routes")
     text = tomli_w.dumps(data)
+    for route in routes:
+        text += "\n[[routes]]\n" + tomli_w.dumps(route)
     for domain in domains:
         text += "\n[[domains]]\n" + tomli_w.dumps(domain)
     return text

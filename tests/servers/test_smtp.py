@@ -159,9 +159,6 @@ def test_submission_requires_auth_and_adds_date_and_message_id(server):
             client.login("tester", "wrong password")
         client.login("tester", PASSWORD)
         client.sendmail("tester@lab.test", ["tatareva@lab.test"], b"Subject: x\r\n\r\nbody\r\n")
-        with pytest.raises(smtplib.SMTPRecipientsRefused) as info:
-            client.sendmail("tester@lab.test", ["friend@example.org"], b"Subject: x\r\n\r\nbody\r\n")
-        assert b"not available" in info.value.recipients["friend@example.org"][1]
     [message] = inbox(server, "tatareva@lab.test")
     assert b"\nDate: " in message and b"\nMessage-ID: <" in message
     assert b"with ESMTPA id" in message

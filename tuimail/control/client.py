@@ -162,6 +162,18 @@ class EngineClient(abc.ABC):
     async def apply_settings(self, sections: dict[str, dict[str, Any]]) -> list[str]:
         return await self.call("settings.apply", sections=sections)
 
+    async def queue(self) -> list:
+        return await self.call("queue.list")
+
+    async def queue_retry(self, qid: str | None = None) -> int:
+        return await self.call("queue.retry", qid=qid)
+
+    async def queue_delete(self, qid: str) -> bool:
+        return await self.call("queue.delete", qid=qid)
+
+    async def queue_bounce(self, qid: str) -> bool:
+        return await self.call("queue.bounce", qid=qid)
+
     async def log_tails(self, max_lines: int) -> dict[Protocol, list[str]]:
         return await self.call("logs.tail", max_lines=max_lines)
 

@@ -299,6 +299,60 @@ async def apply_models(engine: Engine, models: dict[str, BaseModel], by: str, sa
     return problems
 
 
+@command("domain.catch_all", blocking=True, changes="domains")
+def domain_catch_all(engine: Engine, by: str, name: str, address: str = ""):
+    domain = engine.directory.set_catch_all(name, address)
+    engine.bus.system(f"Domain {domain.name}: catch-all {domain.catch_all or 'off'} (set by {by})")
+    return domain
+
+
+# ----- aliases ------------------------------------------------------------------------------------
+
+@command("alias.list", blocking=True)
+def alias_list(engine: Engine, by: str) -> dict:
+    return engine.directory.aliases()
+
+
+@command("alias.set", blocking=True, changes="accounts")
+def alias_set(engine: Engine, by: str, address: str, targets: list) -> list:
+    clean = engine.directory.set_alias(address, [str(t) for t in targets])
+    engine.bus.system(f"Alias {address.lower()} -> {', '.join(clean)} (set by {by})")
+    return clean
+
+
+@command("alias.delete", blocking=True, changes="accounts")
+def alias_delete(engine: Engine, by: str, address: str) -> None:
+    engine.directory.delete_alias(address)
+    engine.bus.system(f"Alias {address.lower()} deleted by {by}")
+
+
+# ----- the outbound queue ------------------------------------------------------------------------
+
+@command("queue.list")
+def queue_list(engine: Engine, by: str) -> list:
+    """One row per recipient still waiting (outbound.admin.Row), from the runner's memory."""
+    from tuimail.outbound.admin import rows
+
+    return rows(list(engine.queue.messages.values()))
+
+
+@command("queue.retry")
+def queue_retry(engine: Engine, by: str, qid: str | None = None) -> int:
+    count = engine.queue.retry(qid)
+    engine.bus.system(f"Queue: {qid or 'every message'} retried now by {by} ({count} recipient(s))")
+    return count
+
+
+@command("queue.delete")
+async def queue_delete(engine: Engine, by: str, qid: str) -> bool:
+    return await engine.queue.delete(qid)
+
+
+@command("queue.bounce")
+async def queue_bounce(engine: Engine, by: str, qid: str) -> bool:
+    return await engine.queue.bounce(qid)
+
+
 # ----- logs, status, the server -------------------------------------------------------------------
 
 @command("logs.tail", blocking=True, query=True)

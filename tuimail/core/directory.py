@@ -25,6 +25,8 @@ from tuimail.core.atomic import atomic_write
 from tuimail.core.passwords import check_password, hash_password, verify_password
 
 ACCOUNTS_FILE = "accounts.json"
+ALIASES_FILE = "aliases.json"
+MAX_EXPANSION = 1000  # addresses one recipient may expand to (a distribution list of lists)
 REFRESH_INTERVAL = 1.0  # seconds between looks at the files for changes made by another process
 
 
@@ -55,6 +57,9 @@ class Account:
     admin: bool = False
     notes: str = ""
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    forward: str = ""  # mail is forwarded to this address (local or remote)
+    keep_copy: bool = True  # with `forward`: also keep a copy here
+    quota: int = 0  # bytes; 0 = no limit
 
     @property
     def mailbox(self) -> str:
@@ -68,6 +73,16 @@ class Account:
         return {Service.POP3: self.pop, Service.IMAP: self.imap}.get(service, True)
 
 
+@dataclass(frozen=True, slots=True)
+class Expansion:
+    """Where mail to one address goes: local accounts, remote (address, original) pairs, and whether
+    an alias or forwarding loop was cut."""
+
+    local: tuple[str, ...]
+    remote: tuple[tuple[str, str], ...]
+    loop: bool = False
+
+
 class Directory:
     """Domains and accounts, shared by every protocol; thread-safe for lookups."""
 
@@ -76,9 +91,16 @@ class Directory:
         self._lock = threading.RLock()
         self._accounts: dict[str, Account] = {}
         self._accounts_stamp: tuple[int, int] | None = None
+        self._aliases: dict[str, list[str]] = {}
+        self._aliases_stamp: tuple[int, int] | None = None
         self._config_stamp = _stamp(config.path)
         self._checked_at = time.monotonic()
         self._load_accounts()
+        self._load_aliases()
+
+    @property
+    def aliases_path(self) -> Path:
+        return self.config.data_dir / ALIASES_FILE
 
     @property
     def accounts_path(self) -> Path:
@@ -108,6 +130,8 @@ class Directory:
                     pass  # keep serving the domains we had; `tuimail check` names the problem
             if _stamp(self.accounts_path) != self._accounts_stamp:
                 self._load_accounts()
+            if _stamp(self.aliases_path) != self._aliases_stamp:
+                self._load_aliases()
 
     @property
     def domains(self) -> list[DomainSettings]:
@@ -173,7 +197,109 @@ class Directory:
             return admins or None
         return None
 
+    def sender_addresses(self, account: str) -> set[str]:
+        """The MAIL FROM addresses an authenticated account may use: its own and its aliases'."""
+        account = account.lower()
+        return {account, *(alias for alias, targets in self.aliases().items() if account in targets)}
+
+    def aliases(self) -> dict[str, list[str]]:
+        self.refresh()
+        return dict(self._aliases)
+
+    def expand(self, address: str, srs=None) -> Expansion | None:
+        """Where mail to `address` goes after aliases (a list of targets), forwarding (with or without
+        a kept copy) and the domain's catch-all; None when no such local address exists. A loop
+        (a -> b -> a) is cut and reported. `srs` decodes SRS bounce addresses (outbound/srs.py)."""
+        local: list[str] = []
+        remote: list[tuple[str, str]] = []
+        loop = False
+        aliases = self.aliases()
+
+        def walk(addr: str, original: str, seen: frozenset[str]) -> bool:
+            nonlocal loop
+            addr = addr.lower()
+            if addr in seen or len(seen) > 50:
+                loop = True
+                return True
+            if len(local) + len(remote) >= MAX_EXPANSION:
+                return True
+            seen = seen | {addr}
+            domain = addr.rpartition("@")[2]
+            if "@" in addr and not self.hosts(domain):
+                if (addr, original) not in remote:
+                    remote.append((addr, original))
+                return True
+            if addr in aliases:
+                for target in aliases[addr]:
+                    walk(target, original, seen)
+                return True
+            if srs is not None and addr.startswith("srs0="):
+                back = srs(addr)
+                if back:
+                    return walk(back, original, seen)
+            found = self.local_recipients(addr)
+            if found is None:
+                settings = self.config.settings.domain(domain)
+                if settings is not None and settings.catch_all and settings.catch_all.lower() != addr:
+                    return walk(settings.catch_all, original, seen)
+                return False
+            for name in found:
+                account = self.get(name)
+                if account is not None and account.forward:
+                    walk(account.forward, original, seen | {name})
+                    if not account.keep_copy:
+                        continue
+                if name not in local:
+                    local.append(name)
+            return True
+
+        address = address.lower()
+        if address == "postmaster" and self.domains:
+            address = f"postmaster@{self.domains[0].name}"
+        if not walk(address, address, frozenset()):
+            return None
+        return Expansion(tuple(local), tuple(remote), loop)
+
     # ----- changes -----------------------------------------------------------------------------
+
+    def set_alias(self, address: str, targets: list[str]) -> list[str]:
+        mailbox, domain = split_address(address)
+        address = f"{mailbox}@{domain}"
+        if not self.hosts(domain):
+            raise DirectoryError(f"domain {domain} is not hosted here (an alias must be in one of our domains)")
+        if not targets:
+            raise DirectoryError("an alias needs at least one target address")
+        clean = []
+        for target in targets:
+            t_mailbox, t_domain = split_address(target)
+            clean.append(f"{t_mailbox}@{t_domain}")
+        with self._lock:
+            self.refresh(force=True)
+            if address in self._accounts:
+                raise DirectoryError(f"{address} is an account; use: tuimail account set {address} --forward TARGET")
+            self._save_aliases({**self._aliases, address: clean})
+        return clean
+
+    def delete_alias(self, address: str) -> None:
+        address = address.lower()
+        with self._lock:
+            self.refresh(force=True)
+            if address not in self._aliases:
+                raise DirectoryError(f"no alias {address}")
+            self._save_aliases({k: v for k, v in self._aliases.items() if k != address})
+
+    def set_catch_all(self, name: str, address: str) -> DomainSettings:
+        with self._lock:
+            self.refresh(force=True)
+            domain = self.config.settings.domain(name)
+            if domain is None:
+                raise DirectoryError(f"no domain {name}")
+            if address:
+                mailbox, target_domain = split_address(address)
+                address = f"{mailbox}@{target_domain}"
+            domain.catch_all = address
+            self._save_config()
+        return domain
 
     def add_account(
         self,
@@ -227,13 +353,20 @@ class Directory:
     def update_account(self, address: str, *, password: str | None = None, **changes) -> Account:
         """Change fields of an account; `password` (when given) is checked and hashed."""
         address = address.lower()
-        allowed = {"full_name", "pop", "imap", "admin", "notes"}
+        allowed = {"full_name", "pop", "imap", "admin", "notes", "forward", "keep_copy", "quota"}
         unknown = set(changes) - allowed
         if unknown:
             raise DirectoryError(f"cannot change {', '.join(sorted(unknown))}")
         for key in ("full_name", "notes"):
             if key in changes:
                 _check_text(changes[key], key.replace("_", " "), multiline=key == "notes")
+        if changes.get("forward"):
+            t_mailbox, t_domain = split_address(changes["forward"])
+            changes["forward"] = f"{t_mailbox}@{t_domain}"
+            if changes["forward"] == address:
+                raise DirectoryError("an account cannot forward to itself")
+        if "quota" in changes and (not isinstance(changes["quota"], int) or changes["quota"] < 0):
+            raise DirectoryError("the quota is a number of bytes (0 = no limit)")
         with self._lock:
             self.refresh(force=True)
             account = self._accounts.get(address)
@@ -340,6 +473,25 @@ class Directory:
         """Write config.toml after a change to `config.settings` made under this directory's eye."""
         with self._lock:
             self._save_config()
+    def _load_aliases(self) -> None:
+        path = self.aliases_path
+        stamp = _stamp(path)
+        if stamp is None:
+            self._aliases, self._aliases_stamp = {}, None
+            return
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            aliases = {str(k).lower(): [str(t).lower() for t in v] for k, v in data.get("aliases", {}).items()}
+        except (OSError, ValueError, TypeError, AttributeError) as e:
+            raise ConfigError(f"{path}: cannot read aliases: {e}") from None
+        self._aliases, self._aliases_stamp = aliases, stamp
+
+    def _save_aliases(self, aliases: dict[str, list[str]]) -> None:
+        path = self.aliases_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"version": 1, "aliases": dict(sorted(aliases.items()))}
+        atomic_write(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode(), mode=0o600)
+        self._aliases, self._aliases_stamp = aliases, _stamp(path)
 
     def _save_config(self) -> None:
         self.config.save()

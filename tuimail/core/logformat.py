@@ -43,6 +43,8 @@ def event_text(event: Event) -> str | None:
         return f"--> {event.text}"
     if isinstance(event, Note):
         return localise(event.text)
+    if isinstance(event, SessionOpened) and event.protocol is Protocol.SMTP_OUT:
+        return localise(f"Attempting SMTP connection to [{event.peer_host} : {event.peer_port}]")
     if isinstance(event, SessionOpened):
         word = _PROTOCOL_WORD.get(event.protocol, event.protocol.label)
         tls = " (TLS)" if event.tls else ""

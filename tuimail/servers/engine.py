@@ -24,7 +24,10 @@ from tuimail.core.directory import Directory
 from tuimail.core.guard import Guard
 from tuimail.core.runlock import RunLock
 from tuimail.core.events import ConnectionRefused, EventBus, LoginAttempt, ProgressChanged
-from tuimail.servers import tls
+from tuimail.outbound.runner import QueueRunner
+from tuimail.outbound.dkim import DkimKeys, from_domain
+from tuimail.outbound.srs import Srs
+from tuimail.servers import delivery, intake, tls
 from tuimail.servers.logwriter import LogWriter
 from tuimail.servers.rdns import ReverseDNS
 from tuimail.servers.sessions import SessionRegistry
@@ -98,6 +101,10 @@ class Engine:
         self.tracker = ProgressTracker(self.progress, self.exercise_steps, self._local_account)
         self.bus.subscribe(self.tracker)
         self.progress.subscribe(lambda address, step, at: self.bus.publish(ProgressChanged(address, step)))
+        self.queue = QueueRunner(config, self.sessions, self.bus, self.inject)
+        self.srs = Srs(config.data_dir)
+        self.dkim = DkimKeys(config.data_dir)
+        self._checker = None
 
     @property
     def hostname(self) -> str:
@@ -126,6 +133,7 @@ class Engine:
         for name, port in ports.listeners().items():
             self.listeners[name] = await self._bind(name, port)
         self._warn_plaintext()
+        await self.queue.start()
         return list(self.listeners.values())
 
     async def load_tls(self) -> None:
@@ -142,6 +150,7 @@ class Engine:
 
     async def stop(self, reason: str = "server stopping") -> None:
         """Stop accepting, say goodbye to every session, flush the logs."""
+        await self.queue.stop()
         for state in self.listeners.values():
             if state.server is not None:
                 state.server.close()
@@ -244,6 +253,55 @@ class Engine:
             self.bus.system(f"Refused a connection from {peer_ip}: {reason}", logging.WARNING)
             self.bus.publish(ConnectionRefused(peer_ip, reason))
         return reason
+
+    def mail_checker(self):
+        """The SPF/DKIM/DMARC checker (outbound/authresults.py), made on first use."""
+        if self._checker is None:
+            from tuimail.outbound.authresults import Checker
+
+            out = self.config.settings.outbound
+            self._checker = Checker(self.hostname, out.dns_servers, min(out.timeout, 10))
+        return self._checker
+
+    def quota_of(self, address: str) -> tuple[int, int] | None:
+        """(bytes used, bytes allowed) for an account with a quota, else None (IMAP QUOTA)."""
+        account = self.directory.get(address)
+        if account is None or not account.quota:
+            return None
+        return self.store.mailbox(account.address).totals()[1], account.quota
+
+    def dkim_signer(self, body_lf: bytes) -> bytes:
+        """A DKIM-Signature for a message whose From: is in a hosted domain, else b"" (blocking)."""
+        domain = from_domain(body_lf)
+        if domain is None or not self.directory.hosts(domain):
+            return b""
+        try:
+            return self.dkim.sign(body_lf, domain, self.config.settings.outbound.dkim_selector)
+        except Exception as e:  # a broken key must not stop the mail: it leaves unsigned, and we say so
+            self.bus.system(f"DKIM signing for {domain} failed: {type(e).__name__}: {e}", logging.ERROR)
+            return b""
+
+    # ----- mail the server makes itself (bounces, forwarded copies) ----------------------------
+
+    async def inject(self, data_lf: bytes, mail_from: str, recipients: list[str]) -> None:
+        """Deliver a message made here: local recipients to their Maildirs, the others to the queue.
+        Durable when it returns."""
+        local, remote = [], []
+        for address in recipients:
+            expansion = self.directory.expand(address, srs=self.srs.reverse)
+            if expansion is None:
+                self.bus.system(f"Dropped a server-made message to unknown local address <{address}>", logging.WARNING)
+                continue
+            local += [a for a in expansion.local if a not in local]
+            remote += [r for r in expansion.remote if r not in remote]
+        if not local and not remote:
+            return
+        env = delivery.Envelope(mail_from=mail_from, recipients=tuple(local), helo=self.hostname,
+                                peer_ip="127.0.0.1", hostname=self.hostname, protocol="local", submission=False)
+        accepted = await asyncio.to_thread(intake.accept, self.store, self.queue, data_lf.replace(b"\n", b"\r\n"),
+                                           env, delivery.new_queue_id(), remote)
+        for queued in accepted.queued:
+            self.queue.adopt(queued, accepted.bodies.get(queued.id))
 
     # ----- folder change notification -------------------------------------------------------
 

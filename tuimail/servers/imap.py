@@ -48,6 +48,7 @@ class ImapConnection(LineConnection):
             plaintext_allowed=policy.allow_plaintext_auth,
             tls_available=name == "imap" and engine.ssl_context is not None,
             max_bad_commands=policy.max_bad_commands,
+            quota_of=engine.quota_of,
         )
         self.machine = ImapMachine(
             engine.store, keywords_of, self.options, tls_active=self.tls

@@ -34,8 +34,10 @@ from tuimail.core.directory import AuthOutcome, Service
 from tuimail.core.events import MessageAccepted, Protocol
 from tuimail.core.lineedit import edit_line
 from tuimail.core.masking import MASK, mask_smtp
+from tuimail.outbound.authresults import strip_forged
+from tuimail.outbound.runner import MAX_HOPS, hop_count
 from tuimail.protocols.telnet import TelnetFilter
-from tuimail.servers import delivery
+from tuimail.servers import delivery, intake
 from tuimail.servers.sessions import KILLED_BY_OPERATOR, Session
 
 if TYPE_CHECKING:
@@ -521,6 +523,9 @@ class SmtpHandler:
         return ["\r\n".join([f"250-{w}" for w in lines[:-1]] + [f"250 {lines[-1]}"])]
 
     async def handle_MAIL(self, server: TuimailSMTP, session, envelope, address: str, options: list[str]) -> str:
+        refusal = self._sender_refusal(session, address)
+        if refusal is not None:
+            return refusal
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         if server.record is not None:
@@ -543,16 +548,43 @@ class SmtpHandler:
             address = full
         domain = address.rpartition("@")[2].lower()
         if "@" in address and not directory.hosts(domain):
-            if session.authenticated:
-                return f"554 5.7.1 <{address}>: delivery to other domains is not available (tuimail has no outbound delivery yet)"
-            return f"554 5.7.1 <{address}>: Relay access denied (this server does not host {domain})"
-        if directory.local_recipients(address) is None:
+            if not self._may_relay(session):  # RFC 5321 §7.1: no open relay
+                return f"554 5.7.1 <{address}>: Relay access denied (this server does not host {domain})"
+            try:
+                address.encode("utf-8")
+            except UnicodeEncodeError:  # bytes that are not UTF-8 (RFC 6531 §3.3): nothing a next hop could take
+                return "553 5.1.3 The recipient address is not valid UTF-8"
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(options)
+            return f"250 2.1.5 <{address}>, Recipient ok (will be relayed)"
+        expansion = directory.expand(address, srs=self.engine.srs.reverse)
+        if expansion is None:
             return f"550 5.1.1 <{address}>: no such mailbox here"
+        if expansion.loop and not expansion.local and not expansion.remote:
+            return f"554 5.4.6 <{address}>: alias or forwarding loop detected; not delivered"
+        over = await self._over_quota(expansion.local, envelope)
+        if over is not None:
+            return over
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         if server.record is not None:
             server.record.recipient_added(address)
         return f"250 2.1.5 <{address}>, Recipient ok"
+
+    async def _over_quota(self, accounts: tuple[str, ...], envelope) -> str | None:
+        """RFC 3463: 452 4.2.2 while the mailbox is full; 552 5.2.2 when this message alone is larger
+        than the quota (the client's MAIL FROM SIZE=, RFC 1870)."""
+        size = next((int(o[5:]) for o in envelope.mail_options if o.upper().startswith("SIZE=") and o[5:].isdigit()), 0)
+        for name in accounts:
+            account = self.engine.directory.get(name)
+            if account is None or not account.quota:
+                continue
+            if size > account.quota:
+                return f"552 5.2.2 <{name}>: message larger than the mailbox quota ({account.quota} bytes)"
+            used = (await asyncio.to_thread(self.engine.store.mailbox(name).totals))[1]
+            if used + size > account.quota or used >= account.quota:
+                return f"452 4.2.2 <{name}>: mailbox full (quota {account.quota} bytes, {used} used)"
+        return None
 
     async def handle_RSET(self, server, session, envelope) -> str:
         if server.record is not None:
@@ -562,6 +594,32 @@ class SmtpHandler:
 
     async def handle_QUIT(self, server, session, envelope) -> str:
         return "221 2.0.0 See you in cyberspace"
+
+    def _sender_refusal(self, session, address: str) -> str | None:
+        """`[policy] enforce_sender`: a logged-in user sends as themself or one of their aliases."""
+        if not session.authenticated or address == "<>" or not self.engine.config.settings.policy.enforce_sender:
+            return None
+        data = session.auth_data
+        login = (data.login.decode("utf-8", "replace") if isinstance(data, LoginPassword) else str(data or "")).lower()
+        allowed = self.engine.directory.sender_addresses(login)
+        if address.lower() in allowed:
+            return None
+        return f"553 5.7.1 <{address}>: {login} may not send as this address (not its own or an alias of it)"
+
+    def _checked(self, session) -> bool:
+        """SPF/DKIM/DMARC apply to mail from other servers: not to logged-in users, trusted networks
+        or this machine itself (127.0.0.1, ::1: the lab typing into telnet)."""
+        peer = session.peer[0] if session.peer else ""
+        if session.authenticated or peer in ("127.0.0.1", "::1", ""):
+            return False
+        return not intake.trusted(peer, self.engine.config.settings.policy.trusted_networks)
+
+    def _may_relay(self, session) -> bool:
+        """Mail to other domains: only from an authenticated session or `[policy] trusted_networks`."""
+        if session.authenticated:
+            return True
+        peer = session.peer[0] if session.peer else ""
+        return intake.trusted(peer, self.engine.config.settings.policy.trusted_networks)
 
     async def handle_DATA(self, server: TuimailSMTP, session, envelope) -> str:
         reply = await self._data(server, session, envelope)
@@ -573,17 +631,44 @@ class SmtpHandler:
         record = server.record
         directory = self.engine.directory
         recipients: list[str] = []
+        remote: list[tuple[str, str]] = []
+        forwarded: list[tuple[str, str]] = []
         for address in envelope.rcpt_tos:
-            for local in directory.local_recipients(address) or ():
+            domain = address.rpartition("@")[2].lower()
+            if "@" in address and not directory.hosts(domain):
+                if (address, address) not in remote:
+                    remote.append((address, address))
+                continue
+            expansion = directory.expand(address, srs=self.engine.srs.reverse)
+            if expansion is None:
+                continue
+            for local in expansion.local:
                 if local not in recipients:
                     recipients.append(local)
-        if not recipients:  # the accounts went away between RCPT and DATA
+            for target in expansion.remote:  # aliases and forwarding out of our domains: SRS
+                if target[0] not in [t for t, _ in remote + forwarded]:
+                    forwarded.append(target)
+        if not recipients and not remote and not forwarded:  # the accounts went away between RCPT and DATA
             return "554 5.1.1 No valid recipients left"
         content: bytes = envelope.original_content or b""
         if server.strict:
             fault = server._data_fault or strict_8bit_fault(content, envelope.mail_options, session)
             if fault:
                 return fault
+        if hop_count(content) > MAX_HOPS:  # RFC 5321 §6.3
+            if record:
+                record.note(f"Refused: more than {MAX_HOPS} Received: headers (a mail loop)")
+            return f"554 5.4.6 Routing loop detected: more than {MAX_HOPS} Received: headers"
+        if self._checked(session):
+            verdict = await asyncio.to_thread(
+                self.engine.mail_checker().check, content, session.peer[0],
+                "" if envelope.mail_from == "<>" else envelope.mail_from, session.host_name or "")
+            if record:
+                record.note(f"SPF {verdict.spf}, DKIM {verdict.dkim}, DMARC {verdict.dmarc}")
+            if verdict.dmarc_rejects and self.engine.config.settings.policy.dmarc_reject:
+                return "550 5.7.1 The sender's DMARC policy (p=reject) rejects this message"
+            content = strip_forged(content, self.engine.hostname)
+            content = verdict.header.encode("utf-8", "replace") + b"\r\n" + content  # RFC 8601 §5: on top
         tls = server._tls_protocol is not None or server.implicit_tls
         proto = "ESMTP" if session.extended_smtp else "SMTP"
         proto += ("S" if tls else "") + ("A" if session.authenticated else "")
@@ -597,19 +682,28 @@ class SmtpHandler:
         if record:
             record.note(f"Message size: {len(content)} bytes")
         try:
-            stored, message_id = await asyncio.to_thread(delivery.deliver, self.engine.store, content, env, queue_id)
+            accepted = await asyncio.to_thread(
+                intake.accept, self.engine.store, self.engine.queue, content, env, queue_id, remote,
+                bool(getattr(envelope, "smtp_utf8", False)), forwarded, self.engine.srs, self.engine.dkim_signer)
         except OSError as e:
             if record:
                 record.note(f"Delivery failed, message not accepted: {e}")
             self.engine.bus.system(f"SMTP delivery failed ({e}); the client was told to retry", logging.ERROR)
             return "451 4.3.0 Local error in processing; message not saved, try again later"
-        self.engine.bus.publish(MessageAccepted(record.sid if record else 0, Protocol.SMTP, len(content), len(stored)))
+        self.engine.bus.publish(MessageAccepted(record.sid if record else 0, Protocol.SMTP, len(content), len(accepted.stored)))
         base = self.engine.store.root
-        for item in stored:
+        for item in accepted.stored:
             if record:
                 record.note(f"Message saved for {item.recipient}: {item.path.relative_to(base)}")
+        for queued in accepted.queued:
+            if record:
+                record.note(f"Message queued for {', '.join(r.address for r in queued.recipients)} "
+                            f"(queue id {queued.id}{', sender ' + queued.mail_from if queued.mail_from != env.mail_from else ''})")
+            self.engine.queue.adopt(queued, accepted.bodies.get(queued.id))
         self._state("delivered")
-        return f"250 2.0.0 Ok, message saved <Message-ID: {message_id}> (queue id {queue_id})"
+        if not accepted.stored:
+            return f"250 2.0.0 Ok, queued as {queue_id} <Message-ID: {accepted.message_id}>"
+        return f"250 2.0.0 Ok, message saved <Message-ID: {accepted.message_id}> (queue id {queue_id})"
 
     async def handle_exception(self, error: Exception) -> str:
         log.exception("SMTP handler failed")

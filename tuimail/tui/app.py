@@ -1,4 +1,4 @@
-"""The Textual app: tabs Sessions / Logs / Accounts / Domains / Settings over an `EngineClient`
+"""The Textual app: tabs Sessions / Logs / Accounts / Domains / Settings / Students / Queue over an `EngineClient`
 (tuimail.control): the engine in this process, or a `tuimail serve` it is attached to; no screen
 knows which. It only wires things together: the client's events are buffered by `EventFeed` and
 handed to the widgets on a timer (a few redraws a second, whatever the event rate).
@@ -44,12 +44,13 @@ from tuimail.tui.widgets.domains_pane import DomainsPane
 from tuimail.tui.widgets.logs_pane import LogsPane
 from tuimail.tui.widgets.protocol_log import MAX_LINES
 from tuimail.tui.widgets.sessions_pane import SessionsPane
+from tuimail.tui.widgets.queue_pane import QueuePane
 from tuimail.tui.widgets.settings_pane import SettingsPane
 from tuimail.tui.widgets.status_header import StatusHeader
 from tuimail.tui.widgets.students_pane import StudentsPane
 
-TABS = ("sessions", "logs", "accounts", "domains", "settings", "students")
-TAB_TITLES = (N_("Sessions"), N_("Logs"), N_("Accounts"), N_("Domains"), N_("Settings"), N_("Students"))
+TABS = ("sessions", "logs", "accounts", "domains", "settings", "students", "queue")
+TAB_TITLES = (N_("Sessions"), N_("Logs"), N_("Accounts"), N_("Domains"), N_("Settings"), N_("Students"), N_("Queue"))
 STYLE_FILES = ("app.tcss", "forms.tcss")
 
 
@@ -122,7 +123,7 @@ class TuimailApp(OrderedKeys, App[int]):
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status-header")
         with TabbedContent(id="main-tabs", initial="sessions"):
-            panes = (SessionsPane, LogsPane, AccountsPane, DomainsPane, SettingsPane, StudentsPane)
+            panes = (SessionsPane, LogsPane, AccountsPane, DomainsPane, SettingsPane, StudentsPane, QueuePane)
             for n, (tab, pane) in enumerate(zip(TABS, panes), 1):
                 with TabPane(f"{n} {_(TAB_TITLES[n - 1])}", id=tab):
                     yield pane(id=f"{tab}-pane")

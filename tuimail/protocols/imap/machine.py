@@ -15,7 +15,7 @@ import base64
 import binascii
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from tuimail.core.directory import AuthOutcome
@@ -23,6 +23,7 @@ from tuimail.protocols.imap.backend import KeywordsOf, Mailbox, Store
 from tuimail.protocols.imap.mailboxes import MailboxCommands, MailboxNameRefused
 from tuimail.protocols.imap.messages import MessageCommands
 from tuimail.protocols.imap.ordering import OrderingCommands
+from tuimail.protocols.imap.quota import QuotaCommands
 from tuimail.protocols.imap.reader import RawCommand
 from tuimail.protocols.imap.sequence import BadSequence
 from tuimail.protocols.imap.state import ALLOWED, NO_EXPUNGE, State, next_state
@@ -93,6 +94,7 @@ class Options:
     plaintext_allowed: bool = True
     tls_available: bool = False
     max_bad_commands: int = 20
+    quota_of: Callable[[str], tuple[int, int] | None] | None = None  # (bytes used, limit) of an account
 
 
 @dataclass(slots=True)
@@ -102,7 +104,7 @@ class _Sasl:
     login: str | None = None
 
 
-class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands):
+class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaCommands):
     def __init__(
         self,
         store: Store,
@@ -260,6 +262,8 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands):
 
     def capabilities(self) -> str:
         caps = f"{BASE_CAPABILITIES} APPENDLIMIT={self.options.max_literal}"  # RFC 7889
+        if self.options.quota_of is not None:
+            caps += " QUOTA QUOTA=RES-STORAGE"  # RFC 9208 §3.1
         if self.options.tls_available and not self.tls_active:
             caps += " STARTTLS"
         if self.state is State.NOT_AUTHENTICATED:

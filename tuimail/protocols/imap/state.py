@@ -28,6 +28,7 @@ ALLOWED: dict[str, frozenset[State]] = {
     "SUBSCRIBE": AUTHED, "UNSUBSCRIBE": AUTHED, "LIST": AUTHED, "LSUB": AUTHED, "STATUS": AUTHED,
     "APPEND": AUTHED, "NAMESPACE": AUTHED, "ENABLE": AUTHED, "IDLE": AUTHED,  # RFC 2342, 5161, 2177
     "COMPRESS": AUTHED,  # RFC 4978 §3
+    "GETQUOTA": AUTHED, "GETQUOTAROOT": AUTHED, "SETQUOTA": AUTHED,  # RFC 9208 §4
     "CHECK": frozenset({SEL}), "CLOSE": frozenset({SEL}), "EXPUNGE": frozenset({SEL}),  # §6.4
     "SEARCH": frozenset({SEL}), "FETCH": frozenset({SEL}), "STORE": frozenset({SEL}),
     "COPY": frozenset({SEL}), "MOVE": frozenset({SEL}), "UNSELECT": frozenset({SEL}),  # RFC 6851, 3691

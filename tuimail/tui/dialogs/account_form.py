@@ -1,5 +1,5 @@
 """The account form (MDaemon's account editor): full name, mailbox, domain, password, POP/IMAP
-access, administrator, notes. Rules are checked as you type; `ctrl+s` saves (hashing runs in a
+access, administrator, forwarding (with or without a kept copy), quota, notes. Rules are checked as you type; `ctrl+s` saves (hashing runs in a
 thread), Escape cancels. On edit the address is fixed and a blank password keeps the old one."""
 
 from __future__ import annotations
@@ -12,11 +12,32 @@ from textual.widgets import Footer, Input, Select, Static
 
 from tuimail.tui.widgets.checkbox import GlyphCheckbox as Checkbox
 
-from tuimail.core.addresses import AddressError, check_mailbox
+from tuimail.core.addresses import AddressError, check_mailbox, split_address
 from tuimail.core.directory import Account
 from tuimail.core.passwords import WeakPassword, check_password
 from tuimail.tui.widgets.form_row import FormRow
 from tuimail.i18n import N_, _
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """`100M`, `2G`, `500K`, `` (none) -> bytes; ValueError naming the problem."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", text, re.IGNORECASE) if text.strip() else None
+    if not text.strip():
+        return 0
+    if not m:
+        raise ValueError("a size such as 100M, 2G or 500K (blank = no quota)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def size_text(size: int) -> str:
+    for unit in ("T", "G", "M", "K"):
+        if size >= _UNITS[unit] and size % _UNITS[unit] == 0:
+            return f"{size // _UNITS[unit]}{unit}"
+    return str(size)
 
 
 class AccountForm(ModalScreen[Account | None]):
@@ -48,6 +69,11 @@ class AccountForm(ModalScreen[Account | None]):
                 yield FormRow(N_("Allow POP"), Checkbox(_("may collect mail over POP3"), value=a.pop if a else True, id="pop"))
                 yield FormRow(N_("Allow IMAP"), Checkbox(_("may use folders over IMAP"), value=a.imap if a else True, id="imap"))
                 yield FormRow(N_("Administrator"), Checkbox(_("administrator (gets postmaster mail)"), value=a.admin if a else False, id="admin"))
+                yield FormRow("Forward to", Input(a.forward if a else "", placeholder="address (local or remote)", id="forward"),
+                              hint="mail is sent on to this address", id="row-forward")
+                yield FormRow("Keep a copy", Checkbox("keep a copy here when forwarding", value=a.keep_copy if a else True, id="keep_copy"))
+                yield FormRow("Quota", Input(size_text(a.quota) if a and a.quota else "", placeholder="e.g. 100M (blank = none)", id="quota"),
+                              id="row-quota")
                 yield FormRow("Notes", Input(a.notes if a else "", id="notes"), id="row-notes")
             yield Static(_("ctrl+s save   Escape cancel"), id="form-status", classes="hint", markup=False)
         yield Footer()  # the dialog's own keys, not the tab's underneath
@@ -89,6 +115,16 @@ class AccountForm(ModalScreen[Account | None]):
                 check_password(password, mailbox, strong=strong)
             except WeakPassword as e:
                 errors["password"] = str(e)
+        forward = self.value("forward").strip()
+        if forward:
+            try:
+                split_address(forward)
+            except AddressError as e:
+                errors["forward"] = str(e)
+        try:
+            parse_size(self.value("quota"))
+        except ValueError as e:
+            errors["quota"] = str(e)
         for field in ("full_name", "notes"):
             text = self.value(field)
             if len(text) > 2000 or any(c in text for c in "\0\r\n"):
@@ -130,13 +166,18 @@ class AccountForm(ModalScreen[Account | None]):
             admin=self.query_one("#admin", Checkbox).value,
             notes=self.value("notes"),
         )
+        extra = dict(forward=self.value("forward").strip().lower(), keep_copy=self.query_one("#keep_copy", Checkbox).value,
+                     quota=parse_size(self.value("quota")))
         password = self.value("password")
         try:
             if self.account is None:
                 address = f"{self.value('mailbox').strip()}@{self.domain()}"
                 account = await self.client.add_account(address, password, **fields)
+                if any(extra.values()) and extra != dict(forward="", keep_copy=True, quota=0):
+                    account = await self.client.update_account(account.address, **extra)
             else:
-                account = await self.client.update_account(self.account.address, password=password or None, **fields)
+                account = await self.client.update_account(self.account.address, password=password or None,
+                                                            **fields, **extra)
         except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: shown in the form
             self.status(str(e))
             return

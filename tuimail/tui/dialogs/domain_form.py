@@ -1,4 +1,4 @@
-"""Add a domain or change its IP address (the primary-domain dialog of MDaemon, seed steps 13-14)."""
+"""Add a domain or change its IP address and catch-all (the primary-domain dialog of MDaemon, seed steps 13-14)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 
 from tuimail.config import DomainSettings
-from tuimail.core.addresses import AddressError, check_domain, check_ip
+from tuimail.core.addresses import AddressError, check_domain, check_ip, split_address
 from tuimail.tui.widgets.form_row import FormRow
 from tuimail.i18n import N_, _
 
@@ -57,6 +57,8 @@ class DomainForm(ModalScreen[DomainSettings | None]):
             yield FormRow("Name", Input(d.name if d else "", id="name", disabled=d is not None), id="row-name")
             ip = d.ip if d else detected_ip()
             yield FormRow(N_("IP address"), Input(ip, id="ip"), hint=_("the address clients use for this domain"), id="row-ip")
+            yield FormRow("Catch-all", Input(d.catch_all if d else "", placeholder="address (blank = unknown mailboxes get 550)",
+                                             id="catch_all"), id="row-catch_all")
             yield Static(_("ctrl+s save   Escape cancel"), id="form-status", classes="hint", markup=False)
         yield Footer()  # the dialog's own keys, not the tab's underneath
 
@@ -67,7 +69,14 @@ class DomainForm(ModalScreen[DomainSettings | None]):
         name = self.query_one("#name", Input).value.strip()
         ip = self.query_one("#ip", Input).value.strip()
         hosted = [d.name for d in self.client.config.settings.domains]
-        return domain_errors(hosted, name, ip, self.domain is None)
+        errors = domain_errors(hosted, name, ip, self.domain is None)
+        catch_all = self.query_one("#catch_all", Input).value.strip()
+        if catch_all:
+            try:
+                split_address(catch_all)
+            except AddressError as e:
+                errors["catch_all"] = str(e)
+        return errors
 
     def on_input_changed(self, event: Input.Changed) -> None:
         field = event.input.id or ""
@@ -75,7 +84,7 @@ class DomainForm(ModalScreen[DomainSettings | None]):
 
     def action_save(self) -> None:
         errors = self.errors()
-        for field in ("name", "ip"):
+        for field in ("name", "ip", "catch_all"):
             self.query_one(f"#row-{field}", FormRow).set_error(errors.get(field))
         if not errors:
             self.run_worker(self._save(), exclusive=True)
@@ -88,6 +97,9 @@ class DomainForm(ModalScreen[DomainSettings | None]):
                 saved = await self.client.add_domain(name, ip)
             else:
                 saved = await self.client.update_domain(self.domain.name, ip)
+            catch_all = self.query_one("#catch_all", Input).value.strip().lower()
+            if catch_all != (getattr(saved, "catch_all", "") or ""):
+                saved = await self.client.call("domain.catch_all", name=saved.name, address=catch_all)
         except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: shown in the form
             self.query_one("#form-status", Static).update(str(e))
             return

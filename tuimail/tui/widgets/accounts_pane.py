@@ -1,5 +1,5 @@
 """The Accounts tab: every account with its message count and size (counted in a thread: it lists
-directories). Keys: `n` new, Enter edit, `d` delete (choose whether to keep the mail)."""
+directories), how full its quota is, and where it forwards to. Keys: `n` new, Enter edit, `d` delete (choose whether to keep the mail)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from tuimail.tui.text import human_size, yes_no
 from tuimail.tui.widgets.table_pane import TablePane
 from tuimail.i18n import N_, _, ngettext
 
-COLUMNS = (N_("address"), N_("full name"), "POP", "IMAP", N_("admin"), N_("msgs"), N_("size"), N_("notes"))
+COLUMNS = (N_("address"), N_("full name"), "POP", "IMAP", N_("admin"), N_("msgs"), N_("size"), N_("quota"), N_("forward"),
+           N_("notes"))
 
 
 def account_rows(totals: list) -> list[tuple[Account, tuple[str, ...]]]:
@@ -25,9 +26,19 @@ def account_rows(totals: list) -> list[tuple[Account, tuple[str, ...]]]:
     for account, count, size in totals:
         msgs, size_text = ("?", "?") if count is None else (str(count), human_size(size))
         notes = account.notes.replace("\n", " ")[:40]
+        quota = getattr(account, "quota", 0)
+        if not quota:
+            quota_text = ""
+        elif count is None:
+            quota_text = human_size(quota)
+        else:  # how full the mailbox is: the over-quota reply (452 4.2.2) comes at 100 %
+            quota_text = f"{min(999, size * 100 // quota)}% of {human_size(quota)}"
+        forward = getattr(account, "forward", "")
+        if forward and not getattr(account, "keep_copy", True):
+            forward += " (no copy)"
         rows.append(
             (account, (account.address, account.full_name, yes_no(account.pop), yes_no(account.imap),
-                       yes_no(account.admin), msgs, size_text, notes))
+                       yes_no(account.admin), msgs, size_text, quota_text, forward, notes))
         )
     return rows
 

@@ -1,6 +1,6 @@
 """The Domains tab: hosted domains (name, IP, accounts, which one is primary). Keys: `n` add, Enter edit
-the IP, `p` make the selected domain the primary one (confirmed), `d` delete (refused while the domain
-still has accounts)."""
+the IP and the catch-all, `p` make the selected domain the primary one (confirmed), `d` delete (refused
+while the domain still has accounts), `a` the aliases dialog."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class DomainsPane(TablePane):
         Binding("enter", "edit", "Edit"),
         Binding("p", "primary", "Make primary"),
         Binding("d", "delete", "Delete"),
+        Binding("a", "aliases", "Aliases"),
         Binding("delete", "delete", "Delete", show=False),
     ]
 
@@ -95,6 +96,10 @@ class DomainsPane(TablePane):
             return
         self.app.notify(_("{domain} is now the primary domain").format(domain=name))
         self.post_message(DomainsChanged())
+    def action_aliases(self) -> None:
+        from tuimail.tui.dialogs.aliases import AliasesDialog
+
+        self.app.push_screen(AliasesDialog(self.app.client))
 
     def action_delete(self) -> None:
         name = self.selected()

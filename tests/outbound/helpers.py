@@ -1,0 +1,85 @@
+"""Servers for the outbound tests: a tuimail engine with its own domains, routes and a fast retry
+schedule, and ways to wait for what the queue does (never a sleep)."""
+
+from __future__ import annotations
+
+import email
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.helpers import PASSWORD, RunningServer, free_port
+from tuimail.config import Config, DomainSettings, RouteSettings, Settings, save_settings
+
+
+def outbound_config(directory: Path, domains: list[str], routes: dict[str, int] | None = None, **outbound) -> Config:
+    directory.mkdir(parents=True, exist_ok=True)
+    settings = Settings(domains=[DomainSettings(name=d) for d in domains])
+    settings.server.hostname = f"mail.{domains[0]}"
+    ports = settings.ports
+    ports.address = "127.0.0.1"
+    ports.smtp, ports.submission, ports.pop3, ports.imap = (free_port() for _ in range(4))
+    settings.routes = [RouteSettings(domain=d, host="127.0.0.1", port=p) for d, p in (routes or {}).items()]
+    settings.outbound.retry_schedule = [0.3]
+    settings.outbound.timeout = 10
+    for key, value in outbound.items():
+        setattr(settings.outbound, key, value)
+    path = directory / "config.toml"
+    save_settings(settings, path)
+    return Config.load(path)
+
+
+class HostedServer(RunningServer):
+    """A server as `tuimail serve` runs it (pid lock and control socket), so the command line in the
+    test goes through it, as it does for an operator."""
+
+    def start(self) -> HostedServer:
+        from tuimail.control.host import Host
+
+        self._thread.start()
+
+        async def boot():
+            host = Host(self.config)
+            await host.start()
+            return host
+
+        self.host = self.run(boot())
+        self.engine = self.host.engine
+        return self
+
+    def stop(self) -> None:
+        self.run(self.host.stop())
+        self.engine = None
+        super().stop()
+
+
+def start(config: Config, *accounts: str) -> RunningServer:
+    running = HostedServer(config).start()
+    for address in accounts:
+        running.engine.directory.add_account(address, PASSWORD)
+    return running
+
+
+def wait(predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not met in {timeout} s")
+        time.sleep(0.02)
+
+
+def inbox(server: RunningServer, address: str) -> list[bytes]:
+    folder = server.engine.store.mailbox(address).folder("INBOX", create=True)
+    return [p.read_bytes() for p in sorted((folder.path / "new").iterdir())]
+
+
+def queue_ids(config: Config) -> list[str]:
+    root = config.data_dir / "queue"
+    return sorted(p.stem for p in root.glob("*.json")) if root.exists() else []
+
+
+def parse(raw: bytes) -> email.message.Message:
+    return email.message_from_bytes(raw)

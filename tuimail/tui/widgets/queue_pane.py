@@ -1,0 +1,128 @@
+"""The Queue tab: every recipient waiting in the outbound queue (message id, recipient, next hop,
+attempts, last reply, next try), asked of the EngineClient once a second (the runner answers from
+memory: no disk reads).
+Keys: `r` retry now, `R` retry everything, `d` delete (no bounce), `b` bounce to the sender."""
+
+from __future__ import annotations
+
+import time
+
+from textual.binding import Binding
+from textual.widgets import Static
+
+from tuimail.outbound import admin  # the Row type only
+from tuimail.tui.dialogs.confirm import ConfirmDialog
+from tuimail.tui.widgets.table_pane import TablePane
+
+COLUMNS = ("id", "recipient", "from", "next hop", "tries", "last reply", "next try", "age")
+
+
+def _span(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def queue_rows(found: list[admin.Row], now: float) -> list[tuple[str, tuple[str, ...]]]:
+    rows = []
+    for row in found:
+        if row.state != "queued":
+            when = row.state
+        elif row.next_try <= now:
+            when = "now"
+        else:
+            when = f"in {_span(row.next_try - now)}"
+        rows.append((f"{row.id}/{row.recipient}",
+                     (row.id, row.recipient, row.mail_from, row.next_hop, str(row.attempts),
+                      row.last_reply[:70], when, _span(row.age))))
+    return rows
+
+
+class QueuePane(TablePane):
+    TABLE_ID, SUMMARY_ID, COLUMNS = "queue-table", "queue-summary", COLUMNS
+    BINDINGS = [
+        Binding("r", "retry", "Retry now"),
+        Binding("R", "retry_all", "Retry all", show=False),
+        Binding("d", "delete", "Delete"),
+        Binding("delete", "delete", "Delete", show=False),
+        Binding("b", "bounce", "Bounce"),
+    ]
+
+    def summary_text(self) -> str:
+        return "The outbound queue is empty."
+
+    def on_mount(self) -> None:
+        self._shown: list = []
+        self.reload()
+        self.set_interval(1.0, self.reload)
+
+    def reload(self) -> None:
+        if not any(w.group == "queue" and w.is_running for w in self.workers):
+            self.run_worker(self._load(), group="queue")
+
+    async def _load(self) -> None:
+        try:
+            found = await self.app.client.queue()
+        except Exception:  # noqa: BLE001 - the server went away: the header says so
+            return
+        rows = queue_rows(found, time.time())
+        if rows == self._shown:
+            return
+        self._shown = rows
+        table, selected = self.table, self.selected()
+        table.clear()
+        for key, row in rows:
+            table.add_row(*row, key=key)
+        keys = [k for k, _ in rows]
+        if selected in keys:
+            table.move_cursor(row=keys.index(selected))
+        messages = len({k.split("/")[0] for k in keys})
+        summary = (f"{len(rows)} recipient{'s' if len(rows) != 1 else ''} in {messages} message"
+                   f"{'s' if messages != 1 else ''} waiting" if rows else self.summary_text())
+        self.query_one(f"#{self.SUMMARY_ID}", Static).update(summary)
+
+    def _selected_id(self) -> str | None:
+        key = self.selected()
+        return key.split("/")[0] if key else None
+
+    def action_edit(self) -> None:  # Enter: retry the message under the cursor
+        self.action_retry()
+
+    def action_retry(self) -> None:
+        qid = self._selected_id()
+        if qid:
+            self._run(qid, "retry")
+
+    def action_retry_all(self) -> None:
+        self._run(None, "retry")
+
+    def action_delete(self) -> None:
+        qid = self._selected_id()
+        if qid:
+            self.app.push_screen(ConfirmDialog(f"Delete {qid} from the queue without telling the sender?"),
+                                 lambda yes: self._run(qid, "delete") if yes else None)
+
+    def action_bounce(self) -> None:
+        qid = self._selected_id()
+        if qid:
+            self.app.push_screen(ConfirmDialog(f"Give up on {qid} and bounce it to the sender?"),
+                                 lambda yes: self._run(qid, "bounce") if yes else None)
+
+    def _run(self, qid: str | None, what: str) -> None:
+        async def work() -> None:
+            client = self.app.client
+            if what == "retry":
+                count = await client.queue_retry(qid)
+                self.app.notify(f"{qid or 'Every message'}: {count} recipient(s) will be tried now")
+                return
+            done = await (client.queue_delete(qid) if what == "delete" else client.queue_bounce(qid))
+            if done:
+                self.app.notify(f"{qid}: {'deleted' if what == 'delete' else 'bounced to the sender'}")
+            else:
+                self.app.notify(f"{qid} is being delivered right now; try again in a moment", severity="warning")
+            self.reload()
+
+        self.run_worker(work(), group="queue-action")
