@@ -91,6 +91,7 @@ class SessionRegistry:
         self.bus = bus
         self._ids = itertools.count(1)
         self._live: dict[int, Session] = {}
+        self._per_host: dict[str, int] = {}  # live sessions per client address: admission is O(1)
 
     def open(
         self,
@@ -106,6 +107,7 @@ class SessionRegistry:
         host, port = peer[0], peer[1]
         session = Session(sid, protocol, host, port, local_port, self.bus, abort, tls=tls, timeout=timeout)
         self._live[sid] = session
+        self._per_host[host] = self._per_host.get(host, 0) + 1
         self.bus.publish(SessionOpened(sid, protocol, host, port, local_port, tls))
         return session
 
@@ -114,7 +116,12 @@ class SessionRegistry:
         if session.closed:
             return
         session.closed = True
-        self._live.pop(session.sid, None)
+        if self._live.pop(session.sid, None) is not None:
+            left = self._per_host.get(session.peer_host, 1) - 1
+            if left > 0:
+                self._per_host[session.peer_host] = left
+            else:
+                self._per_host.pop(session.peer_host, None)
         reason = session.close_reason or reason
         ok = ok and session.close_reason is None
         self.bus.publish(SessionClosed(session.sid, session.protocol, session.bytes_in, session.bytes_out, reason, ok))
@@ -128,6 +135,10 @@ class SessionRegistry:
         session.note(f"Session closed by {by}")
         session.abort(KILLED_BY_OPERATOR)
         return True
+
+    def count_from(self, host: str) -> int:
+        """Live sessions from one client address (kept as a counter, not counted by a scan)."""
+        return self._per_host.get(host, 0)
 
     def get(self, sid: int) -> Session | None:
         return self._live.get(sid)
