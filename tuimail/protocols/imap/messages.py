@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from tuimail.protocols.imap import binary, sequence
 from tuimail.protocols.imap.backend import MessageRef
-from tuimail.protocols.imap.fetch import FetchAtt, Message, parse_atts, render
+from tuimail.protocols.imap.fetch import FetchAtt, Message, internaldate, parse_atts, render
 from tuimail.protocols.imap.flags import BadFlag, split_flags
 from tuimail.protocols.imap.search import BadCharset, Candidate, parse_search
 from tuimail.protocols.imap.tokens import Atom, ParseError, text
@@ -38,8 +38,9 @@ class MessageCommands:
             pairs = [(s, view.uid_at(s)) for s in sequence.resolve_seq(ranges, view.exists)]
         return [(s, u) for s, u in pairs if u not in view.gone]
 
-    def _refs(self) -> dict[int, MessageRef]:
-        return {r.uid: r for r in self.view.refs()}
+    def _refs(self):
+        """uid -> ref for the folder as this command sees it (shared, read-only)."""
+        return self.view.by_uid()
 
     # ----- CHECK / CLOSE / UNSELECT / EXPUNGE -----------------------------------------------
 
@@ -81,7 +82,6 @@ class MessageCommands:
         refs = self._refs()
         doomed = [u for u in view.live_uids() if u in refs and "T" in refs[u].flags and (only is None or u in only)]
         removed = view.folder.expunge(doomed)
-        view.keywords.forget(removed)
         if report:
             for line in view.expunged(removed):
                 self._untagged(line[2:])
@@ -111,24 +111,35 @@ class MessageCommands:
             return refused
         sets_seen = not view.readonly and any(a.sets_seen for a in atts)
         wants_flags = any(a.name == "FLAGS" for a in atts)
+        seen_now: dict[int, MessageRef] = {}
+        if sets_seen:  # §6.4.5: BODY[...] sets \Seen (one batch of renames and index records)
+            unseen = {u: (refs[u].flags + "S", None) for _, u in targets if u in refs and "S" not in refs[u].flags}
+            if unseen:
+                seen_now = view.folder.store_flags(unseen)
         plan: list[tuple[int, MessageRef, list[FetchAtt], str]] = []
         missing = 0
+        flags_of = view.flags_of
+        with_flags = [*atts, FetchAtt("FLAGS")]
         for seq, u in targets:
             ref = refs.get(u)
             if ref is None:
                 missing += 1
                 continue
             item_atts = atts
-            if sets_seen and "S" not in ref.flags:  # §6.4.5: BODY[...] sets \Seen
-                new = view.folder.set_flags(u, ref.flags + "S")
-                if new is not None:
-                    ref = new
-                    view.remember(new)
-                    if not wants_flags:
-                        item_atts = [*atts, FetchAtt("FLAGS")]
-            plan.append((seq, ref, item_atts, view.flags_of(u)))
-        if plan:  # rendered while it is sent, one message at a time: memory stays bounded
-            self._raw(b"", log=(), note=FETCH_NOTE, stream=_render_all(view.folder, plan, self.utf8))
+            new = seen_now.get(u)
+            if new is not None:
+                ref = new
+                view.remember(new)
+                if not wants_flags:
+                    item_atts = with_flags
+            plan.append((seq, ref, item_atts, flags_of(u, ref)))
+        if plan and (wants_flags or seen_now):
+            for line in view.announce(view.snapshot().keyword_names):
+                self._untagged(line[2:])
+        if plan:  # rendered while it is sent, a slice at a time: memory stays bounded
+            simple = all(a.name in ("UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE") for a in atts)
+            stream = _render_simple(plan) if simple else _render_all(view.folder, plan, self.utf8)
+            self._raw(b"", log=(), note=FETCH_NOTE, stream=stream)
         if missing:
             return "NO Some of the requested messages no longer exist"
         return "OK FETCH completed"
@@ -159,32 +170,29 @@ class MessageCommands:
         if view.readonly:
             return "NO [READ-ONLY] Mailbox is read-only"
         refs = self._refs()
-        keywords = view.keywords
         if mode != "-FLAGS":  # §7.2.6: the client learns of a new keyword before a FETCH carries it
             for line in view.announce(words):
                 self._untagged(line[2:])
-        changed_words: dict[int, frozenset[str]] = {}
+        changes: dict[int, tuple[str | None, frozenset[str] | None]] = {}
         for seq, u in targets:
             ref = refs.get(u)
             if ref is None:
                 continue
-            old_words = keywords.get(u)
             if mode == "FLAGS":
-                new_letters, new_words = letters, words
+                changes[u] = (letters, words)
             elif mode == "+FLAGS":
-                new_letters, new_words = ref.flags + letters, old_words | words
+                changes[u] = (ref.flags + letters, ref.keywords | words if words else None)
             else:
-                new_letters, new_words = "".join(c for c in ref.flags if c not in letters), old_words - words
-            if new_words != old_words:
-                changed_words[u] = new_words
-            new = view.folder.set_flags(u, new_letters) or ref
-            view.known[u] = (new.flags, new_words)
+                changes[u] = ("".join(c for c in ref.flags if c not in letters), ref.keywords - words if words else None)
+        done = view.folder.store_flags(changes) if changes else {}  # one batch, one fsync
+        for seq, u in targets:
+            new = done.get(u)
+            if new is None:
+                continue
+            view.remember(new)
             if not silent:
                 uid_part = f"UID {u} " if uid else ""
-                self._untagged(f"{seq} FETCH ({uid_part}FLAGS {view.flags_of(u)})")
-        if changed_words:
-            keywords.update(changed_words)
-            self.store.notify(view.folder)  # other sessions learn of keyword changes
+                self._untagged(f"{seq} FETCH ({uid_part}FLAGS {view.flags_of(u, new)})")
         return "OK STORE completed"
 
     # ----- SEARCH ---------------------------------------------------------------------------
@@ -213,17 +221,17 @@ class MessageCommands:
         """Every message of the view that is still there, as search candidates, in mailbox order."""
         view = self.view
         refs = self._refs()
-        keywords = view.keywords
         max_uid = view.uids[-1] if view.uids else 0
         for seq, u in enumerate(view.uids, 1):
             ref = refs.get(u)
             if ref is None or u in view.gone:
                 continue
-            yield Candidate(seq, u, ref.flags, keywords.get(u), u in view.recent, Message(view.folder, ref), view.exists, max_uid)
+            yield Candidate(seq, u, ref.flags, ref.keywords, u in view.recent, Message(view.folder, ref), view.exists, max_uid)
 
-    def _matching_candidates(self, tokens: list) -> list[Candidate]:
+    def _matching_candidates(self, tokens: list, predicate=None) -> list[Candidate]:
         """The candidates a search program matches (raises BadCharset, ParseError)."""
-        _, predicate = parse_search(tokens)
+        if predicate is None:
+            _, predicate = parse_search(tokens)
         found = []
         for c in self._candidates():
             try:
@@ -234,7 +242,17 @@ class MessageCommands:
         return found
 
     def _matching(self, tokens: list, uid: bool) -> list[int]:
-        return [c.uid if uid else c.seq for c in self._matching_candidates(tokens)]
+        _, predicate = parse_search(tokens)
+        fast = getattr(predicate, "flag", None)
+        if fast is not None:  # a flag test alone (UNSEEN, DELETED...): from the index, no per-message objects
+            view, refs = self.view, self._refs()
+            letter, wanted = fast
+            gone, none = view.gone, _GONE
+            if uid:
+                return [u for u in view.uids if (letter in refs.get(u, none).flags) == wanted and u in refs and u not in gone]
+            return [seq for seq, u in enumerate(view.uids, 1)
+                    if (letter in refs.get(u, none).flags) == wanted and u in refs and u not in gone]
+        return [c.uid if uid else c.seq for c in self._matching_candidates(tokens, predicate)]
 
     # ----- COPY / MOVE ----------------------------------------------------------------------
 
@@ -266,18 +284,13 @@ class MessageCommands:
         except ValueError as e:
             return f"NO {e}"
         uids = [u for _, u in targets]
-        source_words = view.keywords
+        # keywords travel with the messages (the index of the destination records them)
         pairs = view.folder.move_to(uids, dest) if move else view.folder.copy_to(uids, dest)
-        words = {new: source_words.get(old) for old, new in pairs if source_words.get(old)}
-        if words:
-            keywords_dest = view.keywords if dest is view.folder else self.keywords_of(dest)
-            keywords_dest.update(words)
         if not pairs:
             return f"OK {verb} completed (no messages)"
         code = f"COPYUID {dest.uidvalidity} {sequence.compact([p[0] for p in pairs])} {sequence.compact([p[1] for p in pairs])}"
         if move:  # RFC 6851 §4.3: COPYUID in an untagged OK, then the EXPUNGEs
             self._untagged(f"OK [{code}] Moved")
-            view.keywords.forget(p[0] for p in pairs)
             for line in view.expunged([p[0] for p in pairs]):
                 self._untagged(line[2:])
             return f"OK {verb} completed"
