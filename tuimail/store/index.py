@@ -49,12 +49,15 @@ from pathlib import Path
 from tuimail.core.atomic import atomic_write
 
 INDEX = "tuimail-index"
+_NONE: frozenset[str] = frozenset()
 MAGIC = "tuimail-index 1"
 _ESCAPE = re.compile(r"[%\s\x00-\x1f\x7f]")
 _UNESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 
 
 def escape(base: str) -> str:
+    if "%" not in base and " " not in base and base.isprintable():  # every name tuimail writes
+        return base
     return _ESCAPE.sub(lambda m: f"%{ord(m.group()):02X}", base)
 
 
@@ -67,24 +70,14 @@ def seal(line: str) -> bytes:
     return f"{line} #{zlib.crc32(line.encode()):08x}\n".encode()
 
 
-@dataclass(slots=True)
-class Entry:
-    """One message as the log last described it."""
-
-    uid: int
-    modseq: int
-    flags: str  # "n" or "c" (the subdirectory) and the Maildir letters, e.g. "cRS"
-    size: int
-    wire_size: int
-    internaldate: float
-    base: str
-    keywords: frozenset[str] = field(default_factory=frozenset)
+# An entry, as `replay` gives it: [uid, modseq, where + flags, size, wire size, internal date, base, keywords]
+Entry = list
 
 
-def add_record(e: Entry) -> str:
-    words = "".join(" " + k for k in sorted(e.keywords))
-    date_us = int(round(e.internaldate * 1_000_000))
-    return f"+ {e.uid} {e.modseq} {e.flags} {e.size} {e.wire_size} {date_us} {escape(e.base)}{words}"
+def add_record(uid: int, modseq: int, where: str, size: int, wire_size: int, internaldate: float, base: str,
+               keywords: frozenset[str]) -> str:
+    words = "".join(" " + k for k in sorted(keywords)) if keywords else ""
+    return f"+ {uid} {modseq} {where} {size} {wire_size} {round(internaldate * 1_000_000)} {escape(base)}{words}"
 
 
 def change_record(uid: int, modseq: int, flags: str, keywords: Iterable[str]) -> str:
@@ -116,34 +109,50 @@ class State:
 def replay(data: bytes) -> State | None:
     """Parse a log; None when it has no valid header (no index: build one)."""
     state = State()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        state.torn = True  # the last write was cut short
+    lines = data[:end].decode("utf-8", "replace").split("\n")
+    lines.pop()  # after the last newline
+    crc32 = zlib.crc32
     pos = 0
-    first = True
-    while pos < len(data):
-        end = data.find(b"\n", pos)
-        if end < 0:
-            state.torn = True  # the last write was cut short
-            break
-        raw = data[pos:end].decode("utf-8", "replace")
+    entries, uidnext, highest = state.entries, 1, 0
+    for number, raw in enumerate(lines):
         line, sep, crc = raw.rpartition(" #")
-        if not sep or len(crc) != 8 or f"{zlib.crc32(line.encode()):08x}" != crc:
+        if not sep or len(crc) != 8 or int(crc, 16) != crc32(line.encode()):
             state.torn = True
             break
-        if first:
+        if number == 0:
             words = line.split()
             if len(words) != 3 or " ".join(words[:2]) != MAGIC or not words[2].startswith("V"):
                 return None
             state.uidvalidity = int(words[2][1:])
-            first = False
         else:
+            w = line.split(" ")
             try:
-                _apply(state, line.split(" "))
+                if w[0] == "+":  # most records: inline
+                    uid, modseq = int(w[1]), int(w[2])
+                    if w[3][0] not in "nc":
+                        raise ValueError(w[3])
+                    base = w[7]
+                    entries[uid] = [uid, modseq, w[3], int(w[4]), int(w[5]), int(w[6]) / 1_000_000,
+                                    unescape(base) if "%" in base else base, frozenset(w[8:]) if len(w) > 8 else _NONE]
+                    if uid >= uidnext:
+                        uidnext = uid + 1
+                    if modseq > highest:
+                        highest = modseq
+                else:
+                    state.uidnext, state.highest_modseq = uidnext, highest
+                    _apply(state, w)
+                    uidnext, highest = state.uidnext, state.highest_modseq
             except (ValueError, IndexError):
                 state.torn = True
                 break
             state.records += 1
-        pos = end + 1
+        pos += len(raw.encode()) + 1 if not raw.isascii() else len(raw) + 1
         state.good_bytes = pos
-    if first:
+    state.uidnext, state.highest_modseq = max(state.uidnext, uidnext), max(state.highest_modseq, highest)
+    if not lines or state.uidvalidity == 0 and state.good_bytes == 0:
         return None
     return state
 
@@ -152,16 +161,15 @@ def _apply(state: State, w: list[str]) -> None:
     kind = w[0]
     if kind == "+":
         uid, modseq = int(w[1]), int(w[2])
-        entry = Entry(uid, modseq, _where(w[3]), int(w[4]), int(w[5]), int(w[6]) / 1_000_000,
-                      unescape(w[7]), frozenset(w[8:]))
-        state.entries[uid] = entry
+        state.entries[uid] = [uid, modseq, _where(w[3]), int(w[4]), int(w[5]), int(w[6]) / 1_000_000,
+                              unescape(w[7]), frozenset(w[8:]) if len(w) > 8 else _NONE]
         state.uidnext = max(state.uidnext, uid + 1)
         state.highest_modseq = max(state.highest_modseq, modseq)
     elif kind == "=":
         uid, modseq = int(w[1]), int(w[2])
         entry = state.entries.get(uid)
         if entry is not None:
-            entry.modseq, entry.flags, entry.keywords = modseq, _where(w[3]), frozenset(w[4:])
+            entry[1], entry[2], entry[7] = modseq, _where(w[3]), frozenset(w[4:]) if len(w) > 4 else _NONE
         state.highest_modseq = max(state.highest_modseq, modseq)
     elif kind == "-":
         state.entries.pop(int(w[1]), None)
@@ -239,10 +247,11 @@ class IndexLog:
                     self._synced = max(self._synced, target)
                     self._cond.notify_all()
 
-    def rewrite(self, uidvalidity: int, uidnext: int, highest_modseq: int, entries: Iterable[Entry],
+    def rewrite(self, uidvalidity: int, uidnext: int, highest_modseq: int, records: list[str],
                 stamp: tuple[int, int] | None) -> int:
-        """Replace the log by the current state (atomically, durably); returns the record count."""
-        lines = [f"N {uidnext} {highest_modseq}"] + [add_record(e) for e in entries]
+        """Replace the log by the current state (`records`: one `add_record` per message), atomically
+        and durably; returns the record count."""
+        lines = [f"N {uidnext} {highest_modseq}", *records]
         if stamp is not None:
             lines.append(stamp_record(stamp))
         header = f"{MAGIC} V{uidvalidity}"

@@ -11,12 +11,19 @@ from collections.abc import Iterator
 from tuimail.protocols.imap import binary, sequence
 from tuimail.protocols.imap.backend import MessageRef
 from tuimail.protocols.imap.fetch import FetchAtt, Message, internaldate, parse_atts, render
-from tuimail.protocols.imap.flags import BadFlag, split_flags
+from tuimail.protocols.imap.flags import BadFlag, flag_list, split_flags
 from tuimail.protocols.imap.search import BadCharset, Candidate, parse_search
 from tuimail.protocols.imap.tokens import Atom, ParseError, text
 
 FETCH_NOTE = "Sending FETCH response (not logged)..."
 ESEARCH_RETURNS = ("MIN", "MAX", "ALL", "COUNT")
+
+
+class _Gone:
+    flags = ""
+
+
+_GONE = _Gone()
 _MAX_LOGGED = 300
 
 
@@ -31,12 +38,19 @@ class MessageCommands:
             raise ParseError("expected a sequence set")
         ranges = sequence.parse_set(token)
         view = self.view
+        uids = view.uids
         if uid:
-            uids = sequence.resolve_uids(ranges, view.uids)
-            pairs = [(view.seq_of(u), u) for u in uids]
+            found = sequence.resolve_uids(ranges, uids)
+            seq_of = view.seq_of
+            pairs = [(seq_of(u), u) for u in found]
         else:
-            pairs = [(s, view.uid_at(s)) for s in sequence.resolve_seq(ranges, view.exists)]
-        return [(s, u) for s, u in pairs if u not in view.gone]
+            seqs = sequence.resolve_seq(ranges, len(uids))
+            if len(seqs) == len(uids):  # 1:* and the like: every message, no lookups
+                pairs = list(zip(range(1, len(uids) + 1), uids))
+            else:
+                pairs = [(s, uids[s - 1]) for s in seqs]
+        gone = view.gone
+        return [(s, u) for s, u in pairs if u not in gone] if gone else pairs
 
     def _refs(self):
         """uid -> ref for the folder as this command sees it (shared, read-only)."""
@@ -116,6 +130,9 @@ class MessageCommands:
             unseen = {u: (refs[u].flags + "S", None) for _, u in targets if u in refs and "S" not in refs[u].flags}
             if unseen:
                 seen_now = view.folder.store_flags(unseen)
+        names = [a.name for a in atts]
+        if not seen_now and set(names) <= {"UID", "FLAGS"} and len(set(names)) == len(names):  # FETCH 1:* (FLAGS): from the index
+            return self._fetch_flags(targets, refs, names)
         plan: list[tuple[int, MessageRef, list[FetchAtt], str]] = []
         missing = 0
         flags_of = view.flags_of
@@ -140,6 +157,40 @@ class MessageCommands:
             simple = all(a.name in ("UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE") for a in atts)
             stream = _render_simple(plan) if simple else _render_all(view.folder, plan, self.utf8)
             self._raw(b"", log=(), note=FETCH_NOTE, stream=stream)
+        if missing:
+            return "NO Some of the requested messages no longer exist"
+        return "OK FETCH completed"
+
+    def _fetch_flags(self, targets: list[tuple[int, int]], refs, names: list[str]) -> str:
+        """FLAGS and UID only: one formatted line per message, flag lists shared (100,000 lines)."""
+        view = self.view
+        if "FLAGS" in names:
+            for line in view.announce():
+                self._untagged(line[2:])
+        recent, baseline, told = view.recent, view.modseq, view.told
+        cache: dict[tuple, bytes] = {}
+        shape = b" ".join(b"UID %d" if n == "UID" else b"FLAGS %s" for n in names)
+        template = b"* %d FETCH (" + shape + b")\r\n"
+        uid_first = names[0] == "UID"
+        lines: list[bytes] = []
+        missing = 0
+        for seq, u in targets:
+            ref = refs.get(u)
+            if ref is None:
+                missing += 1
+                continue
+            if ref.modseq > baseline:
+                told[u] = ref.modseq
+            key = (ref.flags, ref.keywords, u in recent)
+            flags = cache.get(key)
+            if flags is None:
+                flags = cache[key] = flag_list(*key).encode()
+            if len(names) == 1:
+                lines.append(template % (seq, flags if names[0] == "FLAGS" else u))
+            else:
+                lines.append(template % ((seq, u, flags) if uid_first else (seq, flags, u)))
+        if lines:
+            self._raw(b"", log=(), note=FETCH_NOTE, stream=iter(lines))
         if missing:
             return "NO Some of the requested messages no longer exist"
         return "OK FETCH completed"
