@@ -114,6 +114,11 @@ class Folder:
         self._scanned_at = 0.0
         self.version = 0  # bumped on every change, for cheap "anything new?" checks
         self._load()
+        # RFC 3501 §2.3.2: a message is \Recent for the first session that selects its folder after
+        # it arrived. Deliveries sit in new/ until then; APPENDed and COPYed messages (stored in cur/
+        # with their flags) are recent while their uid is at or above this mark, as Dovecot's
+        # first-recent-uid does. Kept in memory: after a restart, only new/ marks recent messages.
+        self._first_recent_uid = self._uidnext
 
     # ----- index ----------------------------------------------------------------------------
 
@@ -378,11 +383,13 @@ class Folder:
 
     def _load_legacy(self) -> None:
         """A folder from before the index: keep its UIDVALIDITY, uids and keywords."""
-        self._uidvalidity = int(time.time())
         try:
             lines = (self.path / UIDLIST).read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
+            # RFC 3501 §2.3.1.1: greater than any UIDVALIDITY this account handed out before
+            self._uidvalidity = self.mailbox.next_uidvalidity()
             return
+        self._uidvalidity = int(time.time())
         header = dict((p[0], p[1:]) for p in lines[0].split() if p) if lines else {}
         self._uidvalidity = int(header.get("V", self._uidvalidity))
         self._uidnext = max(1, int(header.get("N", 1)))
@@ -463,13 +470,17 @@ class Folder:
         self.mailbox.store.notify(self)
 
     def claim_recent(self) -> list[int]:
-        """Move every message in new/ to cur/ and return their uids (RFC 3501 \\Recent goes to
-        the first session that sees them)."""
+        """Move every message in new/ to cur/ and return the uids that are \\Recent for the caller
+        (RFC 3501 §2.3.2: the first session that selects the folder after they arrived): those from
+        new/, and those APPENDed or COPYed into cur/ since the last claim."""
         claimed = []
         with self._lock:
             self.sync()
+            floor, self._first_recent_uid = self._first_recent_uid, self._uidnext
+            if floor < self._uidnext:
+                claimed += [uid for uid in self._by_uid if uid >= floor and uid not in self._new]
             if not self._new:
-                return []
+                return sorted(claimed)
             records = []
             for uid in sorted(self._new):
                 ref = self._by_uid[uid]
@@ -481,11 +492,24 @@ class Folder:
                 self._put(moved)
                 records.append(self._change_line(moved))  # \Recent is no flag: the modseq stays
                 claimed.append(uid)
-            if claimed:
+            if records:
                 records.append(stamp_record(self._own_change()))
                 self._write(records)
                 self._changed()
-        return claimed
+        return sorted(claimed)
+
+    def has_unclaimed_recent(self) -> bool:
+        """Cheap check before `claim_recent`: anything arrived since the last claim?"""
+        return self._first_recent_uid < self._uidnext or bool(self._new)
+
+    def unclaimed_recent(self) -> list[int]:
+        """The uids no session has claimed as \\Recent yet, without claiming them (EXAMINE, STATUS)."""
+        with self._lock:
+            self.sync()
+            floor = self._first_recent_uid
+            if floor >= self._uidnext:
+                return sorted(self._new)
+            return sorted(uid for uid in self._by_uid if uid in self._new or uid >= floor)
 
     def set_flags(self, uid: int, flags: str) -> MessageRef | None:
         """Replace a message's flags (Maildir letters); returns the new ref, None if it is gone."""

@@ -165,7 +165,7 @@ class MessageCommands:
         """FLAGS and UID only: one formatted line per message, flag lists shared (100,000 lines)."""
         view = self.view
         if "FLAGS" in names:
-            for line in view.announce():
+            for line in view.announce(view.snapshot().keyword_names):
                 self._untagged(line[2:])
         recent, baseline, told = view.recent, view.modseq, view.told
         cache: dict[tuple, bytes] = {}
