@@ -272,6 +272,9 @@ class Engine:
     async def _fan_out(self, folder: Folder) -> None:
         await asyncio.sleep(0)  # let the task that caused the change answer its client first
         self._fanning_out.discard(folder.path)  # from here on, a new change schedules a new round
+        settle = getattr(folder, "settle", None)
+        if settle is not None:  # the new uids are durable before any watcher is told of them
+            await asyncio.to_thread(settle)
         callbacks = list(self._watchers.get(folder.path, {}).values())
         for start in range(0, len(callbacks), FAN_OUT_SLICE):
             if start:

@@ -106,6 +106,7 @@ class Folder:
         self._modseq = 0  # the folder's highest mod-sequence
         self._keyword_names: set[str] = set()
         self._records = 0  # log lines: the log is compacted when dead ones dominate
+        self._pending = 0  # the last log batch written by a delivery and not yet fsynced
         self._log = IndexLog(path / INDEX)
         self._legacy: dict[str, tuple[int, frozenset[str]]] = {}  # base -> (uid, keywords) from old files
         self._rebuild = False  # the log must be written whole at the next scan
@@ -161,7 +162,15 @@ class Folder:
         return self._by_uid.get(uid)
 
     def sync(self, force: bool = False) -> bool:
-        """Rescan new/ and cur/ when they changed on disk; returns True when the index changed."""
+        """Rescan new/ and cur/ when they changed on disk; returns True when the index changed.
+        Also makes the uids of deliveries durable before anyone reads them (`settle`)."""
+        try:
+            return self._sync(force)
+        finally:
+            if self._pending:
+                self.settle()
+
+    def _sync(self, force: bool) -> bool:
         with self._lock:
             stamp = self._dir_mtimes()
             # mtimes are not trusted within a tick: a scan made less than the racy window after the
@@ -339,8 +348,20 @@ class Folder:
             stamp = self._own_change()
             ticket = self._write([_add_line(ref), stamp_record(stamp)])
             self.version += 1
-        self._log.commit(ticket)
+            if subdir == "new":  # a delivery: its file is durable; the uid only once someone can see it
+                self._pending = max(self._pending, ticket)
+                return uid
+        self._log.commit(ticket)  # APPEND: the uid is in the reply (APPENDUID)
         return uid
+
+    def settle(self) -> None:
+        """Make every index record written so far durable. Deliveries leave their uid records
+        unsynced (the message file itself is fsynced before the 250): the first reader of the index
+        after them (`sync`, run by every look at the messages) commits them all with one fsync,
+        before any uid can be shown to a client. A crash before that loses only uids nobody saw."""
+        ticket, self._pending = self._pending, 0
+        if ticket:
+            self._log.commit(ticket)
 
     def _index_current_but(self, subdir: str) -> bool:
         """The index matched the disk, and since then only `subdir` changed (by our own write)."""
