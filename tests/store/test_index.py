@@ -181,3 +181,24 @@ def test_sigkill_mid_update_keeps_uids_unique_and_changes_consistent(tmp_path):
             assert ref.modseq <= folder.highest_modseq
         highest = folder.highest_modseq
         folder.close()
+
+
+def test_concurrent_durable_writes_share_directory_fsyncs(tmp_path, monkeypatch):
+    import threading
+
+    from tuimail.store import files
+
+    for sub in ("cur", "new", "tmp"):
+        (tmp_path / sub).mkdir()
+    synced = []
+    real = files.fsync_dir
+    monkeypatch.setattr(files, "fsync_dir", lambda path: synced.append(path) or real(path))
+    names: list[str] = []
+    threads = [threading.Thread(target=lambda i=i: names.append(files.write_durably(tmp_path, b"m%d\n" % i, "new")))
+               for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(os.listdir(tmp_path / "new")) == sorted(names) and len(names) == 16
+    assert 1 <= len(synced) <= 16 and set(synced) == {tmp_path / "new"}

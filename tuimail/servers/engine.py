@@ -16,6 +16,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +47,8 @@ LISTENER_FACTORIES: dict[str, tuple[str, str]] = {
     "imaps": ("tuimail.servers.imap", "protocol_factory"),
 }
 IMPLICIT_TLS = {"smtps", "pop3s", "imaps"}
-FAN_OUT_SLICE = 500  # IDLE watchers told of a change per turn of the event loop
+FAN_OUT_SLICE = 500
+IO_THREADS = 32  # IDLE watchers told of a change per turn of the event loop
 
 
 @dataclass
@@ -107,6 +109,11 @@ class Engine:
     async def start(self) -> list[ListenerState]:
         """Bind every enabled listener. A listener that cannot bind is reported, not raised."""
         self.loop = asyncio.get_running_loop()
+        # disk work (fsyncs release the GIL), password checks and IMAP commands run in worker threads:
+        # more of them than asyncio's default (cores + 4) keep many deliveries' fsyncs in flight at once
+        if not getattr(self.loop, "_tuimail_executor", False):  # once per loop (an engine may restart)
+            self.loop.set_default_executor(ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="tuimail-io"))
+            self.loop._tuimail_executor = True  # type: ignore[attr-defined]
         self.started_at = time.time()
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         # `lab reset` and friends refuse while this is held (best effort: a second engine in one
