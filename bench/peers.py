@@ -234,28 +234,45 @@ async def pop3_session(port: int, user: str, password: str, retrieve: bool) -> t
     return count, received, time.perf_counter() - start
 
 
-async def noop_watch(port: int, user: str, password: str, stop: asyncio.Event) -> float:
-    """Another session's NOOPs while a big command runs: the worst latency seen, in seconds."""
+WATCHER = """
+import asyncio, sys, time
+sys.path.insert(0, sys.argv[1])
+from peers import Imap
+
+async def main(port, user, password):
     client = await Imap.login(port, user, password)
     await client.command("SELECT INBOX")
+    print("ready", flush=True)
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     worst = 0.0
-    while not stop.is_set():
+    done = asyncio.ensure_future(reader.readline())
+    while not done.done():
         worst = max(worst, await client.timed("NOOP"))
         await asyncio.sleep(0.005)
     await client.close()
-    return worst
+    print(worst, flush=True)
+
+asyncio.run(main(int(sys.argv[2]), sys.argv[3], sys.argv[4]))
+"""
 
 
 async def with_noops(port: int, user: str, password: str, work) -> tuple[float, float]:
-    """Run `work()` (returns seconds) while another session NOOPs; returns (seconds, worst NOOP)."""
-    stop = asyncio.Event()
-    watcher = asyncio.ensure_future(noop_watch(port, user, password, stop))
-    await asyncio.sleep(0.05)
+    """Run `work()` (returns seconds) while another session, in another process (so this client's
+    own work does not delay it), sends NOOPs; returns (seconds, worst NOOP latency)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WATCHER, str(Path(__file__).parent), str(port), user, password,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    if (await proc.stdout.readline()).strip() != b"ready":
+        raise RuntimeError("the NOOP watcher did not start")
     try:
         took = await work()
     finally:
-        stop.set()
-    return took, await watcher
+        proc.stdin.write(b"stop\n")
+        await proc.stdin.drain()
+    worst = float((await proc.stdout.readline()).strip() or 0)
+    await proc.wait()
+    return took, worst
 
 
 # ----- results ----------------------------------------------------------------------------------
@@ -532,6 +549,7 @@ def big_section(args, table: Table, server: Tuimail, box: Path, peer_maildir: Pa
 def idle_section(args, table: Table, server: Tuimail, peer_user: str) -> None:
     async def run(port: int, smtp: int, login: str, password: str, count: int, rcpt: str, rss) -> dict[str, list[float]]:
         out: dict[str, list[float]] = {"conn/s, no session open": [await connect_rate(port)]}
+        out["250 delay, nobody watching"] = [(await deliver_and_wait(smtp, rcpt, []))[0] for _ in range(args.rounds)]
         before = rss()
         clients = await idle_sessions(port, login, password, count)
         out["sessions in IDLE"] = [len(clients)]
@@ -547,6 +565,8 @@ def idle_section(args, table: Table, server: Tuimail, peer_user: str) -> None:
             client.writer.close()
         return out
 
+    server.stop()  # a fresh process: its memory is the sessions', not earlier sections' caches
+    server.start()
     ours = asyncio.run(run(server.ports.imap, server.ports.smtp, f"idle@{DOMAIN}", PASSWORD, args.idle,
                            f"idle@{DOMAIN}", server.rss))
     peer = asyncio.run(run(2144, 2526, peer_user, PEER_PASSWORD, args.peer_idle, f"{peer_user}@peers.test",

@@ -14,6 +14,7 @@ import itertools
 import ipaddress
 import logging
 import ssl
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -48,7 +49,8 @@ LISTENER_FACTORIES: dict[str, tuple[str, str]] = {
 }
 IMPLICIT_TLS = {"smtps", "pop3s", "imaps"}
 FAN_OUT_SLICE = 500
-IO_THREADS = 32  # IDLE watchers told of a change per turn of the event loop
+IO_THREADS = 32
+SWITCH_INTERVAL = 0.0005  # seconds  # IDLE watchers told of a change per turn of the event loop
 
 
 @dataclass
@@ -111,6 +113,10 @@ class Engine:
         self.loop = asyncio.get_running_loop()
         # disk work (fsyncs release the GIL), password checks and IMAP commands run in worker threads:
         # more of them than asyncio's default (cores + 4) keep many deliveries' fsyncs in flight at once
+        # A worker thread busy with a big command holds the GIL for the switch interval (5 ms by default)
+        # each time the loop thread gives it up for a system call; a NOOP needs a dozen such handoffs.
+        # A shorter interval keeps other sessions' latency low while one session's command computes.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         if not getattr(self.loop, "_tuimail_executor", False):  # once per loop (an engine may restart)
             self.loop.set_default_executor(ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="tuimail-io"))
             self.loop._tuimail_executor = True  # type: ignore[attr-defined]
@@ -279,18 +285,22 @@ class Engine:
     async def _fan_out(self, folder: Folder) -> None:
         await asyncio.sleep(0)  # let the task that caused the change answer its client first
         self._fanning_out.discard(folder.path)  # from here on, a new change schedules a new round
-        settle = getattr(folder, "settle", None)
-        if settle is not None:  # the new uids are durable before any watcher is told of them
-            await asyncio.to_thread(settle)
-        callbacks = list(self._watchers.get(folder.path, {}).values())
-        for start in range(0, len(callbacks), FAN_OUT_SLICE):
-            if start:
-                await asyncio.sleep(0)  # other sessions' commands run between slices
-            for callback in callbacks[start:start + FAN_OUT_SLICE]:
-                try:
-                    callback(folder)
-                except Exception:
-                    log.exception("folder watcher failed")
+        # the folder is synced once, in a worker thread (which also makes the new uids durable before
+        # any watcher is told of them), and taken as current while the watchers catch up
+        trusted = folder.trusted()
+        await asyncio.to_thread(trusted.__enter__)
+        try:
+            callbacks = list(self._watchers.get(folder.path, {}).values())
+            for start in range(0, len(callbacks), FAN_OUT_SLICE):
+                if start:
+                    await asyncio.sleep(0)  # other sessions' commands run between slices
+                for callback in callbacks[start:start + FAN_OUT_SLICE]:
+                    try:
+                        callback(folder)
+                    except Exception:
+                        log.exception("folder watcher failed")
+        finally:
+            trusted.__exit__(None, None, None)
 
 
 def bind_error_text(error: OSError, port: int) -> str:
