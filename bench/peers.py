@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import os
 import re
-import shutil
 import socket
 import statistics
 import subprocess
@@ -489,16 +488,18 @@ def main() -> None:
                 empty_maildir(box / "smtp")
                 time.sleep(2)  # Postfix delivers after its 250
                 empty_maildir(mail / peer_user / "Maildir")
-            if "big" in only:
-                big_section(args, table, server, box, mail / peer_big / "Maildir", vmail)
-                ports = server.ports
             if "idle" in only:
                 idle_section(args, table, server, peer_user)
+            if "big" in only:
+                big_section(args, table, server, box, mail / peer_big / "Maildir", vmail)
+            print(f"\nbench/peers.py finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
+                  f"{os.getloadavg()[0]:.2f}")
+            table.print()
+            sys.stdout.flush()
         finally:
             server.stop()
-    print(f"\nbench/peers.py finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
-          f"{os.getloadavg()[0]:.2f}")
-    table.print()
+            if "big" in only:  # 200,000 files to remove: after the figures
+                empty_maildir(mail / peer_big / "Maildir", dovecot_files=True)
 
 
 def big_section(args, table: Table, server: Tuimail, box: Path, peer_maildir: Path, vmail: int) -> None:
@@ -542,8 +543,6 @@ def big_section(args, table: Table, server: Tuimail, box: Path, peer_maildir: Pa
             figures[key][1].append(peer[key])
     for key, (ours, peer) in figures.items():
         table.add(f"{n // 1000}k folder: {key}", "ms", ours, peer, False)
-    empty_maildir(peer_maildir, dovecot_files=True)
-    shutil.rmtree(box / "big", ignore_errors=True)
 
 
 def idle_section(args, table: Table, server: Tuimail, peer_user: str) -> None:

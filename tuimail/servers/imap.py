@@ -150,11 +150,19 @@ class ImapConnection(LineConnection):
             tag = event.tag if valid_tag(event.tag) else "*"
             self.send(f"{tag} BAD Command line too long (at most {MAX_LINE} bytes)\r\n".encode())
 
+    def _up_to_date(self) -> bool:
+        """The selected folder has not changed since this session last caught up (two stat calls)."""
+        view = self.machine.view
+        return view is None or view.up_to_date()
+
     async def _receive(self, command: RawCommand) -> Outcome:
         """Run one command. Once logged in, commands touch the store (directory listings, renames,
         fsyncs, reading messages): they run in a worker thread, so one session's big command never
         stalls the others. The machine is this session's alone and commands run one at a time."""
-        if self.machine.state is State.NOT_AUTHENTICATED or _verb(command) in _ON_THE_LOOP:
+        verb = _verb(command)
+        if self.machine.state is State.NOT_AUTHENTICATED or verb in _ON_THE_LOOP or (
+            verb in _POLLS and self._up_to_date()
+        ):
             return self.machine.receive(command)
         self._busy = True
         try:
@@ -325,6 +333,9 @@ def keywords_of(folder: Folder) -> FolderKeywords:
 
 _ON_THE_LOOP = {"CAPABILITY", "ID", "NAMESPACE", "ENABLE", "LOGOUT", "IDLE", "STARTTLS"}  # cheap, or
 # IDLE: its catching up and the start of the watch happen together, so no change falls between them
+
+
+_POLLS = {"NOOP", "CHECK"}  # on the loop when nothing changed: a worker thread would only add latency
 
 
 def _verb(command: RawCommand) -> str:
