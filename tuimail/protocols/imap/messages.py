@@ -400,3 +400,21 @@ def esearch_line(tag: str, uid: bool, returns: list[str], found: list[int]) -> s
             value = min(found) if name == "MIN" else max(found) if name == "MAX" else sequence.compact(sorted(found))
             parts.append(f"{name} {value}")
     return " ".join(parts)
+
+
+def _render_simple(plan: list[tuple[int, MessageRef, list[FetchAtt], str]]) -> Iterator[bytes]:
+    """FLAGS / UID / RFC822.SIZE / INTERNALDATE only: from the index, no message object per line
+    (`FETCH 1:* (FLAGS)` on 100,000 messages)."""
+    for seq, ref, atts, flags in plan:
+        items = []
+        for att in atts:
+            name = att.name
+            if name == "FLAGS":
+                items.append("FLAGS " + flags)
+            elif name == "UID":
+                items.append(f"UID {ref.uid}")
+            elif name == "RFC822.SIZE":
+                items.append(f"RFC822.SIZE {ref.wire_size}")
+            else:
+                items.append("INTERNALDATE " + internaldate(ref.internaldate))
+        yield f"* {seq} FETCH ({' '.join(items)})\r\n".encode()
