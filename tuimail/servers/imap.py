@@ -62,6 +62,7 @@ class ImapConnection(LineConnection):
         self._writable = asyncio.Event()
         self._writable.set()
         self._busy = False  # a command is running in a worker thread
+        self._close_machine = False
 
     # ----- LineConnection interface ---------------------------------------------------------
 
@@ -80,7 +81,10 @@ class ImapConnection(LineConnection):
         if self._command_timer is not None:
             self._command_timer.cancel()
         self._stop_watching()
-        self.machine.close()
+        if self._busy:  # a command is running in a worker thread: the machine is closed after it
+            self._close_machine = True
+        else:
+            self.machine.close()
         if self.compression is not None and self.session is not None:
             c = self.compression
             self.session.note(f"DEFLATE: {c.raw_in} bytes in and {c.raw_out} bytes out before compression")
@@ -164,11 +168,23 @@ class ImapConnection(LineConnection):
             verb in _POLLS and self._up_to_date()
         ):
             return self.machine.receive(command)
+        running = asyncio.get_running_loop().run_in_executor(None, self.machine.receive, command)
         self._busy = True
         try:
-            return await asyncio.to_thread(self.machine.receive, command)
+            # shielded: if the connection drops meanwhile, the thread still owns the machine until it ends
+            return await asyncio.shield(running)
         finally:
-            self._busy = False
+            if running.done():
+                self._command_done(running)
+            else:
+                running.add_done_callback(self._command_done)
+
+    def _command_done(self, running: asyncio.Future) -> None:
+        self._busy = False
+        if not running.cancelled():
+            running.exception()  # retrieved (a dropped connection's command has nobody to answer)
+        if self._close_machine:  # the connection went away while the command ran
+            self.machine.close()
 
     def _log_command(self, command: RawCommand) -> None:
         first = command.lines[0]
