@@ -30,7 +30,9 @@ async def test_live_session_appears_and_k_y_kills_it(make_app):
         reader, writer = await smtp_client(app)
         table = app.query_one("#sessions-table", DataTable)
         await until(pilot, lambda: table.row_count == 1, what="session row")
-        row = [str(cell) for cell in table.get_row_at(0)]  # cells are rich Text
+        # cells are rich Text; the last command arrives with a later refresh than the row itself
+        await until(pilot, lambda: str(table.get_row_at(0)[9]) == "helo student", what="last command cell")
+        row = [str(cell) for cell in table.get_row_at(0)]
         assert row[1] == "SMTP" and row[2].startswith("127.0.0.1:") and row[9] == "helo student"
         assert app.focused is table  # keys work at once
         await pilot.press("k")
