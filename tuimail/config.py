@@ -152,6 +152,8 @@ class PolicySettings(_Section):
     """How long a block lasts; failures older than this are forgotten."""
     auth_max_delay: float = Field(15.0, ge=0)
     """Longest delay before answering a failed login (the delay doubles with each failure: 1, 2, 4... s)."""
+    auth_cache_seconds: int = Field(300, ge=0)
+    """Seconds a successful login is remembered so the same password is not re-hashed (argon2) each time; 0 = off."""
     allow_networks: list[str] = []
     """Client networks allowed to connect, in CIDR (e.g. "192.168.1.0/24"); empty = everyone."""
     deny_networks: list[str] = []

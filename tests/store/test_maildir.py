@@ -127,7 +127,7 @@ def test_own_changes_need_no_rescan_but_other_processes_are_seen(store, tmp_path
     inbox._scanned_at = 10**9 + 1.0
     scans = []
     original = inbox._rescan
-    monkeypatch.setattr(inbox, "_rescan", lambda: scans.append(1) or original())
+    monkeypatch.setattr(inbox, "_rescan", lambda stamp: scans.append(1) or original(stamp))
     inbox.set_flags(1, "S")
     inbox.expunge([2])
     deliver(store, 1)  # this process's delivery is adopted into the index

@@ -22,6 +22,7 @@ from pathlib import Path
 from tuimail.config import Config, ConfigError, DomainSettings
 from tuimail.core.addresses import AddressError, check_domain, check_ip, split_address
 from tuimail.core.atomic import atomic_write
+from tuimail.core.authcache import AuthCache
 from tuimail.core.passwords import check_password, hash_password, verify_password
 
 ACCOUNTS_FILE = "accounts.json"
@@ -95,6 +96,7 @@ class Directory:
         self._aliases_stamp: tuple[int, int] | None = None
         self._config_stamp = _stamp(config.path)
         self._checked_at = time.monotonic()
+        self.auth_cache = AuthCache(lambda: self.config.settings.policy.auth_cache_seconds)
         self._load_accounts()
         self._load_aliases()
 
@@ -172,11 +174,21 @@ class Directory:
         if account is None:
             verify_password(_DUMMY_HASH, password)  # same cost as a real check: no user enumeration by timing
             return AuthOutcome.USER_UNKNOWN, None
-        if not verify_password(account.password_hash, password):
+        if not self._password_matches(account, password):
             return AuthOutcome.PASSWORD_MISMATCH, account
         if not account.allows(service):
             return AuthOutcome.ACCESS_DISABLED, account
         return AuthOutcome.OK, account
+
+    def _password_matches(self, account: Account, password: str) -> bool:
+        """argon2 verification, skipped for a login verified less than auth_cache_seconds ago."""
+        cache = self.auth_cache
+        if cache.hit(account.address, password, account.password_hash):
+            return True
+        if not verify_password(account.password_hash, password):
+            return False
+        cache.remember(account.address, password, account.password_hash)
+        return True
 
     def local_recipients(self, address: str) -> list[str] | None:
         """The accounts that mail to `address` lands in, or None when no such local mailbox exists.
@@ -460,6 +472,9 @@ class Directory:
             accounts = {a["address"]: Account(**a) for a in data.get("accounts", [])}
         except (OSError, ValueError, TypeError, KeyError) as e:
             raise ConfigError(f"{path}: cannot read accounts: {e}") from None
+        changed = [a for a, old in self._accounts.items() if accounts.get(a) != old]
+        for address in changed:  # a password changed (or the account went) in another process
+            self.auth_cache.forget(address)
         self._accounts, self._accounts_stamp = accounts, stamp
 
     def _save_accounts(self, accounts: dict[str, Account]) -> None:
@@ -467,6 +482,9 @@ class Directory:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {"version": 1, "accounts": [asdict(a) for a in sorted(accounts.values(), key=lambda a: a.address)]}
         atomic_write(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode(), mode=0o600)
+        for address, old in self._accounts.items():
+            if accounts.get(address) != old:  # password changed, account changed or deleted
+                self.auth_cache.forget(address)
         self._accounts, self._accounts_stamp = accounts, _stamp(path)
 
     def save_config(self) -> None:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import errno
 import importlib
+import itertools
 import ipaddress
 import logging
 import ssl
+import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +53,9 @@ LISTENER_FACTORIES: dict[str, tuple[str, str]] = {
     "imaps": ("tuimail.servers.imap", "protocol_factory"),
 }
 IMPLICIT_TLS = {"smtps", "pop3s", "imaps"}
+FAN_OUT_SLICE = 500
+IO_THREADS = 32
+SWITCH_INTERVAL = 0.0005  # seconds  # IDLE watchers told of a change per turn of the event loop
 
 
 @dataclass
@@ -89,7 +95,10 @@ class Engine:
         self.listeners: dict[str, ListenerState] = {}
         self.started_at: float | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._watchers: dict[Path, list[Callable[[Folder], None]]] = {}
+        self._watchers: dict[Path, dict[int, Callable[[Folder], None]]] = {}
+        self._watch_ids = itertools.count()
+        self._fanning_out: set[Path] = set()
+        self._fan_out_tasks: set[asyncio.Task] = set()
         self.store.add_listener(self._folder_changed)
         self.ssl_context: ssl.SSLContext | None = None  # made by load_tls() at start
         self.guard = Guard(lambda: self.config.settings.policy, on_change=self.bus.system,
@@ -119,6 +128,15 @@ class Engine:
     async def start(self) -> list[ListenerState]:
         """Bind every enabled listener. A listener that cannot bind is reported, not raised."""
         self.loop = asyncio.get_running_loop()
+        # disk work (fsyncs release the GIL), password checks and IMAP commands run in worker threads:
+        # more of them than asyncio's default (cores + 4) keep many deliveries' fsyncs in flight at once
+        # A worker thread busy with a big command holds the GIL for the switch interval (5 ms by default)
+        # each time the loop thread gives it up for a system call; a NOOP needs a dozen such handoffs.
+        # A shorter interval keeps other sessions' latency low while one session's command computes.
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        if not getattr(self.loop, "_tuimail_executor", False):  # once per loop (an engine may restart)
+            self.loop.set_default_executor(ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="tuimail-io"))
+            self.loop._tuimail_executor = True  # type: ignore[attr-defined]
         self.started_at = time.time()
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         # `lab reset` and friends refuse while this is held (best effort: a second engine in one
@@ -247,8 +265,8 @@ class Engine:
 
     def refusal(self, peer_ip: str) -> str | None:
         """Why a new connection from `peer_ip` must be refused (access lists, blocks, limits), or None."""
-        live = list(self.sessions)
-        reason = self.guard.refusal(peer_ip, len(live), sum(1 for s in live if s.peer_host == peer_ip))
+        # counters, not a scan of every session: admission costs the same at 1 and 10,000 sessions
+        reason = self.guard.refusal(peer_ip, len(self.sessions), self.sessions.count_from(peer_ip))
         if reason is not None:
             self.bus.system(f"Refused a connection from {peer_ip}: {reason}", logging.WARNING)
             self.bus.publish(ConnectionRefused(peer_ip, reason))
@@ -307,28 +325,51 @@ class Engine:
 
     def watch(self, folder: Folder, callback: Callable[[Folder], None]) -> Callable[[], None]:
         """Run `callback(folder)` on the event loop after any change to `folder` (IMAP IDLE)."""
-        callbacks = self._watchers.setdefault(folder.path, [])
-        callbacks.append(callback)
+        callbacks = self._watchers.setdefault(folder.path, {})
+        key = next(self._watch_ids)
+        callbacks[key] = callback  # a dict: unwatching is O(1) with 10,000 sessions in IDLE
 
         def unwatch() -> None:
-            if callback in callbacks:
-                callbacks.remove(callback)
-            if not callbacks:
+            callbacks.pop(key, None)
+            if not callbacks and self._watchers.get(folder.path) is callbacks:
                 self._watchers.pop(folder.path, None)
 
         return unwatch
 
     def _folder_changed(self, folder: Folder) -> None:
+        """Any thread: a folder changed. The watchers hear of it on the loop, after the reply that
+        caused the change (a delivery's 250) has been sent: the fan-out is its own task, in slices."""
         if not self._watchers.get(folder.path) or self.loop is None or self.loop.is_closed():
             return
-        self.loop.call_soon_threadsafe(self._dispatch_change, folder)
+        self.loop.call_soon_threadsafe(self._schedule_fan_out, folder)
 
-    def _dispatch_change(self, folder: Folder) -> None:
-        for callback in list(self._watchers.get(folder.path, ())):
-            try:
-                callback(folder)
-            except Exception:
-                log.exception("folder watcher failed")
+    def _schedule_fan_out(self, folder: Folder) -> None:
+        if folder.path in self._fanning_out:  # one pending fan-out per folder covers every change
+            return
+        self._fanning_out.add(folder.path)
+        task = asyncio.get_running_loop().create_task(self._fan_out(folder))
+        self._fan_out_tasks.add(task)
+        task.add_done_callback(self._fan_out_tasks.discard)
+
+    async def _fan_out(self, folder: Folder) -> None:
+        await asyncio.sleep(0)  # let the task that caused the change answer its client first
+        self._fanning_out.discard(folder.path)  # from here on, a new change schedules a new round
+        # the folder is synced once, in a worker thread (which also makes the new uids durable before
+        # any watcher is told of them), and taken as current while the watchers catch up
+        trusted = folder.trusted()
+        await asyncio.to_thread(trusted.__enter__)
+        try:
+            callbacks = list(self._watchers.get(folder.path, {}).values())
+            for start in range(0, len(callbacks), FAN_OUT_SLICE):
+                if start:
+                    await asyncio.sleep(0)  # other sessions' commands run between slices
+                for callback in callbacks[start:start + FAN_OUT_SLICE]:
+                    try:
+                        callback(folder)
+                    except Exception:
+                        log.exception("folder watcher failed")
+        finally:
+            trusted.__exit__(None, None, None)
 
 
 def bind_error_text(error: OSError, port: int) -> str:

@@ -14,6 +14,7 @@ from tuimail.core.directory import AuthOutcome, Service
 from tuimail.core.events import Protocol
 from tuimail.core.masking import MASK, mask_imap
 from tuimail.protocols.imap.machine import ImapMachine, Options, Outcome, valid_tag
+from tuimail.protocols.imap.state import State
 from tuimail.protocols.imap.reader import (
     CommandReader,
     LineTooLong,
@@ -25,7 +26,7 @@ from tuimail.protocols.imap.reader import (
 from tuimail.servers.connection import LineConnection
 from tuimail.servers.deflate import CompressionError, Deflate
 from tuimail.servers.engine import Engine
-from tuimail.store.keywords import Keywords, keywords_for
+from tuimail.store.folder import FolderKeywords
 from tuimail.store.maildir import Folder
 
 MAX_LINE = 65536  # long UID sets from real clients (Dovecot uses 64 KiB too)
@@ -61,6 +62,8 @@ class ImapConnection(LineConnection):
         self._command_timer: asyncio.TimerHandle | None = None
         self._writable = asyncio.Event()
         self._writable.set()
+        self._busy = False  # a command is running in a worker thread
+        self._close_machine = False
 
     # ----- LineConnection interface ---------------------------------------------------------
 
@@ -79,7 +82,10 @@ class ImapConnection(LineConnection):
         if self._command_timer is not None:
             self._command_timer.cancel()
         self._stop_watching()
-        self.machine.close()
+        if self._busy:  # a command is running in a worker thread: the machine is closed after it
+            self._close_machine = True
+        else:
+            self.machine.close()
         if self.compression is not None and self.session is not None:
             c = self.compression
             self.session.note(f"DEFLATE: {c.raw_in} bytes in and {c.raw_out} bytes out before compression")
@@ -123,7 +129,7 @@ class ImapConnection(LineConnection):
         session = self.session
         if isinstance(event, RawCommand):
             self._log_command(event)
-            await self._carry_out(self.machine.receive(event))
+            await self._carry_out(await self._receive(event))
         elif isinstance(event, NeedContinuation):
             if self._logged == 0:
                 self._first_line = event.line
@@ -148,6 +154,38 @@ class ImapConnection(LineConnection):
             session.note(f"Command line over {MAX_LINE} bytes discarded")
             tag = event.tag if valid_tag(event.tag) else "*"
             self.send(f"{tag} BAD Command line too long (at most {MAX_LINE} bytes)\r\n".encode())
+
+    def _up_to_date(self) -> bool:
+        """The selected folder has not changed since this session last caught up (two stat calls)."""
+        view = self.machine.view
+        return view is None or view.up_to_date()
+
+    async def _receive(self, command: RawCommand) -> Outcome:
+        """Run one command. Once logged in, commands touch the store (directory listings, renames,
+        fsyncs, reading messages): they run in a worker thread, so one session's big command never
+        stalls the others. The machine is this session's alone and commands run one at a time."""
+        verb = _verb(command)
+        if self.machine.state is State.NOT_AUTHENTICATED or verb in _ON_THE_LOOP or (
+            verb in _POLLS and self._up_to_date()
+        ):
+            return self.machine.receive(command)
+        running = asyncio.get_running_loop().run_in_executor(None, self.machine.receive, command)
+        self._busy = True
+        try:
+            # shielded: if the connection drops meanwhile, the thread still owns the machine until it ends
+            return await asyncio.shield(running)
+        finally:
+            if running.done():
+                self._command_done(running)
+            else:
+                running.add_done_callback(self._command_done)
+
+    def _command_done(self, running: asyncio.Future) -> None:
+        self._busy = False
+        if not running.cancelled():
+            running.exception()  # retrieved (a dropped connection's command has nobody to answer)
+        if self._close_machine:  # the connection went away while the command ran
+            self.machine.close()
 
     def _log_command(self, command: RawCommand) -> None:
         first = command.lines[0]
@@ -198,50 +236,55 @@ class ImapConnection(LineConnection):
             await self._start_tls()
 
     def _apply(self, outcome: Outcome) -> None:
-        """Send an outcome at once (greeting, IDLE updates: never large)."""
-        for _ in self._emit(outcome):
-            pass
+        """Send an outcome at once (greeting, login, IDLE updates: never streamed)."""
+        self._send_replies(outcome, outcome.replies)
+        self._effects(outcome)
 
     async def _apply_paced(self, outcome: Outcome) -> None:
-        """Send an outcome, waiting while the transport's buffer is full (large FETCH answers)."""
-        for _ in self._emit(outcome):
-            if not self._writable.is_set():
-                await self._writable.wait()
+        """Send an outcome; a streamed reply (FETCH) is produced in a worker thread a slice at a
+        time, and sending waits while the transport's buffer is full."""
+        start = 0
+        for i, reply in enumerate(outcome.replies):
+            if reply.stream is None:
+                continue
+            self._send_replies(outcome, outcome.replies[start:i + 1], first=start == 0)
+            start = i + 1
+            while self.transport is not None and not self.transport.is_closing():
+                chunk = await asyncio.to_thread(_take, reply.stream, WRITE_BATCH)
+                if not chunk:
+                    break
+                self.send(chunk, [])
+                if not self._writable.is_set():
+                    await self._writable.wait()
+            if self.transport is None or self.transport.is_closing():
+                return
+        self._send_replies(outcome, outcome.replies[start:], first=start == 0)
+        self._effects(outcome)
 
-    def _emit(self, outcome: Outcome) -> Iterator[None]:
-        """Send the replies of an outcome; yields after each streamed chunk."""
+    def _send_replies(self, outcome: Outcome, replies, first: bool = True) -> None:
+        """Send replies (no streams), batched into few writes; the log keeps notes and lines in order."""
         session = self.session
-        shown = (self.machine.user, self.machine.session_state)
-        if shown != self._shown:  # before the replies: a client that reads OK sees the session updated
-            self._shown = shown
-            session.set_user(self.machine.user, self.machine.session_state)
-        for note in outcome.notes:
-            session.note(note)
-        # few writes: small replies and streamed chunks are batched up to WRITE_BATCH bytes; the log
-        # keeps the order of notes and lines
+        if first:
+            shown = (self.machine.user, self.machine.session_state)
+            if shown != self._shown:  # before the replies: a client that reads OK sees the session updated
+                self._shown = shown
+                session.set_user(self.machine.user, self.machine.session_state)
+            for note in outcome.notes:
+                session.note(note)
         data: list[bytes] = []
         lines: list[str] = []
-        size = 0
-        for reply in outcome.replies:
+        for reply in replies:
             if reply.note and data:
                 self.send(b"".join(data), lines)
-                data, lines, size = [], [], 0
+                data, lines = [], []
             if reply.note:
                 session.note(reply.note)
             data.append(reply.data)
             lines += reply.log if reply.log is not None else _log_lines(reply.data)
-            size += len(reply.data)
-            for chunk in reply.stream or ():
-                data.append(chunk)
-                size += len(chunk)
-                if size >= WRITE_BATCH:
-                    self.send(b"".join(data), lines)
-                    data, lines, size = [], [], 0
-                    yield
-                    if self.transport is None or self.transport.is_closing():
-                        return
         if data:
             self.send(b"".join(data), lines)
+
+    def _effects(self, outcome: Outcome) -> None:
         if outcome.compress:  # RFC 4978 §3: the OK went out uncompressed; from now on, DEFLATE
             self.compression = Deflate()
         if outcome.idle is True:
@@ -270,6 +313,8 @@ class ImapConnection(LineConnection):
             self._unwatch = None
 
     def _folder_changed(self, folder) -> None:
+        if self._busy:  # a command is running (in a worker thread): its reply brings the news
+            return
         if self.transport is not None and not self.transport.is_closing():
             self._apply(self.machine.idle_poll())
 
@@ -302,8 +347,32 @@ class ImapConnection(LineConnection):
             self.machine.compression_active = True
 
 
-def keywords_of(folder: Folder) -> Keywords:
-    return keywords_for(folder.path)
+def keywords_of(folder: Folder) -> FolderKeywords:
+    return folder.keywords
+
+
+_ON_THE_LOOP = {"CAPABILITY", "ID", "NAMESPACE", "ENABLE", "LOGOUT", "IDLE", "STARTTLS"}  # cheap, or
+# IDLE: its catching up and the start of the watch happen together, so no change falls between them
+
+
+_POLLS = {"NOOP", "CHECK"}  # on the loop when nothing changed: a worker thread would only add latency
+
+
+def _verb(command: RawCommand) -> str:
+    words = command.lines[0].split(None, 2)
+    return words[1].decode("ascii", "replace").upper() if len(words) > 1 else ""
+
+
+def _take(stream: Iterator[bytes], limit: int) -> bytes:
+    """Worker thread: the next slice of a streamed reply, about `limit` bytes (b"" at its end)."""
+    parts: list[bytes] = []
+    size = 0
+    for part in stream:
+        parts.append(part)
+        size += len(part)
+        if size >= limit:
+            break
+    return b"".join(parts)
 
 
 def _log_lines(data: bytes) -> list[str]:

@@ -153,6 +153,7 @@ class SessionRegistry:
         self._live: dict[int, Session] = {}
         self.full_names: Callable[[str], str] | None = None  # set by the engine (the directory)
         self.resolver = None  # set by the engine: a ReverseDNS (looks names up off the loop, cached)
+        self._per_host: dict[str, int] = {}  # live sessions per client address: admission is O(1)
 
     def open(
         self,
@@ -170,6 +171,7 @@ class SessionRegistry:
         session = Session(sid, protocol, host, port, local_port, self.bus, abort, tls=tls, timeout=timeout,
                           full_names=self.full_names)
         self._live[sid] = session
+        self._per_host[host] = self._per_host.get(host, 0) + 1
         self.bus.publish(SessionOpened(sid, protocol, host, port, local_port, tls))
         if local_host:
             session.set_info(local_host=local_host)
@@ -182,7 +184,12 @@ class SessionRegistry:
         if session.closed:
             return
         session.closed = True
-        self._live.pop(session.sid, None)
+        if self._live.pop(session.sid, None) is not None:
+            left = self._per_host.get(session.peer_host, 1) - 1
+            if left > 0:
+                self._per_host[session.peer_host] = left
+            else:
+                self._per_host.pop(session.peer_host, None)
         reason = session.close_reason or reason
         ok = ok and session.close_reason is None
         self.bus.publish(SessionClosed(session.sid, session.protocol, session.bytes_in, session.bytes_out, reason, ok))
@@ -196,6 +203,10 @@ class SessionRegistry:
         session.note(f"Session closed by {by}")
         session.abort(KILLED_BY_OPERATOR)
         return True
+
+    def count_from(self, host: str) -> int:
+        """Live sessions from one client address (kept as a counter, not counted by a scan)."""
+        return self._per_host.get(host, 0)
 
     def get(self, sid: int) -> Session | None:
         return self._live.get(sid)

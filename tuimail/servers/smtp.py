@@ -19,6 +19,7 @@ import base64
 import binascii
 import collections
 import functools
+import inspect
 import logging
 import re
 import warnings
@@ -484,8 +485,14 @@ def sasl_reply_lines(line: str) -> int:
     return {"LOGIN": 1 if initial else 2, "PLAIN": 0 if initial else 1}.get(words[1].upper(), 0)
 
 
+@functools.cache
 def _protocol_names(cls: type) -> list[str]:
     return [name for name in dir(cls) if name.startswith(("smtp_", "auth_"))]
+
+
+@functools.cache
+def _handler_names(cls: type) -> list[str]:
+    return [name for name in dir(cls) if name.startswith(("handle_", "auth_"))]
 
 
 class SmtpHandler:
@@ -499,6 +506,10 @@ class SmtpHandler:
         if server.record is not None:  # RFC 5321 §4.1.4: HELO/EHLO also clears the envelope
             server.record.envelope_ended("abandoned (new HELO)")
             server.record.set_info(helo=hostname)
+
+    def __dir__(self) -> list[str]:
+        """aiosmtpd looks for handle_* and auth_* hooks with dir() on every connection: a class cache."""
+        return _handler_names(type(self))
 
     async def handle_HELO(self, server: TuimailSMTP, session, envelope, hostname: str) -> str:
         session.host_name = hostname
@@ -713,3 +724,8 @@ class SmtpHandler:
     def _state(self, state: str) -> None:
         if self.server.record is not None:
             self.server.record.set_state(state)
+
+
+# aiosmtpd reads the EHLO hook's signature (inspect.signature) for every connection; a function that
+# carries its own `__signature__` answers at once instead of being introspected again.
+SmtpHandler.handle_EHLO.__signature__ = inspect.signature(SmtpHandler.handle_EHLO)  # type: ignore[attr-defined]

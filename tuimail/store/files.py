@@ -11,6 +11,7 @@ import itertools
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -63,8 +64,55 @@ def write_durably(directory: Path, data: bytes, subdir: str, flags: str = "", mt
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(directory / subdir)
+    shared_fsync_dir(directory / subdir)
     return name
+
+
+class _DirSync:
+    """Group commit for one directory: threads that renamed a file into it share fsyncs. A caller
+    takes a ticket after its rename; an fsync started after that ticket was issued covers it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.cond = threading.Condition()
+        self.issued = 0  # tickets handed out
+        self.synced = 0  # every ticket up to this one is on disk
+        self.syncing = False
+
+    def sync(self) -> None:
+        with self.cond:
+            self.issued += 1
+            mine = self.issued
+            while self.synced < mine:
+                if self.syncing:
+                    self.cond.wait()
+                    continue
+                self.syncing, covers, done = True, self.issued, False
+                self.cond.release()
+                try:
+                    fsync_dir(self.path)
+                    done = True
+                finally:
+                    self.cond.acquire()
+                    self.syncing = False
+                    if done:
+                        self.synced = max(self.synced, covers)
+                    self.cond.notify_all()
+
+
+_dir_syncs: dict[Path, _DirSync] = {}
+_dir_syncs_lock = threading.Lock()
+
+
+def shared_fsync_dir(directory: Path) -> None:
+    """fsync a directory after a rename into it; concurrent deliveries share one fsync."""
+    with _dir_syncs_lock:
+        syncer = _dir_syncs.get(directory)
+        if syncer is None:
+            if len(_dir_syncs) > 4096:  # bounded: forget the others (a new one is made on demand)
+                _dir_syncs.clear()
+            syncer = _dir_syncs[directory] = _DirSync(directory)
+    syncer.sync()
 
 
 def clean_tmp(directory: Path, older_than: float = 36 * 3600) -> int:

@@ -113,6 +113,11 @@ class Mailbox:
             self._folders[name] = folder
             return folder
 
+    def _forget(self, name: str) -> None:
+        folder = self._folders.pop(name, None)
+        if folder is not None:
+            folder.close()
+
     def create_folder(self, name: str, special_use: tuple[str, ...] = ()) -> Folder:
         """Create a folder and, as RFC 3501 §6.3.3 suggests, any missing superiors; with `special_use`
         (RFC 6154 §3), record its attributes too."""
@@ -142,7 +147,7 @@ class Mailbox:
             raise FolderError(f"no folder {name}")
         with self._lock:
             shutil.rmtree(path)
-            self._folders.pop(name, None)
+            self._forget(name)
             table = specialuse.load(self.path)
             if table.pop(name, None) is not None:  # a new folder of that name starts with no special use
                 specialuse.save(self.path, table)
@@ -165,7 +170,7 @@ class Mailbox:
                 self.folder_path(n)  # validates the new names before anything moves
             for o, n in renames:
                 os.rename(self.folder_path(o), self.folder_path(n))
-                self._folders.pop(o, None)
+                self._forget(o)
             table = specialuse.load(self.path)
             moved = specialuse.renamed(table, old, new)
             if moved != table:  # the special use follows the folder

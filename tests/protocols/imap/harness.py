@@ -17,7 +17,6 @@ from tuimail.protocols.imap.reader import (
     RawCommand,
     RawLine,
 )
-from tuimail.store.keywords import keywords_for
 from tuimail.store.maildir import MailStore
 
 PASSWORD = "Secret123"
@@ -36,7 +35,7 @@ class Driver:
         self.store = store
         self.machine = ImapMachine(
             store,
-            lambda folder: keywords_for(folder.path),
+            lambda folder: folder.keywords,
             Options(hostname="mail.lab.test", version="test", max_literal=max_literal, **options),
         )
         self.reader = CommandReader(4096, max_literal)

@@ -285,11 +285,8 @@ def test_store_flags_variants(d):
 def test_keywords_survive_a_restart(d, tmp_path):
     selected(d)
     d.cmd("a1 store 2 +flags ($Forwarded Work)")
-    from tuimail.store import keywords
-
     before = [line for line in d.cmd("a2 select inbox") if "UIDVALIDITY" in line or "UIDNEXT" in line]
-    keywords._registry.clear()  # a new process
-    fresh = Driver(MailStore(tmp_path / "data"))
+    fresh = Driver(MailStore(tmp_path / "data"))  # a new process: the folder index is read from disk
     fresh.login()
     lines = fresh.cmd("b1 select inbox")
     assert [line for line in lines if "UIDVALIDITY" in line or "UIDNEXT" in line] == before

@@ -37,6 +37,8 @@ def test_every_tagged_command_gets_exactly_one_tagged_reply(lines):
             d.login()
         replies = []
         for i, text in enumerate(lines):
+            if d.closed:  # after LOGOUT (or too many bad commands) nothing more is read
+                break
             tag = f"t{i}"
             replies.append((tag, d.send(f"{tag} {text}\r\n".encode())))
         for tag, raw in replies:

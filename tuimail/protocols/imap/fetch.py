@@ -8,6 +8,7 @@ BODYSTRUCTURE come from `structure.MessageStructure`, cached per message in a bo
 from __future__ import annotations
 
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -149,26 +150,31 @@ _CACHE: OrderedDict[tuple, object] = OrderedDict()
 CACHE_SIZE = 512  # messages
 CACHE_BYTES = 64 * 1024 * 1024  # each entry keeps the message's bytes: bound the total as well
 _cached_bytes = 0
+_CACHE_LOCK = threading.Lock()
 
 
 def structure_of(folder: Folder, ref: MessageRef, raw: bytes | None = None):
-    """The parsed MessageStructure of a message, from a bounded LRU cache."""
+    """The parsed MessageStructure of a message, from a bounded LRU cache (shared by the sessions'
+    worker threads: a lock guards it; parsing happens outside the lock)."""
     from tuimail.protocols.imap.structure import MessageStructure  # written alongside this module
 
     key = (folder.path, ref.uid, ref.base)
-    hit = _CACHE.get(key)
-    if hit is not None:
-        _CACHE.move_to_end(key)
-        return hit
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
     if raw is None:
         raw = folder.read(ref.uid)
     global _cached_bytes
     parsed = MessageStructure.parse(raw)
-    _CACHE[key] = parsed
-    _cached_bytes += len(raw)
-    while len(_CACHE) > 1 and (len(_CACHE) > CACHE_SIZE or _cached_bytes > CACHE_BYTES):
-        _, evicted = _CACHE.popitem(last=False)
-        _cached_bytes -= len(evicted.raw)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = parsed
+            _cached_bytes += len(raw)
+        while len(_CACHE) > 1 and (len(_CACHE) > CACHE_SIZE or _cached_bytes > CACHE_BYTES):
+            _, evicted = _CACHE.popitem(last=False)
+            _cached_bytes -= len(evicted.raw)
     return parsed
 
 
@@ -194,7 +200,9 @@ class Message:
     def structure(self):
         if self._structure is None:
             key = (self.folder.path, self.ref.uid, self.ref.base)
-            self._structure = _CACHE.get(key) or structure_of(self.folder, self.ref, self.raw)
+            with _CACHE_LOCK:
+                hit = _CACHE.get(key)
+            self._structure = hit if hit is not None else structure_of(self.folder, self.ref, self.raw)
         return self._structure
 
 

@@ -6,6 +6,7 @@ System flags map to letters in the file name; any other flag is a keyword kept p
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 LETTER_OF = {"\\SEEN": "S", "\\ANSWERED": "R", "\\FLAGGED": "F", "\\DELETED": "T", "\\DRAFT": "D"}
@@ -46,4 +47,11 @@ def flag_names(letters: str, keywords: Iterable[str] = (), recent: bool = False)
 
 
 def flag_list(letters: str, keywords: Iterable[str] = (), recent: bool = False) -> str:
+    if isinstance(keywords, frozenset):  # the common case: one string per combination, cached
+        return _flag_list(letters, keywords, recent)
+    return "(" + " ".join(flag_names(letters, keywords, recent)) + ")"
+
+
+@functools.lru_cache(maxsize=4096)
+def _flag_list(letters: str, keywords: frozenset[str], recent: bool) -> str:
     return "(" + " ".join(flag_names(letters, keywords, recent)) + ")"

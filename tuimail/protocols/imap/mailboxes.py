@@ -246,10 +246,7 @@ class MailboxCommands:
         uids: list[int] = []
         try:
             for data, letters, keywords, when in messages:
-                uid = folder.append(to_lf(data), letters, when)
-                uids.append(uid)
-                if keywords:
-                    self.keywords_of(folder).set(uid, keywords)
+                uids.append(folder.append(to_lf(data), letters, when, keywords))  # keywords in the same record
         except OSError as e:  # RFC 3502 §6.3.11: a failure part-way removes what was stored
             if uids:
                 folder.expunge(uids)

@@ -10,13 +10,20 @@ from collections.abc import Iterator
 
 from tuimail.protocols.imap import binary, sequence
 from tuimail.protocols.imap.backend import MessageRef
-from tuimail.protocols.imap.fetch import FetchAtt, Message, parse_atts, render
-from tuimail.protocols.imap.flags import BadFlag, split_flags
+from tuimail.protocols.imap.fetch import FetchAtt, Message, internaldate, parse_atts, render
+from tuimail.protocols.imap.flags import BadFlag, flag_list, split_flags
 from tuimail.protocols.imap.search import BadCharset, Candidate, parse_search
 from tuimail.protocols.imap.tokens import Atom, ParseError, text
 
 FETCH_NOTE = "Sending FETCH response (not logged)..."
 ESEARCH_RETURNS = ("MIN", "MAX", "ALL", "COUNT")
+
+
+class _Gone:
+    flags = ""
+
+
+_GONE = _Gone()
 _MAX_LOGGED = 300
 
 
@@ -31,15 +38,23 @@ class MessageCommands:
             raise ParseError("expected a sequence set")
         ranges = sequence.parse_set(token)
         view = self.view
+        uids = view.uids
         if uid:
-            uids = sequence.resolve_uids(ranges, view.uids)
-            pairs = [(view.seq_of(u), u) for u in uids]
+            found = sequence.resolve_uids(ranges, uids)
+            seq_of = view.seq_of
+            pairs = [(seq_of(u), u) for u in found]
         else:
-            pairs = [(s, view.uid_at(s)) for s in sequence.resolve_seq(ranges, view.exists)]
-        return [(s, u) for s, u in pairs if u not in view.gone]
+            seqs = sequence.resolve_seq(ranges, len(uids))
+            if len(seqs) == len(uids):  # 1:* and the like: every message, no lookups
+                pairs = list(zip(range(1, len(uids) + 1), uids))
+            else:
+                pairs = [(s, uids[s - 1]) for s in seqs]
+        gone = view.gone
+        return [(s, u) for s, u in pairs if u not in gone] if gone else pairs
 
-    def _refs(self) -> dict[int, MessageRef]:
-        return {r.uid: r for r in self.view.refs()}
+    def _refs(self):
+        """uid -> ref for the folder as this command sees it (shared, read-only)."""
+        return self.view.by_uid()
 
     # ----- CHECK / CLOSE / UNSELECT / EXPUNGE -----------------------------------------------
 
@@ -81,7 +96,6 @@ class MessageCommands:
         refs = self._refs()
         doomed = [u for u in view.live_uids() if u in refs and "T" in refs[u].flags and (only is None or u in only)]
         removed = view.folder.expunge(doomed)
-        view.keywords.forget(removed)
         if report:
             for line in view.expunged(removed):
                 self._untagged(line[2:])
@@ -111,24 +125,72 @@ class MessageCommands:
             return refused
         sets_seen = not view.readonly and any(a.sets_seen for a in atts)
         wants_flags = any(a.name == "FLAGS" for a in atts)
+        seen_now: dict[int, MessageRef] = {}
+        if sets_seen:  # §6.4.5: BODY[...] sets \Seen (one batch of renames and index records)
+            unseen = {u: (refs[u].flags + "S", None) for _, u in targets if u in refs and "S" not in refs[u].flags}
+            if unseen:
+                seen_now = view.folder.store_flags(unseen)
+        names = [a.name for a in atts]
+        if not seen_now and set(names) <= {"UID", "FLAGS"} and len(set(names)) == len(names):  # FETCH 1:* (FLAGS): from the index
+            return self._fetch_flags(targets, refs, names)
         plan: list[tuple[int, MessageRef, list[FetchAtt], str]] = []
         missing = 0
+        flags_of = view.flags_of
+        with_flags = [*atts, FetchAtt("FLAGS")]
         for seq, u in targets:
             ref = refs.get(u)
             if ref is None:
                 missing += 1
                 continue
             item_atts = atts
-            if sets_seen and "S" not in ref.flags:  # §6.4.5: BODY[...] sets \Seen
-                new = view.folder.set_flags(u, ref.flags + "S")
-                if new is not None:
-                    ref = new
-                    view.remember(new)
-                    if not wants_flags:
-                        item_atts = [*atts, FetchAtt("FLAGS")]
-            plan.append((seq, ref, item_atts, view.flags_of(u)))
-        if plan:  # rendered while it is sent, one message at a time: memory stays bounded
-            self._raw(b"", log=(), note=FETCH_NOTE, stream=_render_all(view.folder, plan, self.utf8))
+            new = seen_now.get(u)
+            if new is not None:
+                ref = new
+                view.remember(new)
+                if not wants_flags:
+                    item_atts = with_flags
+            plan.append((seq, ref, item_atts, flags_of(u, ref)))
+        if plan and (wants_flags or seen_now):
+            for line in view.announce(view.snapshot().keyword_names):
+                self._untagged(line[2:])
+        if plan:  # rendered while it is sent, a slice at a time: memory stays bounded
+            simple = all(a.name in ("UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE") for a in atts)
+            stream = _render_simple(plan) if simple else _render_all(view.folder, plan, self.utf8)
+            self._raw(b"", log=(), note=FETCH_NOTE, stream=stream)
+        if missing:
+            return "NO Some of the requested messages no longer exist"
+        return "OK FETCH completed"
+
+    def _fetch_flags(self, targets: list[tuple[int, int]], refs, names: list[str]) -> str:
+        """FLAGS and UID only: one formatted line per message, flag lists shared (100,000 lines)."""
+        view = self.view
+        if "FLAGS" in names:
+            for line in view.announce(view.snapshot().keyword_names):
+                self._untagged(line[2:])
+        recent, baseline, told = view.recent, view.modseq, view.told
+        cache: dict[tuple, bytes] = {}
+        shape = b" ".join(b"UID %d" if n == "UID" else b"FLAGS %s" for n in names)
+        template = b"* %d FETCH (" + shape + b")\r\n"
+        uid_first = names[0] == "UID"
+        lines: list[bytes] = []
+        missing = 0
+        for seq, u in targets:
+            ref = refs.get(u)
+            if ref is None:
+                missing += 1
+                continue
+            if ref.modseq > baseline:
+                told[u] = ref.modseq
+            key = (ref.flags, ref.keywords, u in recent)
+            flags = cache.get(key)
+            if flags is None:
+                flags = cache[key] = flag_list(*key).encode()
+            if len(names) == 1:
+                lines.append(template % (seq, flags if names[0] == "FLAGS" else u))
+            else:
+                lines.append(template % ((seq, u, flags) if uid_first else (seq, flags, u)))
+        if lines:
+            self._raw(b"", log=(), note=FETCH_NOTE, stream=iter(lines))
         if missing:
             return "NO Some of the requested messages no longer exist"
         return "OK FETCH completed"
@@ -159,32 +221,29 @@ class MessageCommands:
         if view.readonly:
             return "NO [READ-ONLY] Mailbox is read-only"
         refs = self._refs()
-        keywords = view.keywords
         if mode != "-FLAGS":  # §7.2.6: the client learns of a new keyword before a FETCH carries it
             for line in view.announce(words):
                 self._untagged(line[2:])
-        changed_words: dict[int, frozenset[str]] = {}
+        changes: dict[int, tuple[str | None, frozenset[str] | None]] = {}
         for seq, u in targets:
             ref = refs.get(u)
             if ref is None:
                 continue
-            old_words = keywords.get(u)
             if mode == "FLAGS":
-                new_letters, new_words = letters, words
+                changes[u] = (letters, words)
             elif mode == "+FLAGS":
-                new_letters, new_words = ref.flags + letters, old_words | words
+                changes[u] = (ref.flags + letters, ref.keywords | words if words else None)
             else:
-                new_letters, new_words = "".join(c for c in ref.flags if c not in letters), old_words - words
-            if new_words != old_words:
-                changed_words[u] = new_words
-            new = view.folder.set_flags(u, new_letters) or ref
-            view.known[u] = (new.flags, new_words)
+                changes[u] = ("".join(c for c in ref.flags if c not in letters), ref.keywords - words if words else None)
+        done = view.folder.store_flags(changes) if changes else {}  # one batch, one fsync
+        for seq, u in targets:
+            new = done.get(u)
+            if new is None:
+                continue
+            view.remember(new)
             if not silent:
                 uid_part = f"UID {u} " if uid else ""
-                self._untagged(f"{seq} FETCH ({uid_part}FLAGS {view.flags_of(u)})")
-        if changed_words:
-            keywords.update(changed_words)
-            self.store.notify(view.folder)  # other sessions learn of keyword changes
+                self._untagged(f"{seq} FETCH ({uid_part}FLAGS {view.flags_of(u, new)})")
         return "OK STORE completed"
 
     # ----- SEARCH ---------------------------------------------------------------------------
@@ -213,17 +272,17 @@ class MessageCommands:
         """Every message of the view that is still there, as search candidates, in mailbox order."""
         view = self.view
         refs = self._refs()
-        keywords = view.keywords
         max_uid = view.uids[-1] if view.uids else 0
         for seq, u in enumerate(view.uids, 1):
             ref = refs.get(u)
             if ref is None or u in view.gone:
                 continue
-            yield Candidate(seq, u, ref.flags, keywords.get(u), u in view.recent, Message(view.folder, ref), view.exists, max_uid)
+            yield Candidate(seq, u, ref.flags, ref.keywords, u in view.recent, Message(view.folder, ref), view.exists, max_uid)
 
-    def _matching_candidates(self, tokens: list) -> list[Candidate]:
+    def _matching_candidates(self, tokens: list, predicate=None) -> list[Candidate]:
         """The candidates a search program matches (raises BadCharset, ParseError)."""
-        _, predicate = parse_search(tokens)
+        if predicate is None:
+            _, predicate = parse_search(tokens)
         found = []
         for c in self._candidates():
             try:
@@ -234,7 +293,17 @@ class MessageCommands:
         return found
 
     def _matching(self, tokens: list, uid: bool) -> list[int]:
-        return [c.uid if uid else c.seq for c in self._matching_candidates(tokens)]
+        _, predicate = parse_search(tokens)
+        fast = getattr(predicate, "flag", None)
+        if fast is not None:  # a flag test alone (UNSEEN, DELETED...): from the index, no per-message objects
+            view, refs = self.view, self._refs()
+            letter, wanted = fast
+            gone, none = view.gone, _GONE
+            if uid:
+                return [u for u in view.uids if (letter in refs.get(u, none).flags) == wanted and u in refs and u not in gone]
+            return [seq for seq, u in enumerate(view.uids, 1)
+                    if (letter in refs.get(u, none).flags) == wanted and u in refs and u not in gone]
+        return [c.uid if uid else c.seq for c in self._matching_candidates(tokens, predicate)]
 
     # ----- COPY / MOVE ----------------------------------------------------------------------
 
@@ -266,18 +335,13 @@ class MessageCommands:
         except ValueError as e:
             return f"NO {e}"
         uids = [u for _, u in targets]
-        source_words = view.keywords
+        # keywords travel with the messages (the index of the destination records them)
         pairs = view.folder.move_to(uids, dest) if move else view.folder.copy_to(uids, dest)
-        words = {new: source_words.get(old) for old, new in pairs if source_words.get(old)}
-        if words:
-            keywords_dest = view.keywords if dest is view.folder else self.keywords_of(dest)
-            keywords_dest.update(words)
         if not pairs:
             return f"OK {verb} completed (no messages)"
         code = f"COPYUID {dest.uidvalidity} {sequence.compact([p[0] for p in pairs])} {sequence.compact([p[1] for p in pairs])}"
         if move:  # RFC 6851 §4.3: COPYUID in an untagged OK, then the EXPUNGEs
             self._untagged(f"OK [{code}] Moved")
-            view.keywords.forget(p[0] for p in pairs)
             for line in view.expunged([p[0] for p in pairs]):
                 self._untagged(line[2:])
             return f"OK {verb} completed"
@@ -336,3 +400,21 @@ def esearch_line(tag: str, uid: bool, returns: list[str], found: list[int]) -> s
             value = min(found) if name == "MIN" else max(found) if name == "MAX" else sequence.compact(sorted(found))
             parts.append(f"{name} {value}")
     return " ".join(parts)
+
+
+def _render_simple(plan: list[tuple[int, MessageRef, list[FetchAtt], str]]) -> Iterator[bytes]:
+    """FLAGS / UID / RFC822.SIZE / INTERNALDATE only: from the index, no message object per line
+    (`FETCH 1:* (FLAGS)` on 100,000 messages)."""
+    for seq, ref, atts, flags in plan:
+        items = []
+        for att in atts:
+            name = att.name
+            if name == "FLAGS":
+                items.append("FLAGS " + flags)
+            elif name == "UID":
+                items.append(f"UID {ref.uid}")
+            elif name == "RFC822.SIZE":
+                items.append(f"RFC822.SIZE {ref.wire_size}")
+            else:
+                items.append("INTERNALDATE " + internaldate(ref.internaldate))
+        yield f"* {seq} FETCH ({' '.join(items)})\r\n".encode()

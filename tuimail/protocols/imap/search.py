@@ -104,7 +104,9 @@ class _Parser:
         name = token.upper()
         if name in _FLAG_KEYS:
             letter, wanted = _FLAG_KEYS[name]
-            return lambda c: (letter in c.letters) == wanted
+            test = lambda c: (letter in c.letters) == wanted  # noqa: E731
+            test.flag = (letter, wanted)  # SEARCH answers a lone flag key from the index alone
+            return test
         if name == "ALL":
             return lambda c: True
         if name == "NEW":

@@ -3,15 +3,20 @@
 Sequence numbers are positions in `uids`. Changes made by anyone else (another IMAP session, POP3,
 an SMTP delivery) reach this session only through `refresh()`, which returns the untagged responses
 that bring the client up to date: EXPUNGE (only when the command in progress allows it), EXISTS,
-RECENT and FETCH FLAGS.
+RECENT, FLAGS (a keyword new to the folder) and FETCH FLAGS.
+
+Flag changes are found by mod-sequence (RFC 7162): the view remembers the folder's highest modseq it
+has reported, and a refresh looks only for messages changed after it. Message data is never copied
+per session: the folder's snapshot (shared by every session) is looked up instead, so SELECT on a
+100,000-message folder costs a copy of its uid list.
 """
 
 from __future__ import annotations
 
 import bisect
 
-from tuimail.protocols.imap.flags import SYSTEM_FLAGS, flag_list
 from tuimail.protocols.imap.backend import Folder, Keywords, MessageRef
+from tuimail.protocols.imap.flags import SYSTEM_FLAGS, flag_list
 
 
 class MailboxView:
@@ -22,24 +27,29 @@ class MailboxView:
         # RFC 3501 §2.3.2: \Recent belongs to the first session that SELECTs after a message arrived;
         # EXAMINE shows which messages are recent without taking the flag from the next SELECT (§6.3.2)
         self.recent: set[int] = set(folder.unclaimed_recent() if readonly else folder.claim_recent())
-        refs = folder.messages()
-        self.uids: list[int] = [r.uid for r in refs]
-        kw = self.keywords
-        words, none = kw.mapping(), frozenset()
-        self.known: dict[int, tuple[str, frozenset[str]]] = {r.uid: (r.flags, words.get(r.uid, none)) for r in refs}
+        snap = folder.snapshot()
+        self._snap = snap
+        self.uids: list[int] = list(snap.uids)
+        self.modseq = snap.highest_modseq  # every change up to here is known to the client
+        self.told: dict[int, int] = {}  # uid -> modseq this session already reported (STORE, FETCH)
+        self.announced: set[str] = set(snap.keyword_names)  # keywords the client has been told of in FLAGS
         self.gone: set[int] = set()  # expunged elsewhere, not yet reported (§7.4.1)
-        self.announced: set[str] = set(kw.names())  # keywords the client has been told of in FLAGS
-        self._stamp = (folder.version, kw.version)
-        self._snapshot: tuple[MessageRef, ...] | None = refs
-        self._snapshot_version = folder.version
+        self._fresh = True  # the snapshot was taken for the command in progress
+        self._seen_version = snap.version  # the folder version the client is up to date with
+
+    def snapshot(self):
+        """The folder as this command sees it: read from disk at most once per command unless the
+        folder changed (a rescan costs a directory listing)."""
+        if not self._fresh or self._snap.version != self.folder.version:
+            self._snap = self.folder.snapshot()
+            self._fresh = True
+        return self._snap
 
     def refs(self) -> tuple[MessageRef, ...]:
-        """The folder's messages, read from disk at most once per command unless the folder changed
-        (a folder rescan costs a directory listing)."""
-        if self._snapshot is None or self._snapshot_version != self.folder.version:
-            self._snapshot = self.folder.messages()
-            self._snapshot_version = self.folder.version
-        return self._snapshot
+        return self.snapshot().refs
+
+    def by_uid(self):
+        return self.snapshot().by_uid
 
     # ----- lookups ------------------------------------------------------------------------
 
@@ -57,17 +67,24 @@ class MailboxView:
     def live_uids(self) -> list[int]:
         return [u for u in self.uids if u not in self.gone] if self.gone else self.uids
 
-    def flags_of(self, uid: int) -> str:
-        letters, words = self.known.get(uid, ("", frozenset()))
-        return flag_list(letters, words, uid in self.recent)
+    def flags_of(self, uid: int, ref: MessageRef | None = None) -> str:
+        """The message's flags as the client is told them now (and remembered as told)."""
+        ref = ref or self._snap.by_uid.get(uid) or self.folder.get(uid)
+        if ref is None:
+            return flag_list("", frozenset(), uid in self.recent)
+        if ref.modseq > self.modseq:
+            self.told[uid] = ref.modseq
+        return flag_list(ref.flags, ref.keywords, uid in self.recent)
 
     def remember(self, ref: MessageRef) -> None:
         """This session changed a message's flags itself and told its client already."""
-        self.known[ref.uid] = (ref.flags, self.keywords.get(ref.uid))
+        self.told[ref.uid] = ref.modseq
 
     def first_unseen(self) -> int | None:
+        by_uid = self._snap.by_uid
         for seq, uid in enumerate(self.uids, 1):
-            if "S" not in self.known[uid][0]:
+            ref = by_uid.get(uid)
+            if ref is not None and "S" not in ref.flags:
                 return seq
         return None
 
@@ -82,6 +99,8 @@ class MailboxView:
     def announce(self, words) -> list[str]:
         """A FETCH may only carry keywords the client knows from FLAGS (RFC 3501 §7.2.6): the updated
         FLAGS and PERMANENTFLAGS lines when `words` holds one it has not been told of, else nothing."""
+        if not words or words <= self.announced:
+            return []
         known = {w.upper() for w in self.announced}
         new = {w for w in words if w.upper() not in known}
         if not new:
@@ -91,46 +110,50 @@ class MailboxView:
 
     # ----- catching up --------------------------------------------------------------------
 
+    def up_to_date(self) -> bool:
+        """Nothing to report: the folder is at the version this session last caught up with and its
+        directories look unchanged on disk (a refresh would only confirm it)."""
+        folder = self.folder
+        return folder.version == self._seen_version and not self.gone and folder.looks_unchanged()
+
     def refresh(self, allow_expunge: bool) -> list[str]:
         """Untagged lines for what changed since the last refresh."""
         try:
             return self._refresh(allow_expunge)
         finally:
-            self._snapshot = None  # the next command looks at the disk again
+            self._fresh = False  # the next command looks at the disk again
 
     def _refresh(self, allow_expunge: bool) -> list[str]:
-        folder, kw = self.folder, self.keywords
-        refs = self.refs()
-        if (folder.version, kw.version) == self._stamp and not (allow_expunge and self.gone):
+        folder = self.folder
+        snap = self.snapshot()
+        if snap.version == self._seen_version and not (allow_expunge and self.gone):
             return []
         out: list[str] = []
         if not self.readonly and folder.has_unclaimed_recent():
             self.recent.update(folder.claim_recent())
-            refs = self.refs()
-        self._stamp = (folder.version, kw.version)
-        out += self.announce(kw.names())
-        by_uid = {r.uid: r for r in refs}
-        missing = [u for u in self.uids if u not in by_uid]
-        self.gone.update(missing)
+            snap = self.snapshot()
+        self._seen_version = snap.version
+        by_uid = snap.by_uid
+        self.gone.update(u for u in self.uids if u not in by_uid)
         if allow_expunge and self.gone:
             out += self._expunge_lines()
+        out += self.announce(snap.keyword_names)
         last = self.uids[-1] if self.uids else 0
-        fresh = [r for r in refs if r.uid > last]
+        fresh = snap.uids[bisect.bisect_right(snap.uids, last):]
         if fresh:
-            for r in fresh:
-                self.uids.append(r.uid)
-                self.known[r.uid] = (r.flags, kw.get(r.uid))
+            self.uids.extend(fresh)
             out.append(f"* {len(self.uids)} EXISTS")
             out.append(f"* {sum(1 for u in self.uids if u in self.recent)} RECENT")
-        words, none = kw.mapping(), frozenset()
-        for seq, uid in enumerate(self.uids, 1):
-            ref = by_uid.get(uid)
-            if ref is None or uid in self.gone:
-                continue
-            state = (ref.flags, words.get(uid, none))
-            if self.known.get(uid) != state:
-                self.known[uid] = state
-                out.append(f"* {seq} FETCH (FLAGS {self.flags_of(uid)})")
+        baseline, told = self.modseq, self.told
+        if snap.highest_modseq > baseline:
+            for ref in snap.refs:
+                if ref.modseq <= baseline or ref.uid > last or told.get(ref.uid) == ref.modseq or ref.uid in self.gone:
+                    continue
+                seq = self.seq_of(ref.uid)
+                if seq is not None:
+                    out.append(f"* {seq} FETCH (FLAGS {flag_list(ref.flags, ref.keywords, ref.uid in self.recent)})")
+        self.modseq = max(self.modseq, snap.highest_modseq)
+        told.clear()
         return out
 
     def expunged(self, uids: list[int]) -> list[str]:
@@ -146,8 +169,8 @@ class MailboxView:
             uid = self.uids[seq - 1]
             if uid in self.gone:
                 lines.append(f"* {seq} EXPUNGE")
-                self.known.pop(uid, None)
                 self.recent.discard(uid)
+                self.told.pop(uid, None)
         self.uids = [u for u in self.uids if u not in self.gone]
         self.gone.clear()
         return lines

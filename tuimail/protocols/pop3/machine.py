@@ -351,7 +351,10 @@ class Pop3Machine:
         if number is not None:
             found = self._message(number)
             return [found if isinstance(found, Reply) else _ok(f"{number} {value(found)}")]
-        lines = tuple(f"{n} {value(m)}" for n, m in self._live())
+        if verb == "LIST":  # no call per line: 100,000-message maildrops
+            lines = tuple([f"{n} {m.size}" for n, m in self._live()])
+        else:
+            lines = tuple([f"{n} {m.uidl}" for n, m in self._live()])
         head = f"{self._count} messages ({self._octets} octets)" if verb == "LIST" else "Unique-ID listing follows"
         note = f"Sending {verb} response ({len(lines)} lines, not logged)"
         return [Reply("+OK", head, lines=lines, multiline=True, note=note)]

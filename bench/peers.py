@@ -1,0 +1,584 @@
+"""tuimail side by side with Dovecot (IMAP, POP3) and Postfix (SMTP) on the same workloads, in one run.
+
+Every figure is measured on tuimail and on the peer alternately (A, B, A, B, A, B), so both see the same
+load on the machine; it prints min / median / max of each and the ratio of the medians (tuimail /
+peer; for times, peer / tuimail, so above 1 always means tuimail is faster). Only the ratios mean
+anything on a loaded machine.
+
+Workloads (all on 127.0.0.1; the peers from ../shared/peers, set up by `setup` and `start`):
+- imaptest stress (Dovecot's imaptest, built by `build-imaptest`): C clients for S seconds, with and
+  without logout (logins cost a password check each); commands/s.
+- POP3 download: one session logs in, LISTs and RETRs every message of a maildrop; msgs/s and MB/s.
+- SMTP intake with Postfix's smtp-source (`smtp-load`): M messages of 1 KiB from 20 sessions, a
+  connection per message and with connections reused; accepted msgs/s (both answer 250 only after the
+  message is fsynced).
+- A 100,000-message folder (10% unseen): the first SELECT (the index is built: tuimail is restarted
+  without its index, Dovecot's index files are removed), later SELECTs, `FETCH 1:* (FLAGS)`,
+  `UID SEARCH UNSEEN`, POP3 login + STAT + LIST, and the worst NOOP latency another session saw
+  meanwhile.
+- IDLE: N sessions (tuimail 10,000; Dovecot as many as its per-user limit lets one user open) IDLE on
+  one INBOX: server memory, the delay of a delivery's 250, the time until every session has heard
+  EXISTS, and the connection rate (connect + greeting) with no session open and with all of them.
+
+The peer accounts are `speed`, `speedpop` and `speedbig` (password testpass) in Dovecot's users file
+and `speed@peers.test` in Postfix's vmailbox; this script creates their Maildirs' contents.
+
+    python bench/peers.py                       # everything, 3 rounds (about 10 minutes)
+    python bench/peers.py --only imaptest,pop3 --rounds 3 --imaptest-secs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from _server import PASSWORD, make_config
+
+from tuimail.config import Config, save_settings
+from tuimail.store.files import unique_base
+
+ROOT = Path(__file__).resolve().parents[1]
+DOMAIN = "bench.test"
+PEER_PASSWORD = "testpass"
+SECTIONS = ("imaptest", "pop3", "smtp", "big", "idle")
+
+
+def _kit() -> Path:
+    for candidate in (os.environ.get("PEERS_KIT"), ROOT.parent / "shared/peers", ROOT.parent.parent / "shared/peers"):
+        if candidate and (Path(candidate) / "smtp-load").exists():
+            return Path(candidate)
+    raise SystemExit("peers kit not found: set PEERS_KIT to the shared/peers directory")
+
+
+# ----- tuimail server ---------------------------------------------------------------------------
+
+
+class Tuimail:
+    """`tuimail serve` on a config, restartable (the first-SELECT figure needs a fresh process)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "tuimail", "serve", "--config", str(self.config.path)],
+                                     cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for line in self.proc.stderr:
+            if line.startswith("tuimail serving:"):
+                return
+        raise SystemExit(f"tuimail serve did not start (exit {self.proc.wait()})")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(30)
+            self.proc = None
+
+    @property
+    def ports(self):
+        return self.config.settings.ports
+
+    def rss(self) -> int:
+        return rss_of([self.proc.pid])
+
+
+def rss_of(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def dovecot_pids() -> list[int]:
+    """Every process of the peer Dovecot (master, logins, imap/pop3 sessions, auth)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            exe = os.readlink(entry / "exe")
+        except OSError:
+            continue
+        if "/dovecot" in exe:
+            pids.append(int(entry.name))
+    return pids
+
+
+# ----- mail files -------------------------------------------------------------------------------
+
+
+def message(number: int, size: int) -> bytes:
+    head = (f"From: Load <load@bench.client>\nTo: someone@{DOMAIN}\nSubject: bench {number}\n"
+            f"Date: Thu, 26 Nov 2026 10:00:00 +0000\nMessage-ID: <{number}.peers@bench.client>\n\n").encode()
+    line = b"x" * 70 + b"\n"
+    return head + line * max(1, (size - len(head)) // len(line))
+
+
+def fill(maildir: Path, count: int, size: int, unseen_every: int = 1, owner: int | None = None) -> None:
+    """Write messages into cur/ with the store's naming (Dovecot reads ,S= and ,W= too)."""
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True, exist_ok=True)
+    data = message(0, size)
+    for number in range(count):
+        name = unique_base(len(data), len(data) + data.count(b"\n"))
+        flags = "" if number % unseen_every == 0 else "S"
+        (maildir / "cur" / f"{name}:2,{flags}").write_bytes(data)
+    if owner is not None:
+        for path in [maildir, *maildir.rglob("*")]:
+            os.chown(path, owner, owner)
+
+
+def empty_maildir(maildir: Path, dovecot_files: bool = False) -> None:
+    for sub in ("cur", "new", "tmp"):
+        for entry in os.scandir(maildir / sub) if (maildir / sub).is_dir() else ():
+            os.unlink(entry.path)
+    if dovecot_files:
+        drop_dovecot_index(maildir)
+
+
+def drop_dovecot_index(maildir: Path) -> None:
+    for entry in os.scandir(maildir):
+        if entry.name.startswith(("dovecot.index", "dovecot-uidlist", "dovecot.list.index")):
+            os.unlink(entry.path)
+
+
+# ----- a tiny IMAP / POP3 client ----------------------------------------------------------------
+
+
+class Imap:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer, self.n = reader, writer, 0
+
+    @classmethod
+    async def login(cls, port: int, user: str, password: str) -> Imap:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 26)
+        client = cls(reader, writer)
+        greeting = await reader.readline()
+        if not greeting.startswith(b"* OK"):
+            raise ConnectionError(f"greeting {greeting!r}")
+        await client.command(f'LOGIN "{user}" "{password}"')
+        return client
+
+    async def command(self, text: str) -> list[bytes]:
+        self.n += 1
+        tag = f"p{self.n}".encode()
+        self.writer.write(tag + b" " + text.encode() + b"\r\n")
+        lines = []
+        while True:
+            line = await self.reader.readline()
+            if not line:
+                raise ConnectionError(f"closed during {text!r}")
+            if line.rstrip().endswith(b"}") and b"{" in line:
+                await self.reader.readexactly(int(line.rstrip()[line.rstrip().rindex(b"{") + 1:-1]))
+            lines.append(line)
+            if line.startswith(tag + b" "):
+                if not line.startswith(tag + b" OK"):
+                    raise RuntimeError(f"{text!r}: {line!r}")
+                return lines
+
+    async def timed(self, text: str) -> float:
+        start = time.perf_counter()
+        await self.command(text)
+        return time.perf_counter() - start
+
+    async def close(self) -> None:
+        try:
+            await self.command("LOGOUT")
+        except (ConnectionError, RuntimeError):
+            pass
+        self.writer.close()
+
+
+async def pop3_session(port: int, user: str, password: str, retrieve: bool) -> tuple[int, int, float]:
+    """Login, STAT, LIST (and RETR everything); returns (messages, bytes, seconds)."""
+    start = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 26)
+
+    async def ok(text: str | None) -> bytes:
+        if text is not None:
+            writer.write(text.encode() + b"\r\n")
+        line = await reader.readline()
+        if not line.startswith(b"+OK"):
+            raise RuntimeError(f"POP3 {text!r}: {line!r}")
+        return line
+
+    await ok(None)
+    await ok(f"USER {user}")
+    await ok(f"PASS {password}")
+    count = int((await ok("STAT")).split()[1])
+    await ok("LIST")
+    await reader.readuntil(b"\r\n.\r\n")
+    received = 0
+    if retrieve:
+        for n in range(1, count + 1):
+            await ok(f"RETR {n}")
+            received += len(await reader.readuntil(b"\r\n.\r\n"))
+    await ok("QUIT")
+    writer.close()
+    return count, received, time.perf_counter() - start
+
+
+WATCHER = """
+import asyncio, sys, time
+sys.path.insert(0, sys.argv[1])
+from peers import Imap
+
+async def main(port, user, password):
+    client = await Imap.login(port, user, password)
+    await client.command("SELECT INBOX")
+    print("ready", flush=True)
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    worst = 0.0
+    done = asyncio.ensure_future(reader.readline())
+    while not done.done():
+        worst = max(worst, await client.timed("NOOP"))
+        await asyncio.sleep(0.005)
+    await client.close()
+    print(worst, flush=True)
+
+asyncio.run(main(int(sys.argv[2]), sys.argv[3], sys.argv[4]))
+"""
+
+
+async def with_noops(port: int, user: str, password: str, work) -> tuple[float, float]:
+    """Run `work()` (returns seconds) while another session, in another process (so this client's
+    own work does not delay it), sends NOOPs; returns (seconds, worst NOOP latency)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WATCHER, str(Path(__file__).parent), str(port), user, password,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    if (await proc.stdout.readline()).strip() != b"ready":
+        raise RuntimeError("the NOOP watcher did not start")
+    try:
+        took = await work()
+    finally:
+        proc.stdin.write(b"stop\n")
+        await proc.stdin.drain()
+    worst = float((await proc.stdout.readline()).strip() or 0)
+    await proc.wait()
+    return took, worst
+
+
+# ----- results ----------------------------------------------------------------------------------
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, list[float], list[float], bool]] = []
+
+    def add(self, what: str, unit: str, ours: list[float], peer: list[float], higher_is_better: bool) -> None:
+        self.rows.append((what, unit, ours, peer, higher_is_better))
+        print(self.line(self.rows[-1]), flush=True)
+
+    @staticmethod
+    def fmt(values: list[float], unit: str) -> str:
+        if not values:
+            return "-"
+        scale = 1000 if unit == "ms" else 1 / 1048576 if unit == "MiB" else 1
+        low, mid, high = (v * scale for v in (min(values), statistics.median(values), max(values)))
+        digits = 0 if mid >= 100 else 1 if mid >= 10 else 2
+        return f"{low:.{digits}f} / {mid:.{digits}f} / {high:.{digits}f}"
+
+    def line(self, row) -> str:
+        what, unit, ours, peer, higher = row
+        ratio = "-"
+        if ours and peer:
+            a, b = statistics.median(ours), statistics.median(peer)
+            if a and b:
+                ratio = f"{a / b:.2f} x" if higher else f"{b / a:.2f} x"
+        return f"| {what} | {unit} | {self.fmt(ours, unit)} | {self.fmt(peer, unit)} | {ratio} |"
+
+    def print(self) -> None:
+        print("\n| work | unit | tuimail min / median / max | peer min / median / max | tuimail vs peer (median; >1 = tuimail faster) |")
+        print("|---|---|---|---|---|")
+        for row in self.rows:
+            print(self.line(row))
+
+
+def alternate(rounds: int, ours: Callable[[], float], peer: Callable[[], float]) -> tuple[list[float], list[float]]:
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(ours())
+        b.append(peer())
+    return a, b
+
+
+# ----- workloads --------------------------------------------------------------------------------
+
+
+def imaptest(binary: Path, port: int, user: str, password: str, mbox: Path, clients: int, secs: int, logout: bool) -> float:
+    args = [str(binary), "host=127.0.0.1", f"port={port}", f"user={user}", f"pass={password}", f"mbox={mbox}",
+            f"clients={clients}", f"secs={secs}"]
+    if not logout:
+        args.append("logout=0")
+    out = subprocess.run(args, capture_output=True, text=True, timeout=secs + 120).stdout
+    tail = out.split("Totals:", 1)[-1]
+    rows = [line for line in tail.splitlines() if re.fullmatch(r"[\s\d]+", line) and line.strip()]
+    if not rows:
+        raise RuntimeError(f"imaptest printed no totals:\n{out[-2000:]}")
+    return sum(int(x) for x in rows[-1].split()) / secs
+
+
+def smtp_load(kit: Path, port: int, messages: int, sessions: int, rcpt: str, reuse: bool) -> float:
+    env = dict(os.environ, WAIT_MAILDIR="-", SMTP_SOURCE_FLAGS="-d" if reuse else "")
+    out = subprocess.run([str(kit / "smtp-load"), str(port), str(messages), str(sessions), rcpt],
+                         capture_output=True, text=True, env=env, timeout=600)
+    m = re.search(r"= (\d+) msgs/s", out.stdout)
+    if m is None:
+        raise RuntimeError(f"smtp-load: {out.stdout[-500:]} {out.stderr[-500:]}")
+    return float(m.group(1))
+
+
+async def idle_sessions(port: int, user: str, password: str, count: int, batch: int = 100) -> list[Imap]:
+    clients: list[Imap] = []
+
+    async def one() -> Imap | None:
+        try:
+            client = await Imap.login(port, user, password)
+            await client.command("SELECT INBOX")
+            client.writer.write(b"i IDLE\r\n")
+            line = await client.reader.readline()
+            if not line.startswith(b"+"):
+                raise ConnectionError(line)
+            return client
+        except (OSError, ConnectionError, RuntimeError):
+            return None
+
+    for start in range(0, count, batch):
+        got = await asyncio.gather(*(one() for _ in range(min(batch, count - start))))
+        clients += [c for c in got if c is not None]
+    return clients
+
+
+async def connect_rate(port: int, count: int = 200) -> float:
+    """Connections per second (connect and read the greeting, then close), 20 at a time."""
+    start = time.perf_counter()
+
+    async def one() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reader.readline()
+        writer.close()
+
+    for _ in range(count // 20):
+        await asyncio.gather(*(one() for _ in range(20)))
+    return count / (time.perf_counter() - start)
+
+
+async def deliver_and_wait(smtp_port: int, rcpt: str, watchers: list[Imap]) -> tuple[float, float]:
+    """One SMTP delivery; returns (seconds to its 250, seconds until every watcher read EXISTS)."""
+    async def hears(client: Imap) -> float:
+        while True:
+            line = await client.reader.readline()
+            if not line or b"EXISTS" in line:
+                return time.perf_counter()
+
+    waits = [asyncio.ensure_future(hears(c)) for c in watchers]
+    reader, writer = await asyncio.open_connection("127.0.0.1", smtp_port)
+
+    async def reply() -> bytes:
+        while True:
+            line = await reader.readline()
+            if line[3:4] != b"-":
+                return line
+
+    await reply()
+    for command in ("EHLO bench.client", "MAIL FROM:<load@bench.client>", f"RCPT TO:<{rcpt}>", "DATA"):
+        writer.write(command.encode() + b"\r\n")
+        await reply()
+    start = time.perf_counter()
+    writer.write(b"Subject: idle test\r\n\r\nhello\r\n.\r\n")
+    accepted = await reply()
+    at_250 = time.perf_counter()
+    if not accepted.startswith(b"250"):
+        raise RuntimeError(accepted)
+    writer.write(b"QUIT\r\n")
+    writer.close()
+    heard = await asyncio.wait_for(asyncio.gather(*waits), 60) if waits else [at_250]
+    return at_250 - start, max(heard) - start
+
+
+# ----- the run ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--imaptest-secs", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=10, help="imaptest clients")
+    parser.add_argument("--pop3-messages", type=int, default=2000)
+    parser.add_argument("--smtp-messages", type=int, default=2000)
+    parser.add_argument("--large", type=int, default=100_000)
+    parser.add_argument("--idle", type=int, default=10_000, help="tuimail IDLE sessions")
+    parser.add_argument("--peer-idle", type=int, default=190, help="Dovecot IDLE sessions (its per-user/IP limit is 200)")
+    parser.add_argument("--imaptest", type=Path, default=Path(os.environ.get("IMAPTEST_DIR", "/work/imaptest")) / "imaptest")
+    parser.add_argument("--peers-dir", type=Path, default=Path(os.environ.get("PEERS_DIR", "/tmp/peers")))
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    kit = _kit()
+    mail = args.peers_dir / "mail"
+    vmail = (mail / "speed").stat().st_uid if (mail / "speed").exists() else 5000
+    peer_user, peer_pop, peer_big = "speed", "speedpop", "speedbig"
+    print(f"bench/peers.py {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
+          f"{os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs", flush=True)
+    table = Table()
+    with tempfile.TemporaryDirectory(prefix="tuimail-peers-", dir="/tmp") as tmp:  # same disk as the peers
+        accounts = [f"{n}@{DOMAIN}" for n in ("bench", "pop", "smtp", "big", "idle", "watch")]
+        config = make_config(Path(tmp), accounts)
+        policy = config.settings.policy
+        policy.max_connections = policy.max_connections_per_ip = 20_000
+        policy.auth_failures_before_block = 0
+        save_settings(config.settings, config.path)
+        config = Config.load(config.path)
+        box = Path(config.data_dir) / DOMAIN
+        server = Tuimail(config)
+        server.start()
+        ports = server.ports
+        try:
+            if "imaptest" in only:
+                mbox = Path(tmp) / "sample.mbox"
+                subprocess.run([str(kit / "make-mbox"), str(mbox), "200"], check=True, capture_output=True)
+                for logout in (True, False):
+                    ours, peer = alternate(
+                        args.rounds,
+                        lambda: imaptest(args.imaptest, ports.imap, f"bench@{DOMAIN}", PASSWORD, mbox, args.clients,
+                                         args.imaptest_secs, logout),
+                        lambda: imaptest(args.imaptest, 2144, peer_user, PEER_PASSWORD, mbox, args.clients,
+                                         args.imaptest_secs, logout))
+                    what = f"imaptest stress, {args.clients} clients, {args.imaptest_secs} s" + ("" if logout else ", logout=0")
+                    table.add(what, "cmds/s", ours, peer, True)
+            if "pop3" in only:
+                size = 4096
+                fill(box / "pop", args.pop3_messages, size)
+                empty_maildir(mail / peer_pop / "Maildir", dovecot_files=True)
+                fill(mail / peer_pop / "Maildir", args.pop3_messages, size, owner=vmail)
+                asyncio.run(pop3_session(2111, peer_pop, PEER_PASSWORD, False))  # both index it first
+                asyncio.run(pop3_session(ports.pop3, f"pop@{DOMAIN}", PASSWORD, False))
+                runs = alternate(args.rounds,
+                                 lambda: asyncio.run(pop3_session(ports.pop3, f"pop@{DOMAIN}", PASSWORD, True))[2],
+                                 lambda: asyncio.run(pop3_session(2111, peer_pop, PEER_PASSWORD, True))[2])
+                n = args.pop3_messages
+                table.add(f"POP3 download, {n} x {size // 1024} KiB, one session", "msgs/s",
+                          [n / t for t in runs[0]], [n / t for t in runs[1]], True)
+                wire = len(message(0, size).replace(b"\n", b"\r\n")) * n / 1048576
+                table.add("POP3 download (message data)", "MB/s", [wire / t for t in runs[0]], [wire / t for t in runs[1]], True)
+            if "smtp" in only:
+                for reuse in (False, True):
+                    ours, peer = alternate(
+                        args.rounds,
+                        lambda: smtp_load(kit, ports.smtp, args.smtp_messages, 20, f"smtp@{DOMAIN}", reuse),
+                        lambda: smtp_load(kit, 2526, args.smtp_messages, 20, f"{peer_user}@peers.test", reuse))
+                    mode = "connections reused" if reuse else "a connection per message"
+                    table.add(f"SMTP intake, {args.smtp_messages} x 1 KiB, 20 sessions, {mode}", "msgs/s", ours, peer, True)
+                empty_maildir(box / "smtp")
+                time.sleep(2)  # Postfix delivers after its 250
+                empty_maildir(mail / peer_user / "Maildir")
+            if "idle" in only:
+                idle_section(args, table, server, peer_user)
+            if "big" in only:
+                big_section(args, table, server, box, mail / peer_big / "Maildir", vmail)
+            print(f"\nbench/peers.py finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
+                  f"{os.getloadavg()[0]:.2f}")
+            table.print()
+            sys.stdout.flush()
+        finally:
+            server.stop()
+            if "big" in only:  # 200,000 files to remove: after the figures
+                empty_maildir(mail / peer_big / "Maildir", dovecot_files=True)
+
+
+def big_section(args, table: Table, server: Tuimail, box: Path, peer_maildir: Path, vmail: int) -> None:
+    n = args.large
+    print(f"writing {n} messages into each server's folder...", flush=True)
+    fill(box / "big", n, 2048, unseen_every=10)
+    empty_maildir(peer_maildir, dovecot_files=True)
+    fill(peer_maildir, n, 2048, unseen_every=10, owner=vmail)
+    user, peer_user = f"big@{DOMAIN}", "speedbig"
+    watch, peer_watch = f"watch@{DOMAIN}", "speedpop"
+    figures: dict[str, tuple[list[float], list[float]]] = {}
+
+    async def measure(port: int, pop_port: int, login: str, password: str, watcher: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        client = await Imap.login(port, login, password)
+        out["first SELECT"], out["NOOP during first SELECT"] = await with_noops(
+            port, watcher, password, lambda: client.timed("SELECT INBOX"))
+        later = []
+        for _ in range(3):
+            await client.command("UNSELECT")
+            later.append(await client.timed("SELECT INBOX"))
+        out["later SELECT"] = statistics.median(later)
+        out["FETCH 1:* (FLAGS)"], out["NOOP during FETCH"] = await with_noops(
+            port, watcher, password, lambda: client.timed("FETCH 1:* (FLAGS)"))
+        out["UID SEARCH UNSEEN"], out["NOOP during SEARCH"] = await with_noops(
+            port, watcher, password, lambda: client.timed("UID SEARCH UNSEEN"))
+        await client.close()
+        out["POP3 login + STAT + LIST"] = (await pop3_session(pop_port, login, password, False))[2]
+        return out
+
+    for _ in range(args.rounds):
+        server.stop()
+        (box / "big" / "tuimail-index").unlink(missing_ok=True)  # the first SELECT builds the index
+        server.start()
+        ours = asyncio.run(measure(server.ports.imap, server.ports.pop3, user, PASSWORD, watch))
+        drop_dovecot_index(peer_maildir)
+        peer = asyncio.run(measure(2144, 2111, peer_user, PEER_PASSWORD, peer_watch))
+        for key in ours:
+            figures.setdefault(key, ([], []))
+            figures[key][0].append(ours[key])
+            figures[key][1].append(peer[key])
+    for key, (ours, peer) in figures.items():
+        table.add(f"{n // 1000}k folder: {key}", "ms", ours, peer, False)
+
+
+def idle_section(args, table: Table, server: Tuimail, peer_user: str) -> None:
+    async def run(port: int, smtp: int, login: str, password: str, count: int, rcpt: str, rss) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {"conn/s, no session open": [await connect_rate(port)]}
+        out["250 delay, nobody watching"] = [(await deliver_and_wait(smtp, rcpt, []))[0] for _ in range(args.rounds)]
+        before = rss()
+        clients = await idle_sessions(port, login, password, count)
+        out["sessions in IDLE"] = [len(clients)]
+        out["server memory"] = [rss()]
+        out["memory per session"] = [(rss() - before) / max(1, len(clients))]
+        out["conn/s, all sessions open"] = [await connect_rate(port)]
+        out["250 delay"], out["all watchers heard EXISTS"] = [], []
+        for _ in range(args.rounds):
+            at_250, heard = await deliver_and_wait(smtp, rcpt, clients)
+            out["250 delay"].append(at_250)
+            out["all watchers heard EXISTS"].append(heard)
+        for client in clients:
+            client.writer.close()
+        return out
+
+    server.stop()  # a fresh process: its memory is the sessions', not earlier sections' caches
+    server.start()
+    ours = asyncio.run(run(server.ports.imap, server.ports.smtp, f"idle@{DOMAIN}", PASSWORD, args.idle,
+                           f"idle@{DOMAIN}", server.rss))
+    peer = asyncio.run(run(2144, 2526, peer_user, PEER_PASSWORD, args.peer_idle, f"{peer_user}@peers.test",
+                           lambda: rss_of(dovecot_pids())))
+    higher = {"conn/s, no session open": True, "conn/s, all sessions open": True, "sessions in IDLE": True}
+    units = {"server memory": "MiB", "memory per session": "KiB", "sessions in IDLE": "sessions"}
+    for key in ours:
+        unit = units.get(key, "conn/s" if key.startswith("conn/s") else "ms")
+        values = (ours[key], peer[key])
+        if unit == "KiB":
+            values = ([v / 1024 for v in ours[key]], [v / 1024 for v in peer[key]])
+        table.add(f"IDLE ({args.idle} tuimail / {args.peer_idle} Dovecot): {key}", unit, *values, higher.get(key, False))
+
+
+if __name__ == "__main__":
+    main()

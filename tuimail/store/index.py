@@ -1,0 +1,273 @@
+"""The per-folder index on disk: `tuimail-index`, an append-only log of what the folder holds.
+
+What it is for. The Maildir's file names say which messages exist and their system flags, but not
+their IMAP UIDs, their keywords, or when each last changed. The index keeps, for every message: the
+uid, the file's base name, its flags and keywords, its size on disk and with CRLF line ends, its
+internal date, and a *mod-sequence* (RFC 7162 CONDSTORE): a number taken from the folder's counter,
+`highest modseq`, which every change (a message indexed, flags or keywords changed, an expunge)
+bumps by one. It also keeps UIDVALIDITY and UIDNEXT. Reloading it at start means a folder of 100,000
+messages is not listed again to be served: its directories are listed only when their modification
+times show that something else (mutt, Dovecot, a crash) changed them since the index last matched.
+
+Format. UTF-8 text, one record per line; every line ends with ` #<crc32>` (CRC-32 of the line up to
+the space before `#`, 8 hex digits) and a newline:
+
+    tuimail-index 1 V<uidvalidity>                          the first line (written whole, never appended)
+    N <uidnext> <highest modseq>                             counters (after a compaction)
+    + <uid> <modseq> <flags> <size> <wire size> <date µs> <base> [keyword ...]   a message is indexed
+    = <uid> <modseq> <flags> [keyword ...]                   its flags / keywords changed
+    - <uid> <modseq>                                         it was expunged
+    S <new/ mtime ns> <cur/ mtime ns>                        the directories as the index last matched them
+
+`<flags>` is where the file is, `n` (new/: nobody has seen it, \\Recent) or `c` (cur/), followed by the
+Maildir flag letters (`c` alone: no flags); `<base>` is the file name without `:2,<flags>`, with
+`%`, space and control characters written as `%XX`. Keywords are IMAP atoms and contain no spaces.
+Replaying the records in order gives the folder's state; UIDNEXT is one more than any uid ever
+indexed, highest modseq the largest modseq seen (`N` keeps both across a compaction).
+
+Crash safety. Records are only appended (`O_APPEND`, one `write` per batch) and fsynced before any
+reply that depends on them (APPEND's uid, a delivery's uid, a STORE's modseq); fsyncs of batches made
+at the same time by several sessions are shared (group commit, `commit`). A crash can only tear the
+last, unacknowledged, batch: on load, the first line that is incomplete or fails its CRC ends the log,
+and the file is truncated there. Nothing acknowledged is ever lost, a uid is never given twice
+(UIDNEXT is derived from the records, which are durable before the uid is shown to anyone), and
+modseqs only grow. When dead records (old flag states, expunged messages) outnumber the live ones,
+the log is compacted: the current state is written to a new file (fsynced), renamed over the old one,
+and the directory fsynced.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tuimail.core.atomic import atomic_write
+
+INDEX = "tuimail-index"
+_NONE: frozenset[str] = frozenset()
+MAGIC = "tuimail-index 1"
+_ESCAPE = re.compile(r"[%\s\x00-\x1f\x7f]")
+_UNESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def escape(base: str) -> str:
+    if "%" not in base and " " not in base and base.isprintable():  # every name tuimail writes
+        return base
+    return _ESCAPE.sub(lambda m: f"%{ord(m.group()):02X}", base)
+
+
+def unescape(text: str) -> str:
+    return _UNESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text) if "%" in text else text
+
+
+def seal(line: str) -> bytes:
+    """A record as written: the line, its CRC-32, a newline."""
+    return f"{line} #{zlib.crc32(line.encode()):08x}\n".encode()
+
+
+# An entry, as `replay` gives it: [uid, modseq, where + flags, size, wire size, internal date, base, keywords]
+Entry = list
+
+
+def add_record(uid: int, modseq: int, where: str, size: int, wire_size: int, internaldate: float, base: str,
+               keywords: frozenset[str]) -> str:
+    words = "".join(" " + k for k in sorted(keywords)) if keywords else ""
+    return f"+ {uid} {modseq} {where} {size} {wire_size} {round(internaldate * 1_000_000)} {escape(base)}{words}"
+
+
+def change_record(uid: int, modseq: int, flags: str, keywords: Iterable[str]) -> str:
+    return f"= {uid} {modseq} {flags}" + "".join(" " + k for k in sorted(keywords))
+
+
+def expunge_record(uid: int, modseq: int) -> str:
+    return f"- {uid} {modseq}"
+
+
+def stamp_record(stamp: tuple[int, int]) -> str:
+    return f"S {stamp[0]} {stamp[1]}"
+
+
+@dataclass(slots=True)
+class State:
+    """What replaying a log gives."""
+
+    uidvalidity: int = 0
+    uidnext: int = 1
+    highest_modseq: int = 0
+    entries: dict[int, Entry] = field(default_factory=dict)
+    stamp: tuple[int, int] | None = None  # the directories' mtimes when the index last matched them
+    records: int = 0  # lines after the header (compaction decides by it)
+    good_bytes: int = 0  # where the intact part of the file ends
+    torn: bool = False  # an incomplete or corrupt tail was found (and will be cut off)
+
+
+def replay(data: bytes) -> State | None:
+    """Parse a log; None when it has no valid header (no index: build one)."""
+    state = State()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        state.torn = True  # the last write was cut short
+    lines = data[:end].decode("utf-8", "replace").split("\n")
+    lines.pop()  # after the last newline
+    crc32 = zlib.crc32
+    pos = 0
+    entries, uidnext, highest = state.entries, 1, 0
+    for number, raw in enumerate(lines):
+        line, sep, crc = raw.rpartition(" #")
+        if not sep or len(crc) != 8 or int(crc, 16) != crc32(line.encode()):
+            state.torn = True
+            break
+        if number == 0:
+            words = line.split()
+            if len(words) != 3 or " ".join(words[:2]) != MAGIC or not words[2].startswith("V"):
+                return None
+            state.uidvalidity = int(words[2][1:])
+        else:
+            w = line.split(" ")
+            try:
+                if w[0] == "+":  # most records: inline
+                    uid, modseq = int(w[1]), int(w[2])
+                    if w[3][0] not in "nc":
+                        raise ValueError(w[3])
+                    base = w[7]
+                    entries[uid] = [uid, modseq, w[3], int(w[4]), int(w[5]), int(w[6]) / 1_000_000,
+                                    unescape(base) if "%" in base else base, frozenset(w[8:]) if len(w) > 8 else _NONE]
+                    if uid >= uidnext:
+                        uidnext = uid + 1
+                    if modseq > highest:
+                        highest = modseq
+                else:
+                    state.uidnext, state.highest_modseq = uidnext, highest
+                    _apply(state, w)
+                    uidnext, highest = state.uidnext, state.highest_modseq
+            except (ValueError, IndexError):
+                state.torn = True
+                break
+            state.records += 1
+        pos += len(raw.encode()) + 1 if not raw.isascii() else len(raw) + 1
+        state.good_bytes = pos
+    state.uidnext, state.highest_modseq = max(state.uidnext, uidnext), max(state.highest_modseq, highest)
+    if not lines or state.uidvalidity == 0 and state.good_bytes == 0:
+        return None
+    return state
+
+
+def _apply(state: State, w: list[str]) -> None:
+    kind = w[0]
+    if kind == "+":
+        uid, modseq = int(w[1]), int(w[2])
+        state.entries[uid] = [uid, modseq, _where(w[3]), int(w[4]), int(w[5]), int(w[6]) / 1_000_000,
+                              unescape(w[7]), frozenset(w[8:]) if len(w) > 8 else _NONE]
+        state.uidnext = max(state.uidnext, uid + 1)
+        state.highest_modseq = max(state.highest_modseq, modseq)
+    elif kind == "=":
+        uid, modseq = int(w[1]), int(w[2])
+        entry = state.entries.get(uid)
+        if entry is not None:
+            entry[1], entry[2], entry[7] = modseq, _where(w[3]), frozenset(w[4:]) if len(w) > 4 else _NONE
+        state.highest_modseq = max(state.highest_modseq, modseq)
+    elif kind == "-":
+        state.entries.pop(int(w[1]), None)
+        state.highest_modseq = max(state.highest_modseq, int(w[2]))
+    elif kind == "N":
+        state.uidnext = max(state.uidnext, int(w[1]))
+        state.highest_modseq = max(state.highest_modseq, int(w[2]))
+    elif kind == "S":
+        state.stamp = (int(w[1]), int(w[2]))
+    else:
+        raise ValueError(kind)
+
+
+def _where(field: str) -> str:
+    if field[:1] not in ("n", "c"):
+        raise ValueError(field)
+    return field
+
+
+class IndexLog:
+    """The open log of one folder: appends, group-committed fsyncs, compaction.
+
+    The caller (the folder) serialises `append` and `rewrite` under its own lock; `commit` may be
+    called from any thread without it, and several threads' commits share one fsync.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._written = 0  # batches written
+        self._synced = 0  # batches known to be on disk
+        self._syncing = False
+        self._cond = threading.Condition()
+
+    def load(self) -> State | None:
+        """Read and replay the log; a torn tail is cut off so later appends follow intact records."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        state = replay(data)
+        if state is not None and state.torn:
+            with open(self.path, "r+b") as f:
+                f.truncate(state.good_bytes)
+                f.flush()
+                os.fsync(f.fileno())
+        return state
+
+    def append(self, lines: list[str]) -> int:
+        """Write records (one write); returns a ticket for `commit`."""
+        data = b"".join(seal(line) for line in lines)
+        with self._cond:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            os.write(self._fd, data)
+            self._written += 1
+            return self._written
+
+    def commit(self, ticket: int) -> None:
+        """Return once the batch `ticket` is on disk; concurrent callers share one fsync."""
+        with self._cond:
+            while self._synced < ticket:
+                if self._syncing:
+                    self._cond.wait()
+                    continue
+                self._syncing = True
+                target, fd = self._written, self._fd
+                self._cond.release()
+                try:
+                    if fd is not None:
+                        os.fsync(fd)
+                finally:
+                    self._cond.acquire()
+                    self._syncing = False
+                    self._synced = max(self._synced, target)
+                    self._cond.notify_all()
+
+    def rewrite(self, uidvalidity: int, uidnext: int, highest_modseq: int, records: list[str],
+                stamp: tuple[int, int] | None) -> int:
+        """Replace the log by the current state (`records`: one `add_record` per message), atomically
+        and durably; returns the record count."""
+        lines = [f"N {uidnext} {highest_modseq}", *records]
+        if stamp is not None:
+            lines.append(stamp_record(stamp))
+        header = f"{MAGIC} V{uidvalidity}"
+        data = seal(header) + b"".join(seal(line) for line in lines)
+        with self._cond:
+            while self._syncing:  # an fsync of the old file is under way: let it finish first
+                self._cond.wait()
+            atomic_write(self.path, data, mode=0o600)
+            if self._fd is not None:  # the old file is gone: later appends go to the new one
+                os.close(self._fd)
+                self._fd = None
+            self._synced = self._written  # everything written so far is in the new, fsynced file
+        return len(lines)
+
+    def close(self) -> None:
+        with self._cond:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
