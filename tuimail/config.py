@@ -41,6 +41,9 @@ class ServerSettings(_Section):
     """How many rotated files to keep per log."""
     language: Literal["en", "ru"] = "en"
     """Language of the monitor, the annotations and the log files' own phrases: "en" or "ru" (protocol replies stay ASCII)."""
+    log_group: str = ""
+    """A group (name or number) allowed to read the logs: log_dir becomes 0750 and the logs 0640 with that
+    group, applied at every start. Empty (the default): only the user running tuimail can read them (0700)."""
 
     @field_validator("hostname")
     @classmethod

@@ -12,6 +12,7 @@ import errno
 import importlib
 import ipaddress
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from tuimail.core.guard import Guard
 from tuimail.core.runlock import RunLock
 from tuimail.core.events import ConnectionRefused, EventBus, LoginAttempt, ProgressChanged
 from tuimail.servers import tls
+from tuimail.servers.connection import HANDSHAKE_TIMEOUT
 from tuimail.servers.logwriter import LogWriter
 from tuimail.servers.sessions import SessionRegistry
 from tuimail.store import Folder, MailStore
@@ -71,7 +73,7 @@ class Engine:
         self.store = MailStore(config.data_dir)
         self.sessions = SessionRegistry(self.bus)
         settings = config.settings.server
-        self.logs = LogWriter(config.log_dir, settings.log_max_bytes, settings.log_backups)
+        self.logs = LogWriter(config.log_dir, settings.log_max_bytes, settings.log_backups, settings.log_group)
         self._unsubscribe_logs = self.bus.subscribe(self.logs)
         self.listeners: dict[str, ListenerState] = {}
         self.started_at: float | None = None
@@ -103,7 +105,12 @@ class Engine:
         """Bind every enabled listener. A listener that cannot bind is reported, not raised."""
         self.loop = asyncio.get_running_loop()
         self.started_at = time.time()
-        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        # mail, password hashes and TLS keys: only the server's user may enter (SECURITY.md)
+        self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self.config.data_dir.chmod(0o700)
+        except OSError as e:
+            self.bus.system(f"Cannot make {self.config.data_dir} private: {e.strerror or e}", logging.WARNING)
         # `lab reset` and friends refuse while this is held (best effort: a second engine in one
         # process, as tests make, still starts)
         self.run_lock.acquire()
@@ -187,8 +194,11 @@ class Engine:
                 self.bus.system(f"{name} listener on port {port}: TLS is not configured", logging.WARNING)
                 return state
         try:
+            # backlog: the system's maximum, so a burst of connections waits in the kernel's queue
+            # instead of being refused (a lab of 30 students all connecting at once, a connection flood)
             state.server = await asyncio.get_running_loop().create_server(
-                factory(self, name), address, port, ssl=ssl, reuse_address=True
+                factory(self, name), address, port, ssl=ssl, reuse_address=True, backlog=listen_backlog(),
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if ssl is not None else None,
             )
         except OSError as e:
             state.status = bind_error_text(e, port)
@@ -207,6 +217,11 @@ class Engine:
             return None
         return (f"WARNING: passwords are accepted without TLS on {address} "
                 "(allow_plaintext_auth = true); anyone on the network can read them")
+
+    @property
+    def log_problem(self) -> str | None:
+        """Why the log files cannot be written now (disk full...), for the TUI header; None when fine."""
+        return self.logs.problem
 
     def _warn_plaintext(self) -> None:
         warning = self.plaintext_warning
@@ -260,6 +275,14 @@ class Engine:
                 callback(folder)
             except Exception:
                 log.exception("folder watcher failed")
+
+
+def listen_backlog() -> int:
+    """The listen queue's length: /proc/sys/net/core/somaxconn (Linux), else socket.SOMAXCONN."""
+    try:
+        return max(socket.SOMAXCONN, int(Path("/proc/sys/net/core/somaxconn").read_text().strip()))
+    except (OSError, ValueError):
+        return socket.SOMAXCONN
 
 
 def bind_error_text(error: OSError, port: int) -> str:
