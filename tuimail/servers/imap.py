@@ -8,7 +8,7 @@ literal contents and message data never reach the log.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 from tuimail.core.directory import AuthOutcome, Service
 from tuimail.core.events import Protocol
@@ -219,17 +219,35 @@ class ImapConnection(LineConnection):
 
     def _apply(self, outcome: Outcome) -> None:
         """Send an outcome at once (greeting, IDLE updates: never large)."""
-        for _ in self._emit(outcome):
+        emit = self._emit(outcome)
+        try:
+            request = next(emit)
+            while True:
+                request = emit.send(_take(request) if request is not None else None)
+        except StopIteration:
             pass
 
     async def _apply_paced(self, outcome: Outcome) -> None:
-        """Send an outcome, waiting while the transport's buffer is full (large FETCH answers)."""
-        for _ in self._emit(outcome):
-            if not self._writable.is_set():
-                await self._writable.wait()
+        """Send an outcome, waiting while the transport's buffer is full (large FETCH answers).
 
-    def _emit(self, outcome: Outcome) -> Iterator[None]:
-        """Send the replies of an outcome; yields after each streamed chunk."""
+        Streamed replies (FETCH) are produced in a worker thread, WRITE_BATCH bytes at a time: reading
+        and parsing messages never runs on the event loop, so one big FETCH does not stall the others."""
+        emit = self._emit(outcome)
+        try:
+            request = next(emit)
+            while True:
+                if request is None:  # a batch was written: wait until the client reads it
+                    if not self._writable.is_set():
+                        await self._writable.wait()
+                    request = emit.send(None)
+                else:
+                    request = emit.send(await asyncio.to_thread(_take, request))
+        except StopIteration:
+            pass
+
+    def _emit(self, outcome: Outcome) -> Generator[Iterator[bytes] | None, list[bytes] | None, None]:
+        """Send the replies of an outcome. Yields a stream when it needs its next chunks (the caller
+        sends back a list of them, empty at the end) and None after each batch written."""
         session = self.session
         shown = (self.machine.user, self.machine.session_state)
         if shown != self._shown:  # before the replies: a client that reads OK sees the session updated
@@ -251,13 +269,16 @@ class ImapConnection(LineConnection):
             data.append(reply.data)
             lines += reply.log if reply.log is not None else _log_lines(reply.data)
             size += len(reply.data)
-            for chunk in reply.stream or ():
-                data.append(chunk)
-                size += len(chunk)
+            while reply.stream is not None:
+                chunks = yield reply.stream
+                if not chunks:
+                    break
+                data += chunks
+                size += sum(map(len, chunks))
                 if size >= WRITE_BATCH:
                     self.send(b"".join(data), lines)
                     data, lines, size = [], [], 0
-                    yield
+                    yield None
                     if self.transport is None or self.transport.is_closing():
                         return
         if data:
@@ -314,6 +335,18 @@ class ImapConnection(LineConnection):
 
 def keywords_of(folder: Folder) -> Keywords:
     return keywords_for(folder.path)
+
+
+def _take(stream: Iterator[bytes], limit: int = WRITE_BATCH) -> list[bytes]:
+    """The next chunks of a stream, about `limit` bytes of them; empty at its end."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in stream:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return chunks
 
 
 def _log_lines(data: bytes) -> list[str]:

@@ -4,6 +4,15 @@ UIDs: `tuimail-uidlist` in each folder holds a header `V<uidvalidity> N<uidnext>
 `<uid> <base name>` line per message, appended as new files are first seen (as Dovecot's
 dovecot-uidlist does). The uid is the message's identity for IMAP UIDs and POP3 UIDLs alike.
 
+MOVE within an account renames each file into the target folder under a new unique name (a rename is
+atomic: after any crash the message is in exactly one folder, and the new name was never in any uid
+list, so it gets a fresh uid); COPY hard-links under a new name and skips messages whose file is
+already linked into the target (a COPY repeated after a crash adds no duplicate). UIDs are never
+reused: the uid list only grows until it is rewritten with its `N<uidnext>` header.
+
+A full disk does not stop reading and deleting: a uid list that cannot be written is kept in memory
+and written whole at the next chance (`_uidlist_dirty`).
+
 One `Folder` object exists per folder per process (the store caches them) so every session shares one
 index. Changes made outside the process (mutt, a second tuimail) are found by the directories' mtimes.
 Thread-safe: a lock guards each folder's index; delivery only touches tmp/ and new/.
@@ -11,6 +20,7 @@ Thread-safe: a lock guards each folder's index; delivery only touches tmp/ and n
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
@@ -19,7 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tuimail.core.atomic import atomic_write
+from tuimail.core.atomic import atomic_write, fsync_dir
 from tuimail.store.files import (
     SIZE_RE,
     TIME_RE,
@@ -27,6 +37,7 @@ from tuimail.store.files import (
     normalize_flags,
     parse_name,
     racy_window,
+    unique_base,
     write_durably,
 )
 
@@ -34,6 +45,7 @@ if TYPE_CHECKING:
     from tuimail.store.maildir import Mailbox
 
 UIDLIST = "tuimail-uidlist"
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +79,8 @@ class Folder:
         self._uidvalidity = 0
         self._uidnext = 1
         self._uidlist_lines = 0
+        self._uidlist_dirty = False  # the file misses entries (a write failed on a full disk)
+        self._uidlist_open_line = False  # the file ends without a newline (a crash mid-append)
         self._known_uids: dict[str, int] = {}  # uid list entries not yet matched to a file
         self._mtimes: tuple[int, int] | None = None
         self._own_stamp: tuple[int, int] | None = None  # mtimes our own last change produced
@@ -248,13 +262,15 @@ class Folder:
 
     def _load_uidlist(self) -> None:
         try:
-            lines = self._uidlist_path.read_text(encoding="utf-8").splitlines()
+            content = self._uidlist_path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             self._uidvalidity = self.mailbox.next_uidvalidity()
             self._uidnext = 1
             if (self.path / "cur").is_dir():
                 self._write_uidlist()
             return
+        lines = content.splitlines()
+        self._uidlist_open_line = bool(content) and not content.endswith("\n")
         header = dict((p[0], p[1:]) for p in lines[0].split() if p) if lines else {}
         self._uidvalidity = int(header.get("V", int(time.time())))
         self._uidnext = int(header.get("N", 1))
@@ -273,17 +289,33 @@ class Folder:
     def _write_uidlist(self) -> None:
         lines = [f"V{self._uidvalidity} N{self._uidnext}\n"]
         lines += [f"{uid} {ref.base}\n" for uid, ref in sorted(self._by_uid.items())]
-        atomic_write(self._uidlist_path, "".join(lines).encode(), mode=0o600)
+        try:
+            atomic_write(self._uidlist_path, "".join(lines).encode(), mode=0o600)
+        except OSError as e:
+            if e.errno not in DISK_FULL:
+                raise
+            self._uidlist_dirty = True  # keep serving from memory; written whole when there is room
+            return
+        self._uidlist_dirty = self._uidlist_open_line = False
         self._uidlist_lines = len(lines) - 1
 
     def _append_uidlist(self, lines: list[str]) -> None:
-        if not self._uidlist_path.exists() or self._uidlist_lines > 2 * len(self._by_uid) + 1000:
+        if (self._uidlist_dirty or not self._uidlist_path.exists()
+                or self._uidlist_lines > 2 * len(self._by_uid) + 1000):
             self._write_uidlist()  # compaction drops the lines of expunged messages
             return
-        with open(self._uidlist_path, "a", encoding="utf-8") as f:
-            f.write("".join(lines))
-            f.flush()
-            os.fsync(f.fileno())
+        text = ("\n" if self._uidlist_open_line else "") + "".join(lines)  # never glue onto a torn line
+        try:
+            with open(self._uidlist_path, "a", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            if e.errno not in DISK_FULL:
+                raise
+            self._uidlist_dirty = True
+            return
+        self._uidlist_open_line = False
         self._uidlist_lines += len(lines)
 
     # ----- messages -------------------------------------------------------------------------
@@ -389,24 +421,106 @@ class Folder:
         return removed
 
     def copy_to(self, uids: Iterable[int], dest: Folder) -> list[tuple[int, int]]:
-        """Copy messages (hard links where possible) keeping flags; returns (source uid, new uid)."""
-        pairs = []
-        for uid in sorted(set(uids)):
-            ref = self.get(uid)
-            if ref is None:
-                continue
+        """Copy messages keeping flags; returns (source uid, uid in dest).
+
+        Each copy is a hard link under a new unique name (a plain durable copy where links are not
+        possible). A message whose file is already linked into `dest` (a COPY repeated after a crash)
+        is not copied again: its existing uid is returned."""
+        wanted = [ref for ref in (self.get(uid) for uid in sorted(set(uids))) if ref is not None]
+        if not wanted:
+            return []
+        present = {} if dest is self else dest._inodes()
+        pairs: list[tuple[int, int]] = []
+        linked: list[tuple[int, str]] = []
+        for ref in wanted:
+            source = self.message_path(ref)
             try:
-                data = self.message_path(ref).read_bytes()
+                inode = os.stat(source).st_ino
             except FileNotFoundError:
                 continue
-            pairs.append((uid, dest.append(data, ref.flags, ref.internaldate)))
-        return pairs
+            if inode in present:
+                uid = dest._uid_of_file(present[inode])
+                if uid is not None:
+                    pairs.append((ref.uid, uid))
+                    continue
+            name = f"{unique_base(ref.size, ref.wire_size, ref.internaldate)}:2,{ref.flags}"
+            try:
+                os.link(source, dest.path / "cur" / name)
+            except FileNotFoundError:
+                continue
+            except OSError:  # another file system, or links not allowed: write a copy
+                try:
+                    data = source.read_bytes()
+                except FileNotFoundError:
+                    continue
+                name = write_durably(dest.path, data, "cur", ref.flags, ref.internaldate)
+            linked.append((ref.uid, name))
+        if linked:
+            fsync_dir(dest.path / "cur")
+            with dest._lock:
+                dest.sync(force=True)
+                pairs += [(uid, dest._uid_of_base[parse_name(name)[0]]) for uid, name in linked]
+        return sorted(pairs)
 
     def move_to(self, uids: Iterable[int], dest: Folder) -> list[tuple[int, int]]:
-        """RFC 6851 MOVE: copy then expunge the originals; returns (source uid, new uid)."""
-        pairs = self.copy_to(uids, dest)
-        self.expunge(uid for uid, _ in pairs)
-        return pairs
+        """RFC 6851 MOVE: each file is renamed into `dest` under a new unique name, so after any crash
+        the message is in exactly one of the two folders; returns (source uid, new uid)."""
+        moved: list[tuple[int, str]] = []
+        fallback: list[int] = []
+        left: set[str] = set()
+        with self._lock:
+            self.sync()
+            for uid in sorted(set(uids)):
+                ref = self._by_uid.get(uid)
+                if ref is None:
+                    continue
+                name = f"{unique_base(ref.size, ref.wire_size, ref.internaldate)}:2,{ref.flags}"
+                try:
+                    os.rename(self.message_path(ref), dest.path / "cur" / name)
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    if e.errno != errno.EXDEV:
+                        raise
+                    fallback.append(uid)  # another file system: copy, then expunge
+                    continue
+                del self._by_uid[uid]
+                self._uid_of_base.pop(ref.base, None)
+                moved.append((uid, name))
+                left.add(ref.subdir)
+            if moved:
+                for subdir in left:
+                    fsync_dir(self.path / subdir)
+                self._own_change()
+                self._changed()
+        pairs: list[tuple[int, int]] = []
+        if moved:
+            fsync_dir(dest.path / "cur")
+            with dest._lock:
+                dest.sync(force=True)
+                pairs = [(uid, dest._uid_of_base[parse_name(name)[0]]) for uid, name in moved]
+        if fallback:
+            copied = self.copy_to(fallback, dest)
+            self.expunge(uid for uid, _ in copied)
+            pairs += copied
+        return sorted(pairs)
+
+    def _inodes(self) -> dict[int, str]:
+        """inode -> file name for every message file (from the directory entries: no stat per file)."""
+        found: dict[int, str] = {}
+        for subdir in ("new", "cur"):
+            try:
+                with os.scandir(self.path / subdir) as entries:
+                    for entry in entries:
+                        if not entry.name.startswith("."):
+                            found[entry.inode()] = entry.name
+            except FileNotFoundError:
+                continue
+        return found
+
+    def _uid_of_file(self, name: str) -> int | None:
+        self.sync()
+        return self._uid_of_base.get(parse_name(name)[0])
 
     # ----- statistics -----------------------------------------------------------------------
 

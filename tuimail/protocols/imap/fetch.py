@@ -1,14 +1,20 @@
 """FETCH attributes: parsing (RFC 3501 §6.4.5) and the data items of a FETCH response (§7.4.2).
 
 `parse_atts` turns the argument of FETCH into `FetchAtt`s (macros ALL/FAST/FULL expanded);
-`render` builds one `* n FETCH (...)` response from a message. MIME structure, ENVELOPE and
-BODYSTRUCTURE come from `structure.MessageStructure`, cached per message in a bounded LRU.
+`render` builds one `* n FETCH (...)` response from a message, `render_chunks` the same in pieces:
+a whole large message (BODY[], RFC822) is streamed from its file in STREAM_CHUNK pieces, so a 100 MB
+message never sits in memory. MIME structure, ENVELOPE and BODYSTRUCTURE come from
+`structure.MessageStructure`, cached per message in a bounded LRU (thread-safe: FETCH answers are
+rendered in worker threads).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -148,7 +154,11 @@ def parse_section(spec: str) -> tuple[tuple[int, ...], str, tuple[str, ...]]:
 _CACHE: OrderedDict[tuple, object] = OrderedDict()
 CACHE_SIZE = 512  # messages
 CACHE_BYTES = 64 * 1024 * 1024  # each entry keeps the message's bytes: bound the total as well
+CACHE_ENTRY_MAX = 8 * 1024 * 1024  # a larger message is parsed each time rather than kept
+STREAM_MIN = 1024 * 1024  # whole messages at least this large are streamed from their file
+STREAM_CHUNK = 256 * 1024
 _cached_bytes = 0
+_cache_lock = threading.Lock()
 
 
 def structure_of(folder: Folder, ref: MessageRef, raw: bytes | None = None):
@@ -156,19 +166,24 @@ def structure_of(folder: Folder, ref: MessageRef, raw: bytes | None = None):
     from tuimail.protocols.imap.structure import MessageStructure  # written alongside this module
 
     key = (folder.path, ref.uid, ref.base)
-    hit = _CACHE.get(key)
-    if hit is not None:
-        _CACHE.move_to_end(key)
-        return hit
+    with _cache_lock:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
     if raw is None:
         raw = folder.read(ref.uid)
     global _cached_bytes
     parsed = MessageStructure.parse(raw)
-    _CACHE[key] = parsed
-    _cached_bytes += len(raw)
-    while len(_CACHE) > 1 and (len(_CACHE) > CACHE_SIZE or _cached_bytes > CACHE_BYTES):
-        _, evicted = _CACHE.popitem(last=False)
-        _cached_bytes -= len(evicted.raw)
+    if len(raw) > CACHE_ENTRY_MAX:
+        return parsed
+    with _cache_lock:
+        if key not in _CACHE:
+            _CACHE[key] = parsed
+            _cached_bytes += len(raw)
+        while len(_CACHE) > 1 and (len(_CACHE) > CACHE_SIZE or _cached_bytes > CACHE_BYTES):
+            _, evicted = _CACHE.popitem(last=False)
+            _cached_bytes -= len(evicted.raw)
     return parsed
 
 
@@ -193,8 +208,7 @@ class Message:
     @property
     def structure(self):
         if self._structure is None:
-            key = (self.folder.path, self.ref.uid, self.ref.base)
-            self._structure = _CACHE.get(key) or structure_of(self.folder, self.ref, self.raw)
+            self._structure = structure_of(self.folder, self.ref, None if self._raw is None else self._raw)
         return self._structure
 
 
@@ -271,3 +285,36 @@ def render_binary(msg: Message, att: FetchAtt) -> bytes:
 def render(seq: int, msg: Message, atts: list[FetchAtt], flags: str, utf8: bool = True) -> bytes:
     items = [render_item(msg, att, flags, utf8) for att in atts]
     return b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"
+
+
+def _whole(att: FetchAtt) -> bool:
+    return att.partial is None and (att.name == "RFC822" or (att.name == "BODY[]" and not att.part and not att.text))
+
+
+def render_chunks(seq: int, msg: Message, atts: list[FetchAtt], flags: str, utf8: bool = True) -> Iterator[bytes]:
+    """`render` in pieces: a whole message of STREAM_MIN bytes or more is read from its file a chunk
+    at a time (LF -> CRLF per chunk; the literal's length is RFC822.SIZE, from the file name)."""
+    if msg.ref.size < STREAM_MIN or not any(_whole(a) for a in atts):
+        yield render(seq, msg, atts, flags, utf8)
+        return
+    try:
+        handle = open(msg.folder.message_path(msg.ref), "rb")
+    except FileNotFoundError:
+        yield render(seq, msg, atts, flags, utf8)
+        return
+    with handle:
+        if os.fstat(handle.fileno()).st_size != msg.ref.size:  # the name does not tell the truth
+            yield render(seq, msg, atts, flags, utf8)
+            return
+        out = b"* %d FETCH (" % seq
+        for i, att in enumerate(atts):
+            sep = b" " if i else b""
+            if not _whole(att):
+                out += sep + render_item(msg, att, flags, utf8)
+                continue
+            yield out + sep + att.response_name().encode() + b" {%d}\r\n" % msg.ref.wire_size
+            out = b""
+            handle.seek(0)
+            while chunk := handle.read(STREAM_CHUNK):
+                yield chunk.replace(b"\n", b"\r\n")
+        yield out + b")\r\n"
