@@ -75,6 +75,7 @@ class LineConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._closing = False
         self._refused = False
+        self._lost = False
         self._line_timer: asyncio.TimerHandle | None = None
         self._held_timer: asyncio.TimerHandle | None = None  # for a line held by the telnet filter
         self._can_write = asyncio.Event()
@@ -170,8 +171,9 @@ class LineConnection(asyncio.Protocol):
         return None  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._refused:
+        if self._refused or self._lost:
             return
+        self._lost = True
         if self._timer:
             self._timer.cancel()
         if self._line_timer:
@@ -252,10 +254,10 @@ class LineConnection(asyncio.Protocol):
             )
         except (OSError, ssl.SSLError, ConnectionError, asyncio.TimeoutError) as e:
             # a scanner's probe, an old protocol version, garbage instead of a ClientHello: one line
-            self.session.note(f"TLS negotiation failed: {e or type(e).__name__}")
-            old.abort()
+            self._tls_failed(old, f"{e or type(e).__name__}")
             return False
         if transport is None:  # the peer closed during the handshake
+            self._tls_failed(old, "the client closed the connection")
             return False
         self.transport = transport  # type: ignore[assignment]
         self._reading_paused = False
@@ -268,6 +270,15 @@ class LineConnection(asyncio.Protocol):
             self._held_timer.cancel()
             self._held_timer = None
         return True
+
+    def _tls_failed(self, old: asyncio.BaseTransport, why: str) -> None:
+        """The handshake failed: one log line, and the session ends. asyncio's TLS layer had taken the
+        socket over and never tells this protocol that the connection is gone: say it here."""
+        assert self.session is not None
+        self.session.note(f"TLS negotiation failed: {why}")
+        self.session.close_reason = self.session.close_reason or "TLS negotiation failed"
+        old.abort()
+        self.connection_lost(None)
 
     # ----- internals ------------------------------------------------------------------------
 
