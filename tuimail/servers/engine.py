@@ -28,6 +28,7 @@ from tuimail.core.events import ConnectionRefused, EventBus, LoginAttempt, Progr
 from tuimail.servers import tls
 from tuimail.servers.connection import HANDSHAKE_TIMEOUT
 from tuimail.servers.logwriter import LogWriter
+from tuimail.servers.memory import Trimmer
 from tuimail.servers.sessions import SessionRegistry
 from tuimail.store import Folder, MailStore
 from tuimail.teaching.exercises import steps_of
@@ -105,6 +106,7 @@ class Engine:
         """Bind every enabled listener. A listener that cannot bind is reported, not raised."""
         self.loop = asyncio.get_running_loop()
         self.started_at = time.time()
+        self.bus.subscribe(Trimmer(self.loop))  # memory goes back to the system after bursts
         # mail, password hashes and TLS keys: only the server's user may enter (SECURITY.md)
         self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
