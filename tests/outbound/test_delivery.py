@@ -10,6 +10,7 @@ import pytest
 from tests.helpers import PASSWORD
 from tests.outbound.helpers import inbox, outbound_config, parse, queue_ids, start, wait
 from tuimail.config import RouteSettings
+from tuimail.core.events import MessageBounced
 
 MESSAGE = b"From: tester@lab.test\r\nSubject: outbound\r\nMessage-ID: <m1@lab.test>\r\n\r\nHello over there.\r\n"
 
@@ -70,9 +71,12 @@ def test_5xx_bounces_a_dsn_to_the_sender(tmp_path, sink):
     sink.handler.rcpt_reply = lambda address: "550 5.1.1 No such user here" if address.startswith("nobody") else None
     cfg = outbound_config(tmp_path, ["lab.test"], {"*": sink.port})
     server = start(cfg, "tester@lab.test")
+    bounced = []  # the event the metrics count (tuimail_messages_bounced_total)
+    server.call(server.engine.bus.subscribe, lambda e: bounced.append(e) if isinstance(e, MessageBounced) else None)
     try:
         submit(server, ["nobody@far.test", "friend@far.test"])
         [raw] = wait(lambda: inbox(server, "tester@lab.test"), what="the bounce")
+        assert [e.recipients for e in bounced] == [1]
         dsn = parse(raw)
         assert dsn.get_content_type() == "multipart/report"
         assert dsn.get_param("report-type") == "delivery-status"

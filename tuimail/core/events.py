@@ -188,8 +188,17 @@ class MessageAccepted:
     at: datetime = field(default_factory=now)
 
 
+@dataclass(frozen=True, slots=True)
+class MessageBounced:
+    """The outbound queue sent a delivery status notification (RFC 3464) for recipients it gave up on."""
+
+    queue_id: str
+    recipients: int
+    at: datetime = field(default_factory=now)
+
+
 Event = (SessionOpened | LineIn | LineOut | Note | SessionUpdated | SessionInfo | SessionClosed | SystemMessage
-         | DirectoryChanged | ProgressChanged | ConnectionRefused | LoginAttempt | MessageAccepted)
+         | DirectoryChanged | ProgressChanged | ConnectionRefused | LoginAttempt | MessageAccepted | MessageBounced)
 Subscriber = Callable[[Event], None]
 
 

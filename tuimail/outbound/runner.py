@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tuimail.config import Config
-from tuimail.core.events import EventBus
+from tuimail.core.events import EventBus, MessageBounced
 from tuimail.outbound import dsn, mx, relaypass
 from tuimail.outbound.admin import BOUNCED_BY_OPERATOR
 from tuimail.outbound.client import Connection, NextHopError, Outcome, RcptResult
@@ -388,6 +388,7 @@ class QueueRunner:
             return
         for r in failed:
             r.bounced = True
+        self.bus.publish(MessageBounced(message.id, len(failed)))  # counted by the metrics
         self.bus.system(f"Queue: {message.id} bounced to <{message.mail_from}> for "
                         f"{', '.join(r.address for r in failed)}", logging.WARNING)
         await self._save(message)

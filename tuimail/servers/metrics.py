@@ -10,7 +10,7 @@ thread-safe, and the HTTP thread only reads them):
     tuimail_logins_total{result="ok"|"failed"}        counter
     tuimail_messages_received_total                   counter (stored and answered 250)
     tuimail_messages_delivered_total                  counter (local mailbox deliveries)
-    tuimail_messages_bounced_total                    counter (outbound bounces, when a queue publishes them)
+    tuimail_messages_bounced_total                    counter (recipients the outbound queue gave up on and bounced)
     tuimail_bytes_received_total{protocol}            counter (at session end)
     tuimail_bytes_sent_total{protocol}
     tuimail_blocked_addresses                         gauge
@@ -32,6 +32,7 @@ from tuimail.core.events import (
     LineOut,
     LoginAttempt,
     MessageAccepted,
+    MessageBounced,
     Protocol,
     SessionClosed,
     SessionOpened,
@@ -107,8 +108,8 @@ class Metrics:
         elif kind is MessageAccepted:
             self.received.inc()
             self.delivered.inc(event.delivered)
-        elif kind.__name__ == "MessageBounced":  # the outbound queue's event, when it has one
-            self.bounced.inc()
+        elif kind is MessageBounced:
+            self.bounced.inc(event.recipients)
         elif kind is SystemMessage:  # blocks are made, released and expire with a system line
             self._blocked = self.engine.guard.block_count
 
