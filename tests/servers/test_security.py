@@ -298,7 +298,7 @@ def test_path_tricks_in_names_are_refused(server) -> None:
     server.wait_for(lambda: len(server.engine.sessions) == 0)
     base = server.config.base
     assert {p.name for p in base.iterdir()} <= {"config.toml", "config.toml.bak", "data", "logs"}
-    assert {p.name for p in server.config.data_dir.iterdir()} <= {"lab.test", "other.test", "tls", "accounts.json", "tuimail.pid", "progress.json"}
+    assert {p.name for p in server.config.data_dir.iterdir()} <= {"lab.test", "other.test", "tls", "accounts.json", "tuimail.pid", "progress.json", "queue"}
 
 
 def test_smtp_plaintext_pipelined_after_starttls_is_discarded(server) -> None:

@@ -97,7 +97,9 @@ async def test_rules_show_beside_the_fields_as_you_type(make_app):
 
 async def test_weak_password_is_refused_under_the_policy(make_app):
     app = make_app()
-    async with app.run_test(size=(80, 24)) as pilot:
+    # 100x30: at 80x24 the long policy hint and outbound's new fields push the form's status line out of
+    # view (a known defect, issue 12); this test is about the refusal itself
+    async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
         form = await open_new_form(pilot)
         await pilot.press("tab")

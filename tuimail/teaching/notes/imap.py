@@ -61,6 +61,12 @@ COMMANDS = table({
     "THREAD": ("RFC 5256 §3", "Like SEARCH, but the messages come grouped into conversations (threads).",
                "Как SEARCH, но письма приходят сгруппированными в цепочки (беседы)."),
     "ENABLE": ("RFC 5161 §3.1", "Turns on an extension for this session.", "Включает расширение для этой сессии."),
+    "GETQUOTA": ("RFC 9208 §4.2", "Asks for a quota root's resources: STORAGE used and its limit, in KiB.",
+                 "Запрашивает ресурсы корня квоты: занятое место STORAGE и предел, в КиБ."),
+    "GETQUOTAROOT": ("RFC 9208 §4.3", "Asks which quota roots a mailbox falls under, and their usage.",
+                     "Запрашивает, к каким корням квоты относится ящик, и их использование."),
+    "SETQUOTA": ("RFC 9208 §4.1", "Sets a quota; tuimail refuses it (quotas are set by the administrator).",
+                 "Устанавливает квоту; tuimail отказывает (квоты задаёт администратор)."),
     "COMPRESS": ("RFC 4978 §3", "After OK, both sides compress everything with DEFLATE (telnet can no longer follow).",
                  "После OK обе стороны сжимают всё методом DEFLATE (в telnet дальше не прочитать)."),
 })
