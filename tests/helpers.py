@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,42 @@ class RunningServer:
                 await asyncio.sleep(0.01)
 
         self.run(poll(), timeout + 5)
+
+
+class HostedServer(RunningServer):
+    """A server as `tuimail serve` runs it (listeners, pid lock, control socket), so a command line run
+    in the test goes through its control socket, as it does for an operator."""
+
+    def start(self) -> HostedServer:
+        from tuimail.control.host import Host
+
+        self._thread.start()
+
+        async def boot():
+            host = Host(self.config)
+            await host.start()
+            return host
+
+        self.host = self.run(boot())
+        self.engine = self.host.engine
+        return self
+
+    def stop(self) -> None:
+        self.run(self.host.stop())
+        self.engine = None  # the host stopped it
+        super().stop()
+
+
+def wait(predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> object:
+    """Poll `predicate` from the test's own thread until it is true (its value is returned)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not met within {timeout} s")
+        time.sleep(0.02)
 
 
 def client_tls_context():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PASSWORD, RunningServer, free_port, make_config
+from tests.helpers import PASSWORD, HostedServer, RunningServer, free_port, make_config
 from tuimail.cli import main
 from tuimail.config import Config, DomainSettings, Settings, save_settings
 
@@ -110,31 +110,6 @@ def test_a_taken_mailbox_refuses_setup(shipped, capsys, monkeypatch):
     assert run(["setup", "--domain", "lab.test", "--admin", "admin", "--password-stdin", "--config", shipped],
                PASSWORD, monkeypatch) == 1
     assert "already set up" in capsys.readouterr().err and files(shipped) == before
-
-
-class HostedServer(RunningServer):
-    """A server as `tuimail serve` runs it (listeners, pid lock, control socket): the CLI's domain and
-    account commands go through its control socket."""
-
-    def start(self) -> HostedServer:
-        from tuimail.control.host import Host
-
-        self._thread.start()
-
-        async def boot():
-            host = Host(self.config)
-            await host.start()
-            return host
-
-        self.host = self.run(boot())
-        self.engine = self.host.engine
-        return self
-
-    def stop(self) -> None:
-        self.run(self.host.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
 
 
 def test_domain_primary_moves_bare_names_over_every_protocol(tmp_path, capsys, monkeypatch):

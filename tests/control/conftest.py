@@ -7,27 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import PASSWORD, make_config
+from tests.helpers import wait as wait_for  # noqa: F401 - the control tests' name for it
 from tuimail.config import Config
 from tuimail.core.directory import Directory
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition"):
-    """Poll `predicate` until it is true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not met within {timeout} s")
-        time.sleep(0.02)
 
 
 def system_log(config: Config) -> str:

@@ -4,11 +4,9 @@ schedule, and ways to wait for what the queue does (never a sleep)."""
 from __future__ import annotations
 
 import email
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from tests.helpers import PASSWORD, RunningServer, free_port
+from tests.helpers import PASSWORD, HostedServer, RunningServer, free_port, wait  # noqa: F401 - wait is used by the outbound tests
 from tuimail.config import Config, DomainSettings, RouteSettings, Settings, save_settings
 
 
@@ -29,46 +27,11 @@ def outbound_config(directory: Path, domains: list[str], routes: dict[str, int] 
     return Config.load(path)
 
 
-class HostedServer(RunningServer):
-    """A server as `tuimail serve` runs it (pid lock and control socket), so the command line in the
-    test goes through it, as it does for an operator."""
-
-    def start(self) -> HostedServer:
-        from tuimail.control.host import Host
-
-        self._thread.start()
-
-        async def boot():
-            host = Host(self.config)
-            await host.start()
-            return host
-
-        self.host = self.run(boot())
-        self.engine = self.host.engine
-        return self
-
-    def stop(self) -> None:
-        self.run(self.host.stop())
-        self.engine = None
-        super().stop()
-
-
 def start(config: Config, *accounts: str) -> RunningServer:
     running = HostedServer(config).start()
     for address in accounts:
         running.engine.directory.add_account(address, PASSWORD)
     return running
-
-
-def wait(predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not met in {timeout} s")
-        time.sleep(0.02)
 
 
 def inbox(server: RunningServer, address: str) -> list[bytes]:
