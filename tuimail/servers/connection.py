@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from tuimail.core.events import Protocol
 from tuimail.protocols.telnet import TelnetFilter
 from tuimail.servers.deflate import Deflate
-from tuimail.servers.sessions import Session
+from tuimail.servers.sessions import KILLED_BY_OPERATOR, Session
 
 if TYPE_CHECKING:
     from tuimail.servers.engine import Engine
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT = "command timeout"  # the reason `farewell()` gets for a slow-drip command line
 MAX_QUEUED = 256 * 1024  # unprocessed input bytes before reading pauses
+LINGER = 2.0  # seconds a server-side close keeps reading (and discarding) after its farewell
+LINGER_REASONS = frozenset({COMMAND_TIMEOUT, "timeout", KILLED_BY_OPERATOR})  # the client may be typing
 
 
 class LineConnection(asyncio.Protocol):
@@ -58,6 +60,8 @@ class LineConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._closing = False
         self._refused = False
+        self._lingering = False  # the farewell is sent and our side half-closed: input is discarded
+        self._finished = False
         self._line_timer: asyncio.TimerHandle | None = None
         self._held_timer: asyncio.TimerHandle | None = None  # for a line held by the telnet filter
         self._can_write = asyncio.Event()
@@ -120,7 +124,7 @@ class LineConnection(asyncio.Protocol):
         self.greeting()
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
+        if self._refused or self._lingering:
             return
         assert self.session is not None
         self.session.received(len(data))
@@ -150,8 +154,13 @@ class LineConnection(asyncio.Protocol):
         return None  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._refused:
+        self._finish()
+
+    def _finish(self) -> None:
+        """The session is over (the connection is gone, or lingering after our farewell): once."""
+        if self._refused or self._finished:
             return
+        self._finished = True
         if self._timer:
             self._timer.cancel()
         if self._line_timer:
@@ -173,7 +182,7 @@ class LineConnection(asyncio.Protocol):
 
     def send(self, data: bytes, log_lines: list[str] | None = None) -> None:
         """Write `data`; `log_lines` (default: the lines of `data`) go to the log as `-->` lines."""
-        if self.transport is None or self.transport.is_closing():
+        if self.transport is None or self.transport.is_closing() or self._lingering:
             return
         data = self.telnet.escape(data)  # telnet belongs to the plain text stream: escape, then compress
         wire = data if self.compression is None else self.compression.compress(data)
@@ -268,7 +277,7 @@ class LineConnection(asyncio.Protocol):
     async def _run(self) -> None:
         while True:
             data = await self._inbox.get()
-            if data is None or self.transport is None or self.transport.is_closing():
+            if data is None or self.transport is None or self.transport.is_closing() or self._lingering:
                 return
             self._queued = max(0, self._queued - len(data))
             if self._reading_paused and self._queued <= MAX_QUEUED // 2:
@@ -307,7 +316,7 @@ class LineConnection(asyncio.Protocol):
 
     def _abort(self, reason: str) -> None:
         """Close from the server's side with a farewell (kill, timeout, shutdown)."""
-        if self.transport is None or self.transport.is_closing():
+        if self.transport is None or self.transport.is_closing() or self._lingering:
             return
         if self.session is not None:
             self.session.close_reason = self.session.close_reason or reason
@@ -318,7 +327,26 @@ class LineConnection(asyncio.Protocol):
         farewell = self.farewell(reason)
         if farewell:
             self.send(farewell)
-        if self._can_write.is_set():
-            self.transport.close()
-        else:  # the client is not reading: close() would wait for the buffer forever
+        if not self._can_write.is_set():  # the client is not reading: close() would wait forever
             self.transport.abort()
+        elif reason in LINGER_REASONS and self.transport.can_write_eof():
+            self._linger()
+        else:
+            self.transport.close()
+
+    def _linger(self) -> None:
+        """Half-close after the farewell and read (discarding) for a moment before closing.
+
+        A client still typing when the server gives up (a slow-drip line, a timeout mid-command) has
+        bytes in flight; closing a socket with unread input makes the kernel send RST, which can
+        destroy the farewell in the client's receive buffer before it is read (RFC 1122 §4.2.2.13,
+        RFC 9112 §9.6's "lingering close"). The FIN follows the farewell; the client's EOF or
+        `LINGER` seconds end it."""
+        assert self.transport is not None
+        self._lingering = True
+        for timer in (self._timer, self._line_timer, self._held_timer):
+            if timer is not None:
+                timer.cancel()
+        self.transport.write_eof()
+        asyncio.get_running_loop().call_later(LINGER, self.transport.close)
+        self._finish()  # the session ends now; what the client still sends is read and dropped
