@@ -1,4 +1,5 @@
-"""The IMAP4rev1 state machine (RFC 3501) with its session-level commands.
+"""The IMAP4rev1 state machine (RFC 3501) with its session-level commands; IMAP4rev2 (RFC 9051)
+after `ENABLE IMAP4rev2` (the differences are in `rev2.py`).
 
 `ImapMachine` takes parsed input and returns an `Outcome`: the reply bytes (with what the log may
 show of them) and the effects the glue must carry out: a password check (`auth`), closing, STARTTLS,
@@ -25,6 +26,8 @@ from tuimail.protocols.imap.messages import MessageCommands
 from tuimail.protocols.imap.ordering import OrderingCommands
 from tuimail.protocols.imap.quota import QuotaCommands
 from tuimail.protocols.imap.reader import RawCommand
+from tuimail.protocols.imap.rev2 import CAPABILITIES as REV2_CAPABILITIES
+from tuimail.protocols.imap.rev2 import REV2, Rev2Commands
 from tuimail.protocols.imap.sequence import BadSequence
 from tuimail.protocols.imap.state import ALLOWED, NO_EXPUNGE, State, next_state
 from tuimail.protocols.imap.tokens import Atom, ParseError, text, tokenize
@@ -104,7 +107,7 @@ class _Sasl:
     login: str | None = None
 
 
-class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaCommands):
+class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaCommands, Rev2Commands):
     def __init__(
         self,
         store: Store,
@@ -221,8 +224,7 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
     def idle_poll(self) -> Outcome:
         """The selected folder changed during IDLE: tell the client at once (RFC 2177)."""
         if self._idle_tag is not None and self.view is not None:
-            for line in self.view.refresh(allow_expunge=True):
-                self._untagged(line[2:])
+            self._unsolicited(self.view.refresh(allow_expunge=True))
         return self._finish()
 
     def close(self) -> None:
@@ -244,8 +246,7 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
 
     def _complete(self, tag: str, name: str, result: str) -> Outcome:
         if self.view is not None and self.state is State.SELECTED:
-            for line in self.view.refresh(allow_expunge=name not in NO_EXPUNGE):
-                self._untagged(line[2:])
+            self._unsolicited(self.view.refresh(allow_expunge=name not in NO_EXPUNGE))
         self._raw(f"{tag} {result}\r\n".encode("utf-8", "surrogateescape"))
         return self._finish()
 
@@ -261,7 +262,7 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
         self.state = next_state(self.state, happened)
 
     def capabilities(self) -> str:
-        caps = f"{BASE_CAPABILITIES} APPENDLIMIT={self.options.max_literal}"  # RFC 7889
+        caps = f"{BASE_CAPABILITIES} {REV2_CAPABILITIES} APPENDLIMIT={self.options.max_literal}"  # RFC 7889
         if self.options.quota_of is not None:
             caps += " QUOTA QUOTA=RES-STORAGE"  # RFC 9208 §3.1
         if self.options.tls_available and not self.tls_active:
@@ -393,6 +394,9 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
             if name == "UTF8=ACCEPT" and not self.utf8:  # RFC 6855 §3
                 self.utf8 = True
                 enabled.append("UTF8=ACCEPT")
+            elif name == REV2.upper() and not self.rev2:  # RFC 9051 Appendix A
+                self._enable_rev2()
+                enabled.append(REV2)
         self._untagged("ENABLED" + "".join(f" {n}" for n in enabled))
         return "OK ENABLE completed"
 
@@ -412,6 +416,5 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
         self._out.idle = True
         self._raw(b"+ idling\r\n")
         if self.view is not None:  # report what is already pending, then wait
-            for line in self.view.refresh(allow_expunge=True):
-                self._untagged(line[2:])
+            self._unsolicited(self.view.refresh(allow_expunge=True))
         return None

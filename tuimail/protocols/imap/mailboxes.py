@@ -18,7 +18,8 @@ from tuimail.protocols.imap.specialuse import create_uses, refusal
 from tuimail.protocols.imap.tokens import Literal, Literal8, ParseError, text
 from tuimail.protocols.imap.view import MailboxView
 
-STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "APPENDLIMIT")  # RFC 7889 §3.2
+# APPENDLIMIT: RFC 7889 §3.2; SIZE: RFC 8438 (STATUS=SIZE); DELETED, SIZE: RFC 9051 §6.3.11
+STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "APPENDLIMIT", "SIZE", "DELETED")
 _DATE_TIME = re.compile(r"^\s?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-]\d{4})$")
 
 
@@ -68,6 +69,7 @@ class MailboxCommands:
         name = self._typed_name(args[0])
         verb = "EXAMINE" if readonly else "SELECT"
         if self.view is not None:  # RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected
+            self._closing_previous()
             self.view = None
             self._transition("select failed")
             self.session_state = "authenticated"
@@ -75,14 +77,16 @@ class MailboxCommands:
             folder = self.mailbox.folder(name, create=name == "INBOX")
         except ValueError:
             return f"NO [NONEXISTENT] Mailbox {name} does not exist"
-        self.view = view = MailboxView(folder, self.keywords_of(folder), readonly)
+        self.view = view = MailboxView(folder, self.keywords_of(folder), readonly, recent=not self.rev2)
         flags_line, permanent_line = view.flags_lines()
         self._untagged(flags_line[2:])
         self._untagged(f"{view.exists} EXISTS")
-        self._untagged(f"{len(view.recent)} RECENT")
-        unseen = view.first_unseen()
-        if unseen is not None:
-            self._untagged(f"OK [UNSEEN {unseen}] first unseen")
+        if not self.rev2:  # RFC 9051 Appendix E items 11 and 12: RECENT and UNSEEN are gone in rev2
+            self._untagged(f"{len(view.recent)} RECENT")
+            unseen = view.first_unseen()
+            if unseen is not None:
+                self._untagged(f"OK [UNSEEN {unseen}] first unseen")
+        self._selected_list_line(name)
         self._untagged(f"OK [UIDVALIDITY {folder.uidvalidity}] UIDs valid")
         self._untagged(f"OK [UIDNEXT {folder.uidnext}] Predicted next UID")
         self._untagged(permanent_line[2:])
@@ -175,6 +179,8 @@ class MailboxCommands:
 
     def _list(self, args: list, verb: str) -> str:
         request = parse_list(args, verb)
+        if self.rev2:  # RFC 9051 §6.3.9.5: children information MAY always come; a rev2 LIST always has it
+            request.returns.add("CHILDREN")
         if verb == "LIST" and not request.extended and request.patterns == [""]:
             self._untagged('LIST (\\Noselect) "/" ""')  # §6.3.8: the hierarchy delimiter and root
             return "OK LIST completed"
@@ -222,6 +228,8 @@ class MailboxCommands:
             "UIDVALIDITY": lambda: folder.uidvalidity,
             "UNSEEN": lambda: sum(1 for r in refs if "S" not in r.flags),
             "APPENDLIMIT": lambda: self.options.max_literal,
+            "SIZE": lambda: sum(r.wire_size for r in refs),  # the RFC822.SIZEs added up (RFC 8438 §3)
+            "DELETED": lambda: sum(1 for r in refs if "T" in r.flags),
         }
         items = " ".join(f"{w} {values[w]()}" for w in wanted)
         return f"STATUS {self._quoted_name(name)} ({items})"

@@ -1,5 +1,6 @@
 """Selected-state commands (RFC 3501 §6.4): CHECK, CLOSE, EXPUNGE, SEARCH, FETCH, STORE, COPY and
-their UID forms; UNSELECT (RFC 3691), MOVE (RFC 6851), UID EXPUNGE and COPYUID (RFC 4315).
+their UID forms; UNSELECT (RFC 3691), MOVE (RFC 6851), UID EXPUNGE and COPYUID (RFC 4315), ESEARCH
+(RFC 4731) and SEARCHRES's `$` (RFC 5182, with `rev2.py`).
 
 Message data is never logged: a FETCH answer is published as one note.
 """
@@ -12,6 +13,7 @@ from tuimail.protocols.imap import binary, sequence
 from tuimail.protocols.imap.backend import MessageRef
 from tuimail.protocols.imap.fetch import FetchAtt, Message, internaldate, parse_atts, render
 from tuimail.protocols.imap.flags import BadFlag, flag_list, split_flags
+from tuimail.protocols.imap.rev2 import NOT_ALONE, saved_value
 from tuimail.protocols.imap.search import BadCharset, Candidate, parse_search
 from tuimail.protocols.imap.tokens import Atom, ParseError, text
 
@@ -36,6 +38,10 @@ class MessageCommands:
         """(sequence number, uid) of the messages a set names, skipping ones expunged elsewhere."""
         if not isinstance(token, Atom):
             raise ParseError("expected a sequence set")
+        if token == "$":  # RFC 5182 §2.1: the result saved by SEARCH RETURN (SAVE), numbers or UIDs
+            return self._saved_targets()
+        if "$" in token:
+            raise ParseError(NOT_ALONE)
         ranges = sequence.parse_set(token)
         view = self.view
         uids = view.uids
@@ -256,13 +262,22 @@ class MessageCommands:
 
     def _search(self, tag: str, args: list, uid: bool) -> str:
         returns, args = _search_return(args)
+        saving = returns is not None and "SAVE" in returns
         try:
             found = self._matching(args, uid)
         except BadCharset:
+            if saving:  # RFC 5182 §2.1: a SAVE that ends in NO leaves `$` empty
+                self._save_result([], uid)
             return "NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset"
+        if saving:
+            self._save_result(saved_value(returns, found), uid)
+        if returns is None and self.rev2:  # RFC 9051 §6.4.4: SEARCH answers ESEARCH, as RETURN (ALL)
+            returns = ["ALL"]
         if returns is not None:  # RFC 4731 §3.1: one ESEARCH response instead of SEARCH
-            self._untagged(esearch_line(tag, uid, returns, found))
-            return "OK SEARCH completed"
+            shown = [r for r in returns if r != "SAVE"]
+            if shown:  # RFC 5182 §2.1: SAVE alone answers nothing but OK
+                self._untagged(esearch_line(tag, uid, shown, found))
+            return "OK SEARCH completed, result saved" if saving else "OK SEARCH completed"
         line = "SEARCH" + "".join(f" {n}" for n in found)
         shown = line if len(line) <= _MAX_LOGGED else line[:_MAX_LOGGED] + f"... ({len(found)} results)"
         self._raw(f"* {line}\r\n".encode(), log=(f"* {shown}",))
@@ -282,7 +297,7 @@ class MessageCommands:
     def _matching_candidates(self, tokens: list, predicate=None) -> list[Candidate]:
         """The candidates a search program matches (raises BadCharset, ParseError)."""
         if predicate is None:
-            _, predicate = parse_search(tokens)
+            _, predicate = parse_search(tokens, self._saved_uids())
         found = []
         for c in self._candidates():
             try:
@@ -293,7 +308,7 @@ class MessageCommands:
         return found
 
     def _matching(self, tokens: list, uid: bool) -> list[int]:
-        _, predicate = parse_search(tokens)
+        _, predicate = parse_search(tokens, self._saved_uids())
         fast = getattr(predicate, "flag", None)
         if fast is not None:  # a flag test alone (UNSEEN, DELETED...): from the index, no per-message objects
             view, refs = self.view, self._refs()
@@ -381,8 +396,8 @@ def _search_return(args: list) -> tuple[list[str] | None, list]:
     options = []
     for item in args[1]:
         name = text(item).upper()
-        if name not in ESEARCH_RETURNS:
-            raise ParseError(f"unknown RETURN option {text(item)}; use MIN, MAX, ALL or COUNT")
+        if name not in ESEARCH_RETURNS and name != "SAVE":  # SAVE: RFC 5182 §2.1
+            raise ParseError(f"unknown RETURN option {text(item)}; use MIN, MAX, ALL, COUNT or SAVE")
         options.append(name)
     return options or ["ALL"], args[2:]
 

@@ -15,7 +15,7 @@ from email.utils import getaddresses
 
 from tuimail.protocols.imap import sequence
 from tuimail.protocols.imap.fetch import Message
-from tuimail.protocols.imap.tokens import Atom, ParseError, number, text
+from tuimail.protocols.imap.tokens import Atom, ParseError, text
 
 CHARSETS = ("UTF-8", "US-ASCII")
 
@@ -46,10 +46,12 @@ _FLAG_KEYS = {
 _HEADER_KEYS = {"BCC", "CC", "FROM", "SUBJECT", "TO"}
 _ADDRESS_KEYS = {"BCC", "CC", "FROM", "TO"}
 _DATE = re.compile(r"^(\d{1,2})-([A-Za-z]{3})-(\d{4})$")
+_WITH_SAVED = re.compile(r"^[0-9,:*$]*\$[0-9,:*$]*$")  # `$,1:3` and the like
 _MONTHS = {m: i for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
 
 
-def parse_search(tokens: list) -> tuple[str, Predicate]:
+def parse_search(tokens: list, saved: frozenset[int] = frozenset()) -> tuple[str, Predicate]:
+    """`saved`: the UIDs of the search result variable (RFC 5182 SEARCHRES), which the `$` key names."""
     if not tokens:
         raise ParseError("SEARCH needs a search key")
     charset = "US-ASCII"
@@ -60,7 +62,7 @@ def parse_search(tokens: list) -> tuple[str, Predicate]:
         if charset not in CHARSETS:
             raise BadCharset(charset)
         tokens = tokens[2:]
-    parser = _Parser(tokens)
+    parser = _Parser(tokens, saved)
     keys = []
     while not parser.done:
         keys.append(parser.key())
@@ -74,8 +76,9 @@ def _all(keys: list[Predicate]) -> Predicate:
 
 
 class _Parser:
-    def __init__(self, tokens: list) -> None:
+    def __init__(self, tokens: list, saved: frozenset[int] = frozenset()) -> None:
         self.tokens = tokens
+        self.saved = saved
         self.i = 0
 
     @property
@@ -92,7 +95,7 @@ class _Parser:
     def key(self) -> Predicate:
         token = self.take()
         if isinstance(token, list):
-            sub = _Parser(token)
+            sub = _Parser(token, self.saved)
             keys = []
             while not sub.done:
                 keys.append(sub.key())
@@ -125,7 +128,7 @@ class _Parser:
             a, b = self.key(), self.key()
             return lambda c: a(c) or b(c)
         if name in ("LARGER", "SMALLER"):
-            size = number(self.take())
+            size = _number64(self.take())
             if name == "LARGER":
                 return lambda c: c.msg.ref.wire_size > size
             return lambda c: c.msg.ref.wire_size < size
@@ -151,12 +154,31 @@ class _Parser:
             needle = text(self.take()).casefold()
             return lambda c: needle in _body_text(c.msg) or needle in _headers_text(c.msg)
         if name == "UID":
-            ranges = sequence.parse_set(str(self.take()))
+            arg = self.take()
+            if arg == "$":  # RFC 5182 §2.1: UID $ is the saved result too
+                return self._saved()
+            ranges = sequence.parse_set(str(arg))
             return lambda c: sequence.contains(ranges, c.uid, c.max_uid)
+        if token == "$":  # RFC 5182 §2.1 (RFC 9051 §6.4.4.1): the messages the last SEARCH ... SAVE found
+            return self._saved()
+        if _WITH_SAVED.match(token):
+            raise ParseError("$ (the saved search result) stands alone; it cannot be combined with numbers")
         if sequence.is_set(token):
             ranges = sequence.parse_set(token)
             return lambda c: sequence.contains(ranges, c.seq, c.max_seq)
         raise ParseError(f"unknown search key {token}")
+
+
+    def _saved(self) -> Predicate:
+        saved = self.saved
+        return lambda c: c.uid in saved
+
+
+def _number64(token) -> int:
+    """RFC 9051 §9 `number64` (Appendix E item 1: 63-bit sizes), e.g. for LARGER and SMALLER."""
+    if not isinstance(token, Atom) or not token.isdigit() or len(token) > 19 or int(token) >= 1 << 63:
+        raise ParseError("expected a number (at most 9223372036854775807)")
+    return int(token)
 
 
 def parse_date(token) -> date:

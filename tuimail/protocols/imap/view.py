@@ -20,13 +20,17 @@ from tuimail.protocols.imap.flags import SYSTEM_FLAGS, flag_list
 
 
 class MailboxView:
-    def __init__(self, folder: Folder, keywords: Keywords, readonly: bool) -> None:
+    def __init__(self, folder: Folder, keywords: Keywords, readonly: bool, recent: bool = True) -> None:
         self.folder = folder
         self.readonly = readonly
         self.keywords = keywords
         # RFC 3501 §2.3.2: \Recent belongs to the first session that SELECTs after a message arrived;
-        # EXAMINE shows which messages are recent without taking the flag from the next SELECT (§6.3.2)
-        self.recent: set[int] = set(folder.unclaimed_recent() if readonly else folder.claim_recent())
+        # EXAMINE shows which messages are recent without taking the flag from the next SELECT (§6.3.2).
+        # An IMAP4rev2 session (`recent=False`, RFC 9051 Appendix E item 12) neither shows nor takes it.
+        self.track_recent = recent
+        self.recent: set[int] = set()
+        if recent:
+            self.recent.update(folder.unclaimed_recent() if readonly else folder.claim_recent())
         snap = folder.snapshot()
         self._snap = snap
         self.uids: list[int] = list(snap.uids)
@@ -94,7 +98,8 @@ class MailboxView:
         """RFC 3501 §7.2.6 FLAGS and §7.1 PERMANENTFLAGS for the keywords announced so far."""
         flags = " ".join([*SYSTEM_FLAGS, *sorted(self.announced)])
         permanent = "" if self.readonly else f"{flags} \\*"
-        return [f"* FLAGS ({flags} \\Recent)", f"* OK [PERMANENTFLAGS ({permanent})] Flags permitted"]
+        recent = " \\Recent" if self.track_recent else ""  # RFC 9051 §2.3.2: deprecated in IMAP4rev2
+        return [f"* FLAGS ({flags}{recent})", f"* OK [PERMANENTFLAGS ({permanent})] Flags permitted"]
 
     def announce(self, words) -> list[str]:
         """A FETCH may only carry keywords the client knows from FLAGS (RFC 3501 §7.2.6): the updated
@@ -129,7 +134,7 @@ class MailboxView:
         if snap.version == self._seen_version and not (allow_expunge and self.gone):
             return []
         out: list[str] = []
-        if not self.readonly and folder.has_unclaimed_recent():
+        if self.track_recent and not self.readonly and folder.has_unclaimed_recent():
             self.recent.update(folder.claim_recent())
             snap = self.snapshot()
         self._seen_version = snap.version
@@ -143,7 +148,8 @@ class MailboxView:
         if fresh:
             self.uids.extend(fresh)
             out.append(f"* {len(self.uids)} EXISTS")
-            out.append(f"* {sum(1 for u in self.uids if u in self.recent)} RECENT")
+            if self.track_recent:  # RFC 9051 Appendix E item 12: no RECENT response in IMAP4rev2
+                out.append(f"* {sum(1 for u in self.uids if u in self.recent)} RECENT")
         baseline, told = self.modseq, self.told
         if snap.highest_modseq > baseline:
             for ref in snap.refs:
