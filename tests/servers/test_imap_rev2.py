@@ -212,7 +212,7 @@ def test_utf8_names_in_rev2_and_modified_utf7_in_rev1(server):
 @pytest.mark.parametrize(("command", "expected"), [
     (b"a fetch 1,$ (uid)", "a BAD FETCH parse error: $ (the saved search result, RFC 5182) stands alone"),
     (b"a uid store $,2 +flags (\\Seen)", "a BAD UID STORE parse error: $ (the saved search result, RFC 5182) stands"),
-    (b"a search $:3", "a BAD SEARCH parse error: $ (the saved search result) stands alone"),
+    (b"a search $:3", "a BAD SEARCH parse error: $ (the saved search result, RFC 5182) stands alone"),
     (b"a search return (save foo) all", "a BAD SEARCH parse error: unknown RETURN option foo; use MIN, MAX, ALL, COUNT or SAVE"),
     (b"a search return save all", "a BAD SEARCH parse error: RETURN needs a list of options"),
     (b"a status inbox (size bogus)", "a BAD STATUS parse error: unknown status item BOGUS"),
@@ -250,3 +250,32 @@ def test_imaplib_works_against_a_rev2_session(server):
     name, data = client.response("ESEARCH")
     assert name == "ESEARCH" and re.fullmatch(rb'\(TAG "\w+"\) ALL 1', data[-1])
     client.logout()
+
+
+def test_deprecated_commands_still_answer_in_rev2(server):
+    """RFC 9051 Appendix E items 17-19: CHECK, LSUB and RFC822.* are gone from rev2, but a server that
+    advertises IMAP4rev1 too keeps answering them."""
+    deliver(server, message(1))
+    t = session(server, rev2=True)
+    t.command(b"k create Notes\r\n")
+    t.command(b"u subscribe Notes\r\n")
+    assert t.command(b'l lsub "" "N*"\r\n') == ['* LSUB () "/" "Notes"', "l OK LSUB completed"]
+    assert t.command(b'm list (subscribed) "" "N*"\r\n')[0] == '* LIST (\\HasNoChildren \\Subscribed) "/" "Notes"'
+    t.command(b"s select inbox\r\n")
+    assert t.command(b"c check\r\n") == ["c OK CHECK completed"]
+    assert t.command(b"f fetch 1 rfc822.header\r\n")[0].startswith("* 1 FETCH (RFC822.HEADER {")
+    assert t.command(b"b fetch 1 (binary.size[1])\r\n")[0] == "* 1 FETCH (BINARY.SIZE[1] 35)"  # rev2 has BINARY (CRLF octets)
+    t.close()
+
+
+def test_enable_rev2_after_select_and_a_failed_select(server):
+    deliver(server, message(1))
+    t = session(server)
+    assert "* 1 RECENT" in t.command(b"s select inbox\r\n")
+    assert t.command(b"e enable IMAP4rev2\r\n")[0] == "* ENABLED IMAP4rev2"  # RFC 9051 §6.3.1: should come first
+    assert t.command(b"f fetch 1 flags\r\n")[0] == "* 1 FETCH (FLAGS ())"  # \Recent is gone at once
+    assert t.command(b"n select nowhere\r\n") == ["* OK [CLOSED] Previous mailbox is now closed",
+                                                  "n NO [NONEXISTENT] Mailbox nowhere does not exist"]
+    assert t.command(b"o fetch 1 flags\r\n")[0].startswith("o BAD")  # nothing is selected after a failed SELECT
+    assert "* OK [CLOSED] Previous mailbox is now closed" not in t.command(b"p select inbox\r\n")
+    t.close()

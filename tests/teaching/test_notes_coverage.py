@@ -121,11 +121,14 @@ def transcripts(tmp_path_factory):
         _typed(ports.pop3, [b"capa", b"apop x y", b"user tester", b"pass wrong", b"user tester", b"pass " + PASSWORD.encode(),
                             b"stat", b"list", b"uidl", b"retr 1", b"top 1 0", b"dele 1", b"rset", b"noop", b"retr 9", b"bogus",
                             b"quit"], b"signing off")
+        _typed(ports.imap, [b"a login tester " + PASSWORD.encode(), b"b enable IMAP4rev2", b"c select inbox",
+                            b"d search return (save) all", b"e fetch $ flags", b"f search unseen", b"g fetch 1,$ flags",
+                            b"h status inbox (size deleted)", b"i select Trash", b"j logout"], b"j OK")  # RFC 9051
         _typed(ports.imap, [b"a capability", b"b login tester wrong", b"c login tester " + PASSWORD.encode(), b"d select inbox",
                             b"e fetch 1 full", b"f store 1 +flags (\\Deleted)", b"g search all", b"h list \"\" *",
                             b"i status inbox (messages)", b"j create box", b"k create box", b"l copy 1 nobox", b"m expunge",
                             b"n examine inbox", b"o namespace", b"p id nil", b"q bogus", b"r noop", b"s logout"], b"s OK")
-        server.wait_for(lambda: "LOGOUT" in server.log_text("IMAP") and "signing off" in server.log_text("POP"))
+        server.wait_for(lambda: server.log_text("IMAP").count("OK LOGOUT") == 2 and "signing off" in server.log_text("POP"))
         return {p: server.log_text(name) for p, name in (("SMTP", "SMTP-in"), ("POP3", "POP"), ("IMAP", "IMAP"))}
     finally:
         server.stop()

@@ -1,4 +1,5 @@
-"""SEARCH (RFC 3501 §6.4.4): the whole search-key grammar, parsed into predicates.
+"""SEARCH (RFC 3501 §6.4.4, RFC 9051 §6.4.4): the whole search-key grammar, parsed into predicates,
+with SEARCHRES's `$` (RFC 5182) for the saved result.
 
 `parse_search(tokens)` returns (charset, predicate); the predicate takes a `Candidate` (sequence
 number, ref, flags, lazy message) and says whether it matches. Header and body matches are
@@ -15,6 +16,7 @@ from email.utils import getaddresses
 
 from tuimail.protocols.imap import sequence
 from tuimail.protocols.imap.fetch import Message
+from tuimail.protocols.imap.rev2 import NOT_ALONE
 from tuimail.protocols.imap.tokens import Atom, ParseError, text
 
 CHARSETS = ("UTF-8", "US-ASCII")
@@ -162,7 +164,7 @@ class _Parser:
         if token == "$":  # RFC 5182 §2.1 (RFC 9051 §6.4.4.1): the messages the last SEARCH ... SAVE found
             return self._saved()
         if _WITH_SAVED.match(token):
-            raise ParseError("$ (the saved search result) stands alone; it cannot be combined with numbers")
+            raise ParseError(NOT_ALONE)
         if sequence.is_set(token):
             ranges = sequence.parse_set(token)
             return lambda c: sequence.contains(ranges, c.seq, c.max_seq)
