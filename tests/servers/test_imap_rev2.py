@@ -205,6 +205,16 @@ def test_utf8_names_in_rev2_and_modified_utf7_in_rev1(server):
     assert '* LIST (\\HasNoChildren) "/" "Проекты"' in selected
     assert v2.command(b"a append Inbox ~{5}\r\n", "+") == ["+ Ready for literal data"]  # literal8 (BINARY)
     assert v2.command(b"hello\r\n", "a")[-1].startswith("a OK [APPENDUID ")
+    # RFC 9051 §6.3.4: a name that is not Net-Unicode (here a decomposed "ё") is refused, not created
+    refused = v2.command("d create Е\u0308лка\r\n".encode())[-1]
+    assert refused.startswith("d NO [CANNOT] Not a valid mailbox name: mailbox name is not in Unicode NFC")
+    # headers: 8-bit ENVELOPE strings stay UTF-8 for rev2, encoded words for rev1 (RFC 9051 Appendix A)
+    deliver(server, message(9, "Отчёт"))
+    v2.command(b"s select inbox\r\n")
+    v1.command(b"s select inbox\r\n")
+    envelope = v2.command(b"e fetch 2 envelope\r\n")
+    assert envelope[0].endswith(" {10}") and envelope[1].startswith("Отчёт ")  # 8-bit: sent as a literal
+    assert '"=?utf-8?b?' in v1.command(b"e fetch 2 envelope\r\n")[0].lower()
     v1.close()
     v2.close()
 

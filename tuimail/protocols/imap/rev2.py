@@ -45,7 +45,8 @@ has enabled IMAP4rev2; the rest holds for both revisions):
     kept by APPEND, COPY and MOVE, searchable with KEYWORD.
 16. UTF-8 mailbox names and headers: ENABLE IMAP4rev2 turns on what UTF8=ACCEPT does (names travel
     as UTF-8 both ways, ENVELOPE strings stay UTF-8); a rev1 session never gets 8-bit quoted strings
-    (Appendix A).
+    (Appendix A). A UTF-8 name that is not Net-Unicode (not NFC, or with control characters) is
+    refused with `NO [CANNOT]` (§6.3.4 allows refusing or normalizing; `utf7.to_internal`).
 17. CHECK removed: still answered (as NOOP) for rev1 clients, and harmlessly for rev2 ones.
 18. RFC822, RFC822.HEADER, RFC822.TEXT deprecated: still answered (rev1 clients use them).
 19. LSUB deprecated: still answered in both; LIST (SUBSCRIBED) is the rev2 way.

@@ -9,6 +9,7 @@ silently converted name sent back in modified UTF-7 is what left mbsync with a b
 from __future__ import annotations
 
 import base64
+import unicodedata
 
 
 class BadName(ValueError):
@@ -77,6 +78,11 @@ def to_internal(name: str, utf8: bool) -> str:
     except UnicodeEncodeError as e:
         raise BadName("mailbox name is not valid UTF-8") from e
     if utf8:  # RFC 6855 §3: after ENABLE UTF8=ACCEPT names are UTF-8 ('&' is just a character)
+        # RFC 9051 §5.1 and §6.3.4: names are Net-Unicode (RFC 5198): NFC, no control characters
+        if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name):
+            raise BadName("control character in a mailbox name")
+        if unicodedata.normalize("NFC", name) != name:
+            raise BadName("mailbox name is not in Unicode NFC (RFC 5198 Net-Unicode); send it composed")
         return encode(name)
     if any(ord(c) > 0x7E for c in name):
         raise EightBitName("8-bit mailbox names need ENABLE UTF8=ACCEPT first (RFC 6855); "
