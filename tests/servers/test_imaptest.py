@@ -1,7 +1,7 @@
 """Dovecot's imaptest compliance suite against the server, when imaptest is built.
 
 `shared/peers/build-imaptest` builds it offline into `$IMAPTEST_DIR` (default `${TMPDIR:-/tmp}/imaptest`);
-`TUIMAIL_IMAPTEST=/path/to/imaptest` points elsewhere. Every group must pass: Dovecot 2.3 fails none of
+`TUIMAIL_IMAPTEST=/path/to/imaptest` (the binary or its directory) points elsewhere. Every group must pass: Dovecot 2.3 fails none of
 the 71, and neither may we. Without the binary the test is skipped and says how to build it.
 """
 
@@ -20,8 +20,9 @@ from tests.helpers import PASSWORD
 
 def _imaptest() -> Path | None:
     explicit = os.environ.get("TUIMAIL_IMAPTEST")
-    if explicit:
-        return Path(explicit)
+    if explicit:  # the binary, or the directory it was built in
+        path = Path(explicit)
+        return path / "imaptest" if path.is_dir() else path
     root = Path(os.environ.get("IMAPTEST_DIR") or Path(tempfile.gettempdir()) / "imaptest")
     return root / "imaptest"
 
