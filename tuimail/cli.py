@@ -551,9 +551,12 @@ def cmd_queue_list(config: Config, args: argparse.Namespace) -> int:
     import time
 
     now = time.time()
+    found = through_server(config, "queue.list")  # the runner's own state when a server runs
+    if found is NOT_RUNNING:
+        found = queue_admin.rows(queue_admin.load(config.data_dir), now)
     rows = [(r.id, _when(r.age), r.mail_from, r.recipient, r.state, str(r.attempts),
              "now" if r.next_try <= now or r.state != "queued" else f"in {_when(r.next_try - now)}",
-             r.next_hop, r.last_reply[:60]) for r in queue_admin.rows(queue_admin.load(config.data_dir), now)]
+             r.next_hop, r.last_reply[:60]) for r in found]
     if not rows:
         print("the queue is empty")
         return 0
@@ -564,7 +567,15 @@ def cmd_queue_list(config: Config, args: argparse.Namespace) -> int:
 def cmd_queue_show(config: Config, args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    m = queue_admin.get(config.data_dir, args.id)
+    queue_admin.check_id(args.id)
+    shown = through_server(config, "queue.show", qid=args.id)  # the runner's own state when a server runs
+    if shown is NOT_RUNNING:
+        m = queue_admin.get(config.data_dir, args.id)
+        headers = queue_admin.headers(config.data_dir, m.id)
+    elif shown is None:
+        raise CommandError(f"no message {args.id} in the queue (see: tuimail queue list)")
+    else:
+        m, headers = shown["message"], shown["headers"]
     print(f"id:         {m.id}")
     print(f"from:       <{m.mail_from}>")
     print(f"queued:     {datetime.fromtimestamp(m.created):%Y-%m-%d %H:%M:%S}")
@@ -577,7 +588,7 @@ def cmd_queue_show(config: Config, args: argparse.Namespace) -> int:
         if r.last_reply:
             print(f"  reply:    {r.last_reply}")
     print()
-    print(queue_admin.headers(config.data_dir, m.id))
+    print(headers)
     return 0
 
 

@@ -201,6 +201,27 @@ class TeachingSettings(_Section):
     """Mail each session's log block (secrets `*****`) to the account it logged in as, into its Transcripts folder."""
 
 
+class OutboundTimeouts(_Section):
+    """[outbound.timeouts]: how long the SMTP client waits at each stage (RFC 5321 §4.5.3.2's minimums)."""
+
+    connect: Duration = 30
+    """Seconds to wait for the TCP connection (and the TLS handshake on implicit TLS)."""
+    greeting: Duration = 300
+    """Seconds to wait for the 220 greeting (§4.5.3.2.1: 5 minutes)."""
+    command: Duration = 300
+    """Seconds to wait for the reply to EHLO/HELO, STARTTLS, AUTH, RSET and QUIT (as MAIL)."""
+    mail: Duration = 300
+    """Seconds to wait for the reply to MAIL (§4.5.3.2.2: 5 minutes)."""
+    rcpt: Duration = 300
+    """Seconds to wait for the reply to each RCPT (§4.5.3.2.3: 5 minutes)."""
+    data: Duration = 120
+    """Seconds to wait for the 354 after DATA (§4.5.3.2.4: 2 minutes)."""
+    data_block: Duration = 180
+    """Seconds a block of the message may take to be sent, i.e. for the next hop to read it (§4.5.3.2.5: 3 minutes)."""
+    data_end: Duration = 600
+    """Seconds to wait for the reply after the final dot (§4.5.3.2.6: 10 minutes)."""
+
+
 class OutboundSettings(_Section):
     relay: str = ""
     """A smarthost ("smtp.example.org:587") that takes all outbound mail not matched by [[routes]]; empty = MX delivery."""
@@ -220,8 +241,8 @@ class OutboundSettings(_Section):
     """How long a message may wait in the queue before it is bounced (seconds or "5d")."""
     delay_warning_after: Duration = 14400
     """Send the sender one delay warning (RFC 3464 DSN) when a message has waited this long ("4h")."""
-    timeout: Duration = 300
-    """Seconds to wait for a next hop's reply (RFC 5321 §4.5.3.2 asks for 5 min; 10 min after DATA's dot)."""
+    timeouts: OutboundTimeouts = OutboundTimeouts()
+    """[outbound.timeouts]: per-stage waits of the SMTP client (RFC 5321 §4.5.3.2)."""
     dkim_selector: str = "tuimail"
     """The DKIM selector outbound mail is signed with (the TXT record lives at SELECTOR._domainkey.DOMAIN)."""
 

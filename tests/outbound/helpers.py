@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests.helpers import PASSWORD, HostedServer, RunningServer, free_port, wait  # noqa: F401 - wait is used by the outbound tests
 from tuimail.config import Config, DomainSettings, RouteSettings, Settings, save_settings
+from tuimail.outbound.queue import QueueStore
 
 
 def outbound_config(directory: Path, domains: list[str], routes: dict[str, int] | None = None, **outbound) -> Config:
@@ -19,7 +20,7 @@ def outbound_config(directory: Path, domains: list[str], routes: dict[str, int] 
     ports.smtp, ports.submission, ports.pop3, ports.imap = (free_port() for _ in range(4))
     settings.routes = [RouteSettings(domain=d, host="127.0.0.1", port=p) for d, p in (routes or {}).items()]
     settings.outbound.retry_schedule = [0.3]
-    settings.outbound.timeout = 10
+    settings.outbound.timeouts.command = 10
     for key, value in outbound.items():
         setattr(settings.outbound, key, value)
     path = directory / "config.toml"
@@ -41,7 +42,13 @@ def inbox(server: RunningServer, address: str) -> list[bytes]:
 
 def queue_ids(config: Config) -> list[str]:
     root = config.data_dir / "queue"
-    return sorted(p.stem for p in root.glob("*.json")) if root.exists() else []
+    return sorted(p.stem for p in root.glob("*.eml")) if root.exists() else []
+
+
+def state_text(config: Config, qid: str) -> str:
+    """The message's current state as the queue's `.json` writes it ("" when it is gone)."""
+    message = QueueStore(config.data_dir).load_one(qid)
+    return message.to_json().decode() if message is not None else ""
 
 
 def parse(raw: bytes) -> email.message.Message:

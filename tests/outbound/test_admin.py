@@ -8,7 +8,7 @@ import stat
 import sys
 
 from tests.helpers import PASSWORD
-from tests.outbound.helpers import inbox, outbound_config, parse, queue_ids, start, wait
+from tests.outbound.helpers import inbox, outbound_config, parse, queue_ids, start, state_text, wait
 from tests.outbound.test_delivery import submit
 from tuimail.cli import main
 
@@ -35,8 +35,7 @@ def test_queue_commands_on_a_running_server(tmp_path, sink, capsys, monkeypatch)
         assert "Subject: outbound" in capsys.readouterr().out
         assert cli(monkeypatch, "queue", "retry", first, "--config", conf) == 0
         wait(lambda: sink.handler.datas == 3, what="the retry asked for")
-        state = cfg.data_dir / "queue" / f"{first}.json"
-        wait(lambda: '"attempts": 2' in state.read_text(), what="the retry recorded")
+        wait(lambda: '"attempts": 2' in state_text(cfg, first), what="the retry recorded")
         assert cli(monkeypatch, "queue", "bounce", first, "--config", conf) == 0
         [raw] = wait(lambda: inbox(server, "tester@lab.test"), what="the bounce")
         assert "bounced by the administrator" in raw.decode()

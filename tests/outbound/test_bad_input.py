@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from tests.outbound.helpers import inbox, outbound_config, parse, queue_ids, start, wait
+from tests.outbound.helpers import inbox, outbound_config, parse, queue_ids, start, state_text, wait
 from tests.outbound.test_delivery import submit
 
 
@@ -42,14 +42,13 @@ class Silent:
 def test_a_silent_host_and_a_garbage_host_are_retried(tmp_path):
     silent, garbage = Silent(), Silent(b"HELLO THERE I AM NOT SMTP\r\n")
     cfg = outbound_config(tmp_path, ["lab.test"], {"quiet.test": silent.port, "noise.test": garbage.port},
-                          timeout=1, retry_schedule=[3600])
+                          timeouts={"greeting": 1, "command": 1}, retry_schedule=[3600])
     server = start(cfg, "tester@lab.test")
     try:
         submit(server, ["a@quiet.test", "b@noise.test"])
         [qid] = wait(lambda: queue_ids(cfg), what="queued")
-        state = cfg.data_dir / "queue" / f"{qid}.json"
-        wait(lambda: state.read_text().count('"attempts": 1') == 2, what="both attempts recorded")
-        text = state.read_text()
+        wait(lambda: state_text(cfg, qid).count('"attempts": 1') == 2, what="both attempts recorded")
+        text = state_text(cfg, qid)
         assert "timeout" in text
         assert '"state": "queued"' in text and inbox(server, "tester@lab.test") == []
     finally:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.outbound.helpers import inbox, outbound_config, parse, queue_ids, start, wait
+from tests.outbound.helpers import inbox, outbound_config, parse, queue_ids, start, state_text, wait
 from tests.outbound.test_delivery import submit
 
 
@@ -65,8 +65,7 @@ def test_servfail_keeps_the_message_queued(tmp_path, sink, dns_stub):
     try:
         submit(server, ["friend@broken.test"])
         [qid] = wait(lambda: queue_ids(cfg), what="queued")
-        path = cfg.data_dir / "queue" / f"{qid}.json"
-        state = wait(lambda: (s := json.loads(path.read_text()))["recipients"][0]["attempts"] >= 2 and s,
+        state = wait(lambda: (s := json.loads(state_text(cfg, qid) or "{}")).get("recipients", [{}])[0].get("attempts", 0) >= 2 and s,
                      what="two deferred attempts")
         assert state["recipients"][0]["state"] == "queued"
         assert "DNS" in state["recipients"][0]["last_reply"]

@@ -329,11 +329,27 @@ def alias_delete(engine: Engine, by: str, address: str) -> None:
 # ----- the outbound queue ------------------------------------------------------------------------
 
 @command("queue.list")
-def queue_list(engine: Engine, by: str) -> list:
-    """One row per recipient still waiting (outbound.admin.Row), from the runner's memory."""
+async def queue_list(engine: Engine, by: str) -> list:
+    """One row per recipient still waiting (outbound.admin.Row), from the runner's state (its memory,
+    then the messages that wait on disk only)."""
     from tuimail.outbound.admin import rows
 
-    return rows(list(engine.queue.messages.values()))
+    return rows(await engine.queue.snapshot())
+
+
+@command("queue.show")
+async def queue_show(engine: Engine, by: str, qid: str) -> dict | None:
+    """One message as the runner knows it and the head of its text; None when there is no such id."""
+    from tuimail.outbound import admin
+
+    message = await engine.queue.find(qid)
+    if message is None:
+        return None
+    try:
+        headers = await asyncio.to_thread(admin.headers, engine.config.data_dir, qid)
+    except OSError:
+        headers = ""
+    return {"message": message, "headers": headers}
 
 
 @command("queue.retry")

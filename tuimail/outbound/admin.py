@@ -1,8 +1,9 @@
 """Operator actions on the queue's files (`tuimail queue list|show|retry|delete|bounce`).
 
-They work with or without a running server: each change is written atomically and `queue/.changed`
-is touched, so a running server's runner reloads the queue within a second (and sends the bounce
-for `bounce`). The TUI's Queue tab calls the runner directly instead.
+With a server running, the command line goes through its control socket to the runner (list and show
+read the runner's state, which is fresher than the files); without one, these functions work on the
+files: each change is written atomically and `queue/.changed` is touched, so a server that starts or
+runs meanwhile reloads within a second.
 """
 
 from __future__ import annotations
@@ -50,13 +51,17 @@ def _store(data_dir: Path) -> QueueStore:
 
 
 def load(data_dir: Path) -> list[QueuedMessage]:
-    messages, _ = _store(data_dir).load()
+    messages, _, _ = _store(data_dir).load()
     return messages
 
 
-def get(data_dir: Path, qid: str) -> QueuedMessage:
+def check_id(qid: str) -> None:
     if not qid.isalnum():
         raise QueueError(f"{qid!r} is not a queue id (see: tuimail queue list)")
+
+
+def get(data_dir: Path, qid: str) -> QueuedMessage:
+    check_id(qid)
     message = _store(data_dir).load_one(qid)
     if message is None:
         raise QueueError(f"no message {qid} in the queue (see: tuimail queue list)")

@@ -1,16 +1,22 @@
 """The durable outbound queue in `<data_dir>/queue/` (RFC 5321 §4.5.4: a server that said 250 owns the
 message until it is delivered or bounced).
 
-Each message is two files:
-- `<id>.eml`: the message as it will be sent (LF line ends, as the Maildir keeps them), written to a
-  temporary name, fsynced, renamed; never changed afterwards.
+Each message is one file, and a second one once its state changes without ending:
+- `<id>.eml`: a first line `TUIMAIL-QUEUE 2 {json}` holding the envelope and the recipients' first state,
+  then the message as it will be sent (LF line ends, as the Maildir keeps them). Written to a temporary
+  name, fsynced, renamed, the directory fsynced: one file and one fsync per message at intake, before
+  SMTP answers 250. Never changed afterwards.
 - `<id>.json`: the envelope and one state per recipient (queued / delivered / failed, attempts, the
-  next try, the last reply), replaced atomically (fsync, rename, fsync the directory) after every
-  attempt, so a recipient that got a 250 from the next hop is recorded before the runner moves on and
-  a restart never sends it again.
+  next try, the last reply), written only when an attempt leaves recipients waiting (or a DSN owed),
+  replaced atomically, so a recipient that got a 250 from the next hop is recorded before the runner
+  moves on and a restart never sends it again. Its mtime is set to the next try: the runner finds due
+  messages among many on disk with `stat` alone (as Postfix's deferred queue does).
 
-Both are on disk before SMTP answers 250. A file that does not read back (a crash mid-write, a disk
-error) is moved to `queue/quarantine/` and reported; the rest of the queue goes on.
+A finished message is removed, the `.eml` first (a lone `.json` is a removal cut short and is cleaned
+up at start). Directory fsyncs are shared by the threads that need one at the same moment
+(`core/groupsync.py`), so many deliveries at once cost few fsyncs. A file that does not read back
+(a crash mid-write, a disk error) is moved to `queue/quarantine/` and reported; the rest goes on.
+Queues written by the first version (`.eml` without the first line, and always a `.json`) still load.
 
 Everything here blocks (fsync): the runner calls it through `asyncio.to_thread`.
 """
@@ -20,15 +26,19 @@ from __future__ import annotations
 import enum
 import json
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tuimail.core.atomic import atomic_write, fsync_dir
+from tuimail.core.atomic import fsync_dir
+from tuimail.core.groupsync import GroupSync
 
 QUEUE_DIR = "queue"
 QUARANTINE_DIR = "quarantine"
 CHANGED_FILE = ".changed"
+MAGIC = b"TUIMAIL-QUEUE 2 "  # the first line of a `.eml`: the envelope and first state as JSON
+MAX_LINE = 1 << 20  # a first line longer than this is not ours
 
 
 class RcptState(str, enum.Enum):
@@ -80,6 +90,20 @@ class QueuedMessage:
     def done(self) -> bool:
         return not self.pending and not self.to_bounce
 
+    @property
+    def next_due(self) -> float:
+        """When the runner next has work for this message (0: now)."""
+        if self.to_bounce or not self.pending:
+            return 0.0
+        return min(r.next_try for r in self.pending)
+
+    def to_line(self) -> bytes:
+        """The state as one line of JSON (the `.eml`'s first line)."""
+        data = asdict(self)
+        for rcpt in data["recipients"]:
+            rcpt["state"] = rcpt["state"].value
+        return json.dumps({"version": 2, **data}, ensure_ascii=True, separators=(",", ":")).encode()
+
     def to_json(self) -> bytes:
         data = asdict(self)
         for rcpt in data["recipients"]:
@@ -108,7 +132,7 @@ class QueueStore:
 
     def __init__(self, data_dir: Path) -> None:
         self.root = Path(data_dir) / QUEUE_DIR
-        self._counter = 0
+        self._dirsync = GroupSync(self.root)
 
     def ensure(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -120,13 +144,15 @@ class QueueStore:
         return self.root / f"{qid}.json"
 
     def add(self, message: QueuedMessage, data_lf: bytes) -> None:
-        """Store a new message durably: the body first, then its state (the state names the body)."""
+        """Store a new message durably in one file: its first state, then the message."""
         self.ensure()
+        message.size = len(data_lf)
         body = self.body_path(message.id)
         tmp = self.root / f".{message.id}.eml.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with os.fdopen(fd, "wb") as f:
+                f.write(MAGIC + message.to_line() + b"\n")
                 f.write(data_lf)
                 f.flush()
                 os.fsync(f.fileno())
@@ -134,20 +160,33 @@ class QueueStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        message.size = len(data_lf)
-        atomic_write(self.state_path(message.id), message.to_json(), mode=0o600)  # fsyncs the directory too
+        self._dirsync.sync()
 
     def save(self, message: QueuedMessage) -> None:
         """Record new recipient states durably; a message with none left is removed."""
         if message.done:
             self.remove(message.id)
-        else:
-            atomic_write(self.state_path(message.id), message.to_json(), mode=0o600)
+            return
+        path = self.state_path(message.id)
+        tmp = self.root / f".{message.id}.json.{threading.get_ident()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(message.to_json())
+                f.flush()
+                os.fsync(f.fileno())
+            due = message.next_due
+            os.utime(tmp, (due, due))  # the hint `due()` reads without opening the file
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._dirsync.sync()
 
     def remove(self, qid: str) -> None:
-        self.state_path(qid).unlink(missing_ok=True)  # the state first: a body alone is cleaned at start
-        self.body_path(qid).unlink(missing_ok=True)
-        fsync_dir(self.root)
+        self.body_path(qid).unlink(missing_ok=True)  # the message first: a lone state is cleaned at start
+        self.state_path(qid).unlink(missing_ok=True)
+        self._dirsync.sync()
 
     def touch(self) -> None:
         """Tell a running server that another process (the CLI) changed the queue's files."""
@@ -160,47 +199,109 @@ class QueueStore:
         except OSError:
             return 0.0
 
+    def _read(self, qid: str) -> tuple[QueuedMessage, int]:
+        """The message's current state and where its body starts in the `.eml` (raises if unreadable)."""
+        with open(self.body_path(qid), "rb") as f:
+            first = f.readline(MAX_LINE)
+            size = os.fstat(f.fileno()).st_size
+        offset = len(first) if first.startswith(MAGIC) else 0
+        try:
+            message = QueuedMessage.from_json(self.state_path(qid).read_bytes())
+        except FileNotFoundError:
+            if not offset:
+                raise ValueError("no state: neither a first line nor a .json file") from None
+            message = QueuedMessage.from_json(first[len(MAGIC):])
+        if size - offset != message.size:
+            raise ValueError(f"message file has {size - offset} bytes, {message.size} expected (truncated)")
+        if message.id != qid:
+            raise ValueError("the id inside does not match the file name")
+        return message, offset
+
     def load_one(self, qid: str) -> QueuedMessage | None:
         try:
-            return QueuedMessage.from_json(self.state_path(qid).read_bytes())
+            return self._read(qid)[0]
         except (OSError, ValueError, TypeError, KeyError):
             return None
 
     def read_body(self, qid: str) -> bytes:
-        return self.body_path(qid).read_bytes()
+        raw = self.body_path(qid).read_bytes()
+        if raw.startswith(MAGIC):
+            return raw[raw.index(b"\n") + 1:]
+        return raw
 
-    def load(self, clean: bool = False) -> tuple[list[QueuedMessage], list[Quarantined]]:
-        """Every message that reads back whole. With `clean` (at start, when no writer runs),
-        unreadable ones are moved to quarantine/ and named, and unfinished writes are removed."""
+    def ids(self) -> list[str]:
+        """Every message on disk, by id (names only: no file is opened)."""
         if not self.root.is_dir():
-            return [], []
+            return []
+        with os.scandir(self.root) as entries:
+            return [e.name[:-4] for e in entries if e.name.endswith(".eml") and not e.name.startswith(".")]
+
+    def due(self, skip: set[str] | frozenset[str], before: float, limit: int) -> tuple[list[QueuedMessage], int]:
+        """Up to `limit` messages not in `skip` whose next try comes before `before` (the `.json`'s mtime
+        says when, without opening it; a message never tried is due at once), oldest first; and how
+        many messages are on disk in all."""
+        if not self.root.is_dir():
+            return [], 0
+        names = set()
+        stamps: dict[str, float] = {}
+        with os.scandir(self.root) as entries:
+            for e in entries:
+                if e.name.startswith("."):
+                    continue
+                if e.name.endswith(".eml"):
+                    names.add(e.name[:-4])
+                elif e.name.endswith(".json"):
+                    try:
+                        stamps[e.name[:-5]] = e.stat().st_mtime
+                    except OSError:
+                        pass
+        candidates = sorted((stamps.get(q, 0.0), q) for q in names - set(skip) if stamps.get(q, 0.0) < before)
+        found = []
+        for _, qid in candidates:
+            if len(found) >= limit:
+                break
+            message = self.load_one(qid)
+            if message is not None and not message.done:
+                found.append(message)
+        return found, len(names)
+
+    def load(self, clean: bool = False, limit: int | None = None) -> tuple[list[QueuedMessage], list[Quarantined], int]:
+        """Messages that read back whole (the oldest `limit` of them, when given) and how many there
+        are in all. With `clean` (at start, when no writer runs), unreadable ones are moved to
+        quarantine/ and named, and unfinished writes and removals are cleaned up."""
+        if not self.root.is_dir():
+            return [], [], 0
         messages, bad = [], []
-        for tmp in self.root.glob(".*.tmp") if clean else ():  # a write that never finished: no 250 for it
-            tmp.unlink(missing_ok=True)
-        states = {p.stem for p in self.root.glob("*.json")}
-        for path in sorted(self.root.glob("*.json")):
-            qid = path.stem
+        if clean:
+            for tmp in self.root.glob(".*.tmp"):  # a write that never finished: no 250 for it
+                tmp.unlink(missing_ok=True)
+            for state in self.root.glob("*.json"):
+                if self.body_path(state.stem).exists():
+                    continue
+                try:  # a removal cut short between its two unlinks: nothing is left to send
+                    QueuedMessage.from_json(state.read_bytes())
+                    state.unlink(missing_ok=True)
+                except (OSError, ValueError, TypeError, KeyError) as e:
+                    bad.append(self._quarantine(state.stem, f"unreadable, and no message file: {e}"))
+        total = 0
+        for qid in sorted(self.ids()):
             try:
-                message = QueuedMessage.from_json(path.read_bytes())
-                size = self.body_path(qid).stat().st_size
-                if size != message.size:
-                    raise ValueError(f"message file has {size} bytes, {message.size} expected (truncated)")
-                if message.id != qid:
-                    raise ValueError("the id inside does not match the file name")
+                message, _ = self._read(qid)
             except FileNotFoundError:
-                if clean:
-                    bad.append(self._quarantine(qid, "message file missing"))
-                continue
+                continue  # removed while we looked
             except (OSError, ValueError, TypeError, KeyError) as e:
                 if clean:
                     bad.append(self._quarantine(qid, f"unreadable: {e}"))
                 continue
+            total += 1
             messages.append(message)
-        for body in self.root.glob("*.eml") if clean else ():
-            if body.stem not in states:  # crashed between the body and its state: the client got no 250
-                body.unlink(missing_ok=True)
+            if limit is not None and len(messages) > 4 * limit:  # keep memory bounded while reading
+                messages.sort(key=lambda m: m.created)
+                del messages[limit:]
         messages.sort(key=lambda m: m.created)
-        return messages, bad
+        if limit is not None:
+            del messages[limit:]
+        return messages, bad, total
 
     def _quarantine(self, qid: str, reason: str) -> Quarantined:
         target = self.root / QUARANTINE_DIR

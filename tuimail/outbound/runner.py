@@ -1,12 +1,18 @@
 """The queue runner: one task in the engine's event loop that delivers the queue (RFC 5321 §4.5.4).
 
 - Due recipients are grouped by message and route (`routing.py`); jobs for one route key go to up to
-  `[outbound] max_per_domain` workers, each holding one connection for as many messages as wait.
+  `[outbound] max_per_domain` workers, each holding one connection for as many messages as wait
+  (connection reuse; the destination's hosts are resolved once per connection, not per message).
 - After every transaction the recipients' new states are written to disk (in a thread) before the
-  worker moves on: a recipient that got a 250 is never sent again, even after a crash.
+  worker moves on: a recipient that got a 250 is never sent again, even after a crash. Many workers
+  finishing at once share their directory fsyncs (`queue.py`).
 - 4xx, timeouts and lost connections retry on `retry_schedule`; 5xx, the age limit, a routing loop
   (more than 30 `Received:`, §6.3) fail the recipient and a DSN (`dsn.py`) goes to the sender, never
   to `<>`. A delay warning goes once after `delay_warning_after`.
+- Memory is bounded: at most `ACTIVE_LIMIT` messages are held (the ones due soon); the others wait on
+  disk and a scan every `SCAN_SECONDS` brings back those coming due, by the `.json`'s mtime (as
+  Postfix's active and deferred queues). New work wakes the runner for that message alone; the
+  whole set is looked at once a second (ages, warnings, timers).
 - Another process (the CLI) may change the files: it touches `queue/.changed`, and the runner reloads.
 
 Disk work runs in threads; the runner itself only touches memory.
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import heapq
 import logging
 import re
 import time
@@ -38,9 +45,12 @@ log = logging.getLogger(__name__)
 
 MAX_HOPS = 30  # RFC 5321 §6.3: more Received: headers than this is a loop
 _RECEIVED = re.compile(rb"(?im)^received[ \t]*:")
-POLL_SECONDS = 1.0
+POLL_SECONDS = 1.0  # the whole in-memory set is looked at this often (ages, warnings)
 IDLE_SECONDS = 5.0  # an open connection waits this long for more mail to its destination
 BODY_CACHE = 1000  # bodies of fresh messages kept in memory (no disk read before the first try)
+ACTIVE_LIMIT = 10_000  # messages held in memory at most; the rest wait on disk
+HOT_SECONDS = 120.0  # a deferred message due later than this leaves memory until a scan finds it due
+SCAN_SECONDS = 30.0  # how often the files are scanned for messages that left memory and come due
 
 # inject(data_lf, mail_from, recipients): hand a new message (a DSN) to local delivery or the queue
 Inject = Callable[[bytes, str, list[str]], Awaitable[None]]
@@ -74,6 +84,16 @@ class QueueRunner:
         self._more: dict[str, asyncio.Event] = {}
         self._bodies: dict[str, bytes] = {}
         self._checked_at = 0.0
+        self._ready: collections.deque[str] = collections.deque()  # ids to look at on the next wake
+        self._next_sweep = 0.0  # when the whole in-memory set is looked at next
+        self._next_due = 0.0  # the earliest next try in memory, as of the last look
+        self._spilled = 0  # messages on disk and not in memory (as of the last scan, plus since)
+        self._next_scan = 0.0  # time.monotonic() of the next scan of the files
+        self._scan_now = False
+        self._scanning = 0
+        self._forgotten: set[str] = set()  # ids that left memory while a scan ran: its copy is stale
+        self._retry_ids: set[str] = set()  # operator retries of messages that are on disk only
+        self._retry_all = False
         self._bouncing: set[str] = set()
         self._workers: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
@@ -83,8 +103,8 @@ class QueueRunner:
         self.on_change: Callable[[], None] = lambda: None
 
     def __len__(self) -> int:
-        """Messages waiting (`tuimail status`)."""
-        return len(self.messages)
+        """Messages waiting (`tuimail status`), in memory and on disk."""
+        return len(self.messages) + self._spilled
 
     @property
     def settings(self):
@@ -93,21 +113,23 @@ class QueueRunner:
     # ----- start / stop -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        messages, quarantined = await asyncio.to_thread(self._load)
+        messages, quarantined, total = await asyncio.to_thread(self._load)
         for bad in quarantined:
             self.bus.system(f"Queue: message {bad.id} moved to queue/quarantine/ ({bad.reason})", logging.ERROR)
         self.messages = {m.id: m for m in messages}
+        self._spilled = total - len(messages)
         for message in messages:  # a restart resumes the queue at once (as `postqueue -f` would)
             for r in message.pending:
                 r.next_try = 0.0
-        if messages:
-            self.bus.system(f"Queue: {len(messages)} message(s) waiting; resuming delivery")
+        if total:
+            self.bus.system(f"Queue: {total} message(s) waiting; resuming delivery")
+        self._next_scan = time.monotonic() + SCAN_SECONDS
         self._task = asyncio.get_running_loop().create_task(self._run(), name="queue-runner")
 
     def _load(self):
         self.store.ensure()
         self._changed = self.store.changed_stamp()
-        return self.store.load(clean=True)
+        return self.store.load(clean=True, limit=ACTIVE_LIMIT)
 
     async def stop(self) -> None:
         tasks = [t for t in (self._task, *self._workers) if t is not None]
@@ -128,12 +150,25 @@ class QueueRunner:
 
     def adopt(self, message: QueuedMessage, data_lf: bytes | None = None) -> None:
         """Start delivering a message already on disk (on the loop's thread); `data_lf`, when given,
-        spares the first attempt a disk read."""
+        spares the first attempt a disk read. With memory full it waits on disk for a scan."""
+        if len(self.messages) >= ACTIVE_LIMIT and message.id not in self.messages:
+            self._spilled += 1
+            self._scan_now = True
+            self.on_change()
+            return
         self.messages[message.id] = message
         if data_lf is not None and len(self._bodies) < BODY_CACHE:
             self._bodies[message.id] = data_lf
+        self._ready.append(message.id)
         self.wake()
         self.on_change()
+
+    def _forget(self, qid: str) -> None:
+        """The message leaves memory (done, deleted, or waiting on disk until it comes due)."""
+        self.messages.pop(qid, None)
+        self._bodies.pop(qid, None)
+        if self._scanning:
+            self._forgotten.add(qid)
 
     # ----- the loop ---------------------------------------------------------------------------
 
@@ -142,7 +177,14 @@ class QueueRunner:
             self._wake.clear()
             try:
                 await self._reload_if_changed()
-                delay = await self._dispatch(time.time())
+                if self._scan_now or time.monotonic() >= self._next_scan:
+                    await self._scan()
+                now = time.time()
+                if now >= self._next_sweep or now >= self._next_due:
+                    await self._sweep(now)
+                else:
+                    await self._dispatch_ready(now)
+                delay = min(self._next_sweep, self._next_due) - time.time()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # never let one bad message stop the queue
@@ -150,7 +192,7 @@ class QueueRunner:
                 self.bus.system(f"Queue runner error: {type(e).__name__}: {e}", logging.ERROR)
                 delay = POLL_SECONDS
             try:
-                await asyncio.wait_for(self._wake.wait(), min(delay, POLL_SECONDS))
+                await asyncio.wait_for(self._wake.wait(), max(0.01, min(delay, POLL_SECONDS)))
             except TimeoutError:
                 pass
 
@@ -162,54 +204,117 @@ class QueueRunner:
         if stamp == self._changed:
             return
         self._changed = stamp
-        on_disk, _ = await asyncio.to_thread(self.store.load)
-        fresh = {m.id: m for m in on_disk}
-        for qid in list(self.messages):
-            if qid not in fresh and qid not in self._inflight:
-                del self.messages[qid]
+        ids = [qid for qid in self.messages if qid not in self._inflight]
+        self._scanning += 1
+        try:
+            fresh = await asyncio.to_thread(lambda: {qid: self.store.load_one(qid) for qid in ids})
+        finally:
+            self._scanning -= 1
         for qid, message in fresh.items():
-            if qid not in self._inflight:
+            if qid in self._inflight or qid in self._forgotten or qid not in self.messages:
+                continue
+            if message is None or message.done:
+                self._forget(qid)
+            else:
                 self.messages[qid] = message
+                self._ready.append(qid)
+        if not self._scanning:
+            self._forgotten.clear()
+        self._scan_now = True  # files the CLI changed that are not in memory
         self.on_change()
 
-    async def _dispatch(self, now: float) -> float:
-        """Queue due work, start workers; returns seconds until the next recipient is due."""
-        out = self.settings.outbound
-        next_due = float("inf")
+    async def _scan(self) -> None:
+        """Bring messages that wait on disk and come due soon back into memory, up to the limit."""
+        self._next_scan = time.monotonic() + SCAN_SECONDS
+        self._scan_now = False
+        room = ACTIVE_LIMIT - len(self.messages)
+        retry_ids, retry_all = self._retry_ids, self._retry_all
+        self._retry_ids, self._retry_all = set(), False
+        if room <= 0 or (self._spilled <= 0 and not retry_ids and not retry_all):
+            return
+        before = float("inf") if retry_all else time.time() + HOT_SECONDS
+        skip = frozenset(self.messages)
+
+        def read():
+            found, total = self.store.due(skip, before, room)
+            have = {m.id for m in found}
+            for qid in retry_ids - have - skip:
+                message = self.store.load_one(qid)
+                if message is not None and not message.done:
+                    found.append(message)
+            return found, total
+
+        self._scanning += 1
+        try:
+            found, total = await asyncio.to_thread(read)
+        finally:
+            self._scanning -= 1
+        for message in found:
+            if message.id in self.messages or message.id in self._forgotten:
+                continue
+            if retry_all or message.id in retry_ids:
+                for r in message.pending:
+                    r.next_try = 0.0
+            self.messages[message.id] = message
+            self._ready.append(message.id)
+        if not self._scanning:
+            self._forgotten.clear()
+        self._spilled = max(0, total - len(self.messages))
+        if found:
+            self.on_change()
+
+    async def _sweep(self, now: float) -> None:
+        """Look at every message in memory: ages, warnings, and what is due."""
+        self._ready.clear()
+        self._next_sweep = now + POLL_SECONDS
+        self._next_due = float("inf")
         for message in list(self.messages.values()):
-            if message.id in self._inflight:
-                continue
-            if message.to_bounce:
-                await self._bounce(message)
-                continue
-            if message.done:
-                await self._save(message)
-                continue
-            age = now - message.created
-            if age > out.max_queue_age:
-                for r in message.pending:  # RFC 3463: 4.4.7 delivery time expired
-                    self._fail(r, f"4.4.7 message expired: given up after {_human(out.max_queue_age)} in the "
-                                  f"queue; last reply: {r.last_reply or 'none'}")
-                await self._finish(message)
-                continue
-            if age > out.delay_warning_after and not message.warned and message.mail_from:
-                await self._warn(message)
-            due = [r for r in message.pending if r.next_try <= now]
-            if not due:
-                next_due = min(next_due, min(r.next_try for r in message.pending))
-                continue
-            groups: dict[str, Job] = {}
-            for rcpt in due:
-                route = route_for(rcpt.domain, self.settings)
-                job = groups.setdefault(route.key, Job(message, [], route))
-                job.recipients.append(rcpt)
-                rcpt.next_hop = route.describe()
-            self._inflight.add(message.id)
-            self._jobs_left[message.id] = len(groups)
-            for key, job in groups.items():
-                self._pending[key].append(job)
-                self._spawn(key, job.route)
-        return max(0.05, next_due - now) if next_due != float("inf") else POLL_SECONDS
+            self._next_due = min(self._next_due, await self._consider(message, now))
+
+    async def _dispatch_ready(self, now: float) -> None:
+        """Look only at the messages that just arrived or changed."""
+        while self._ready:
+            message = self.messages.get(self._ready.popleft())
+            if message is not None:
+                self._next_due = min(self._next_due, await self._consider(message, now))
+
+    async def _consider(self, message: QueuedMessage, now: float) -> float:
+        """Queue the message's due work and start workers; returns when it is due next (inf: not
+        before something else happens to it)."""
+        out = self.settings.outbound
+        if message.id in self._inflight:
+            return float("inf")
+        if message.to_bounce:
+            await self._bounce(message)
+            return float("inf")
+        if message.done:
+            await self._save(message)
+            return float("inf")
+        age = now - message.created
+        if age > out.max_queue_age:
+            for r in message.pending:  # RFC 3463: 4.4.7 delivery time expired
+                self._fail(r, f"4.4.7 message expired: given up after {_human(out.max_queue_age)} in the "
+                              f"queue; last reply: {r.last_reply or 'none'}")
+            await self._finish(message)
+            return float("inf")
+        if age > out.delay_warning_after and not message.warned and message.mail_from:
+            await self._warn(message)
+        due = [r for r in message.pending if r.next_try <= now]
+        if not due:
+            pending = message.pending
+            return min(r.next_try for r in pending) if pending else float("inf")
+        groups: dict[str, Job] = {}
+        for rcpt in due:
+            route = route_for(rcpt.domain, self.settings)
+            job = groups.setdefault(route.key, Job(message, [], route))
+            job.recipients.append(rcpt)
+            rcpt.next_hop = route.describe()
+        self._inflight.add(message.id)
+        self._jobs_left[message.id] = len(groups)
+        for key, job in groups.items():
+            self._pending[key].append(job)
+            self._spawn(key, job.route)
+        return float("inf")
 
     def _spawn(self, key: str, route: Route) -> None:
         if self._idle[key]:  # a connection to this destination is open and waiting: it takes the job
@@ -287,7 +392,7 @@ class QueueRunner:
             return [(route.host, route.host, route.port)]
         if self._resolver is None:
             out = self.settings.outbound
-            self._resolver = mx.make_resolver(out.dns_servers, min(out.timeout, 30))
+            self._resolver = mx.make_resolver(out.dns_servers, out.timeouts.connect)
         found = await mx.mail_hosts(self._resolver, route.host)
         return [(h.name, h.address, route.port) for h in found]
 
@@ -303,7 +408,7 @@ class QueueRunner:
         error: NextHopError | None = None
         for name, address, port in hosts:
             conn = Connection(self.registry, helo_name=self.settings.server.hostname, address=address,
-                              port=port, server_name=name, tls=route.tls, timeout=out.timeout, auth=auth)
+                              port=port, server_name=name, tls=route.tls, timeouts=out.timeouts, auth=auth)
             try:
                 await conn.open()
                 return conn
@@ -338,6 +443,13 @@ class QueueRunner:
             self._jobs_left.pop(message.id, None)
             await self._finish(message)
             self._inflight.discard(message.id)
+            if message.id in self.messages:
+                if message.next_due > now + HOT_SECONDS:  # a long wait: on disk only until a scan
+                    self._forget(message.id)
+                    self._spilled += 1
+                else:
+                    self._ready.append(message.id)
+                    self.wake()
         else:
             await self._save(message)  # durable before the worker goes on (no second delivery)
         delivered = [r for r in results if r.outcome is Outcome.DELIVERED]
@@ -357,8 +469,7 @@ class QueueRunner:
     async def _save(self, message: QueuedMessage) -> None:
         await asyncio.to_thread(self.store.save, message)
         if message.done:
-            self.messages.pop(message.id, None)
-            self._bodies.pop(message.id, None)
+            self._forget(message.id)
             self.on_change()
 
     async def _bounce(self, message: QueuedMessage) -> None:
@@ -408,28 +519,68 @@ class QueueRunner:
     # ----- operator actions (TUI, CLI through a running server) -------------------------------
 
     def retry(self, qid: str | None = None) -> int:
+        """Recipients to try now; messages waiting on disk only are brought back by the next scan."""
         count = 0
         for message in self.messages.values():
             if qid is None or message.id == qid:
                 for r in message.pending:
                     r.next_try = 0.0
                     count += 1
+        if qid is None and self._spilled:
+            self._retry_all = True
+            self._scan_now = True
+            count += self._spilled
+        elif qid is not None and qid not in self.messages:
+            self._retry_ids.add(qid)
+            self._scan_now = True
+        self._next_due = 0.0
         self.wake()
         return count
 
-    async def delete(self, qid: str) -> bool:
+    async def find(self, qid: str) -> QueuedMessage | None:
+        """One message as the runner knows it: from memory, else from its files."""
         message = self.messages.get(qid)
-        if message is None or qid in self._inflight:
+        if message is None:
+            message = await asyncio.to_thread(self.store.load_one, qid)
+        return message
+
+    async def snapshot(self) -> list[QueuedMessage]:
+        """Every message waiting: memory's state (the freshest), then those on disk only."""
+        held = list(self.messages.values())
+        if not self._spilled:
+            return held
+        skip = frozenset(self.messages)
+        on_disk = await asyncio.to_thread(
+            lambda: [m for m in (self.store.load_one(q) for q in self.store.ids() if q not in skip) if m is not None])
+        return held + on_disk
+
+    async def _take(self, qid: str) -> QueuedMessage | None:
+        """The message, brought into memory when it waits on disk only; None when it is unknown or
+        being delivered right now."""
+        if qid in self._inflight:
+            return None
+        message = self.messages.get(qid)
+        if message is None:
+            message = await asyncio.to_thread(self.store.load_one, qid)
+            if message is None or qid in self.messages or qid in self._inflight:
+                return self.messages.get(qid) if qid not in self._inflight else None
+            self.messages[qid] = message
+            self._spilled = max(0, self._spilled - 1)
+        return message
+
+    async def delete(self, qid: str) -> bool:
+        message = await self._take(qid)
+        if message is None:
             return False
-        del self.messages[qid]
+        self._forget(qid)
         await asyncio.to_thread(self.store.remove, qid)
         self.bus.system(f"Queue: {qid} deleted by the operator (no bounce)", logging.WARNING)
         self.on_change()
         return True
 
     async def bounce(self, qid: str) -> bool:
-        message = self.messages.get(qid)
-        if message is None or qid in self._inflight:
+        message = await self._take(qid)
+        if message is None:
             return False
         for r in message.pending:
             self._fail(r, f"{r.last_reply + '; ' if r.last_reply else ''}{BOUNCED_BY_OPERATOR}")

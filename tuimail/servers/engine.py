@@ -278,7 +278,7 @@ class Engine:
             from tuimail.outbound.authresults import Checker
 
             out = self.config.settings.outbound
-            self._checker = Checker(self.hostname, out.dns_servers, min(out.timeout, 10))
+            self._checker = Checker(self.hostname, out.dns_servers, min(out.timeouts.connect, 10))
         return self._checker
 
     def quota_of(self, address: str) -> tuple[int, int] | None:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from tuimail.outbound.queue import QueuedMessage, Recipient
+from tuimail.outbound.queue import QueuedMessage, RcptState, Recipient
 from tuimail.outbound.runner import QueueRunner
 from tuimail.outbound.srs import Srs
 from tuimail.servers import delivery
@@ -36,10 +36,12 @@ def needs_smtputf8(mail_from: str, recipients: list[str]) -> bool:
 
 def accept(store: MailStore, runner: QueueRunner, content_crlf: bytes, env: delivery.Envelope, queue_id: str,
            remote: list[tuple[str, str]], smtputf8: bool = False, forwarded: list[tuple[str, str]] = (),
-           srs: Srs | None = None, sign=None) -> Accepted:
+           srs: Srs | None = None, sign=None, looped: list[str] = ()) -> Accepted:
     """Blocking (fsync): run it in a worker thread. `remote` and `forwarded` are (address, original
     address) pairs; forwarded copies leave with an SRS envelope sender (`srs.py`). `sign(body)`
-    returns a DKIM-Signature header for mail leaving from one of our domains (or b"")."""
+    returns a DKIM-Signature header for mail leaving from one of our domains (or b"").
+    `looped` are recipients whose aliases or forwarding go round in a circle: the message is queued
+    for them already failed, so the runner sends the sender one DSN (never to <>) and drops it."""
     stored, message_id = delivery.deliver(store, content_crlf, env, queue_id) if env.recipients else ([], "")
     queued = []
     bodies: dict[str, bytes] = {}
@@ -49,6 +51,8 @@ def accept(store: MailStore, runner: QueueRunner, content_crlf: bytes, env: deli
         if srs is not None and sender:
             sender = srs.forward(sender, forwarded[0][1].rpartition("@")[2])
         batches.append((queue_id + "F", sender, list(forwarded)))
+    if looped:
+        batches.append((queue_id + "L", env.mail_from, [(a, a) for a in looped]))
     for qid, sender, targets in batches:
         if not targets:
             continue
@@ -65,6 +69,11 @@ def accept(store: MailStore, runner: QueueRunner, content_crlf: bytes, env: deli
             smtputf8=smtputf8 or needs_smtputf8(sender, [a for a, _ in targets]),
             eight_bit=_EIGHT_BIT.search(data) is not None, message_id=message_id,
         )
+        if looped and qid == queue_id + "L":
+            for rcpt in message.recipients:  # RFC 3463 5.4.6: routing loop detected
+                rcpt.state = RcptState.FAILED
+                rcpt.last_reply = (f"554 5.4.6 <{rcpt.address}>: alias or forwarding loop detected "
+                                   "(its aliases or forwarding lead back to it); not delivered")
         runner.add_blocking(message, data)
         queued.append(message)
         bodies[qid] = data

@@ -571,8 +571,8 @@ class SmtpHandler:
         expansion = directory.expand(address, srs=self.engine.srs.reverse)
         if expansion is None:
             return f"550 5.1.1 <{address}>: no such mailbox here"
-        if expansion.loop and not expansion.local and not expansion.remote:
-            return f"554 5.4.6 <{address}>: alias or forwarding loop detected; not delivered"
+        # an alias or forwarding loop with nowhere to deliver is accepted and bounced with our own DSN
+        # once the message is ours (issue 11: detected, bounced once; `intake.accept`'s `looped`)
         over = await self._over_quota(expansion.local, envelope)
         if over is not None:
             return over
@@ -644,6 +644,7 @@ class SmtpHandler:
         recipients: list[str] = []
         remote: list[tuple[str, str]] = []
         forwarded: list[tuple[str, str]] = []
+        looped: list[str] = []
         for address in envelope.rcpt_tos:
             domain = address.rpartition("@")[2].lower()
             if "@" in address and not directory.hosts(domain):
@@ -653,13 +654,16 @@ class SmtpHandler:
             expansion = directory.expand(address, srs=self.engine.srs.reverse)
             if expansion is None:
                 continue
+            if expansion.loop and not expansion.local and not expansion.remote:
+                looped.append(address)
+                continue
             for local in expansion.local:
                 if local not in recipients:
                     recipients.append(local)
             for target in expansion.remote:  # aliases and forwarding out of our domains: SRS
                 if target[0] not in [t for t, _ in remote + forwarded]:
                     forwarded.append(target)
-        if not recipients and not remote and not forwarded:  # the accounts went away between RCPT and DATA
+        if not recipients and not remote and not forwarded and not looped:  # the accounts went away between RCPT and DATA
             return "554 5.1.1 No valid recipients left"
         content: bytes = envelope.original_content or b""
         if server.strict:
@@ -695,7 +699,8 @@ class SmtpHandler:
         try:
             accepted = await asyncio.to_thread(
                 intake.accept, self.engine.store, self.engine.queue, content, env, queue_id, remote,
-                bool(getattr(envelope, "smtp_utf8", False)), forwarded, self.engine.srs, self.engine.dkim_signer)
+                bool(getattr(envelope, "smtp_utf8", False)), forwarded, self.engine.srs, self.engine.dkim_signer,
+                looped)
         except OSError as e:
             if record:
                 record.note(f"Delivery failed, message not accepted: {e}")
