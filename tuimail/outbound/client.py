@@ -197,6 +197,7 @@ class Connection:
         self.record: Session | None = None
         self.transactions = 0
         self._dirty = False  # a transaction was started and not finished by DATA's final reply
+        self._stage = ""  # what the client is doing, for a timeout's reply text
         self.usable = False
 
     @property
@@ -330,16 +331,20 @@ class Connection:
         rcpts = [(b"RCPT", b"TO:<" + r.encode(encoding) + b">") for r in recipients]
         try:
             if self._dirty:  # RFC 5321 §4.1.1.5: clear a transaction that did not end with DATA's reply
+                self._stage = "waiting for the reply to RSET"
                 await self._rset()
             self._dirty = True
             self.transactions += 1
             if "pipelining" in ext:  # RFC 2920 §3.1: DATA may end the group
+                self._stage = "waiting for the replies to MAIL, RCPT and DATA (pipelined)"
                 replies = await smtp.pipeline([(mail, t.mail), *[(r, t.rcpt) for r in rcpts], ((b"DATA",), t.data)])
                 mail_reply, rcpt_replies, data_reply = replies[0], replies[1:-1], replies[-1]
             else:
+                self._stage = "waiting for the reply to MAIL"
                 mail_reply = await smtp.execute_command(*mail, timeout=t.mail)
                 if mail_reply.code != 250:
                     return [RcptResult(r, _outcome(mail_reply.code), _reply(mail_reply)) for r in recipients]
+                self._stage = "waiting for the reply to RCPT"
                 rcpt_replies = [await smtp.execute_command(*r, timeout=t.rcpt) for r in rcpts]
                 data_reply = None
             if mail_reply.code != 250:
@@ -357,6 +362,7 @@ class Connection:
                     await self._abandon_data()
                 return [results[r] for r in recipients]
             if data_reply is None:
+                self._stage = "waiting for the 354 after DATA"
                 data_reply = await smtp.execute_command(b"DATA", timeout=t.data)
             if data_reply.code != 354:
                 response = data_reply
@@ -370,6 +376,10 @@ class Connection:
             self._dirty = False  # the final reply ends the transaction (§4.1.1.4): no RSET needed
         except aiosmtplib.SMTPResponseException as e:
             self._broken(f"{_reply(e)}")
+        except aiosmtplib.SMTPTimeoutError:  # RFC 5321 §4.5.3.2: this stage's limit ran out
+            self._broken(f"{self.name}: timeout {self._stage}")
+            text = f"451 4.4.2 {self.name}: timeout {self._stage}"
+            return [results.get(r) or RcptResult(r, Outcome.DEFERRED, text) for r in recipients]
         except (aiosmtplib.SMTPException, OSError, AttributeError) as e:  # AttributeError: protocol gone
             self._broken(f"{self.name}: {_describe(e)}")
         text = f"451 4.4.2 {self.name}: connection lost before the next hop confirmed the message"
@@ -387,6 +397,7 @@ class Connection:
         payload += b".\r\n"
         protocol._response_pending = True
         view = memoryview(payload)
+        self._stage = "sending the message (the next hop stopped reading)"
         for start in range(0, len(payload), BLOCK):
             protocol.write(view[start:start + BLOCK])
             try:
@@ -394,6 +405,7 @@ class Connection:
             except TimeoutError:
                 raise aiosmtplib.SMTPTimeoutError("timeout sending the message (a data block)") from None
         self.record.sent(len(payload))
+        self._stage = "waiting for the reply to the final dot"
         return await protocol.read_response(timeout=self.timeouts.data_end)
 
     async def _abandon_data(self) -> None:

@@ -96,6 +96,8 @@ class QueueRunner:
         self._retry_all = False
         self._bouncing: set[str] = set()
         self._workers: set[asyncio.Task] = set()
+        self._recording: set[asyncio.Task] = set()  # results being written to disk
+        self._save_locks: dict[str, asyncio.Lock] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._changed = 0.0
@@ -138,6 +140,8 @@ class QueueRunner:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=3)
+        if self._recording:  # results already in hand: written, so a restart does not send them again
+            await asyncio.wait(list(self._recording), timeout=5)
 
     def wake(self) -> None:
         self._wake.set()
@@ -167,6 +171,7 @@ class QueueRunner:
         """The message leaves memory (done, deleted, or waiting on disk until it comes due)."""
         self.messages.pop(qid, None)
         self._bodies.pop(qid, None)
+        self._save_locks.pop(qid, None)
         if self._scanning:
             self._forgotten.add(qid)
 
@@ -227,22 +232,21 @@ class QueueRunner:
         """Bring messages that wait on disk and come due soon back into memory, up to the limit."""
         self._next_scan = time.monotonic() + SCAN_SECONDS
         self._scan_now = False
-        room = ACTIVE_LIMIT - len(self.messages)
+        room = max(0, ACTIVE_LIMIT - len(self.messages))
         retry_ids, retry_all = self._retry_ids, self._retry_all
         self._retry_ids, self._retry_all = set(), False
-        if room <= 0 or (self._spilled <= 0 and not retry_ids and not retry_all):
+        if not retry_ids and not retry_all and (not room or self._spilled <= 0):
             return
-        before = float("inf") if retry_all else time.time() + HOT_SECONDS
         skip = frozenset(self.messages)
 
         def read():
-            found, total = self.store.due(skip, before, room)
-            have = {m.id for m in found}
-            for qid in retry_ids - have - skip:
-                message = self.store.load_one(qid)
-                if message is not None and not message.done:
-                    found.append(message)
-            return found, total
+            for qid in self.store.ids() if retry_all else retry_ids:  # the operator's retry, on disk
+                message = None if qid in skip else self.store.load_one(qid)
+                if message is not None and message.pending:
+                    for r in message.pending:
+                        r.next_try = 0.0
+                    self.store.save(message)  # its mtime says "due now" to the scan below
+            return self.store.due(skip, time.time() + HOT_SECONDS, room)
 
         self._scanning += 1
         try:
@@ -252,9 +256,6 @@ class QueueRunner:
         for message in found:
             if message.id in self.messages or message.id in self._forgotten:
                 continue
-            if retry_all or message.id in retry_ids:
-                for r in message.pending:
-                    r.next_try = 0.0
             self.messages[message.id] = message
             self._ready.append(message.id)
         if not self._scanning:
@@ -367,12 +368,19 @@ class QueueRunner:
                 results = await conn.send(
                     job.message.mail_from, [r.address for r in job.recipients], data.replace(b"\n", b"\r\n"),
                     smtputf8=job.message.smtputf8, eight_bit=job.message.eight_bit)
-                await self._results(job, results, conn.name)
+                # the states go to disk while this connection starts the next message: the message
+                # stays in flight (never sent again) until they are written (`_record`)
+                self._record(job, results, conn.name)
         finally:
             if conn is not None:
                 await conn.quit()
             self._active[key] -= 1
             self.wake()
+
+    def _record(self, job: Job, results: list[RcptResult], hop: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._results(job, results, hop))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
 
     async def _more_mail(self, key: str) -> bool:
         """Keep the connection open a while for more mail to the same destination (connection reuse)."""
@@ -467,7 +475,9 @@ class QueueRunner:
             await self._bounce(message)
 
     async def _save(self, message: QueuedMessage) -> None:
-        await asyncio.to_thread(self.store.save, message)
+        lock = self._save_locks.setdefault(message.id, asyncio.Lock())
+        async with lock:  # one writer per message: two routes' results land in order
+            await asyncio.to_thread(self.store.save, message)
         if message.done:
             self._forget(message.id)
             self.on_change()
