@@ -1,12 +1,13 @@
 """`tuimail serve` SIGKILLed with messages in the queue: after the restart every message is delivered,
-none twice; a queue file truncated by a crash is quarantined and the rest of the queue goes on."""
+none twice; a queue file truncated by a crash is quarantined and the rest of the queue goes on; a
+queue larger than memory may hold waits on disk and is still listed, retried and delivered."""
 
 from __future__ import annotations
 
 import smtplib
 
 from tests.helpers import PASSWORD
-from tests.outbound.helpers import outbound_config, queue_ids, wait
+from tests.outbound.helpers import outbound_config, queue_ids, start, wait
 from tests.servers.test_crash import Server
 from tuimail.core.directory import Directory
 
@@ -40,5 +41,39 @@ def test_sigkill_with_a_queue_loses_nothing_and_repeats_nothing(tmp_path, sink):
         assert (cfg.data_dir / "queue" / "quarantine" / "BROKEN.json").exists()
         system = (cfg.log_dir / "system.log").read_text()
         assert "BROKEN moved to queue/quarantine/" in system
+    finally:
+        server.stop()
+
+
+def test_memory_holds_a_bounded_part_of_a_large_queue(tmp_path, sink, monkeypatch, capsys):
+    """With room for 3 messages in memory, 8 deferred ones wait on disk; `queue list` (through the
+    server) still shows all 8, `queue retry` brings them back, and each is delivered once."""
+    from tests.outbound.test_admin import cli
+    from tuimail.outbound import runner
+
+    monkeypatch.setattr(runner, "ACTIVE_LIMIT", 3)
+    monkeypatch.setattr(runner, "SCAN_SECONDS", 0.2)
+    sink.handler.script = ["451 4.3.0 Not now"] * 8
+    cfg = outbound_config(tmp_path, ["lab.test"], {"*": sink.port}, retry_schedule=[3600])
+    server = start(cfg, "tester@lab.test")
+    queue = server.engine.queue
+    peak = []
+    queue.on_change = lambda: peak.append(len(queue.messages))
+    try:
+        with smtplib.SMTP("127.0.0.1", server.ports.submission) as client:
+            client.login("tester@lab.test", PASSWORD)
+            for n in range(8):
+                data = f"Subject: n{n}\r\nMessage-ID: <n{n}@lab.test>\r\n\r\nbody {n}\r\n".encode()
+                client.sendmail("tester@lab.test", [f"r{n}@far.test"], data)
+        wait(lambda: sink.handler.datas == 8, what="each tried once")
+        wait(lambda: not queue.messages and len(queue) == 8, what="all deferred for an hour, on disk only")
+        assert max(peak) <= 3
+        assert cli(monkeypatch, "queue", "list", "--config", str(cfg.path)) == 0
+        listing = capsys.readouterr().out
+        assert all(f"r{n}@far.test" in listing for n in range(8)) and "451 4.3.0 Not now" in listing
+        assert cli(monkeypatch, "queue", "retry", "--config", str(cfg.path)) == 0
+        wait(lambda: len(sink.messages) == 8 and not queue_ids(cfg), what="all delivered after the retry")
+        assert max(peak) <= 3
+        assert sorted(m[1][0] for m in sink.messages) == sorted(f"r{n}@far.test" for n in range(8))
     finally:
         server.stop()
