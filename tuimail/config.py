@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import tomli_w
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tuimail.core.addresses import AddressError, check_domain, check_ip
 from tuimail.core.atomic import atomic_write
@@ -245,6 +245,22 @@ class OutboundSettings(_Section):
     """[outbound.timeouts]: per-stage waits of the SMTP client (RFC 5321 §4.5.3.2)."""
     dkim_selector: str = "tuimail"
     """The DKIM selector outbound mail is signed with (the TXT record lives at SELECTOR._domainkey.DOMAIN)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_timeout(cls, data):
+        """The first version's single `timeout` (one wait per reply, twice it after the dot) still reads:
+        it becomes every stage of `[outbound.timeouts]` that the file does not set itself."""
+        if isinstance(data, dict) and "timeout" in data:
+            data = dict(data)
+            value = parse_duration(data.pop("timeout"))
+            stages = dict(data.get("timeouts") or {})
+            for stage in ("greeting", "command", "mail", "rcpt", "data", "data_block"):
+                stages.setdefault(stage, value)
+            if isinstance(value, int | float):
+                stages.setdefault("data_end", 2 * value)
+            data["timeouts"] = stages
+        return data
 
     @field_validator("relay")
     @classmethod
