@@ -198,3 +198,10 @@ def test_each_stage_has_its_own_timeout(tmp_path):
     finally:
         server.stop()
         hop.close()
+
+
+def test_the_first_versions_single_timeout_still_reads():
+    from tuimail.config import OutboundSettings
+
+    stages = OutboundSettings.model_validate({"timeout": "1m", "timeouts": {"rcpt": 5}}).timeouts
+    assert (stages.greeting, stages.mail, stages.rcpt, stages.data_end, stages.connect) == (60, 60, 5, 120, 30)

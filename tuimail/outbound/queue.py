@@ -145,11 +145,14 @@ class QueueStore:
 
     def add(self, message: QueuedMessage, data_lf: bytes) -> None:
         """Store a new message durably in one file: its first state, then the message."""
-        self.ensure()
         message.size = len(data_lf)
         body = self.body_path(message.id)
         tmp = self.root / f".{message.id}.eml.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except FileNotFoundError:  # the first message (or the directory was removed): make it
+            self.ensure()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(MAGIC + message.to_line() + b"\n")
@@ -184,8 +187,12 @@ class QueueStore:
         self._dirsync.sync()
 
     def remove(self, qid: str) -> None:
-        self.body_path(qid).unlink(missing_ok=True)  # the message first: a lone state is cleaned at start
-        self.state_path(qid).unlink(missing_ok=True)
+        self.remove_many([qid])
+
+    def remove_many(self, ids: list[str]) -> None:
+        for qid in ids:
+            self.body_path(qid).unlink(missing_ok=True)  # the message first: a lone state is cleaned at start
+            self.state_path(qid).unlink(missing_ok=True)
         self._dirsync.sync()
 
     def touch(self) -> None:

@@ -98,6 +98,8 @@ class QueueRunner:
         self._workers: set[asyncio.Task] = set()
         self._recording: set[asyncio.Task] = set()  # results being written to disk
         self._save_locks: dict[str, asyncio.Lock] = {}
+        self._removals: list[tuple[str, asyncio.Future]] = []
+        self._remover: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._changed = 0.0
@@ -477,10 +479,36 @@ class QueueRunner:
     async def _save(self, message: QueuedMessage) -> None:
         lock = self._save_locks.setdefault(message.id, asyncio.Lock())
         async with lock:  # one writer per message: two routes' results land in order
-            await asyncio.to_thread(self.store.save, message)
+            if message.done:
+                await self._remove(message.id)
+            else:
+                await asyncio.to_thread(self.store.save, message)
         if message.done:
             self._forget(message.id)
             self.on_change()
+
+    async def _remove(self, qid: str) -> None:
+        """Remove a finished message; removals that come while one batch is on its way to disk go
+        together in the next (one thread hop and one directory fsync for many deliveries)."""
+        done = asyncio.get_running_loop().create_future()
+        self._removals.append((qid, done))
+        if self._remover is None or self._remover.done():
+            self._remover = asyncio.get_running_loop().create_task(self._remove_batches())
+        await done
+
+    async def _remove_batches(self) -> None:
+        while self._removals:
+            batch, self._removals = self._removals, []
+            try:
+                await asyncio.to_thread(self.store.remove_many, [qid for qid, _ in batch])
+            except Exception as e:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(e)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
     async def _bounce(self, message: QueuedMessage) -> None:
         """The DSN for failed recipients, injected (durably) before they are marked as bounced.
