@@ -162,8 +162,10 @@ class EngineClient(abc.ABC):
     async def apply_settings(self, sections: dict[str, dict[str, Any]]) -> list[str]:
         return await self.call("settings.apply", sections=sections)
 
-    async def queue(self) -> list:
-        return await self.call("queue.list")
+    async def queue(self, limit: int | None = None) -> list:
+        """Waiting recipients (outbound.admin.Row); `limit` caps the messages read (the Queue tab's
+        once-a-second refresh must not read a 100,000-message queue's files each time)."""
+        return await self.call("queue.list", limit=limit)
 
     async def queue_retry(self, qid: str | None = None) -> int:
         return await self.call("queue.retry", qid=qid)

@@ -329,12 +329,12 @@ def alias_delete(engine: Engine, by: str, address: str) -> None:
 # ----- the outbound queue ------------------------------------------------------------------------
 
 @command("queue.list")
-async def queue_list(engine: Engine, by: str) -> list:
+async def queue_list(engine: Engine, by: str, limit: int | None = None) -> list:
     """One row per recipient still waiting (outbound.admin.Row), from the runner's state (its memory,
-    then the messages that wait on disk only)."""
+    then the messages that wait on disk only), for at most `limit` messages when given."""
     from tuimail.outbound.admin import rows
 
-    return rows(await engine.queue.snapshot())
+    return rows(await engine.queue.snapshot(limit))
 
 
 @command("queue.show")

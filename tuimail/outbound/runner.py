@@ -582,15 +582,25 @@ class QueueRunner:
             message = await asyncio.to_thread(self.store.load_one, qid)
         return message
 
-    async def snapshot(self) -> list[QueuedMessage]:
-        """Every message waiting: memory's state (the freshest), then those on disk only."""
-        held = list(self.messages.values())
-        if not self._spilled:
+    async def snapshot(self, limit: int | None = None) -> list[QueuedMessage]:
+        """The messages waiting (at most `limit`): memory's state (the freshest), then those on disk only."""
+        held = sorted(self.messages.values(), key=lambda m: m.created)[:limit]
+        if not self._spilled or (limit is not None and len(held) >= limit):
             return held
         skip = frozenset(self.messages)
-        on_disk = await asyncio.to_thread(
-            lambda: [m for m in (self.store.load_one(q) for q in self.store.ids() if q not in skip) if m is not None])
-        return held + on_disk
+        room = None if limit is None else limit - len(held)
+
+        def read() -> list[QueuedMessage]:
+            found = []
+            for qid in self.store.ids():
+                if room is not None and len(found) >= room:
+                    break
+                message = None if qid in skip else self.store.load_one(qid)
+                if message is not None and not message.done:
+                    found.append(message)
+            return found
+
+        return held + await asyncio.to_thread(read)
 
     async def _take(self, qid: str) -> QueuedMessage | None:
         """The message, brought into memory when it waits on disk only; None when it is unknown or

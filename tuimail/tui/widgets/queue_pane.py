@@ -41,6 +41,9 @@ def queue_rows(found: list[admin.Row], now: float) -> list[tuple[str, tuple[str,
     return rows
 
 
+QUEUE_ROWS = 2000  # messages shown at most (`tuimail queue list` shows all)
+
+
 class QueuePane(TablePane):
     TABLE_ID, SUMMARY_ID, COLUMNS = "queue-table", "queue-summary", COLUMNS
     BINDINGS = [
@@ -65,7 +68,7 @@ class QueuePane(TablePane):
 
     async def _load(self) -> None:
         try:
-            found = await self.app.client.queue()
+            found = await self.app.client.queue(limit=QUEUE_ROWS)
         except Exception:  # noqa: BLE001 - the server went away: the header says so
             return
         rows = queue_rows(found, time.time())
