@@ -94,6 +94,7 @@ class QueueRunner:
         self._forgotten: set[str] = set()  # ids that left memory while a scan ran: its copy is stale
         self._retry_ids: set[str] = set()  # operator retries of messages that are on disk only
         self._retry_all = False
+        self._adding: set[str] = set()  # ids being written by intake threads, not adopted yet
         self._bouncing: set[str] = set()
         self._workers: set[asyncio.Task] = set()
         self._recording: set[asyncio.Task] = set()  # results being written to disk
@@ -151,12 +152,20 @@ class QueueRunner:
     # ----- intake -----------------------------------------------------------------------------
 
     def add_blocking(self, message: QueuedMessage, data_lf: bytes) -> None:
-        """Store a new message durably (call from a worker thread, before the 250), then `adopt` it."""
-        self.store.add(message, data_lf)
+        """Store a new message durably (call from a worker thread, before the 250), then `adopt` it.
+        Until it is adopted, a scan of the files leaves it alone (it is not waiting on disk: it is
+        on its way into memory)."""
+        self._adding.add(message.id)
+        try:
+            self.store.add(message, data_lf)
+        except BaseException:
+            self._adding.discard(message.id)
+            raise
 
     def adopt(self, message: QueuedMessage, data_lf: bytes | None = None) -> None:
         """Start delivering a message already on disk (on the loop's thread); `data_lf`, when given,
         spares the first attempt a disk read. With memory full it waits on disk for a scan."""
+        self._adding.discard(message.id)
         if len(self.messages) >= ACTIVE_LIMIT and message.id not in self.messages:
             self._spilled += 1
             self._scan_now = True
@@ -248,7 +257,8 @@ class QueueRunner:
                     for r in message.pending:
                         r.next_try = 0.0
                     self.store.save(message)  # its mtime says "due now" to the scan below
-            return self.store.due(skip, time.time() + HOT_SECONDS, room)
+            found, total = self.store.due(skip, time.time() + HOT_SECONDS, room)
+            return [m for m in found if m.id not in self._adding], total
 
         self._scanning += 1
         try:
