@@ -2,7 +2,8 @@
 larger than its SIZE (RFC 1870: a bounce, nothing sent), SMTPUTF8 mail to a hop without it (RFC 6531
 §3.2: a bounce), 8-bit mail to a hop without 8BITMIME (sent unconverted, as Postfix does), PIPELINING
 (RFC 2920: the hop answers nothing until the whole group is in), and the per-stage timeouts of
-RFC 5321 §4.5.3.2 (a hop that goes quiet after RCPT runs out the RCPT timeout, not another)."""
+RFC 5321 §4.5.3.2 (a hop that goes quiet after RCPT runs out the RCPT timeout, not another; a hop that
+stops reading the message runs out the data block timeout)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,15 @@ class RawHop:
     before it answers any (a server that only works with a pipelining client); `quiet_after` stops
     answering after that command (the client must time out)."""
 
-    def __init__(self, extensions: list[str], hold: bool = False, quiet_after: str = "") -> None:
-        self.extensions, self.hold, self.quiet_after = extensions, hold, quiet_after.upper()
+    def __init__(self, extensions: list[str], hold: bool = False, quiet_after: str = "", stall: bool = False) -> None:
+        self.extensions, self.hold, self.quiet_after, self.stall = extensions, hold, quiet_after.upper(), stall
+        self.stalled = threading.Event()
+        self.closed = threading.Event()
         self.lines: list[str] = []
         self.data: list[bytes] = []
         self.sock = socket.socket()
+        if stall:  # a small receive buffer: the client's blocks stop leaving soon after we stop reading
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen()
         self.port = self.sock.getsockname()[1]
@@ -63,6 +68,10 @@ class RawHop:
                     held.append(b"354 Go ahead\r\n")
                     conn.sendall(b"".join(held))  # the whole group at once
                     held = []
+                    if self.stall:  # 354, then read nothing more: the message cannot leave the client
+                        self.stalled.set()
+                        self.closed.wait()
+                        return
                     body = b""
                     while (chunk := reader.readline()) not in (b".\r\n", b""):
                         body += chunk
@@ -80,6 +89,7 @@ class RawHop:
             return
 
     def close(self) -> None:
+        self.closed.set()
         for conn in self.conns:
             conn.close()
         self.sock.close()
@@ -205,3 +215,22 @@ def test_the_first_versions_single_timeout_still_reads():
 
     stages = OutboundSettings.model_validate({"timeout": "1m", "timeouts": {"rcpt": 5}}).timeouts
     assert (stages.greeting, stages.mail, stages.rcpt, stages.data_end, stages.connect) == (60, 60, 5, 120, 30)
+
+
+def test_a_hop_that_stops_reading_the_message_runs_out_the_block_timeout(tmp_path):
+    """354, then the hop reads nothing (§4.5.3.2.5): a block of the message cannot leave within
+    `data_block`, the attempt ends as a timeout while sending, and the message stays queued."""
+    hop = RawHop(["SIZE 100000000"], stall=True)
+    cfg = outbound_config(tmp_path, ["lab.test"], {"*": hop.port}, retry_schedule=[3600],
+                          timeouts={"data_block": 1, "data_end": 600})
+    server = start(cfg, "tester@lab.test")
+    try:
+        big = MESSAGE + (b"y" * 998 + b"\r\n") * 12_000  # 12 MB: more than the socket buffers hold
+        submit(server, ["friend@far.test"], big)
+        [qid] = wait(lambda: queue_ids(cfg), what="queued")
+        assert hop.stalled.wait(20)
+        text = wait(lambda: '"attempts": 1' in (t := state_text(cfg, qid)) and t, timeout=30, what="the attempt recorded")
+        assert "timeout sending the message" in text and '"state": "queued"' in text
+    finally:
+        server.stop()
+        hop.close()

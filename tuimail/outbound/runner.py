@@ -47,7 +47,7 @@ MAX_HOPS = 30  # RFC 5321 §6.3: more Received: headers than this is a loop
 _RECEIVED = re.compile(rb"(?im)^received[ \t]*:")
 POLL_SECONDS = 1.0  # the whole in-memory set is looked at this often (ages, warnings)
 IDLE_SECONDS = 5.0  # an open connection waits this long for more mail to its destination
-BODY_CACHE = 1000  # bodies of fresh messages kept in memory (no disk read before the first try)
+BODY_CACHE_BYTES = 32 << 20  # fresh messages' bodies kept in memory (no disk read before the first try)
 ACTIVE_LIMIT = 10_000  # messages held in memory at most; the rest wait on disk
 HOT_SECONDS = 120.0  # a deferred message due later than this leaves memory until a scan finds it due
 SCAN_SECONDS = 30.0  # how often the files are scanned for messages that left memory and come due
@@ -83,6 +83,7 @@ class QueueRunner:
         self._idle: dict[str, int] = collections.defaultdict(int)  # route key -> workers waiting with a connection
         self._more: dict[str, asyncio.Event] = {}
         self._bodies: dict[str, bytes] = {}
+        self._body_bytes = 0
         self._checked_at = 0.0
         self._ready: collections.deque[str] = collections.deque()  # ids to look at on the next wake
         self._next_sweep = 0.0  # when the whole in-memory set is looked at next
@@ -172,8 +173,9 @@ class QueueRunner:
             self.on_change()
             return
         self.messages[message.id] = message
-        if data_lf is not None and len(self._bodies) < BODY_CACHE:
+        if data_lf is not None and self._body_bytes + len(data_lf) <= BODY_CACHE_BYTES:
             self._bodies[message.id] = data_lf
+            self._body_bytes += len(data_lf)
         self._ready.append(message.id)
         self.wake()
         self.on_change()
@@ -181,7 +183,7 @@ class QueueRunner:
     def _forget(self, qid: str) -> None:
         """The message leaves memory (done, deleted, or waiting on disk until it comes due)."""
         self.messages.pop(qid, None)
-        self._bodies.pop(qid, None)
+        self._body_bytes -= len(self._bodies.pop(qid, b""))
         self._save_locks.pop(qid, None)
         if self._scanning:
             self._forgotten.add(qid)
