@@ -200,8 +200,7 @@ class QueueRunner:
                 now = time.time()
                 if now >= self._next_sweep or now >= self._next_due:
                     await self._sweep(now)
-                else:
-                    await self._dispatch_ready(now)
+                await self._dispatch_ready(now)  # what arrived since (or while the sweep awaited)
                 delay = min(self._next_sweep, self._next_due) - time.time()
             except asyncio.CancelledError:
                 raise
