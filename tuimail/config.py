@@ -69,6 +69,9 @@ class ServerSettings(_Section):
     """Language of the monitor, the annotations and the log files' own phrases: "en" or "ru" (protocol replies stay ASCII)."""
     primary_domain: str = ""
     """The domain a bare mailbox name means (`user tatareva`, `rcpt to:tatareva`, `postmaster`); empty = the first [[domains]] entry."""
+    log_group: str = ""
+    """A group (name or number) allowed to read the logs: log_dir becomes 0750 and the logs 0640 with that
+    group, applied at every start. Empty (the default): only the user running tuimail can read them (0700)."""
 
     @field_validator("hostname")
     @classmethod

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tuimail.core.printable import printable
+
 log = logging.getLogger(__name__)
 
 
@@ -221,4 +223,4 @@ class EventBus:
                 log.exception("event subscriber %r failed", subscriber)
 
     def system(self, text: str, level: int = logging.INFO) -> None:
-        self.publish(SystemMessage(text, level))
+        self.publish(SystemMessage(printable(text), level))

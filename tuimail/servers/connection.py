@@ -19,6 +19,9 @@ Robustness (SECURITY.md):
   `TelnetFilter` first, so no telnet command reaches a parser, a message or the log; its answers
   (TIMING-MARK, refusals, the BINARY offer) are written at once, and a telnet client's output has
   0xFF doubled. A client that never sent a telnet command is never sent one.
+- Fairness: `next_turn()` yields to the event loop between commands that arrived together, so a client
+  that pipelines a million NOOPs in one write takes turns with everyone else instead of holding the
+  loop until its input is used up.
 - `start_tls()` upgrades the connection in place (RFC 2595 §4, RFC 3207 §4.2, RFC 3501 §6.2.1): bytes
   the client pipelined after the command are discarded, never read as commands.
 """
@@ -45,6 +48,7 @@ COMMAND_TIMEOUT = "command timeout"  # the reason `farewell()` gets for a slow-d
 MAX_QUEUED = 256 * 1024  # unprocessed input bytes before reading pauses
 LINGER = 2.0  # seconds a server-side close keeps reading (and discarding) after its farewell
 LINGER_REASONS = frozenset({COMMAND_TIMEOUT, "timeout", KILLED_BY_OPERATOR})  # the client may be typing
+HANDSHAKE_TIMEOUT = 30.0  # seconds for a TLS handshake (STARTTLS/STLS and the implicit-TLS ports)
 
 
 class LineConnection(asyncio.Protocol):
@@ -99,6 +103,11 @@ class LineConnection(asyncio.Protocol):
         return float(self.engine.config.settings.policy.inactivity_timeout)
 
     @property
+    def max_queued(self) -> int:
+        """Unprocessed input bytes held before reading pauses (a subclass lowers it before login)."""
+        return MAX_QUEUED
+
+    @property
     def command_timeout(self) -> float:
         return float(self.engine.config.settings.policy.command_timeout)
 
@@ -135,7 +144,7 @@ class LineConnection(asyncio.Protocol):
             return
         self._inbox.put_nowait(data)
         self._queued += len(data)
-        if self._queued > MAX_QUEUED and not self._reading_paused and self.transport is not None:
+        if self._queued > self.max_queued and not self._reading_paused and self.transport is not None:
             self._reading_paused = True
             self.transport.pause_reading()
 
@@ -200,6 +209,12 @@ class LineConnection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
+    async def next_turn(self) -> bool:
+        """Between two commands: let every other ready session run first (one client's pipelined
+        flood never starves the others), then wait for flow control. False once closing."""
+        await asyncio.sleep(0)
+        return await self.writable()
+
     async def writable(self) -> bool:
         """Wait until the client has read enough of what was sent (flow control); False once the
         connection is closing. Call it before producing each reply to pipelined commands."""
@@ -230,9 +245,11 @@ class LineConnection(asyncio.Protocol):
         old = self.transport
         try:
             transport = await asyncio.get_running_loop().start_tls(
-                old, self, self.engine.ssl_context, server_side=True, ssl_handshake_timeout=self.command_timeout
+                old, self, self.engine.ssl_context, server_side=True,
+                ssl_handshake_timeout=min(self.command_timeout, HANDSHAKE_TIMEOUT),
             )
         except (OSError, ssl.SSLError, ConnectionError, asyncio.TimeoutError) as e:
+            # a scanner's probe, an old protocol version, garbage instead of a ClientHello: one line
             self.session.note(f"TLS negotiation failed: {e or type(e).__name__}")
             old.abort()
             return False
@@ -280,7 +297,7 @@ class LineConnection(asyncio.Protocol):
             if data is None or self.transport is None or self.transport.is_closing() or self._lingering:
                 return
             self._queued = max(0, self._queued - len(data))
-            if self._reading_paused and self._queued <= MAX_QUEUED // 2:
+            if self._reading_paused and self._queued <= self.max_queued // 2:
                 self._reading_paused = False
                 self.transport.resume_reading()
             try:

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tuimail import __version__
+from tuimail.core.printable import has_control
 from tuimail.store import MailStore
 from tuimail.store.maildir import to_lf
 
@@ -71,9 +72,14 @@ def header_value(data: bytes, name: str) -> str | None:
     return re.sub(r"\s+", " ", m.group(1).decode("utf-8", "replace")).strip()
 
 
+def _helo(name: str) -> str:
+    """The HELO name for a trace header: never a control character (a CR would end the header)."""
+    return name if name and not has_control(name) else "unknown"
+
+
 def received_header(env: Envelope, queue_id: str, recipient: str, when: datetime) -> bytes:
     return (
-        f"Received: from {env.helo or 'unknown'} ([{env.peer_ip}])\n"
+        f"Received: from {_helo(env.helo)} ([{env.peer_ip}])\n"
         f"\tby {env.hostname} (tuimail {__version__}) with {env.protocol} id {queue_id}\n"
         f"\tfor <{recipient}>; {format_datetime(when)}\n"
     ).encode("utf-8", "replace")

@@ -13,6 +13,7 @@ import importlib
 import itertools
 import ipaddress
 import logging
+import socket
 import ssl
 import sys
 import time
@@ -31,6 +32,7 @@ from tuimail.outbound.runner import QueueRunner
 from tuimail.outbound.dkim import DkimKeys, from_domain
 from tuimail.outbound.srs import Srs
 from tuimail.servers import delivery, intake, tls
+from tuimail.servers.connection import HANDSHAKE_TIMEOUT
 from tuimail.servers.logwriter import LogWriter
 from tuimail.servers.rdns import ReverseDNS
 from tuimail.servers.sessions import SessionRegistry
@@ -88,7 +90,7 @@ class Engine:
         self.sessions.full_names = self._full_name
         self.sessions.resolver = ReverseDNS()
         settings = config.settings.server
-        self.logs = LogWriter(config.log_dir, settings.log_max_bytes, settings.log_backups)
+        self.logs = LogWriter(config.log_dir, settings.log_max_bytes, settings.log_backups, settings.log_group)
         self._unsubscribe_logs = self.bus.subscribe(self.logs)
         self.transcripts = TranscriptMailer(self)  # [teaching] mail_transcripts
         self.logs.block_listeners.append(self.transcripts)
@@ -138,7 +140,12 @@ class Engine:
             self.loop.set_default_executor(ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="tuimail-io"))
             self.loop._tuimail_executor = True  # type: ignore[attr-defined]
         self.started_at = time.time()
-        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        # mail, password hashes and TLS keys: only the server's user may enter (SECURITY.md)
+        self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self.config.data_dir.chmod(0o700)
+        except OSError as e:
+            self.bus.system(f"Cannot make {self.config.data_dir} private: {e.strerror or e}", logging.WARNING)
         # `lab reset` and friends refuse while this is held (best effort: a second engine in one
         # process, as tests make, still starts)
         self.run_lock.acquire()
@@ -225,8 +232,11 @@ class Engine:
                 self.bus.system(f"{name} listener on port {port}: TLS is not configured", logging.WARNING)
                 return state
         try:
+            # backlog: the system's maximum, so a burst of connections waits in the kernel's queue
+            # instead of being refused (a lab of 30 students all connecting at once, a connection flood)
             state.server = await asyncio.get_running_loop().create_server(
-                factory(self, name), address, port, ssl=ssl, reuse_address=True
+                factory(self, name), address, port, ssl=ssl, reuse_address=True, backlog=listen_backlog(),
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if ssl is not None else None,
             )
         except OSError as e:
             state.status = bind_error_text(e, port)
@@ -245,6 +255,11 @@ class Engine:
             return None
         return (f"WARNING: passwords are accepted without TLS on {address} "
                 "(allow_plaintext_auth = true); anyone on the network can read them")
+
+    @property
+    def log_problem(self) -> str | None:
+        """Why the log files cannot be written now (disk full...), for the TUI header; None when fine."""
+        return self.logs.problem
 
     def _warn_plaintext(self) -> None:
         warning = self.plaintext_warning
@@ -370,6 +385,14 @@ class Engine:
                         log.exception("folder watcher failed")
         finally:
             trusted.__exit__(None, None, None)
+
+
+def listen_backlog() -> int:
+    """The listen queue's length: /proc/sys/net/core/somaxconn (Linux), else socket.SOMAXCONN."""
+    try:
+        return max(socket.SOMAXCONN, int(Path("/proc/sys/net/core/somaxconn").read_text().strip()))
+    except (OSError, ValueError):
+        return socket.SOMAXCONN
 
 
 def bind_error_text(error: OSError, port: int) -> str:

@@ -30,6 +30,12 @@ from tuimail.store.folder import FolderKeywords
 from tuimail.store.maildir import Folder
 
 MAX_LINE = 65536  # long UID sets from real clients (Dovecot uses 64 KiB too)
+# Before login a client can only LOGIN, AUTHENTICATE, STARTTLS, CAPABILITY, ID, NOOP: nothing needs big
+# literals. RFC 7888 LITERAL- caps non-synchronizing literals at 4096 octets; Dovecot's imap-login keeps
+# pre-login input small too. So one unauthenticated connection can hold little memory.
+PRELOGIN_LITERAL = 4096
+PRELOGIN_COMMAND = MAX_LINE  # one whole command (lines and literals) before login
+PRELOGIN_QUEUED = 64 * 1024  # unprocessed input before reading pauses (LineConnection.MAX_QUEUED after)
 _SENSITIVE = ("LOGIN", "AUTHENTICATE")
 BLOCKED = "blocked after failed logins"
 COMMAND_TIMEOUT = "command not completed in time"
@@ -54,7 +60,7 @@ class ImapConnection(LineConnection):
         self.machine = ImapMachine(
             engine.store, keywords_of, self.options, tls_active=self.tls
         )
-        self.reader = CommandReader(MAX_LINE, policy.max_message_size)
+        self.reader = self._new_reader()
         self._logged = 0  # lines of the command being read that are already in the log
         self._first_line = b""  # the first line of that command (LOGIN's later lines are masked)
         self._unwatch: Callable[[], None] | None = None
@@ -64,6 +70,16 @@ class ImapConnection(LineConnection):
         self._writable.set()
         self._busy = False  # a command is running in a worker thread
         self._close_machine = False
+
+    def _new_reader(self) -> CommandReader:
+        """A reader with the limits of the session's state: small before login (SECURITY.md)."""
+        if self.machine.user is None:
+            return CommandReader(MAX_LINE, PRELOGIN_LITERAL, PRELOGIN_COMMAND)
+        return CommandReader(MAX_LINE, self.options.max_literal, self.options.max_literal + MAX_LINE)
+
+    @property
+    def max_queued(self) -> int:
+        return PRELOGIN_QUEUED if self.machine.user is None else super().max_queued
 
     # ----- LineConnection interface ---------------------------------------------------------
 
@@ -113,6 +129,7 @@ class ImapConnection(LineConnection):
                     # RFC 4978 §3: the bytes after COMPRESS's line (same packet) are already compressed
                     await self._take(self.reader.take_unread())
                     return
+                await asyncio.sleep(0)  # commands that arrived together take turns with other sessions
 
     def _time_command(self) -> None:
         """policy.command_timeout bounds how long one command (with its literals) may take to arrive."""
@@ -144,16 +161,20 @@ class ImapConnection(LineConnection):
                 self._log_line(event.line, first=True)
             self._logged = 0
             tag = event.tag if valid_tag(event.tag) else "*"
-            limit = self.options.max_literal
-            self.send(f"{tag} NO [TOOBIG] Literal of {event.size} bytes is over the limit ({limit} bytes)\r\n".encode())
+            when = " before login" if self.machine.user is None else ""
+            session.note(f"Literal of {event.size} bytes refused (limit {event.limit} bytes{when})")
+            self.send(
+                f"{tag} NO [TOOBIG] Literal of {event.size} bytes is over the limit ({event.limit} bytes{when})\r\n".encode()
+            )
             if not event.synchronizing:  # RFC 7888 §4: its bytes are already on the way
                 self.send(b"* BYE Literal too large\r\n")
                 self.close()
         elif isinstance(event, LineTooLong):
             self._logged = 0
-            session.note(f"Command line over {MAX_LINE} bytes discarded")
+            limit = self.reader.max_command if self.machine.user is None else MAX_LINE
+            session.note(f"Command over {limit} bytes discarded")
             tag = event.tag if valid_tag(event.tag) else "*"
-            self.send(f"{tag} BAD Command line too long (at most {MAX_LINE} bytes)\r\n".encode())
+            self.send(f"{tag} BAD Command line too long (at most {limit} bytes)\r\n".encode())
 
     def _up_to_date(self) -> bool:
         """The selected folder has not changed since this session last caught up (two stat calls)."""
@@ -231,6 +252,9 @@ class ImapConnection(LineConnection):
                     self._abort(BLOCKED)
                     return
             outcome = self.machine.auth_result(result, address)
+            if self.machine.user is not None:  # logged in: the message size limit applies from now on
+                self.reader.max_literal = self.options.max_literal
+                self.reader.max_command = self.options.max_literal + MAX_LINE
             self._apply(outcome)
         if outcome.starttls:
             await self._start_tls()
@@ -319,26 +343,16 @@ class ImapConnection(LineConnection):
             self._apply(self.machine.idle_poll())
 
     async def _start_tls(self) -> None:
-        """STARTTLS hook (RFC 3501 §6.2.1): upgrade the transport; everything read so far is dropped."""
+        """STARTTLS hook (RFC 3501 §6.2.1): upgrade the transport; everything read so far is dropped.
+
+        The shared `start_tls` bounds the handshake (`command_timeout`) and turns a failed one (a
+        scanner's probe, garbage instead of a ClientHello) into one log line and a closed connection."""
         # RFC 3501 §6.2.1 / RFC 2595 §3.1: anything the client sent after STARTTLS in plain text
         # (a command injection) is thrown away
-        self.reader = CommandReader(MAX_LINE, self.options.max_literal)
-        while not self._inbox.empty():
-            if self._inbox.get_nowait() is None:
-                return
-        loop = asyncio.get_running_loop()
-        try:
-            transport = await loop.start_tls(self.transport, self, self.engine.ssl_context, server_side=True)
-        except (OSError, ConnectionError) as e:
-            self.session.note(f"TLS negotiation failed: {e}")
-            if self.transport is not None:
-                self.transport.abort()
-            return
-        self.transport = transport
-        self.tls = self.machine.tls_active = True
-        self.session.tls = True
-        self.session.note("TLS negotiated")
-        self._note_tls_compression()
+        self.reader = self._new_reader()
+        if await self.start_tls():
+            self.machine.tls_active = True
+            self._note_tls_compression()
 
     def _note_tls_compression(self) -> None:
         """RFC 4978 §3: no COMPRESS on top of TLS-level compression (Python's TLS turns it off)."""

@@ -12,12 +12,23 @@ shows, so a student can copy their own session:
     Wed 2007-05-30 16:09:08: -----
 
 system.log gets server-wide lines as they happen. Files rotate by size (NAME.log.1 ... .N).
+
+A session's block is bounded in memory (SECURITY.md): its first lines and its last lines are kept
+(`Block`), what falls between is counted and written as one "... N lines omitted ..." line, and a
+single line longer than MAX_LINE characters is cut. A client sending a million NOOPs costs a few
+hundred KiB here, not hundreds of MiB.
+
+When the log directory cannot be written (disk full, permissions), the failure is reported once, in
+system.log when it can be written and to the TUI header (`LogWriter.problem`), and the server keeps
+serving; the next successful write says so too.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
+from collections import deque
 from datetime import datetime
 from collections.abc import Callable
 from pathlib import Path
@@ -37,18 +48,80 @@ from tuimail.core.events import (
 )
 from tuimail.core.logformat import closing_line, event_text, session_block, stamp  # noqa: F401 - re-exported
 
+
+HEAD_LINES, TAIL_LINES = 400, 400  # lines of a session's block kept from its start and from its end
+HEAD_BYTES, TAIL_BYTES = 128 * 1024, 128 * 1024  # and at most this much text in each part
+RECOVERY_SECONDS = 60.0  # writes must succeed this long after a failure before the outage is declared over
+MAX_LINE = 2000  # characters of one transcript line (a 64 KiB IMAP line is cut, with its length)
+
+
+class Block:
+    """One session's transcript while it is open: head and tail kept, the middle counted."""
+
+    __slots__ = ("protocol", "port", "head", "head_bytes", "tail", "tail_bytes", "omitted")
+
+    def __init__(self, protocol: Protocol, port: int) -> None:
+        self.protocol, self.port = protocol, port
+        self.head: list[str] = []
+        self.head_bytes = 0
+        self.tail: deque[str] = deque()
+        self.tail_bytes = 0
+        self.omitted = 0
+
+    def append(self, line: str) -> None:
+        if len(line) > MAX_LINE:
+            line = f"{line[:MAX_LINE]}... ({len(line)} characters)"
+        if not self.tail and len(self.head) < HEAD_LINES and self.head_bytes + len(line) <= HEAD_BYTES:
+            self.head.append(line)
+            self.head_bytes += len(line)
+            return
+        self.tail.append(line)
+        self.tail_bytes += len(line)
+        while len(self.tail) > TAIL_LINES or self.tail_bytes > TAIL_BYTES:
+            self.tail_bytes -= len(self.tail.popleft())
+            self.omitted += 1
+
+    def lines(self, head_stamp: str) -> list[str]:
+        middle = [f"{head_stamp}... {self.omitted} lines omitted ..."] if self.omitted else []
+        return [*self.head, *middle, *self.tail]
+
+
+def group_id(name: str) -> int | None:
+    """The gid of `[server] log_group` (a name or a number); None when unset or unknown."""
+    if not name:
+        return None
+    if name.isdigit():
+        return int(name)
+    try:
+        import grp
+
+        return grp.getgrnam(name).gr_gid
+    except (KeyError, ImportError):
+        logging.getLogger(__name__).warning("log_group %s does not exist; the logs stay private", name)
+        return None
+
+
+
 class LogWriter:
     """Subscriber that writes the log files; `close()` flushes sessions still open."""
 
-    def __init__(self, log_dir: Path, max_bytes: int = 10 * 1024 * 1024, backups: int = 5) -> None:
+    def __init__(self, log_dir: Path, max_bytes: int = 10 * 1024 * 1024, backups: int = 5, group: str = "") -> None:
         self.log_dir = Path(log_dir)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        # SECURITY.md: the logs show who logged in when and what they typed. Only the server's user may
+        # read them, unless `[server] log_group` names a group (e.g. the lab's students), which may read
+        # them (directory 0750, files 0640) for as long as the instructor keeps it set.
+        self.gid = group_id(group)
+        self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._restrict(self.log_dir, 0o750 if self.gid is not None else 0o700)
         self.max_bytes = max_bytes
         self.backups = backups
-        self._open: dict[int, tuple[Protocol, list[str], int]] = {}
+        self._open: dict[int, Block] = {}
         self._files: dict[Protocol, BinaryIO] = {}
         # called with (protocol, session id, the block's bytes exactly as written) after each block
         self.block_listeners: list[Callable[[Protocol, int, bytes], None]] = []
+        self.problem: str | None = None  # why the logs cannot be written now (shown in the TUI header)
+        self.on_problem = None  # called with the problem text (or None when it is gone)
+        self._failed_at = 0.0
 
     def path(self, protocol: Protocol) -> Path:
         return self.log_dir / f"{protocol.value}.log"
@@ -58,29 +131,29 @@ class LogWriter:
             self._write(Protocol.SYSTEM, stamp(event.at) + localise(event.text) + "\n")
             return
         if isinstance(event, SessionOpened):
-            self._open[event.sid] = (event.protocol, [], event.local_port)
+            self._open[event.sid] = Block(event.protocol, event.local_port)
         entry = self._open.get(getattr(event, "sid", -1))
         if entry is None:
             return
         text = event_text(event)
         if text is not None:
-            entry[1].append(stamp(event.at) + text)
+            entry.append(stamp(event.at) + text)
         if isinstance(event, SessionClosed):
             self._flush(event.sid, event.at)
 
     def _flush(self, sid: int, at: datetime) -> None:
-        protocol, lines, port = self._open.pop(sid)
-        data = self._write(protocol, "\n".join(session_block(sid, protocol, port, lines, at)) + "\n")
+        entry = self._open.pop(sid)
+        data = self._write(entry.protocol, "\n".join(session_block(sid, entry.protocol, entry.port, entry.lines(stamp(at)), at)) + "\n")
         for listener in self.block_listeners:
             try:
-                listener(protocol, sid, data)
+                listener(entry.protocol, sid, data)
             except Exception:
                 logging.getLogger(__name__).exception("log block listener %r failed", listener)
 
     def close(self) -> None:
         """At shutdown: write the blocks of sessions that never closed, and close the files."""
         for sid in list(self._open):
-            self._open[sid][1].append(stamp(now()) + localise("Session still open at server stop"))
+            self._open[sid].append(stamp(now()) + localise("Session still open at server stop"))
             self._flush(sid, now())
         for handle in self._files.values():
             handle.close()
@@ -93,17 +166,64 @@ class LogWriter:
         try:
             handle = self._files.get(protocol)
             if handle is None:
-                handle = self._files[protocol] = open(self.path(protocol), "ab")
+                handle = self._files[protocol] = self._open_file(protocol)
             if handle.tell() and handle.tell() + len(data) > self.max_bytes:
                 handle.close()
                 self._rotate(self.path(protocol))
-                handle = self._files[protocol] = open(self.path(protocol), "ab")
+                handle = self._files[protocol] = self._open_file(protocol)
             handle.write(data)
             handle.flush()
-        except OSError:
-            self._files.pop(protocol, None)
-            logging.getLogger(__name__).exception("cannot write %s", self.path(protocol))
+        except OSError as e:
+            # disk full, log directory gone or read-only: report it once, keep serving (the lines of
+            # this block are lost; the sessions and the mail are not)
+            handle = self._files.pop(protocol, None)
+            if handle is not None:
+                try:
+                    handle.close()
+                except OSError:
+                    pass
+            self._failed_at = time.monotonic()
+            self._report(f"Cannot write the logs in {self.log_dir}: {e.strerror or e}; the server goes on without them")
+            return data
+        if self.problem is not None and time.monotonic() - self._failed_at > RECOVERY_SECONDS:
+            self._report(None)  # a minute without failures: the outage is over
         return data
+
+    def _open_file(self, protocol: Protocol) -> BinaryIO:
+        """Open a log for appending, mode 0640 (group: `log_group`, when set) whatever the umask."""
+        fd = os.open(self.path(protocol), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        handle = os.fdopen(fd, "ab")
+        self._restrict(fd, 0o640)
+        return handle
+
+    def _restrict(self, target: Path | int, mode: int) -> None:
+        try:
+            os.chmod(target, mode)
+            if self.gid is not None:
+                os.chown(target, -1, self.gid)
+        except OSError as e:  # not ours (a shared directory): say so, keep going
+            logging.getLogger(__name__).warning("cannot set the mode of %s: %s", target, e.strerror or e)
+
+    def _report(self, problem: str | None) -> None:
+        """A new problem (or its end) is said once: in system.log when possible, to the TUI header,
+        and on the server's standard error through the `logging` module's last-resort handler."""
+        if problem == self.problem:
+            return
+        old, self.problem = self.problem, problem
+        if problem is not None and old is not None:
+            return  # one report per outage, whatever the details of the next failure
+        text = problem or "The logs can be written again"
+        if problem is not None:
+            logging.getLogger(__name__).error("%s", text)
+        try:
+            handle = self._files.get(Protocol.SYSTEM) or self._open_file(Protocol.SYSTEM)
+            self._files[Protocol.SYSTEM] = handle
+            handle.write((stamp(now()) + text + "\n").encode("utf-8", "replace"))
+            handle.flush()
+        except OSError:
+            self._files.pop(Protocol.SYSTEM, None)
+        if self.on_problem is not None:
+            self.on_problem(problem)
 
     def _rotate(self, path: Path) -> None:
         if self.backups == 0:

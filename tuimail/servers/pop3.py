@@ -147,7 +147,7 @@ class Pop3Connection(LineConnection):
     async def handle(self, data: bytes) -> None:
         self.machine.feed(data)
         # one command at a time, each after the client has read enough of the previous replies
-        while self.machine.ready and await self.writable():
+        while self.machine.ready and await self.next_turn():
             effect = self._emit(self.machine.step())
             while isinstance(effect, AuthRequest):
                 result = await self._authenticate(effect)

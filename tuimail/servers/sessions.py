@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tuimail.core.printable import printable
 from tuimail.core.events import (
     EventBus,
     LineIn,
@@ -70,16 +71,21 @@ class Session:
     def idle_seconds(self) -> float:
         return time.monotonic() - self.last_activity
 
+    # Every text is made printable here, at the source, before any subscriber (log files, monitor,
+    # control socket) sees it: a client's ESC, CR, NUL or BEL is written as `\x1b`, `\x0d`...
     def line_in(self, text: str) -> None:
         """A client line, already masked by the caller."""
+        text = printable(text)
         self.last_activity = time.monotonic()
         self.last_command = text[:80]
         self.bus.publish(LineIn(self.sid, self.protocol, text))
 
     def line_out(self, text: str) -> None:
+        text = printable(text)
         self.bus.publish(LineOut(self.sid, self.protocol, text))
 
     def note(self, text: str) -> None:
+        text = printable(text)
         self.bus.publish(Note(self.sid, self.protocol, text))
 
     def received(self, count: int) -> None:

@@ -27,7 +27,7 @@ from email.utils import format_datetime
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, TLSSetupException
 
 from tuimail import __version__
 from tuimail.core.addresses import parse_path
@@ -37,6 +37,7 @@ from tuimail.core.lineedit import edit_line
 from tuimail.core.masking import MASK, mask_smtp
 from tuimail.outbound.authresults import strip_forged
 from tuimail.outbound.runner import MAX_HOPS, hop_count
+from tuimail.core.printable import has_control
 from tuimail.protocols.telnet import TelnetFilter
 from tuimail.servers import delivery, intake
 from tuimail.servers.sessions import KILLED_BY_OPERATOR, Session
@@ -52,6 +53,9 @@ logging.getLogger("mail.log").setLevel(logging.ERROR)
 MAX_COMMAND_LINE = 1000  # RFC 5321 §4.5.3.1.4: 512 octets; we allow what a person might type
 _DATA_PENDING_LIMIT = 1 << 20
 BLOCKED = "blocked after failed logins"
+# RFC 5321 §4.1.1.1 / §4.1.3: HELO/EHLO take a domain or an address literal; a control character (a bare
+# CR, ESC, NUL) is neither, and would otherwise be copied into the Received: header
+BAD_HELO = "501 5.5.2 Invalid host name: control characters are not allowed in HELO/EHLO (RFC 5321 §4.1.1.1)"
 
 
 def protocol_factory(engine: Engine, name: str):
@@ -311,6 +315,8 @@ class TuimailSMTP(SMTP):
         if not (self._reader._buffer and text[:3] in ("250", "550", "553", "554", "501", "452")):
             self.flush_replies()
             await self._writer.drain()
+        if self._reader._buffer:  # more commands arrived together: let other sessions have a turn first
+            await asyncio.sleep(0)
 
     def flush_replies(self) -> None:
         if self._replies and self.transport is not None and not self.transport.is_closing():
@@ -387,6 +393,14 @@ class TuimailSMTP(SMTP):
         parts = blob.split(b"\x00")
         if len(parts) != 3:  # RFC 4616 §2: [authzid] NUL authcid NUL passwd
             await self.push("501 5.5.2 Cannot split the PLAIN response")
+            return AuthResult(success=False, handled=True)
+        authzid, authcid = parts[0].decode("utf-8", "replace"), parts[1].decode("utf-8", "replace")
+        if authzid and authzid.lower() != authcid.lower():
+            # RFC 4616 §2: the server must refuse an authorization identity the client may not act as;
+            # nobody here may act as another account
+            if self.record:
+                self.record.note(f"Authentication refused for {authcid}: may not act as {authzid}")
+            await self.push("535 5.7.8 Authentication failed: you may not act as another user (authorization identity)")
             return AuthResult(success=False, handled=True)
         return await self._check(parts[1], parts[2])
 
@@ -512,12 +526,17 @@ class SmtpHandler:
         return _handler_names(type(self))
 
     async def handle_HELO(self, server: TuimailSMTP, session, envelope, hostname: str) -> str:
+        if has_control(hostname):
+            return BAD_HELO
         session.host_name = hostname
         self._helo(server, hostname)
         self._state("helo")
         return f"250 {server.hostname} Hello {hostname}, pleased to meet you"
 
     async def handle_EHLO(self, server: TuimailSMTP, session, envelope, hostname: str, responses: list[str]):
+        if has_control(hostname):
+            session.extended_smtp = False
+            return [BAD_HELO]
         session.host_name = hostname
         self._helo(server, hostname)
         self._state("ehlo")
@@ -722,6 +741,11 @@ class SmtpHandler:
         return f"250 2.0.0 Ok, message saved <Message-ID: {accepted.message_id}> (queue id {queue_id})"
 
     async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):  # a client's failed handshake (a scanner, a bad client)
+            cause = error.__cause__ or error
+            if self.server.record is not None:
+                self.server.record.note(f"TLS negotiation failed: {cause or type(cause).__name__}")
+            return "454 4.7.0 TLS negotiation failed"
         log.exception("SMTP handler failed")
         self.engine.bus.system(f"SMTP internal error: {type(error).__name__}", logging.ERROR)
         return "451 4.3.0 Internal error; try again later"

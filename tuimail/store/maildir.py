@@ -42,7 +42,10 @@ __all__ = [  # the store's public names, wherever they are defined
 UIDVALIDITY_FILE = "tuimail-uidvalidity"  # the last UIDVALIDITY handed out in this account
 SUBSCRIPTIONS = "subscriptions"  # Dovecot / Courier name, one folder per line
 SPECIAL_USE = specialuse.DEFAULTS  # RFC 6154: the folders every account starts with, and their attributes
-_NAME_RE = re.compile(r"^[^/\\.\x00-\x1f\x7f]+$")
+# `%` and `*` are LIST wildcards (RFC 3501 §6.3.8): a folder so named could never be listed alone
+_NAME_RE = re.compile(r"^[^/\\.%*\x00-\x1f\x7f]+$")
+# the whole Maildir++ directory name (".A.B") must fit NAME_MAX (255 bytes) with its leading dot
+MAX_FOLDER_NAME = 254
 
 
 class FolderError(ValueError):
@@ -80,9 +83,13 @@ class Mailbox:
         """Wire name -> directory; raises FolderError for names that could escape the mailbox."""
         if name.upper() == "INBOX":
             return self.path
+        if len(name.encode("utf-8", "surrogateescape")) > MAX_FOLDER_NAME:
+            raise FolderError(f"folder name is too long (at most {MAX_FOLDER_NAME} bytes)")
         parts = name.split("/")
         if not all(_NAME_RE.match(p) for p in parts):
-            raise FolderError(f"folder name {name!r} is not allowed (no '.', '\\', empty parts or control characters)")
+            raise FolderError(
+                f"folder name {name!r} is not allowed (no '.', '\\', '%', '*', empty parts or control characters)"
+            )
         return self.path / ("." + ".".join(parts))
 
     @staticmethod

@@ -71,7 +71,7 @@ def test_zero_length_literal():
 def test_literal_over_the_limit_is_refused_before_reading():
     r = CommandReader(max_literal=100)
     assert events(r, b"a1 APPEND INBOX {101}\r\na2 noop\r\n") == [
-        LiteralRefused("a1", 101, True, b"a1 APPEND INBOX {101}"),
+        LiteralRefused("a1", 101, True, b"a1 APPEND INBOX {101}", 100),
         RawCommand((b"a2 noop",)),
     ]
     assert events(CommandReader(max_literal=100), b"a1 APPEND INBOX {500+}\r\n")[0].synchronizing is False

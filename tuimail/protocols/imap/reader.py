@@ -10,6 +10,11 @@ way; the `~` stays on the line for the tokenizer.
 Command lines are edited the telnet way (backspace/DEL applied, LF or CRLF ends; the connection has
 already taken telnet commands out of the stream);
 literal bytes are passed through untouched.
+
+Memory is bounded by what the caller sets (SECURITY.md): `max_line` per line, `max_literal` per
+literal, and `max_command` for one whole command (its lines and literals together). The IMAP glue
+sets small values before login (Dovecot's imap-login does the same; RFC 7888 LITERAL- caps
+non-synchronizing literals at 4096 octets) and the message size limit after it.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class LiteralRefused:
     size: int
     synchronizing: bool
     line: bytes
+    limit: int = 0  # the limit it broke (max_literal, or what was left of max_command)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +81,12 @@ def first_word(line: bytes) -> str:
 
 
 class CommandReader:
-    def __init__(self, max_line: int = 65536, max_literal: int = 26214400) -> None:
+    def __init__(self, max_line: int = 65536, max_literal: int = 26214400, max_command: int | None = None) -> None:
         self.max_line = max_line
         self.max_literal = max_literal
+        # one command's lines and literals together (default: one literal plus one line)
+        self.max_command = max_command if max_command is not None else max_literal + max_line
+        self._size = 0  # bytes of the command being read so far
         self.line_mode = False  # set by the caller before next_event()
         self._buf = bytearray()
         self._lines: list[bytes] = []
@@ -141,6 +150,11 @@ class CommandReader:
         line = edit_line(raw)
         if self.line_mode and not self._lines:
             return RawLine(line)
+        self._size += len(line)
+        if self._size > self.max_command:  # many lines of a command, each within max_line
+            tag = first_word(self._lines[0] if self._lines else line)
+            self._reset()
+            return LineTooLong(tag)
         m = LITERAL_TAIL.search(line)
         if m is None or len(self._lines) >= MAX_SEGMENTS:
             self._lines.append(line)
@@ -150,10 +164,12 @@ class CommandReader:
                 return _AGAIN  # an empty line (a student's extra Enter) is ignored
             return command
         size, plus = int(m.group(1)), bool(m.group(2))
-        if size > self.max_literal:
+        limit = min(self.max_literal, max(0, self.max_command - self._size))
+        if size > limit:
             tag = first_word(self._lines[0] if self._lines else line)
             self._reset()
-            return LiteralRefused(tag, size, not plus, line)
+            return LiteralRefused(tag, size, not plus, line, limit)
+        self._size += size
         self._lines.append(line)
         self._need = size
         self._reading_literal = True
@@ -164,6 +180,7 @@ class CommandReader:
     def _reset(self) -> None:
         self._lines = []
         self._literals = []
+        self._size = 0
 
 
 _AGAIN = object()

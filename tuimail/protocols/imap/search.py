@@ -20,6 +20,9 @@ from tuimail.protocols.imap.rev2 import NOT_ALONE
 from tuimail.protocols.imap.tokens import Atom, ParseError, text
 
 CHARSETS = ("UTF-8", "US-ASCII")
+# NOT, OR and parenthesised lists nest; each level is one more call when a message is tested, so a
+# client could otherwise reach Python's recursion limit. Real clients nest a handful of levels.
+MAX_DEPTH = 64
 
 
 class BadCharset(ValueError):
@@ -78,10 +81,16 @@ def _all(keys: list[Predicate]) -> Predicate:
 
 
 class _Parser:
-    def __init__(self, tokens: list, saved: frozenset[int] = frozenset()) -> None:
+    def __init__(self, tokens: list, saved: frozenset[int] = frozenset(), depth: int = 0) -> None:
         self.tokens = tokens
         self.saved = saved
         self.i = 0
+        self.depth = depth
+
+    def nested(self) -> None:
+        """One level deeper (NOT, OR, a parenthesised list): refused past MAX_DEPTH."""
+        if self.depth >= MAX_DEPTH:
+            raise ParseError(f"search keys are nested too deeply (at most {MAX_DEPTH} levels of NOT, OR and parentheses)")
 
     @property
     def done(self) -> bool:
@@ -97,7 +106,8 @@ class _Parser:
     def key(self) -> Predicate:
         token = self.take()
         if isinstance(token, list):
-            sub = _Parser(token, self.saved)
+            self.nested()
+            sub = _Parser(token, self.saved, self.depth + 1)
             keys = []
             while not sub.done:
                 keys.append(sub.key())
@@ -124,10 +134,16 @@ class _Parser:
             word, wanted = text(self.take()).upper(), name == "KEYWORD"
             return lambda c: any(k.upper() == word for k in c.keywords) == wanted
         if name == "NOT":
+            self.nested()
+            self.depth += 1
             inner = self.key()
+            self.depth -= 1
             return lambda c: not inner(c)
         if name == "OR":
+            self.nested()
+            self.depth += 1
             a, b = self.key(), self.key()
+            self.depth -= 1
             return lambda c: a(c) or b(c)
         if name in ("LARGER", "SMALLER"):
             size = _number64(self.take())

@@ -37,6 +37,9 @@ def header_markup(engine: EngineClient, clock: Clock, starting: bool) -> str:
         address = escape(engine.config.settings.ports.address)
         text += "\n[b $text-warning]! " + _("passwords are accepted without TLS on {address} (allow_plaintext_auth)").format(
             address=address) + "[/]"
+    problem = getattr(engine, "log_problem", None)  # e.g. the log directory's disk is full
+    if problem:
+        text += f"\n[b $text-error]! {escape(problem)}[/]"
     return text
 
 
