@@ -29,7 +29,9 @@ Robustness (SECURITY.md):
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import ssl
 import time
 from typing import TYPE_CHECKING
@@ -48,7 +50,18 @@ COMMAND_TIMEOUT = "command timeout"  # the reason `farewell()` gets for a slow-d
 MAX_QUEUED = 256 * 1024  # unprocessed input bytes before reading pauses
 LINGER = 2.0  # seconds a server-side close keeps reading (and discarding) after its farewell
 LINGER_REASONS = frozenset({COMMAND_TIMEOUT, "timeout", KILLED_BY_OPERATOR})  # the client may be typing
+DISK_FULL = "disk full"  # the reason `farewell()` gets when the disk has no room for a command's work
+DISK_FULL_ERRORS = (errno.ENOSPC, errno.EDQUOT)
 HANDSHAKE_TIMEOUT = 30.0  # seconds for a TLS handshake (STARTTLS/STLS and the implicit-TLS ports)
+
+
+def disk_full(path: os.PathLike | str, room: int = 64 * 1024) -> bool:
+    """True when the file system holding `path` has less than `room` bytes left for us."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < room
 
 
 class LineConnection(asyncio.Protocol):
@@ -305,13 +318,26 @@ class LineConnection(asyncio.Protocol):
                 self._time_command()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("%s session failed", self.protocol.label)
+            except OSError as e:
+                if e.errno not in DISK_FULL_ERRORS:
+                    self._internal_error()
+                    return
                 if self.session:
-                    self.session.note("Internal error; closing the session (see system.log)")
-                    self.engine.bus.system(f"{self.protocol.label} session {self.session.sid}: internal error")
-                self._abort("internal error")
+                    self.session.note(f"Not enough disk space: {e.strerror or e}")
+                self._abort(DISK_FULL)
                 return
+            except Exception:
+                self._internal_error()
+                return
+
+    def _internal_error(self) -> None:
+        """A bug (never a client's mistake): the traceback goes to the server's stderr, one line to
+        the session's log and system.log, and the session is closed."""
+        log.exception("%s session failed", self.protocol.label)
+        if self.session:
+            self.session.note("Internal error; closing the session (see system.log)")
+            self.engine.bus.system(f"{self.protocol.label} session {self.session.sid}: internal error")
+        self._abort("internal error")
 
     def _time_command(self) -> None:
         """Arm the command timer while a line is incomplete; it is not re-armed by every byte."""

@@ -30,7 +30,8 @@ from tuimail.protocols.pop3 import (
     StartTls,
     StateChanged,
 )
-from tuimail.servers.connection import COMMAND_TIMEOUT, LineConnection
+from tuimail.protocols.pop3.machine import DISK_FULL as DISK_FULL_TEXT
+from tuimail.servers.connection import COMMAND_TIMEOUT, DISK_FULL, DISK_FULL_ERRORS, LineConnection, disk_full
 from tuimail.servers.sessions import KILLED_BY_OPERATOR
 from tuimail.store import Folder, MailStore, MessageRef
 
@@ -44,6 +45,7 @@ FAREWELLS = {
     COMMAND_TIMEOUT: b"-ERR Command line not completed in time; closing the connection\r\n",
     # RFC 3206 §4: SYS/TEMP, a temporary condition; the client may retry later
     BLOCKED: b"-ERR [SYS/TEMP] Too many failed logins; try again later\r\n",
+    DISK_FULL: f"-ERR {DISK_FULL_TEXT}\r\n".encode(),
 }
 SHUTDOWN_FAREWELL = b"-ERR [SYS/TEMP] Server shutting down\r\n"
 
@@ -188,8 +190,12 @@ class Pop3Connection(LineConnection):
         if outcome is not AuthOutcome.OK or account is None:
             tried = directory.resolve_login(request.login)
             return AuthResult(None, outcome.value, tried or request.login), tried
-        self.maildrops.prepare(account.address)
-        return AuthResult(account.address), account.address
+        try:
+            self.maildrops.prepare(account.address)
+        except OSError as e:  # a full disk: the maildrop is opened on the loop and says so
+            if e.errno not in DISK_FULL_ERRORS:
+                raise
+        return AuthResult(account.address, disk_full=disk_full(self.engine.store.root)), account.address
 
     def _emit(self, outputs: list[Output]) -> AuthRequest | StartTls | None:
         """Carry out the machine's outputs in order; returns an effect to fulfil, if any."""

@@ -8,6 +8,19 @@ so a large folder is not listed again; its directories are listed only when thei
 something else changed them (mutt, Dovecot, a crash between a rename and its record). A folder
 indexed by an older tuimail (`tuimail-uidlist`, `tuimail-keywords`) keeps its uids and keywords.
 
+MOVE within an account renames each file into the target's cur/ under a new unique name (a rename is
+atomic: after any crash the message is in exactly one folder), then indexes it in the target under a
+fresh uid and only then records the expunge in the source. A kill between the steps leaves directories
+whose mtimes differ from the indexes' `S` records, so both folders are listed again at their next look:
+the source forgets the file, the target indexes it under a uid above every uid it ever gave out. COPY
+hard-links under a new name; a message whose file is already linked into the target (a COPY repeated
+after a crash) is not linked again. See SECURITY.md "Crashes".
+
+A full disk does not stop reading and deleting: an index record that cannot be written leaves the index
+in memory (`_unsaved`), and the whole index is written at the next change that finds room. APPEND is
+the exception: its uid is in the reply, so a message whose record cannot be written is removed and the
+APPEND fails (`DISK_FULL` errors, which IMAP answers with `NO [OVERQUOTA]`).
+
 One `Folder` object exists per folder per process (the store caches them) so every session shares one
 index. Thread-safe: a lock guards the index; fsyncs run outside it and are shared between threads.
 """
@@ -15,6 +28,7 @@ index. Thread-safe: a lock guards the index; fsyncs run outside it and are share
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -25,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from tuimail.core.atomic import fsync_dir
 from tuimail.store.files import (
     SIZE_RE,
     TIME_RE,
@@ -32,6 +47,7 @@ from tuimail.store.files import (
     normalize_flags,
     parse_name,
     racy_window,
+    unique_base,
     write_durably,
 )
 from tuimail.store.index import (
@@ -50,6 +66,7 @@ NAME_FIELDS = re.compile(r"^(\d+)\.M(\d{1,6})P[^,]*,S=(\d+),W=(\d+)")  # time, s
 NAME = re.compile(r"^([^:]+)(?::2,([^:]*))?")  # Maildir file name: base, info flags
 UIDLIST = "tuimail-uidlist"  # the uid list of tuimail before the index (read once, then removed)
 LEGACY_KEYWORDS = "tuimail-keywords"
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _NONE: frozenset[str] = frozenset()
 
 
@@ -112,6 +129,7 @@ class Folder:
         self._log = IndexLog(path / INDEX)
         self._legacy: dict[str, tuple[int, frozenset[str]]] = {}  # base -> (uid, keywords) from old files
         self._rebuild = False  # the log must be written whole at the next scan
+        self._unsaved = False  # a write failed on a full disk: the index lives in memory until it fits
         self._mtimes: tuple[int, int] | None = None
         self._own_stamp: tuple[int, int] | None = None  # mtimes our own last change produced
         self._scanned_at = 0.0
@@ -272,8 +290,9 @@ class Folder:
         changed = bool(records)
         if self._rebuild:
             self._compact(stamp)
-            self._rebuild = False
-            self._drop_legacy_files()
+            if not self._unsaved:  # a full disk keeps the old files until the index is written
+                self._rebuild = False
+                self._drop_legacy_files()
         elif records:
             records.append(stamp_record(stamp))
             self._write(records, durable=True)  # uids given out must never be given again
@@ -349,6 +368,8 @@ class Folder:
                 uid = self._uid_of_base.get(base)
                 if uid is not None and keywords:
                     self.store_flags({uid: (None, frozenset(keywords))})
+                if uid is not None and subdir == "cur" and self._unsaved:
+                    self._disown(uid)
                 return uid
             when = int(time_m.group(1)) + int(time_m.group(2)) / 1_000_000
             uid = self._uidnext
@@ -360,11 +381,25 @@ class Folder:
             stamp = self._own_change()
             ticket = self._write([_add_line(ref), stamp_record(stamp)])
             self.version += 1
+            if subdir == "cur" and self._unsaved:
+                self._disown(uid)
             if subdir == "new":  # a delivery: its file is durable; the uid only once someone can see it
                 self._pending = max(self._pending, ticket)
                 return uid
         self._log.commit(ticket)  # APPEND: the uid is in the reply (APPENDUID)
         return uid
+
+    def _disown(self, uid: int) -> None:
+        """(Under the lock) an APPEND whose uid cannot be made durable (full disk): remove the message
+        again and fail, so the client never holds a uid the index may not keep."""
+        ref = self._by_uid.pop(uid)
+        self._uid_of_base.pop(ref.base, None)
+        self._new.discard(uid)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.message_path(ref))
+        self._own_change()
+        self.version += 1
+        raise OSError(errno.ENOSPC, "No space left on device (the folder's index cannot grow)")
 
     @contextlib.contextmanager
     def trusted(self):
@@ -459,14 +494,21 @@ class Folder:
         self._legacy.clear()
 
     def _write(self, lines: list[str], durable: bool = False) -> int:
-        """Append records (under the lock); compacts when dead records dominate. Returns a ticket."""
-        if self._records + len(lines) > 2 * len(self._by_uid) + 1000:
+        """Append records (under the lock); compacts when dead records dominate, or writes the whole
+        index when an earlier write failed on a full disk. Returns a ticket (0: nothing to wait for)."""
+        if self._unsaved or self._records + len(lines) > 2 * len(self._by_uid) + 1000:
             self._compact(self._mtimes)
             return 0
+        try:
+            ticket = self._log.append(lines)
+        except OSError as e:
+            if e.errno not in DISK_FULL:
+                raise
+            self._unsaved = True  # keep serving from memory (SECURITY.md "Disk full")
+            return 0
         self._records += len(lines)
-        ticket = self._log.append(lines)
         if durable:
-            self._log.commit(ticket)
+            self.commit(ticket)
         return ticket
 
     def _compact(self, stamp: tuple[int, int] | None) -> None:
@@ -474,12 +516,24 @@ class Folder:
             return
         by_uid = self._by_uid
         records = [_add_line(by_uid[uid]) for uid in sorted(by_uid)]
-        self._records = self._log.rewrite(self._uidvalidity, self._uidnext, self._modseq, records, stamp)
+        try:
+            self._records = self._log.rewrite(self._uidvalidity, self._uidnext, self._modseq, records, stamp)
+        except OSError as e:
+            if e.errno not in DISK_FULL:
+                raise
+            self._unsaved = True
+            return
+        self._unsaved = False
 
     def commit(self, ticket: int) -> None:
         """Wait (outside the lock) until the records of `ticket` are on disk."""
         if ticket:
-            self._log.commit(ticket)
+            try:
+                self._log.commit(ticket)
+            except OSError as e:
+                if e.errno not in DISK_FULL:
+                    raise
+                self._unsaved = True  # the next change writes the whole index again
 
     # ----- messages -------------------------------------------------------------------------
 
@@ -627,24 +681,167 @@ class Folder:
         return removed
 
     def copy_to(self, uids: Iterable[int], dest: Folder) -> list[tuple[int, int]]:
-        """Copy messages keeping flags and keywords; returns (source uid, new uid)."""
-        pairs = []
-        for uid in sorted(set(uids)):
-            ref = self.get(uid)
-            if ref is None:
-                continue
-            try:
-                data = self.message_path(ref).read_bytes()
-            except FileNotFoundError:
-                continue
-            pairs.append((uid, dest.append(data, ref.flags, ref.internaldate, ref.keywords)))
-        return pairs
+        """Copy messages keeping flags and keywords; returns (source uid, uid in dest).
+
+        Each copy is a hard link under a new unique name (a durable copy where links are not possible),
+        indexed in `dest` with one batch of records and one fsync. A message whose file is already
+        linked into `dest` (a COPY repeated after a crash cut the first one short) is not copied again:
+        its uid there is returned."""
+        wanted = [ref for ref in (self.get(uid) for uid in sorted(set(uids))) if ref is not None]
+        if not wanted:
+            return []
+        present: dict[int, str] | None = None
+        pairs: list[tuple[int, int]] = []
+        made: list[tuple[MessageRef, str]] = []  # (source ref, base name in dest/cur)
+        try:
+            for ref in wanted:
+                source = self.message_path(ref)
+                try:
+                    st = os.stat(source)
+                except FileNotFoundError:
+                    continue
+                if st.st_nlink > 1 and dest is not self:  # linked somewhere: perhaps into dest already
+                    if present is None:
+                        present = dest._inodes()
+                    if st.st_ino in present:
+                        uid = dest._uid_of_file(present[st.st_ino])
+                        if uid is not None:
+                            pairs.append((ref.uid, uid))
+                            continue
+                base = unique_base(ref.size, ref.wire_size, ref.internaldate)
+                try:
+                    os.link(source, dest.path / "cur" / f"{base}:2,{ref.flags}")
+                except FileNotFoundError:
+                    continue
+                except OSError as e:
+                    if e.errno in DISK_FULL:
+                        raise
+                    try:  # another file system, or links not allowed: write a copy
+                        data = source.read_bytes()
+                    except FileNotFoundError:
+                        continue
+                    base = parse_name(write_durably(dest.path, data, "cur", ref.flags, ref.internaldate))[0]
+                made.append((ref, base))
+        finally:
+            if made:  # index what was linked, even when a later link failed
+                fsync_dir(dest.path / "cur")
+                with dest._lock:
+                    placed, ticket = dest._index_arrivals(made)
+                dest.commit(ticket)
+                if dest._unsaved:  # the uids could not be recorded: take the copies back
+                    dest.expunge(placed.values())
+                    raise OSError(errno.ENOSPC, "No space left on device (the folder's index cannot grow)")
+                dest._notify()
+                pairs += [(ref.uid, placed[base]) for ref, base in made if base in placed]
+        return sorted(pairs)
 
     def move_to(self, uids: Iterable[int], dest: Folder) -> list[tuple[int, int]]:
-        """RFC 6851 MOVE: copy then expunge the originals; returns (source uid, new uid)."""
-        pairs = self.copy_to(uids, dest)
-        self.expunge(uid for uid, _ in pairs)
-        return pairs
+        """RFC 6851 MOVE: each file is renamed into `dest` under a new unique name, so after any crash
+        the message is in exactly one of the two folders; returns (source uid, new uid).
+
+        Order (SECURITY.md "Crashes"): the renames (and fsyncs of both directories), then the target's
+        index records, then the source's expunge records. A kill before the records leaves both
+        directories changed behind their indexes' backs: both are listed again when next looked at."""
+        if dest is self:
+            pairs = self.copy_to(uids, dest)
+            self.expunge(uid for uid, _ in pairs)
+            return pairs
+        first, second = sorted((self, dest), key=lambda f: str(f.path))  # one lock order: no deadlock
+        moved: list[tuple[MessageRef, str]] = []
+        fallback: list[int] = []
+        tickets: list[tuple[Folder, int]] = []
+        with first._lock, second._lock:
+            self.sync()
+            try:
+                for uid in sorted(set(uids)):
+                    ref = self._by_uid.get(uid)
+                    if ref is None:
+                        continue
+                    base = unique_base(ref.size, ref.wire_size, ref.internaldate)
+                    try:
+                        os.rename(self.message_path(ref), dest.path / "cur" / f"{base}:2,{ref.flags}")
+                    except FileNotFoundError:
+                        continue
+                    except OSError as e:
+                        if e.errno != errno.EXDEV:
+                            raise
+                        fallback.append(uid)  # another file system: copy, then expunge
+                        continue
+                    moved.append((ref, base))
+            finally:
+                if moved:
+                    fsync_dir(dest.path / "cur")
+                    for subdir in {ref.subdir for ref, _ in moved}:
+                        fsync_dir(self.path / subdir)
+                    placed, ticket = dest._index_arrivals(moved)
+                    tickets.append((dest, ticket))
+                    self._modseq += 1  # RFC 7162 §3.2.10
+                    records = []
+                    for ref, _ in moved:
+                        del self._by_uid[ref.uid]
+                        self._uid_of_base.pop(ref.base, None)
+                        self._new.discard(ref.uid)
+                        records.append(expunge_record(ref.uid, self._modseq))
+                    records.append(stamp_record(self._own_change()))
+                    tickets.append((self, self._write(records)))
+                    self._changed()
+        for folder, ticket in tickets:
+            folder.commit(ticket)
+        pairs = [(ref.uid, placed[base]) for ref, base in moved if base in placed]
+        if moved:
+            dest._notify()
+        if fallback:
+            copied = self.copy_to(fallback, dest)
+            self.expunge(uid for uid, _ in copied)
+            pairs += copied
+        return sorted(pairs)
+
+    def _index_arrivals(self, arrivals: list[tuple[MessageRef, str]]) -> tuple[dict[str, int], int]:
+        """(Under the lock) index files this process has just put into cur/ by a link or a rename:
+        `arrivals` pairs the source message (flags, keywords, sizes, date) with the new base name.
+        Returns base -> uid and the ticket of the records (commit it outside the lock)."""
+        if self._mtimes is None or not self._index_current_but("cur"):
+            self.sync(force=True)  # someone else changed the folder too: list it (writes the records)
+            placed = {base: self._uid_of_base[base] for _, base in arrivals if base in self._uid_of_base}
+            words = {placed[base]: (None, ref.keywords) for ref, base in arrivals if ref.keywords and base in placed}
+            if words:
+                self.store_flags(words)
+            return placed, 0
+        placed: dict[str, int] = {}
+        records = []
+        for ref, base in arrivals:
+            if base in self._uid_of_base:
+                placed[base] = self._uid_of_base[base]
+                continue
+            uid = self._uidnext
+            self._uidnext += 1
+            self._modseq += 1
+            new = MessageRef(uid, base, "cur", ref.flags, ref.size, ref.wire_size, ref.internaldate,
+                             self._modseq, ref.keywords)
+            self._put(new)
+            records.append(_add_line(new))
+            placed[base] = uid
+        records.append(stamp_record(self._own_change()))
+        ticket = self._write(records)
+        self.version += 1
+        return placed, ticket
+
+    def _inodes(self) -> dict[int, str]:
+        """inode -> file name for every message file (from the directory entries: no stat per file)."""
+        found: dict[int, str] = {}
+        for subdir in ("new", "cur"):
+            try:
+                with os.scandir(self.path / subdir) as entries:
+                    for entry in entries:
+                        if not entry.name.startswith("."):
+                            found[entry.inode()] = entry.name
+            except FileNotFoundError:
+                continue
+        return found
+
+    def _uid_of_file(self, name: str) -> int | None:
+        self.sync()
+        return self._uid_of_base.get(parse_name(name)[0])
 
     # ----- keywords (the IMAP machine's per-folder view of them) ----------------------------
 

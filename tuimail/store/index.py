@@ -33,11 +33,13 @@ and the file is truncated there. Nothing acknowledged is ever lost, a uid is nev
 (UIDNEXT is derived from the records, which are durable before the uid is shown to anyone), and
 modseqs only grow. When dead records (old flag states, expunged messages) outnumber the live ones,
 the log is compacted: the current state is written to a new file (fsynced), renamed over the old one,
-and the directory fsynced.
+and the directory fsynced. An append that a full disk cuts short is truncated back to its last whole
+record at once, so the records after it never follow a partial line.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import threading
@@ -224,9 +226,23 @@ class IndexLog:
         with self._cond:
             if self._fd is None:
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            os.write(self._fd, data)
+            try:
+                written = os.write(self._fd, data)
+            except OSError:
+                written = -1
+            if written != len(data):  # a full disk took part of the batch: cut it off, never glue onto it
+                self._cut_torn_tail()
+                raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
             self._written += 1
             return self._written
+
+    def _cut_torn_tail(self) -> None:
+        """After a failed append: truncate the file after its last complete record (shrinking a file
+        needs no free space), so the next append does not follow a partial line."""
+        data = self.path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            os.ftruncate(self._fd, end)
 
     def commit(self, ticket: int) -> None:
         """Return once the batch `ticket` is on disk; concurrent callers share one fsync."""

@@ -1,15 +1,20 @@
 """FETCH attributes: parsing (RFC 3501 §6.4.5) and the data items of a FETCH response (§7.4.2).
 
 `parse_atts` turns the argument of FETCH into `FetchAtt`s (macros ALL/FAST/FULL expanded);
-`render` builds one `* n FETCH (...)` response from a message. MIME structure, ENVELOPE and
-BODYSTRUCTURE come from `structure.MessageStructure`, cached per message in a bounded LRU.
+`render` builds one `* n FETCH (...)` response from a message, `render_chunks` the same in pieces:
+a whole large message (BODY[], RFC822) is streamed from its file in STREAM_CHUNK pieces, so a 100 MB
+message never sits in memory. MIME structure, ENVELOPE and BODYSTRUCTURE come from
+`structure.MessageStructure`, cached per message in a bounded LRU (thread-safe: FETCH answers are
+rendered in worker threads).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -149,6 +154,9 @@ def parse_section(spec: str) -> tuple[tuple[int, ...], str, tuple[str, ...]]:
 _CACHE: OrderedDict[tuple, object] = OrderedDict()
 CACHE_SIZE = 512  # messages
 CACHE_BYTES = 64 * 1024 * 1024  # each entry keeps the message's bytes: bound the total as well
+CACHE_ENTRY_MAX = 8 * 1024 * 1024  # a larger message is parsed each time rather than kept
+STREAM_MIN = 1024 * 1024  # whole messages at least this large are streamed from their file
+STREAM_CHUNK = 256 * 1024
 _cached_bytes = 0
 _CACHE_LOCK = threading.Lock()
 
@@ -168,6 +176,8 @@ def structure_of(folder: Folder, ref: MessageRef, raw: bytes | None = None):
         raw = folder.read(ref.uid)
     global _cached_bytes
     parsed = MessageStructure.parse(raw)
+    if len(raw) > CACHE_ENTRY_MAX:
+        return parsed
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = parsed
@@ -202,7 +212,8 @@ class Message:
             key = (self.folder.path, self.ref.uid, self.ref.base)
             with _CACHE_LOCK:
                 hit = _CACHE.get(key)
-            self._structure = hit if hit is not None else structure_of(self.folder, self.ref, self.raw)
+            # the file is read only when not cached; a large one is not kept in this Message
+            self._structure = hit if hit is not None else structure_of(self.folder, self.ref, self._raw)
         return self._structure
 
 
@@ -279,3 +290,36 @@ def render_binary(msg: Message, att: FetchAtt) -> bytes:
 def render(seq: int, msg: Message, atts: list[FetchAtt], flags: str, utf8: bool = True) -> bytes:
     items = [render_item(msg, att, flags, utf8) for att in atts]
     return b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"
+
+
+def _whole(att: FetchAtt) -> bool:
+    return att.partial is None and (att.name == "RFC822" or (att.name == "BODY[]" and not att.part and not att.text))
+
+
+def render_chunks(seq: int, msg: Message, atts: list[FetchAtt], flags: str, utf8: bool = True) -> Iterator[bytes]:
+    """`render` in pieces: a whole message of STREAM_MIN bytes or more is read from its file a chunk
+    at a time (LF -> CRLF per chunk; the literal's length is RFC822.SIZE, from the file name)."""
+    if msg.ref.size < STREAM_MIN or not any(_whole(a) for a in atts):
+        yield render(seq, msg, atts, flags, utf8)
+        return
+    try:
+        handle = open(msg.folder.message_path(msg.ref), "rb")
+    except FileNotFoundError:
+        yield render(seq, msg, atts, flags, utf8)
+        return
+    with handle:
+        if os.fstat(handle.fileno()).st_size != msg.ref.size:  # the name does not tell the truth
+            yield render(seq, msg, atts, flags, utf8)
+            return
+        out = b"* %d FETCH (" % seq
+        for i, att in enumerate(atts):
+            sep = b" " if i else b""
+            if not _whole(att):
+                out += sep + render_item(msg, att, flags, utf8)
+                continue
+            yield out + sep + att.response_name().encode() + b" {%d}\r\n" % msg.ref.wire_size
+            out = b""
+            handle.seek(0)
+            while chunk := handle.read(STREAM_CHUNK):
+                yield chunk.replace(b"\n", b"\r\n")
+        yield out + b")\r\n"

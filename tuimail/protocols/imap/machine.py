@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -34,6 +35,10 @@ from tuimail.protocols.imap.tokens import Atom, ParseError, text, tokenize
 from tuimail.protocols.imap.view import MailboxView
 
 log = logging.getLogger(__name__)
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+OVERQUOTA = "NO [OVERQUOTA] Not enough disk space on the server; delete messages to make room"
 
 BASE_CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE"
@@ -187,6 +192,15 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
             return self._bad_command(tag, f"{name}: {e}")
         except MailboxNameRefused as e:
             result = str(e)
+        except OSError as e:
+            self._out.replies.clear()
+            if e.errno in DISK_FULL:  # RFC 5530 §3 OVERQUOTA, as Dovecot answers ENOSPC; reading and
+                self._out.notes.append(f"{name} failed: {e.strerror or e}")  # deleting still work
+                result = OVERQUOTA
+            else:
+                log.exception("IMAP %s failed", name)
+                self._out.notes.append(f"Internal error in {name}: {type(e).__name__}: {e}")
+                result = "NO [SERVERBUG] Internal error; the command was not completed"
         except Exception as e:  # a store or parser bug must not end the session
             log.exception("IMAP %s failed", name)
             self._out.notes.append(f"Internal error in {name}: {type(e).__name__}: {e}")
@@ -216,7 +230,10 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
         self._out.notes.append(f"Authenticated as {address}")
         self.user = address
         self.mailbox = self.store.mailbox(address)
-        self.mailbox.ensure_default_folders()  # RFC 6154 special-use folders exist from the first login
+        try:
+            self.mailbox.ensure_default_folders()  # RFC 6154 special-use folders exist from the first login
+        except OSError as e:  # a full disk must not keep a user from logging in to delete mail
+            self._out.notes.append(f"Default folders not created: {e.strerror or e}")
         self._transition("authenticated")
         self.session_state = "authenticated"
         return self._complete(tag, "LOGIN", "OK LOGIN completed")

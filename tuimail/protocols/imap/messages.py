@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from tuimail.protocols.imap import binary, sequence
 from tuimail.protocols.imap.backend import MessageRef
-from tuimail.protocols.imap.fetch import FetchAtt, Message, internaldate, parse_atts, render
+from tuimail.protocols.imap.fetch import FetchAtt, Message, internaldate, parse_atts, render, render_chunks
 from tuimail.protocols.imap.flags import BadFlag, flag_list, split_flags
 from tuimail.protocols.imap.rev2 import NOT_ALONE, saved_value
 from tuimail.protocols.imap.search import BadCharset, Candidate, parse_search
@@ -380,10 +380,15 @@ def _binary_refusal(folder, refs: list[MessageRef], atts: list[FetchAtt]) -> str
 
 def _render_all(folder, plan: list[tuple[int, MessageRef, list[FetchAtt], str]], utf8: bool = True) -> Iterator[bytes]:
     for seq, ref, atts, flags in plan:
+        chunks = render_chunks(seq, Message(folder, ref), atts, flags, utf8)
         try:
-            yield render(seq, Message(folder, ref), atts, flags, utf8)
+            first = next(chunks)
+        except StopIteration:
+            continue
         except (KeyError, FileNotFoundError):  # removed meanwhile: its EXPUNGE follows later
             continue
+        yield first
+        yield from chunks  # the file is open now: the rest follows
 
 
 def _search_return(args: list) -> tuple[list[str] | None, list]:

@@ -31,6 +31,13 @@ from tuimail.protocols.imap.envelope import envelope as build_envelope
 
 MAX_DEPTH = 40  # nesting of multiparts and message/rfc822
 MAX_PARTS = 5000  # entities per message; Dovecot has a similar limit
+# A header is parsed into fields up to these bounds (as Dovecot stops at its header limits): a message
+# with a million header lines costs a few milliseconds, not seconds of the event loop. Past them the
+# rest of the header is skipped to its blank line: it is still sent whole for BODY[HEADER], but its
+# fields are not seen by ENVELOPE, BODYSTRUCTURE, HEADER.FIELDS or SEARCH.
+MAX_HEADER_BYTES = 256 * 1024
+MAX_HEADER_FIELDS = 2000
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 SECTION_TEXTS = frozenset({"", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"})
 # RFC 5322 §3.6.8: field-name = 1*ftext; obsolete syntax allowed white space before the colon.
 _FIELD_NAME = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
@@ -95,6 +102,8 @@ def _parse_header(raw: bytes, start: int, end: int) -> tuple[list[_Field], int]:
     fields: list[_Field] = []
     pos = start
     while pos < end:
+        if pos - start > MAX_HEADER_BYTES or len(fields) >= MAX_HEADER_FIELDS:
+            return fields, _skip_header(raw, pos, end)
         nl = raw.find(b"\n", pos, end)
         line_end = end if nl < 0 else nl + 1
         first = raw[pos]
@@ -110,6 +119,16 @@ def _parse_header(raw: bytes, start: int, end: int) -> tuple[list[_Field], int]:
             fields.append(_Field(m.group(1).decode("ascii").lower(), pos, m.end(), line_end))
         pos = line_end
     return fields, end
+
+
+def _skip_header(raw: bytes, pos: int, end: int) -> int:
+    """The first body octet after a header too large to parse, found at C speed; `pos` starts a line."""
+    if raw.startswith(b"\n", pos, end):
+        return pos + 1
+    if raw.startswith(b"\r\n", pos, end):
+        return pos + 2
+    m = _BLANK_LINE.search(raw, max(pos - 1, 0), end)
+    return m.end() if m else end
 
 
 def _value(raw: bytes, f: _Field) -> bytes:

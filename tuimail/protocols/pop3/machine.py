@@ -16,6 +16,7 @@ forgets every byte and every half-finished login from before the handshake (RFC 
 
 from __future__ import annotations
 
+import errno
 from collections import deque
 
 from tuimail.core.lineedit import LineSplitter, LineTooLong
@@ -36,6 +37,9 @@ from tuimail.protocols.pop3.outputs import (
     StateChanged,
 )
 from tuimail.protocols.pop3.state import State, Transition, allowed, next_state, wrong_state_reason
+
+# RFC 3206 §4 / RFC 2449 §8: a temporary condition of the server, not the client's fault
+DISK_FULL = "[SYS/TEMP] The server's disk is full; try again later"
 
 MAX_LINE = 1000  # RFC 2449 §4 allows 255 octets; we accept telnet-typed lines up to this
 AUTH_FAILED = "[AUTH] Invalid login or password"
@@ -261,6 +265,8 @@ class Pop3Machine:
         try:
             drop = self.maildrops.open(result.address)
         except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):  # RFC 3206 §4: SYS/TEMP, a temporary condition
+                return [Noted(f"Cannot open the maildrop of {result.address}: {e}"), _err(DISK_FULL)]
             return [Noted(f"Cannot open the maildrop of {result.address}: {e}"),
                     _err("[SYS/TEMP] Cannot open the maildrop; try again later")]
         if drop is None:  # RFC 2449 §8.1.1 IN-USE
@@ -269,8 +275,9 @@ class Pop3Machine:
         self._drop, self.address = drop, result.address
         self._messages = tuple(drop.messages())  # RFC 1939 §5: numbers are fixed for the session
         count, octets = self._recount()
+        full = " (the server's disk is full: delete messages to make room)" if result.disk_full else ""
         return [Noted(f"Authenticated as {result.address}"), self._enter(Transition.LOGIN),
-                _ok(f"{result.address}'s mailbox has {count} total messages ({octets} octets)")]
+                _ok(f"{result.address}'s mailbox has {count} total messages ({octets} octets){full}")]
 
     def do_capa(self, cmd: c.Capa) -> list[Output]:
         # RFC 2449 §5: what is available in AUTHORIZATION is announced in both states

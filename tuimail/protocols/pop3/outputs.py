@@ -94,6 +94,7 @@ class AuthResult:
     address: str | None
     detail: str = ""
     tried: str = ""  # the full address a failed login meant (a bare name resolved), for the log
+    disk_full: bool = False  # the mail disk has no room left: say so, deleting is how to make some
 
 
 @dataclass(frozen=True, slots=True)
