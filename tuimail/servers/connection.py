@@ -263,10 +263,10 @@ class LineConnection(asyncio.Protocol):
             )
         except (OSError, ssl.SSLError, ConnectionError, asyncio.TimeoutError) as e:
             # a scanner's probe, an old protocol version, garbage instead of a ClientHello: one line
-            self.session.note(f"TLS negotiation failed: {e or type(e).__name__}")
-            old.abort()
+            self._tls_failed(old, f"{e or type(e).__name__}")
             return False
         if transport is None:  # the peer closed during the handshake
+            self._tls_failed(old, "the client closed the connection")
             return False
         self.transport = transport  # type: ignore[assignment]
         self._reading_paused = False
@@ -280,6 +280,15 @@ class LineConnection(asyncio.Protocol):
             self._held_timer.cancel()
             self._held_timer = None
         return True
+
+    def _tls_failed(self, old: asyncio.BaseTransport, why: str) -> None:
+        """The handshake failed: one log line, and the session ends. asyncio's TLS layer had taken the
+        socket over and never tells this protocol that the connection is gone: say it here."""
+        assert self.session is not None
+        self.session.note(f"TLS negotiation failed: {why}")
+        self.session.close_reason = self.session.close_reason or "TLS negotiation failed"
+        old.abort()
+        self.connection_lost(None)
 
     # ----- internals ------------------------------------------------------------------------
 
