@@ -190,6 +190,9 @@ class LineConnection(asyncio.Protocol):
         if self._held_timer:
             self._held_timer.cancel()
         self._can_write.set()  # wake a worker waiting in writable(); it sees the closed transport
+        while not self._inbox.empty():  # input never to be read: free it now, not at the next GC
+            self._inbox.get_nowait()
+        self._queued = 0
         self._inbox.put_nowait(None)
         if self._worker and not self._worker.done() and self._worker is not asyncio.current_task():
             self._worker.cancel()

@@ -35,6 +35,7 @@ from tuimail.servers import delivery, intake, tls
 from tuimail.servers.connection import HANDSHAKE_TIMEOUT
 from tuimail.servers.logwriter import LogWriter
 from tuimail.servers.rdns import ReverseDNS
+from tuimail.servers.memory import Trimmer
 from tuimail.servers.sessions import SessionRegistry
 from tuimail.servers.transcripts import TranscriptMailer
 from tuimail.store import Folder, MailStore
@@ -140,6 +141,7 @@ class Engine:
             self.loop.set_default_executor(ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="tuimail-io"))
             self.loop._tuimail_executor = True  # type: ignore[attr-defined]
         self.started_at = time.time()
+        self.bus.subscribe(Trimmer(self.loop))  # memory goes back to the system after bursts
         # mail, password hashes and TLS keys: only the server's user may enter (SECURITY.md)
         self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:

@@ -94,6 +94,7 @@ class ImapConnection(LineConnection):
         return f"* BYE {reason}\r\n".encode()
 
     def on_close(self) -> None:
+        self.reader.discard()
         self._writable.set()  # release a FETCH waiting to write
         if self._command_timer is not None:
             self._command_timer.cancel()

@@ -86,6 +86,19 @@ class Block:
         return [*self.head, *middle, *self.tail]
 
 
+def _close_quietly(handle: BinaryIO | None) -> None:
+    """Close a log whose last write failed: what is left in its buffer cannot be written either."""
+    if handle is None:
+        return
+    try:
+        handle.close()
+    except OSError:
+        try:
+            handle.detach().close() if hasattr(handle, "detach") else None
+        except (OSError, ValueError):
+            pass
+
+
 def group_id(name: str) -> int | None:
     """The gid of `[server] log_group` (a name or a number); None when unset or unknown."""
     if not name:
@@ -122,6 +135,7 @@ class LogWriter:
         self.problem: str | None = None  # why the logs cannot be written now (shown in the TUI header)
         self.on_problem = None  # called with the problem text (or None when it is gone)
         self._failed_at = 0.0
+        self._unwritten = ""  # the outage's report, when system.log could not take it either
 
     def path(self, protocol: Protocol) -> Path:
         return self.log_dir / f"{protocol.value}.log"
@@ -176,12 +190,7 @@ class LogWriter:
         except OSError as e:
             # disk full, log directory gone or read-only: report it once, keep serving (the lines of
             # this block are lost; the sessions and the mail are not)
-            handle = self._files.pop(protocol, None)
-            if handle is not None:
-                try:
-                    handle.close()
-                except OSError:
-                    pass
+            _close_quietly(self._files.pop(protocol, None))
             self._failed_at = time.monotonic()
             self._report(f"Cannot write the logs in {self.log_dir}: {e.strerror or e}; the server goes on without them")
             return data
@@ -212,16 +221,21 @@ class LogWriter:
         old, self.problem = self.problem, problem
         if problem is not None and old is not None:
             return  # one report per outage, whatever the details of the next failure
-        text = problem or "The logs can be written again"
+        text = stamp(now()) + (problem or "The logs can be written again") + "\n"
         if problem is not None:
-            logging.getLogger(__name__).error("%s", text)
+            logging.getLogger(__name__).error("%s", problem)
+        else:  # the report that could not be written when the outage began comes first
+            text, self._unwritten = self._unwritten + text, ""
+        handle = None
         try:
             handle = self._files.get(Protocol.SYSTEM) or self._open_file(Protocol.SYSTEM)
             self._files[Protocol.SYSTEM] = handle
-            handle.write((stamp(now()) + text + "\n").encode("utf-8", "replace"))
+            handle.write(text.encode("utf-8", "replace"))
             handle.flush()
         except OSError:
+            self._unwritten = text if problem is not None else ""
             self._files.pop(Protocol.SYSTEM, None)
+            _close_quietly(handle)
         if self.on_problem is not None:
             self.on_problem(problem)
 

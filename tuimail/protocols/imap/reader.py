@@ -99,6 +99,13 @@ class CommandReader:
     def feed(self, data: bytes) -> None:
         self._buf += data
 
+    def discard(self) -> None:
+        """Drop everything buffered (the connection is gone: free its memory now, not at the next
+        garbage collection)."""
+        self._buf = bytearray()
+        self._literal = bytearray()
+        self._reset()
+
     @property
     def in_literal(self) -> bool:
         return self._reading_literal
