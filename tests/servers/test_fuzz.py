@@ -37,6 +37,8 @@ SMTP_SESSIONS = [
     b"RSET\r\nVRFY tester\r\nNOOP\r\nQUIT\r\n",
     b"ehlo x\r\nauth login\r\n" + base64.b64encode(b"tester") + b"\r\n" + base64.b64encode(PASSWORD.encode())
     + b"\r\nmail from:<>\r\nrcpt to:<tatareva@lab.test>\r\ndata\r\n\r\n.\r\nquit\r\n",
+    # seeds from the attack of issue 16: a bare CR in HELO (it reached Received:), STARTTLS with garbage
+    b"HELO evil\rReceived: forged\r\nEHLO a\x1b[2J\r\nHELO ok\r\nSTARTTLS\r\n\x16\x03\x01garbage\r\n",
 ]
 POP3_SESSIONS = [
     # the lab's own transcripts (seed, 2007-05-03 and 2007-05-30), typed as there

@@ -44,7 +44,7 @@ def test_sigkill_during_mixed_operations_keeps_every_promise(tmp_path):
     for _ in range(ROUNDS):
         server = Server(config.path)
         reconcile(model, scan(ports.imap, ADDRESS, PASSWORD, model), pending)
-        worker = Worker(ports, ADDRESS, PASSWORD, model, random.Random(rng.random()), 10_000, rng.randrange(8, 30))
+        worker = Worker(ports, ADDRESS, PASSWORD, model, random.Random(rng.random()), 10_000, rng.randrange(5, 16))
         worker.start()
         while not worker.in_flight.wait(0.5):
             assert worker.is_alive(), f"the workload stopped before the kill: {worker.error}"
@@ -59,7 +59,7 @@ def test_sigkill_during_mixed_operations_keeps_every_promise(tmp_path):
         reconcile(model, scan(ports.imap, ADDRESS, PASSWORD, model), pending)
     finally:
         server.stop()
-    assert model.acked >= ROUNDS * 8
+    assert model.acked >= ROUNDS * 5
     assert {"APPEND", "MOVE"} <= set(kinds), kinds
 
 

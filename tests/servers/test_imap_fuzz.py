@@ -31,6 +31,12 @@ SESSIONS = [
     b"x LOGIN {8}\r\ntatareva {9+}\r\n" + PASSWORD.encode() + b"\r\ny APPEND Drafts (\\Draft) {%d+}\r\n" % len(DRAFT)
     + DRAFT + b"\r\nz CREATE Work/2026\r\nw RENAME Work Old\r\nv STATUS Drafts (MESSAGES UIDNEXT)\r\n"
     b"u SELECT Drafts\r\nt UID MOVE 1 Trash\r\ns EXPUNGE\r\nr LOGOUT\r\n",
+    # seeds from the attack of issue 16 that found bugs: literals before login, deep SEARCH nesting,
+    # over-long and wildcard folder names, escape sequences for the log
+    b"n NOOP {4097+}\r\n" + b"x" * 4097 + b" {5000}\r\n" + b"m NOOP \x1b[31m\x07\r\n",
+    b"a login tatareva Secret123\r\nb select inbox\r\nc search " + b"NOT " * 300 + b"ALL\r\n"
+    b"d search " + b"(" * 300 + b"ALL" + b")" * 300 + b"\r\ne create " + b"x" * 300 + b"\r\n"
+    b"f create \"100%\"\r\ng rename INBOX *\r\nh logout\r\n",
 ]
 INSERTS = [b"\xff\xfb\x01", b"\xff", b"\x08", b"\x7f", b"\x00", b"{", b"}", b"{5}\r\n", b"(", b")", b'"', b"\\",
            b"*", b"\r\n", b"\n", b"[", b"]", b"<", b" "]
