@@ -59,9 +59,9 @@ def message(ident: str, rng: random.Random) -> bytes:
     return f"From: crash@lab.test\r\nSubject: crash {ident}\r\nX-Id: {ident}\r\n\r\n".encode() + body
 
 
-def scan(port: int, user: str, password: str, model: Model) -> dict[str, list[str]]:
+def scan(port: int, user: str, password: str, model: Model, problems: list[str] | None = None) -> dict[str, list[str]]:
     """Every folder's messages as the server lists them: X-Id -> folders (a folder once per copy);
-    records and checks every (folder, UIDVALIDITY, UID)."""
+    records and checks every (folder, UIDVALIDITY, UID). Problems are raised, or added to `problems`."""
     found: dict[str, list[str]] = {}
     client = imaplib.IMAP4("127.0.0.1", port, timeout=30)
     try:
@@ -74,7 +74,8 @@ def scan(port: int, user: str, password: str, model: Model) -> dict[str, list[st
             for uid, ident in _listing(client):
                 key = (folder, validity, uid)
                 previous = model.uids.setdefault(key, ident)
-                assert previous == ident, f"UID {uid} of {folder} named {previous}, now {ident}: reused"
+                if previous != ident:
+                    _problem(problems, f"reused: UID {uid} of {folder} named {previous}, now {ident}")
                 found.setdefault(ident, []).append(folder)
         client.logout()
     finally:
@@ -93,20 +94,31 @@ def _listing(client: imaplib.IMAP4) -> list[tuple[int, str]]:
     return out
 
 
-def reconcile(model: Model, found: dict[str, list[str]], pending: Pending | None) -> None:
+def _problem(problems: list[str] | None, text: str) -> None:
+    if problems is None:
+        raise AssertionError(text)
+    problems.append(text)
+
+
+def reconcile(model: Model, found: dict[str, list[str]], pending: Pending | None,
+              problems: list[str] | None = None) -> None:
     """Check what the server holds against the model (allowing the interrupted operation's two
-    outcomes), then make it the model."""
+    outcomes), then make it the model. Each problem starts with its kind: duplicate, two folders,
+    lost, unexpected, reused."""
     for ident, folders in found.items():
-        assert len(folders) == len(set(folders)), f"{ident} is twice in one folder: {folders}"
-    idents = set(model.where) | set(found)
-    for ident in idents:
+        if len(folders) != len(set(folders)):
+            _problem(problems, f"duplicate: {ident} is twice in one folder: {folders}")
+    for ident in set(model.where) | set(found):
         expected = set(model.where.get(ident, set()))
         actual = set(found.get(ident, []))
         if pending is not None and ident == pending.ident:
             allowed = _outcomes(pending, pending.before)
-            assert actual in allowed, f"{pending.kind} of {ident} interrupted: found in {actual}, allowed {allowed}"
-        else:
-            assert actual == expected, f"{ident}: expected in {sorted(expected)}, found in {sorted(actual)}"
+            if actual not in allowed:
+                kind = "two folders" if pending.kind == "MOVE" and len(actual) > len(pending.before) else "lost"
+                _problem(problems, f"{kind}: {pending.kind} of {ident} interrupted: in {sorted(actual)}, allowed {allowed}")
+        elif actual != expected:
+            kind = "lost" if expected - actual else "unexpected"
+            _problem(problems, f"{kind}: {ident} expected in {sorted(expected)}, found in {sorted(actual)}")
     model.where = {ident: set(folders) for ident, folders in found.items()}
 
 
