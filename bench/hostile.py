@@ -128,14 +128,17 @@ def victim_noops(host: str, port: int, user: str, password: str, stop: threading
     return times
 
 
-def drain(sock: socket.socket, stop: threading.Event) -> None:
+def drain(sock: socket.socket, stop: threading.Event, lines: list[int] | None = None) -> None:
     try:
         sock.settimeout(0.5)
     except OSError:
         return
     while not stop.is_set():
         try:
-            if not sock.recv(1 << 16):
+            data = sock.recv(1 << 16)
+            if lines is not None:
+                lines[0] += data.count(b"\n")
+            if not data:
                 return
         except TimeoutError:
             continue
@@ -335,15 +338,17 @@ def mutate(line: bytes, rng: random.Random) -> bytes:
     return bytes(data).replace(b"\n", b" ") + (b"\r\n" if rng.random() < 0.8 else b"\n")
 
 
-def fuzz_protocol(port: int, lines: list[bytes], count: int, rng: random.Random, per_connection: int = 500) -> int:
-    sent = 0
+def fuzz_protocol(port: int, lines: list[bytes], count: int, rng: random.Random,
+                  per_connection: int = 100) -> tuple[int, int]:
+    """Sends `count` mutated lines, `per_connection` to a connection; returns (sent, reply lines)."""
+    sent, replies = 0, [0]
     while sent < count:
         try:
             sock = socket.create_connection(("127.0.0.1", port), timeout=30)
         except OSError:
             continue
         stop = threading.Event()
-        reader = threading.Thread(target=drain, args=(sock, stop), daemon=True)
+        reader = threading.Thread(target=drain, args=(sock, stop, replies), daemon=True)
         reader.start()
         batch = b"".join(mutate(rng.choice(lines), rng) for _ in range(per_connection))
         try:
@@ -355,7 +360,7 @@ def fuzz_protocol(port: int, lines: list[bytes], count: int, rng: random.Random,
         stop.set()
         sock.close()
         sent += per_connection
-    return sent
+    return sent, replies[0]
 
 
 def tls_probes(config) -> int:
@@ -408,7 +413,7 @@ def fuzz(lines: int, seed: int) -> None:
         tracebacks = logs.count("Traceback") + stderr.count("Traceback")
         internal = logs.count("internal error") + logs.count("SERVERBUG")
         failed_tls = logs.count("TLS negotiation failed")
-        print(f"lines sent: {', '.join(f'{k} {v}' for k, v in sent.items())}; {probes} TLS probes "
+        print(f"lines sent (reply lines read): {', '.join(f'{k} {v[0]} ({v[1]})' for k, v in sent.items())}; {probes} TLS probes "
               f"({failed_tls} failed handshakes logged as one line each); {elapsed:.0f} s")
         print(f"tracebacks in the logs and on stderr: {tracebacks}; internal errors: {internal}   (goal: 0 and 0)")
 

@@ -125,6 +125,17 @@ def test_a_flood_of_commands_keeps_the_log_block_bounded(hostile):
     assert len(log.splitlines()) < 1000
 
 
+def test_a_half_closed_client_gets_every_answer(hostile):
+    """Commands take turns with other sessions now; a client that sends a batch and half-closes
+    (`printf ... | nc`) must still get every reply before the server closes."""
+    client = imap(hostile.ports.imap)
+    client.send(b"".join(b"h%d NOOP\r\n" % i for i in range(500)))
+    client.sock.shutdown(socket.SHUT_WR)
+    replies = [line for line in client.file.read().splitlines() if line.startswith(b"h")]
+    assert len(replies) == 500 and replies[-1].startswith(b"h499 OK")
+    client.close()
+
+
 # ----- 3. slow commands ------------------------------------------------------------------------
 
 def test_a_header_of_many_lines_is_parsed_within_bounds(hostile):

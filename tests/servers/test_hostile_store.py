@@ -43,12 +43,14 @@ def test_sigkill_during_mixed_operations_keeps_every_promise(tmp_path):
     kinds: dict[str, int] = {}
     for _ in range(ROUNDS):
         server = Server(config.path)
-        reconcile(model, scan(ports.imap, ADDRESS, PASSWORD, model), pending)
-        worker = Worker(ports, ADDRESS, PASSWORD, model, random.Random(rng.random()), 10_000, rng.randrange(5, 16))
-        worker.start()
-        while not worker.in_flight.wait(0.5):
-            assert worker.is_alive(), f"the workload stopped before the kill: {worker.error}"
-        server.kill()
+        try:
+            reconcile(model, scan(ports.imap, ADDRESS, PASSWORD, model), pending)
+            worker = Worker(ports, ADDRESS, PASSWORD, model, random.Random(rng.random()), 10_000, rng.randrange(5, 16))
+            worker.start()
+            while not worker.in_flight.wait(0.5):
+                assert worker.is_alive(), f"the workload stopped before the kill: {worker.error}"
+        finally:
+            server.kill()  # in the middle of an operation; and never left running when the test fails
         worker.join(60)
         assert not worker.is_alive() and worker.error is None, worker.error
         pending = worker.pending

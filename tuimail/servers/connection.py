@@ -64,6 +64,9 @@ def disk_full(path: os.PathLike | str, room: int = 64 * 1024) -> bool:
     return st.f_bavail * st.f_frsize < room
 
 
+_EOF = b"<eof>"  # queued after the client's last bytes (compared by identity)
+
+
 class LineConnection(asyncio.Protocol):
     protocol: Protocol  # set by subclasses
 
@@ -173,7 +176,12 @@ class LineConnection(asyncio.Protocol):
             self._arm_timer()
 
     def eof_received(self) -> bool | None:
-        return None  # close the transport
+        """The client half-closed (`printf '...' | nc`, a script's shutdown): answer what it sent
+        first, then close. Commands take turns with other sessions, so some may still be queued."""
+        if self._refused or self.session is None:
+            return None
+        self._inbox.put_nowait(_EOF)
+        return True  # keep the transport open for the replies; `_run` closes it at _EOF
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._finish()
@@ -248,7 +256,7 @@ class LineConnection(asyncio.Protocol):
         dropped = 0
         while not self._inbox.empty():
             data = self._inbox.get_nowait()
-            if data is None:  # the connection is already gone
+            if data is None or data is _EOF:  # the connection is already gone
                 self._inbox.put_nowait(None)
                 return False
             dropped += len(data)
@@ -320,6 +328,9 @@ class LineConnection(asyncio.Protocol):
         while True:
             data = await self._inbox.get()
             if data is None or self.transport is None or self.transport.is_closing() or self._lingering:
+                return
+            if data is _EOF:  # everything the client sent before its EOF is answered
+                self.transport.close()
                 return
             self._queued = max(0, self._queued - len(data))
             if self._reading_paused and self._queued <= self.max_queued // 2:
