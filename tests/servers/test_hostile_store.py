@@ -18,14 +18,18 @@ import shutil
 import smtplib
 import subprocess
 import threading
+import time
 
 import pytest
 
 from tests.helpers import PASSWORD, RunningServer, make_config
 from tests.servers.mixed_ops import FOLDERS, Model, Worker, reconcile, scan
 from tests.servers.test_crash import Server
+from tuimail.control.local import InProcessClient
 from tuimail.core.directory import Directory
 from tuimail.store import MailStore
+from tuimail.tui.clock import fixed_clock
+from tuimail.tui.widgets.status_header import header_markup
 
 ADDRESS = "tester@lab.test"
 ROUNDS = 3
@@ -176,6 +180,9 @@ def test_a_full_log_directory_is_reported_once_and_serving_goes_on(tmp_path, ful
                 client.noop()
         running.wait_for(lambda: running.engine.log_problem is not None)
         assert "Cannot write the logs" in running.engine.log_problem
+        header = running.call(header_markup, InProcessClient(running.engine, start=False),
+                              fixed_clock(time.time(), time.monotonic()), False)
+        assert "! Cannot write the logs" in header  # the monitor's header says so
         (full_disk / "filler").unlink()  # room again: what follows is written
         running.wait_for(lambda: len(running.engine.sessions) == 0)
         running.call(running.engine.bus.system, "after the outage")

@@ -6,7 +6,7 @@ What a client offers:
 - live state, read synchronously on every UI tick: `config` (its `.settings` are the RUNNING ones),
   `hostname`, `started_at`, `listeners` (name -> object with name, port, status, up, describe()),
   `sessions` (iterable, `len()`, `.get(sid)`; each with the fields of `servers.sessions.Session`),
-  `blocks()`, `plaintext_warning`, `server_pid`, `attached`;
+  `blocks()`, `plaintext_warning`, `log_problem`, `server_pid`, `attached`;
 - the event stream: `subscribe(callback)` (the events of `tuimail.core.events`, in order);
 - commands and queries: `await call(name, **args)`; the table of names is `control.commands`. The
   typed wrappers below are one-liners over `call`; add one when a screen uses a command.
@@ -77,6 +77,11 @@ class EngineClient(abc.ABC):
     @property
     @abc.abstractmethod
     def plaintext_warning(self) -> str | None: ...
+
+    @property
+    def log_problem(self) -> str | None:
+        """Why the log files cannot be written now (the log disk is full...), for the header."""
+        return None
 
     @property
     @abc.abstractmethod

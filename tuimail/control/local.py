@@ -60,6 +60,10 @@ class InProcessClient(EngineClient):
         return self.engine.plaintext_warning
 
     @property
+    def log_problem(self) -> str | None:
+        return self.engine.log_problem
+
+    @property
     def server_pid(self) -> int | None:
         return os.getpid()
 
