@@ -354,8 +354,11 @@ def fuzz_protocol(port: int, lines: list[bytes], count: int, rng: random.Random,
         reader.start()
         batch = b"".join(mutate(rng.choice(lines), rng, keep) for _ in range(per_connection))
         try:
-            sock.sendall(batch)
-            sock.shutdown(socket.SHUT_WR)
+            if keep:  # aiosmtpd drops what is queued at a half-close: end with QUIT and wait instead
+                sock.sendall(batch + b"QUIT\r\n")
+            else:
+                sock.sendall(batch)
+                sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
         reader.join(30)
