@@ -11,6 +11,7 @@ that is a local account. Steps done before the account is known (HELO, USER) are
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections import deque
@@ -38,6 +39,7 @@ class ProgressBook:
         self._done: dict[str, dict[str, str]] = {}
         self._listeners: list[Callable[[str, str, str], None]] = []
         self.version = 0  # bumped on every change (the TUI redraws when it moves)
+        self._unsaved = False  # the last save failed (disk full): said once
         self.load()
 
     def load(self) -> None:
@@ -87,9 +89,16 @@ class ProgressBook:
             self.version += 1
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {"version": 1, "students": self._done}
-        atomic_write(self.path, (json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True) + "\n").encode())
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, (json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True) + "\n").encode())
+        except OSError as e:  # a full disk: progress stays in memory and is written with the next step
+            if not self._unsaved:
+                logging.getLogger(__name__).warning("cannot save the lab progress in %s: %s", self.path, e.strerror or e)
+            self._unsaved = True
+            return
+        self._unsaved = False
 
 
 @dataclass(slots=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import errno
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 
 from tuimail.core.directory import AuthOutcome
 from tuimail.protocols.imap.backend import KeywordsOf, Mailbox, Store
-from tuimail.protocols.imap.mailboxes import MailboxCommands, MailboxNameRefused
+from tuimail.protocols.imap.mailboxes import DISK_FULL, OVERQUOTA, MailboxCommands, MailboxNameRefused
 from tuimail.protocols.imap.messages import MessageCommands
 from tuimail.protocols.imap.ordering import OrderingCommands
 from tuimail.protocols.imap.quota import QuotaCommands
@@ -35,10 +34,6 @@ from tuimail.protocols.imap.tokens import Atom, ParseError, text, tokenize
 from tuimail.protocols.imap.view import MailboxView
 
 log = logging.getLogger(__name__)
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-
-
-OVERQUOTA = "NO [OVERQUOTA] Not enough disk space on the server; delete messages to make room"
 
 BASE_CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE"

@@ -7,6 +7,7 @@ Names are modified UTF-7 on the wire and on disk, `/` separated; INBOX is case-i
 
 from __future__ import annotations
 
+import errno
 import re
 from datetime import datetime
 
@@ -18,6 +19,9 @@ from tuimail.protocols.imap.specialuse import create_uses, refusal
 from tuimail.protocols.imap.tokens import Literal, Literal8, ParseError, text
 from tuimail.protocols.imap.view import MailboxView
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# RFC 5530 §3 OVERQUOTA, as Dovecot answers ENOSPC; reading and deleting still work
+OVERQUOTA = "NO [OVERQUOTA] Not enough disk space on the server; delete messages to make room"
 # APPENDLIMIT: RFC 7889 §3.2; SIZE: RFC 8438 (STATUS=SIZE); DELETED, SIZE: RFC 9051 §6.3.11
 STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "APPENDLIMIT", "SIZE", "DELETED")
 _DATE_TIME = re.compile(r"^\s?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-]\d{4})$")
@@ -258,6 +262,9 @@ class MailboxCommands:
         except OSError as e:  # RFC 3502 §6.3.11: a failure part-way removes what was stored
             if uids:
                 folder.expunge(uids)
+            if e.errno in DISK_FULL:
+                self._out.notes.append(f"APPEND failed, nothing was stored: {e.strerror or e}")
+                return OVERQUOTA
             return f"NO [SERVERBUG] APPEND failed, nothing was stored: {e.strerror or e}"
         for (data, *_), uid in zip(messages, uids):
             self._out.notes.append(f"Message of {len(data)} bytes appended to {name} (uid {uid})")
