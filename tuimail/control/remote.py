@@ -98,6 +98,7 @@ class SocketClient(EngineClient):
         self._listeners: dict[str, ListenerView] = {}
         self._blocks: list[tuple[str, int, float]] = []
         self._plaintext: str | None = None
+        self._log_problem: str | None = None
         self._sessions = SessionMirror()
         self.state_seen = asyncio.Event()
         self.gone_reason: str | None = None
@@ -127,6 +128,10 @@ class SocketClient(EngineClient):
     @property
     def plaintext_warning(self) -> str | None:
         return self._plaintext
+
+    @property
+    def log_problem(self) -> str | None:
+        return self._log_problem
 
     @property
     def server_pid(self) -> int | None:
@@ -275,6 +280,8 @@ class SocketClient(EngineClient):
             self._blocks = [tuple(b) for b in state["blocks"]]
         if "plaintext_warning" in state:
             self._plaintext = state["plaintext_warning"]
+        if "log_problem" in state:
+            self._log_problem = state["log_problem"]
         if "settings" in state:
             self.config.settings = state["settings"]
         for fields in state.get("sessions", ()):

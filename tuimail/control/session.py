@@ -78,6 +78,7 @@ class Hub:
             "settings": engine.config.settings,
             "config_path": str(engine.config.path),
             "plaintext_warning": engine.plaintext_warning,
+            "log_problem": engine.log_problem,
         })
 
     def _sessions_now(self) -> dict[int, Any]:
