@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from tests.helpers import PASSWORD, RunningServer, make_config
+from tuimail.servers.connection import LINGER
 from tuimail.servers.engine import listen_backlog
 from tuimail.servers.imap import PRELOGIN_COMMAND, PRELOGIN_LITERAL
 from tuimail.store.maildir import MAX_FOLDER_NAME
@@ -133,6 +134,24 @@ def test_a_half_closed_client_gets_every_answer(hostile):
     client.sock.shutdown(socket.SHUT_WR)
     replies = [line for line in client.file.read().splitlines() if line.startswith(b"h")]
     assert len(replies) == 500 and replies[-1].startswith(b"h499 OK")
+    client.close()
+
+
+def test_a_lingering_close_ends_at_the_clients_eof(hostile):
+    """An operator's kill lingers (half-close, input drained) so a typing client reads the farewell;
+    the client's own EOF then ends it at once, not after the linger (the half-close handling above
+    must not keep a lingering connection open)."""
+    client = imap(hostile.ports.imap)
+    hostile.wait_for(lambda: len(hostile.engine.sessions) == 1)
+    [session] = list(hostile.engine.sessions)
+    hostile.call(hostile.engine.sessions.kill, session.sid)
+    assert client.line().startswith(b"* BYE")
+    assert client.file.read() == b""  # the FIN follows the farewell
+    client.send(b"a1 NOOP\r\n")  # typed after the farewell: read and dropped, no RST before the EOF
+    connection = session.abort.__self__
+    assert not connection.transport.is_closing()  # lingering
+    client.sock.shutdown(socket.SHUT_WR)
+    hostile.wait_for(lambda: connection.transport.is_closing(), timeout=LINGER / 2)  # at our EOF
     client.close()
 
 

@@ -28,6 +28,8 @@ from tests.servers.test_crash import Server
 from tuimail.control.local import InProcessClient
 from tuimail.core.directory import Directory
 from tuimail.store import MailStore
+from tuimail.store.folder import Folder
+from tuimail.store.index import INDEX
 from tuimail.tui.clock import fixed_clock
 from tuimail.tui.widgets.status_header import header_markup
 
@@ -88,17 +90,62 @@ def test_move_is_a_rename_and_copy_never_duplicates_in_the_target(tmp_path):
     assert len(inbox.copy_to([back], inbox)) == 1 and len(inbox.messages()) == 2  # within a folder: a copy
 
 
-def test_a_torn_uid_list_line_never_reuses_a_uid(tmp_path):
+def test_a_torn_index_record_is_cut_off_and_never_glued_onto(tmp_path):
     store = MailStore(tmp_path)
     inbox = store.mailbox(ADDRESS).folder("INBOX", create=True)
     first = inbox.append(b"Subject: a\n\nx\n")
-    uidlist = inbox.path / "tuimail-uidlist"
-    uidlist.write_bytes(uidlist.read_bytes() + b"7 1234.M1P1Q1.torn")  # a crash in the middle of a line
+    inbox.close()
+    index = inbox.path / INDEX
+    index.write_bytes(index.read_bytes() + b"+ 7 9 c 3 4 1234 1234.M1P1Q1.torn")  # a crash mid-append
     again = MailStore(tmp_path).mailbox(ADDRESS).folder("INBOX")
     second = again.append(b"Subject: b\n\ny\n")
-    assert second > 7 and second != first
+    assert second > first
+    again.close()
     third = MailStore(tmp_path).mailbox(ADDRESS).folder("INBOX")
     assert {r.uid for r in third.messages()} == {first, second}
+    assert b"torn" not in index.read_bytes()
+
+
+@pytest.mark.parametrize("step", ["links", "target records", "source records"])
+def test_a_kill_between_the_steps_of_move_leaves_each_message_in_one_folder(tmp_path, monkeypatch, step):
+    """MOVE's order: S 0 0 in both indexes, renames, the target's records, the source's records. A kill
+    after any step (here: an exception that stops the rest, then a fresh store as after a restart)
+    leaves each message in exactly one folder, with a uid the target never gave out before."""
+    box = MailStore(tmp_path).mailbox(ADDRESS)
+    inbox, work = box.folder("INBOX", create=True), box.create_folder("Work")
+    kept = work.append(b"Subject: already there\n\n.\n")
+    uids = [inbox.append(b"Subject: %d\n\nbody\n" % n, "S") for n in range(3)]
+    class Killed(Exception):
+        pass
+    def kill(*args, **kwargs):
+        raise Killed
+    if step == "links":
+        monkeypatch.setattr(Folder, "_index_arrivals", kill)
+    elif step == "target records":
+        real = Folder._index_arrivals
+        def arrive_then_die(self, arrivals):
+            real(self, arrivals)
+            raise Killed
+        monkeypatch.setattr(Folder, "_index_arrivals", arrive_then_die)
+    else:
+        real_write = Folder._write
+        def write_then_die(self, lines, durable=False):
+            if self is inbox and any(line.startswith("- ") for line in lines):
+                raise Killed
+            return real_write(self, lines, durable)
+        monkeypatch.setattr(Folder, "_write", write_then_die)
+    with pytest.raises(Killed):
+        inbox.move_to(uids[:2], work)
+    monkeypatch.undo()
+    for folder in (inbox, work):
+        folder.close()
+    after = MailStore(tmp_path).mailbox(ADDRESS)
+    left, there = after.folder("INBOX").messages(), after.folder("Work").messages()
+    assert [r.uid for r in left] == [uids[2]]
+    subjects = sorted(after.folder("Work").read(r.uid).split(b"\n")[0] for r in there)
+    assert subjects == [b"Subject: 0", b"Subject: 1", b"Subject: already there"]
+    assert all(r.uid > kept for r in there if r.uid != kept)
+    assert all(r.flags == "S" for r in there if r.uid != kept)
 
 
 # ----- a full disk -----------------------------------------------------------------------------

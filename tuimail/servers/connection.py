@@ -178,8 +178,8 @@ class LineConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         """The client half-closed (`printf '...' | nc`, a script's shutdown): answer what it sent
         first, then close. Commands take turns with other sessions, so some may still be queued."""
-        if self._refused or self.session is None:
-            return None
+        if self._refused or self.session is None or self._lingering:
+            return None  # lingering after our farewell: the client's EOF ends it (the transport closes)
         self._inbox.put_nowait(_EOF)
         return True  # keep the transport open for the replies; `_run` closes it at _EOF
 

@@ -693,6 +693,8 @@ class Folder:
         present: dict[int, str] | None = None
         pairs: list[tuple[int, int]] = []
         made: list[tuple[MessageRef, str]] = []  # (source ref, base name in dest/cur)
+        with dest._lock:
+            dest._unsettle()
         try:
             for ref in wanted:
                 source = self.message_path(ref)
@@ -742,6 +744,7 @@ class Folder:
         Order (SECURITY.md "Crashes"): the renames (and fsyncs of both directories), then the target's
         index records, then the source's expunge records. A kill before the records leaves both
         directories changed behind their indexes' backs: both are listed again when next looked at."""
+        uids = sorted(set(uids))
         if dest is self:
             pairs = self.copy_to(uids, dest)
             self.expunge(uid for uid, _ in pairs)
@@ -752,8 +755,11 @@ class Folder:
         tickets: list[tuple[Folder, int]] = []
         with first._lock, second._lock:
             self.sync()
+            if not self._by_uid.keys().isdisjoint(uids):
+                dest._unsettle()
+                self._unsettle()
             try:
-                for uid in sorted(set(uids)):
+                for uid in uids:
                     ref = self._by_uid.get(uid)
                     if ref is None:
                         continue
@@ -825,6 +831,21 @@ class Folder:
         ticket = self._write(records)
         self.version += 1
         return placed, ticket
+
+    def _unsettle(self) -> None:
+        """(Under the lock) before links or renames whose records follow: a durable `S 0 0` record,
+        a stamp no directory has, so a kill before the records makes the next start list the folder
+        (whatever its directories' mtimes say: a rename in the same mtime tick as the last recorded
+        change would not show in them). The records after the change end with the real stamp."""
+        try:
+            ticket = self._log.append([stamp_record((0, 0))])
+        except OSError as e:
+            if e.errno not in DISK_FULL:
+                raise
+            self._unsaved = True  # the whole index is written at the next change anyway
+            return
+        self._records += 1
+        self.commit(ticket)
 
     def _inodes(self) -> dict[int, str]:
         """inode -> file name for every message file (from the directory entries: no stat per file)."""

@@ -18,6 +18,8 @@ the space before `#`, 8 hex digits) and a newline:
     = <uid> <modseq> <flags> [keyword ...]                   its flags / keywords changed
     - <uid> <modseq>                                         it was expunged
     S <new/ mtime ns> <cur/ mtime ns>                        the directories as the index last matched them
+    S 0 0                                                    links or renames are under way (MOVE, COPY): list
+                                                             the directories at the next load
 
 `<flags>` is where the file is, `n` (new/: nobody has seen it, \\Recent) or `c` (cur/), followed by the
 Maildir flag letters (`c` alone: no flags); `<base>` is the file name without `:2,<flags>`, with
