@@ -71,7 +71,7 @@ def test_sigkill_during_mixed_operations_keeps_every_promise(tmp_path):
     assert {"APPEND", "MOVE"} <= set(kinds), kinds
 
 
-def test_move_is_a_rename_and_copy_never_duplicates_in_the_target(tmp_path):
+def test_move_is_a_rename_and_every_copy_is_a_new_message(tmp_path):
     store = MailStore(tmp_path)
     box = store.mailbox(ADDRESS)
     inbox, trash = box.folder("INBOX", create=True), box.create_folder("Trash")
@@ -84,9 +84,9 @@ def test_move_is_a_rename_and_copy_never_duplicates_in_the_target(tmp_path):
     # moved back and forth: a new name each time, so never an old uid list entry (no uid is reused)
     [(_, back)] = trash.move_to([moved], inbox)
     assert back > uid
-    first = inbox.copy_to([back], trash)
-    again = inbox.copy_to([back], trash)  # a COPY repeated (say after a crash): no second copy
-    assert first == again and len(trash.messages()) == 1
+    [(_, first)] = inbox.copy_to([back], trash)
+    [(_, again)] = inbox.copy_to([back], trash)  # COPY twice on purpose: two copies (RFC 3501 §6.4.7)
+    assert again > first and len(trash.messages()) == 2
     assert len(inbox.copy_to([back], inbox)) == 1 and len(inbox.messages()) == 2  # within a folder: a copy
 
 

@@ -13,8 +13,8 @@ atomic: after any crash the message is in exactly one folder), then indexes it i
 fresh uid and only then records the expunge in the source. A kill between the steps leaves directories
 whose mtimes differ from the indexes' `S` records, so both folders are listed again at their next look:
 the source forgets the file, the target indexes it under a uid above every uid it ever gave out. COPY
-hard-links under a new name; a message whose file is already linked into the target (a COPY repeated
-after a crash) is not linked again. See SECURITY.md "Crashes".
+hard-links under a new name, once per message per COPY (a COPY repeated on purpose makes a second copy,
+as RFC 3501 §6.4.7 asks). See SECURITY.md "Crashes".
 
 A full disk does not stop reading and deleting: an index record that cannot be written leaves the index
 in memory (`_unsaved`), and the whole index is written at the next change that finds room. APPEND is
@@ -684,13 +684,12 @@ class Folder:
         """Copy messages keeping flags and keywords; returns (source uid, uid in dest).
 
         Each copy is a hard link under a new unique name (a durable copy where links are not possible),
-        indexed in `dest` with one batch of records and one fsync. A message whose file is already
-        linked into `dest` (a COPY repeated after a crash cut the first one short) is not copied again:
-        its uid there is returned."""
+        indexed in `dest` with one batch of records and one fsync. Every COPY makes new copies, even of a
+        message copied there before (RFC 3501 §6.4.7, as Dovecot does). A kill before the records leaves
+        links the next listing of `dest` indexes once each: one COPY never yields two copies."""
         wanted = [ref for ref in (self.get(uid) for uid in sorted(set(uids))) if ref is not None]
         if not wanted:
             return []
-        present: dict[int, str] | None = None
         pairs: list[tuple[int, int]] = []
         made: list[tuple[MessageRef, str]] = []  # (source ref, base name in dest/cur)
         with dest._lock:
@@ -698,18 +697,6 @@ class Folder:
         try:
             for ref in wanted:
                 source = self.message_path(ref)
-                try:
-                    st = os.stat(source)
-                except FileNotFoundError:
-                    continue
-                if st.st_nlink > 1 and dest is not self:  # linked somewhere: perhaps into dest already
-                    if present is None:
-                        present = dest._inodes()
-                    if st.st_ino in present:
-                        uid = dest._uid_of_file(present[st.st_ino])
-                        if uid is not None:
-                            pairs.append((ref.uid, uid))
-                            continue
                 base = unique_base(ref.size, ref.wire_size, ref.internaldate)
                 try:
                     os.link(source, dest.path / "cur" / f"{base}:2,{ref.flags}")
@@ -846,23 +833,6 @@ class Folder:
             return
         self._records += 1
         self.commit(ticket)
-
-    def _inodes(self) -> dict[int, str]:
-        """inode -> file name for every message file (from the directory entries: no stat per file)."""
-        found: dict[int, str] = {}
-        for subdir in ("new", "cur"):
-            try:
-                with os.scandir(self.path / subdir) as entries:
-                    for entry in entries:
-                        if not entry.name.startswith("."):
-                            found[entry.inode()] = entry.name
-            except FileNotFoundError:
-                continue
-        return found
-
-    def _uid_of_file(self, name: str) -> int | None:
-        self.sync()
-        return self._uid_of_base.get(parse_name(name)[0])
 
     # ----- keywords (the IMAP machine's per-folder view of them) ----------------------------
 
