@@ -18,6 +18,7 @@ from tuimail.config import Config
 from tuimail.core.atomic import atomic_write
 from tuimail.core.directory import Account, Directory
 from tuimail.core.passwords import hash_password
+from tuimail.core.scram import make_verifier
 from tuimail.core.runlock import running_pid
 from tuimail import i18n
 from tuimail.teaching import report, roster
@@ -78,7 +79,9 @@ def cmd_account_import(config: Config, args: argparse.Namespace) -> int:
     passwords = [roster.readable_password(s.mailbox, strong) for s in found.students]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # argon2 releases the GIL
         hashes = list(pool.map(hash_password, passwords))
-    accounts = [Account(f"{s.mailbox}@{domain}", s.full_name, h, notes=s.notes) for s, h in zip(found.students, hashes)]
+        verifiers = list(pool.map(make_verifier, passwords))  # SCRAM-SHA-256 (core/scram.py)
+    accounts = [Account(f"{s.mailbox}@{domain}", s.full_name, h, notes=s.notes, scram=v)
+                for s, h, v in zip(found.students, hashes, verifiers)]
     sheet = [(a.address, a.full_name, p) for a, p in zip(accounts, passwords)]
     if args.sheet:  # written first: accounts whose passwords nobody could hand out are worse than none
         _write_sheet(Path(args.sheet), sheet)

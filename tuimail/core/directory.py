@@ -1,7 +1,9 @@
 """The directory: hosted domains (from config.toml) and accounts (from data_dir/accounts.json).
 
-Accounts are never in config.toml. Passwords are stored only as argon2id hashes; the accounts file is
-written atomically with mode 0600. A running server sees changes made by another process (the CLI)
+Accounts are never in config.toml. Passwords are stored only as argon2id hashes, and beside them a
+SCRAM-SHA-256 verifier (RFC 5803 text, `core/scram.py`) made whenever a password is set or, for an
+older account, at its next successful PLAIN/LOGIN/USER login; the accounts file is written
+atomically with mode 0600. A running server sees changes made by another process (the CLI)
 because every lookup first checks the two files' modification times.
 
 Authentication returns an `AuthOutcome`; protocols give the client one generic error and put the
@@ -11,6 +13,7 @@ outcome in the log (STYLE.md habit 6).
 from __future__ import annotations
 
 import enum
+import hmac
 import json
 import os
 import threading
@@ -24,6 +27,7 @@ from tuimail.core.addresses import AddressError, check_domain, check_ip, split_a
 from tuimail.core.atomic import atomic_write
 from tuimail.core.authcache import AuthCache
 from tuimail.core.passwords import check_password, hash_password, verify_password
+from tuimail.core.scram import Proof, make_verifier
 
 ACCOUNTS_FILE = "accounts.json"
 ALIASES_FILE = "aliases.json"
@@ -40,6 +44,8 @@ class AuthOutcome(enum.Enum):
     USER_UNKNOWN = "user unknown"
     PASSWORD_MISMATCH = "password mismatch"
     ACCESS_DISABLED = "access disabled for this protocol"
+    NO_VERIFIER = ("no SCRAM-SHA-256 verifier yet (log in once with PLAIN or LOGIN, "
+                   "or set the password again, to make one)")
 
 
 class Service(enum.Enum):
@@ -61,6 +67,7 @@ class Account:
     forward: str = ""  # mail is forwarded to this address (local or remote)
     keep_copy: bool = True  # with `forward`: also keep a copy here
     quota: int = 0  # bytes; 0 = no limit
+    scram: str = ""  # SCRAM-SHA-256 verifier, RFC 5803 text ("" until a password is set or used)
 
     @property
     def mailbox(self) -> str:
@@ -167,18 +174,55 @@ class Directory:
         primary = self.primary_domain
         return f"{login}@{primary}" if primary and login else None
 
-    def authenticate(self, login: str, password: str, service: Service) -> tuple[AuthOutcome, Account | None]:
-        """Check a login; slow (argon2, tens of ms): call it with asyncio.to_thread from a server."""
+    def authenticate(self, login: str, password: str | Proof, service: Service) -> tuple[AuthOutcome, Account | None]:
+        """Check a login: a password (slow, argon2, tens of ms: call it with asyncio.to_thread from a
+        server) or a SCRAM-SHA-256 proof (`core/scram.py`, already checked against a verifier)."""
         address = self.resolve_login(login)
         account = self.get(address) if address else None
+        if isinstance(password, Proof):
+            return self._scram_outcome(account, password, service)
         if account is None:
             verify_password(_DUMMY_HASH, password)  # same cost as a real check: no user enumeration by timing
             return AuthOutcome.USER_UNKNOWN, None
         if not self._password_matches(account, password):
             return AuthOutcome.PASSWORD_MISMATCH, account
+        if not account.scram:  # an account older than SCRAM here: the clear password is in hand now
+            account = self._add_verifier(account, password)
         if not account.allows(service):
             return AuthOutcome.ACCESS_DISABLED, account
         return AuthOutcome.OK, account
+
+    def scram_verifier(self, login: str) -> str | None:
+        """The SCRAM-SHA-256 verifier of the account a login name means (None: no such account, or
+        none yet). Fast: SCRAM exchanges call it on the event loop."""
+        address = self.resolve_login(login)
+        account = self.get(address) if address else None
+        return account.scram or None if account else None
+
+    def _scram_outcome(self, account: Account | None, proof: Proof, service: Service) -> tuple[AuthOutcome, Account | None]:
+        if account is None:
+            return AuthOutcome.USER_UNKNOWN, None
+        if not account.scram:
+            return AuthOutcome.NO_VERIFIER, account
+        # the proof was checked against the verifier the exchange started with: a password changed
+        # meanwhile (another verifier) counts as a wrong password
+        if not proof.valid or not hmac.compare_digest(proof.verifier, account.scram):
+            return AuthOutcome.PASSWORD_MISMATCH, account
+        if not account.allows(service):
+            return AuthOutcome.ACCESS_DISABLED, account
+        return AuthOutcome.OK, account
+
+    def _add_verifier(self, account: Account, password: str) -> Account:
+        """Store a SCRAM verifier for an account that lacks one, at a login that proved `password`."""
+        with self._lock:
+            self.refresh(force=True)
+            current = self._accounts.get(account.address)
+            if current is None or current.password_hash != account.password_hash:
+                return account  # changed or deleted meanwhile: the verifier would not match
+            if not current.scram:
+                current = replace(current, scram=make_verifier(password))
+                self._save_accounts({**self._accounts, current.address: current})
+            return current
 
     def _password_matches(self, account: Account, password: str) -> bool:
         """argon2 verification, skipped for a login verified less than auth_cache_seconds ago."""
@@ -335,7 +379,8 @@ class Directory:
             self.refresh(force=True)
             if address in self._accounts:
                 raise DirectoryError(f"account {address} already exists")
-            account = Account(address, full_name, hash_password(password), pop, imap, admin, notes)
+            account = Account(address, full_name, hash_password(password), pop, imap, admin, notes,
+                              scram=make_verifier(password))
             self._save_accounts({**self._accounts, address: account})
         return account
 
@@ -387,6 +432,7 @@ class Directory:
             if password is not None:
                 check_password(password, account.mailbox, strong=self.config.settings.policy.require_strong_passwords)
                 changes["password_hash"] = hash_password(password)
+                changes["scram"] = make_verifier(password)
             account = replace(account, **changes)
             self._save_accounts({**self._accounts, address: account})
         return account

@@ -56,6 +56,7 @@ class ImapConnection(LineConnection):
             tls_available=name == "imap" and engine.ssl_context is not None,
             max_bad_commands=policy.max_bad_commands,
             quota_of=engine.quota_of,
+            scram_verifier=engine.directory.scram_verifier,
         )
         self.machine = ImapMachine(
             engine.store, keywords_of, self.options, tls_active=self.tls

@@ -131,6 +131,7 @@ class Pop3Connection(LineConnection):
             tls_available=engine.ssl_context is not None,
             tls_active=tls,
             max_bad_commands=policy.max_bad_commands,
+            scram_verifier=engine.directory.scram_verifier,
         )
 
     def greeting(self) -> None:

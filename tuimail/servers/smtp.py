@@ -25,9 +25,10 @@ import re
 import warnings
 from email.utils import format_datetime
 from datetime import datetime
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, TLSSetupException
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, TLSSetupException, auth_mechanism
 
 from tuimail import __version__
 from tuimail.core.addresses import parse_path
@@ -35,11 +36,12 @@ from tuimail.core.directory import AuthOutcome, Service
 from tuimail.core.events import MessageAccepted, Protocol
 from tuimail.core.lineedit import edit_line
 from tuimail.core.masking import MASK, mask_smtp
+from tuimail.core.scram import Proof
 from tuimail.outbound.authresults import strip_forged
 from tuimail.outbound.runner import MAX_HOPS, hop_count
 from tuimail.core.printable import has_control
 from tuimail.protocols.telnet import TelnetFilter
-from tuimail.servers import delivery, intake
+from tuimail.servers import delivery, intake, smtp_scram
 from tuimail.servers.sessions import KILLED_BY_OPERATOR, Session
 
 if TYPE_CHECKING:
@@ -90,6 +92,7 @@ class TuimailSMTP(SMTP):
         self._in_data = False
         self._awaiting_data_reply = False
         self._secret_next = False  # the next client line answers a 334 challenge
+        self.masking_challenges = False  # SCRAM: our 334 challenges are logged masked too
         # SASL reply lines announced by the AUTH line itself: a pasted (pipelined) AUTH LOGIN's
         # username and password are read before the server has sent any 334 (RFC 4954 §4)
         self._secret_lines = 0
@@ -297,7 +300,7 @@ class TuimailSMTP(SMTP):
         if self.record is not None:
             self.record.sent(len(data))
             for line in text.split("\r\n"):
-                self.record.line_out(line)
+                self.record.line_out(f"334 {MASK}" if self.masking_challenges and line.startswith("334") else line)
         if text.startswith("354"):
             self._data_fault = None
             self._in_data = True
@@ -420,8 +423,16 @@ class TuimailSMTP(SMTP):
             return AuthResult(success=False, handled=True)
         return await self._check(login, password)
 
+    @auth_mechanism("SCRAM-SHA-256")
+    async def auth_SCRAM_SHA_256(self, _: Any, args: list[str]) -> AuthResult:
+        return await smtp_scram.authenticate(self, args)
+
     async def _check(self, login: bytes, password: bytes) -> AuthResult:
-        name = login.decode("utf-8", "replace")
+        return await self.verify(login.decode("utf-8", "replace"), password.decode("utf-8", "replace"))
+
+    async def verify(self, name: str, credential: str | Proof, confirm: Callable[[], Awaitable[bool]] | None = None) -> AuthResult:
+        """Check a password or a SCRAM proof with the guard's throttling; `confirm` (SCRAM's
+        server-final exchange) runs after the check passed and before the session counts as logged in."""
         guard, ip = self.engine.guard, self.record.peer_host if self.record else "?"
         tried = self.engine.directory.resolve_login(name) or name.lower()  # the primary domain's, for a bare name
         block = guard.blocked(ip, tried)
@@ -431,7 +442,7 @@ class TuimailSMTP(SMTP):
             self._abort(BLOCKED)
             return AuthResult(success=False, handled=True)
         outcome, account = await asyncio.to_thread(
-            self.engine.directory.authenticate, name, password.decode("utf-8", "replace"), Service.SMTP
+            self.engine.directory.authenticate, name, credential, Service.SMTP
         )
         if outcome is not AuthOutcome.OK or account is None:
             if self.record:  # the full address a bare name meant
@@ -443,6 +454,8 @@ class TuimailSMTP(SMTP):
             # handled=False: aiosmtpd sends 535 (handled=True would send nothing; STACK-NOTES)
             return AuthResult(success=False, handled=False)
         guard.auth_succeeded(ip, account.address)
+        if confirm is not None and not await confirm():
+            return AuthResult(success=False, handled=True)
         if self.record:
             self.record.note(f"Authenticated as {account.address}")
             self.record.set_user(account.address, "authenticated")
@@ -544,7 +557,7 @@ class SmtpHandler:
         for line in responses[1:]:
             word = line[4:]
             if word.startswith("AUTH"):
-                word = "AUTH LOGIN PLAIN"
+                word = "AUTH LOGIN PLAIN SCRAM-SHA-256"
             lines.append(word)
         for extra in ("PIPELINING", "ENHANCEDSTATUSCODES"):
             if extra not in lines:

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from tuimail.core import scram
 from tuimail.core.directory import AuthOutcome
 from tuimail.protocols.imap.backend import KeywordsOf, Mailbox, Store
 from tuimail.protocols.imap.mailboxes import DISK_FULL, OVERQUOTA, MailboxCommands, MailboxNameRefused
@@ -28,6 +29,7 @@ from tuimail.protocols.imap.quota import QuotaCommands
 from tuimail.protocols.imap.reader import RawCommand
 from tuimail.protocols.imap.rev2 import CAPABILITIES as REV2_CAPABILITIES
 from tuimail.protocols.imap.rev2 import REV2, Rev2Commands
+from tuimail.protocols.imap.scram import ScramSasl
 from tuimail.protocols.imap.sequence import BadSequence
 from tuimail.protocols.imap.state import ALLOWED, NO_EXPUNGE, State, next_state
 from tuimail.protocols.imap.tokens import Atom, ParseError, text, tokenize
@@ -74,8 +76,11 @@ class AuthRequest:
     """Check this login and password (slow), then call `ImapMachine.auth_result`."""
 
     login: str
-    password: str
+    password: str | scram.Proof  # a SCRAM proof is checked by the directory the same way
     mechanism: str
+
+    def __repr__(self) -> str:
+        return f"AuthRequest(login={self.login!r}, password='*****', mechanism={self.mechanism!r})"
 
 
 @dataclass(slots=True)
@@ -98,6 +103,7 @@ class Options:
     tls_available: bool = False
     max_bad_commands: int = 20
     quota_of: Callable[[str], tuple[int, int] | None] | None = None  # (bytes used, limit) of an account
+    scram_verifier: Callable[[str], str | None] | None = None  # login -> RFC 5803 verifier; None: no SCRAM
 
 
 @dataclass(slots=True)
@@ -105,9 +111,12 @@ class _Sasl:
     tag: str
     mechanism: str
     login: str | None = None
+    exchange: scram.Exchange | None = None  # SCRAM-SHA-256 (protocols/imap/scram.py)
+    proof: scram.Proof | None = None  # SCRAM: waiting for the directory's verdict
+    address: str | None = None  # SCRAM: accepted, waiting for the empty line after server-final
 
 
-class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaCommands, Rev2Commands):
+class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaCommands, Rev2Commands, ScramSasl):
     def __init__(
         self,
         store: Store,
@@ -220,8 +229,14 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
         """The password check requested by an `AuthRequest` is done."""
         tag, self._pending_tag = self._pending_tag or "*", None
         if outcome is not AuthOutcome.OK or address is None:
+            self._sasl = None
             self._out.notes.append(f"Authentication failed for {address or 'unknown user'}: {outcome.value}")
             return self._complete(tag, "LOGIN", FAILED)
+        if self._scram_accepted(address):  # RFC 5802: the server-final goes out before the OK
+            return self._finish()
+        return self._complete(tag, "LOGIN", self._logged_in(address, "LOGIN"))
+
+    def _logged_in(self, address: str, name: str) -> str:
         self._out.notes.append(f"Authenticated as {address}")
         self.user = address
         self.mailbox = self.store.mailbox(address)
@@ -231,7 +246,7 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
             self._out.notes.append(f"Default folders not created: {e.strerror or e}")
         self._transition("authenticated")
         self.session_state = "authenticated"
-        return self._complete(tag, "LOGIN", "OK LOGIN completed")
+        return f"OK {name} completed"
 
     def idle_poll(self) -> Outcome:
         """The selected folder changed during IDLE: tell the client at once (RFC 2177)."""
@@ -284,6 +299,8 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
                 caps += " AUTH=PLAIN AUTH=LOGIN"
             else:
                 caps += " LOGINDISABLED"
+            if self._scram_offered():  # reveals no password: offered without TLS too, as Dovecot does
+                caps += " AUTH=" + scram.MECHANISM
         return caps
 
     def _plaintext_ok(self) -> bool:
@@ -332,8 +349,14 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
 
     def do_authenticate(self, tag: str, args: list) -> str | None:
         if not args or not isinstance(args[0], Atom) or len(args) > 2:
-            raise ParseError("AUTHENTICATE needs a mechanism (PLAIN or LOGIN)")
+            raise ParseError("AUTHENTICATE needs a mechanism (PLAIN, LOGIN or SCRAM-SHA-256)")
         mechanism = args[0].upper()
+        if mechanism == scram.MECHANISM and self._scram_offered():
+            self._sasl = _Sasl(tag, mechanism, exchange=scram.Exchange(self.options.scram_verifier))
+            if len(args) == 2:  # RFC 4959 SASL-IR
+                return self._sasl_answer(text(args[1]).encode("utf-8", "surrogateescape"))
+            self._raw(b"+ \r\n")  # RFC 5802: the client speaks first
+            return None
         if mechanism not in ("PLAIN", "LOGIN"):
             return "NO [CANNOT] Unsupported authentication mechanism"
         if not self._plaintext_ok():
@@ -363,6 +386,8 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
         except (binascii.Error, ValueError):
             self._sasl = None
             return "BAD Invalid base64 in the SASL response"
+        if sasl.exchange is not None:
+            return self._scram_answer(sasl, decoded)
         text_ = decoded.decode("utf-8", "replace")
         if sasl.mechanism == "PLAIN":
             parts = text_.split("\0")
@@ -380,9 +405,9 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
         self._sasl = None
         return self._request_auth(sasl.tag, sasl.login, text_, "LOGIN")
 
-    def _request_auth(self, tag: str, login: str, password: str, mechanism: str) -> str | None:
+    def _request_auth(self, tag: str, login: str, password: str | scram.Proof, mechanism: str) -> str | None:
         try:
-            login.encode("utf-8"), password.encode("utf-8")
+            login.encode("utf-8"), password.encode("utf-8") if isinstance(password, str) else b""
         except UnicodeEncodeError:  # not UTF-8: no account has such a name or password
             self._out.notes.append("Authentication failed: the user name or password is not valid UTF-8")
             return FAILED

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 from collections import deque
+from collections.abc import Callable
 
 from tuimail.core.lineedit import LineSplitter, LineTooLong
 from tuimail.core.masking import MASK, mask_pop3
@@ -65,7 +66,9 @@ class Pop3Machine:
         tls_available: bool = False,
         tls_active: bool = False,
         max_bad_commands: int = 10,
+        scram_verifier: Callable[[str], str | None] | None = None,  # login -> RFC 5803 text; None: no SCRAM
     ) -> None:
+        self.scram_verifier = scram_verifier
         self.maildrops = maildrops
         self.hostname = hostname
         self.version = version
@@ -84,6 +87,7 @@ class Pop3Machine:
         self._waiting = False  # an AuthRequest is out
         self._user: str | None = None  # from USER, waiting for PASS
         self._sasl: sasl.Exchange | None = None
+        self._scram: tuple[sasl.Scram, AuthResult | None] | None = None  # its proof is being checked / accepted
         self._drop: Maildrop | None = None
         self._messages: tuple[DropMessage, ...] = ()
         self._deleted: set[int] = set()  # message numbers marked by DELE
@@ -138,8 +142,19 @@ class Pop3Machine:
         self._waiting = False
         if self.closed:  # the connection went away during the check: take no lock
             return []
-        out = self._login(result)
+        out = self._scram_final(result) or self._login(result)
         return out + self._counted(out) + self._pump()
+
+    def _scram_final(self, result: AuthResult) -> list[Output]:
+        """SCRAM: an accepted proof is answered with the server-final challenge; the login happens
+        after the client's empty line (RFC 5802 §5, RFC 5034 §4)."""
+        pending, self._scram = self._scram, None
+        if pending is None or result.address is None:
+            return []
+        exchange = pending[0]
+        self._sasl, self._scram = exchange, (exchange, result)
+        challenge = exchange.server_final()
+        return [Reply("+", challenge.data, masked=True)]
 
     def tls_started(self) -> list[Output]:
         """The driver finished the TLS handshake after StartTls (RFC 2595 §4: forget what was said)."""
@@ -148,7 +163,7 @@ class Pop3Machine:
         self._tls_pending = False
         self._splitter = LineSplitter(max_line=MAX_LINE)
         self._queue.clear()
-        self._user, self._sasl = None, None
+        self._user, self._sasl, self._scram = None, None, None
         return [Noted(f"Discarded {dropped} plaintext line(s) sent after STLS")] if dropped else []
 
     def connection_lost(self) -> None:
@@ -226,21 +241,27 @@ class Pop3Machine:
         # RFC 1939 §7: APOP needs the plain password; we keep only argon2 hashes, so it is never offered
         return [_err("APOP is not available here (passwords are stored hashed); use USER/PASS or AUTH")]
 
+    def mechanisms(self) -> tuple[str, ...]:
+        """SASL mechanisms offered now: SCRAM reveals no password, so it needs no TLS (as Dovecot)."""
+        plain = sasl.MECHANISMS if self.plaintext_auth else ()
+        return plain + ((sasl.scram.MECHANISM,) if self.scram_verifier is not None else ())
+
     def do_auth(self, cmd: c.Auth) -> list[Output]:
-        if not self.plaintext_auth:
+        offered = self.mechanisms()
+        if (cmd.mechanism in sasl.MECHANISMS or not offered) and not self.plaintext_auth:
             return [_err(f"[AUTH] Plaintext authentication is disabled on this connection{self._stls_hint()}")]
         if cmd.mechanism is None:  # the pre-RFC 5034 listing that Outlook and others still send
-            return [Reply("+OK", "Supported mechanisms follow", lines=sasl.MECHANISMS, multiline=True)]
-        exchange = sasl.exchange_for(cmd.mechanism)
+            return [Reply("+OK", "Supported mechanisms follow", lines=offered, multiline=True)]
+        exchange = sasl.exchange_for(cmd.mechanism, self.scram_verifier) if cmd.mechanism in offered else None
         if exchange is None:
-            return [_err(f"Unsupported mechanism (use one of: {' '.join(sasl.MECHANISMS)})")]
+            return [_err(f"Unsupported mechanism (use one of: {' '.join(offered)})")]
         self._sasl = exchange
         return self._sasl_step(exchange.start(cmd.initial))
 
     def _sasl_line(self, line: str) -> list[Output]:
         assert self._sasl is not None
         if line == "*":  # RFC 5034 §4: the client cancels
-            self._sasl = None
+            self._sasl, self._scram = None, None
             return [_err("Authentication cancelled")]
         return self._sasl_step(self._sasl.step(line))
 
@@ -248,13 +269,19 @@ class Pop3Machine:
         exchange = self._sasl
         assert exchange is not None
         if isinstance(step, sasl.Challenge):
-            return [Reply("+", step.data)]
+            return [Reply("+", step.data, masked=step.masked)]
         self._sasl = None
+        scram_done, self._scram = self._scram, None
         if isinstance(step, sasl.Failure):
             return [Noted(f"AUTH {exchange.mechanism} failed: {step.reason}"), _err(f"[AUTH] {step.reason}")]
+        if isinstance(step, sasl.Confirmed):  # SCRAM: the client checked our signature
+            assert scram_done is not None and scram_done[1] is not None
+            return self._login(scram_done[1])
+        if isinstance(exchange, sasl.Scram):
+            self._scram = (exchange, None)
         return self._ask(step.login, step.password, exchange.mechanism)
 
-    def _ask(self, login: str, password: str, mechanism: str) -> list[Output]:
+    def _ask(self, login: str, password: str | sasl.scram.Proof, mechanism: str) -> list[Output]:
         self._waiting = True
         return [AuthRequest(login, password, mechanism)]
 
@@ -283,7 +310,9 @@ class Pop3Machine:
         # RFC 2449 §5: what is available in AUTHORIZATION is announced in both states
         caps = ["TOP"]
         if self.plaintext_auth:
-            caps += ["USER", "SASL " + " ".join(sasl.MECHANISMS)]
+            caps += ["USER"]
+        if self.mechanisms():
+            caps += ["SASL " + " ".join(self.mechanisms())]
         caps += ["UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "EXPIRE NEVER"]
         if self.tls_available and not self.tls_active and self.state is State.AUTHORIZATION:
             caps.append("STLS")

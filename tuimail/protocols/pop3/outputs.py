@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tuimail.core.scram import Proof
+
 from tuimail.protocols.pop3.state import State
 
 CRLF = b"\r\n"
@@ -25,6 +27,7 @@ class Reply:
     body: bytes | None = None  # RETR/TOP: CRLF, dot-stuffed, ending in CRLF, without the final "."
     multiline: bool = False
     note: str | None = None  # logged after the status line instead of the lines/body
+    masked: bool = False  # a SASL challenge the log shows as "+ *****" (SCRAM's salt and signature)
 
     @property
     def ok(self) -> bool:
@@ -49,6 +52,8 @@ class Reply:
         return b"".join(parts)
 
     def log_lines(self) -> list[str]:
+        if self.masked:
+            return [f"{self.status} *****"]
         if not self.multiline or self.note is not None:
             return [self.status_line]
         return [self.status_line, *self.lines, "."]
@@ -79,8 +84,8 @@ class AuthRequest:
     """Effect: check `login`/`password`, then call `machine.auth_result(AuthResult(...))`."""
 
     login: str
-    password: str
-    mechanism: str  # "USER/PASS", "PLAIN", "LOGIN"
+    password: str | Proof  # a SCRAM-SHA-256 proof is checked by the directory the same way
+    mechanism: str  # "USER/PASS", "PLAIN", "LOGIN", "SCRAM-SHA-256"
 
     def __repr__(self) -> str:  # never show the password in a traceback or a test report
         return f"AuthRequest(login={self.login!r}, password='*****', mechanism={self.mechanism!r})"
