@@ -35,7 +35,7 @@ def test_capa_before_and_after_login(server) -> None:
     expected = {"TOP", "USER", "UIDL", "SASL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "EXPIRE",
                 "IMPLEMENTATION"}
     before = client.capa()
-    assert set(before) == expected | {"STLS"} and before["SASL"] == ["PLAIN", "LOGIN"] and before["EXPIRE"] == ["NEVER"]
+    assert set(before) == expected | {"STLS"} and before["SASL"] == ["PLAIN", "LOGIN", "SCRAM-SHA-256"] and before["EXPIRE"] == ["NEVER"]
     client.user("tatareva")
     client.pass_(PASSWORD)
     after = client.capa()  # RFC 2595 §4: STLS only in the AUTHORIZATION state

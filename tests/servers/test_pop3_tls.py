@@ -105,7 +105,7 @@ def test_a_failed_handshake_ends_only_that_session(tls_server) -> None:
 def test_plaintext_auth_refused_until_stls(strict_tls) -> None:
     client = poplib.POP3("127.0.0.1", strict_tls.ports.pop3, timeout=10)
     capa = client.capa()
-    assert "USER" not in capa and "SASL" not in capa and "STLS" in capa
+    assert "USER" not in capa and capa["SASL"] == ["SCRAM-SHA-256"] and "STLS" in capa
     with pytest.raises(poplib.error_proto, match=r"-ERR \[AUTH\] Plaintext login is disabled.*use STLS first"):
         client.user("tatareva")
     with pytest.raises(poplib.error_proto, match=r"-ERR \[AUTH\] Plaintext login is disabled"):
@@ -114,7 +114,7 @@ def test_plaintext_auth_refused_until_stls(strict_tls) -> None:
         client._shortcmd("AUTH PLAIN")
     client.stls(client_tls_context())
     capa = client.capa()
-    assert "USER" in capa and capa["SASL"] == ["PLAIN", "LOGIN"]
+    assert "USER" in capa and capa["SASL"] == ["PLAIN", "LOGIN", "SCRAM-SHA-256"]
     client.user("tatareva")
     assert client.pass_(PASSWORD).startswith(b"+OK")
     client.quit()

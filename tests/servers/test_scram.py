@@ -9,7 +9,9 @@ import base64
 import imaplib
 import json
 import smtplib
+import shutil
 import socket
+import subprocess
 
 import pytest
 from scramp import ScramClient
@@ -221,7 +223,7 @@ def test_pop3_wrong_password_unknown_user_cancel_and_malformed(server) -> None:
     c.close()
 
 
-def test_pop3_offers_scram_without_tls_when_plaintext_is_off(tmp_path) -> None:
+def test_plaintext_off_still_offers_scram_on_imap_and_pop3_not_smtp(tmp_path) -> None:
     running = RunningServer(make_config(tmp_path, allow_plaintext_auth=False, auth_max_delay=0.0)).start()
     try:
         running.engine.directory.add_account("tester@lab.test", PASSWORD)
@@ -232,6 +234,14 @@ def test_pop3_offers_scram_without_tls_when_plaintext_is_off(tmp_path) -> None:
         assert c.ask(b"AUTH PLAIN " + b64("\0tester\0" + PASSWORD)).startswith(b"-ERR [AUTH] Plaintext")
         assert pop3_scram(c, "tester", PASSWORD).startswith(b"+OK")
         c.close()
+        imap = imaplib.IMAP4("127.0.0.1", running.ports.imap)
+        assert {"LOGINDISABLED", "AUTH=SCRAM-SHA-256"} <= set(imap.capabilities)
+        assert "AUTH=PLAIN" not in imap.capabilities
+        imap.logout()
+        imaplib_scram(running.ports.imap, "tester", PASSWORD).logout()
+        with smtplib.SMTP("127.0.0.1", running.ports.submission, timeout=10) as smtp:
+            smtp.ehlo("client.lab.test")
+            assert not smtp.has_extn("auth")  # as Postfix's smtpd_tls_auth_only: nothing before STARTTLS
     finally:
         running.stop()
 
@@ -285,3 +295,21 @@ def test_smtp_wrong_password_unknown_user_cancel_malformed(server) -> None:
     client.set_server_final(unb64(c.ask(b64(client.get_client_final())), b"334 "))
     assert c.ask(b"").startswith(b"235 2.7.0")
     c.close()
+
+
+@pytest.mark.skipif(shutil.which("mbsync") is None, reason="mbsync (isync) is not installed")
+def test_mbsync_logs_in_with_cyrus_sasl_scram(server, tmp_path) -> None:
+    """A real client's SCRAM (isync through Cyrus SASL's libscram), with no other mechanism allowed."""
+    local = tmp_path / "local"
+    local.mkdir()
+    rc = tmp_path / "mbsyncrc"
+    rc.write_text(
+        f"IMAPAccount lab\nHost 127.0.0.1\nPort {server.ports.imap}\nUser tester\nPass {PASSWORD}\n"
+        f"SSLType None\nAuthMechs {MECH}\n\nIMAPStore remote\nAccount lab\n\n"
+        f"MaildirStore local\nPath {local}/\nInbox {local}/INBOX\nSubFolders Verbatim\n\n"
+        "Channel lab\nFar :remote:\nNear :local:\nPatterns *\nCreate Both\nSyncState *\n"
+    )
+    done = subprocess.run(["mbsync", "-c", str(rc), "lab"], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    wait(lambda: "AUTHENTICATE SCRAM-SHA-256" in server.log_text("IMAP"), what="SCRAM used")
+    assert (local / "INBOX").is_dir()

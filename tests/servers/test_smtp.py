@@ -146,7 +146,7 @@ def test_ehlo_advertises_the_extensions(server):
     words = text.decode().splitlines()
     assert words[0] == "mail.lab.test Hello client.test, pleased to meet you"
     for extension in ("SIZE 26214400", "8BITMIME", "PIPELINING", "SMTPUTF8", "ENHANCEDSTATUSCODES", "HELP",
-                      "AUTH LOGIN PLAIN"):
+                      "AUTH LOGIN PLAIN SCRAM-SHA-256"):
         assert extension in words
 
 

@@ -123,12 +123,21 @@ class Exchange:
                              "use the gs2 flag n")
         if client_first[:2] not in ("n,", "y,"):
             raise ScramError("the client-first message must start with the gs2 flag n, (or y,)")
+        flag, authzid, bare = (client_first.split(",", 2) + ["", ""])[:3]
         self._server = _mechanism.make_server(self._auth_info)
         try:
-            self._server.set_client_first(client_first)
-            return self._server.get_server_first()
+            # scramp takes no authzid; we take one naming the user itself (Cyrus SASL, so mbsync,
+            # sends `n,a=tester,n=tester,...`), as PLAIN does (RFC 4616 §2)
+            self._server.set_client_first(f"{flag},,{bare}" if authzid.startswith("a=") else client_first)
+            server_first = self._server.get_server_first()
         except ScramException as e:
             raise ScramError(f"malformed client-first message: {_reason(e)}") from None
+        if authzid.startswith("a="):
+            if _unescape(authzid[2:]).lower() != (self.login or "").lower():
+                raise ScramError("acting as another user (authorization identity) is not supported")
+            # RFC 5802 §7: the client-final's c= is the base64 of the gs2 header as the client sent it
+            self._server.gs2_header = _SentHeader(f"{flag},{authzid},".encode("utf-8"))
+        return server_first
 
     def final(self, client_final: str) -> Proof:
         """client-final-message -> Proof (RFC 5802 §5.1: channel binding, nonce, then the proof)."""
@@ -154,6 +163,20 @@ class Exchange:
             return salt, os.urandom(32), os.urandom(32), ITERATIONS
         self._verifier = text
         return verifier.salt, verifier.stored_key, verifier.server_key, verifier.iterations
+
+
+class _SentHeader:
+    """The gs2 header with its authzid, for scramp's channel-binding check (c=) in client-final."""
+
+    def __init__(self, header: bytes) -> None:
+        self._header = header
+
+    def make_cbind_input(self, _channel_binding: object) -> bytes:
+        return self._header
+
+
+def _unescape(name: str) -> str:  # RFC 5802 §5.1: saslname
+    return name.replace("=2C", ",").replace("=3D", "=")
 
 
 def _reason(e: ScramException) -> str:

@@ -8,7 +8,8 @@ aiosmtpd's `SMTP` is subclassed only where it must be (STACK-NOTES.md):
 - `push` logs each reply (`-->`) and counts bytes.
 - `connection_made` / `connection_lost` register the session with the engine (once: `connection_made`
   runs again after STARTTLS).
-- `auth_PLAIN` / `auth_LOGIN` check passwords in a worker thread (argon2 is slow).
+- `auth_PLAIN` / `auth_LOGIN` check passwords in a worker thread (argon2 is slow);
+  `auth_SCRAM_SHA_256` runs SCRAM-SHA-256 (`smtp_scram.py`) and shares their check (`verify`).
 Policy and delivery live in `SmtpHandler`'s `handle_*` hooks.
 """
 

@@ -58,8 +58,11 @@ has enabled IMAP4rev2; the rest holds for both revisions):
 24. UTF-8 in human-readable text after ENABLE: allowed; our texts name mailboxes as stored, ASCII.
 25. Modern TLS (RFC 7525, 8314): Python's default TLS context (TLS 1.2+), implicit TLS on imaps.
 26. ALERT and PREAUTH warnings: we send neither (no ALERT before authentication, no PREAUTH).
-27. SCRAM-SHA-256 instead of DIGEST-MD5: NOT implemented (a SHOULD): SCRAM needs per-account
-    SCRAM keys, and accounts keep only an argon2 hash; AUTH=PLAIN and LOGIN (with STARTTLS) remain.
+27. SCRAM-SHA-256 instead of DIGEST-MD5: AUTH=SCRAM-SHA-256 (RFC 5802, RFC 7677) with SASL-IR
+    (`protocols/imap/scram.py` over `core/scram.py` and the scramp library); accounts keep an RFC
+    5803 verifier beside the argon2 hash, made when a password is set or at the next PLAIN/LOGIN
+    login. Offered without TLS too (it reveals no password; LOGINDISABLED still hides the plaintext
+    ones), as Dovecot does. No -PLUS (channel binding): a `p=` client-first gets BAD.
 28. Any command resets the autologout timer: every byte received re-arms it (`LineConnection`).
 29. IANA registration procedure: nothing for a server.
 30. Closing connections: BYE then close, as before (`ImapConnection`).

@@ -12,8 +12,10 @@ COMMANDS = table({
     "LOGOUT": ("RFC 3501 §6.1.3", "Ends the session: the server sends * BYE, then OK, and closes the connection.",
                "Завершает сессию: сервер отправляет * BYE, затем OK и закрывает соединение."),
     "STARTTLS": ("RFC 3501 §6.2.1", "Switches the connection to TLS before logging in.", "Переводит соединение на TLS перед входом."),
-    "AUTHENTICATE": ("RFC 3501 §6.2.2", "Logs in with a SASL mechanism; the answers to \"+\" are base64.",
-                     "Вход по механизму SASL; ответы на «+» передаются в base64."),
+    "AUTHENTICATE": ("RFC 3501 §6.2.2", "Logs in with a SASL mechanism (PLAIN, LOGIN, or SCRAM-SHA-256, RFC 9051's "
+                                        "choice, which proves the password without sending it); the answers to \"+\" are base64.",
+                     "Вход по механизму SASL (PLAIN, LOGIN или SCRAM-SHA-256, выбранный RFC 9051: он доказывает знание "
+                     "пароля, не передавая его); ответы на «+» передаются в base64."),
     "LOGIN": ("RFC 3501 §6.2.3", "Logs in with a user name and password: Not Authenticated -> Authenticated state.",
               "Вход по имени и паролю: состояние Not Authenticated -> Authenticated."),
     "SELECT": ("RFC 3501 §6.3.1", "Opens a mailbox for reading and writing: Authenticated -> Selected state.",

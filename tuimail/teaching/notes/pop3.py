@@ -12,8 +12,10 @@ COMMANDS = table({
              "Состояние AUTHORIZATION: пароль для USER; после +OK сессия переходит в состояние TRANSACTION."),
     "APOP": ("RFC 1939 §7", "Logs in with an MD5 digest of the greeting's timestamp and a shared secret.",
              "Вход с MD5-хэшем метки времени из приветствия и общего секрета."),
-    "AUTH": ("RFC 5034 §4", "Logs in with a SASL mechanism; the answers to \"+ \" are base64.",
-             "Вход по механизму SASL; ответы на «+ » передаются в base64."),
+    "AUTH": ("RFC 5034 §4", "Logs in with a SASL mechanism (PLAIN, LOGIN, or SCRAM-SHA-256, which proves the "
+                            "password without sending it); the answers to \"+ \" are base64.",
+             "Вход по механизму SASL (PLAIN, LOGIN или SCRAM-SHA-256, который доказывает знание пароля, не "
+             "передавая его); ответы на «+ » передаются в base64."),
     "CAPA": ("RFC 2449 §5", "Asks which capabilities the server has (a list ended by a dot).",
              "Запрашивает возможности сервера (список, заканчивающийся точкой)."),
     "STLS": ("RFC 2595 §4", "Switches the connection to TLS before logging in.",

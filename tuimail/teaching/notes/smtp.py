@@ -28,8 +28,10 @@ COMMANDS = table({
              "Ничего не делает; сервер отвечает 250 (поддерживает соединение)."),
     "QUIT": ("RFC 5321 §4.1.1.10", "Ends the session; the server answers 221 and closes the connection.",
              "Завершает сессию; сервер отвечает 221 и закрывает соединение."),
-    "AUTH": ("RFC 4954 §4", "Logs in with a SASL mechanism (PLAIN, LOGIN); the answers to 334 are base64.",
-             "Вход по механизму SASL (PLAIN, LOGIN); ответы на 334 передаются в base64."),
+    "AUTH": ("RFC 4954 §4", "Logs in with a SASL mechanism (PLAIN, LOGIN, or SCRAM-SHA-256 (RFC 5802, RFC 7677), "
+                            "which proves the password without sending it); the answers to 334 are base64.",
+             "Вход по механизму SASL (PLAIN, LOGIN или SCRAM-SHA-256 (RFC 5802, RFC 7677), который доказывает "
+             "знание пароля, не передавая его); ответы на 334 передаются в base64."),
     "STARTTLS": ("RFC 3207 §4", "Switches the connection to TLS; the session starts over after the handshake.",
                  "Переводит соединение на TLS; после рукопожатия сессия начинается заново."),
 })
