@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tuimail.core.scram import Proof
-
 from tuimail.protocols.pop3.state import State
 
 CRLF = b"\r\n"
