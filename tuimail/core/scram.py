@@ -80,7 +80,7 @@ class Verifier:
 
 
 def make_verifier(password: str, iterations: int = ITERATIONS) -> str:
-    """The RFC 5803 text of a new verifier for `password` (a random salt; ~5 ms of PBKDF2)."""
+    """The RFC 5803 text of a new verifier for `password` (a random salt; ~1 ms of PBKDF2-SHA-256 here)."""
     salt, stored_key, server_key, i = _mechanism.make_auth_info(password, iteration_count=iterations)
     return str(Verifier(salt, i, stored_key, server_key))
 
