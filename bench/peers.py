@@ -15,7 +15,8 @@ Workloads (all on 127.0.0.1; the peers from ../shared/peers, set up by `setup` a
 - A 100,000-message folder (10% unseen): the first SELECT (the index is built: tuimail is restarted
   without its index, Dovecot's index files are removed), later SELECTs, `FETCH 1:* (FLAGS)`,
   `UID SEARCH UNSEEN`, POP3 login + STAT + LIST, and the worst NOOP latency another session saw
-  meanwhile.
+  meanwhile; then CONDSTORE/QRESYNC (RFC 7162): SELECT (CONDSTORE), FETCH 1:* (FLAGS MODSEQ), and a
+  client catching up after 100 flag changes and 10 expunges (FETCH CHANGEDSINCE, SELECT QRESYNC).
 - IDLE: N sessions (tuimail 10,000; Dovecot as many as its per-user limit lets one user open) IDLE on
   one INBOX: server memory, the delay of a delivery's 250, the time until every session has heard
   EXISTS, and the connection rate (connect + greeting) with no session open and with all of them.
@@ -526,6 +527,7 @@ def big_section(args, table: Table, server: Tuimail, box: Path, peer_maildir: Pa
             port, watcher, password, lambda: client.timed("FETCH 1:* (FLAGS)"))
         out["UID SEARCH UNSEEN"], out["NOOP during SEARCH"] = await with_noops(
             port, watcher, password, lambda: client.timed("UID SEARCH UNSEEN"))
+        await condstore(client, out)
         await client.close()
         out["POP3 login + STAT + LIST"] = (await pop3_session(pop_port, login, password, False))[2]
         return out
@@ -543,6 +545,29 @@ def big_section(args, table: Table, server: Tuimail, box: Path, peer_maildir: Pa
             figures[key][1].append(peer[key])
     for key, (ours, peer) in figures.items():
         table.add(f"{n // 1000}k folder: {key}", "ms", ours, peer, False)
+
+
+async def condstore(client: Imap, out: dict[str, float]) -> None:
+    """RFC 7162 on the big folder: SELECT (CONDSTORE), FETCH of every FLAGS with its MODSEQ, and the
+    resynchronisation of a client that was away while 100 messages changed and 10 were expunged
+    (FETCH ... CHANGEDSINCE, then a whole SELECT ... QRESYNC)."""
+    await client.command("ENABLE QRESYNC")
+    await client.command("UNSELECT")
+    start = time.perf_counter()
+    lines = await client.command("SELECT INBOX (CONDSTORE)")
+    out["SELECT (CONDSTORE)"] = time.perf_counter() - start
+    text = b"".join(lines).decode()
+    highest = int(re.search(r"HIGHESTMODSEQ (\d+)", text).group(1))
+    validity = int(re.search(r"UIDVALIDITY (\d+)", text).group(1))
+    out["FETCH 1:* (FLAGS MODSEQ)"] = await client.timed("FETCH 1:* (FLAGS MODSEQ)")
+    await client.command("STORE 1:100 +FLAGS.SILENT (\\Flagged)")
+    await client.command("STORE 101:110 +FLAGS.SILENT (\\Deleted)")
+    await client.command("EXPUNGE")
+    out["FETCH 1:* (FLAGS) (CHANGEDSINCE) after 110 changes"] = await client.timed(
+        f"FETCH 1:* (FLAGS) (CHANGEDSINCE {highest})")
+    await client.command("UNSELECT")
+    out["SELECT (QRESYNC) after 110 changes"] = await client.timed(f"SELECT INBOX (QRESYNC ({validity} {highest}))")
+    await client.command("STORE 1:100 -FLAGS.SILENT (\\Flagged)")
 
 
 def idle_section(args, table: Table, server: Tuimail, peer_user: str) -> None:

@@ -179,6 +179,8 @@ def test_sigkill_mid_update_keeps_uids_unique_and_changes_consistent(tmp_path):
                     assert (ref.flags, ",".join(sorted(ref.keywords))) == (flags, words)
         for ref in refs.values():
             assert ref.modseq <= folder.highest_modseq
+        gone, complete = folder.vanished_since(0)  # QRESYNC: every acknowledged expunge is remembered
+        assert complete and expunged <= set(gone)
         highest = folder.highest_modseq
         folder.close()
 
@@ -202,3 +204,50 @@ def test_concurrent_durable_writes_share_directory_fsyncs(tmp_path, monkeypatch)
         t.join()
     assert sorted(os.listdir(tmp_path / "new")) == sorted(names) and len(names) == 16
     assert 1 <= len(synced) <= 16 and set(synced) == {tmp_path / "new"}
+
+
+# ----- expunged uids with their modseqs (RFC 7162 QRESYNC) ------------------------------------------
+
+def test_expunges_keep_their_modseq_across_restart_and_compaction(tmp_path):
+    folder = inbox(tmp_path)
+    uids = [folder.append(b"Subject: %d\n\nx\n" % i) for i in range(4)]
+    before = folder.highest_modseq
+    folder.expunge(uids[:2])
+    assert folder.vanished_since(before) == (uids[:2], True)
+    assert folder.vanished_since(folder.highest_modseq) == ([], True)
+    folder._compact(folder._mtimes)  # what a log full of dead records gets
+    assert "N " in (folder.path / INDEX).read_text()
+    again = inbox(tmp_path)
+    assert again.vanished_since(before) == (uids[:2], True)
+    assert again.vanished_since(0) == (uids[:2], True)
+
+
+def test_the_list_of_expunges_is_bounded_and_says_when_it_was_trimmed(tmp_path, monkeypatch):
+    from tuimail.store import folder as folder_module
+
+    monkeypatch.setattr(folder_module, "MAX_VANISHED", 3)
+    folder = inbox(tmp_path)
+    uids = [folder.append(b"Subject: %d\n\nx\n" % i) for i in range(6)]
+    marks = []
+    for uid in uids[:5]:  # five expunges, one at a time: only the last three are remembered
+        marks.append(folder.highest_modseq)
+        folder.expunge([uid])
+    assert folder.vanished_since(marks[2]) == (uids[2:5], True)
+    assert folder.vanished_since(marks[0]) == (uids[2:5], False)  # uids 1 and 2 were forgotten
+    again = inbox(tmp_path)  # replayed: the same answer
+    assert again.vanished_since(marks[2]) == (uids[2:5], True)
+    assert again.vanished_since(marks[1])[1] is False
+
+
+def test_an_index_compacted_without_expunges_admits_it(tmp_path):
+    """`N` with two fields (a compaction by a tuimail that kept no expunges): the expunges before it
+    are unknown, so an answer for an older modseq is marked incomplete."""
+    folder = inbox(tmp_path)
+    folder.append(b"Subject: a\n\nx\n")
+    path = folder.path / INDEX
+    header, *rest = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(header + seal("N 5 40") + b"".join(rest))
+    folder.close()
+    again = MailStore(tmp_path).mailbox(ADDRESS).folder("INBOX")
+    assert again.vanished_since(39) == ([], False)
+    assert again.vanished_since(40) == ([], True)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import os
 import re
@@ -52,6 +53,7 @@ from tuimail.store.files import (
 )
 from tuimail.store.index import (
     INDEX,
+    MAX_VANISHED,
     IndexLog,
     add_record,
     change_record,
@@ -123,6 +125,8 @@ class Folder:
         self._uidnext = 1
         self._modseq = 0  # the folder's highest mod-sequence
         self._keyword_names: set[str] = set()
+        self._vanished: dict[int, int] = {}  # expunged uid -> modseq of its expunge (QRESYNC), oldest first
+        self._vanished_floor = 0  # expunges at or below this modseq may have been forgotten
         self._records = 0  # log lines: the log is compacted when dead ones dominate
         self._pending = 0  # the last log batch written by a delivery and not yet fsynced
         self._trusted = 0  # > 0 while the index is taken as current without looking at the directories
@@ -135,6 +139,9 @@ class Folder:
         self._scanned_at = 0.0
         self.version = 0  # bumped on every change, for cheap "anything new?" checks
         self._load()
+        # RFC 7162 §3.1.2.1: HIGHESTMODSEQ is a positive number even for a folder never changed; the
+        # first change then gets 2, so a client that saw 1 still learns of it (not stored: it is a floor)
+        self._modseq = max(self._modseq, 1)
         # RFC 3501 §2.3.2: a message is \Recent for the first session that selects its folder after
         # it arrived. Deliveries sit in new/ until then; APPENDed and COPYed messages (stored in cur/
         # with their flags) are recent while their uid is at or above this mark, as Dovecot's
@@ -156,6 +163,24 @@ class Folder:
     def highest_modseq(self) -> int:
         self.sync()
         return self._modseq
+
+    def vanished_since(self, modseq: int) -> tuple[list[int], bool]:
+        """RFC 7162 §3.2.5.2: the uids expunged after `modseq`, sorted, and whether that list is
+        complete (False when expunges that old may have been trimmed from the index's list)."""
+        self.sync()
+        with self._lock:
+            uids = sorted(uid for uid, m in self._vanished.items() if m > modseq)
+            return uids, modseq >= self._vanished_floor
+
+    def _forget(self, uids: Iterable[int], modseq: int) -> None:
+        """Remember expunged uids with the modseq of their expunge (under the lock), bounded."""
+        vanished = self._vanished
+        for uid in uids:
+            vanished[uid] = modseq
+        excess = len(vanished) - MAX_VANISHED
+        if excess > 0:
+            for uid in list(itertools.islice(vanished, excess)):
+                self._vanished_floor = max(self._vanished_floor, vanished.pop(uid))
 
     def snapshot(self, fresh: bool = True) -> Snapshot:
         """The folder's messages at its current version (after picking up changes made on disk,
@@ -244,11 +269,12 @@ class Folder:
         gone = [b for b in self._uid_of_base if b not in found]
         if gone:
             self._modseq += 1
-            for base in gone:
-                uid = self._uid_of_base.pop(base)
+            lost = [self._uid_of_base.pop(base) for base in gone]
+            for uid in lost:
                 del self._by_uid[uid]
                 self._new.discard(uid)
                 records.append(expunge_record(uid, self._modseq))
+            self._forget(lost, self._modseq)
         fresh: list[tuple[float, str, str, str, int, int]] = []  # (date, base, subdir, flags, size, wire)
         uid_of_base, by_uid = self._uid_of_base, self._by_uid
         for base, (subdir, flags, name) in found.items():
@@ -448,6 +474,11 @@ class Folder:
         self._uidnext = state.uidnext
         self._modseq = state.highest_modseq
         self._records = state.records
+        self._vanished_floor = state.vanished_floor
+        for uid, modseq in sorted(state.vanished.items(), key=lambda item: item[1]):
+            if uid not in state.entries:
+                self._vanished[uid] = modseq
+        self._forget((), 0)  # trim a long log's list to the bound
         by_uid, uid_of_base, new = self._by_uid, self._uid_of_base, self._new
         for uid, modseq, where, size, wire, date, base, words in state.entries.values():
             by_uid[uid] = MessageRef(uid, base, "new" if where[0] == "n" else "cur", where[1:], size, wire, date, modseq, words)
@@ -496,7 +527,7 @@ class Folder:
     def _write(self, lines: list[str], durable: bool = False) -> int:
         """Append records (under the lock); compacts when dead records dominate, or writes the whole
         index when an earlier write failed on a full disk. Returns a ticket (0: nothing to wait for)."""
-        if self._unsaved or self._records + len(lines) > 2 * len(self._by_uid) + 1000:
+        if self._unsaved or self._records + len(lines) > 2 * (len(self._by_uid) + len(self._vanished)) + 1000:
             self._compact(self._mtimes)
             return 0
         try:
@@ -516,8 +547,10 @@ class Folder:
             return
         by_uid = self._by_uid
         records = [_add_line(by_uid[uid]) for uid in sorted(by_uid)]
+        records += [expunge_record(uid, modseq) for uid, modseq in self._vanished.items()]
         try:
-            self._records = self._log.rewrite(self._uidvalidity, self._uidnext, self._modseq, records, stamp)
+            self._records = self._log.rewrite(self._uidvalidity, self._uidnext, self._modseq, records, stamp,
+                                              self._vanished_floor)
         except OSError as e:
             if e.errno not in DISK_FULL:
                 raise
@@ -541,17 +574,31 @@ class Folder:
         return self.path / ref.subdir / ref.filename
 
     def read(self, uid: int) -> bytes:
-        """The stored bytes (LF line ends); raises KeyError when the message is gone."""
-        for attempt in range(2):
-            ref = self._by_uid.get(uid) if attempt == 0 else self.get(uid)
-            if ref is None:
-                if attempt == 0:
-                    continue
-                raise KeyError(uid)
+        """The stored bytes (LF line ends); raises KeyError when the message is gone.
+
+        A flag change renames the file; a reader that loses that race looks the name up again and
+        opens it under the lock (every rename of this process happens under it), so a message that
+        exists is always read: a FETCH never skips it, and never leaves its client with flags it
+        was promised but not sent."""
+        ref = self._by_uid.get(uid)
+        if ref is not None:
             try:
                 return self.message_path(ref).read_bytes()
             except FileNotFoundError:
-                self.sync(force=True)  # renamed or removed by someone else: look again
+                pass  # renamed meanwhile (a flag change), or removed
+        for rescan in (False, True):
+            with self._lock:
+                if rescan:
+                    self.sync(force=True)  # renamed or removed by another program: look again
+                ref = self._by_uid.get(uid)
+                if ref is None:
+                    raise KeyError(uid)
+                try:
+                    f = open(self.message_path(ref), "rb")
+                except FileNotFoundError:
+                    continue
+            with f:
+                return f.read()
         raise KeyError(uid)
 
     def append(self, data: bytes, flags: str = "", internaldate: float | None = None,
@@ -614,10 +661,14 @@ class Folder:
         """Replace a message's flags (Maildir letters); returns the new ref, None if it is gone."""
         return self.store_flags({uid: (flags, None)}).get(uid)
 
-    def store_flags(self, changes: Mapping[int, tuple[str | None, frozenset[str] | None]]) -> dict[int, MessageRef]:
+    def store_flags(self, changes: Mapping[int, tuple[str | None, frozenset[str] | None]],
+                    unchanged_since: int | None = None, modified: list[int] | None = None) -> dict[int, MessageRef]:
         """Set flag letters and/or keywords (None: leave as is) of many messages at once: one
         rename per message whose letters change, one batch of index records, one shared fsync.
-        Returns the refs after the change of the messages that still exist."""
+        Returns the refs after the change of the messages that still exist.
+
+        With `unchanged_since` (RFC 7162 §3.1.3 UNCHANGEDSINCE), a message whose modseq is above it
+        is left alone and its uid added to `modified`; the test and the change happen under one lock."""
         done: dict[int, MessageRef] = {}
         with self._lock:
             self.sync()
@@ -626,6 +677,10 @@ class Folder:
             for uid, (letters, words) in changes.items():
                 ref = self._by_uid.get(uid)
                 if ref is None:
+                    continue
+                if unchanged_since is not None and ref.modseq > unchanged_since:
+                    if modified is not None:
+                        modified.append(uid)
                     continue
                 letters = ref.flags if letters is None else normalize_flags(letters)
                 words = ref.keywords if words is None else frozenset(words)
@@ -673,6 +728,7 @@ class Folder:
             if not removed:
                 return removed
             self._modseq += 1  # RFC 7162 §3.2.10: an expunge raises the highest modseq
+            self._forget(removed, self._modseq)
             records = [expunge_record(uid, self._modseq) for uid in removed]
             records.append(stamp_record(self._own_change()))
             ticket = self._write(records)
@@ -775,6 +831,7 @@ class Folder:
                         self._uid_of_base.pop(ref.base, None)
                         self._new.discard(ref.uid)
                         records.append(expunge_record(ref.uid, self._modseq))
+                    self._forget((ref.uid for ref, _ in moved), self._modseq)  # QRESYNC's VANISHED
                     records.append(stamp_record(self._own_change()))
                     tickets.append((self, self._write(records)))
                     self._changed()

@@ -13,7 +13,7 @@ Format. UTF-8 text, one record per line; every line ends with ` #<crc32>` (CRC-3
 the space before `#`, 8 hex digits) and a newline:
 
     tuimail-index 1 V<uidvalidity>                          the first line (written whole, never appended)
-    N <uidnext> <highest modseq>                             counters (after a compaction)
+    N <uidnext> <highest modseq> <vanished floor>           counters (after a compaction)
     + <uid> <modseq> <flags> <size> <wire size> <date µs> <base> [keyword ...]   a message is indexed
     = <uid> <modseq> <flags> [keyword ...]                   its flags / keywords changed
     - <uid> <modseq>                                         it was expunged
@@ -26,6 +26,13 @@ Maildir flag letters (`c` alone: no flags); `<base>` is the file name without `:
 `%`, space and control characters written as `%XX`. Keywords are IMAP atoms and contain no spaces.
 Replaying the records in order gives the folder's state; UIDNEXT is one more than any uid ever
 indexed, highest modseq the largest modseq seen (`N` keeps both across a compaction).
+
+Expunged messages (RFC 7162 §3.2.5.2, QRESYNC's VANISHED). A `-` record keeps the uid and the modseq
+of its expunge; a compaction copies the newest of them (a bounded list, `MAX_VANISHED`) into the new
+file after the live messages. The *vanished floor* in `N` is the highest modseq whose expunges may
+have been forgotten (trimmed from the list, or compacted by a tuimail that kept none, whose `N` has
+two fields): "what vanished since modseq m" is answered exactly for m >= the floor, and otherwise by
+the caller from what the client knows (every uid of its set that no longer exists).
 
 Crash safety. Records are only appended (`O_APPEND`, one `write` per batch) and fsynced before any
 reply that depends on them (APPEND's uid, a delivery's uid, a STORE's modseq); fsyncs of batches made
@@ -53,6 +60,7 @@ from pathlib import Path
 from tuimail.core.atomic import atomic_write
 
 INDEX = "tuimail-index"
+MAX_VANISHED = 10_000  # expunged uids remembered with their modseq (QRESYNC); older ones raise the floor
 _NONE: frozenset[str] = frozenset()
 MAGIC = "tuimail-index 1"
 _ESCAPE = re.compile(r"[%\s\x00-\x1f\x7f]")
@@ -105,6 +113,8 @@ class State:
     highest_modseq: int = 0
     entries: dict[int, Entry] = field(default_factory=dict)
     stamp: tuple[int, int] | None = None  # the directories' mtimes when the index last matched them
+    vanished: dict[int, int] = field(default_factory=dict)  # expunged uid -> its expunge's modseq
+    vanished_floor: int = 0  # expunges at or below this modseq may be missing from `vanished`
     records: int = 0  # lines after the header (compaction decides by it)
     good_bytes: int = 0  # where the intact part of the file ends
     torn: bool = False  # an incomplete or corrupt tail was found (and will be cut off)
@@ -176,11 +186,15 @@ def _apply(state: State, w: list[str]) -> None:
             entry[1], entry[2], entry[7] = modseq, _where(w[3]), frozenset(w[4:]) if len(w) > 4 else _NONE
         state.highest_modseq = max(state.highest_modseq, modseq)
     elif kind == "-":
-        state.entries.pop(int(w[1]), None)
-        state.highest_modseq = max(state.highest_modseq, int(w[2]))
+        uid, modseq = int(w[1]), int(w[2])
+        state.entries.pop(uid, None)
+        state.vanished[uid] = modseq
+        state.highest_modseq = max(state.highest_modseq, modseq)
     elif kind == "N":
         state.uidnext = max(state.uidnext, int(w[1]))
         state.highest_modseq = max(state.highest_modseq, int(w[2]))
+        # an `N` of two fields: written by a compaction that dropped every expunge before it
+        state.vanished_floor = max(state.vanished_floor, int(w[3]) if len(w) > 3 else int(w[2]))
     elif kind == "S":
         state.stamp = (int(w[1]), int(w[2]))
     else:
@@ -266,10 +280,10 @@ class IndexLog:
                     self._cond.notify_all()
 
     def rewrite(self, uidvalidity: int, uidnext: int, highest_modseq: int, records: list[str],
-                stamp: tuple[int, int] | None) -> int:
-        """Replace the log by the current state (`records`: one `add_record` per message), atomically
-        and durably; returns the record count."""
-        lines = [f"N {uidnext} {highest_modseq}", *records]
+                stamp: tuple[int, int] | None, vanished_floor: int = 0) -> int:
+        """Replace the log by the current state (`records`: one `add_record` per message, then one
+        `expunge_record` per remembered expunge), atomically and durably; returns the record count."""
+        lines = [f"N {uidnext} {highest_modseq} {vanished_floor}", *records]
         if stamp is not None:
             lines.append(stamp_record(stamp))
         header = f"{MAGIC} V{uidvalidity}"

@@ -22,7 +22,8 @@ from tuimail.protocols.imap import binary
 from tuimail.protocols.imap.tokens import Atom, ParseError
 from tuimail.protocols.imap.backend import Folder, MessageRef, to_crlf
 
-SIMPLE = {"ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE", "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID"}
+SIMPLE = {"ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE", "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID",
+          "MODSEQ"}  # RFC 7162 §3.1.4
 MACROS = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -255,6 +256,8 @@ def render_item(msg: Message, att: FetchAtt, flags: str, utf8: bool = True) -> b
         return b"UID %d" % msg.ref.uid
     if name == "RFC822.SIZE":
         return b"RFC822.SIZE %d" % msg.ref.wire_size
+    if name == "MODSEQ":  # RFC 7162 §3.1.4.1
+        return b"MODSEQ (%d)" % msg.ref.modseq
     if name == "INTERNALDATE":
         return b"INTERNALDATE " + internaldate(msg.ref.internaldate).encode()
     if name == "ENVELOPE":

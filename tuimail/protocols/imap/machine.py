@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from tuimail.core import scram
 from tuimail.core.directory import AuthOutcome
 from tuimail.protocols.imap.backend import KeywordsOf, Mailbox, Store
+from tuimail.protocols.imap.condstore import CondstoreCommands
 from tuimail.protocols.imap.mailboxes import DISK_FULL, OVERQUOTA, MailboxCommands, MailboxNameRefused
 from tuimail.protocols.imap.messages import MessageCommands
 from tuimail.protocols.imap.ordering import OrderingCommands
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 BASE_CAPABILITIES = (
     "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN SPECIAL-USE"
     " ESEARCH SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES LIST-EXTENDED LIST-STATUS"
-    " MULTIAPPEND UTF8=ACCEPT BINARY COMPRESS=DEFLATE CREATE-SPECIAL-USE"
+    " MULTIAPPEND UTF8=ACCEPT BINARY CREATE-SPECIAL-USE CONDSTORE QRESYNC"
 )
 _TAG = re.compile(r'^[!#$&\',\-./0-9:;<=>?@A-Z\[^_`a-z|}~]+$')  # RFC 3501 tag: astring chars except +
 FAILED = "NO [AUTHENTICATIONFAILED] Authentication failed"
@@ -116,7 +117,8 @@ class _Sasl:
     address: str | None = None  # SCRAM: accepted, waiting for the empty line after server-final
 
 
-class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaCommands, Rev2Commands, ScramSasl):
+class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaCommands, Rev2Commands, ScramSasl,
+                  CondstoreCommands):
     def __init__(
         self,
         store: Store,
@@ -294,6 +296,11 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
             caps += " QUOTA QUOTA=RES-STORAGE"  # RFC 9208 §3.1
         if self.options.tls_available and not self.tls_active:
             caps += " STARTTLS"
+        if self.state is not State.NOT_AUTHENTICATED:
+            # RFC 4978 §3 lets a server offer COMPRESS before login; tuimail, like Dovecot, takes it
+            # only once authenticated (state.py), so it is advertised only then: compressing secrets
+            # together with data an attacker chooses is what CRIME-style attacks need
+            caps += " COMPRESS=DEFLATE"
         if self.state is State.NOT_AUTHENTICATED:
             if self._plaintext_ok():
                 caps += " AUTH=PLAIN AUTH=LOGIN"
@@ -434,6 +441,7 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
             elif name == REV2.upper() and not self.rev2:  # RFC 9051 Appendix A
                 self._enable_rev2()
                 enabled.append(REV2)
+            enabled += self._enable_names(name)  # RFC 7162 §3.1, §3.2.3
         self._untagged("ENABLED" + "".join(f" {n}" for n in enabled))
         return "OK ENABLE completed"
 

@@ -22,8 +22,10 @@ from tuimail.protocols.imap.view import MailboxView
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 # RFC 5530 §3 OVERQUOTA, as Dovecot answers ENOSPC; reading and deleting still work
 OVERQUOTA = "NO [OVERQUOTA] Not enough disk space on the server; delete messages to make room"
-# APPENDLIMIT: RFC 7889 §3.2; SIZE: RFC 8438 (STATUS=SIZE); DELETED, SIZE: RFC 9051 §6.3.11
-STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "APPENDLIMIT", "SIZE", "DELETED")
+# APPENDLIMIT: RFC 7889 §3.2; SIZE: RFC 8438 (STATUS=SIZE); DELETED, SIZE: RFC 9051 §6.3.11;
+# HIGHESTMODSEQ: RFC 7162 §3.1.9
+STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "APPENDLIMIT", "SIZE", "DELETED",
+                "HIGHESTMODSEQ")
 _DATE_TIME = re.compile(r"^\s?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-]\d{4})$")
 
 
@@ -68,12 +70,13 @@ class MailboxCommands:
         return self._select(args, readonly=True)
 
     def _select(self, args: list, readonly: bool) -> str:
-        if len(args) != 1:
+        if not args:
             raise ParseError("needs one mailbox name")
+        params = self._select_params(args[1:])  # RFC 7162 §3.1.8, §3.2.5: (CONDSTORE), (QRESYNC (...))
         name = self._typed_name(args[0])
         verb = "EXAMINE" if readonly else "SELECT"
         if self.view is not None:  # RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected
-            self._closing_previous()
+            self._closing_previous()  # RFC 9051 §6.3.2, RFC 7162 §3.2.11: OK [CLOSED]
             self.view = None
             self._transition("select failed")
             self.session_state = "authenticated"
@@ -94,6 +97,7 @@ class MailboxCommands:
         self._untagged(f"OK [UIDVALIDITY {folder.uidvalidity}] UIDs valid")
         self._untagged(f"OK [UIDNEXT {folder.uidnext}] Predicted next UID")
         self._untagged(permanent_line[2:])
+        self._selected_modseq(params)
         self._transition("selected")
         self.session_state = f"{'examined' if readonly else 'selected'} {name}"
         return f"OK [{'READ-ONLY' if readonly else 'READ-WRITE'}] {verb} completed"
@@ -191,6 +195,8 @@ class MailboxCommands:
         unknown = [i for i in request.status_items if i not in STATUS_ITEMS]
         if unknown:
             raise ParseError(f"unknown status item {unknown[0]}")
+        if "HIGHESTMODSEQ" in request.status_items:
+            self._need_modseq("LIST ... RETURN (STATUS (HIGHESTMODSEQ))")
         subscribed = set(self.mailbox.subscriptions())
         uses = self.mailbox.special_use()  # RFC 6154 §5: per account, as CREATE (USE ...) left it
         found = entries(request, verb, self.mailbox.list_folders(), subscribed, uses, self.utf8)
@@ -215,6 +221,8 @@ class MailboxCommands:
         unknown = [w for w in wanted if w not in STATUS_ITEMS]
         if unknown:
             raise ParseError(f"unknown status item {unknown[0]}")
+        if "HIGHESTMODSEQ" in wanted:
+            self._need_modseq("STATUS HIGHESTMODSEQ")
         try:
             folder = self.mailbox.folder(name, create=name == "INBOX")
         except ValueError:
@@ -234,6 +242,7 @@ class MailboxCommands:
             "APPENDLIMIT": lambda: self.options.max_literal,
             "SIZE": lambda: sum(r.wire_size for r in refs),  # the RFC822.SIZEs added up (RFC 8438 §3)
             "DELETED": lambda: sum(1 for r in refs if "T" in r.flags),
+            "HIGHESTMODSEQ": lambda: folder.highest_modseq,
         }
         items = " ".join(f"{w} {values[w]()}" for w in wanted)
         return f"STATUS {self._quoted_name(name)} ({items})"

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from tuimail.protocols.imap import binary, sequence
 from tuimail.protocols.imap.backend import MessageRef
+from tuimail.protocols.imap.condstore import parse_fetch_modifiers, parse_store_modifiers, search_modseq_text
 from tuimail.protocols.imap.fetch import FetchAtt, Message, internaldate, parse_atts, render, render_chunks
 from tuimail.protocols.imap.flags import BadFlag, flag_list, split_flags
 from tuimail.protocols.imap.rev2 import NOT_ALONE, saved_value
@@ -87,7 +88,7 @@ class MessageCommands:
         if self.view.readonly:
             return "NO [READ-ONLY] Mailbox is read-only"
         self._expunge_deleted(None)
-        return "OK EXPUNGE completed"
+        return self._expunge_done()
 
     def do_uid_expunge(self, tag: str, args: list) -> str:
         if len(args) != 1:
@@ -95,6 +96,12 @@ class MessageCommands:
         if self.view.readonly:
             return "NO [READ-ONLY] Mailbox is read-only"
         self._expunge_deleted({u for _, u in self._targets(args[0], uid=True)})
+        return self._expunge_done()
+
+    def _expunge_done(self) -> str:
+        """RFC 7162 §3.2.10: with QRESYNC, VANISHED carries no modseq: the tagged OK gives the new highest."""
+        if self.qresync:
+            return f"OK [HIGHESTMODSEQ {self.view.folder.highest_modseq}] EXPUNGE completed"
         return "OK EXPUNGE completed"
 
     def _expunge_deleted(self, only: set[int] | None, report: bool = True) -> None:
@@ -117,6 +124,10 @@ class MessageCommands:
     def _fetch(self, args: list, uid: bool) -> str:
         if len(args) < 2:
             raise ParseError("expected a message set and data items, e.g. fetch 1 full")
+        changed = None
+        if len(args) > 2 and isinstance(args[-1], list):  # RFC 4466 §2.4 fetch modifiers (RFC 7162 §3.1.4.1)
+            changed = parse_fetch_modifiers(args[-1], uid)
+            args = args[:-1]
         if len(args) > 2:  # be lenient with `fetch 1 flags uid` typed without parentheses
             atts = parse_atts(list(args[1:]))
         else:
@@ -126,6 +137,17 @@ class MessageCommands:
             atts.insert(0, FetchAtt("UID"))  # §6.4.8: UID FETCH always returns the UID
         view = self.view
         refs = self._refs()
+        if changed is not None or any(a.name == "MODSEQ" for a in atts):
+            self._need_modseq("FETCH MODSEQ" if changed is None else "CHANGEDSINCE")
+        if changed is not None:
+            highest = view.snapshot().highest_modseq
+            if changed.modseq > highest:  # no message can have changed after a modseq not given yet
+                raise ParseError(f"CHANGEDSINCE {changed.modseq} is beyond the mailbox's HIGHESTMODSEQ {highest}")
+            self._changed_since(changed, sequence.parse_set(args[0]))
+            targets = [(s, u) for s, u in targets if u in refs and refs[u].modseq > changed.modseq]
+        if self.condstore and (changed is not None or any(a.name == "FLAGS" for a in atts)) \
+                and not any(a.name == "MODSEQ" for a in atts):
+            atts.append(FetchAtt("MODSEQ"))  # RFC 7162 §3.1.4.1, §3.2: MODSEQ comes with FLAGS once enabled
         refused = _binary_refusal(view.folder, [refs[u] for _, u in targets if u in refs], atts)
         if refused:
             return refused
@@ -137,12 +159,14 @@ class MessageCommands:
             if unseen:
                 seen_now = view.folder.store_flags(unseen)
         names = [a.name for a in atts]
-        if not seen_now and set(names) <= {"UID", "FLAGS"} and len(set(names)) == len(names):  # FETCH 1:* (FLAGS): from the index
+        if not seen_now and set(names) <= {"UID", "FLAGS", "MODSEQ"} and len(set(names)) == len(names):  # FETCH 1:* (FLAGS): from the index
             return self._fetch_flags(targets, refs, names)
         plan: list[tuple[int, MessageRef, list[FetchAtt], str]] = []
         missing = 0
         flags_of = view.flags_of
         with_flags = [*atts, FetchAtt("FLAGS")]
+        if self.condstore and not any(a.name == "MODSEQ" for a in atts):
+            with_flags.append(FetchAtt("MODSEQ"))  # RFC 7162 §3.1.4.1: the implicit \Seen's new modseq
         for seq, u in targets:
             ref = refs.get(u)
             if ref is None:
@@ -160,7 +184,7 @@ class MessageCommands:
             for line in view.announce(view.snapshot().keyword_names):
                 self._untagged(line[2:])
         if plan:  # rendered while it is sent, a slice at a time: memory stays bounded
-            simple = all(a.name in ("UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE") for a in atts)
+            simple = all(a.name in ("UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE", "MODSEQ") for a in atts)
             stream = _render_simple(plan) if simple else _render_all(view.folder, plan, self.utf8)
             self._raw(b"", log=(), note=FETCH_NOTE, stream=stream)
         if missing:
@@ -175,9 +199,10 @@ class MessageCommands:
                 self._untagged(line[2:])
         recent, baseline, told = view.recent, view.modseq, view.told
         cache: dict[tuple, bytes] = {}
-        shape = b" ".join(b"UID %d" if n == "UID" else b"FLAGS %s" for n in names)
+        shape = b" ".join(b"UID %d" if n == "UID" else b"MODSEQ (%d)" if n == "MODSEQ" else b"FLAGS %s" for n in names)
         template = b"* %d FETCH (" + shape + b")\r\n"
         uid_first = names[0] == "UID"
+        generic = "MODSEQ" in names  # RFC 7162: any order of UID, FLAGS and MODSEQ
         lines: list[bytes] = []
         missing = 0
         for seq, u in targets:
@@ -191,7 +216,10 @@ class MessageCommands:
             flags = cache.get(key)
             if flags is None:
                 flags = cache[key] = flag_list(*key).encode()
-            if len(names) == 1:
+            if generic:
+                values = {"UID": u, "FLAGS": flags, "MODSEQ": ref.modseq}
+                lines.append(template % (seq, *(values[n] for n in names)))
+            elif len(names) == 1:
                 lines.append(template % (seq, flags if names[0] == "FLAGS" else u))
             else:
                 lines.append(template % ((seq, u, flags) if uid_first else (seq, flags, u)))
@@ -210,6 +238,10 @@ class MessageCommands:
         return self._store(args, uid=True)
 
     def _store(self, args: list, uid: bool) -> str:
+        unchanged = None
+        if len(args) > 1 and isinstance(args[1], list):  # RFC 4466 §2.5 store modifiers (RFC 7162 §3.1.3)
+            unchanged = parse_store_modifiers(args[1])
+            args = [args[0], *args[2:]]
         if len(args) < 3 or not isinstance(args[1], Atom):
             raise ParseError("expected: store <set> +flags (\\Seen)")
         item = args[1].upper()
@@ -226,6 +258,8 @@ class MessageCommands:
         view = self.view
         if view.readonly:
             return "NO [READ-ONLY] Mailbox is read-only"
+        if unchanged is not None:
+            self._need_modseq("UNCHANGEDSINCE")
         refs = self._refs()
         if mode != "-FLAGS":  # §7.2.6: the client learns of a new keyword before a FETCH carries it
             for line in view.announce(words):
@@ -241,15 +275,27 @@ class MessageCommands:
                 changes[u] = (ref.flags + letters, ref.keywords | words if words else None)
             else:
                 changes[u] = ("".join(c for c in ref.flags if c not in letters), ref.keywords - words if words else None)
-        done = view.folder.store_flags(changes) if changes else {}  # one batch, one fsync
+        modified: list[int] = []  # RFC 7162 §3.1.3: changed after UNCHANGEDSINCE, left alone
+        done = view.folder.store_flags(changes, unchanged, modified) if changes else {}  # one batch, one fsync
+        condstore = self.condstore
         for seq, u in targets:
             new = done.get(u)
             if new is None:
                 continue
-            view.remember(new)
+            uid_part = f"UID {u} " if uid or condstore else ""
             if not silent:
-                uid_part = f"UID {u} " if uid else ""
-                self._untagged(f"{seq} FETCH ({uid_part}FLAGS {view.flags_of(u, new)})")
+                view.remember(new)
+                modseq = f" MODSEQ ({new.modseq})" if condstore else ""
+                self._untagged(f"{seq} FETCH ({uid_part}FLAGS {view.flags_of(u, new)}{modseq})")
+            elif view.knows(refs[u]) and _as_asked(new, refs[u], changes[u]):  # the client can work them out
+                view.remember(new)
+                if condstore and new.modseq != refs[u].modseq:  # RFC 7162 §3.1.3: the new modseq even with .SILENT
+                    self._untagged(f"{seq} FETCH ({uid_part}MODSEQ ({new.modseq}))")
+            # else: another session changed the message since this client last heard: the catching
+            # up after the command sends its FLAGS (RFC 3501 §6.4.6), or the client would never learn
+        if modified:
+            failed = sorted(modified) if uid else sorted(view.seq_of(u) or 0 for u in modified)
+            return f"OK [MODIFIED {sequence.compact(failed)}] Conditional STORE failed"
         return "OK STORE completed"
 
     # ----- SEARCH ---------------------------------------------------------------------------
@@ -264,21 +310,26 @@ class MessageCommands:
         returns, args = _search_return(args)
         saving = returns is not None and "SAVE" in returns
         try:
-            found = self._matching(args, uid)
+            _, predicate = parse_search(args, self._saved_uids())
         except BadCharset:
             if saving:  # RFC 5182 §2.1: a SAVE that ends in NO leaves `$` empty
                 self._save_result([], uid)
             return "NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset"
+        with_modseq = getattr(predicate, "modseq", False)
+        if with_modseq:
+            self._need_modseq("SEARCH MODSEQ")
+        found = self._matching(args, uid, predicate)
         if saving:
             self._save_result(saved_value(returns, found), uid)
         if returns is None and self.rev2:  # RFC 9051 §6.4.4: SEARCH answers ESEARCH, as RETURN (ALL)
             returns = ["ALL"]
+        shown = [r for r in returns if r != "SAVE"] if returns is not None else None
+        modseq = self._search_modseq(found, uid, shown) if with_modseq else None
         if returns is not None:  # RFC 4731 §3.1: one ESEARCH response instead of SEARCH
-            shown = [r for r in returns if r != "SAVE"]
             if shown:  # RFC 5182 §2.1: SAVE alone answers nothing but OK
-                self._untagged(esearch_line(tag, uid, shown, found))
+                self._untagged(esearch_line(tag, uid, shown, found, modseq))
             return "OK SEARCH completed, result saved" if saving else "OK SEARCH completed"
-        line = "SEARCH" + "".join(f" {n}" for n in found)
+        line = "SEARCH" + "".join(f" {n}" for n in found) + search_modseq_text(modseq)
         shown = line if len(line) <= _MAX_LOGGED else line[:_MAX_LOGGED] + f"... ({len(found)} results)"
         self._raw(f"* {line}\r\n".encode(), log=(f"* {shown}",))
         return "OK SEARCH completed"
@@ -307,8 +358,9 @@ class MessageCommands:
                 continue
         return found
 
-    def _matching(self, tokens: list, uid: bool) -> list[int]:
-        _, predicate = parse_search(tokens, self._saved_uids())
+    def _matching(self, tokens: list, uid: bool, predicate=None) -> list[int]:
+        if predicate is None:
+            _, predicate = parse_search(tokens, self._saved_uids())
         fast = getattr(predicate, "flag", None)
         if fast is not None:  # a flag test alone (UNSEEN, DELETED...): from the index, no per-message objects
             view, refs = self.view, self._refs()
@@ -363,6 +415,13 @@ class MessageCommands:
         return f"OK [{code}] {verb} completed"
 
 
+def _as_asked(new: MessageRef, base: MessageRef, change: tuple[str | None, frozenset[str] | None]) -> bool:
+    """After STORE .SILENT: the message's flags are what the client computed from the version it
+    knew (not, say, a version another session wrote, left alone because it already matched)."""
+    letters, words = change
+    return new.flags == "".join(sorted(set(letters or ""))) and new.keywords == (base.keywords if words is None else words)
+
+
 def _binary_refusal(folder, refs: list[MessageRef], atts: list[FetchAtt]) -> str | None:
     """RFC 3516 §4.2: BINARY of a part in an encoding we cannot decode fails the whole FETCH, so it is
     checked before anything is sent (or flagged \\Seen)."""
@@ -407,7 +466,7 @@ def _search_return(args: list) -> tuple[list[str] | None, list]:
     return options or ["ALL"], args[2:]
 
 
-def esearch_line(tag: str, uid: bool, returns: list[str], found: list[int]) -> str:
+def esearch_line(tag: str, uid: bool, returns: list[str], found: list[int], modseq: int | None = None) -> str:
     """`ESEARCH (TAG "a1") UID MIN 2 COUNT 5` (RFC 4731 §3.1): MIN, MAX and ALL only when something
     matched, COUNT always."""
     parts = [f'ESEARCH (TAG "{tag}")'] + (["UID"] if uid else [])
@@ -419,6 +478,8 @@ def esearch_line(tag: str, uid: bool, returns: list[str], found: list[int]) -> s
         elif found:
             value = min(found) if name == "MIN" else max(found) if name == "MAX" else sequence.compact(sorted(found))
             parts.append(f"{name} {value}")
+    if modseq is not None:  # RFC 7162 §3.1.5
+        parts.append(f"MODSEQ {modseq}")
     return " ".join(parts)
 
 
@@ -435,6 +496,8 @@ def _render_simple(plan: list[tuple[int, MessageRef, list[FetchAtt], str]]) -> I
                 items.append(f"UID {ref.uid}")
             elif name == "RFC822.SIZE":
                 items.append(f"RFC822.SIZE {ref.wire_size}")
+            elif name == "MODSEQ":
+                items.append(f"MODSEQ ({ref.modseq})")
             else:
                 items.append("INTERNALDATE " + internaldate(ref.internaldate))
         yield f"* {seq} FETCH ({' '.join(items)})\r\n".encode()

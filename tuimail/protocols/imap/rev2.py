@@ -123,9 +123,9 @@ class Rev2Commands:
 
     def _closing_previous(self) -> None:
         """SELECT/EXAMINE with a mailbox selected: RFC 9051 §6.3.2 (item 9) marks where the old
-        mailbox's responses end."""
-        if self.rev2:
-            self._untagged("OK [CLOSED] Previous mailbox is now closed")
+        mailbox's responses end; RFC 7162 §3.2.11 asks the same of every server that advertises
+        CONDSTORE or QRESYNC, which tuimail does, so IMAP4rev1 sessions get it too."""
+        self._untagged("OK [CLOSED] Previous mailbox is now closed")
 
     def _selected_list_line(self, name: str) -> None:
         """RFC 9051 §6.3.2 (item 10): SELECT/EXAMINE name the mailbox in an untagged LIST, with

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from email.utils import getaddresses
 
 from tuimail.protocols.imap import sequence
+from tuimail.protocols.imap.condstore import entry_name_ok, modseq_value
 from tuimail.protocols.imap.fetch import Message
 from tuimail.protocols.imap.rev2 import NOT_ALONE
 from tuimail.protocols.imap.tokens import Atom, ParseError, text
@@ -71,7 +72,17 @@ def parse_search(tokens: list, saved: frozenset[int] = frozenset()) -> tuple[str
     keys = []
     while not parser.done:
         keys.append(parser.key())
-    return charset, _all(keys)
+    predicate = _all(keys)
+    if parser.uses_modseq:
+        predicate = _with_modseq(predicate)
+    return charset, predicate
+
+
+def _with_modseq(predicate: Predicate) -> Predicate:
+    """The program uses MODSEQ (its answer carries the highest modseq found): marked, not fast-pathed."""
+    marked = lambda c: predicate(c)  # noqa: E731
+    marked.modseq = True
+    return marked
 
 
 def _all(keys: list[Predicate]) -> Predicate:
@@ -86,6 +97,7 @@ class _Parser:
         self.saved = saved
         self.i = 0
         self.depth = depth
+        self.uses_modseq = False  # RFC 7162 §3.1.5: the response then carries (MODSEQ n)
 
     def nested(self) -> None:
         """One level deeper (NOT, OR, a parenthesised list): refused past MAX_DEPTH."""
@@ -111,6 +123,7 @@ class _Parser:
             keys = []
             while not sub.done:
                 keys.append(sub.key())
+            self.uses_modseq |= sub.uses_modseq
             if not keys:
                 raise ParseError("empty search key list")
             return _all(keys)
@@ -171,6 +184,14 @@ class _Parser:
         if name == "TEXT":
             needle = text(self.take()).casefold()
             return lambda c: needle in _body_text(c.msg) or needle in _headers_text(c.msg)
+        if name == "MODSEQ":  # RFC 7162 §3.1.5: MODSEQ ["/flags/\\seen" all|priv|shared] modseq
+            self.uses_modseq = True
+            if not self.done and not isinstance(self.tokens[self.i], Atom):
+                entry, kind = self.take(), text(self.take()).lower()
+                if not entry_name_ok(entry) or kind not in ("all", "priv", "shared"):
+                    raise ParseError('MODSEQ\'s entry is like "/flags/\\\\seen" all, then a mod-sequence')
+            least = modseq_value(self.take(), "MODSEQ", zero=True)
+            return lambda c: c.msg.ref.modseq >= least
         if name == "UID":
             arg = self.take()
             if arg == "$":  # RFC 5182 §2.1: UID $ is the saved result too

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 
+from tuimail.protocols.imap import sequence
 from tuimail.protocols.imap.backend import Folder, Keywords, MessageRef
 from tuimail.protocols.imap.flags import SYSTEM_FLAGS, flag_list
 
@@ -40,6 +41,8 @@ class MailboxView:
         self.gone: set[int] = set()  # expunged elsewhere, not yet reported (§7.4.1)
         self._fresh = True  # the snapshot was taken for the command in progress
         self._seen_version = snap.version  # the folder version the client is up to date with
+        self.condstore = False  # RFC 7162 §3.1: unsolicited FETCH carries UID and MODSEQ
+        self.qresync = False  # RFC 7162 §3.2.10: VANISHED instead of EXPUNGE
 
     def snapshot(self):
         """The folder as this command sees it: read from disk at most once per command unless the
@@ -79,6 +82,10 @@ class MailboxView:
         if ref.modseq > self.modseq:
             self.told[uid] = ref.modseq
         return flag_list(ref.flags, ref.keywords, uid in self.recent)
+
+    def knows(self, ref: MessageRef) -> bool:
+        """The client has been told this version of the message's flags."""
+        return ref.modseq <= self.modseq or self.told.get(ref.uid) == ref.modseq
 
     def remember(self, ref: MessageRef) -> None:
         """This session changed a message's flags itself and told its client already."""
@@ -156,8 +163,13 @@ class MailboxView:
                 if ref.modseq <= baseline or ref.uid > last or told.get(ref.uid) == ref.modseq or ref.uid in self.gone:
                     continue
                 seq = self.seq_of(ref.uid)
-                if seq is not None:
-                    out.append(f"* {seq} FETCH (FLAGS {flag_list(ref.flags, ref.keywords, ref.uid in self.recent)})")
+                if seq is None:
+                    continue
+                flags = flag_list(ref.flags, ref.keywords, ref.uid in self.recent)
+                if self.condstore:
+                    out.append(f"* {seq} FETCH (UID {ref.uid} FLAGS {flags} MODSEQ ({ref.modseq}))")
+                else:
+                    out.append(f"* {seq} FETCH (FLAGS {flags})")
         self.modseq = max(self.modseq, snap.highest_modseq)
         told.clear()
         return out
@@ -170,6 +182,14 @@ class MailboxView:
     def _expunge_lines(self) -> list[str]:
         # RFC 3501 §7.4.1: each EXPUNGE renumbers the messages after it; sending the highest
         # sequence numbers first keeps the numbers of the others valid while the client applies them
+        if self.qresync:  # RFC 7162 §3.2.10: one VANISHED with the uids instead
+            gone = [u for u in self.uids if u in self.gone]
+            for uid in gone:
+                self.recent.discard(uid)
+                self.told.pop(uid, None)
+            self.uids = [u for u in self.uids if u not in self.gone]
+            self.gone.clear()
+            return [f"* VANISHED {sequence.compact(gone)}"] if gone else []
         lines = []
         for seq in range(len(self.uids), 0, -1):
             uid = self.uids[seq - 1]

@@ -66,8 +66,10 @@ COMMANDS = table({
     "THREAD": ("RFC 5256 §3", "Like SEARCH, but the messages come grouped into conversations (threads).",
                "Как SEARCH, но письма приходят сгруппированными в цепочки (беседы)."),
     "ENABLE": ("RFC 5161 §3.1, RFC 9051 Appendix A",
-               "Turns on an extension for this session; ENABLE IMAP4rev2 switches the session to IMAP4rev2 (RFC 9051).",
-               "Включает расширение для этой сессии; ENABLE IMAP4rev2 переводит сессию на IMAP4rev2 (RFC 9051)."),
+               "Turns on an extension for this session (UTF8=ACCEPT, CONDSTORE, QRESYNC); ENABLE IMAP4rev2 switches "
+               "the session to IMAP4rev2 (RFC 9051).",
+               "Включает расширение для этой сессии (UTF8=ACCEPT, CONDSTORE, QRESYNC); ENABLE IMAP4rev2 переводит "
+               "сессию на IMAP4rev2 (RFC 9051)."),
     "GETQUOTA": ("RFC 9208 §4.2", "Asks for a quota root's resources: STORAGE used and its limit, in KiB.",
                  "Запрашивает ресурсы корня квоты: занятое место STORAGE и предел, в КиБ."),
     "GETQUOTAROOT": ("RFC 9208 §4.3", "Asks which quota roots a mailbox falls under, and their usage.",
@@ -113,7 +115,9 @@ RESPONSES = table({
     "ESEARCH": ("RFC 4731 §3.1, RFC 9051 §7.3.4",
                 "SEARCH results in short form: MIN, MAX, COUNT, ALL (the only SEARCH answer in IMAP4rev2).",
                 "Результаты SEARCH в краткой форме: MIN, MAX, COUNT, ALL (в IMAP4rev2 — единственный ответ на SEARCH)."),
-    "VANISHED": ("RFC 7162 §3.2.10", "UIDs of removed messages.", "UID удалённых писем."),
+    "VANISHED": ("RFC 7162 §3.2.10", "UIDs of removed messages (QRESYNC: instead of EXPUNGE; (EARLIER): removed "
+                 "before this command, e.g. while the client was away).",
+                 "UID удалённых писем (QRESYNC: вместо EXPUNGE; (EARLIER): удалены раньше, например пока клиента не было)."),
     "+": ("RFC 3501 §7.5", "Continuation: the server is ready for the rest of the command (a literal or a SASL answer).",
           "Продолжение: сервер готов принять остальную часть команды (литерал или ответ SASL)."),
 })
@@ -137,10 +141,18 @@ CODES = table({
     "COPYUID": ("RFC 4315 §3", "UIDs of the copied messages in the target mailbox.", "UID скопированных писем в целевом ящике."),
     "UIDNOTSTICKY": ("RFC 4315 §3", "The mailbox does not keep UIDs between sessions.", "Ящик не сохраняет UID между сессиями."),
     "CLOSED": ("RFC 7162 §3.2.11, RFC 9051 §7.1",
-               "The previously selected mailbox is now closed (SELECT of another one in IMAP4rev2).",
-               "Ранее выбранный ящик закрыт (SELECT другого ящика в IMAP4rev2)."),
+               "The previously selected mailbox is now closed (SELECT or EXAMINE of another one).",
+               "Ранее выбранный ящик закрыт (SELECT или EXAMINE другого ящика)."),
     "NOTSAVED": ("RFC 5182 §2.5, RFC 9051 §6.4.4.3", "SEARCH ... SAVE could not keep its result; $ is now empty.",
                  "SEARCH ... SAVE не смог сохранить результат; $ теперь пуст."),
+    "HIGHESTMODSEQ": ("RFC 7162 §3.1.2.1", "The mailbox's highest mod-sequence: every change (flags, new or removed "
+                      "messages) raises it; a client that remembers it asks later only for what changed since.",
+                      "Наибольший номер изменения (mod-sequence) ящика: его увеличивает каждое изменение (флаги, новые "
+                      "или удалённые письма); клиент, запомнивший его, потом спрашивает только об изменениях после него."),
+    "NOMODSEQ": ("RFC 7162 §3.1.2.2", "The mailbox keeps no mod-sequences (tuimail's always do).",
+                 "Ящик не хранит номера изменений (в tuimail они есть всегда)."),
+    "MODIFIED": ("RFC 7162 §3.1.3", "STORE (UNCHANGEDSINCE n): these messages changed after n and were left alone.",
+                 "STORE (UNCHANGEDSINCE n): эти письма изменились после n и не были тронуты."),
     "AUTHENTICATIONFAILED": ("RFC 5530 §3", "Wrong user name or password.", "Неверное имя пользователя или пароль."),
     "AUTHORIZATIONFAILED": ("RFC 5530 §3", "Authenticated, but not allowed to use this identity.", "Аутентификация прошла, но доступ запрещён."),
     "UNAVAILABLE": ("RFC 5530 §3", "Temporary failure; try again later.", "Временный сбой; повторите позже."),
