@@ -369,3 +369,14 @@ def test_silent_store_still_tells_what_another_session_changed(server, raw, enab
     out = a.cmd("store 2 +flags.silent (\\Seen)")  # nobody else touched it: silence
     assert not any("FETCH" in line for line in out) if not enable else \
         all("FLAGS" not in line for line in out if "FETCH" in line)
+
+
+def test_sort_with_modseq_ends_with_the_highest(server, raw):
+    deliver(server, 3)
+    a = raw()
+    a.cmd("select INBOX (CONDSTORE)")
+    a.cmd("store 2 +flags (\\Flagged)")
+    top = _modseq(a, 2)
+    assert a.cmd(f"sort (reverse arrival) utf-8 modseq {top}")[0] == f"* SORT 2 (MODSEQ {top})"
+    assert a.cmd("sort (arrival) utf-8 all")[0] == "* SORT 1 2 3"  # no MODSEQ key: no MODSEQ part
+    assert a.cmd(f"sort (arrival) utf-8 modseq {top + 1}")[0] == "* SORT"

@@ -7,7 +7,8 @@ search like SEARCH (`MessageCommands._matching_candidates`) and then order or th
 
 from __future__ import annotations
 
-from tuimail.protocols.imap.search import CHARSETS, BadCharset
+from tuimail.protocols.imap.condstore import search_modseq_text
+from tuimail.protocols.imap.search import CHARSETS, BadCharset, parse_search
 from tuimail.protocols.imap.sort import Sortable, parse_criteria, sort_messages
 from tuimail.protocols.imap.threads import ALGORITHMS, render, thread
 from tuimail.protocols.imap.tokens import Atom, ParseError, text
@@ -38,7 +39,11 @@ class OrderingCommands:
         if matched is None:
             return BADCHARSET
         ordered = sort_messages(matched, criteria)
-        self._untagged("SORT" + "".join(f" {m.uid if uid else m.seq}" for m in ordered))
+        modseq = None
+        if _uses_modseq(args[2:]):  # RFC 7162 §3.1.9: then SORT ends with the highest modseq it found
+            self._need_modseq("SORT MODSEQ")
+            modseq = max((m.msg.ref.modseq for m in ordered), default=None)
+        self._untagged("SORT" + "".join(f" {m.uid if uid else m.seq}" for m in ordered) + search_modseq_text(modseq))
         return "OK SORT completed"
 
     def _thread(self, args: list, uid: bool) -> str:
@@ -64,3 +69,12 @@ class OrderingCommands:
         except BadCharset:
             return None
         return [Sortable(c.seq, c.uid, c.msg) for c in found]
+
+
+def _uses_modseq(keys: list) -> bool:
+    """The search keys hold MODSEQ (at any depth)."""
+    try:
+        _, predicate = parse_search(keys)
+    except (ParseError, BadCharset):
+        return False
+    return getattr(predicate, "modseq", False)
