@@ -18,7 +18,7 @@ from tuimail.control import AlreadyRunning, wire
 from tuimail.control.host import Host, socket_path
 from tuimail.control.remote import SocketClient
 from tuimail.core.directory import Directory
-from tuimail.servers.pidlock import PID_FILE, running
+from tuimail.core.runlock import PID_FILE, holder as running
 
 
 @pytest.fixture

@@ -9,6 +9,6 @@ add it to `tuimail.core.events` (a frozen dataclass); `wire` carries it without 
 """
 
 from tuimail.control.client import BlockView, CommandError, EngineClient, ServerGone
-from tuimail.servers.pidlock import AlreadyRunning
+from tuimail.core.runlock import AlreadyRunning
 
 __all__ = ["AlreadyRunning", "BlockView", "CommandError", "EngineClient", "ServerGone"]

@@ -8,7 +8,7 @@ import socket
 
 from tuimail.config import Config
 from tuimail.control.client import EngineClient
-from tuimail.servers.pidlock import Holder, running
+from tuimail.core.runlock import Holder, holder as running
 
 
 def running_server(config: Config) -> Holder | None:

@@ -19,7 +19,7 @@ from tuimail.control.host import Host
 from tuimail.control.reload import reload_config
 from tuimail.core.events import SystemMessage
 from tuimail.servers.engine import Engine
-from tuimail.servers.pidlock import AlreadyRunning
+from tuimail.core.runlock import AlreadyRunning
 
 
 async def serve(config: Config) -> int:

@@ -39,7 +39,7 @@ class AliasesDialog(ModalScreen[bool]):
 
     def on_mount(self) -> None:
         self.query_one("#alias", Input).focus()
-        self.run_worker(self._load(), group="aliases")
+        self.run_worker(self._load, group="aliases")
 
     async def _load(self) -> None:
         aliases = await self.client.call("alias.list")

@@ -45,7 +45,7 @@ class StudentWindow(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#student-log", Log).focus()
-        self.run_worker(self._load(), exclusive=True)
+        self.run_worker(self._load, exclusive=True)
 
     async def _load(self) -> None:
         app = self.app

@@ -67,7 +67,7 @@ class AccountsPane(TablePane):
             self.reload()
 
     def reload(self) -> None:
-        self.run_worker(self._load(), exclusive=True, group="accounts")
+        self.run_worker(self._load, exclusive=True, group="accounts")
 
     async def _load(self) -> None:
         rows = account_rows(await self.app.client.account_totals())

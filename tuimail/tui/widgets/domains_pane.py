@@ -40,7 +40,7 @@ class DomainsPane(TablePane):
         self.reload()
 
     def reload(self) -> None:
-        self.run_worker(self._load(), exclusive=True, group="domains")
+        self.run_worker(self._load, exclusive=True, group="domains")
 
     async def _load(self) -> None:
         try:

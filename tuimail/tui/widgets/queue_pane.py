@@ -64,7 +64,7 @@ class QueuePane(TablePane):
 
     def reload(self) -> None:
         if not any(w.group == "queue" and w.is_running for w in self.workers):
-            self.run_worker(self._load(), group="queue")
+            self.run_worker(self._load, group="queue")
 
     async def _load(self) -> None:
         try:

@@ -51,7 +51,7 @@ class StudentsPane(TablePane):
             self.reload()
 
     def reload(self) -> None:
-        self.run_worker(self._load(), exclusive=True, group="students")
+        self.run_worker(self._load, exclusive=True, group="students")
 
     async def _load(self) -> None:
         try:
