@@ -71,3 +71,60 @@ def test_strict_mode_refuses_with_the_rule_and_the_section(tmp_path):
         assert server.engine.store.mailbox("tatareva@lab.test").totals()[0] == 1
     finally:
         server.stop()
+
+
+def lines_until(f, done) -> list[str]:
+    out = []
+    while True:
+        line = f.readline().decode().rstrip("\r\n")
+        out.append(line)
+        if done(line):
+            return out
+
+
+def test_strict_pop3_refuses_a_bare_lf_and_an_overlong_line_and_goes_on(tmp_path):
+    for strict in (False, True):
+        (tmp_path / str(strict)).mkdir()
+        server = server_for(tmp_path / str(strict), strict=strict)
+        try:
+            with socket.create_connection(("127.0.0.1", server.ports.pop3), timeout=10) as s:
+                f = s.makefile("rb")
+                f.readline()
+                s.sendall(b"user tatareva\n")
+                bare = f.readline().decode()
+                s.sendall(b"NOOP " + b"x" * 300 + b"\r\n")
+                long = f.readline().decode()
+                s.sendall(f"USER tatareva\r\nPASS {PASSWORD}\r\nSTAT\r\nQUIT\r\n".encode())
+                rest = [f.readline().decode() for _ in range(4)]
+            if strict:
+                assert bare.startswith("-ERR") and "bare LF" in bare and "RFC 1939 §3" in bare
+                assert long.startswith("-ERR") and "RFC 2449 §4" in long
+            else:
+                assert bare.startswith("+OK") and "strict mode" not in long
+            assert all(line.startswith("+OK") for line in rest), rest  # CRLF lines: the session goes on
+        finally:
+            server.stop()
+
+
+def test_strict_imap_refuses_a_bare_lf_or_overlong_command_with_its_tag_and_goes_on(tmp_path):
+    for strict in (False, True):
+        (tmp_path / str(strict)).mkdir()
+        server = server_for(tmp_path / str(strict), strict=strict)
+        try:
+            with socket.create_connection(("127.0.0.1", server.ports.imap), timeout=10) as s:
+                f = s.makefile("rb")
+                f.readline()
+                s.sendall(b"a1 noop\n")
+                first = lines_until(f, lambda line: line.startswith("a1 "))[-1]
+                s.sendall(b"a4 noop " + b"x" * 9000 + b"\r\n")
+                long = lines_until(f, lambda line: line.startswith("a4 "))[-1]
+                s.sendall(f"a2 login tatareva {PASSWORD}\r\na3 logout\r\n".encode())
+                rest = lines_until(f, lambda line: line.startswith("a3 "))
+            if strict:
+                assert first.startswith("a1 BAD") and "bare LF" in first and "RFC 3501 §2.2" in first
+                assert long.startswith("a4 BAD") and "RFC 7162 §4" in long
+            else:
+                assert first.startswith("a1 OK") and "strict mode" not in long
+            assert any(line.startswith("a2 OK") for line in rest) and rest[-1].startswith("a3 OK")
+        finally:
+            server.stop()

@@ -44,8 +44,13 @@ class LineTooLong(Exception):
     """Raised for a line longer than the splitter's limit; the rest of that line is discarded."""
 
 
+class BareLine(bytes):
+    """A line that ended in LF without CR (a `bytes` like any other line; strict mode refuses it)."""
+
+
 class LineSplitter:
-    """Splits a byte stream into edited lines, ending at LF with or without CR.
+    """Splits a byte stream into edited lines, ending at LF with or without CR (a line that ended
+    in a bare LF comes as a `BareLine`).
 
     `feed()` returns complete lines (without their line end). A line longer than `max_line` is not
     returned: the splitter returns `LineTooLong()` in its place once the line ends, and skips the
@@ -72,8 +77,9 @@ class LineSplitter:
             else:
                 line = bytes(self._buf)
                 if line.endswith(b"\r"):
-                    line = line[:-1]
-                out.append(edit_line(line))
+                    out.append(edit_line(line[:-1]))
+                else:
+                    out.append(BareLine(edit_line(line)))
             self._buf.clear()
             self._overlong = False
 

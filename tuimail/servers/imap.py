@@ -57,6 +57,7 @@ class ImapConnection(LineConnection):
             max_bad_commands=policy.max_bad_commands,
             quota_of=engine.quota_of,
             scram_verifier=engine.directory.scram_verifier,
+            strict=engine.config.settings.teaching.strict,
         )
         self.machine = ImapMachine(
             engine.store, keywords_of, self.options, tls_active=self.tls

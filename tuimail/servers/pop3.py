@@ -132,6 +132,7 @@ class Pop3Connection(LineConnection):
             tls_active=tls,
             max_bad_commands=policy.max_bad_commands,
             scram_verifier=engine.directory.scram_verifier,
+            strict=engine.config.settings.teaching.strict,
         )
 
     def greeting(self) -> None:

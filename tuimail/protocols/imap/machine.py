@@ -95,6 +95,12 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
 
+STRICT_BARE_LF = "Line ends must be CRLF, not a bare LF (RFC 3501 §2.2; strict mode)"
+# RFC 7162 §4: clients keep command lines to about 8192 octets (literals aside)
+STRICT_MAX_LINE = 8192
+STRICT_TOO_LONG = "Command line longer than 8192 octets (RFC 7162 §4; strict mode)"
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
     hostname: str = "localhost"
@@ -105,6 +111,7 @@ class Options:
     max_bad_commands: int = 20
     quota_of: Callable[[str], tuple[int, int] | None] | None = None  # (bytes used, limit) of an account
     scram_verifier: Callable[[str], str | None] | None = None  # login -> RFC 5803 verifier; None: no SCRAM
+    strict: bool = False  # [teaching] strict: refuse what is tolerated by default (a bare LF line end)
 
 
 @dataclass(slots=True)
@@ -177,6 +184,10 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
             return self._bad_command("*", "Invalid tag; commands look like: a001 login name password")
         if _tagless(tokens):  # `login tatareva admin`, `logout`: RFC 3501 §2.2.1, the tag comes first
             return self._bad_command("*", TAGLESS)
+        if self.options.strict and command.bare_lf:  # RFC 3501 §2.2: lines end with CRLF
+            return self._bad_command(tag, STRICT_BARE_LF)
+        if self.options.strict and sum(len(line) + 2 for line in command.lines) > STRICT_MAX_LINE:
+            return self._bad_command(tag, STRICT_TOO_LONG)
         if len(tokens) < 2 or not isinstance(tokens[1], Atom):
             return self._bad_command(tag, "Missing command")
         name, args = tokens[1].upper(), tokens[2:]

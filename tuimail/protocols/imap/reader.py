@@ -34,6 +34,7 @@ class RawCommand:
 
     lines: tuple[bytes, ...]
     literals: tuple[bytes, ...] = ()
+    bare_lf: bool = False  # a line of it ended in LF without CR (refused in strict mode, RFC 3501 §2.2)
 
     @property
     def tag(self) -> str:
@@ -95,6 +96,7 @@ class CommandReader:
         self._literal = bytearray()
         self._reading_literal = False
         self._skipping: bytes | None = None  # start of an overlong line being discarded
+        self._bare_lf = False  # a line of the command being read ended without CR
 
     def feed(self, data: bytes) -> None:
         self._buf += data
@@ -154,8 +156,11 @@ class CommandReader:
             return LineTooLong(first_word(edit_line(start)))
         if raw.endswith(b"\r"):
             raw = raw[:-1]
+        else:
+            self._bare_lf = True
         line = edit_line(raw)
         if self.line_mode and not self._lines:
+            self._bare_lf = False
             return RawLine(line)
         self._size += len(line)
         if self._size > self.max_command:  # many lines of a command, each within max_line
@@ -165,7 +170,7 @@ class CommandReader:
         m = LITERAL_TAIL.search(line)
         if m is None or len(self._lines) >= MAX_SEGMENTS:
             self._lines.append(line)
-            command = RawCommand(tuple(self._lines), tuple(self._literals))
+            command = RawCommand(tuple(self._lines), tuple(self._literals), self._bare_lf)
             self._reset()
             if command.lines == (b"",):
                 return _AGAIN  # an empty line (a student's extra Enter) is ignored
@@ -188,6 +193,7 @@ class CommandReader:
         self._lines = []
         self._literals = []
         self._size = 0
+        self._bare_lf = False
 
 
 _AGAIN = object()

@@ -20,7 +20,7 @@ import errno
 from collections import deque
 from collections.abc import Callable
 
-from tuimail.core.lineedit import LineSplitter, LineTooLong
+from tuimail.core.lineedit import BareLine, LineSplitter, LineTooLong
 from tuimail.core.masking import MASK, mask_pop3
 from tuimail.protocols.pop3 import commands as c
 from tuimail.protocols.pop3 import sasl
@@ -43,6 +43,9 @@ from tuimail.protocols.pop3.state import State, Transition, allowed, next_state,
 DISK_FULL = "[SYS/TEMP] The server's disk is full; try again later"
 
 MAX_LINE = 1000  # RFC 2449 §4 allows 255 octets; we accept telnet-typed lines up to this
+STRICT_MAX_LINE = 253  # strict mode: RFC 2449 §4's 255 octets, the CRLF included
+STRICT_BARE_LF = "Line ends must be CRLF, not a bare LF (RFC 1939 §3; strict mode)"
+STRICT_TOO_LONG = "Command line longer than 255 octets with CRLF (RFC 2449 §4; strict mode)"
 AUTH_FAILED = "[AUTH] Invalid login or password"
 
 
@@ -67,6 +70,7 @@ class Pop3Machine:
         tls_active: bool = False,
         max_bad_commands: int = 10,
         scram_verifier: Callable[[str], str | None] | None = None,  # login -> RFC 5803 text; None: no SCRAM
+        strict: bool = False,
     ) -> None:
         self.scram_verifier = scram_verifier
         self.maildrops = maildrops
@@ -79,6 +83,7 @@ class Pop3Machine:
         self.tls_available = tls_available
         self.tls_active = tls_active
         self.max_bad_commands = max_bad_commands
+        self.strict = strict  # [teaching] strict: refuse a bare LF line end and an over-long line
         self.state = State.AUTHORIZATION
         self.address: str | None = None
         self.closed = False
@@ -185,9 +190,16 @@ class Pop3Machine:
             return [Noted(f"Client line longer than {MAX_LINE} octets discarded"),
                     _err(f"Command line too long (at most {MAX_LINE} octets)")]
         if self._sasl is not None:
+            if self.strict and isinstance(raw, BareLine):
+                self._sasl = None
+                return [Received(MASK), _err(STRICT_BARE_LF)]
             return [Received(MASK), *self._sasl_line(raw.decode("utf-8", "replace").strip())]
         cmd = c.parse(raw)
         received = Received(self._log_text(raw, cmd))
+        if self.strict and isinstance(raw, BareLine):  # RFC 1939 §3: commands end with CRLF
+            return [received, _err(STRICT_BARE_LF)]
+        if self.strict and len(raw) > STRICT_MAX_LINE:
+            return [received, _err(STRICT_TOO_LONG)]
         verb = cmd.verb if isinstance(cmd, c.BadCommand) else type(cmd).__name__.upper()
         if verb and not allowed(self.state, verb):
             return [received, _err(wrong_state_reason(self.state, verb))]
