@@ -61,6 +61,10 @@ def cmd_account_import(config: Config, args: argparse.Namespace) -> int:
     existing = directory.accounts(domain)
     found = roster.plan(data, domain, {a.mailbox for a in existing}, known_domain=directory.hosts(domain),
                         names={a.full_name.lower(): a.address for a in existing if a.full_name})
+    if found.too_many:  # one line: the file must be split before its rows' problems matter
+        print(f"tuimail: {args.file}: {found.too_many} students, at most {roster.MAX_STUDENTS} per import "
+              f"(each password is hashed with argon2): split the file; nothing imported", file=sys.stderr)
+        return 1
     if not found.ok:
         shown = found.problems[:MAX_PROBLEMS_SHOWN]
         for problem in shown:

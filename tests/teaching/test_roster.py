@@ -90,8 +90,11 @@ def test_a_100000_row_roster_is_answered_at_once_and_nothing_created(config, tmp
     path.write_text("".join(f"Student Number{n};;\n" for n in range(100_000)), encoding="utf-8")
     assert run(config, "account", "import", str(path), "--dry-run") == 1
     err = capsys.readouterr().err
-    assert "the roster has 100000 students; at most 5000 per import" in err
+    assert err.count("\n") == 1  # one line
+    assert "huge.csv: 100000 students, at most 5000 per import" in err and "nothing imported" in err
     assert Directory(config).accounts() == []
+    assert run(config, "account", "import", str(path)) == 1  # not only in a dry run: nothing is hashed
+    assert "split the file" in capsys.readouterr().err and Directory(config).accounts() == []
 
 
 def test_dry_run_shows_the_plan_and_changes_nothing(config, tmp_path, capsys):

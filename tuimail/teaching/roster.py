@@ -24,7 +24,10 @@ import iuliia
 from tuimail.core.addresses import AddressError, check_mailbox
 from tuimail.core.passwords import WeakPassword, check_password
 
-MAX_STUDENTS = 5000  # per import: 5,000 argon2 hashes take a few minutes; split bigger files
+# per import: every password is hashed with argon2 (20-200 ms each, by the machine's load), so 5,000
+# take from one to several minutes on two cores; a 100,000-row file would take hours (and is more
+# likely the wrong export than a group): it is refused in one line, before anything is hashed
+MAX_STUDENTS = 5000
 _HEADER_WORDS = {"full name", "full_name", "fullname", "name", "фио", "имя", "полное имя", "ф.и.о.", "студент"}
 _PATRONYMIC = re.compile(r"(вич|вна|ична|инична|оглы|кызы)$", re.I)
 # endings of Russian surnames, transliterated: tells `Ёлкина Ольга` (surname first) from `Ольга Ёлкина`
@@ -46,6 +49,7 @@ class Plan:
     domain: str
     students: list[Student] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # "line 4: empty full name"
+    too_many: int = 0  # the number of students when over MAX_STUDENTS (then problems says so too)
 
     @property
     def ok(self) -> bool:
@@ -153,6 +157,7 @@ def plan(data: bytes, domain: str, taken: set[str], *, known_domain: bool = True
     except csv.Error as e:
         result.problems.append(f"line {reader.line_num}: {e}")
     if len(wanted) > MAX_STUDENTS:
+        result.too_many = len(wanted)
         result.problems.append(f"the roster has {len(wanted)} students; at most {MAX_STUDENTS} per import "
                                "(split the file)")
     if result.problems:
