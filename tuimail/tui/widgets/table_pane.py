@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
@@ -24,6 +25,12 @@ class TablePane(Vertical):
         table: DataTable = DataTable(id=self.TABLE_ID, cursor_type="row", zebra_stripes=True)
         for name in self.COLUMNS:
             table.add_column(_(name), key=name)  # the key stays English, the label is translated
+        # the table's own Enter (select the row, hidden) would hide the pane's from the footer: the
+        # table's Enter gets the pane's words, so the footer shows the key that works
+        enter = next((b for b in self._bindings.key_to_bindings.get("enter", []) if b.description), None)
+        if enter is not None:
+            table._bindings.key_to_bindings["enter"] = [
+                Binding("enter", "select_cursor", enter.description, show=enter.show)]
         yield table
 
     @property
