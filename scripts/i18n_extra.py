@@ -1,5 +1,6 @@
 """Add to the gettext template the UI text that is not marked with _() in the code: the key bindings'
-descriptions (the footer's words, translated by tuimail.tui.localise) and the settings' docstrings
+descriptions (the footer's words, tuimail's and those of the Textual widgets it shows, translated by
+tuimail.tui.localise) and the settings' docstrings
 (the Settings tab's hints). Run by scripts/i18n.sh after Babel's extraction."""
 
 from __future__ import annotations
@@ -14,26 +15,16 @@ sys.path.insert(0, str(ROOT))
 
 
 def extra_messages() -> set[str]:
-    import importlib
-    import pkgutil
-
     from textual.binding import Binding
-    from textual.dom import DOMNode
 
-    import tuimail.tui
     from tuimail.config import PolicySettings, PortSettings, ServerSettings
+    from tuimail.tui.localise import _ORIGINAL_BINDINGS, own_classes, textual_classes
 
-    for module in pkgutil.walk_packages(tuimail.tui.__path__, "tuimail.tui."):
-        importlib.import_module(module.name)
     found: set[str] = set()
-    stack = list(DOMNode.__subclasses__())
-    while stack:
-        cls = stack.pop()
-        stack.extend(cls.__subclasses__())
-        if cls.__module__.startswith("tuimail.tui"):
-            for binding in cls.__dict__.get("BINDINGS", []):
-                if isinstance(binding, Binding) and binding.description:
-                    found.add(binding.description)
+    for cls in [*own_classes(), *textual_classes()]:  # tuimail's widgets and the Textual ones it shows
+        for binding in _ORIGINAL_BINDINGS.get(cls, cls.__dict__.get("BINDINGS", [])):
+            if isinstance(binding, Binding) and binding.description:
+                found.add(binding.description)
     for model in (ServerSettings, PortSettings, PolicySettings):
         found.update(f.description for f in model.model_fields.values() if f.description)
     return found

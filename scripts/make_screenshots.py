@@ -34,12 +34,25 @@ SHOTS = [
     ("12-delete-account-dialog", ["n", "3", "down", "d"]),
     ("13-students", ["escape", "6"]),
 ]
+# the same screens with `[server] language = "ru"` (issue 10 §5), as a student in the lab sees them
+SHOTS_RU = [
+    ("14-sessions-ru", ["1"]),
+    ("15-session-window-ru", ["1", "down", "down", "enter", "a"]),
+    ("16-students-ru", ["escape", "6"]),
+]
 
 
 async def make(out: Path, size: tuple[int, int]) -> list[Path]:
+    written = await shoot(out, size, SHOTS, "en")
+    written += await shoot(out, size, SHOTS_RU, "ru")
+    return written
+
+
+async def shoot(out: Path, size: tuple[int, int], shots, language: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tuimail-shots-") as tmp:
         engine, clock = demo_engine(Path(tmp))
+        engine.config.settings.server.language = language
         app = TuimailApp(engine.config, engine=engine, clock=clock, start_engine=False, cursor_blink=False,
                          first_run=False)
         written = []
@@ -48,7 +61,7 @@ async def make(out: Path, size: tuple[int, int]) -> list[Path]:
             publish_transcripts(engine)
             app.tick()
             await app.query_one("#accounts-pane").loaded.wait()
-            for name, keys in SHOTS:
+            for name, keys in shots:
                 await pilot.press(*keys)
                 await pilot.pause()
                 await app.animator.wait_until_complete()

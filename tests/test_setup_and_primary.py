@@ -86,6 +86,7 @@ def test_setup_then_the_lab_works_with_bare_names(shipped, capsys, monkeypatch):
         (["--domain", "g7.test", "--admin", "admin", "--hostname=bad_host"], PASSWORD, "--hostname:"),
         (["--domain", "g7.test", "--admin", "admin"], "simple", "too weak"),
         (["--domain", "g7.test", "--admin", "admin"], "", "nothing on standard input"),
+        (["--domain", "g7.test", "--admin", "admin", "--language", "de"], PASSWORD, "--language: 'de' is not one of: en, ru"),
     ],
 )
 def test_setup_bad_input_is_one_line_exit_1_nothing_written(shipped, capsys, monkeypatch, args, stdin, message):
@@ -102,6 +103,24 @@ def test_setup_with_weak_passwords_turns_the_policy_off(shipped, monkeypatch):
     argv = ["setup", "--domain", "g7.test", "--admin", "admin", "--weak-passwords", "--password-stdin", "--config", shipped]
     assert run(argv, "admin\n", monkeypatch) == 0
     assert Config.load(Path(shipped)).settings.policy.require_strong_passwords is False
+
+
+def test_setup_language_sets_the_server_language_and_the_log_phrases(shipped, capsys, monkeypatch):
+    from tuimail import i18n
+
+    argv = ["setup", "--domain", "g7.test", "--admin", "admin", "--language", "ru", "--password-stdin", "--config", shipped]
+    assert run(argv, f"{PASSWORD}\n", monkeypatch) == 0
+    assert "language ru" in capsys.readouterr().out
+    config = Config.load(Path(shipped))
+    assert config.settings.server.language == "ru"
+    server = RunningServer(config).start()  # the log files' own phrases in Russian
+    try:
+        with smtplib.SMTP("127.0.0.1", config.settings.ports.smtp, timeout=10) as client:
+            client.noop()
+        server.wait_for(lambda: "Прием SMTP соединения от [127.0.0.1 : " in server.log_text("SMTP-in"))
+    finally:
+        server.stop()
+        i18n.set_language("en")
 
 
 def test_a_taken_mailbox_refuses_setup(shipped, capsys, monkeypatch):

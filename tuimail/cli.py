@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--hostname", default="", metavar="NAME", help="name in greetings and Received: (default mail.<domain>)")
     setup.add_argument("--admin", required=True, metavar="MAILBOX", help="the first administrator's mailbox name")
     setup.add_argument("--full-name", default="", metavar="TEXT", help="the administrator's full name")
+    setup.add_argument("--language", default="", metavar="en|ru",
+                       help="[server] language: the monitor, the notes and the log files' own phrases (default: as configured)")
     setup.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     setup.add_argument("--weak-passwords", action="store_true",
                        help="allow simple passwords ([policy] require_strong_passwords = false)")
@@ -293,7 +295,8 @@ def cmd_setup(config: Config, args: argparse.Namespace) -> int:
     from tuimail.core.setup import SetupRequest, checked, refuse_if_set_up, run_setup
 
     directory = Directory(config)
-    request = SetupRequest(args.domain, args.admin, "", args.ip, args.hostname, args.full_name, not args.weak_passwords)
+    request = SetupRequest(args.domain, args.admin, "", args.ip, args.hostname, args.full_name, not args.weak_passwords,
+                           args.language)
     refuse_if_set_up(directory)  # refused, or a bad domain or mailbox, before asking for a password
     checked(request, password=False)
     request = replace(request, password=read_password(args.password_stdin))
@@ -302,7 +305,8 @@ def cmd_setup(config: Config, args: argparse.Namespace) -> int:
         account = run_setup(directory, request)
     settings = Config.load(config.path).settings
     print(f"set up: domain {account.domain} (primary, {settings.domain(account.domain).ip}), hostname "
-          f"{settings.server.hostname}, administrator {account.address}; start the server with: tuimail")
+          f"{settings.server.hostname}, administrator {account.address}, language {settings.server.language}; "
+          "start the server with: tuimail")
     return 0
 
 

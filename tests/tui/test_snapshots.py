@@ -84,6 +84,17 @@ def test_annotations_beside_the_transcript(snap_compare, tmp_path, language, eng
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_sessions_in_russian(snap_compare, tmp_path, size, english_after):
+    """`language = "ru"`: the Sessions tab's summary, columns, states, blocks line and footer."""
+    assert snap_compare(demo_app(tmp_path, "ru"), press=["1"], terminal_size=size, run_before=settle)
+
+
+def test_session_window_in_russian(snap_compare, tmp_path, english_after):
+    """MDaemon's session properties in Russian (issue 12 listed them as untranslated)."""
+    assert snap_compare(demo_app(tmp_path, "ru"), terminal_size=(100, 30), run_before=open_window)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_sessions_light(snap_compare, tmp_path, size):
     """The light theme: every text on the Sessions tab stays readable."""
     app = demo_app(tmp_path)

@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from tuimail import i18n
 from tuimail.config import PolicySettings, PortSettings, ServerSettings
 from tuimail.control.client import CommandError
 from tuimail.core.addresses import AddressError
@@ -228,11 +229,15 @@ def setup_needed(engine: Engine, by: str) -> bool:
 
 @command("setup.run", blocking=True, secret=("password",), changes="domains")
 def setup_run(engine: Engine, by: str, domain: str, admin: str, password: str, ip: str = "127.0.0.1",
-              hostname: str = "", full_name: str = "", strong_passwords: bool = True):
-    """The installer's step (core.setup.run_setup); returns the administrator's Account."""
-    account = run_setup(engine.directory, SetupRequest(domain, admin, password, ip, hostname, full_name, strong_passwords))
+              hostname: str = "", full_name: str = "", strong_passwords: bool = True, language: str = ""):
+    """The installer's step (core.setup.run_setup); returns the administrator's Account. A language
+    given is in force at once (log phrases; the monitors follow the running settings)."""
+    account = run_setup(engine.directory, SetupRequest(domain, admin, password, ip, hostname, full_name, strong_passwords,
+                                                       language))
+    i18n.set_language(engine.config.settings.server.language)
     engine.bus.system(f"Set up by {by}: primary domain {account.domain}, administrator {account.address}")
     engine.bus.publish(DirectoryChanged("accounts"))
+    engine.bus.publish(DirectoryChanged("settings"))  # hostname, primary domain, policy, language
     return account
 
 
@@ -262,6 +267,7 @@ async def apply_models(engine: Engine, models: dict[str, BaseModel], by: str, sa
     old_ports: PortSettings = settings.ports
     for name, model in models.items():
         setattr(settings, name, model)
+    i18n.set_language(settings.server.language)  # the log files' own phrases, from the next line on
     if save:
         try:
             await asyncio.to_thread(config.save)

@@ -10,8 +10,11 @@ from __future__ import annotations
 import ipaddress
 import re
 
-MAILBOX_RULE = "Latin letters, digits, '_', '-' and '.', not starting with '.', at most 64 characters"
-DOMAIN_RULE = "labels of Latin letters, digits and '-', separated by dots, at most 253 characters"
+from tuimail.i18n import N_, _
+
+# the messages are in `[server] language` (the forms show them; the CLI runs in English)
+MAILBOX_RULE = N_("Latin letters, digits, '_', '-' and '.', not starting with '.', at most 64 characters")
+DOMAIN_RULE = N_("labels of Latin letters, digits and '-', separated by dots, at most 253 characters")
 
 _MAILBOX = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -24,7 +27,7 @@ class AddressError(ValueError):
 def check_mailbox(name: str) -> str:
     """Return the mailbox name lower-cased, or raise AddressError naming the rule."""
     if not _MAILBOX.match(name) or ".." in name:
-        raise AddressError(f"mailbox name {name!r} is not valid: use {MAILBOX_RULE}")
+        raise AddressError(_("mailbox name {name} is not valid: use {rule}").format(name=repr(name), rule=_(MAILBOX_RULE)))
     return name.lower()
 
 
@@ -32,7 +35,7 @@ def check_domain(name: str) -> str:
     """Return the domain name lower-cased, or raise AddressError naming the rule."""
     candidate = name.rstrip(".").lower()
     if not candidate or len(candidate) > 253 or not all(_LABEL.match(p) for p in candidate.split(".")):
-        raise AddressError(f"domain name {name!r} is not valid: use {DOMAIN_RULE}")
+        raise AddressError(_("domain name {name} is not valid: use {rule}").format(name=repr(name), rule=_(DOMAIN_RULE)))
     return candidate
 
 
@@ -40,13 +43,13 @@ def check_ip(text: str) -> str:
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
-        raise AddressError(f"{text!r} is not an IP address") from None
+        raise AddressError(_("{text} is not an IP address").format(text=repr(text))) from None
 
 
 def split_address(address: str) -> tuple[str, str]:
     """`Bob@Lab.Test` -> ("bob", "lab.test"), both checked; raises AddressError."""
     if address.count("@") != 1:
-        raise AddressError(f"{address!r} is not an address of the form mailbox@domain")
+        raise AddressError(_("{address} is not an address of the form mailbox@domain").format(address=repr(address)))
     local, domain = address.split("@")
     return check_mailbox(local), check_domain(domain)
 

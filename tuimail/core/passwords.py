@@ -10,8 +10,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 # while an offline attacker still pays 32 MiB per guess.
 _hasher = PasswordHasher(time_cost=2, memory_cost=32 * 1024, parallelism=1)
 
-STRONG_RULE = "at least 8 characters with an upper-case letter, a lower-case letter and a digit, not containing the mailbox name"
-RELAX_HINT = "or allow simple passwords: [policy] require_strong_passwords = false (Settings tab)"
+from tuimail.i18n import N_, _
+
+# in `[server] language` where shown (the forms); the CLI runs in English
+STRONG_RULE = N_("at least 8 characters with an upper-case letter, a lower-case letter and a digit, not containing the mailbox name")
+RELAX_HINT = N_("or allow simple passwords: [policy] require_strong_passwords = false (Settings tab)")
 
 
 class WeakPassword(ValueError):
@@ -33,9 +36,9 @@ def verify_password(stored_hash: str, password: str) -> bool:
 def check_password(password: str, mailbox: str, *, strong: bool) -> None:
     """Raise WeakPassword (with the rule) if the password breaks the policy."""
     if not password:
-        raise WeakPassword("the password is empty")
+        raise WeakPassword(_("the password is empty"))
     if any(c in password for c in "\r\n\0"):
-        raise WeakPassword("the password may not contain line breaks or NUL")
+        raise WeakPassword(_("the password may not contain line breaks or NUL"))
     if not strong:
         return
     if (
@@ -45,4 +48,4 @@ def check_password(password: str, mailbox: str, *, strong: bool) -> None:
         or not any(c.isdigit() for c in password)
         or (mailbox and mailbox.lower() in password.lower())
     ):
-        raise WeakPassword(f"the password is too weak: use {STRONG_RULE}; {RELAX_HINT}")
+        raise WeakPassword(_("the password is too weak: use {rule}; {hint}").format(rule=_(STRONG_RULE), hint=_(RELAX_HINT)))

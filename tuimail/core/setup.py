@@ -2,8 +2,8 @@
 
 `tuimail setup ...` and the TUI's setup screen both call `run_setup`: the group's domain (it becomes the
 primary domain and replaces the shipped `lab.test` placeholder while that has no accounts), its IP
-address, the hostname used in greetings (default `mail.<domain>`), the first administrator and the
-strong-password switch. Everything is checked before anything is written, so a refused setup leaves
+address, the hostname used in greetings (default `mail.<domain>`), the first administrator, the
+strong-password switch and the language (`[server] language`, "en" or "ru"; empty leaves it). Everything is checked before anything is written, so a refused setup leaves
 config.toml and accounts.json as they were. A server that already has an account is set up: the
 setup is refused (add more with `tuimail domain add` / `tuimail account add`).
 """
@@ -17,6 +17,7 @@ from tuimail.config import DomainSettings
 from tuimail.core.addresses import AddressError, check_domain, check_ip, check_mailbox
 from tuimail.core.directory import Account, Directory, DirectoryError
 from tuimail.core.passwords import RELAX_HINT, WeakPassword, check_password
+from tuimail.i18n import _
 
 PLACEHOLDER_DOMAIN = "lab.test"  # what the shipped config.toml and the defaults host
 
@@ -34,6 +35,10 @@ class SetupRequest:
     hostname: str = ""  # empty: mail.<domain>
     full_name: str = ""
     strong_passwords: bool = True
+    language: str = ""  # "en" / "ru": [server] language (the monitor, notes, log phrases); "" leaves it
+
+
+LANGUAGES = ("en", "ru")
 
 
 def needs_setup(directory: Directory) -> bool:
@@ -65,7 +70,7 @@ def checked(request: SetupRequest, *, password: bool = True) -> SetupRequest:
         hostname = check_domain(request.hostname or f"mail.{domain}")
     except AddressError as e:
         raise SetupError(f"--hostname: {e}") from None
-    mailbox, _, in_domain = request.admin.strip().partition("@")
+    mailbox, _at, in_domain = request.admin.strip().partition("@")
     if in_domain and in_domain.lower() != domain:
         raise SetupError(f"--admin: the administrator's mailbox must be in {domain} (give just the mailbox name)")
     try:
@@ -74,13 +79,17 @@ def checked(request: SetupRequest, *, password: bool = True) -> SetupRequest:
         raise SetupError(f"--admin: {e}") from None
     if any(c in request.full_name for c in "\0\r\n") or len(request.full_name) > 2000:
         raise SetupError("--full-name may not contain line breaks and is at most 2000 characters")
+    language = request.language.strip().lower()
+    if language and language not in LANGUAGES:
+        raise SetupError(f"--language: {request.language!r} is not one of: {', '.join(LANGUAGES)}")
     try:
         if password:
             check_password(request.password, mailbox, strong=request.strong_passwords)
     except WeakPassword as e:  # name this command's switch too
-        raise WeakPassword(str(e).replace(RELAX_HINT, "or allow simple passwords with --weak-passwords "
+        raise WeakPassword(str(e).replace(_(RELAX_HINT), "or allow simple passwords with --weak-passwords "
                                                       "([policy] require_strong_passwords = false)")) from None
-    return SetupRequest(domain, mailbox, request.password, ip, hostname, request.full_name.strip(), request.strong_passwords)
+    return SetupRequest(domain, mailbox, request.password, ip, hostname, request.full_name.strip(), request.strong_passwords,
+                        language)
 
 
 def run_setup(directory: Directory, request: SetupRequest) -> Account:
@@ -96,6 +105,8 @@ def run_setup(directory: Directory, request: SetupRequest) -> Account:
     settings.server.primary_domain = request.domain
     settings.server.hostname = request.hostname
     settings.policy.require_strong_passwords = request.strong_passwords
+    if request.language:
+        settings.server.language = request.language
     try:
         directory.save_config()
         return directory.add_account(f"{request.admin}@{request.domain}", request.password,

@@ -3,6 +3,10 @@
 knows which. It only wires things together: the client's events are buffered by `EventFeed` and
 handed to the widgets on a timer (a few redraws a second, whatever the event rate).
 
+The monitor speaks `[server] language`: when the running settings change it (the Settings tab, the
+first-run screen, `tuimail setup --language`, SIGHUP, another monitor), the screens are made again in
+the new language at once, keeping the logs, the tab in front and an open session window.
+
 `q` quits: in-process it stops the servers (asking first when sessions are live); attached it only
 detaches and the server keeps running. Stopping an attached server is `ctrl+x`, confirmed.
 """
@@ -15,6 +19,7 @@ import importlib.resources
 from collections import defaultdict
 from pathlib import Path
 
+from textual.compose import compose
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
@@ -28,7 +33,8 @@ from tuimail.control.local import InProcessClient
 from tuimail.core.events import DirectoryChanged, Protocol
 from tuimail.i18n import N_, _, ngettext
 from tuimail.tui import messages
-from tuimail.tui.localise import localise_bindings
+from tuimail.tui.feed import LOG_PROTOCOLS
+from tuimail.tui.localise import localise_bindings, rebind
 from tuimail.tui.clock import Clock
 from tuimail.tui.dialogs.confirm import ConfirmDialog
 from tuimail.tui.feed import EventFeed, log_line
@@ -38,6 +44,7 @@ from tuimail.tui.text import visible
 from tuimail.tui.screens.first_run import FirstRunScreen
 from tuimail.tui.screens.help import HelpScreen
 from tuimail.tui.screens.session_window import SessionWindow
+from tuimail.tui.screens.student_window import StudentWindow
 from tuimail.tui import screenshot
 from tuimail.tui.widgets.accounts_pane import AccountsPane
 from tuimail.tui.widgets.domains_pane import DomainsPane
@@ -52,6 +59,14 @@ from tuimail.tui.widgets.students_pane import StudentsPane
 TABS = ("sessions", "logs", "accounts", "domains", "settings", "students", "queue")
 TAB_TITLES = (N_("Sessions"), N_("Logs"), N_("Accounts"), N_("Domains"), N_("Settings"), N_("Students"), N_("Queue"))
 STYLE_FILES = ("app.tcss", "forms.tcss")
+LANGUAGE_NAMES = {"en": N_("English"), "ru": N_("Russian")}
+# Textual's own palette commands, translated where the palette lists them (get_system_commands)
+TEXTUAL_COMMANDS = (N_("Theme"), N_("Change the current theme"), N_("Quit"),
+                    N_("Quit the application as soon as possible"), N_("Keys"),
+                    N_("Hide the keys and widget help panel"),
+                    N_("Show help for the focused widget and a summary of available keys"), N_("Minimize"),
+                    N_("Minimize the widget and restore to normal size"), N_("Maximize"),
+                    N_("Maximize the focused widget"))
 
 
 def style_paths() -> list[Path]:
@@ -85,6 +100,8 @@ class TuimailApp(OrderedKeys, App[int]):
         Binding("ctrl+x", "stop_server", "Stop server"),
         Binding("question_mark", "help", "Help", priority=True),
         Binding("f12", "screenshot", "Screenshot", priority=True),  # on every screen, dialogs too
+        # Textual's own (it adds it when none is declared), declared so its word is translated
+        Binding("ctrl+p", "command_palette", "palette", show=False, priority=True),
     ]
 
     def __init__(
@@ -101,6 +118,10 @@ class TuimailApp(OrderedKeys, App[int]):
     ) -> None:
         i18n.set_language(config.settings.server.language)
         localise_bindings()
+        self.language = i18n.language  # the monitor's (the engine in this process may switch first)
+        self._initial_tab = "sessions"
+        self._relabelling = False
+        self._remounting = False
         super().__init__()
         self._ordered_keys_init()
         self.config = config
@@ -122,7 +143,7 @@ class TuimailApp(OrderedKeys, App[int]):
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status-header")
-        with TabbedContent(id="main-tabs", initial="sessions"):
+        with TabbedContent(id="main-tabs", initial=self._initial_tab):
             panes = (SessionsPane, LogsPane, AccountsPane, DomainsPane, SettingsPane, StudentsPane, QueuePane)
             for n, (tab, pane) in enumerate(zip(TABS, panes), 1):
                 with TabPane(f"{n} {_(TAB_TITLES[n - 1])}", id=tab):
@@ -159,7 +180,7 @@ class TuimailApp(OrderedKeys, App[int]):
         if self._offered:
             return
         self._offered = True
-        question = f"{why}.\nStart the servers in this monitor now? (n quits)"
+        question = f"{why}.\n" + _("Start the servers in this monitor now? (n quits)")
 
         def answer(yes: bool | None) -> None:
             if yes:
@@ -179,6 +200,8 @@ class TuimailApp(OrderedKeys, App[int]):
 
     def tick(self) -> None:
         """Hand the buffered events to the widgets: one batch per tick, however many arrived."""
+        if self._remounting:
+            return  # the screens are being made again (relabel): the events wait in the feed
         try:
             logs, sessions, header = self.query_one(LogsPane), self.query_one(SessionsPane), self.query_one(StatusHeader)
         except NoMatches:
@@ -195,16 +218,64 @@ class TuimailApp(OrderedKeys, App[int]):
         self.query_one(StudentsPane).events(events)
         header.show(self.client, self.clock, not self.engine_ready.is_set())
         if self.client.attached and not self.client.connected and self.engine_ready.is_set():
-            self._offer_server(f"tuimail serve (pid {self.client.server_pid}) has stopped")
+            self._offer_server(_("tuimail serve (pid {pid}) has stopped").format(pid=self.client.server_pid))
             self.refresh_bindings()
         changed = {e.what for e in events if isinstance(e, DirectoryChanged)}
         if changed & {"accounts", "domains"}:  # maybe by another monitor or the CLI
             self.on_accounts_changed(messages.AccountsChanged())
         if "settings" in changed and not self.settings_dirty:
             self.query_one(SettingsPane).load_values()
+        if self.client.config.settings.server.language != self.language and not self._relabelling \
+                and not any(w.group == "settings" and w.is_running for w in self.workers):
+            self._relabelling = True  # (after a save has finished with the Settings tab)
+            self.run_worker(self.relabel, group="language")
         for screen in self.screen_stack:
             if isinstance(screen, SessionWindow):
                 screen.add_events(events)
+
+    async def relabel(self) -> None:
+        """Put the monitor into the running settings' language now: the bindings re-labelled, the main
+        screen made again (its logs and the tab in front kept), a session or student window reopened."""
+        try:
+            await self._relabel()
+        finally:
+            self._relabelling = False
+        self._remounting = False
+
+    async def _relabel(self) -> None:
+        name = self.client.config.settings.server.language
+        if name == self.language:
+            return
+        self.language = name
+        i18n.set_language(name)
+        localise_bindings()
+        logs = self.query_one(LogsPane)
+        kept = {p: list(logs.log_for(p).lines_kept) for p in LOG_PROTOCOLS}
+        self._initial_tab = self.query_one("#main-tabs", TabbedContent).active
+        base = self.screen_stack[0]
+        self._remounting = True
+        try:
+            async with base.batch():  # App.recompose() would recompose the screen in front instead
+                await base.query("*").exclude(".-textual-system").remove()
+                await base.mount_all(compose(self))
+        finally:
+            self._remounting = False
+        for node in (self, *self.screen_stack):
+            rebind(node)
+        self.query_one(LogsPane).add(kept)
+        top = self.screen
+        if isinstance(top, SessionWindow):
+            annotated = top.annotations_shown
+            self.pop_screen()
+            self.push_screen(SessionWindow(top.sid, annotated=annotated))
+        elif isinstance(top, StudentWindow):
+            self.pop_screen()
+            self.push_screen(StudentWindow(top.address, top.steps, top.row))
+        self.tick()
+        self.refresh_bindings()
+        if self.screen is base:
+            self.call_after_refresh(self.focus_tab)
+        self.notify(_("Language: {name}").format(name=_(LANGUAGE_NAMES.get(name, name))))
 
     async def shutdown(self) -> None:
         if self._stopped:
@@ -250,7 +321,7 @@ class TuimailApp(OrderedKeys, App[int]):
 
     def open_session(self, sid: int) -> None:
         if self.client.sessions.get(sid) is None and self.history.get(sid) is None:
-            self.notify(f"Session {sid} is no longer known (only the last 1,000 ended ones are kept)")
+            self.notify(_("Session {sid} is no longer known (only the last 1,000 ended ones are kept)").format(sid=sid))
             return
         self.push_screen(SessionWindow(sid))
 
@@ -262,7 +333,7 @@ class TuimailApp(OrderedKeys, App[int]):
         got, for a live one its lines so far under the same header (control characters escaped)."""
         record = self.history.get(sid)
         if record is None:
-            self.notify(f"Session {sid} is no longer known", severity="warning")
+            self.notify(_("Session {sid} is no longer known").format(sid=sid), severity="warning")
             return
         if record.ended is not None:
             lines = record.block()
@@ -279,11 +350,11 @@ class TuimailApp(OrderedKeys, App[int]):
         try:
             await asyncio.to_thread(write)
         except OSError as e:
-            self.notify(f"Export failed: {e}", severity="error")
+            self.notify(_("Export failed: {error}").format(error=e), severity="error")
             return
         if window is not None:
             window.exported = path
-        self.notify(f"Session {sid} exported to {path}", timeout=10)
+        self.notify(_("Session {sid} exported to {path}").format(sid=sid, path=path), timeout=10)
 
     def _first_run_done(self, created: bool | None) -> None:
         self.post_message(messages.DomainsChanged())
@@ -330,16 +401,17 @@ class TuimailApp(OrderedKeys, App[int]):
         if not (self.client.attached and self.client.connected):
             return
         live = len(self.client.sessions)
-        question = (f"Stop tuimail serve (pid {self.client.server_pid}) for everyone? "
-                    f"{live} live session{'s' if live != 1 else ''} will be closed. (q only detaches)")
+        question = (_("Stop tuimail serve (pid {pid}) for everyone?").format(pid=self.client.server_pid) + " "
+                    + ngettext("{n} live session will be closed.", "{n} live sessions will be closed.", live).format(n=live)
+                    + " " + _("(q only detaches)"))
 
         async def stop() -> None:
             try:
                 await self.client.stop_server()
             except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: one line for the operator
-                self.notify(f"Not stopped: {e}", severity="error")
+                self.notify(_("Not stopped: {error}").format(error=e), severity="error")
                 return
-            self.notify("Server stopping")
+            self.notify(_("Server stopping"))
 
         self.push_screen(ConfirmDialog(question), lambda yes: self.run_worker(stop()) if yes else None)
 
@@ -357,17 +429,29 @@ class TuimailApp(OrderedKeys, App[int]):
             self.screen.dismiss(None)
             return
         under = self.screen
-        about = getattr(under, "HELP", "")
+        about = _(getattr(under, "HELP", "") or "")
         if under is self.screen_stack[0]:
             active = self.query_one("#main-tabs", TabbedContent).active
             pane = self.query_one(f"#{active}-pane")
-            about = f"{active.title()} tab. " + getattr(pane, "HELP", "")
+            about = _("{tab} tab.").format(tab=_(TAB_TITLES[TABS.index(active)])) + " " + _(getattr(pane, "HELP", "") or "")
         self.push_screen(HelpScreen(under, about.strip()))
 
     def get_system_commands(self, screen):
-        """The palette (ctrl+p): the app's own commands first, then Textual's (theme, keys, quit)."""
+        """The palette (ctrl+p): the app's own commands first, then Textual's (theme, keys, quit) in the
+        monitor's language (its Screenshot is ours, which also writes text and PNG)."""
+        from textual.app import SystemCommand
+
         yield from app_commands(self)
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if command.title != "Screenshot":
+                yield SystemCommand(_(command.title), _(command.help), command.callback, command.discover)
+
+    def action_command_palette(self) -> None:
+        """Textual's palette, its prompt in the monitor's language."""
+        from textual.command import CommandPalette
+
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(CommandPalette(placeholder=_("Search for commands…"), id="--command-palette"))
 
     def action_screenshot(self) -> None:
         """Hide the toasts, wait a frame, take the picture (SVG, text, PNG), show them again."""
@@ -388,7 +472,7 @@ class TuimailApp(OrderedKeys, App[int]):
             rack.display = True
         self.last_screenshot = paths
         if not paths:
-            self.notify(f"Screenshot failed: {why}", severity="error")
+            self.notify(_("Screenshot failed: {error}").format(error=why), severity="error")
             return
         names = ", ".join(p.suffix[1:].upper() for p in paths)
         note = f" ({why})" if why else ""
@@ -408,22 +492,21 @@ def app_commands(app: TuimailApp):
     log, screenshot, help. Generic over the tabs, so a tab added later gets its "Go to" command."""
     from textual.app import SystemCommand
 
-    tabs = app.query_one("#main-tabs", TabbedContent)
-    for n, pane in enumerate(tabs.query(TabPane), 1):
-        yield SystemCommand(f"Go to {pane.id.title()}", f"Show the {pane.id} tab (key {n})",
-                            lambda tab=pane.id: app.action_show_tab(tab))
+    for n, (tab, title) in enumerate(zip(TABS, TAB_TITLES), 1):  # the main tabs (not the Logs tab's own)
+        yield SystemCommand(_("Go to {tab}").format(tab=_(title)), _("Show the {tab} tab (key {n})").format(tab=_(title), n=n),
+                            lambda tab=tab: app.action_show_tab(tab))
     sessions = app.query_one(SessionsPane)
-    yield SystemCommand("Kill session", "Kill the session selected in the Sessions tab (asks first)",
+    yield SystemCommand(_("Kill session"), _("Kill the session selected in the Sessions tab (asks first)"),
                         sessions.action_kill)
-    yield SystemCommand("Open session", "Open the selected session's window", sessions.action_open)
-    yield SystemCommand("Recent sessions", "Switch the Sessions tab between live and ended sessions",
+    yield SystemCommand(_("Open session"), _("Open the selected session's window"), sessions.action_open)
+    yield SystemCommand(_("Recent sessions"), _("Switch the Sessions tab between live and ended sessions"),
                         sessions.action_toggle_recent)
-    yield SystemCommand("Unblock address", "Release an address blocked after failed logins (asks first)",
+    yield SystemCommand(_("Unblock address"), _("Release an address blocked after failed logins (asks first)"),
                         sessions.action_unblock)
-    yield SystemCommand("New account", "Open the new account form",
+    yield SystemCommand(_("New account"), _("Open the new account form"),
                         lambda: (app.action_show_tab("accounts"), app.query_one(AccountsPane).action_new()))
     logs = app.query_one(LogsPane)
-    yield SystemCommand("Switch log", "Show the next protocol log",
+    yield SystemCommand(_("Switch log"), _("Show the next protocol log"),
                         lambda: (app.action_show_tab("logs"), logs.action_switch(1)))
-    yield SystemCommand("Screenshot", "Save the screen as SVG, text and PNG", app.action_screenshot)
-    yield SystemCommand("Help", "Every key of the screen in front", app.action_help)
+    yield SystemCommand(_("Screenshot"), _("Save the screen as SVG, text and PNG"), app.action_screenshot)
+    yield SystemCommand(_("Help"), _("Every key of the screen in front"), app.action_help)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from tuimail.i18n import _
+from tuimail.core.logphrases import REASONS
+from tuimail.i18n import N_, _
+
+
+UNITS = (N_("B"), N_("KB"), N_("MB"), N_("GB"))
 
 
 def human_size(count: int) -> str:
     size = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
+    for unit in UNITS:
         if size < 1024 or unit == "GB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+            return f"{int(size)} {_(unit)}" if unit == "B" else f"{size:.1f} {_(unit)}"
         size /= 1024
-    return f"{count} B"
+    return f"{count} {_('B')}"
 
 
 def duration(seconds: float) -> str:
@@ -27,7 +31,9 @@ def duration(seconds: float) -> str:
 def rate(count: int, seconds: float) -> str:
     """`1.5 KB/s`, or bytes per second below one kilobyte (`0.8 B/s`), so a telnet session shows more than 0."""
     per_second = count / seconds if seconds > 0 else 0.0
-    return f"{per_second / 1024:.1f} KB/s" if per_second >= 1024 else f"{per_second:.1f} B/s"
+    if per_second >= 1024:
+        return _("{n} KB/s").format(n=f"{per_second / 1024:.1f}")
+    return _("{n} B/s").format(n=f"{per_second:.1f}")
 
 
 def yes_no(flag: bool) -> str:
@@ -54,3 +60,26 @@ _KEY_NAMES = {"slash": "/", "question_mark": "?", "left_square_bracket": "[", "r
 def key_label(key: str) -> str:
     """A binding's key as the operator types it: `slash` -> `/`, `ctrl+s` -> `ctrl+s`."""
     return ",".join(_KEY_NAMES.get(k, k) for k in key.split(","))
+
+
+# a session's state as the servers name it (protocol states, RFC 1939 §3 / RFC 3501 §3, and the SMTP
+# session's last step); the command names (helo, mail, rcpt...) stay as typed
+STATES = {"connected": N_("connected"), "authenticated": N_("authenticated"), "delivered": N_("delivered"),
+          "authorization": N_("authorization"), "transaction": N_("transaction"), "update": N_("update"),
+          "not authenticated": N_("not authenticated"), "selected": N_("selected"), "logout": N_("logout")}
+
+
+def state_text(state: str) -> str:
+    """`selected INBOX` -> `выбрана INBOX` in Russian; unknown words unchanged."""
+    for word, label in STATES.items():
+        if state.lower() == word or state.lower().startswith(word + " "):
+            return _(label) + state[len(word):]
+    return state
+
+
+def reason_text(reason: str) -> str:
+    """How a session ended (`client quit`, `killed by operator (TUI)`) in the monitor's language."""
+    for known in sorted(REASONS, key=len, reverse=True):
+        if reason.startswith(known):
+            return _(known) + reason[len(known):]
+    return reason

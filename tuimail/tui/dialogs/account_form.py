@@ -29,7 +29,7 @@ def parse_size(text: str) -> int:
     if not text.strip():
         return 0
     if not m:
-        raise ValueError("a size such as 100M, 2G or 500K (blank = no quota)")
+        raise ValueError(_("a size such as 100M, 2G or 500K (blank = no quota)"))
     return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
 
 
@@ -69,12 +69,12 @@ class AccountForm(ModalScreen[Account | None]):
                 yield FormRow(N_("Allow POP"), Checkbox(_("may collect mail over POP3"), value=a.pop if a else True, id="pop"))
                 yield FormRow(N_("Allow IMAP"), Checkbox(_("may use folders over IMAP"), value=a.imap if a else True, id="imap"))
                 yield FormRow(N_("Administrator"), Checkbox(_("administrator (gets postmaster mail)"), value=a.admin if a else False, id="admin"))
-                yield FormRow("Forward to", Input(a.forward if a else "", placeholder="address (local or remote)", id="forward"),
-                              hint="mail is sent on to this address", id="row-forward")
-                yield FormRow("Keep a copy", Checkbox("keep a copy here when forwarding", value=a.keep_copy if a else True, id="keep_copy"))
-                yield FormRow("Quota", Input(size_text(a.quota) if a and a.quota else "", placeholder="e.g. 100M (blank = none)", id="quota"),
+                yield FormRow(N_("Forward to"), Input(a.forward if a else "", placeholder=_("address (local or remote)"), id="forward"),
+                              hint=_("mail is sent on to this address"), id="row-forward")
+                yield FormRow(N_("Keep a copy"), Checkbox(_("keep a copy here when forwarding"), value=a.keep_copy if a else True, id="keep_copy"))
+                yield FormRow(N_("Quota"), Input(size_text(a.quota) if a and a.quota else "", placeholder=_("e.g. 100M (blank = none)"), id="quota"),
                               id="row-quota")
-                yield FormRow("Notes", Input(a.notes if a else "", id="notes"), id="row-notes")
+                yield FormRow(N_("Notes"), Input(a.notes if a else "", id="notes"), id="row-notes")
             yield Static(_("ctrl+s save   Escape cancel"), id="form-status", classes="hint", markup=False)
         yield Footer()  # the dialog's own keys, not the tab's underneath
 
@@ -103,7 +103,7 @@ class AccountForm(ModalScreen[Account | None]):
                 if domain and f"{mailbox}@{domain}".lower() in self.existing:
                     errors["mailbox"] = _("{address} already exists").format(address=f"{mailbox}@{domain}")
             except AddressError as e:
-                errors["mailbox"] = "required" if not mailbox else str(e)
+                errors["mailbox"] = _("required") if not mailbox else str(e)
             if self.domain() is None:
                 errors["domain"] = _("no domain yet: add one in the Domains tab (4)")
         else:
@@ -155,7 +155,7 @@ class AccountForm(ModalScreen[Account | None]):
         if errors:
             self.status(_("Fix the marked fields first"))
             return
-        self.status("Saving...")
+        self.status(_("Saving..."))
         self.run_worker(self._save(), exclusive=True)
 
     async def _save(self) -> None:

@@ -12,6 +12,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
+from tuimail.i18n import N_, _
 from tuimail.tui.widgets.form_row import FormRow
 
 
@@ -26,15 +27,15 @@ class AliasesDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog form"):
-            yield Static("Aliases and distribution lists", classes="title", markup=False)
+            yield Static(_("Aliases and distribution lists"), classes="title", markup=False)
             table: DataTable = DataTable(id="aliases-table", cursor_type="row", zebra_stripes=True)
-            table.add_column("alias", key="alias")
-            table.add_column("targets", key="targets")
+            table.add_column(_("alias"), key="alias")
+            table.add_column(_("targets"), key="targets")
             yield table
-            yield FormRow("Alias", Input("", placeholder="list@lab.test", id="alias"), id="row-alias")
-            yield FormRow("Targets", Input("", placeholder="a@lab.test b@lab.test friend@far.test", id="targets"),
+            yield FormRow(N_("Alias"), Input("", placeholder="list@lab.test", id="alias"), id="row-alias")
+            yield FormRow(N_("Targets"), Input("", placeholder="a@lab.test b@lab.test friend@far.test", id="targets"),
                           id="row-targets")
-            yield Static("ctrl+s add/replace   ctrl+d delete the selected   Escape close", id="form-status",
+            yield Static(_("ctrl+s add/replace   ctrl+d delete the selected   Escape close"), id="form-status",
                          classes="hint", markup=False)
 
     def on_mount(self) -> None:
@@ -52,7 +53,7 @@ class AliasesDialog(ModalScreen[bool]):
         alias = self.query_one("#alias", Input).value.strip()
         targets = [t for t in re.split(r"[\s,;]+", self.query_one("#targets", Input).value) if t]
         if not alias or not targets:
-            self.status("Type an alias and at least one target")
+            self.status(_("Type an alias and at least one target"))
             return
         self.run_worker(self._save(alias, targets), group="aliases")
 
@@ -63,7 +64,7 @@ class AliasesDialog(ModalScreen[bool]):
             self.status(str(e))
             return
         self.changed = True
-        self.status(f"Saved {alias.lower()}")
+        self.status(_("Saved {alias}").format(alias=alias.lower()))
         self.query_one("#alias", Input).value = ""
         self.query_one("#targets", Input).value = ""
         await self._load()
@@ -82,7 +83,7 @@ class AliasesDialog(ModalScreen[bool]):
             self.status(str(e))
             return
         self.changed = True
-        self.status(f"Deleted {alias}")
+        self.status(_("Deleted {alias}").format(alias=alias))
         await self._load()
 
     def status(self, text: str) -> None:

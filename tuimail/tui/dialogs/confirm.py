@@ -49,7 +49,7 @@ class ChoiceDialog(ModalScreen[str | None]):
         self.choices = choices
         for key, label in choices.items():  # the dialog's own keys in its footer and help
             self._bindings.bind(key, f"choose('{key}')", label.split(",")[0])
-        self._bindings.bind("escape", "choose('')", "Cancel")
+        self._bindings.bind("escape", "choose('')", _("Cancel"))
 
     def action_choose(self, key: str) -> None:
         self.dismiss(key or None)

@@ -34,7 +34,7 @@ def domain_errors(hosted: list[str], name: str, ip: str, new: bool) -> dict[str,
             if check_domain(name) in hosted:
                 errors["name"] = _("{address} already exists").format(address=name.lower())
         except AddressError as e:
-            errors["name"] = "required" if not name else str(e)
+            errors["name"] = _("required") if not name else str(e)
     try:
         check_ip(ip)
     except AddressError as e:
@@ -54,10 +54,10 @@ class DomainForm(ModalScreen[DomainSettings | None]):
         d = self.domain
         with Vertical(classes="dialog form small"):
             yield Static(_("Domain {name}").format(name=d.name) if d else _("New domain"), classes="title", markup=False)
-            yield FormRow("Name", Input(d.name if d else "", id="name", disabled=d is not None), id="row-name")
+            yield FormRow(N_("Name"), Input(d.name if d else "", id="name", disabled=d is not None), id="row-name")
             ip = d.ip if d else detected_ip()
             yield FormRow(N_("IP address"), Input(ip, id="ip"), hint=_("the address clients use for this domain"), id="row-ip")
-            yield FormRow("Catch-all", Input(d.catch_all if d else "", placeholder="address (blank = unknown mailboxes get 550)",
+            yield FormRow(N_("Catch-all"), Input(d.catch_all if d else "", placeholder=_("address (blank = unknown mailboxes get 550)"),
                                              id="catch_all"), id="row-catch_all")
             yield Static(_("ctrl+s save   Escape cancel"), id="form-status", classes="hint", markup=False)
         yield Footer()  # the dialog's own keys, not the tab's underneath

@@ -2,7 +2,8 @@
 steps 4-11): the group's domain (it becomes the primary domain and replaces the shipped `lab.test`
 placeholder), its IP address (this machine's addresses offered), the hostname for greetings (default
 `mail.<domain>`), the first administrator (full name, mailbox, password) and the strong-password
-switch. Saving calls `tuimail.core.setup.run_setup`, the same step as `tuimail setup`."""
+switch, and the language (`[server] language`: the monitor switches to it when the setup is saved).
+Saving calls `tuimail.core.setup.run_setup`, the same step as `tuimail setup`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static, Switch
+from textual.widgets import Footer, Input, Select, Static, Switch
 
 from tuimail.core.passwords import STRONG_RULE, WeakPassword
 from tuimail.core.setup import SetupError, SetupRequest, checked, machine_addresses
@@ -50,15 +51,19 @@ class FirstRunScreen(Screen[bool]):
             yield Static(_("First run: your mail domain and administrator"), classes="title")
             yield Static(_(INTRO), classes="intro", markup=False)
             with VerticalScroll(classes="form-body"):
-                yield FormRow("Domain", Input(id="name", placeholder="group7.test"), id="row-name")
+                language = self.app.client.config.settings.server.language
+                yield FormRow(N_("Language"), Select([("English", "en"), ("Русский", "ru")], value=language,
+                                                     allow_blank=False, id="language"),
+                              hint=_("the monitor, the notes and the log files' own phrases"), id="row-language")
+                yield FormRow(N_("Domain"), Input(id="name", placeholder="group7.test"), id="row-name")
                 yield FormRow(N_("IP address"), Input(self._addresses[0], id="ip"),
                               hint=_("this machine: {addresses}").format(addresses=offered), id="row-ip")
                 yield FormRow(N_("Hostname"), Input(id="hostname", placeholder="mail.group7.test"),
                               hint=_("the name in greetings (default mail.<domain>)"), id="row-hostname")
                 yield FormRow(N_("Full name"), Input(id="full_name"), id="row-full_name")
                 yield FormRow(N_("Mailbox"), Input(id="mailbox"), hint=_("Latin letters, digits, _ - ."), id="row-mailbox")
-                yield FormRow("Password", Input(id="password", password=True),
-                              hint=STRONG_RULE if strong else "", id="row-password")
+                yield FormRow(N_("Password"), Input(id="password", password=True),
+                              hint=_(STRONG_RULE) if strong else "", id="row-password")
                 yield FormRow(N_("Strong passwords"), Switch(strong, id="strong"),
                               hint=_("[policy] require_strong_passwords (off: simple lab passwords)"), id="row-strong")
             yield Static(_("ctrl+s create   Escape later (tuimail setup does the same)"), id="form-status",
@@ -76,6 +81,7 @@ class FirstRunScreen(Screen[bool]):
             domain=self.value("name"), admin=self.value("mailbox"), password=self.query_one("#password", Input).value,
             ip=self.value("ip"), hostname=self.value("hostname"), full_name=self.value("full_name"),
             strong_passwords=self.query_one("#strong", Switch).value,
+            language=str(self.query_one("#language", Select).value),
         )
 
     def errors(self) -> dict[str, str]:
@@ -83,18 +89,18 @@ class FirstRunScreen(Screen[bool]):
         first remaining problem, puts a valid stand-in there and looks again)."""
         errors: dict[str, str] = {}
         request = self.request()
-        for _ in range(len(FIELDS)):
+        for _round in range(len(FIELDS)):
             try:
                 checked(request)
                 break
             except WeakPassword as e:
-                errors["password"] = "required" if not request.password else str(e).split("; or allow")[0]
+                errors["password"] = _("required") if not request.password else str(e).split("; ")[0]
                 field = "password"
             except SetupError as e:
                 option = str(e).split()[0].rstrip(":")
                 field = _OPTION_FIELD.get(option, "name")
                 text = str(e).removeprefix(option).lstrip(": ")
-                errors[field] = "required" if field in ("name", "mailbox") and not self.value(field) else text
+                errors[field] = _("required") if field in ("name", "mailbox") and not self.value(field) else text
             request = replace(request, **{_ATTRIBUTE.get(field, field): _STAND_IN[field]})
         return errors
 
@@ -112,7 +118,7 @@ class FirstRunScreen(Screen[bool]):
             self.query_one("#row-password", FormRow).set_error(errors.get("password"))
 
     def on_switch_changed(self, event: Switch.Changed) -> None:
-        self.query_one("#row-password", FormRow).hint = STRONG_RULE if event.value else ""
+        self.query_one("#row-password", FormRow).hint = _(STRONG_RULE) if event.value else ""
         if self.query_one("#password", Input).value:
             self.query_one("#row-password", FormRow).set_error(self.errors().get("password"))
 

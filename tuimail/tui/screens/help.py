@@ -11,7 +11,14 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
+from tuimail.i18n import N_, _
 from tuimail.tui.text import key_label
+
+# section titles for the widgets whose class names would be shown otherwise
+TITLES = {"Screen": N_("Screen"), "SessionWindow": N_("Session window"), "StudentWindow": N_("Student window"),
+          "HelpScreen": N_("Help"), "ConfirmDialog": N_("Question"), "ChoiceDialog": N_("Question"),
+          "TypedConfirmDialog": N_("Question"), "AccountForm": N_("Account form"), "DomainForm": N_("Domain form"),
+          "AliasesDialog": N_("Aliases"), "FirstRunScreen": N_("First run")}
 
 
 def keys_of(screen: Screen) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -38,12 +45,17 @@ def keys_of(screen: Screen) -> list[tuple[str, list[tuple[str, str]]]]:
 
 def _title(node) -> str:
     if node is node.app:
-        return "Everywhere"
+        return _("Everywhere")
     if node.has_focus:
-        return "Moving around"
+        return _("Moving around")
     if (node.id or "").endswith("-pane"):  # a tab's pane: its tab's name (new tabs too)
-        return f"{node.id[:-5].title()} tab"
+        from tuimail.tui.app import TAB_TITLES, TABS
+
+        tab = node.id[:-5]
+        return _("{tab} tab").format(tab=_(TAB_TITLES[TABS.index(tab)]) if tab in TABS else tab.title())
     name = type(node).__name__
+    if name in TITLES:
+        return _(TITLES[name])
     return "".join(f" {c.lower()}" if c.isupper() else c for c in name).strip().capitalize()
 
 
@@ -62,7 +74,7 @@ class HelpScreen(ModalScreen[None]):
             width = max(len(k) for k, _ in entries)
             lines.extend(f"  {keys:<{width}}  {what}" for keys, what in entries)
             lines.append("")
-        lines.append("ctrl+p  command palette: go to a tab, kill, unblock, new account, switch log, screenshot")
+        lines.append("ctrl+p  " + _("command palette: go to a tab, kill, unblock, new account, switch log, screenshot"))
         self.text = "\n".join(lines)
         with VerticalScroll(classes="dialog help", id="help"):
             yield Static(self.text, markup=False, id="help-text")

@@ -22,13 +22,14 @@ from textual.widgets import Footer, Log, Static
 from tuimail import i18n
 from tuimail.core.events import Event
 from tuimail.core.logformat import event_text, stamp
+from tuimail.i18n import N_, _
 from tuimail.teaching.annotate import Annotator, strip_stamp
-from tuimail.tui.text import duration, rate, visible
+from tuimail.tui.text import duration, rate, reason_text, state_text, visible
 from tuimail.tui.widgets.protocol_log import TranscriptHighlighter
 
 
 class SessionWindow(Screen):
-    HELP = "One session's properties and transcript (MDaemon's session window)."
+    HELP = N_("One session's properties and transcript (MDaemon's session window).")
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("k", "kill", "Kill"),
@@ -37,9 +38,10 @@ class SessionWindow(Screen):
         Binding("a", "annotate", "Annotations"),
     ]
 
-    def __init__(self, sid: int) -> None:
+    def __init__(self, sid: int, annotated: bool = False) -> None:
         super().__init__()
         self.sid = sid
+        self.start_annotated = annotated  # reopened after a language change with the notes shown
         self.exported = None
         self.ended_shown = False
         self.annotator: Annotator | None = None
@@ -71,6 +73,8 @@ class SessionWindow(Screen):
         self._write_notes(lines)
         self.watch(log, "scroll_y", self._follow, init=False)
         log.focus()
+        if self.start_annotated:
+            self.action_annotate()
         self.refresh_info()
 
     def add_events(self, events: list[Event]) -> None:
@@ -137,46 +141,51 @@ class SessionWindow(Screen):
         if session is None:
             self.refresh_bindings()
             if record is None:
-                self._show(f"Session {self.sid}: no longer known", "", "")
+                self._show(_("Session {sid}: no longer known").format(sid=self.sid), "", "")
                 return
             ended = f"{record.ended:%H:%M:%S}" if record.ended else "?"
-            who = (
-                f"Session {self.sid}: {record.protocol.label} on port {record.local_port} (ended)\n"
-                f"peer   {record.peer}\n"
-                f"host   {record.info.get('host_name') or '(no name)'}\n"
-                f"user   {record.user or '(not logged in)'}\n"
-                + (f"name   {record.info['full_name']}\n" if record.info.get("full_name") else "") +
-                f"closed {ended}: {record.reason}"
-            )
-            stats = (
-                f"in   {record.bytes_in} bytes\n"
-                f"out  {record.bytes_out} bytes\n"
-                f"started {record.started:%H:%M:%S}\n"
-                + (f"TLS  {record.info.get('tls_version', '')} {record.info.get('tls_cipher', '')}" if record.tls
-                   or record.info.get("tls_version") else "not encrypted")
-            )
+            title = _("Session {sid}: {protocol} on port {port} (ended)").format(
+                sid=self.sid, protocol=record.protocol.label, port=record.local_port)
+            who = "\n".join([title, *labelled([
+                (N_("peer"), record.peer),
+                (N_("host"), record.info.get("host_name") or _("(no name)")),
+                (N_("user"), record.user or _("(not logged in)")),
+                *([(N_("name"), record.info["full_name"])] if record.info.get("full_name") else []),
+                (N_("closed"), f"{ended}: {reason_text(record.reason)}"),
+            ])])
+            encrypted = record.tls or record.info.get("tls_version")
+            stats = "\n".join([
+                _("in   {n} bytes").format(n=record.bytes_in),
+                _("out  {n} bytes").format(n=record.bytes_out),
+                _("started {time}").format(time=f"{record.started:%H:%M:%S}"),
+            ] + [f"TLS  {record.info.get('tls_version', '')} {record.info.get('tls_cipher', '')}" if encrypted
+                  else _("not encrypted")])
             self._show(who, stats, envelope_text(record.info))
             return
-        local = f"{session.local_host}:{session.local_port}" if session.local_host else f"port {session.local_port}"
-        host = session.host_name if session.host_name else ("(no name)" if session.host_name == "" else "(looking up)")
-        who = (
-            f"Session {self.sid}: {session.protocol.label} on {local}\n"
-            f"peer   {session.peer}\n"
-            f"host   {host}\n"
-            f"user   {session.user or '(not logged in)'}\n"
-            + (f"name   {session.full_name}\n" if session.full_name else "")
-            + f"state  {session.state}" + (f"   folder {session.folder}" if session.folder else "")
-        )
+        local = (f"{session.local_host}:{session.local_port}" if session.local_host
+                 else _("port {port}").format(port=session.local_port))
+        host = session.host_name if session.host_name else (_("(no name)") if session.host_name == "" else _("(looking up)"))
+        state = state_text(session.state)
+        if session.folder:
+            state += "   " + _("folder {name}").format(name=session.folder)
+        who = "\n".join([_("Session {sid}: {protocol} on {local}").format(
+            sid=self.sid, protocol=session.protocol.label, local=local), *labelled([
+                (N_("peer"), session.peer),
+                (N_("host"), host),
+                (N_("user"), session.user or _("(not logged in)")),
+                *([(N_("name"), session.full_name)] if session.full_name else []),
+                (N_("state"), state),
+            ])])
         elapsed = max(0.001, clock.wall() - session.started.timestamp())
         idle = clock.monotonic() - session.last_activity
-        tls = f"TLS  {session.tls_version} {session.tls_cipher}".rstrip() if session.tls else "not encrypted"
-        stats = (
-            f"in   {session.bytes_in} bytes  {rate(session.bytes_in, elapsed)}\n"
-            f"out  {session.bytes_out} bytes  {rate(session.bytes_out, elapsed)}\n"
-            f"idle {duration(idle)}\n"
-            f"timeout in {duration(session.timeout - idle)} (of {duration(session.timeout)})\n"
-            f"{tls}"
-        )
+        tls = f"TLS  {session.tls_version} {session.tls_cipher}".rstrip() if session.tls else _("not encrypted")
+        stats = "\n".join([
+            _("in   {n} bytes  {rate}").format(n=session.bytes_in, rate=rate(session.bytes_in, elapsed)),
+            _("out  {n} bytes  {rate}").format(n=session.bytes_out, rate=rate(session.bytes_out, elapsed)),
+            _("idle {time}").format(time=duration(idle)),
+            _("timeout in {left} (of {total})").format(left=duration(session.timeout - idle),
+                                                       total=duration(session.timeout)),
+            tls])
         info = {"helo": session.helo, "mail_from": session.mail_from, "rcpt_to": session.rcpt_to,
                 "messages": session.messages}
         self._show(who, stats, envelope_text(info))
@@ -197,18 +206,25 @@ class SessionWindow(Screen):
         self.app.export_session(self.sid, window=self)
 
 
+def labelled(rows: list[tuple[str, str]]) -> list[str]:
+    """`peer   192.168.1.40:51177`: the labels (translated) in one column, as wide as the widest."""
+    labels = [_(label) for label, _value in rows]
+    width = max([5, *(len(label) for label in labels)])
+    return [f"{label:<{width}}  {value}" for label, (_label, value) in zip(labels, rows)]
+
+
 def visible_lines(text: str) -> str:
     return "\n".join(visible(line) for line in text.split("\n"))
 
 
 def envelope_text(info: dict) -> str:
     """SMTP: the HELO name, the finished messages (from -> to: outcome) and the one being sent."""
-    lines = []
+    rows = []
     if info.get("helo"):
-        lines.append(f"helo   {info['helo']}")
+        rows.append(("helo", info["helo"]))
     for message in info.get("messages") or ():
-        lines.append(f"sent   {message}")
+        rows.append((N_("sent"), message))
     if info.get("mail_from") is not None:
-        rcpts = ", ".join(info.get("rcpt_to") or ()) or "(no RCPT TO yet)"
-        lines.append(f"now    {info['mail_from'] or '<>'} -> {rcpts}")
-    return "\n".join(lines[-6:])
+        rcpts = ", ".join(info.get("rcpt_to") or ()) or _("(no RCPT TO yet)")
+        rows.append((N_("now"), f"{info['mail_from'] or '<>'} -> {rcpts}"))
+    return "\n".join(labelled(rows)[-6:])

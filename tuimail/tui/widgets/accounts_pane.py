@@ -32,10 +32,10 @@ def account_rows(totals: list) -> list[tuple[Account, tuple[str, ...]]]:
         elif count is None:
             quota_text = human_size(quota)
         else:  # how full the mailbox is: the over-quota reply (452 4.2.2) comes at 100 %
-            quota_text = f"{min(999, size * 100 // quota)}% of {human_size(quota)}"
+            quota_text = _("{used} of {size}").format(used=f"{min(999, size * 100 // quota)}%", size=human_size(quota))
         forward = getattr(account, "forward", "")
         if forward and not getattr(account, "keep_copy", True):
-            forward += " (no copy)"
+            forward += " " + _("(no copy)")
         rows.append(
             (account, (account.address, account.full_name, yes_no(account.pop), yes_no(account.imap),
                        yes_no(account.admin), msgs, size_text, quota_text, forward, notes))
@@ -128,15 +128,17 @@ class AccountsPane(TablePane):
         try:
             totals = {account.address: (count, size) for account, count, size in await self.app.client.account_totals()}
             count, size = totals[address]
-            what = f"its {count} message{'s' if count != 1 else ''} ({human_size(size)})"
+            what = ngettext("its {n} message ({size})", "its {n} messages ({size})", count).format(
+                n=count, size=human_size(size))
         except Exception:  # noqa: BLE001 - the question still goes, without the count
-            what = "all its mail"
+            what = _("all its mail")
 
         def done(yes: bool | None) -> None:
             if yes:
                 self.run_worker(self._delete(address, keep_mail=False, live=live), group="accounts-delete")
 
-        self.app.push_screen(ConfirmDialog(f"Delete {address} and {what} for good? This cannot be undone."), done)
+        self.app.push_screen(ConfirmDialog(_("Delete {address} and {what} for good? This cannot be undone.").format(
+            address=address, what=what)), done)
 
     async def _delete(self, address: str, keep_mail: bool, live: list[int] = ()) -> None:
         try:

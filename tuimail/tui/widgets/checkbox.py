@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from textual.widgets import Checkbox
 
+from tuimail.i18n import _
+
 
 class GlyphCheckbox(Checkbox):
     def __init__(self, label: str = "", value: bool = False, **kwargs) -> None:
         self._switch = label in ("on", "off")
-        super().__init__(("on" if value else "off") if self._switch else label, value, **kwargs)
+        super().__init__((_("on") if value else _("off")) if self._switch else label, value, **kwargs)
 
     @property
     def BUTTON_INNER(self) -> str:  # noqa: N802 (Textual's name)
@@ -20,4 +22,4 @@ class GlyphCheckbox(Checkbox):
     def watch_value(self) -> None:
         super().watch_value()
         if self._switch:
-            self.label = "on" if self.value else "off"
+            self.label = _("on") if self.value else _("off")

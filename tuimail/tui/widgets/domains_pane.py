@@ -11,7 +11,7 @@ from tuimail.tui.dialogs.confirm import ConfirmDialog
 from tuimail.tui.dialogs.domain_form import DomainForm
 from tuimail.tui.messages import DomainsChanged
 from tuimail.tui.widgets.table_pane import TablePane
-from tuimail.i18n import N_, _
+from tuimail.i18n import N_, _, ngettext
 
 COLUMNS = (N_("domain"), "IP", N_("accounts"), N_("primary"))
 
@@ -110,8 +110,9 @@ class DomainsPane(TablePane):
 
         accounts = self._counts.get(name, 0)
         if accounts:  # say so before asking anything: it cannot be deleted yet
-            self.app.notify(f"Domain {name} has {accounts} account{'s' if accounts != 1 else ''}: "
-                            "delete them (Accounts tab) first", severity="warning")
+            self.app.notify(ngettext("Domain {name} has {n} account: delete it (Accounts tab) first",
+                                     "Domain {name} has {n} accounts: delete them (Accounts tab) first",
+                                     accounts).format(name=name, n=accounts), severity="warning")
             return
 
         def done(yes: bool | None) -> None:

@@ -10,14 +10,15 @@ from tuimail.i18n import _
 
 
 class FormRow(Horizontal):
-    def __init__(self, label: str, field: Widget, hint: str = "", **kwargs) -> None:
+    def __init__(self, label: str, field: Widget, hint: str = "", translate: bool = True, **kwargs) -> None:
+        """`translate=False` for a label that is a name to type as it is (a config.toml key)."""
         super().__init__(classes="form-row", **kwargs)
-        self.label = label
+        self.label = _(label) if translate else label
         self.field = field
         self.hint = hint
 
     def compose(self) -> ComposeResult:
-        yield Label(_(self.label), classes="form-label")  # labels are marked N_() where the form is made
+        yield Label(self.label, classes="form-label")  # labels are marked N_() where the form is made
         with Vertical(classes="form-field"):
             yield self.field
             yield Static(self.hint, classes="form-hint", markup=False)

@@ -10,11 +10,12 @@ import time
 from textual.binding import Binding
 from textual.widgets import Static
 
+from tuimail.i18n import N_, _, ngettext
 from tuimail.outbound import admin  # the Row type only
 from tuimail.tui.dialogs.confirm import ConfirmDialog
 from tuimail.tui.widgets.table_pane import TablePane
 
-COLUMNS = ("id", "recipient", "from", "next hop", "tries", "last reply", "next try", "age")
+COLUMNS = (N_("id"), N_("recipient"), N_("from"), N_("next hop"), N_("tries"), N_("last reply"), N_("next try"), N_("age"))
 
 
 def _span(seconds: float) -> str:
@@ -32,9 +33,9 @@ def queue_rows(found: list[admin.Row], now: float) -> list[tuple[str, tuple[str,
         if row.state != "queued":
             when = row.state
         elif row.next_try <= now:
-            when = "now"
+            when = _("now")
         else:
-            when = f"in {_span(row.next_try - now)}"
+            when = _("in {time}").format(time=_span(row.next_try - now))
         rows.append((f"{row.id}/{row.recipient}",
                      (row.id, row.recipient, row.mail_from, row.next_hop, str(row.attempts),
                       row.last_reply[:70], when, _span(row.age))))
@@ -55,7 +56,7 @@ class QueuePane(TablePane):
     ]
 
     def summary_text(self) -> str:
-        return "The outbound queue is empty."
+        return _("The outbound queue is empty.")
 
     def on_mount(self) -> None:
         self._shown: list = []
@@ -83,8 +84,9 @@ class QueuePane(TablePane):
         if selected in keys:
             table.move_cursor(row=keys.index(selected))
         messages = len({k.split("/")[0] for k in keys})
-        summary = (f"{len(rows)} recipient{'s' if len(rows) != 1 else ''} in {messages} message"
-                   f"{'s' if messages != 1 else ''} waiting" if rows else self.summary_text())
+        summary = (ngettext("{n} recipient", "{n} recipients", len(rows)).format(n=len(rows)) + " "
+                   + ngettext("in {n} message waiting", "in {n} messages waiting", messages).format(n=messages)
+                   if rows else self.summary_text())
         self.query_one(f"#{self.SUMMARY_ID}", Static).update(summary)
 
     def _selected_id(self) -> str | None:
@@ -105,13 +107,13 @@ class QueuePane(TablePane):
     def action_delete(self) -> None:
         qid = self._selected_id()
         if qid:
-            self.app.push_screen(ConfirmDialog(f"Delete {qid} from the queue without telling the sender?"),
+            self.app.push_screen(ConfirmDialog(_("Delete {id} from the queue without telling the sender?").format(id=qid)),
                                  lambda yes: self._run(qid, "delete") if yes else None)
 
     def action_bounce(self) -> None:
         qid = self._selected_id()
         if qid:
-            self.app.push_screen(ConfirmDialog(f"Give up on {qid} and bounce it to the sender?"),
+            self.app.push_screen(ConfirmDialog(_("Give up on {id} and bounce it to the sender?").format(id=qid)),
                                  lambda yes: self._run(qid, "bounce") if yes else None)
 
     def _run(self, qid: str | None, what: str) -> None:
@@ -119,13 +121,15 @@ class QueuePane(TablePane):
             client = self.app.client
             if what == "retry":
                 count = await client.queue_retry(qid)
-                self.app.notify(f"{qid or 'Every message'}: {count} recipient(s) will be tried now")
+                self.app.notify(_("{what}: {n} recipient(s) will be tried now").format(
+                    what=qid or _("Every message"), n=count))
                 return
             done = await (client.queue_delete(qid) if what == "delete" else client.queue_bounce(qid))
             if done:
-                self.app.notify(f"{qid}: {'deleted' if what == 'delete' else 'bounced to the sender'}")
+                self.app.notify(f"{qid}: " + (_("deleted") if what == "delete" else _("bounced to the sender")))
             else:
-                self.app.notify(f"{qid} is being delivered right now; try again in a moment", severity="warning")
+                self.app.notify(_("{id} is being delivered right now; try again in a moment").format(id=qid),
+                                severity="warning")
             self.reload()
 
         self.run_worker(work(), group="queue-action")

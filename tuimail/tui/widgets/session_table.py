@@ -19,7 +19,8 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from tuimail.core.events import Protocol
-from tuimail.tui.text import duration, visible
+from tuimail.i18n import N_, _
+from tuimail.tui.text import duration, reason_text, state_text, visible
 
 if TYPE_CHECKING:
     from tuimail.tui.clock import Clock
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
 
 COLUMNS = ("id", "proto", "peer", "user", "state", "started", "idle", "in", "out", "last command")
 RECENT_COLUMNS = ("id", "proto", "peer", "user", "started", "ended", "in", "out", "how it ended")
+# the columns' keys stay English (sorting, `s`); their titles are translated where they are shown
+TITLES = {"id": N_("id"), "proto": N_("proto"), "peer": N_("peer"), "user": N_("user"), "state": N_("state"),
+          "started": N_("started"), "idle": N_("idle"), "in": N_("in"), "out": N_("out"),
+          "last command": N_("last command"), "ended": N_("ended"), "how it ended": N_("how it ended")}
 NUMERIC = {"id", "in", "out"}
 IDLE = COLUMNS.index("idle")
 COMMAND_WIDTH = 40  # `last command` is cut here, with an ellipsis
@@ -42,7 +47,7 @@ def who(session: Session) -> str:
     if session.user:
         return session.user
     if session.mail_from:
-        return f"from {session.mail_from}"
+        return _("from {address}").format(address=session.mail_from)
     if session.helo:
         return f"helo {session.helo}"
     return ""
@@ -59,7 +64,7 @@ def row_for(session: Session, clock: Clock) -> tuple[str, ...]:
         session.protocol.label,
         session.peer,
         visible(who(session)),
-        visible(session.state),
+        visible(state_text(session.state)),
         f"{session.started:%H:%M:%S}",
         duration(clock.monotonic() - session.last_activity),
         str(session.bytes_in),
@@ -98,7 +103,7 @@ class SessionTable(DataTable):
         self.moved_from: int | None = None  # set when the chosen session ended: (the pane says so)
         self.following = False
         for name in COLUMNS:
-            self.add_column(name, key=name)
+            self.add_column(_(TITLES[name]), key=name)
 
     def sync(self, live: list[int], rows: dict[int, tuple[str, ...]], height: int | None) -> bool:
         """Make the rows those of `live` (sids, in the wanted order); `rows` holds every session's row.
@@ -194,7 +199,7 @@ class SessionTable(DataTable):
 
 def recent_row(record: SessionRecord) -> tuple[str, ...]:
     ended = record.ended
-    how = record.reason if record.ok else f"{record.reason} (failed)"
+    how = reason_text(record.reason) if record.ok else _("{reason} (failed)").format(reason=reason_text(record.reason))
     return (
         str(record.sid),
         record.protocol.label,
@@ -216,7 +221,7 @@ class RecentTable(DataTable):
         self.version = -1
         self.search = ""
         for name in RECENT_COLUMNS:
-            self.add_column(name, key=name)
+            self.add_column(_(TITLES[name]), key=name)
 
     def sync(self, records: list[SessionRecord], version: int, search: str) -> None:
         if version == self.version and search == self.search:

@@ -20,11 +20,13 @@ from textual.containers import Vertical
 from textual.widgets import ContentSwitcher, DataTable, Input, Static
 
 from tuimail.core.events import Protocol
+from tuimail.i18n import N_, _, ngettext
 from tuimail.tui.dialogs.confirm import ConfirmDialog
 from tuimail.tui.text import duration, visible
 from tuimail.tui.widgets.session_table import (
     COLUMNS,
     SORT_KEYS,
+    TITLES,
     RecentTable,
     SessionTable,
     matches,
@@ -34,6 +36,7 @@ from tuimail.tui.widgets.session_table import (
 if TYPE_CHECKING:
     from tuimail.control import BlockView
 
+BLOCK_COLUMNS = (N_("address"), N_("failures"), N_("time left"))  # keys; titles translated
 FILTERS: tuple[Protocol | None, ...] = (None, Protocol.SMTP, Protocol.POP3, Protocol.IMAP)
 
 
@@ -46,7 +49,7 @@ def table_id(protocol: Protocol | None) -> str:
 
 
 class SessionsPane(Vertical):
-    HELP = "Every live session, a few updates a second; `r` shows the last 1,000 that ended."
+    HELP = N_("Every live session, a few updates a second; `r` shows the last 1,000 that ended.")
     BINDINGS = [
         Binding("enter", "open", "Open", show=False),
         Binding("k", "kill", "Kill"),
@@ -76,7 +79,7 @@ class SessionsPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(id="sessions-summary", markup=False)
-        search = Input(placeholder="search: user, peer, id or command (Enter keeps it, Escape clears)",
+        search = Input(placeholder=_("search: user, peer, id or command (Enter keeps it, Escape clears)"),
                        id="sessions-search")
         search.display = False
         yield search
@@ -86,10 +89,10 @@ class SessionsPane(Vertical):
                 yield SessionTable(protocol, id=table_id(protocol))
             yield RecentTable(id="recent-table")
         with Vertical(id="blocks-panel"):
-            yield Static("Blocked after failed logins: none", id="blocks-line", markup=False)
+            yield Static(_("Blocked after failed logins: none"), id="blocks-line", markup=False)
             blocks: DataTable = DataTable(id="blocks-table", cursor_type="row", show_cursor=True)
-            for name in ("address", "failures", "time left"):
-                blocks.add_column(name, key=name)
+            for name in BLOCK_COLUMNS:
+                blocks.add_column(_(name), key=name)
             yield blocks
 
     @property
@@ -128,8 +131,8 @@ class SessionsPane(Vertical):
             more |= table.sync(live, rows, height if table is shown else None)
             if table.moved_from is not None:
                 if table is shown and table.chosen is not None:
-                    app.notify(f"Session {table.moved_from} ended; the cursor moved to session {table.chosen}",
-                               timeout=4)
+                    app.notify(_("Session {sid} ended; the cursor moved to session {other}").format(
+                        sid=table.moved_from, other=table.chosen), timeout=4)
                 table.moved_from = None
         if more and not self._fill_pending:
             self._fill_pending = True
@@ -147,20 +150,24 @@ class SessionsPane(Vertical):
         self.refresh_rows()
 
     def _summary(self, total: int, shown: int) -> None:
-        label = "all protocols" if self.filter is None else f"{self.filter.label} only"
+        label = _("all protocols") if self.filter is None else _("{protocol} only").format(protocol=self.filter.label)
         if self.recent:
             count = self.recent_table.row_count
-            text = f"Recent: {count} ended session{'s' if count != 1 else ''} ({label}); r: live; Enter reopens"
+            text = ngettext("Recent: {n} ended session ({filter}); r: live; Enter reopens",
+                            "Recent: {n} ended sessions ({filter}); r: live; Enter reopens", count).format(
+                n=count, filter=label)
         else:
-            text = f"{total} live session{'s' if total != 1 else ''}; showing {label} ({shown})"
+            text = ngettext("{n} live session; showing {filter} ({shown})",
+                            "{n} live sessions; showing {filter} ({shown})", total).format(
+                n=total, filter=label, shown=shown)
             arrow = "↓" if self.sort_reverse else "↑"
             if self.sort_column != "id" or self.sort_reverse:
-                text += f"; sort {self.sort_column} {arrow}"
+                text += "; " + _("sort {column} {arrow}").format(column=_(TITLES[self.sort_column]), arrow=arrow)
             if self.following:
-                text += "; following"
+                text += "; " + _("following")
         if self.search:
-            text += f"; search “{visible(self.search)}”"
-        text += "; ? help"
+            text += "; " + _("search “{text}”").format(text=visible(self.search))
+        text += "; " + _("? help")
         summary = self.query_one("#sessions-summary", Static)
         if getattr(summary, "_text", None) != text:
             summary._text = text
@@ -217,7 +224,7 @@ class SessionsPane(Vertical):
 
     def action_follow(self) -> None:
         self.following = not self.following
-        self.app.notify("Following the newest session" if self.following else "Follow mode off", timeout=3)
+        self.app.notify(_("Following the newest session") if self.following else _("Follow mode off"), timeout=3)
         self.refresh_rows()
 
     def action_search(self) -> None:
@@ -265,8 +272,8 @@ class SessionsPane(Vertical):
         if [r[0] for r in rows] == [r[0] for r in self._blocks]:
             for before, after in zip(self._blocks, rows):  # the same addresses: only the countdown moved
                 if before != after:
-                    table.update_cell(after[0], "time left", after[2], update_width=True)
-                    table.update_cell(after[0], "failures", after[1], update_width=True)
+                    table.update_cell(after[0], BLOCK_COLUMNS[2], after[2], update_width=True)
+                    table.update_cell(after[0], BLOCK_COLUMNS[1], after[1], update_width=True)
         else:
             selected = self.selected_block()
             table.clear()
@@ -275,11 +282,11 @@ class SessionsPane(Vertical):
             if selected in (r[0] for r in rows):
                 table.move_cursor(row=table.get_row_index(selected))
         if rows:
-            first = ", ".join(f"{ip} ({left} left)" for ip, _, left in rows[:2])
-            more = f" and {len(rows) - 2} more" if len(rows) > 2 else ""
-            line = f"Blocked: {first}{more} · b list · u release"
+            first = ", ".join(_("{address} ({left} left)").format(address=ip, left=left) for ip, _n, left in rows[:2])
+            more = _(" and {n} more").format(n=len(rows) - 2) if len(rows) > 2 else ""
+            line = _("Blocked: {addresses}{more} · b list · u release").format(addresses=first, more=more)
         else:
-            line = "Blocked after failed logins: none"
+            line = _("Blocked after failed logins: none")
         self.query_one("#blocks-line", Static).update(line)
         panel = self.query_one("#blocks-panel")
         panel.set_class(bool(rows), "some")
@@ -310,7 +317,7 @@ class SessionsPane(Vertical):
         list's cursor when it has focus, else the only one (with several, `b` first to choose)."""
         if not self.blocks_table.has_focus and len(self._blocks) > 1:
             self.action_blocks()
-            self.app.notify("Several addresses are blocked: choose one, then u")
+            self.app.notify(_("Several addresses are blocked: choose one, then u"))
             return
         ip = self.selected_block() if self.blocks_table.has_focus else (self._blocks[0][0] if self._blocks else None)
         if ip is None:
@@ -321,18 +328,19 @@ class SessionsPane(Vertical):
                 self.run_worker(self._release(ip), group="unblock")
 
         self.app.push_screen(
-            ConfirmDialog(f"Release the block of {ip}? The logins it refuses may be tried again at once."), done)
+            ConfirmDialog(_("Release the block of {address}? The logins it refuses may be tried again at once.").format(
+                address=ip)), done)
 
     async def _release(self, ip: str) -> None:
         try:
             released = await self.app.client.release_block(ip)  # system.log: "Block of ip released by ..."
         except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: one line for the operator
-            self.app.notify(f"Not released: {e}", severity="error")
+            self.app.notify(_("Not released: {error}").format(error=e), severity="error")
             return
         if released:
-            self.app.notify(f"Released {ip}: its logins may be tried again")
+            self.app.notify(_("Released {address}: its logins may be tried again").format(address=ip))
         else:
-            self.app.notify(f"The block of {ip} had already ended")
+            self.app.notify(_("The block of {address} had already ended").format(address=ip))
         self.refresh_blocks()
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
@@ -369,9 +377,9 @@ def confirm_kill(app, sid: int) -> None:
     """Ask `y` to kill session `sid`, then close it; its log block says the operator did."""
     session = app.client.sessions.get(sid)
     if session is None:
-        app.notify(f"Session {sid} has already ended")
+        app.notify(_("Session {sid} has already ended").format(sid=sid))
         return
-    what = f"{session.protocol.label} session {sid} from {session.peer}"
+    what = _("{protocol} session {sid} from {peer}").format(protocol=session.protocol.label, sid=sid, peer=session.peer)
     if session.user:
         what += f" ({session.user})"
 
@@ -379,12 +387,12 @@ def confirm_kill(app, sid: int) -> None:
         try:
             killed = await app.client.kill_session(sid)
         except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: one line for the operator
-            app.notify(f"Session {sid} not killed: {e}", severity="error")
+            app.notify(_("Session {sid} not killed: {error}").format(sid=sid, error=e), severity="error")
             return
-        app.notify(f"Session {sid} killed" if killed else f"Session {sid} had already ended")
+        app.notify((_("Session {sid} killed") if killed else _("Session {sid} had already ended")).format(sid=sid))
 
     def done(yes: bool | None) -> None:
         if yes:
             app.run_worker(kill(), group="kill")
 
-    app.push_screen(ConfirmDialog(f"Kill {visible(what)}? Its client is disconnected at once."), done)
+    app.push_screen(ConfirmDialog(_("Kill {what}? Its client is disconnected at once.").format(what=visible(what))), done)

@@ -24,7 +24,7 @@ from tuimail.tui.widgets.form_row import FormRow
 PORT_NAMES = ("smtp", "submission", "pop3", "imap", "smtps", "pop3s", "imaps")
 FIELDS: tuple[tuple[str, str], ...] = (
     ("server", "hostname"),
-    ("server", "language"),  # "en" / "ru": the monitor's own language takes effect at its next start
+    ("server", "language"),  # "en" / "ru": the monitor switches at once (TuimailApp.relabel)
     ("ports", "address"),
     *(("ports", name) for name in PORT_NAMES),
     *(("policy", name) for name in PolicySettings.model_fields),  # every [policy] value
@@ -76,7 +76,8 @@ class SettingsPane(Vertical):
                 info = model.model_fields[name]
                 widget = Checkbox("on", value=value, id=field_id(section, name)) if isinstance(value, bool) else \
                     Input(shown(value), id=field_id(section, name))
-                yield FormRow(f"{name}", widget, hint=_(info.description or ""), id="row-" + field_id(section, name))
+                yield FormRow(name, widget, hint=_(info.description or ""), translate=False,  # config.toml's key
+                              id="row-" + field_id(section, name))
 
     def on_mount(self) -> None:
         self._mark_unsaved(False)

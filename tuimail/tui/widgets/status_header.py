@@ -8,12 +8,24 @@ from typing import TYPE_CHECKING
 from textual.markup import escape
 from textual.widgets import Static
 
-from tuimail.i18n import _, ngettext
+from tuimail.i18n import N_, _, ngettext
 from tuimail.tui.text import duration
 
 if TYPE_CHECKING:
     from tuimail.control import EngineClient
     from tuimail.tui.clock import Clock
+
+
+# a listener's state as the engine names it (a bind error's own words, e.g. `error: ...`, stay)
+STATUSES = (N_("up"), N_("down"), N_("stopped"), N_("disabled"), N_("not available"), N_("no TLS"),
+            N_("port in use"), N_("permission denied"), N_("address not available on this machine"))
+
+
+def status_text(status: str) -> str:
+    for known in sorted(STATUSES, key=len, reverse=True):
+        if status.startswith(known):
+            return _(known) + status[len(known):]
+    return status
 
 
 def header_markup(engine: EngineClient, clock: Clock, starting: bool) -> str:
@@ -31,7 +43,7 @@ def header_markup(engine: EngineClient, clock: Clock, starting: bool) -> str:
     parts = []
     for state in engine.listeners.values():
         colour = "$text-success" if state.status == "up" else ("$text-muted" if state.status == "disabled" else "$text-error")
-        parts.append(f"[{colour}]{escape(state.describe())}[/]")
+        parts.append(f"[{colour}]{escape(f'{state.name.upper()} :{state.port} {status_text(state.status)}')}[/]")
     text = first + "\n" + ("  ".join(parts) or "[$text-warning]" + _("no listener enabled") + "[/]")
     if getattr(engine, "plaintext_warning", None):
         address = escape(engine.config.settings.ports.address)
