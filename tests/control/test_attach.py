@@ -222,3 +222,31 @@ async def test_settings_saved_in_an_attached_monitor_apply_in_the_server(served)
     greeting.quit()
     assert "hostname = \"mail.group42.lab\"" in config.path.read_text()
     assert f"settings.apply(sections={{'server': {{'hostname': 'mail.group42.lab'}}}}) from uid {os.getuid()}" in system_log(config)
+
+
+async def test_an_attached_monitor_follows_a_language_change_at_once(served):
+    """Issue 10 §5: `[server] language` changed by another monitor (or SIGHUP) switches an attached
+    monitor without a restart, and the server's log phrases with it."""
+    from tuimail import i18n
+
+    served.start()
+    config = served.config
+    other = SocketClient(config)
+    await other.start()
+    app = TuimailApp(config, client=client_for(config), cursor_blink=False, first_run=False)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, app.engine_ready.is_set, what="attached")
+            assert "1 Sessions" in screen_text(app)
+            assert await other.apply_settings({"server": {"language": "ru"}}) == []
+            await until(pilot, lambda: "1 Сессии" in screen_text(app), what="the monitor in Russian")
+            await until(pilot, lambda: "Выход" in screen_text(app).splitlines()[-1], what="its footer")
+            sock = await asyncio.to_thread(open_student_session, config.settings.ports.smtp)
+            sock.close()
+            await until(pilot, lambda: "Прием SMTP соединения" in (config.log_dir / "SMTP-in.log").read_text(
+                encoding="utf-8", errors="replace") if (config.log_dir / "SMTP-in.log").exists() else False,
+                what="the server's log phrases in Russian")
+            await pilot.press("q")
+    finally:
+        await other.close()
+        i18n.set_language("en")
