@@ -260,7 +260,7 @@ class TuimailApp(OrderedKeys, App[int]):
                 await base.mount_all(compose(self))
         finally:
             self._remounting = False
-        for node in (self, *self.screen_stack):
+        for node in (self, base):  # (a dialog in front keeps its words, and its own keys, until closed)
             rebind(node)
         self.query_one(LogsPane).add(kept)
         top = self.screen
