@@ -20,7 +20,7 @@ non-synchronizing literals at 4096 octets) and the message size limit after it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tuimail.core.lineedit import edit_line
 
@@ -34,7 +34,9 @@ class RawCommand:
 
     lines: tuple[bytes, ...]
     literals: tuple[bytes, ...] = ()
-    bare_lf: bool = False  # a line of it ended in LF without CR (refused in strict mode, RFC 3501 §2.2)
+    # a line of it ended in LF without CR (refused in strict mode, RFC 3501 §2.2); how a command's
+    # lines ended is not part of what it says, so equal commands compare equal either way
+    bare_lf: bool = field(default=False, compare=False)
 
     @property
     def tag(self) -> str:
