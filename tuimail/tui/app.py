@@ -255,6 +255,8 @@ class TuimailApp(OrderedKeys, App[int]):
         base = self.screen_stack[0]
         self._remounting = True
         try:
+            for node in base.query("*"):  # a reload in flight must not come back to removed widgets
+                self.workers.cancel_node(node)
             async with base.batch():  # App.recompose() would recompose the screen in front instead
                 await base.query("*").exclude(".-textual-system").remove()
                 await base.mount_all(compose(self))
@@ -303,6 +305,8 @@ class TuimailApp(OrderedKeys, App[int]):
         return True
 
     def focus_tab(self) -> None:
+        if self._remounting:
+            return  # relabel focuses the tab when the screen is made again
         active = self.query_one("#main-tabs", TabbedContent).active
         self.query_one(f"#{active}-pane").focus_main()
 
@@ -363,6 +367,8 @@ class TuimailApp(OrderedKeys, App[int]):
     # ----- changes made in forms -------------------------------------------------------------
 
     def on_accounts_changed(self, _: messages.AccountsChanged) -> None:
+        if self._remounting:
+            return  # the panes being made anew load what is there now
         self.query_one(AccountsPane).reload()
         self.query_one(StudentsPane).reload()
         self.query_one(DomainsPane).reload()
