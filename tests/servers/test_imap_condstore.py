@@ -193,6 +193,7 @@ def test_closed_when_select_replaces_a_mailbox(server, raw):
     ("fetch 1 (flags) (changedsince 99999999)", "beyond the mailbox's HIGHESTMODSEQ"),
     ("fetch 1 (flags) (changedsince abc)", "CHANGEDSINCE needs a mod-sequence"),
     ("fetch 1 (flags) (changedsince 1 vanished)", "VANISHED is only for UID FETCH"),
+    ("uid fetch 1 (flags) (changedsince 1 vanished)", "VANISHED modifier needs ENABLE QRESYNC first"),
     ("fetch 1 (flags) (whatever 1)", "unknown FETCH modifier"),
     ("store 1 (unchangedsince -1) +flags (\\Seen)", "UNCHANGEDSINCE needs a mod-sequence"),
     ("store 1 (unchangedsince) +flags (\\Seen)", "(UNCHANGEDSINCE modseq)"),

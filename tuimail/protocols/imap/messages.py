@@ -127,6 +127,8 @@ class MessageCommands:
         changed = None
         if len(args) > 2 and isinstance(args[-1], list):  # RFC 4466 §2.4 fetch modifiers (RFC 7162 §3.1.4.1)
             changed = parse_fetch_modifiers(args[-1], uid)
+            if changed.vanished and not self.qresync:  # RFC 7162 §3.2.6
+                raise ParseError("the VANISHED modifier needs ENABLE QRESYNC first")
             args = args[:-1]
         if len(args) > 2:  # be lenient with `fetch 1 flags uid` typed without parentheses
             atts = parse_atts(list(args[1:]))
