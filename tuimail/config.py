@@ -18,6 +18,7 @@ import tomli_w
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tuimail.core.addresses import AddressError, check_domain, check_ip
+from tuimail.i18n import _
 from tuimail.core.atomic import atomic_write
 from tuimail.teaching.exercises import DEFAULT_EXERCISES, check_exercises
 
@@ -31,7 +32,7 @@ def parse_duration(value: object) -> object:
     if isinstance(value, str):
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", value.lower())
         if not m:
-            raise ValueError(f"{value!r} is not a duration (e.g. 300, \"5m\", \"4h\", \"5d\")")
+            raise ValueError(_("{value} is not a duration (e.g. 300, \"5m\", \"4h\", \"5d\")").format(value=repr(value)))
         return float(m.group(1)) * _UNITS[m.group(2) or "s"]
     return value
 
@@ -46,7 +47,8 @@ def _check_networks(value: list[str]) -> list[str]:
         try:
             ipaddress.ip_network(network, strict=False)
         except ValueError:
-            raise ValueError(f"{network!r} is not a network in CIDR form (e.g. 192.168.1.0/24)") from None
+            raise ValueError(_("{network} is not a network in CIDR form (e.g. 192.168.1.0/24)").format(
+                network=repr(network))) from None
     return value
 
 

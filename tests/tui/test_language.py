@@ -21,6 +21,7 @@ from tuimail.tui.app import TuimailApp
 from tuimail.tui.screens.first_run import FirstRunScreen
 from tuimail.tui.screens.session_window import SessionWindow
 from tuimail.tui.screens.student_window import StudentWindow
+from tuimail.tui.widgets.form_row import FormRow
 from tuimail.tui.widgets.logs_pane import LogsPane
 
 
@@ -179,3 +180,20 @@ async def test_the_first_run_asks_for_the_language_and_the_monitor_switches(tmp_
         await until(pilot, lambda: not isinstance(app.screen, FirstRunScreen), what="setup done")
         assert Config.load(app.config.path).settings.server.language == "ru"
         await until(pilot, lambda: "1 Сессии" in screen_text(app), what="the monitor in Russian")
+
+
+async def test_settings_errors_are_in_russian(make_app, tui_config):
+    tui_config.settings.server.language = "ru"
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        await pilot.press("5")
+        row = app.query_one("#row-set-ports-smtp", FormRow)
+        await set_field(pilot, "set-ports-smtp", "abc")
+        await until(pilot, lambda: row.error == "нужно целое число", what="a whole number, in Russian")
+        await set_field(pilot, "set-ports-smtp", "70000")
+        await until(pilot, lambda: row.error == "не больше 65535", what="the bound, in Russian")
+        await set_field(pilot, "set-policy-allow_networks", "lab")
+        await until(pilot, lambda: "не сеть в виде CIDR" in app.query_one("#row-set-policy-allow_networks", FormRow).error,
+                    what="our own validator's words, in Russian")
+        await pilot.press("ctrl+r")

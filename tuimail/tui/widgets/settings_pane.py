@@ -17,7 +17,8 @@ from textual.widgets import Input, Static
 from tuimail.tui.widgets.checkbox import GlyphCheckbox as Checkbox
 
 from tuimail.config import PolicySettings, PortSettings, ServerSettings
-from tuimail.i18n import _
+from tuimail import i18n
+from tuimail.i18n import N_, _
 from tuimail.tui.messages import ListenersChanged, SettingsDirty
 from tuimail.tui.widgets.form_row import FormRow
 
@@ -30,6 +31,21 @@ FIELDS: tuple[tuple[str, str], ...] = (
     *(("policy", name) for name in PolicySettings.model_fields),  # every [policy] value
 )
 MODELS: dict[str, type[BaseModel]] = {"server": ServerSettings, "ports": PortSettings, "policy": PolicySettings}
+
+
+# pydantic's words for a value out of its rule, by error type, in the monitor's language
+ERRORS = {"int_parsing": N_("a whole number"), "int_from_float": N_("a whole number"), "float_parsing": N_("a number"),
+          "bool_parsing": N_("on or off"), "greater_than_equal": N_("at least {ge}"), "greater_than": N_("more than {gt}"),
+          "less_than_equal": N_("at most {le}"), "less_than": N_("less than {lt}"), "literal_error": N_("one of: {expected}"),
+          "string_too_long": N_("at most {max_length} characters"), "missing": N_("required")}
+
+
+def error_text(error: dict) -> str:
+    """One validation error as the form shows it (our own validators' messages are translated already)."""
+    template = ERRORS.get(error.get("type", ""))
+    if template is None or i18n.language == "en":  # pydantic's own words read well in English
+        return str(error.get("msg", "")).removeprefix("Value error, ")
+    return _(template).format(**{k: v for k, v in (error.get("ctx") or {}).items()})
 
 
 def field_id(section: str, name: str) -> str:
@@ -121,7 +137,7 @@ class SettingsPane(Vertical):
             except ValidationError as e:
                 for err in e.errors():
                     name = str(err["loc"][0]) if err["loc"] else ""
-                    errors[field_id(section, name)] = err["msg"].removeprefix("Value error, ")
+                    errors[field_id(section, name)] = error_text(err)
         return models, errors
 
     def on_input_changed(self, event: Input.Changed) -> None:
