@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 # a listener's state as the engine names it (a bind error's own words, e.g. `error: ...`, stay)
 STATUSES = (N_("up"), N_("down"), N_("stopped"), N_("disabled"), N_("not available"), N_("no TLS"),
-            N_("port in use"), N_("permission denied"), N_("address not available on this machine"))
+            N_("port in use"), N_("permission denied"), N_("address not available on this machine"),
+            N_("permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE; use 2525/2110/2143 or setcap)"))
 
 
 def status_text(status: str) -> str:
