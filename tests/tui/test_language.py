@@ -88,7 +88,11 @@ async def test_every_screen_in_russian_has_no_english_label(tmp_path):
                ("annotations", ["a"]), ("recent", ["escape", "r"]), ("ended session", ["enter"]),
                ("help", ["escape", "question_mark"]), ("kill dialog", ["escape", "r", "k"]),
                ("account form", ["n", "3", "enter"]), ("domain form", ["escape", "4", "n"]),
-               ("student window", ["escape", "6", "enter"]), ("palette", ["escape", "ctrl+p"])]
+               ("student window", ["escape", "6", "enter"]), ("lab reset dialog", ["escape", "r"]),
+               ("search", ["escape", "1", "slash"]), ("blocked list", ["escape", "b"]),
+               ("logs filter", ["escape", "2", "slash"]), ("aliases", ["escape", "4", "a"]),
+               ("delete account dialog", ["escape", "3", "d"]), ("quit dialog", ["escape", "q"]),
+               ("palette", ["escape", "ctrl+p"])]
     found = {}
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
