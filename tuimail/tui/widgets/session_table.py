@@ -21,6 +21,7 @@ from textual.widgets import DataTable
 from tuimail.core.events import Protocol
 from tuimail.i18n import N_, _
 from tuimail.tui.text import duration, reason_text, state_text, visible
+from tuimail.tui.widgets.live_table import LiveTable
 
 if TYPE_CHECKING:
     from tuimail.tui.clock import Clock
@@ -91,13 +92,14 @@ def cell(value: str, column: str) -> Text:
     return Text(value, no_wrap=True, end="", justify="right" if column in NUMERIC else "left")
 
 
-class SessionTable(DataTable):
+class SessionTable(LiveTable):
     """The live sessions of one protocol filter (None: all), kept in step by `sync` on every tick."""
 
     def __init__(self, protocol: Protocol | None, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.protocol = protocol
-        self.rows_shown: dict[int, tuple[str, ...]] = {}
+        self.rows_shown: dict[int, tuple[str, ...]] = {}  # what each row shows
+        self.taken: dict[int, tuple[str, ...]] = {}  # the `rows` tuple each row was last synced from
         self.order: list[int] = []  # the sids in the order the rows are shown
         self.chosen: int | None = None  # the session the cursor belongs to
         self.moved_from: int | None = None  # set when the chosen session ended: (the pane says so)
@@ -105,52 +107,75 @@ class SessionTable(DataTable):
         for name in COLUMNS:
             self.add_column(_(TITLES[name]), key=name)
 
-    def sync(self, live: list[int], rows: dict[int, tuple[str, ...]], height: int | None) -> bool:
-        """Make the rows those of `live` (sids, in the wanted order); `rows` holds every session's row.
-        Only cells that changed are updated; the idle clock only on screen (`height` lines from the
-        scroll position; None: hidden). At most BATCH rows are added; returns True if more are to come."""
+    def sync(
+        self,
+        live: list[int],
+        rows: dict[int, tuple[str, ...]],
+        height: int | None,
+        idle: Callable[[int], str] | None = None,
+    ) -> bool:
+        """Make the rows those of `live` (sids, in the wanted order); `rows` holds every session's row
+        (the same tuple object while a session is unchanged: only rows whose tuple is new are compared).
+        The idle clock is refreshed (`idle(sid)`) only on screen: `height` lines from the scroll
+        position; None: hidden. At most BATCH rows are added; returns True if more are to come.
+        The work per tick is O(changed + on screen) renders; the rest is dictionary lookups."""
         chosen = self.selected_sid() if self.row_count else self.chosen
         old_index = self.cursor_row
         keep = set(live)
         gone = [sid for sid in self.rows_shown if sid not in keep]
         if len(gone) > REBUILD_ABOVE:
             self.clear()  # one O(1) call instead of hundreds of O(n) removals; rows come back in order
-            self.rows_shown, self.order = {}, []
+            self.rows_shown, self.taken, self.order = {}, {}, []
         elif gone:
             for sid in gone:
                 self.remove_row(str(sid))
-                del self.rows_shown[sid]
+                del self.rows_shown[sid], self.taken[sid]
             self.order = [sid for sid in self.order if sid in self.rows_shown]
-        top = int(self.scroll_y)
-        bottom = top + height if height is not None else -1
         added = 0
-        for sid in live:
-            old = self.rows_shown.get(sid)
-            row = rows[sid]
-            key = str(sid)
-            if old is None:
-                if added == BATCH:
-                    continue  # added on the next frame
-                self.add_row(*(cell(v, c) for c, v in zip(COLUMNS, row)), key=key)
+        if len(self.rows_shown) < len(live):
+            for sid in live:
+                if sid in self.rows_shown:
+                    continue
+                row = rows[sid]
+                self.add_row(*(cell(v, c) for c, v in zip(COLUMNS, row)), key=str(sid))
                 self.order.append(sid)
+                self.rows_shown[sid] = self.taken[sid] = row
                 added += 1
-            elif old != row:
-                if not top <= self.get_row_index(key) <= bottom:
-                    # off screen: skip the idle clock (it changes every second on every row);
-                    # the row catches up on the first tick after it scrolls into view
-                    row = row[:IDLE] + old[IDLE : IDLE + 1] + row[IDLE + 1 :]
-                for column, before, after in zip(COLUMNS, old, row):
-                    if before != after:
-                        # widen the column when the value outgrows it (measuring on every update
-                        # would re-measure the table on every tick)
-                        wider = cell_len(after) > self.columns[column].content_width
-                        self.update_cell(key, column, cell(after, column), update_width=wider)
-            self.rows_shown[sid] = row
-        wanted = [sid for sid in live if sid in self.rows_shown]
+                if added == BATCH:
+                    break  # the rest on the next frame
+        wanted = [sid for sid in live if sid in self.rows_shown] if added or gone or len(live) != len(self.order) else live
         if wanted != self.order:
             rank = {sid: n for n, sid in enumerate(wanted)}
             self.sort("id", key=lambda value: rank[int(str(value))])
             self.order = wanted
+        # what to compare: the rows whose session changed, and those on screen (their idle clock)
+        taken = self.taken
+        touch = {sid for sid in self.order if rows[sid] is not taken[sid]}
+        on_screen: set[int] = set()
+        if height is not None:
+            top = int(self.scroll_y)
+            on_screen = set(self.order[max(0, top - 1) : top + height + 1])
+            touch |= on_screen
+        for sid in touch:
+            old, row = self.rows_shown[sid], rows[sid]
+            taken[sid] = row
+            if sid in on_screen and idle is not None:
+                row = row[:IDLE] + (idle(sid),) + row[IDLE + 1 :]
+            elif sid not in on_screen:
+                # off screen: skip the idle clock (it changes every second on every row);
+                # the row catches up on the first tick after it scrolls into view
+                row = row[:IDLE] + old[IDLE : IDLE + 1] + row[IDLE + 1 :]
+            if old == row:
+                continue
+            key = str(sid)
+            for column, before, after in zip(COLUMNS, old, row):
+                if before != after:
+                    # widen the column when the value outgrows it (measuring on every update
+                    # would re-measure the table on every tick)
+                    wider = cell_len(after) > self.columns[column].content_width
+                    self.set_cell(key, column, cell(after, column), wider=wider)
+            self.rows_shown[sid] = row
+        self.flush_cells()
         self._place_cursor(chosen, old_index, keep)
         return len(self.rows_shown) < len(live)
 

@@ -76,6 +76,8 @@ class SessionsPane(Vertical):
         self.following = False
         self._fill_pending = False
         self._blocks: list[tuple[str, str, str]] = []
+        self._rows: dict[int, tuple[str, ...]] = {}
+        self._signatures: dict[int, tuple] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(id="sessions-summary", markup=False)
@@ -117,18 +119,24 @@ class SessionsPane(Vertical):
         app = self.app
         clock = app.clock
         sessions = list(app.client.sessions)
-        rows = {s.sid: row_for(s, clock) for s in sessions}
+        rows = self._rows_of(sessions, clock)
         if self.search:
             sessions = [s for s in sessions if matches(self.search, rows[s.sid][:4] + rows[s.sid][9:])]
         if self.sort_column != "id" or self.sort_reverse:
             sessions.sort(key=SORT_KEYS[self.sort_column], reverse=self.sort_reverse)
+        by_sid = {s.sid: s for s in sessions}
+        now = clock.monotonic()
+
+        def idle(sid: int) -> str:
+            return duration(now - by_sid[sid].last_activity)
+
         shown = None if self.recent else self.table
         height = max(t.size.height for t in self.query(SessionTable))  # a hidden table has no size yet
         more = False
         for table in [only] if only else self.query(SessionTable):
             live = [s.sid for s in sessions if table.protocol in (None, s.protocol)]
             table.following = self.following and table is shown
-            more |= table.sync(live, rows, height if table is shown else None)
+            more |= table.sync(live, rows, height if table is shown else None, idle)
             if table.moved_from is not None:
                 if table is shown and table.chosen is not None:
                     app.notify(_("Session {sid} ended; the cursor moved to session {other}").format(
@@ -144,6 +152,21 @@ class SessionsPane(Vertical):
             )
         self._summary(len(rows), sum(1 for s in sessions if self.filter in (None, s.protocol)))
         self.refresh_blocks()
+
+    def _rows_of(self, sessions: list, clock) -> dict[int, tuple[str, ...]]:
+        """Every session's row; the same tuple as last tick for a session whose fields did not change
+        (formatting a row costs ~10 µs: 10 ms a tick for 1,000 sessions, most of them quiet)."""
+        before, rows, signatures = self._rows, {}, {}
+        for s in sessions:
+            sig = (s.bytes_in, s.bytes_out, s.last_activity, s.user, s.state, s.last_command, s.mail_from, s.helo)
+            sid = s.sid
+            if self._signatures.get(sid) == sig:
+                rows[sid] = before[sid]
+            else:
+                rows[sid] = row_for(s, clock)
+            signatures[sid] = sig
+        self._rows, self._signatures = rows, signatures
+        return rows
 
     def _fill(self) -> None:
         self._fill_pending = False
