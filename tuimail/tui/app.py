@@ -23,7 +23,7 @@ from textual.compose import compose
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane
 
 from tuimail import i18n
 from tuimail.config import Config
@@ -48,6 +48,7 @@ from tuimail.tui.screens.student_window import StudentWindow
 from tuimail.tui import screenshot
 from tuimail.tui.widgets.accounts_pane import AccountsPane
 from tuimail.tui.widgets.domains_pane import DomainsPane
+from tuimail.tui.widgets.keys_footer import KeysFooter
 from tuimail.tui.widgets.logs_pane import LogsPane
 from tuimail.tui.widgets.protocol_log import MAX_LINES
 from tuimail.tui.widgets.sessions_pane import SessionsPane
@@ -148,7 +149,7 @@ class TuimailApp(OrderedKeys, App[int]):
             for n, (tab, pane) in enumerate(zip(TABS, panes), 1):
                 with TabPane(f"{n} {_(TAB_TITLES[n - 1])}", id=tab):
                     yield pane(id=f"{tab}-pane")
-        yield Footer()
+        yield KeysFooter()
 
     # ----- start / tick / stop --------------------------------------------------------------
 
