@@ -6,8 +6,8 @@ Keys: Enter opens the session window (live or ended), `k`/Delete kill the select
 click a header), `/` searches by user, peer, id or command, `f` follows the newest session, `r`
 switches between Live and Recent, `b` opens the blocked addresses and `u` there releases one (after
 `y`). The app calls `refresh_rows()` on every tick; see `session_table` for how the tables keep up.
-There is one live table per protocol filter, all kept up to date (hidden ones without the idle
-clock), so `p` only switches which one is shown.
+There is one live table per protocol filter, all kept up to date (the hidden ones once a second and
+without the idle clock), so `p` only switches which one is shown and brings it up to date.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 BLOCK_COLUMNS = (N_("address"), N_("failures"), N_("time left"))  # keys; titles translated
 FILTERS: tuple[Protocol | None, ...] = (None, Protocol.SMTP, Protocol.POP3, Protocol.IMAP)
+HIDDEN_EVERY = 5  # the tables of the other filters are brought up to date every 5th refresh (once a second)
 
 
 def block_row(block: BlockView) -> tuple[str, str, str]:
@@ -77,6 +78,7 @@ class SessionsPane(Vertical):
         self._fill_pending = False
         self._blocks: list[tuple[str, str, str]] = []
         self._rows: dict[int, tuple[str, ...]] = {}
+        self._ticks = 0
         self._signatures: dict[int, tuple] = {}
 
     def compose(self) -> ComposeResult:
@@ -133,7 +135,10 @@ class SessionsPane(Vertical):
         shown = None if self.recent else self.table
         height = max(t.size.height for t in self.query(SessionTable))  # a hidden table has no size yet
         more = False
+        self._ticks += 1
         for table in [only] if only else self.query(SessionTable):
+            if table is not shown and table is not only and self._ticks % HIDDEN_EVERY:
+                continue  # a hidden filter's table keeps up once a second; `p` brings it up to date
             live = [s.sid for s in sessions if table.protocol in (None, s.protocol)]
             table.following = self.following and table is shown
             more |= table.sync(live, rows, height if table is shown else None, idle)
