@@ -62,7 +62,7 @@ class AccountForm(ModalScreen[Account | None]):
                 yield FormRow(N_("Mailbox"), Input(a.mailbox if a else "", id="mailbox", disabled=editing), id="row-mailbox")
                 options = [(d, d) for d in domains]
                 domain = Select(options, value=a.domain if a else (domains[0] if domains else Select.NULL),
-                                allow_blank=not domains, id="domain", disabled=editing)
+                                allow_blank=not domains, id="domain", disabled=editing, compact=True)
                 yield FormRow(N_("Domain"), domain, id="row-domain")
                 hint = _("blank keeps the current password") if editing else ""
                 yield FormRow(N_("Password"), Input("", password=True, id="password"), hint=hint, id="row-password")

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Footer, Input, Static
 
 from tuimail.i18n import N_, _
 from tuimail.tui.widgets.form_row import FormRow
@@ -37,6 +37,7 @@ class AliasesDialog(ModalScreen[bool]):
                           id="row-targets")
             yield Static(_("ctrl+s add/replace   ctrl+d delete the selected   Escape close"), id="form-status",
                          classes="hint", markup=False)
+        yield Footer()  # the dialog's own keys, not the tab's underneath
 
     def on_mount(self) -> None:
         self.query_one("#alias", Input).focus()

@@ -71,6 +71,8 @@ class ChoiceDialog(ModalScreen[str | None]):
 class TypedConfirmDialog(ModalScreen[bool]):
     """For what cannot be undone: the person types a word (e.g. RESET) and Enter; Escape cancels."""
 
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
     def __init__(self, question: str, word: str) -> None:
         super().__init__()
         self.question = question
@@ -82,6 +84,7 @@ class TypedConfirmDialog(ModalScreen[bool]):
             yield Input(placeholder=self.word, id="typed-word")
             yield Static(_("Type {word} and Enter to go ahead; Escape cancels").format(word=self.word),
                          classes="hint", markup=False)
+        yield Footer()  # the dialog's own keys, not the tab's underneath
 
     def on_mount(self) -> None:
         self.query_one("#typed-word", Input).focus()
@@ -90,5 +93,5 @@ class TypedConfirmDialog(ModalScreen[bool]):
         event.stop()
         self.dismiss(event.value.strip() == self.word)
 
-    def key_escape(self) -> None:
+    def action_cancel(self) -> None:
         self.dismiss(False)
