@@ -191,3 +191,24 @@ async def test_filter_tables_follow_sessions_that_open_and_close_while_hidden(ma
         await pilot.press("p", "p")  # IMAP, then all
         assert sids(pane.table) == [s.sid for s in sessions[30:]] + [late.sid]
         await until(pilot, lambda: "221 live sessions; showing all protocols (221)" in screen_text(app))
+
+
+async def test_a_changed_cell_is_repainted_on_screen_not_only_stored(make_app):
+    """The table redraws only the rows whose cells changed (LiveTable): a value of the same width (no
+    column widening, no full redraw) must still reach the screen, in the row on screen and in no other."""
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await ready(pilot)
+        registry = app.client.engine.sessions
+        sessions = [registry.open(Protocol.POP3, ("127.0.0.1", 40000 + n), 2110, lambda reason: None) for n in range(3)]
+        table = app.query_one("#sessions-table", DataTable)
+        for n, session in enumerate(sessions):
+            session.line_in(f"stat {n}1")
+        await until(pilot, lambda: all(f"stat {n}1" in screen_text(app) for n in range(3)), what="first commands")
+        sessions[1].line_in("stat 12")  # the same width as "stat 11"
+        await until(pilot, lambda: "stat 12" in screen_text(app), what="the new value on screen")
+        text = screen_text(app)
+        assert "stat 11" not in text and "stat 01" in text and "stat 21" in text
+        assert [str(table.get_row_at(n)[9]) for n in range(3)] == ["stat 01", "stat 12", "stat 21"]
+        for session in sessions:
+            registry.close(session, "test over")
