@@ -251,3 +251,48 @@ def test_an_index_compacted_without_expunges_admits_it(tmp_path):
     again = MailStore(tmp_path).mailbox(ADDRESS).folder("INBOX")
     assert again.vanished_since(39) == ([], False)
     assert again.vanished_since(40) == ([], True)
+
+
+def test_concurrent_deliveries_are_indexed_by_name_without_listing_the_folder(tmp_path, monkeypatch):
+    """20 SMTP sessions delivering to one mailbox at once: each delivery indexes its own file; none
+    lists the (growing) folder under its lock, and every message gets its own uid."""
+    import threading
+
+    from tuimail.store import MailStore
+    from tuimail.store.folder import Folder
+
+    store = MailStore(tmp_path / "data")
+    store.deliver("bob@lab.test", b"Subject: first\n\nx\n")
+    inbox = store.mailbox("bob@lab.test").folder("INBOX")
+    inbox.messages()
+    listed = []
+    real = Folder._rescan
+    monkeypatch.setattr(Folder, "_rescan", lambda self, stamp: listed.append(stamp) or real(self, stamp))
+    barrier = threading.Barrier(20)
+
+    def deliver(i: int) -> None:
+        barrier.wait()
+        for j in range(5):
+            store.deliver("bob@lab.test", b"Subject: %d.%d\n\nbody\n" % (i, j))
+
+    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert listed == []
+    uids = [r.uid for r in inbox.messages()]
+    assert len(uids) == 101 and len(set(uids)) == 101 and uids == sorted(uids)
+    again = MailStore(tmp_path / "data").mailbox("bob@lab.test").folder("INBOX")
+    assert [r.uid for r in again.messages()] == uids  # the index on disk says the same
+
+
+def test_read_file_reads_whole_files_whatever_the_size_hint(tmp_path):
+    from tuimail.store.files import read_file
+
+    for size in (0, 1, 4095, 4096, 4097, 3 << 20):
+        path = tmp_path / f"f{size}"
+        data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+        path.write_bytes(data)
+        for hint in (0, size, max(0, size - 1), size + 1, 10):
+            assert read_file(str(path), hint) == data

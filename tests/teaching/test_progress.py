@@ -118,3 +118,22 @@ def test_an_unknown_command_in_exercises_is_named_by_check(tmp_path, capsys):
     assert main(["check", "--config", str(config.path)]) == 1
     err = capsys.readouterr().err
     assert "teaching.exercises.imap" in err and "'FECTH'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_lab_steps_are_built_once_and_again_after_a_change(config):
+    """The tracker asks for the steps on every accepted reply: they are cached, and a changed
+    `[teaching.exercises]` (SIGHUP replaces the settings; an edit may replace one list) is seen."""
+    from tuimail.servers.engine import Engine
+
+    engine = Engine(config)
+    try:
+        first = engine.exercise_steps()
+        assert engine.exercise_steps() is first
+        exercises = config.settings.teaching.exercises
+        exercises.pop3 = ["USER", "RETR"]
+        changed = engine.exercise_steps()
+        assert [s.id for s in changed if s.protocol == "pop3"] == ["pop3:USER", "pop3:RETR"]
+        config.settings.teaching.exercises = type(exercises)()
+        assert [s.id for s in engine.exercise_steps()] == [s.id for s in first]
+    finally:
+        engine.logs.close()

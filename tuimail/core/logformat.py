@@ -16,13 +16,13 @@ _PROTOCOL_WORD = {Protocol.SMTP: "SMTP", Protocol.SMTP_OUT: "SMTP", Protocol.POP
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_last_stamp: tuple[int, str] = (-1, "")
+_last_stamp: tuple[tuple[int, ...], str] = ((), "")
 
 
 def stamp(at: datetime) -> str:
     """`Wed 2007-05-30 16:08:06: ` (English day names whatever the locale)."""
     global _last_stamp
-    second = int(at.timestamp())
+    second = (at.second, at.minute, at.hour, at.day, at.month, at.year)  # cheaper than at.timestamp()
     if _last_stamp[0] != second:  # many lines share a second: format once
         _last_stamp = (second, f"{_DAYS[at.weekday()]} {at:%Y-%m-%d %H:%M:%S}: ")
     return _last_stamp[1]

@@ -23,7 +23,7 @@ from tuimail.protocols.imap.reader import (
     RawCommand,
     RawLine,
 )
-from tuimail.servers.connection import LineConnection
+from tuimail.servers.connection import Flag, LineConnection
 from tuimail.servers.deflate import CompressionError, Deflate
 from tuimail.servers.engine import Engine
 from tuimail.store.folder import FolderKeywords
@@ -68,8 +68,7 @@ class ImapConnection(LineConnection):
         self._unwatch: Callable[[], None] | None = None
         self._shown: tuple[str | None, str | None] = (None, None)
         self._command_timer: asyncio.TimerHandle | None = None
-        self._writable = asyncio.Event()
-        self._writable.set()
+        self._writable = Flag()  # asyncio.Event's interface without a deque per session
         self._busy = False  # a command is running in a worker thread
         self._close_machine = False
 

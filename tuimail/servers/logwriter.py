@@ -141,6 +141,12 @@ class LogWriter:
         return self.log_dir / f"{protocol.value}.log"
 
     def __call__(self, event: Event) -> None:
+        kind = type(event)
+        if kind is LineIn or kind is LineOut:  # most events: a transcript line
+            entry = self._open.get(event.sid)
+            if entry is not None:
+                entry[1].append(f"{stamp(event.at)}{'<--' if kind is LineIn else '-->'} {event.text}")
+            return
         if isinstance(event, SystemMessage):
             self._write(Protocol.SYSTEM, stamp(event.at) + localise(event.text) + "\n")
             return

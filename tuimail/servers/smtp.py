@@ -327,7 +327,21 @@ class TuimailSMTP(SMTP):
             self.transport.write(b"".join(self._replies))
         self._replies.clear()
 
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """aiosmtpd cancels and re-makes its inactivity timer for every command line; only the
+        deadline moves here, and the timer is re-armed when it fires early (or must fire sooner)."""
+        self._idle_deadline = self.loop.time() + (duration or self._timeout_duration)
+        handle = self._timeout_handle
+        if handle is not None and not handle.cancelled():
+            if handle.when() <= self._idle_deadline:
+                return
+            handle.cancel()
+        self._timeout_handle = self.loop.call_at(self._idle_deadline, self._timeout_cb)
+
     def _timeout_cb(self) -> None:
+        if self.loop.time() < getattr(self, "_idle_deadline", 0.0):  # activity since the timer was set
+            self._timeout_handle = self.loop.call_at(self._idle_deadline, self._timeout_cb)
+            return
         self._abort("timeout")
 
     def _abort(self, reason: str) -> None:

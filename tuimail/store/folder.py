@@ -48,6 +48,7 @@ from tuimail.store.files import (
     normalize_flags,
     parse_name,
     racy_window,
+    read_file,
     unique_base,
     write_durably,
 )
@@ -116,6 +117,7 @@ class Folder:
         self.mailbox = mailbox
         self.name = name  # as on the IMAP wire: "INBOX", "Sent", "Work/2026"
         self.path = path
+        self._dir = str(path)
         self._lock = threading.RLock()
         self._by_uid: dict[int, MessageRef] = {}
         self._uid_of_base: dict[str, int] = {}
@@ -389,7 +391,7 @@ class Folder:
             size_m, wsize_m, time_m = SIZE_RE.search(base), WSIZE_RE.search(base), TIME_RE.match(base)
             # only our own file changed the directory since the index matched it: no listing needed
             before = self._mtimes
-            if before is None or not (size_m and wsize_m and time_m) or not self._index_current_but(subdir):
+            if before is None or not (size_m and wsize_m and time_m) or not self._other_unchanged(subdir):
                 self.sync(force=True)
                 uid = self._uid_of_base.get(base)
                 if uid is not None and keywords:
@@ -404,8 +406,10 @@ class Folder:
             ref = MessageRef(uid, base, subdir, flags, int(size_m.group(1)), int(wsize_m.group(1)), when,
                              self._modseq, frozenset(keywords))
             self._put(ref)
-            stamp = self._own_change()
-            ticket = self._write([_add_line(ref), stamp_record(stamp)])
+            if self._index_trusted():
+                ticket = self._write([_add_line(ref), stamp_record(self._own_change())])
+            else:  # a scan just now may have missed another program's file: the next `sync` looks
+                ticket = self._write([_add_line(ref)])
             self.version += 1
             if subdir == "cur" and self._unsaved:
                 self._disown(uid)
@@ -448,13 +452,21 @@ class Folder:
         if ticket:
             self._log.commit(ticket)
 
-    def _index_current_but(self, subdir: str) -> bool:
-        """The index matched the disk, and since then only `subdir` changed (by our own write)."""
-        recorded = self._mtimes
-        trusted = recorded == self._own_stamp or self._scanned_at - max(recorded) / 1e9 >= racy_window(recorded)
-        now = self._dir_mtimes()
+    def _other_unchanged(self, subdir: str) -> bool:
+        """Since the index last matched the disk, the folder's other directory has not changed: a
+        write into `subdir` can be indexed by its name alone (no listing). Concurrent deliveries
+        from this process change `subdir` too; each indexes its own file."""
         other = 1 if subdir == "new" else 0
-        return trusted and now[other] == recorded[other]
+        return self._dir_mtimes()[other] == self._mtimes[other]
+
+    def _index_trusted(self) -> bool:
+        """The index is exact as of `_mtimes`: our own change set them, or the last scan was made
+        long enough after the directories changed (a file added in the same clock tick as a scan can
+        hide behind an unchanged mtime). While it is not, `_mtimes` stay as scanned, so the next
+        `sync` lists the directories again; deliveries never list them (a folder receiving 20
+        messages at once would be listed 20 times, under the lock)."""
+        recorded = self._mtimes
+        return recorded == self._own_stamp or self._scanned_at - max(recorded) / 1e9 >= racy_window(recorded)
 
     def _changed(self) -> None:
         self.version += 1
@@ -583,7 +595,8 @@ class Folder:
         ref = self._by_uid.get(uid)
         if ref is not None:
             try:
-                return self.message_path(ref).read_bytes()
+                # a string path and one read of the known size: POP3 RETRs thousands in a row
+                return read_file(f"{self._dir}/{ref.subdir}/{ref.filename}", ref.size)
             except FileNotFoundError:
                 pass  # renamed meanwhile (a flag change), or removed
         for rescan in (False, True):

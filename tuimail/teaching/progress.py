@@ -62,6 +62,8 @@ class ProgressBook:
     def mark(self, address: str, step: str, at: datetime) -> bool:
         """Record `step` as done by `address` (the first time counts); True when it is new."""
         address = address.lower()
+        if step in self._done.get(address, ()):  # the common case, without the lock (a dict read)
+            return False
         with self._lock:
             steps = self._done.setdefault(address, {})
             if step in steps:
@@ -123,8 +125,19 @@ class ProgressTracker:
         self.steps = steps
         self.local_account = local_account
         self._live: dict[int, _Live] = {}
+        self._indexed: list[Step] | None = None
+        self._by_command: dict[tuple[str, str], list[str]] = {}
 
     def __call__(self, event: Event) -> None:
+        kind = type(event)  # the transcript lines first: every line of every session comes here
+        if kind is LineIn or kind is LineOut:
+            live = self._live.get(event.sid)
+            if live is not None:
+                if kind is LineIn:
+                    self._client(live, event.text)
+                else:
+                    self._server(live, event.text, event.at)
+            return
         if isinstance(event, SessionOpened):
             if event.protocol in _PROTOCOLS:
                 self._live[event.sid] = _Live(_PROTOCOLS[event.protocol])
@@ -210,12 +223,18 @@ class ProgressTracker:
     # ----- crediting ------------------------------------------------------------------------
 
     def _done(self, live: _Live, verb: str, at: datetime) -> None:
-        for step in self.steps():
-            if step.protocol == live.protocol and verb in step.commands:
-                if live.user is None:
-                    live.pending.append((step.id, at))
-                else:
-                    self.book.mark(live.user, step.id, at)
+        steps = self.steps()
+        if steps is not self._indexed:  # (protocol, command) -> step ids, built once per list of steps
+            by_command: dict[tuple[str, str], list[str]] = {}
+            for step in steps:
+                for command in step.commands:
+                    by_command.setdefault((step.protocol, command), []).append(step.id)
+            self._indexed, self._by_command = steps, by_command
+        for step_id in self._by_command.get((live.protocol, verb), ()):
+            if live.user is None:
+                live.pending.append((step_id, at))
+            else:
+                self.book.mark(live.user, step_id, at)
 
     def _attribute(self, live: _Live, address: str) -> None:
         if live.user is not None:

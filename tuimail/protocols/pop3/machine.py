@@ -17,8 +17,10 @@ forgets every byte and every half-finished login from before the handshake (RFC 
 from __future__ import annotations
 
 import errno
+import itertools
 from collections import deque
 from collections.abc import Callable
+from operator import attrgetter, itemgetter
 
 from tuimail.core.lineedit import BareLine, LineSplitter, LineTooLong
 from tuimail.core.masking import MASK, mask_pop3
@@ -41,6 +43,10 @@ from tuimail.protocols.pop3.state import State, Transition, allowed, next_state,
 
 # RFC 3206 §4 / RFC 2449 §8: a temporary condition of the server, not the client's fault
 DISK_FULL = "[SYS/TEMP] The server's disk is full; try again later"
+
+# C-level getters for the listings of 100,000-message maildrops
+_NUMBER, _MESSAGE = itemgetter(0), itemgetter(1)
+_SIZE, _UIDL = attrgetter("size"), attrgetter("uidl")
 
 MAX_LINE = 1000  # RFC 2449 §4 allows 255 octets; we accept telnet-typed lines up to this
 STRICT_MAX_LINE = 253  # strict mode: RFC 2449 §4's 255 octets, the CRLF included
@@ -376,7 +382,10 @@ class Pop3Machine:
 
     def _recount(self) -> tuple[int, int]:
         self._count = len(self._messages) - len(self._deleted)
-        self._octets = sum(m.size for n, m in enumerate(self._messages, 1) if n not in self._deleted)
+        if self._deleted:
+            self._octets = sum(m.size for n, m in enumerate(self._messages, 1) if n not in self._deleted)
+        else:
+            self._octets = sum(map(_SIZE, self._messages))
         return self._count, self._octets
 
     def _message(self, number: int) -> DropMessage | Reply:
@@ -399,10 +408,14 @@ class Pop3Machine:
         if number is not None:
             found = self._message(number)
             return [found if isinstance(found, Reply) else _ok(f"{number} {value(found)}")]
-        if verb == "LIST":  # no call per line: 100,000-message maildrops
-            lines = tuple([f"{n} {m.size}" for n, m in self._live()])
+        # no Python-level call per line: 100,000-message maildrops
+        if self._deleted:
+            live = self._live()
+            numbers, messages = map(_NUMBER, live), map(_MESSAGE, live)
         else:
-            lines = tuple([f"{n} {m.uidl}" for n, m in self._live()])
+            numbers, messages = itertools.count(1), self._messages
+        values = map(_SIZE if verb == "LIST" else _UIDL, messages)
+        lines = tuple(map(("%d %d" if verb == "LIST" else "%d %s").__mod__, zip(numbers, values)))
         head = f"{self._count} messages ({self._octets} octets)" if verb == "LIST" else "Unique-ID listing follows"
         note = f"Sending {verb} response ({len(lines)} lines, not logged)"
         return [Reply("+OK", head, lines=lines, multiline=True, note=note)]

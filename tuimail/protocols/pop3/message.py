@@ -12,14 +12,16 @@ def wire_body(data: bytes, top_lines: int | None = None) -> bytes:
 
     `top_lines` (TOP n k): keep the header, the blank line after it and the first k body lines.
     """
-    lf = data.replace(b"\r\n", b"\n")
+    lf = data.replace(b"\r\n", b"\n") if b"\r" in data else data  # the store keeps LF: a search, no copy
     if top_lines is not None:
         lf = _top(lf, top_lines)
     if lf and not lf.endswith(b"\n"):
         lf += b"\n"
     if lf.startswith(b"."):
         lf = b"." + lf
-    return lf.replace(b"\n.", b"\n..").replace(b"\n", b"\r\n")
+    if b"\n." in lf:
+        lf = lf.replace(b"\n.", b"\n..")
+    return lf.replace(b"\n", b"\r\n")
 
 
 def _top(lf: bytes, count: int) -> bytes:
