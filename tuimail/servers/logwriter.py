@@ -145,7 +145,7 @@ class LogWriter:
         if kind is LineIn or kind is LineOut:  # most events: a transcript line
             entry = self._open.get(event.sid)
             if entry is not None:
-                entry[1].append(f"{stamp(event.at)}{'<--' if kind is LineIn else '-->'} {event.text}")
+                entry.append(f"{stamp(event.at)}{'<--' if kind is LineIn else '-->'} {event.text}")
             return
         if isinstance(event, SystemMessage):
             self._write(Protocol.SYSTEM, stamp(event.at) + localise(event.text) + "\n")

@@ -452,6 +452,10 @@ class Folder:
         if ticket:
             self._log.commit(ticket)
 
+    def _index_current_but(self, subdir: str) -> bool:
+        """The index matched the disk, and since then only `subdir` changed (by our own write)."""
+        return self._index_trusted() and self._other_unchanged(subdir)
+
     def _other_unchanged(self, subdir: str) -> bool:
         """Since the index last matched the disk, the folder's other directory has not changed: a
         write into `subdir` can be indexed by its name alone (no listing). Concurrent deliveries
