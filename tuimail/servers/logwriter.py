@@ -64,7 +64,7 @@ class Block:
         self.protocol, self.port = protocol, port
         self.head: list[str] = []
         self.head_bytes = 0
-        self.tail: deque[str] = deque()
+        self.tail: deque[str] | None = None  # made when the head is full (10,000 idle sessions: no deque each)
         self.tail_bytes = 0
         self.omitted = 0
 
@@ -75,6 +75,8 @@ class Block:
             self.head.append(line)
             self.head_bytes += len(line)
             return
+        if self.tail is None:
+            self.tail = deque()
         self.tail.append(line)
         self.tail_bytes += len(line)
         while len(self.tail) > TAIL_LINES or self.tail_bytes > TAIL_BYTES:
@@ -83,7 +85,7 @@ class Block:
 
     def lines(self, head_stamp: str) -> list[str]:
         middle = [f"{head_stamp}... {self.omitted} lines omitted ..."] if self.omitted else []
-        return [*self.head, *middle, *self.tail]
+        return [*self.head, *middle, *(self.tail or ())]
 
 
 def _close_quietly(handle: BinaryIO | None) -> None:
