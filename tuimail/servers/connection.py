@@ -294,9 +294,15 @@ class LineConnection(asyncio.Protocol):
             self.session.line_out(line)
 
     def close(self) -> None:
-        """End the session after what was sent has been flushed (QUIT / LOGOUT)."""
+        """End the session after what was sent has been flushed (QUIT / LOGOUT, a BYE). Lingers
+        like a farewell does: a client may still be sending (the rest of a refused literal, commands
+        pipelined after LOGOUT), and closing over unread input would reset the connection."""
         self._closing = True
-        if self.transport is not None and not self.transport.is_closing():
+        if self.transport is None or self.transport.is_closing() or self._lingering:
+            return
+        if self._can_write.is_set() and self.transport.can_write_eof():
+            self._linger()
+        else:
             self.transport.close()
 
     async def next_turn(self) -> bool:
@@ -512,6 +518,9 @@ class LineConnection(asyncio.Protocol):
         for timer in (self._timer, self._line_timer, self._held_timer):
             if timer is not None:
                 timer.cancel()
+        if self._reading_paused:  # input held back by flow control is drained too
+            self._reading_paused = False
+            self.transport.resume_reading()
         self.transport.write_eof()
         asyncio.get_running_loop().call_later(LINGER, self.transport.close)
         self._finish()  # the session ends now; what the client still sends is read and dropped
