@@ -1,16 +1,44 @@
 """The queue's files without a server: one file per new message (its state on the first line), the
 `.json` written only when the state changes, the first version's layout still read, a removal cut
-short between its two unlinks cleaned up, a truncated message quarantined, and many threads sharing
-directory fsyncs without losing one."""
+short between its two unlinks cleaned up, a truncated message quarantined, a message of full length
+with a zeroed block (delayed allocation after a power cut) quarantined by its checksum while an intact
+one and one written before the checksum existed still load, and many threads sharing directory fsyncs
+without losing one."""
 
 from __future__ import annotations
 
+import json
 import threading
+import zlib
+from pathlib import Path
+
+import pytest
 
 from tuimail.core.groupsync import GroupSync
-from tuimail.outbound.queue import MAGIC, QueuedMessage, QueueStore, RcptState, Recipient
+from tuimail.outbound.queue import MAGIC, Damaged, QueuedMessage, QueueStore, RcptState, Recipient
 
 BODY = b"Subject: q\n\nbody\n"
+# three file system blocks and more, so a whole 4 KiB block inside the text can be lost
+BIG = b"Subject: big\n\n" + b"".join(b"line %05d of a message longer than a block\n" % n for n in range(400))
+
+
+def zero_block(path: Path, offset: int = 4096, length: int = 4096) -> None:
+    """What ext4/xfs can leave after a power cut: the file's full length, a block of zeros in it."""
+    size = path.stat().st_size
+    assert size > offset + length
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(b"\0" * length)
+    assert path.stat().st_size == size
+
+
+def write_without_checksum(store: QueueStore, m: QueuedMessage, body: bytes) -> None:
+    """A `.eml` as written before the checksum existed: its first line has no "crc32"."""
+    m.size = len(body)
+    line = json.loads(m.to_line())
+    del line["crc32"]
+    store.ensure()
+    store.body_path(m.id).write_bytes(MAGIC + json.dumps(line).encode() + b"\n" + body)
 
 
 def message(qid: str, *addresses: str) -> QueuedMessage:
@@ -52,6 +80,45 @@ def test_first_version_files_cut_removals_and_truncation(tmp_path):
     assert [b.id for b in bad] == ["CUT"] and "truncated" in bad[0].reason
     assert not (store.root / "GONE.json").exists()
     assert (store.root / "quarantine" / "CUT.eml").exists()
+
+
+def test_a_zeroed_block_fails_the_checksum_the_rest_loads(tmp_path):
+    store = QueueStore(tmp_path)
+    store.add(message("GOOD", "g@far.test"), BIG)
+    store.add(message("ZERO", "z@far.test"), BIG)
+    write_without_checksum(store, message("OLD", "o@far.test"), BIG)
+    first = json.loads(store.body_path("GOOD").read_bytes().split(b"\n", 1)[0][len(MAGIC):])
+    assert first["crc32"] == zlib.crc32(BIG)  # computed at intake, stored on the first line
+    zero_block(store.body_path("ZERO"))
+    assert store.load_one("ZERO") is not None  # its length is right: only the checksum tells
+    with pytest.raises(Damaged, match="checksum"):
+        store.read_body("ZERO")  # never handed out to be sent
+    listed, bad, total = store.load()  # a listing reads no text
+    assert sorted(m.id for m in listed) == ["GOOD", "OLD", "ZERO"] and bad == []
+    messages, bad, total = store.load(clean=True)  # at start: every checksum
+    assert sorted(m.id for m in messages) == ["GOOD", "OLD"] and total == 2
+    assert [b.id for b in bad] == ["ZERO"] and "checksum" in bad[0].reason
+    assert (store.root / "quarantine" / "ZERO.eml").read_bytes().count(b"\0") == 4096
+    assert not store.body_path("ZERO").exists()
+    assert store.read_body("GOOD") == BIG and store.read_body("OLD") == BIG
+    assert messages[[m.id for m in messages].index("OLD")].crc32 is None
+
+
+def test_the_checksum_survives_a_state_change(tmp_path):
+    """After an attempt the `.json` carries the state: it keeps the checksum, and a body that no
+    longer matches is still caught (at start and when it is read to be sent)."""
+    store = QueueStore(tmp_path)
+    m = message("Q", "a@far.test", "b@far.test")
+    store.add(m, BIG)
+    m.recipients[0].state = RcptState.DELIVERED
+    store.save(m)
+    assert store.load_one("Q").crc32 == zlib.crc32(BIG)
+    zero_block(store.body_path("Q"), offset=8192)
+    with pytest.raises(Damaged):
+        store.read_body("Q")
+    messages, bad, _ = store.load(clean=True)
+    assert messages == [] and [b.id for b in bad] == ["Q"]
+    assert sorted(p.name for p in (store.root / "quarantine").iterdir()) == ["Q.eml", "Q.json"]
 
 
 def test_group_sync_serves_every_caller(tmp_path):

@@ -355,6 +355,8 @@ async def queue_show(engine: Engine, by: str, qid: str) -> dict | None:
         headers = await asyncio.to_thread(admin.headers, engine.config.data_dir, qid)
     except OSError:
         headers = ""
+    except admin.QueueError as e:  # the text fails its checksum: say so instead of the header
+        headers = f"({e})"
     return {"message": message, "headers": headers}
 
 

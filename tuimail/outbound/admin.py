@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuimail.outbound.queue import QueuedMessage, QueueStore, RcptState
+from tuimail.outbound.queue import Damaged, QueuedMessage, QueueStore, RcptState
 
 BOUNCED_BY_OPERATOR = "550 5.0.0 bounced by the administrator"
 
@@ -69,7 +69,11 @@ def get(data_dir: Path, qid: str) -> QueuedMessage:
 
 
 def headers(data_dir: Path, qid: str, limit: int = 4000) -> str:
-    raw = _store(data_dir).read_body(qid)
+    try:
+        raw = _store(data_dir).read_body(qid)
+    except Damaged as e:
+        raise QueueError(f"{qid}: {e}; it is never sent: the server moves it to queue/quarantine/ "
+                         f"(at start, or when it comes to send it)") from None
     end = raw.find(b"\n\n")
     return raw[: end if end >= 0 else limit][:limit].decode("utf-8", "replace")
 

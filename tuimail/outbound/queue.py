@@ -2,10 +2,10 @@
 message until it is delivered or bounced).
 
 Each message is one file, and a second one once its state changes without ending:
-- `<id>.eml`: a first line `TUIMAIL-QUEUE 2 {json}` holding the envelope and the recipients' first state,
-  then the message as it will be sent (LF line ends, as the Maildir keeps them). Written to a temporary
-  name, renamed, fsynced, the directory fsynced (shared): one file and one fsync per message at intake,
-  before SMTP answers 250. Never changed afterwards.
+- `<id>.eml`: a first line `TUIMAIL-QUEUE 2 {json}` holding the envelope, the recipients' first state
+  and the CRC-32 of the message, then the message as it will be sent (LF line ends, as the Maildir
+  keeps them). Written to a temporary name, renamed, fsynced, the directory fsynced (shared): one file
+  and one fsync per message at intake, before SMTP answers 250. Never changed afterwards.
 - `<id>.json`: the envelope and one state per recipient (queued / delivered / failed, attempts, the
   next try, the last reply), written only when an attempt leaves recipients waiting (or a DSN owed),
   replaced atomically, so a recipient that got a 250 from the next hop is recorded before the runner
@@ -14,9 +14,17 @@ Each message is one file, and a second one once its state changes without ending
 
 A finished message is removed, the `.eml` first (a lone `.json` is a removal cut short and is cleaned
 up at start). Directory fsyncs are shared by the threads that need one at the same moment
-(`core/groupsync.py`), so many deliveries at once cost few fsyncs. A file that does not read back
-(a crash mid-write, a disk error) is moved to `queue/quarantine/` and reported; the rest goes on.
-Queues written by the first version (`.eml` without the first line, and always a `.json`) still load.
+(`core/groupsync.py`), so many deliveries at once cost few fsyncs.
+
+A crash before the 250 (the client then sends the message again) can leave an `.eml` that is short,
+or of full length with blocks of zeros where the data never reached the disk (delayed allocation on
+ext4 and xfs): the length alone cannot tell. So at start every message's length AND checksum are
+checked, and again whenever its text is read back to be sent; a file that does not read back whole
+(a crash mid-write, a disk error) is moved to `queue/quarantine/` and reported, never delivered, and
+the rest goes on. The CRC-32 is computed at intake over the bytes already in memory (zlib: a few
+microseconds for a typical message). Files without a checksum (written before it existed) are
+checked by length, as before; queues written by the first version (`.eml` without the first line, and
+always a `.json`) still load.
 
 Everything here blocks (fsync): the runner calls it through `asyncio.to_thread`.
 """
@@ -28,6 +36,7 @@ import json
 import os
 import threading
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,6 +48,7 @@ QUARANTINE_DIR = "quarantine"
 CHANGED_FILE = ".changed"
 MAGIC = b"TUIMAIL-QUEUE 2 "  # the first line of a `.eml`: the envelope and first state as JSON
 MAX_LINE = 1 << 20  # a first line longer than this is not ours
+CHUNK = 1 << 20  # the checksum is verified reading this much at a time
 
 
 class RcptState(str, enum.Enum):
@@ -74,6 +84,7 @@ class QueuedMessage:
     eight_bit: bool = False  # the body has 8-bit bytes (RFC 6152 BODY=8BITMIME)
     warned: bool = False  # the delay warning DSN has been sent
     message_id: str = ""
+    crc32: int | None = None  # zlib.crc32 of the message as stored; None in files written before it existed
 
     @property
     def pending(self) -> list[Recipient]:
@@ -121,6 +132,16 @@ class QueuedMessage:
         return cls(recipients=recipients, **data)
 
 
+class Damaged(ValueError):
+    """A message file of the right length whose bytes are not the ones written (blocks lost in a crash)."""
+
+
+def check_crc(expected: int | None, crc: int) -> None:
+    if expected is not None and crc != expected:
+        raise Damaged(f"message file fails its checksum (CRC-32 {crc:08x}, {expected:08x} expected: "
+                      f"blocks lost in a crash)")
+
+
 @dataclass(frozen=True, slots=True)
 class Quarantined:
     id: str
@@ -146,6 +167,7 @@ class QueueStore:
     def add(self, message: QueuedMessage, data_lf: bytes) -> None:
         """Store a new message durably in one file: its first state, then the message."""
         message.size = len(data_lf)
+        message.crc32 = zlib.crc32(data_lf)  # the bytes are in memory: no second pass over a file
         body = self.body_path(message.id)
         tmp = self.root / f".{message.id}.eml.tmp"
         try:
@@ -161,8 +183,9 @@ class QueueStore:
                 # renamed before the fsync: on a journalling file system (ext4, xfs) the file's fsync
                 # then commits the rename with it, and the directory fsync below is mostly free;
                 # measured here 1.3-1.8x the messages per second of fsync-then-rename. A crash before
-                # the 250 can leave a short file under its final name: it does not read back whole and
-                # is quarantined at start, and the client, which got no 250, sends it again.
+                # the 250 can leave under its final name a short file, or one of full length with
+                # zeroed blocks (delayed allocation): its length or its checksum fails, it is
+                # quarantined at start, and the client, which got no 250, sends it again.
                 os.replace(tmp, body)
                 os.fsync(f.fileno())
         except BaseException:
@@ -212,35 +235,58 @@ class QueueStore:
         except OSError:
             return 0.0
 
-    def _read(self, qid: str) -> tuple[QueuedMessage, int]:
-        """The message's current state and where its body starts in the `.eml` (raises if unreadable)."""
+    def _read(self, qid: str, verify: bool = False) -> tuple[QueuedMessage, int]:
+        """The message's current state and where its body starts in the `.eml` (raises if unreadable).
+        With `verify`, the body is read and its checksum compared too (`Damaged` if it differs)."""
         with open(self.body_path(qid), "rb") as f:
             first = f.readline(MAX_LINE)
             size = os.fstat(f.fileno()).st_size
-        offset = len(first) if first.startswith(MAGIC) else 0
-        try:
-            message = QueuedMessage.from_json(self.state_path(qid).read_bytes())
-        except FileNotFoundError:
-            if not offset:
-                raise ValueError("no state: neither a first line nor a .json file") from None
-            message = QueuedMessage.from_json(first[len(MAGIC):])
-        if size - offset != message.size:
-            raise ValueError(f"message file has {size - offset} bytes, {message.size} expected (truncated)")
-        if message.id != qid:
-            raise ValueError("the id inside does not match the file name")
+            offset = len(first) if first.startswith(MAGIC) else 0
+            try:
+                message = QueuedMessage.from_json(self.state_path(qid).read_bytes())
+            except FileNotFoundError:
+                if not offset:
+                    raise ValueError("no state: neither a first line nor a .json file") from None
+                message = QueuedMessage.from_json(first[len(MAGIC):])
+            if size - offset != message.size:
+                raise ValueError(f"message file has {size - offset} bytes, {message.size} expected (truncated)")
+            if message.id != qid:
+                raise ValueError("the id inside does not match the file name")
+            if verify and message.crc32 is not None:
+                f.seek(offset)
+                crc = 0
+                while chunk := f.read(CHUNK):
+                    crc = zlib.crc32(chunk, crc)
+                check_crc(message.crc32, crc)
         return message, offset
 
     def load_one(self, qid: str) -> QueuedMessage | None:
+        """The message's state, or None if it is gone or unreadable (its length is checked; its
+        checksum is checked at start and by `read_body`, which read the whole text anyway)."""
         try:
             return self._read(qid)[0]
         except (OSError, ValueError, TypeError, KeyError):
             return None
 
     def read_body(self, qid: str) -> bytes:
+        """The message's text as it will be sent; raises `Damaged` when it fails its checksum."""
         raw = self.body_path(qid).read_bytes()
-        if raw.startswith(MAGIC):
-            return raw[raw.index(b"\n") + 1:]
-        return raw
+        if not raw.startswith(MAGIC):
+            return raw  # the first version's layout: no checksum
+        end = raw.find(b"\n")
+        if end < 0:
+            raise Damaged("message file ends inside its first line (truncated)")
+        try:
+            expected = json.loads(raw[len(MAGIC):end]).get("crc32")
+        except (ValueError, AttributeError) as e:
+            raise Damaged(f"unreadable first line: {e}") from None
+        body = raw[end + 1:]
+        check_crc(expected, zlib.crc32(body))
+        return body
+
+    def quarantine(self, qid: str, reason: str) -> Quarantined:
+        """Move a message's files out of the queue for the operator to look at (never deleted)."""
+        return self._quarantine(qid, reason)
 
     def ids(self) -> list[str]:
         """Every message on disk, by id (names only: no file is opened)."""
@@ -280,8 +326,9 @@ class QueueStore:
 
     def load(self, clean: bool = False, limit: int | None = None) -> tuple[list[QueuedMessage], list[Quarantined], int]:
         """Messages that read back whole (the oldest `limit` of them, when given) and how many there
-        are in all. With `clean` (at start, when no writer runs), unreadable ones are moved to
-        quarantine/ and named, and unfinished writes and removals are cleaned up."""
+        are in all. With `clean` (at start, when no writer runs), every message's checksum is checked
+        too, unreadable ones are moved to quarantine/ and named, and unfinished writes and removals are
+        cleaned up. Without it (a listing) only the lengths are checked: no message text is read."""
         if not self.root.is_dir():
             return [], [], 0
         messages, bad = [], []
@@ -299,7 +346,7 @@ class QueueStore:
         total = 0
         for qid in sorted(self.ids()):
             try:
-                message, _ = self._read(qid)
+                message, _ = self._read(qid, verify=clean)
             except FileNotFoundError:
                 continue  # removed while we looked
             except (OSError, ValueError, TypeError, KeyError) as e:

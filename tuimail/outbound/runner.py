@@ -35,7 +35,7 @@ from tuimail.core.events import EventBus, MessageBounced
 from tuimail.outbound import dsn, mx, relaypass
 from tuimail.outbound.admin import BOUNCED_BY_OPERATOR
 from tuimail.outbound.client import Connection, NextHopError, Outcome, RcptResult
-from tuimail.outbound.queue import QueuedMessage, QueueStore, RcptState, Recipient
+from tuimail.outbound.queue import Damaged, QueuedMessage, QueueStore, RcptState, Recipient
 from tuimail.outbound.routing import Route, RouteKind, route_for
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class QueueRunner:
     async def start(self) -> None:
         messages, quarantined, total = await asyncio.to_thread(self._load)
         for bad in quarantined:
-            self.bus.system(f"Queue: message {bad.id} moved to queue/quarantine/ ({bad.reason})", logging.ERROR)
+            self._report_quarantined(bad.id, bad.reason)
         self.messages = {m.id: m for m in messages}
         self._spilled = total - len(messages)
         for message in messages:  # a restart resumes the queue at once (as `postqueue -f` would)
@@ -131,6 +131,9 @@ class QueueRunner:
             self.bus.system(f"Queue: {total} message(s) waiting; resuming delivery")
         self._next_scan = time.monotonic() + SCAN_SECONDS
         self._task = asyncio.get_running_loop().create_task(self._run(), name="queue-runner")
+
+    def _report_quarantined(self, qid: str, reason: str) -> None:
+        self.bus.system(f"Queue: message {qid} moved to queue/quarantine/ ({reason})", logging.ERROR)
 
     def _load(self):
         self.store.ensure()
@@ -356,6 +359,9 @@ class QueueRunner:
                 job = self._pending[key].popleft()
                 try:
                     data = self._bodies.get(job.message.id) or await asyncio.to_thread(self.store.read_body, job.message.id)
+                except Damaged as e:  # never sent as it is: quarantined, as at start
+                    await self._quarantine(job, str(e))
+                    continue
                 except OSError as e:
                     await self._results(job, [RcptResult(r.address, Outcome.DEFERRED, f"451 4.3.0 cannot read the queued message: {e}") for r in job.recipients], "")
                     continue
@@ -478,6 +484,21 @@ class QueueRunner:
             self.bus.system(f"Queue: {message.id} delivered to {', '.join(r.address for r in delivered)} via {hop}")
         self.on_change()
 
+    async def _quarantine(self, job: Job, reason: str) -> None:
+        """A message whose text fails its checksum when read back to be sent: its files go to
+        quarantine/ (the first of its jobs to find it moves them) and it leaves the queue unsent."""
+        qid = job.message.id
+        self._jobs_left[qid] -= 1
+        if self._jobs_left[qid] <= 0:
+            self._jobs_left.pop(qid, None)
+            self._inflight.discard(qid)
+        if qid not in self.messages:
+            return  # another route's job of the same message moved it already
+        self._forget(qid)
+        await asyncio.to_thread(self.store.quarantine, qid, reason)
+        self._report_quarantined(qid, reason)
+        self.on_change()
+
     def _fail(self, rcpt: Recipient, reply: str) -> None:
         rcpt.state = RcptState.FAILED
         rcpt.last_reply = reply
@@ -538,7 +559,7 @@ class QueueRunner:
             return
         try:
             original = await asyncio.to_thread(self.store.read_body, message.id)
-        except OSError:
+        except (OSError, Damaged):  # the DSN is owed all the same, without headers we cannot trust
             original = b""
         notice = dsn.build(message, failed, original, hostname=self.settings.server.hostname)
         try:
@@ -555,7 +576,10 @@ class QueueRunner:
 
     async def _warn(self, message: QueuedMessage) -> None:
         try:
-            original = await asyncio.to_thread(self.store.read_body, message.id)
+            try:
+                original = await asyncio.to_thread(self.store.read_body, message.id)
+            except Damaged:  # the warning is owed all the same (delivery will quarantine the message)
+                original = b""
             notice = dsn.build(message, message.pending, original, hostname=self.settings.server.hostname,
                                delayed=True)
             await self.inject(notice.data, "", [notice.recipient])
