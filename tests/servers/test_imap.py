@@ -359,7 +359,8 @@ def test_pop3_deletion_and_smtp_delivery_reach_an_imap_session(server):
     pop.pass_(PASSWORD)
     pop.dele(1)
     pop.quit()
-    assert t.command(b"a3 noop\n") == ["* 1 EXPUNGE", "a3 OK NOOP completed"]
+    # RFC 3501 §7.3.2: the expunged message was recent to this session, so its count drops too
+    assert t.command(b"a3 noop\n") == ["* 1 EXPUNGE", "* 1 RECENT", "a3 OK NOOP completed"]
     t.type(b"a4 idle\n")
     assert t.line() == "+ idling"
     with smtplib.SMTP("127.0.0.1", server.ports.smtp, timeout=10) as smtp:
@@ -423,6 +424,7 @@ def test_idle_sees_flag_changes_and_expunges_from_another_session(server, imap):
     assert t.line() == "* 1 FETCH (FLAGS (\\Deleted \\Recent))"
     other.expunge()
     assert t.line() == "* 1 EXPUNGE"
+    assert t.line() == "* 1 RECENT"  # the expunged message was recent to this session (RFC 3501 §7.3.2)
     other.logout()
     assert t.command(b"DONE\n", "a3") == ["a3 OK IDLE terminated"]
     assert t.command(b"a4 fetch 1 flags\n") == ["* 1 FETCH (FLAGS (\\Flagged \\Recent))", "a4 OK FETCH completed"]

@@ -89,7 +89,7 @@ class MailboxCommands:
         self._untagged(flags_line[2:])
         self._untagged(f"{view.exists} EXISTS")
         if not self.rev2:  # RFC 9051 Appendix E items 11 and 12: RECENT and UNSEEN are gone in rev2
-            self._untagged(f"{len(view.recent)} RECENT")
+            self._untagged(f"{view.recent_told} RECENT")  # §7.3.2: of these EXISTS, never more
             unseen = view.first_unseen()
             if unseen is not None:
                 self._untagged(f"OK [UNSEEN {unseen}] first unseen")
@@ -234,8 +234,7 @@ class MailboxCommands:
         refs = folder.messages()
         values = {
             "MESSAGES": lambda: len(refs),
-            "RECENT": lambda: len(folder.unclaimed_recent()) + (
-                len(self.view.recent) if self.view is not None and self.view.folder is folder else 0),
+            "RECENT": lambda: self._status_recent(folder, refs),
             "UIDNEXT": lambda: folder.uidnext,
             "UIDVALIDITY": lambda: folder.uidvalidity,
             "UNSEEN": lambda: sum(1 for r in refs if "S" not in r.flags),
@@ -246,6 +245,16 @@ class MailboxCommands:
         }
         items = " ".join(f"{w} {values[w]()}" for w in wanted)
         return f"STATUS {self._quoted_name(name)} ({items})"
+
+    def _status_recent(self, folder, refs) -> int:
+        """STATUS RECENT (RFC 3501 §6.3.10, §2.3.2): the messages no session has claimed yet, and those
+        recent to this session in the folder it has open; each once (an EXAMINEd folder's recent ones
+        are also unclaimed), and only those still in the folder (so never above MESSAGES)."""
+        recent = set(folder.unclaimed_recent())
+        view = self.view
+        if view is not None and view.folder is folder:
+            recent |= view.recent
+        return sum(1 for ref in refs if ref.uid in recent) if recent else 0
 
     # ----- APPEND ---------------------------------------------------------------------------
 

@@ -28,11 +28,15 @@ class MailboxView:
         # RFC 3501 §2.3.2: \Recent belongs to the first session that SELECTs after a message arrived;
         # EXAMINE shows which messages are recent without taking the flag from the next SELECT (§6.3.2).
         # An IMAP4rev2 session (`recent=False`, RFC 9051 Appendix E item 12) neither shows nor takes it.
+        # The snapshot is taken BEFORE the claim: every message in it that no session had claimed is
+        # then claimed here (a delivery racing this SELECT is claimed too and reported by the next
+        # refresh, whose EXISTS brings it into `uids`). The other order left a message arriving between
+        # the two in `uids` unclaimed and a message expunged between the two in `recent`.
         self.track_recent = recent
-        self.recent: set[int] = set()
+        self.recent: set[int] = set()  # may hold uids not (yet, or any more) in `uids`: count with recent_count()
+        snap = folder.snapshot()
         if recent:
             self.recent.update(folder.unclaimed_recent() if readonly else folder.claim_recent())
-        snap = folder.snapshot()
         self._snap = snap
         self.uids: list[int] = list(snap.uids)
         self.modseq = snap.highest_modseq  # every change up to here is known to the client
@@ -43,6 +47,7 @@ class MailboxView:
         self._seen_version = snap.version  # the folder version the client is up to date with
         self.condstore = False  # RFC 7162 §3.1: unsolicited FETCH carries UID and MODSEQ
         self.qresync = False  # RFC 7162 §3.2.10: VANISHED instead of EXPUNGE
+        self.recent_told = self.recent_count()  # the client's count: the last `* n RECENT` (SELECT sends it)
 
     def snapshot(self):
         """The folder as this command sees it: read from disk at most once per command unless the
@@ -70,6 +75,23 @@ class MailboxView:
     def seq_of(self, uid: int) -> int | None:
         i = bisect.bisect_left(self.uids, uid)
         return i + 1 if i < len(self.uids) and self.uids[i] == uid else None
+
+    def recent_count(self) -> int:
+        """RFC 3501 §7.3.2: the messages of this view with \\Recent for this session (a claimed uid that
+        was expunged before the view held it, or that the next refresh brings in, is not counted)."""
+        return sum(1 for uid in self.recent if self.seq_of(uid) is not None) if self.recent else 0
+
+    def _recent_lines(self, always: bool = False) -> list[str]:
+        """`* n RECENT` when the count the client holds is no longer right (RFC 3501 §7.3.2: after
+        EXPUNGEs of recent messages too, as Dovecot does; imaptest adds these counts up across
+        sessions), or with `always`, after an EXISTS."""
+        if not self.track_recent:  # RFC 9051 Appendix E item 12: no RECENT response in IMAP4rev2
+            return []
+        count = self.recent_count()
+        if count == self.recent_told and not always:
+            return []
+        self.recent_told = count
+        return [f"* {count} RECENT"]
 
     def live_uids(self) -> list[int]:
         return [u for u in self.uids if u not in self.gone] if self.gone else self.uids
@@ -142,8 +164,9 @@ class MailboxView:
             return []
         out: list[str] = []
         if self.track_recent and not self.readonly and folder.has_unclaimed_recent():
+            # claimed after the snapshot (as in __init__): what the claim saw beyond `snap` arrived
+            # after it, changed the folder's version, and comes in with the next refresh's EXISTS
             self.recent.update(folder.claim_recent())
-            snap = self.snapshot()
         self._seen_version = snap.version
         by_uid = snap.by_uid
         self.gone.update(u for u in self.uids if u not in by_uid)
@@ -155,8 +178,7 @@ class MailboxView:
         if fresh:
             self.uids.extend(fresh)
             out.append(f"* {len(self.uids)} EXISTS")
-            if self.track_recent:  # RFC 9051 Appendix E item 12: no RECENT response in IMAP4rev2
-                out.append(f"* {sum(1 for u in self.uids if u in self.recent)} RECENT")
+        out += self._recent_lines(always=bool(fresh))
         baseline, told = self.modseq, self.told
         if snap.highest_modseq > baseline:
             for ref in snap.refs:
@@ -177,7 +199,7 @@ class MailboxView:
     def expunged(self, uids: list[int]) -> list[str]:
         """This session expunged `uids`: the EXPUNGE lines, highest sequence number first."""
         self.gone.update(uids)
-        return self._expunge_lines()
+        return self._expunge_lines() + self._recent_lines()
 
     def _expunge_lines(self) -> list[str]:
         # RFC 3501 §7.4.1: each EXPUNGE renumbers the messages after it; sending the highest
