@@ -181,7 +181,8 @@ class MessageCommands:
                 view.remember(new)
                 if not wants_flags:
                     item_atts = with_flags
-            plan.append((seq, ref, item_atts, flags_of(u, ref)))
+            sent = item_atts is with_flags or wants_flags  # only FLAGS sent count as told (§7.4.2)
+            plan.append((seq, ref, item_atts, flags_of(u, ref, sent)))
         if plan and (wants_flags or seen_now):
             for line in view.announce(view.snapshot().keyword_names):
                 self._untagged(line[2:])
@@ -200,6 +201,7 @@ class MessageCommands:
             for line in view.announce(view.snapshot().keyword_names):
                 self._untagged(line[2:])
         recent, baseline, told = view.recent, view.modseq, view.told
+        sends_flags = "FLAGS" in names
         cache: dict[tuple, bytes] = {}
         shape = b" ".join(b"UID %d" if n == "UID" else b"MODSEQ (%d)" if n == "MODSEQ" else b"FLAGS %s" for n in names)
         template = b"* %d FETCH (" + shape + b")\r\n"
@@ -212,7 +214,7 @@ class MessageCommands:
             if ref is None:
                 missing += 1
                 continue
-            if ref.modseq > baseline:
+            if sends_flags and ref.modseq > baseline:  # `FETCH 1:* UID` tells no flags (§7.4.2)
                 told[u] = ref.modseq
             key = (ref.flags, ref.keywords, u in recent)
             flags = cache.get(key)

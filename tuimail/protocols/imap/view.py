@@ -96,12 +96,14 @@ class MailboxView:
     def live_uids(self) -> list[int]:
         return [u for u in self.uids if u not in self.gone] if self.gone else self.uids
 
-    def flags_of(self, uid: int, ref: MessageRef | None = None) -> str:
-        """The message's flags as the client is told them now (and remembered as told)."""
+    def flags_of(self, uid: int, ref: MessageRef | None = None, sent: bool = True) -> str:
+        """The message's flags as the client is told them now (and, when they are `sent`, remembered
+        as told: a FETCH without FLAGS tells nothing, and marking it would make the next refresh skip
+        another session's change the client never heard of, RFC 3501 §7.4.2)."""
         ref = ref or self._snap.by_uid.get(uid) or self.folder.get(uid)
         if ref is None:
             return flag_list("", frozenset(), uid in self.recent)
-        if ref.modseq > self.modseq:
+        if sent and ref.modseq > self.modseq:
             self.told[uid] = ref.modseq
         return flag_list(ref.flags, ref.keywords, uid in self.recent)
 
