@@ -38,7 +38,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from tuimail.core.atomic import fsync_dir
 from tuimail.store.files import (
@@ -679,10 +679,15 @@ class Folder:
         return self.store_flags({uid: (flags, None)}).get(uid)
 
     def store_flags(self, changes: Mapping[int, tuple[str | None, frozenset[str] | None]],
-                    unchanged_since: int | None = None, modified: list[int] | None = None) -> dict[int, MessageRef]:
+                    unchanged_since: int | None = None, modified: list[int] | None = None,
+                    op: Literal["=", "+", "-"] = "=") -> dict[int, MessageRef]:
         """Set flag letters and/or keywords (None: leave as is) of many messages at once: one
         rename per message whose letters change, one batch of index records, one shared fsync.
         Returns the refs after the change of the messages that still exist.
+
+        `op` "+" adds the given letters and keywords to each message's flags and "-" removes them
+        (RFC 3501 §6.4.6 +FLAGS/-FLAGS), applied to the flags the message has NOW, under the lock:
+        another session's change made since the caller looked is merged, never overwritten.
 
         With `unchanged_since` (RFC 7162 §3.1.3 UNCHANGEDSINCE), a message whose modseq is above it
         is left alone and its uid added to `modified`; the test and the change happen under one lock."""
@@ -699,6 +704,12 @@ class Folder:
                     if modified is not None:
                         modified.append(uid)
                     continue
+                if op == "+":
+                    letters = ref.flags + (letters or "")
+                    words = ref.keywords | words if words else None
+                elif op == "-":
+                    letters = "".join(c for c in ref.flags if c not in (letters or ""))
+                    words = ref.keywords - words if words else None
                 letters = ref.flags if letters is None else normalize_flags(letters)
                 words = ref.keywords if words is None else frozenset(words)
                 if letters == ref.flags and words == ref.keywords and (ref.subdir == "cur" or letters == ""):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 
 class MessageRef(Protocol):
@@ -58,6 +58,7 @@ class Folder(Protocol):
     def store_flags(
         self, changes: Mapping[int, tuple[str | None, frozenset[str] | None]],
         unchanged_since: int | None = None, modified: list[int] | None = None,
+        op: Literal["=", "+", "-"] = "=",  # "+"/"-": applied to the flags as they are under the lock
     ) -> dict[int, MessageRef]: ...
     def vanished_since(self, modseq: int) -> tuple[list[int], bool]: ...  # RFC 7162 §3.2.5.2
     @property

@@ -246,10 +246,13 @@ class CondstoreCommands:
             self._untagged(f"VANISHED (EARLIER) {vanished}")
         refs = view.by_uid()
         wanted = normal(known, view.uids[-1] if view.uids else 0)
-        for seq, uid in enumerate(view.uids, 1):
-            ref = refs.get(uid)
-            if ref is not None and ref.modseq > q.modseq and member(wanted, uid):
-                self._untagged(f"{seq} FETCH (UID {uid} FLAGS {view.flags_of(uid, ref)} MODSEQ ({ref.modseq}))")
+        changed = [(seq, refs[uid]) for seq, uid in enumerate(view.uids, 1)
+                   if uid in refs and refs[uid].modseq > q.modseq and member(wanted, uid)]
+        # RFC 3501 §7.2.6: a keyword added since SELECT's FLAGS (a newer snapshot) is announced first
+        for line in view.announce(frozenset().union(*(ref.keywords for _, ref in changed))):
+            self._untagged(line[2:])
+        for seq, ref in changed:
+            self._untagged(f"{seq} FETCH (UID {ref.uid} FLAGS {view.flags_of(ref.uid, ref)} MODSEQ ({ref.modseq}))")
 
     def _vanished(self, modseq: int, ranges: Ranges, seq_match: tuple[Ranges, Ranges] | None = None) -> str:
         """The uids of `ranges` expunged after `modseq`, as a set (§3.2.5.2, §3.2.6). When the folder

@@ -157,9 +157,11 @@ class MessageCommands:
         wants_flags = any(a.name == "FLAGS" for a in atts)
         seen_now: dict[int, MessageRef] = {}
         if sets_seen:  # §6.4.5: BODY[...] sets \Seen (one batch of renames and index records)
-            unseen = {u: (refs[u].flags + "S", None) for _, u in targets if u in refs and "S" not in refs[u].flags}
+            # "+": added to the flags as they are under the folder's lock, so a change another
+            # session made since this command's snapshot is kept (§6.4.6 semantics, not a rewrite)
+            unseen = {u: ("S", None) for _, u in targets if u in refs and "S" not in refs[u].flags}
             if unseen:
-                seen_now = view.folder.store_flags(unseen)
+                seen_now = view.folder.store_flags(unseen, op="+")
         names = [a.name for a in atts]
         if not seen_now and set(names) <= {"UID", "FLAGS", "MODSEQ"} and len(set(names)) == len(names):  # FETCH 1:* (FLAGS): from the index
             return self._fetch_flags(targets, refs, names)
@@ -183,8 +185,9 @@ class MessageCommands:
                     item_atts = with_flags
             sent = item_atts is with_flags or wants_flags  # only FLAGS sent count as told (§7.4.2)
             plan.append((seq, ref, item_atts, flags_of(u, ref, sent)))
-        if plan and (wants_flags or seen_now):
-            for line in view.announce(view.snapshot().keyword_names):
+        if plan and (wants_flags or seen_now):  # §7.2.6: every keyword sent, even one added meanwhile
+            words = view.snapshot().keyword_names.union(*(ref.keywords for _, ref, _, _ in plan))
+            for line in view.announce(words):
                 self._untagged(line[2:])
         if plan:  # rendered while it is sent, a slice at a time: memory stays bounded
             simple = all(a.name in ("UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE", "MODSEQ") for a in atts)
@@ -197,8 +200,9 @@ class MessageCommands:
     def _fetch_flags(self, targets: list[tuple[int, int]], refs, names: list[str]) -> str:
         """FLAGS and UID only: one formatted line per message, flag lists shared (100,000 lines)."""
         view = self.view
-        if "FLAGS" in names:
-            for line in view.announce(view.snapshot().keyword_names):
+        if "FLAGS" in names:  # §7.2.6: the keywords of the refs sent, whatever snapshot they came from
+            words = view.snapshot().keyword_names.union(*(refs[u].keywords for _, u in targets if u in refs))
+            for line in view.announce(words):
                 self._untagged(line[2:])
         recent, baseline, told = view.recent, view.modseq, view.told
         sends_flags = "FLAGS" in names
@@ -268,19 +272,17 @@ class MessageCommands:
         if mode != "-FLAGS":  # §7.2.6: the client learns of a new keyword before a FETCH carries it
             for line in view.announce(words):
                 self._untagged(line[2:])
-        changes: dict[int, tuple[str | None, frozenset[str] | None]] = {}
-        for seq, u in targets:
-            ref = refs.get(u)
-            if ref is None:
-                continue
-            if mode == "FLAGS":
-                changes[u] = (letters, words)
-            elif mode == "+FLAGS":
-                changes[u] = (ref.flags + letters, ref.keywords | words if words else None)
-            else:
-                changes[u] = ("".join(c for c in ref.flags if c not in letters), ref.keywords - words if words else None)
+        # §6.4.6: +FLAGS/-FLAGS go to the store as an operation, applied to the flags each message has
+        # under the folder's lock (with the UNCHANGEDSINCE test): a change another session made after
+        # this command's snapshot is merged with this one, not overwritten by a result computed here
+        op = {"FLAGS": "=", "+FLAGS": "+", "-FLAGS": "-"}[mode]
+        change = (letters, words) if mode == "FLAGS" else (letters, words or None)
+        changes = {u: change for _, u in targets if u in refs}
         modified: list[int] = []  # RFC 7162 §3.1.3: changed after UNCHANGEDSINCE, left alone
-        done = view.folder.store_flags(changes, unchanged, modified) if changes else {}  # one batch, one fsync
+        done = view.folder.store_flags(changes, unchanged, modified, op=op) if changes else {}  # one batch, one fsync
+        if not silent:  # §7.2.6: a keyword another session added meanwhile is in the result: FLAGS first
+            for line in view.announce(frozenset().union(*(ref.keywords for ref in done.values()))):
+                self._untagged(line[2:])
         condstore = self.condstore
         for seq, u in targets:
             new = done.get(u)
@@ -291,7 +293,7 @@ class MessageCommands:
                 view.remember(new)
                 modseq = f" MODSEQ ({new.modseq})" if condstore else ""
                 self._untagged(f"{seq} FETCH ({uid_part}FLAGS {view.flags_of(u, new)}{modseq})")
-            elif view.knows(refs[u]) and _as_asked(new, refs[u], changes[u]):  # the client can work them out
+            elif view.knows(refs[u]) and _as_asked(new, refs[u], op, change):  # the client can work them out
                 view.remember(new)
                 if condstore and new.modseq != refs[u].modseq:  # RFC 7162 §3.1.3: the new modseq even with .SILENT
                     self._untagged(f"{seq} FETCH ({uid_part}MODSEQ ({new.modseq}))")
@@ -419,11 +421,16 @@ class MessageCommands:
         return f"OK [{code}] {verb} completed"
 
 
-def _as_asked(new: MessageRef, base: MessageRef, change: tuple[str | None, frozenset[str] | None]) -> bool:
-    """After STORE .SILENT: the message's flags are what the client computed from the version it
-    knew (not, say, a version another session wrote, left alone because it already matched)."""
+def _as_asked(new: MessageRef, base: MessageRef, op: str, change: tuple[str | None, frozenset[str] | None]) -> bool:
+    """After STORE .SILENT: the message's flags are what the client computes from the version it
+    knew and its own change (not a merge with another session's change it never heard of)."""
     letters, words = change
-    return new.flags == "".join(sorted(set(letters or ""))) and new.keywords == (base.keywords if words is None else words)
+    letters = letters or ""
+    if op == "+":
+        letters, words = base.flags + letters, base.keywords | words if words else None
+    elif op == "-":
+        letters, words = "".join(c for c in base.flags if c not in letters), base.keywords - words if words else None
+    return new.flags == "".join(sorted(set(letters))) and new.keywords == (base.keywords if words is None else words)
 
 
 def _binary_refusal(folder, refs: list[MessageRef], atts: list[FetchAtt]) -> str | None:
