@@ -44,9 +44,12 @@ class Raw:
         return raw
 
     def until(self, prefix: bytes) -> list[bytes]:
+        """Lines up to the one starting with `prefix`; a refusal or a closed connection on the way
+        fails at once with what was received (a timeout would hide it)."""
         lines = [self.line()]
         while not lines[-1].startswith(prefix):
-            assert lines[-1], f"connection closed before {prefix!r}"
+            assert lines[-1], f"connection closed before {prefix!r}: {lines}"
+            assert not lines[-1].startswith((b"-ERR", b"5")), f"refused before {prefix!r}: {lines}"
             lines.append(self.line())
         return lines
 
@@ -111,14 +114,15 @@ def test_pop3_ctrl_c_while_typing_drops_the_line(server):
 
 
 def test_pop3_output_to_a_telnet_client_doubles_ff(server):
-    server.engine.store.deliver("tatareva@lab.test", b"Subject: 8bit\n\ncaf\xe9 \xff\n")
+    server.call(server.engine.store.deliver, "tatareva@lab.test", b"Subject: 8bit\n\ncaf\xe9 \xff\n")
     t = Raw(server.ports.pop3)
     t.line()
     t.send(b"\xff\xfd\x01user tatareva\r\n")  # DO ECHO: refused, and the client speaks telnet
     assert t.exact(9) == OFFER + b"\xff\xfc\x01"
-    t.line()
-    t.send(f"pass {PASSWORD}\r\nretr 1\r\n".encode())
-    t.line()
+    assert t.line().startswith(b"+OK")
+    t.send(f"pass {PASSWORD}\r\nretr 1\r\n".encode())  # pipelined behind the password check
+    reply = t.line()
+    assert reply.startswith(b"+OK"), (reply, server.log_text("POP")[-2000:])
     body = b"".join(t.until(b".\r\n"))
     assert b"caf\xe9 \xff\xff\r\n" in body  # RFC 854: a data 0xFF goes out as IAC IAC
     t.close()
