@@ -117,12 +117,21 @@ def publish_transcripts(engine: Engine) -> None:
 
 def _write_logs(engine: Engine, writer=None) -> None:
     """Sessions 1-10, ended: into the log files, or (`writer`) published as events."""
-    if writer is None:
-        writer = LogWriter(engine.config.log_dir)
+    if writer is not None:
+        _ended_sessions(writer)
+        return
+    files = LogWriter(engine.config.log_dir)
+    try:
         start = T0 - timedelta(minutes=50)
-        writer(SystemMessage("tuimail 0.1.0 starting on mail.lab.test (config config.toml)", at=start))
+        files(SystemMessage("tuimail 0.1.0 starting on mail.lab.test (config config.toml)", at=start))
         for name, port in engine.config.settings.ports.listeners().items():
-            writer(SystemMessage(f"{name.upper()} listening on 127.0.0.1:{port}", at=start))
+            files(SystemMessage(f"{name.upper()} listening on 127.0.0.1:{port}", at=start))
+        _ended_sessions(files)
+    finally:
+        files.close()  # the log files are closed here, not left to the garbage collector
+
+
+def _ended_sessions(writer) -> None:
     start = T0 - timedelta(minutes=50)
     for sid in range(1, 11):
         at = start + timedelta(minutes=4 * sid)
