@@ -44,6 +44,7 @@ class RunningServer:
         self.loop = asyncio.new_event_loop()
         self.engine: Engine | None = None
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._moves = 0
 
     def start(self) -> RunningServer:
         self._thread.start()
@@ -54,7 +55,25 @@ class RunningServer:
             return engine
 
         self.engine = self.run(boot())
+        while self._move_taken_ports():
+            self.run(self.engine.stop())
+            self.engine = self.run(boot())
         return self
+
+    def _move_taken_ports(self) -> bool:
+        """A port chosen by `free_port()` can be bound by another process (a second pytest run on the
+        same machine) before this server binds it. The engine then runs without that listener, as it
+        does for an operator, and a client would reach the other process's server: the taken ports
+        get new numbers and the caller starts again (True)."""
+        taken = [name for name, state in self.engine.listeners.items() if state.status == "port in use"]
+        if not taken:
+            return False
+        self._moves += 1
+        assert self._moves < 20, f"ports keep being taken: {taken}"
+        for name in taken:
+            setattr(self.config.settings.ports, name, free_port())
+        save_settings(self.config.settings, self.config.path)
+        return True
 
     def run(self, coro, timeout: float = 30):
         """Run a coroutine on the server's loop and return its result."""
@@ -112,6 +131,10 @@ class HostedServer(RunningServer):
 
         self.host = self.run(boot())
         self.engine = self.host.engine
+        while self._move_taken_ports():
+            self.run(self.host.stop())
+            self.host = self.run(boot())
+            self.engine = self.host.engine
         return self
 
     def stop(self) -> None:
