@@ -63,6 +63,13 @@ class LineSplitter:
         self._overlong = False
 
     def feed(self, data: bytes) -> list[bytes | LineTooLong]:
+        nl = data.find(b"\n")
+        if 0 <= nl == len(data) - 1 and not self._buf and not self._overlong and nl <= self.max_line + 1:
+            # the common case, a client's whole command in one read: no buffer copy
+            line = data[:nl] if type(data) is bytes else bytes(data[:nl])
+            if line.endswith(b"\r"):
+                return [edit_line(line[:-1])]
+            return [BareLine(edit_line(line))]
         out: list[bytes | LineTooLong] = []
         start = 0
         while True:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tuimail.protocols.pop3.message import wire_body
+from tuimail.protocols.pop3.message import _dot_line, wire_body
 
 
 def unstuff(body: bytes) -> bytes:
@@ -46,3 +46,11 @@ def test_body_is_well_formed_and_round_trips(data: bytes) -> None:
         lf += b"\n"
     if b"\r" not in data:
         assert unstuff(body) == lf
+
+
+@given(st.binary(max_size=300).map(lambda b: b.translate(bytes(range(256)).replace(b"\xff", b"."))),
+       st.lists(st.sampled_from([b".", b"\n", b"x", b"\n."]), max_size=80).map(b"".join))
+def test_dot_lines_are_found_past_many_dots(noise: bytes, lines: bytes) -> None:
+    """The dot-by-dot probe and the two-byte search agree, however many dots come first."""
+    for lf in (lines, noise, b"." * 40 + lines, lines + b"a." * 20 + b"\n.x"):
+        assert _dot_line(lf) == (b"\n." in lf)

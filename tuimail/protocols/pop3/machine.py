@@ -39,7 +39,7 @@ from tuimail.protocols.pop3.outputs import (
     StartTls,
     StateChanged,
 )
-from tuimail.protocols.pop3.state import State, Transition, allowed, next_state, wrong_state_reason
+from tuimail.protocols.pop3.state import ALLOWED, State, Transition, next_state, wrong_state_reason
 
 # RFC 3206 §4 / RFC 2449 §8: a temporary condition of the server, not the client's fault
 DISK_FULL = "[SYS/TEMP] The server's disk is full; try again later"
@@ -145,16 +145,14 @@ class Pop3Machine:
         """Process one queued line (nothing when not `ready`)."""
         if not self.ready:
             return []
-        out = self._line(self._queue.popleft())
-        return out + self._counted(out)
+        return self._counted(self._line(self._queue.popleft()))
 
     def auth_result(self, result: AuthResult) -> list[Output]:
         """The answer to the open AuthRequest; continues with any pipelined lines."""
         self._waiting = False
         if self.closed:  # the connection went away during the check: take no lock
             return []
-        out = self._scram_final(result) or self._login(result)
-        return out + self._counted(out) + self._pump()
+        return self._counted(self._scram_final(result) or self._login(result)) + self._pump()
 
     def _scram_final(self, result: AuthResult) -> list[Output]:
         """SCRAM: an accepted proof is answered with the server-final challenge; the login happens
@@ -191,7 +189,7 @@ class Pop3Machine:
         return out
 
     def _line(self, raw: bytes | LineTooLong) -> list[Output]:
-        if isinstance(raw, LineTooLong):
+        if type(raw) is LineTooLong:
             self._sasl = None
             return [Noted(f"Client line longer than {MAX_LINE} octets discarded"),
                     _err(f"Command line too long (at most {MAX_LINE} octets)")]
@@ -201,17 +199,20 @@ class Pop3Machine:
                 return [Received(MASK), _err(STRICT_BARE_LF)]
             return [Received(MASK), *self._sasl_line(raw.decode("utf-8", "replace").strip())]
         cmd = c.parse(raw)
-        received = Received(self._log_text(raw, cmd))
-        if self.strict and isinstance(raw, BareLine):  # RFC 1939 §3: commands end with CRLF
-            return [received, _err(STRICT_BARE_LF)]
-        if self.strict and len(raw) > STRICT_MAX_LINE:
-            return [received, _err(STRICT_TOO_LONG)]
-        verb = cmd.verb if isinstance(cmd, c.BadCommand) else type(cmd).__name__.upper()
-        if verb and not allowed(self.state, verb):
+        kind = type(cmd)
+        # only PASS, APOP and AUTH carry secrets (and a bad line might): the others are logged as typed
+        received = Received(raw.decode("utf-8", "replace") if kind in _PLAIN else self._log_text(raw, cmd))
+        if self.strict:
+            if isinstance(raw, BareLine):  # RFC 1939 §3: commands end with CRLF
+                return [received, _err(STRICT_BARE_LF)]
+            if len(raw) > STRICT_MAX_LINE:
+                return [received, _err(STRICT_TOO_LONG)]
+        verb = cmd.verb if kind is c.BadCommand else _VERBS[kind]
+        if verb and verb not in ALLOWED[self.state]:
             return [received, _err(wrong_state_reason(self.state, verb))]
-        if isinstance(cmd, c.BadCommand):
+        if kind is c.BadCommand:
             return [received, _err(cmd.reason)]
-        return [received, *getattr(self, f"do_{verb.lower()}")(cmd)]
+        return [received, *_HANDLERS[kind](self, cmd)]
 
     @staticmethod
     def _log_text(raw: bytes, cmd: c.Command | c.BadCommand) -> str:
@@ -221,16 +222,17 @@ class Pop3Machine:
 
     def _counted(self, out: list[Output]) -> list[Output]:
         """Count consecutive -ERR replies (failed logins too, which bounds password guessing);
-        after `max_bad_commands` of them, say so and close."""
+        after `max_bad_commands` of them, say so and close. Returns `out`, with the closing added."""
         for item in out:
-            if isinstance(item, Reply) and item.status != "+":
-                self._bad = 0 if item.ok else self._bad + 1
+            if type(item) is Reply and item.status != "+":
+                self._bad = 0 if item.status != "-ERR" else self._bad + 1
         if self._bad < self.max_bad_commands or self.closed:
-            return []
+            return out
         self.closed = True
         self._release()
-        return [Noted(f"{self._bad} bad commands in a row; closing the session"),
+        out += [Noted(f"{self._bad} bad commands in a row; closing the session"),
                 _err("Too many bad commands; closing the connection"), CloseConnection()]
+        return out
 
     def _enter(self, transition: Transition) -> StateChanged:
         self.state = next_state(self.state, transition)
@@ -456,3 +458,11 @@ class Pop3Machine:
         self._deleted.clear()
         count, octets = self._recount()
         return [_ok(f"Maildrop has {count} messages ({octets} octets)")]
+
+
+# command class -> its keyword and its handler, looked up once per line (a download is thousands of RETRs)
+_VERBS: dict[type, str] = {kind: kind.__name__.upper() for kind in c.Command.__args__}  # type: ignore[attr-defined]
+_HANDLERS: dict[type, Callable[[Pop3Machine, c.Command], list[Output]]] = {
+    kind: getattr(Pop3Machine, f"do_{verb.lower()}") for kind, verb in _VERBS.items()
+}
+_PLAIN = frozenset(_VERBS) - {c.Pass, c.Apop, c.Auth}  # lines without a secret: logged as typed

@@ -19,9 +19,27 @@ def wire_body(data: bytes, top_lines: int | None = None) -> bytes:
         lf += b"\n"
     if lf.startswith(b"."):
         lf = b"." + lf
-    if b"\n." in lf:
+    if _dot_line(lf):
         lf = lf.replace(b"\n.", b"\n..")
     return lf.replace(b"\n", b"\r\n")
+
+
+DOT_PROBES = 16  # dots looked at one by one before searching for "\n." itself
+
+
+def _dot_line(lf: bytes) -> bool:
+    """True when a line after the first begins with ".". Searching for the two bytes "\n." walks
+    the message a byte pair at a time (~5 us for 4 KiB); a dot is found by memchr, and most messages
+    have few (base64 attachments none), so the dots are checked one by one first."""
+    find = lf.find
+    dot = find(b".", 1)
+    for _ in range(DOT_PROBES):
+        if dot < 0:
+            return False
+        if lf[dot - 1] == 0x0A:
+            return True
+        dot = find(b".", dot + 1)
+    return dot >= 0 and find(b"\n.", dot - 1) >= 0
 
 
 def _top(lf: bytes, count: int) -> bytes:
