@@ -279,6 +279,8 @@ def _due_after(data: bytes, due: int) -> int:
     """The continuation bytes still due after `data`, from its last few bytes."""
     if not data:
         return due
+    if data[-1] < 0x80:  # a line end, as almost every read ends: nothing is due
+        return 0
     tail = data[-4:]
     for i in range(len(tail) - 1, -1, -1):
         if tail[i] & 0xC0 != 0x80:
