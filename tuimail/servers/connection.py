@@ -281,17 +281,27 @@ class LineConnection(asyncio.Protocol):
 
     def send(self, data: bytes, log_lines: list[str] | None = None) -> None:
         """Write `data`; `log_lines` (default: the lines of `data`) go to the log as `-->` lines."""
-        if self.transport is None or self.transport.is_closing() or self._lingering:
+        data = self.write(data)
+        if data is None:
             return
-        data = self.telnet.escape(data)  # telnet belongs to the plain text stream: escape, then compress
-        wire = data if self.compression is None else self.compression.compress(data)
-        self.transport.write(wire)
-        assert self.session is not None
-        self.session.sent(len(wire))  # bytes on the wire: compressed ones once COMPRESS is on
         if log_lines is None:
             log_lines = data.decode("utf-8", "replace").rstrip("\r\n").split("\r\n") if data else []
+        line_out = self.session.line_out  # type: ignore[union-attr]
         for line in log_lines:
-            self.session.line_out(line)
+            line_out(line)
+
+    def write(self, data: bytes) -> bytes | None:
+        """`send()` without the log: write and count `data`; returns the text as sent (telnet-escaped)
+        for the caller to log, or None when the connection is closing and nothing was written. A
+        caller that logs after writing lets the client read while the log lines are made."""
+        transport = self.transport
+        if transport is None or transport.is_closing() or self._lingering:
+            return None
+        data = self.telnet.escape(data)  # telnet belongs to the plain text stream: escape, then compress
+        wire = data if self.compression is None else self.compression.compress(data)
+        transport.write(wire)
+        self.session.sent(len(wire))  # type: ignore[union-attr]  # on the wire: compressed once COMPRESS is on
+        return data
 
     def close(self) -> None:
         """End the session after what was sent has been flushed (QUIT / LOGOUT, a BYE). Lingers

@@ -236,7 +236,20 @@ class Pop3Connection(LineConnection):
 
     def _emit(self, outputs: list[Output]) -> AuthRequest | StartTls | None:
         """Carry out the machine's outputs in order; returns an effect to fulfil, if any."""
-        assert self.session is not None
+        session = self.session
+        assert session is not None
+        if len(outputs) == 2 and type(outputs[0]) is Received and type(outputs[1]) is Reply:
+            # one line, one reply (a RETR, thousands in a row): the reply goes out first, and the
+            # client reads it while its transcript lines are made, in the same order as ever
+            received, reply = outputs
+            sent = self.write(reply.wire())
+            session.line_in(received.text)
+            if sent is not None:
+                for line in reply.log_lines():
+                    session.line_out(line)
+            if reply.note:
+                session.note(reply.note)
+            return None
         for item in outputs:
             if isinstance(item, Reply):
                 self.send(item.wire(), item.log_lines())
