@@ -52,6 +52,24 @@ def test_pop_deletions_are_seen_by_imap_style_access_and_the_other_way_round(ser
     t.command(b"quit\n")
 
 
+def test_messages_read_ahead_still_see_other_sessions_changes(server) -> None:
+    """After each RETR the next message is read ahead; an expunge or a flag change made meanwhile by
+    another session is seen as if it had not been (the RETR reads the disk again)."""
+    deliver_lab_mail(server)
+    folder = inbox(server)
+    uids = [ref.uid for ref in folder.messages()]
+    t = logged_in(server)
+    assert t.multiline(b"retr 1\n")[-2] == "Hello number 1."
+    assert t.command(b"noop\n") == "+OK"  # the server is done with RETR 1 and what follows it
+    folder.expunge([uids[1]])  # message 2, read ahead, expunged by an IMAP session
+    assert t.command(b"retr 2\n") == "-ERR Message 2 is no longer available (removed by another session)"
+    assert t.command(b"noop\n") == "+OK"
+    folder.set_flags(uids[2], "S")  # message 3, read ahead after that reply, renamed by a flag change
+    assert t.multiline(b"retr 3\n")[-3:] == ["..A line with a dot.", "The end.", "."]
+    assert t.multiline(b"retr 4\n")[-2:] == ["four", "."]
+    assert t.command(b"quit\n").startswith("+OK")
+
+
 def test_dropped_connection_after_dele_removes_nothing(server) -> None:
     deliver_lab_mail(server)
     t = logged_in(server)

@@ -65,6 +65,10 @@ class FolderMaildrop:
             return prepared.messages
         return snapshot(self.folder, refs)
 
+    @property
+    def version(self) -> int:
+        return self.folder.version
+
     def read(self, uid: int) -> bytes:
         return self.folder.read(uid)
 
@@ -170,6 +174,8 @@ class Pop3Connection(LineConnection):
             if effect is not None:
                 self._effect = effect
                 return False
+            if not machine.ready:
+                machine.read_ahead()  # the reply is out: the next RETR's message, while the client reads
         return not machine.ready
 
     async def handle(self, data: bytes) -> None:

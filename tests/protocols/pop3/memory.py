@@ -49,6 +49,10 @@ class MemoryDrop:
             for uid, data in sorted(self.box.items())
         ]
 
+    @property
+    def version(self) -> tuple[int, ...]:
+        return tuple(self.box)
+
     def read(self, uid: int) -> bytes:
         return self.box[uid]
 

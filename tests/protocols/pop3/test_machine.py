@@ -8,6 +8,7 @@ import pytest
 
 from tests.protocols.pop3.memory import Driver, MemoryStore, logged_in
 from tuimail.protocols.pop3 import AuthResult, Pop3Machine, StartTls, State
+from tuimail.protocols.pop3.message import wire_body
 
 LAB = [
     b"From: tester@lab.test\nSubject: one\n\nfirst\n",
@@ -335,3 +336,51 @@ def test_no_lock_is_taken_when_the_connection_went_away_during_the_check(store: 
     machine.receive(b"user tatareva\npass Secret123\n")
     machine.connection_lost()
     assert machine.auth_result(AuthResult("tatareva@lab.test")) == [] and not store.locked
+
+
+class CountingStore(MemoryStore):
+    """Counts the reads of message bytes, so a test sees when a body was read ahead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def open(self, address: str):
+        drop = super().open(address)
+        if drop is not None:
+            read = drop.read
+            drop.read = lambda uid: (setattr(self, "reads", self.reads + 1), read(uid))[1]
+        return drop
+
+
+def test_the_next_message_is_read_ahead_and_sent_exactly_as_when_read_on_demand() -> None:
+    now = [100.0]
+    store = CountingStore()
+    for data in LAB:
+        store.add("tatareva@lab.test", data)
+    d = logged_in(store, clock=lambda: now[0])
+    d.machine.read_ahead()  # nothing retrieved yet: nothing to guess
+    assert store.reads == 0
+    first = d.send(b"retr 1\n")
+    d.machine.read_ahead()
+    assert store.reads == 2  # message 1, then message 2 ahead of its RETR
+    second = d.send(b"retr 2\n")
+    assert store.reads == 2 and second == f"+OK {wire_size(LAB[1])} octets\r\n".encode() + wire_body(LAB[1]) + b".\r\n"
+    assert first == f"+OK {wire_size(LAB[0])} octets\r\n".encode() + wire_body(LAB[0]) + b".\r\n"
+    assert d.log[-3:] == ["<-- retr 2", f"--> +OK {wire_size(LAB[1])} octets", "Sending message (not logged)"]
+    d.machine.read_ahead()  # message 3, but the client waits: after READ_AHEAD_SECONDS it is read again
+    now[0] += 5
+    assert d.send(b"retr 3\n").endswith(wire_body(LAB[2]) + b".\r\n") and store.reads == 4
+
+
+def test_a_message_read_ahead_then_removed_by_another_session_is_not_sent(store: MemoryStore) -> None:
+    d = logged_in(store)
+    d.send(b"retr 1\n")
+    d.machine.read_ahead()
+    del store.boxes["tatareva@lab.test"][2]  # an IMAP session expunges it meanwhile
+    assert d.lines(b"retr 2\n") == ["-ERR Message 2 is no longer available (removed by another session)"]
+    d.send(b"retr 3\n")
+    d.machine.read_ahead()
+    assert d.lines(b"dele 4\n") == ["+OK Message 4 deleted"]  # marked: never sent, read ahead or not
+    assert d.lines(b"retr 4\n") == ["-ERR Message 4 is marked as deleted"]
+    assert d.lines(b"top 3 0\n")[0] == "+OK Top of message follows"

@@ -27,6 +27,12 @@ class Maildrop(Protocol):
         """The messages at login, oldest first; must not open message files."""
         ...
 
+    @property
+    def version(self) -> object:
+        """Changes whenever the messages may have changed (a delivery, another session's expunge or
+        flag change): a body read ahead is used only while it is equal."""
+        ...
+
     def read(self, uid: int) -> bytes:
         """A message's stored bytes (LF or CRLF line ends); KeyError when it is gone."""
         ...

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import errno
 import itertools
+import time
 from collections import deque
 from collections.abc import Callable
 from operator import attrgetter, itemgetter
+from typing import NamedTuple
 
 from tuimail.core.lineedit import BareLine, LineSplitter, LineTooLong
 from tuimail.core.masking import MASK, mask_pop3
@@ -53,6 +55,18 @@ STRICT_MAX_LINE = 253  # strict mode: RFC 2449 §4's 255 octets, the CRLF includ
 STRICT_BARE_LF = "Line ends must be CRLF, not a bare LF (RFC 1939 §3; strict mode)"
 STRICT_TOO_LONG = "Command line longer than 255 octets with CRLF (RFC 2449 §4; strict mode)"
 AUTH_FAILED = "[AUTH] Invalid login or password"
+SENDING = "Sending message (not logged)"
+READ_AHEAD_MAX = 32 * 1024  # octets (memory per session): a larger message is read when asked for
+READ_AHEAD_SECONDS = 1.0  # a body read ahead and not asked for within this is read again
+
+
+class _Ahead(NamedTuple):
+    """The next message's wire body, read ahead (`Pop3Machine.read_ahead`)."""
+
+    number: int
+    version: object  # the maildrop's version before the read
+    until: float  # on the machine's clock
+    body: bytes
 
 
 def _ok(text: str = "") -> Reply:
@@ -77,7 +91,11 @@ class Pop3Machine:
         max_bad_commands: int = 10,
         scram_verifier: Callable[[str], str | None] | None = None,  # login -> RFC 5803 text; None: no SCRAM
         strict: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._clock = clock
+        self._retrieved = 0  # the last message number RETR sent (read_ahead takes the next one)
+        self._ahead: _Ahead | None = None
         self.scram_verifier = scram_verifier
         self.maildrops = maildrops
         self.hostname = hostname
@@ -433,6 +451,12 @@ class Pop3Machine:
         if isinstance(found, Reply):
             return [found]
         assert self._drop is not None
+        ahead, self._ahead = self._ahead, None
+        if top is None:
+            self._retrieved = number
+            if ahead is not None and ahead.number == number and ahead.version == self._drop.version \
+                    and self._clock() < ahead.until:
+                return [Reply("+OK", f"{found.size} octets", body=ahead.body, multiline=True, note=SENDING)]
         try:
             data = self._drop.read(found.uid)
         except KeyError:
@@ -441,7 +465,27 @@ class Pop3Machine:
             return [Noted(f"Reading message {number} failed: {e}"), _err(f"[SYS/TEMP] Cannot read message {number}")]
         text = f"{found.size} octets" if top is None else "Top of message follows"
         body = wire_body(data, top)
-        return [Reply("+OK", text, body=body, multiline=True, note="Sending message (not logged)")]
+        return [Reply("+OK", text, body=body, multiline=True, note=SENDING)]
+
+    def read_ahead(self) -> None:
+        """For the driver's idle moment once a reply is out: clients download in order, so the
+        message after the last one retrieved is read and made ready while the client is still
+        reading, and its RETR is answered without waiting for the disk. Only small messages; the body
+        is used only while the maildrop is unchanged (another session's expunge or flag change) and
+        for READ_AHEAD_SECONDS; a failure here is left for the RETR to report."""
+        number = self._retrieved + 1
+        if (self._retrieved == 0 or self._drop is None or self.closed or number > len(self._messages)
+                or number in self._deleted or (self._ahead is not None and self._ahead.number == number)):
+            return
+        found = self._messages[number - 1]
+        if found.size > READ_AHEAD_MAX:
+            return
+        version = self._drop.version  # before the read: a change during it invalidates the body
+        try:
+            data = self._drop.read(found.uid)
+        except (KeyError, OSError):
+            return
+        self._ahead = _Ahead(number, version, self._clock() + READ_AHEAD_SECONDS, wire_body(data))
 
     def do_dele(self, cmd: c.Dele) -> list[Output]:
         found = self._message(cmd.msg)
