@@ -298,10 +298,14 @@ class Engine:
         """The lab's steps from `[teaching.exercises]` (SIGHUP may change them: built again whenever
         the settings object is another one; the progress tracker asks on every accepted reply)."""
         exercises = self.config.settings.teaching.exercises
-        key = (exercises, exercises.smtp, exercises.pop3, exercises.imap)
         cached = self._steps
-        if cached is None or any(a is not b for a, b in zip(cached[0], key)):
-            cached = self._steps = (key, steps_of(exercises))
+        if cached is not None:  # asked for every +OK of every session: compared without building a key
+            key = cached[0]
+            if (key[0] is exercises and key[1] is exercises.smtp and key[2] is exercises.pop3
+                    and key[3] is exercises.imap):
+                return cached[1]
+        key = (exercises, exercises.smtp, exercises.pop3, exercises.imap)
+        cached = self._steps = (key, steps_of(exercises))
         return cached[1]
 
     def _local_account(self, address: str) -> str | None:
