@@ -149,6 +149,11 @@ class LogWriter:
             if entry is not None:
                 entry.append(f"{stamp(event.at)}{'<--' if kind is LineIn else '-->'} {event.text}")
             return
+        if kind is Note:  # next most: a remark (each RETR has one), as event_text() writes it
+            entry = self._open.get(event.sid)
+            if entry is not None:
+                entry.append(stamp(event.at) + localise(event.text))
+            return
         if isinstance(event, SystemMessage):
             self._write(Protocol.SYSTEM, stamp(event.at) + localise(event.text) + "\n")
             return

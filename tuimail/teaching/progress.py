@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tuimail.core.atomic import atomic_write
-from tuimail.core.events import Event, LineIn, LineOut, Protocol, SessionClosed, SessionOpened, SessionUpdated
+from tuimail.core.events import Event, LineIn, LineOut, Note, Protocol, SessionClosed, SessionOpened, SessionUpdated
 from tuimail.teaching.exercises import Step
 
 PROGRESS_FILE = "progress.json"
@@ -137,6 +137,8 @@ class ProgressTracker:
                     self._client(live, event.text)
                 else:
                     self._server(live, event.text, event.at)
+            return
+        if kind is Note:  # a remark: nothing done or attributed
             return
         if isinstance(event, SessionOpened):
             if event.protocol in _PROTOCOLS:
