@@ -10,7 +10,8 @@
 Lines are processed strictly in order; while an AuthRequest is open, later (pipelined, RFC 2449 §6.6)
 lines wait. Each client line yields a `Received` (masked for the log) and exactly one reply.
 A driver that wants flow control feeds bytes with `feed()` and takes one line's outputs at a time
-with `step()` while `ready`. After `StartTls` nothing more is processed until `tls_started()`, which
+with `step()` while `ready`, and may call `read_ahead()` once a reply is out (the next message is
+prepared while the client reads). After `StartTls` nothing more is processed until `tls_started()`, which
 forgets every byte and every half-finished login from before the handshake (RFC 2595 §4).
 """
 
