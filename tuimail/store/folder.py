@@ -31,12 +31,14 @@ import contextlib
 import errno
 import itertools
 import json
+import operator
 import os
 import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import compress, islice, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
@@ -57,6 +59,7 @@ from tuimail.store.index import (
     MAX_VANISHED,
     IndexLog,
     add_record,
+    add_records,
     change_record,
     expunge_record,
     stamp_record,
@@ -67,6 +70,13 @@ if TYPE_CHECKING:
 
 NAME_FIELDS = re.compile(r"^(\d+)\.M(\d{1,6})P[^,]*,S=(\d+),W=(\d+)")  # time, size, wire size
 NAME = re.compile(r"^([^:]+)(?::2,([^:]*))?")  # Maildir file name: base, info flags
+# A whole directory listing, its names joined by newlines, read by one regular expression: for each
+# name as tuimail and Dovecot write them, the name, then what NAME and NAME_FIELDS give (base, time,
+# size, wire size, flags). Names in other shapes go the per-name way (NAME, `Folder._describe`).
+LISTING = re.compile(r"^((\d+)\.M(\d{1,6})P[^,:\n]*,S=(\d+),W=(\d+)[^:\n]*)(?::2,([^:\n]*))?[^\n]*$", re.M)
+# Names (and messages) per step of a big listing's indexing: each C-level step holds the GIL a few
+# milliseconds at most, so the event loop (other sessions' NOOPs) is never kept waiting long
+CHUNK = 2048
 UIDLIST = "tuimail-uidlist"  # the uid list of tuimail before the index (read once, then removed)
 LEGACY_KEYWORDS = "tuimail-keywords"
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -108,6 +118,84 @@ class Snapshot:
 def _add_line(ref: MessageRef) -> str:
     where = ("n" if ref.subdir == "new" else "c") + ref.flags
     return add_record(ref.uid, ref.modseq, where, ref.size, ref.wire_size, ref.internaldate, ref.base, ref.keywords)
+
+
+def _add_lines(refs: Iterable[MessageRef]) -> list[str]:
+    """`_add_line` of many messages (a whole index), a chunk at a time."""
+    lines: list[str] = []
+    refs = iter(refs)
+    while columns := list(zip(*islice(refs, CHUNK))):
+        lines += _column_lines(*columns)
+    return lines
+
+
+def _column_lines(uids, bases, subdirs, flags, sizes, wires, dates, modseqs, keywords) -> list[str]:
+    """`_add_line` of many messages given field by field (MessageRef's)."""
+    wheres = [("n" if subdir == "new" else "c") + f for subdir, f in zip(subdirs, flags)]
+    return add_records(uids, modseqs, wheres, sizes, wires, dates, bases, keywords)
+
+
+def _arrival_order(fresh: list[tuple]) -> None:
+    """Sort (date, base, ...) rows as tuples sort, but by their dates alone when no two are equal: a
+    sort of floats costs a third of a sort of tuples, and holds the GIL (other sessions wait) that
+    much less."""
+    date = operator.itemgetter(0)
+    if len(fresh) > CHUNK and len(set(map(date, fresh))) == len(fresh):
+        fresh.sort(key=date)
+    else:  # two files of the same microsecond: their names decide
+        fresh.sort()
+
+
+def _sorted_flags(flags: str) -> str:
+    """Maildir flag letters sorted, each once (as the index keeps them)."""
+    if len(flags) > 1 and flags != "".join(sorted(set(flags))):
+        return "".join(sorted(set(flags)))
+    return flags
+
+
+def _listings(path: Path) -> list[tuple[str, list[str]]]:
+    """(subdir, file names) of new/ and cur/ (a missing one is left out)."""
+    out = []
+    for subdir in ("new", "cur"):
+        try:
+            out.append((subdir, os.listdir(path / subdir)))
+        except FileNotFoundError:
+            continue
+    return out
+
+
+def _describe_all(path: Path, listings: list[tuple[str, list[str]]]) -> list[tuple] | None:
+    """For an index that knows none of the files (its first build): `Folder._describe` of every
+    file, from one regular expression per directory (`LISTING`) and C-level maps instead of a
+    Python call per name; names in other shapes are described one by one. None when a base is in
+    the listings twice (the per-name path decides which file counts)."""
+    fresh: list[tuple] = []
+    sorted_flags: dict[str, str] = {}  # few distinct values: their strings are shared
+    bases: set[str] = set()
+    for subdir, all_names in listings:
+        for start in range(0, len(all_names), CHUNK):
+            names = all_names[start:start + CHUNK]
+            joined = "\n".join(names)
+            if joined.count("\n") != len(names) - 1:  # a name with a newline in it
+                return None
+            rows = LISTING.findall(joined)
+            for _, _, _, _, _, f in rows:
+                if f not in sorted_flags:
+                    sorted_flags[f] = _sorted_flags(f)
+            fresh += [(int(sec) + int(usec) / 1_000_000, base, subdir, sorted_flags[f], int(size), int(wire))
+                      for base, sec, usec, size, wire, f in rows]
+            bases.update([row[0] for row in rows])
+            if len(rows) == len(names):
+                continue
+            for name in names:  # the names LISTING did not take
+                m = NAME.match(name)
+                if m is None or name.startswith(".") or LISTING.match(name):
+                    continue
+                item = Folder._describe(m.group(1), subdir, _sorted_flags(m.group(2) or ""), path, name)
+                if item is not None:
+                    fresh.append(item)
+                    bases.add(item[1])
+    return fresh if len(bases) == len(fresh) else None
 
 
 class Folder:
@@ -251,14 +339,80 @@ class Folder:
             return (0, 0)
 
     def _rescan(self, stamp: tuple[int, int]) -> bool:
+        listings = _listings(self.path)
+        records: list[str] = []
+        # an index that knows no file yet (its first build): every file is described at once
+        fresh = _describe_all(self.path, listings) if not self._uid_of_base and not self._legacy else None
+        if fresh is None:
+            fresh = self._compare(listings, records)
+        # uids follow arrival order (internal date, then the time-based unique name); legacy uids are kept
+        legacy = self._legacy
+        if legacy:
+            fresh.sort(key=lambda r: (legacy[r[1]][0] if r[1] in legacy else 1 << 62, r))
+        else:
+            _arrival_order(fresh)
+        rebuild = self._rebuild  # the whole log is written below: no record per message
+        uid_of_base, by_uid, new = self._uid_of_base, self._by_uid, self._new
+        whole: list[str] | None = None  # the records of the whole index, when made here
+        if legacy:
+            for date, base, subdir, flags, size, wire in fresh:
+                uid, words = legacy.pop(base, (0, _NONE))
+                if not uid or uid in by_uid:
+                    uid = self._uidnext
+                self._uidnext = max(self._uidnext, uid + 1)
+                self._modseq += 1
+                ref = MessageRef(uid, base, subdir, flags, size, wire, date, self._modseq, words)
+                by_uid[uid] = ref
+                uid_of_base[base] = uid
+                if subdir == "new":
+                    new.add(uid)
+                if words:
+                    self._keyword_names.update(words)
+                if not rebuild:
+                    records.append(_add_line(ref))
+        elif fresh:  # uids and modseqs counted up from the next ones, the refs built by C-level maps
+            if rebuild and not by_uid and not self._vanished:  # the whole index is these messages
+                whole = []
+            first_uid, first_modseq = self._uidnext, self._modseq + 1
+            for start in range(0, len(fresh), CHUNK):
+                dates, bases, subdirs, flags, sizes, wires = zip(*fresh[start:start + CHUNK])
+                count = len(bases)
+                uids = range(first_uid + start, first_uid + start + count)
+                columns = (uids, bases, subdirs, flags, sizes, wires, dates,
+                           range(first_modseq + start, first_modseq + start + count), (_NONE,) * count)
+                refs = list(map(tuple.__new__, repeat(MessageRef), zip(*columns)))
+                by_uid.update(zip(uids, refs))
+                uid_of_base.update(zip(bases, uids))
+                new.update(compress(uids, map("new".__eq__, subdirs)))
+                if not rebuild:
+                    records += _column_lines(*columns)
+                elif whole is not None:
+                    whole += _column_lines(*columns)
+            self._uidnext += len(fresh)
+            self._modseq += len(fresh)
+        if fresh and rebuild:
+            records.append("")  # something changed
+        changed = bool(records)
+        if self._rebuild:
+            self._compact(stamp, whole)
+            if not self._unsaved:  # a full disk keeps the old files until the index is written
+                self._rebuild = False
+                self._drop_legacy_files()
+        elif records:
+            records.append(stamp_record(stamp))
+            self._write(records, durable=True)  # uids given out must never be given again
+        if changed:
+            self._changed()
+        return changed
+
+    def _compare(self, listings: list[tuple[str, list[str]]], records: list[str]) -> list[tuple]:
+        """(Under the lock) the listings against the index: expunges and flag changes made by
+        someone else are applied (their records added to `records`); returns the files new to the
+        index, described (`_describe`)."""
         # base -> (subdir, flags, file name), from one regular expression per name
         found: dict[str, tuple[str, str, str]] = {}
         match = NAME.match
-        for subdir in ("new", "cur"):
-            try:
-                names = os.listdir(self.path / subdir)
-            except FileNotFoundError:
-                continue
+        for subdir, names in listings:
             for name in names:
                 m = match(name)
                 if m is None or name.startswith("."):
@@ -267,7 +421,6 @@ class Folder:
                 if len(flags) > 1 and (flags != "".join(sorted(set(flags)))):
                     flags = "".join(sorted(set(flags)))
                 found[base] = (subdir, flags, name)
-        records: list[str] = []
         gone = [b for b in self._uid_of_base if b not in found]
         if gone:
             self._modseq += 1
@@ -290,43 +443,7 @@ class Folder:
             item = self._describe(base, subdir, flags, self.path, name)
             if item is not None:
                 fresh.append(item)
-        # uids follow arrival order (internal date, then the time-based unique name); legacy uids are kept
-        legacy = self._legacy
-        if legacy:
-            fresh.sort(key=lambda r: (legacy[r[1]][0] if r[1] in legacy else 1 << 62, r))
-        else:
-            fresh.sort()
-        rebuild = self._rebuild  # the whole log is written below: no record per message
-        new = self._new
-        for date, base, subdir, flags, size, wire in fresh:
-            uid, words = legacy.pop(base, (0, _NONE)) if legacy else (0, _NONE)
-            if not uid or uid in by_uid:
-                uid = self._uidnext
-            self._uidnext = max(self._uidnext, uid + 1)
-            self._modseq += 1
-            ref = MessageRef(uid, base, subdir, flags, size, wire, date, self._modseq, words)
-            by_uid[uid] = ref
-            uid_of_base[base] = uid
-            if subdir == "new":
-                new.add(uid)
-            if words:
-                self._keyword_names.update(words)
-            if not rebuild:
-                records.append(_add_line(ref))
-        if fresh and rebuild:
-            records.append("")  # something changed
-        changed = bool(records)
-        if self._rebuild:
-            self._compact(stamp)
-            if not self._unsaved:  # a full disk keeps the old files until the index is written
-                self._rebuild = False
-                self._drop_legacy_files()
-        elif records:
-            records.append(stamp_record(stamp))
-            self._write(records, durable=True)  # uids given out must never be given again
-        if changed:
-            self._changed()
-        return changed
+        return fresh
 
     def _next_modseq(self, bump: bool = True) -> int:
         if bump:
@@ -558,11 +675,14 @@ class Folder:
             self.commit(ticket)
         return ticket
 
-    def _compact(self, stamp: tuple[int, int] | None) -> None:
+    def _compact(self, stamp: tuple[int, int] | None, records: list[str] | None = None) -> None:
+        """Write the whole index (`records`: the `+` records of every message in uid order, when the
+        caller has them already)."""
         if not (self.path / "cur").is_dir():
             return
-        by_uid = self._by_uid
-        records = [_add_line(by_uid[uid]) for uid in sorted(by_uid)]
+        if records is None:
+            by_uid = self._by_uid
+            records = _add_lines(map(by_uid.__getitem__, sorted(by_uid)))
         records += [expunge_record(uid, modseq) for uid, modseq in self._vanished.items()]
         try:
             self._records = self._log.rewrite(self._uidvalidity, self._uidnext, self._modseq, records, stamp,

@@ -54,6 +54,7 @@ import re
 import threading
 import zlib
 from collections.abc import Iterable
+from itertools import islice
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +83,16 @@ def seal(line: str) -> bytes:
     return f"{line} #{zlib.crc32(line.encode()):08x}\n".encode()
 
 
+def seal_all(lines: Iterable[str]) -> bytes:
+    """`seal` of many records, joined: the same bytes, without a Python call per line (a compaction
+    of a 100,000-message folder writes 100,000 of them)."""
+    lines = iter(lines)
+    parts = []
+    while encoded := list(map(str.encode, islice(lines, 4096))):  # a few ms per step (the GIL)
+        parts.append(b"".join(map(b"%s #%08x\n".__mod__, zip(encoded, map(zlib.crc32, encoded)))))
+    return b"".join(parts)
+
+
 # An entry, as `replay` gives it: [uid, modseq, where + flags, size, wire size, internal date, base, keywords]
 Entry = list
 
@@ -90,6 +101,24 @@ def add_record(uid: int, modseq: int, where: str, size: int, wire_size: int, int
                keywords: frozenset[str]) -> str:
     words = "".join(" " + k for k in sorted(keywords)) if keywords else ""
     return f"+ {uid} {modseq} {where} {size} {wire_size} {round(internaldate * 1_000_000)} {escape(base)}{words}"
+
+
+def add_records(uids: Iterable[int], modseqs: Iterable[int], wheres: Iterable[str], sizes: Iterable[int],
+                wire_sizes: Iterable[int], dates: Iterable[float], bases: Iterable[str],
+                keywords: Iterable[frozenset[str]]) -> list[str]:
+    """`add_record` of many messages, given column by column: the same lines (the whole index of a
+    100,000-message folder is written at its first look; one f-string per line is the cheapest way)."""
+    bases = list(bases)
+    joined = "/".join(bases)  # "/" is in no file name
+    if "%" in joined or " " in joined or not joined.isprintable():
+        bases = list(map(escape, bases))
+    keywords = list(keywords)
+    words_of = {words: "".join(" " + k for k in sorted(words)) for words in set(keywords)}  # few distinct sets
+    if not any(words_of.values()):
+        return [f"+ {u} {m} {w} {s} {x} {round(d * 1_000_000)} {b}"
+                for u, m, w, s, x, d, b in zip(uids, modseqs, wheres, sizes, wire_sizes, dates, bases)]
+    return [f"+ {u} {m} {w} {s} {x} {round(d * 1_000_000)} {b}{words_of[k]}"
+            for u, m, w, s, x, d, b, k in zip(uids, modseqs, wheres, sizes, wire_sizes, dates, bases, keywords)]
 
 
 def change_record(uid: int, modseq: int, flags: str, keywords: Iterable[str]) -> str:
@@ -238,7 +267,7 @@ class IndexLog:
 
     def append(self, lines: list[str]) -> int:
         """Write records (one write); returns a ticket for `commit`."""
-        data = b"".join(seal(line) for line in lines)
+        data = seal_all(lines)
         with self._cond:
             if self._fd is None:
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -287,7 +316,7 @@ class IndexLog:
         if stamp is not None:
             lines.append(stamp_record(stamp))
         header = f"{MAGIC} V{uidvalidity}"
-        data = seal(header) + b"".join(seal(line) for line in lines)
+        data = seal(header) + seal_all(lines)
         with self._cond:
             while self._syncing:  # an fsync of the old file is under way: let it finish first
                 self._cond.wait()
