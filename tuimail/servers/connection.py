@@ -286,9 +286,8 @@ class LineConnection(asyncio.Protocol):
             return
         if log_lines is None:
             log_lines = data.decode("utf-8", "replace").rstrip("\r\n").split("\r\n") if data else []
-        line_out = self.session.line_out  # type: ignore[union-attr]
-        for line in log_lines:
-            line_out(line)
+        if log_lines:
+            self.session.lines_out(log_lines)  # type: ignore[union-attr]
 
     def write(self, data: bytes) -> bytes | None:
         """`send()` without the log: write and count `data`; returns the text as sent (telnet-escaped)

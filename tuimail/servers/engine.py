@@ -122,7 +122,7 @@ class Engine:
         self.listeners: dict[str, ListenerState] = {}
         self.started_at: float | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._watchers: dict[Path, dict[int, Callable[[Folder], None]]] = {}
+        self._watchers: dict[Path, dict[int, Callable[[Folder, dict], None]]] = {}
         self._watch_ids = itertools.count()
         self._fanning_out: set[Path] = set()
         self._fan_out_tasks: set[asyncio.Task] = set()
@@ -376,8 +376,9 @@ class Engine:
 
     # ----- folder change notification -------------------------------------------------------
 
-    def watch(self, folder: Folder, callback: Callable[[Folder], None]) -> Callable[[], None]:
-        """Run `callback(folder)` on the event loop after any change to `folder` (IMAP IDLE)."""
+    def watch(self, folder: Folder, callback: Callable[[Folder, dict], None]) -> Callable[[], None]:
+        """Run `callback(folder, shared)` on the event loop after any change to `folder` (IMAP IDLE);
+        `shared` is one dict per fan-out, where watchers in the same state leave the work they share."""
         callbacks = self._watchers.setdefault(folder.path, {})
         key = next(self._watch_ids)
         callbacks[key] = callback  # a dict: unwatching is O(1) with 10,000 sessions in IDLE
@@ -413,12 +414,13 @@ class Engine:
         await asyncio.to_thread(trusted.__enter__)
         try:
             callbacks = list(self._watchers.get(folder.path, {}).values())
+            shared: dict = {}  # what watchers in the same state tell their clients, worked out once
             for start in range(0, len(callbacks), FAN_OUT_SLICE):
                 if start:
                     await asyncio.sleep(0)  # other sessions' commands run between slices
                 for callback in callbacks[start:start + FAN_OUT_SLICE]:
                     try:
-                        callback(folder)
+                        callback(folder, shared)
                     except Exception:
                         log.exception("folder watcher failed")
         finally:

@@ -338,11 +338,31 @@ class ImapConnection(LineConnection):
             self._unwatch()
             self._unwatch = None
 
-    def _folder_changed(self, folder) -> None:
+    def _folder_changed(self, folder, shared: dict | None = None) -> None:
+        """The engine's fan-out (IDLE): tell the client what changed. Sessions in the same state hear
+        the same bytes: the first works them out and leaves them in `shared` (one dict per fan-out),
+        the others take them (`ImapMachine.idle_take`) and only write them and log them."""
         if self._busy:  # a command is running (in a worker thread): its reply brings the news
             return
-        if self.transport is not None and not self.transport.is_closing():
-            self._apply(self.machine.idle_poll())
+        if self.transport is None or self.transport.is_closing():
+            return
+        machine = self.machine
+        key = machine.idle_share_key() if shared is not None else None
+        if key is None:
+            self._apply(machine.idle_poll())
+            return
+        told = shared.get(key)
+        if told is not None and (machine.user, machine.session_state) == self._shown and machine.idle_take(told[0]):
+            if told[1]:
+                self.send(told[1], told[2])
+            return
+        outcome, update = machine.idle_poll_shared()
+        replies = outcome.replies
+        if update is not None and not outcome.notes and all(r.note is None and r.stream is None for r in replies) \
+                and not (outcome.close or outcome.compress or outcome.idle is not None or outcome.auth or outcome.starttls):
+            lines = [line for r in replies for line in (r.log if r.log is not None else _log_lines(r.data))]
+            shared[key] = (update, b"".join(r.data for r in replies), lines)
+        self._apply(outcome)
 
     async def _start_tls(self) -> None:
         """STARTTLS hook (RFC 3501 §6.2.1): upgrade the transport; everything read so far is dropped.

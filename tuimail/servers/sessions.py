@@ -84,6 +84,13 @@ class Session:
         text = printable(text)
         self.bus.publish(LineOut(self.sid, self.protocol, text))
 
+    def lines_out(self, texts: list[str]) -> None:
+        """The lines of one write (`-->`): sent at one moment, so they share one time stamp."""
+        at = now()
+        publish, sid, protocol = self.bus.publish, self.sid, self.protocol
+        for text in texts:
+            publish(LineOut(sid, protocol, printable(text), at))
+
     def note(self, text: str) -> None:
         text = printable(text)
         self.bus.publish(Note(self.sid, self.protocol, text))

@@ -778,7 +778,10 @@ class Folder:
             if records:
                 records.append(stamp_record(self._own_change()))
                 self._write(records)
-                self._changed()
+                # a new version, but no notice to the watchers: \Recent is the claiming session's alone
+                # and the move to cur/ shows to nobody else (it would only make 10,000 IDLE sessions
+                # look again, right after the delivery's own fan-out, and tell none of them anything)
+                self.version += 1
         return sorted(claimed)
 
     def has_unclaimed_recent(self) -> bool:

@@ -34,7 +34,7 @@ from tuimail.protocols.imap.scram import ScramSasl
 from tuimail.protocols.imap.sequence import BadSequence
 from tuimail.protocols.imap.state import ALLOWED, NO_EXPUNGE, State, next_state
 from tuimail.protocols.imap.tokens import Atom, ParseError, text, tokenize
-from tuimail.protocols.imap.view import MailboxView
+from tuimail.protocols.imap.view import MailboxView, SharedUpdate
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +266,24 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
         if self._idle_tag is not None and self.view is not None:
             self._unsolicited(self.view.refresh(allow_expunge=True))
         return self._finish()
+
+    def idle_share_key(self) -> tuple | None:
+        """During IDLE: a key equal for sessions whose `idle_poll` gives the same bytes and leaves the
+        same state (`MailboxView.share_key`), so a change is worked out once for all of them."""
+        if self._idle_tag is None or self.view is None:
+            return None
+        key = self.view.share_key()
+        return None if key is None else (key, self.rev2)
+
+    def idle_poll_shared(self) -> tuple[Outcome, SharedUpdate | None]:
+        """`idle_poll`, and the update other sessions of the same `idle_share_key` may `idle_take`."""
+        lines, update = self.view.shared_refresh()
+        self._unsolicited(lines)
+        return self._finish(), update
+
+    def idle_take(self, update: SharedUpdate) -> bool:
+        """Take the update another session in the same state worked out (False: poll instead)."""
+        return self.view.take(update)
 
     def close(self) -> None:
         self.view = None

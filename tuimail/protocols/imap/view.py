@@ -14,10 +14,28 @@ per session: the folder's snapshot (shared by every session) is looked up instea
 from __future__ import annotations
 
 import bisect
+from dataclasses import dataclass
 
 from tuimail.protocols.imap import sequence
 from tuimail.protocols.imap.backend import Folder, Keywords, MessageRef
 from tuimail.protocols.imap.flags import SYSTEM_FLAGS, flag_list
+
+
+@dataclass(frozen=True, slots=True)
+class SharedUpdate:
+    """What one refresh did to a view (`MailboxView.shared_refresh`), for the other views that were in
+    the same state (`share_key`): the same lines, and the same state after it (IDLE fan-out)."""
+
+    version: int  # the folder's version the refresh saw
+    uids_before: list[int]
+    uids_after: tuple[int, ...]
+    fresh: tuple[int, ...]  # appended to `uids` (when nothing was expunged)
+    expunged: bool
+    snap: object
+    modseq: int
+    recent_told: int
+    announced: frozenset[str]
+    lines: tuple[str, ...]
 
 
 class MailboxView:
@@ -197,6 +215,50 @@ class MailboxView:
         self.modseq = max(self.modseq, snap.highest_modseq)
         told.clear()
         return out
+
+    # ----- one refresh for many views (IDLE fan-out) --------------------------------------------
+
+    def share_key(self) -> tuple | None:
+        """A key equal for views whose `refresh(allow_expunge=True)` gives the same lines and leaves
+        the same state, or None when this view's own state takes part (\\Recent claimed, expunges or
+        flags not reported yet). The uids themselves are compared when the update is taken."""
+        if self.recent or self.gone or self.told:
+            return None
+        uids = self.uids
+        return (id(self.folder), self._seen_version, len(uids), uids[-1] if uids else 0, self.modseq,
+                self.recent_told, self.track_recent, self.readonly, self.condstore, self.qresync,
+                frozenset(self.announced))
+
+    def shared_refresh(self) -> tuple[list[str], SharedUpdate | None]:
+        """`refresh(allow_expunge=True)`, and what other views with this view's `share_key` (taken
+        before it) may take instead of refreshing (None when this refresh claimed \\Recent)."""
+        before = list(self.uids)
+        lines = self.refresh(allow_expunge=True)
+        if self.recent or self.gone or self.told:  # RFC 3501 §2.3.2: \Recent is this session's alone
+            return lines, None
+        last = before[-1] if before else 0
+        fresh = tuple(u for u in self.uids if u > last) if len(self.uids) > len(before) else ()
+        expunged = len(self.uids) - len(fresh) != len(before)
+        return lines, SharedUpdate(self._seen_version, before, tuple(self.uids), fresh, expunged, self._snap,
+                                   self.modseq, self.recent_told, frozenset(self.announced), tuple(lines))
+
+    def take(self, update: SharedUpdate) -> bool:
+        """Take another view's refresh (this view's `share_key` was the same before it): False, and
+        nothing changed, when the folder changed since or something waits to be claimed as \\Recent."""
+        folder = self.folder
+        if folder.version != update.version or self.uids != update.uids_before:
+            return False
+        if self.track_recent and not self.readonly and folder.has_unclaimed_recent():
+            return False
+        if update.expunged:
+            self.uids = list(update.uids_after)
+        elif update.fresh:
+            self.uids.extend(update.fresh)
+        self._snap, self._fresh, self._seen_version = update.snap, False, update.version
+        self.modseq, self.recent_told = update.modseq, update.recent_told
+        if len(update.announced) != len(self.announced):
+            self.announced = set(update.announced)
+        return True
 
     def expunged(self, uids: list[int]) -> list[str]:
         """This session expunged `uids`: the EXPUNGE lines, highest sequence number first."""
