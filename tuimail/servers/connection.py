@@ -279,9 +279,10 @@ class LineConnection(asyncio.Protocol):
 
     # ----- helpers for subclasses -----------------------------------------------------------
 
-    def send(self, data: bytes, log_lines: list[str] | None = None) -> None:
-        """Write `data`; `log_lines` (default: the lines of `data`) go to the log as `-->` lines."""
-        data = self.write(data)
+    def send(self, data: bytes, log_lines: list[str] | None = None, writer=None) -> None:
+        """Write `data`; `log_lines` (default: the lines of `data`) go to the log as `-->` lines.
+        `writer` (an IDLE fan-out, `engine.FanOut`) may write it in a batch with other sessions'."""
+        data = self.write(data, writer)
         if data is None:
             return
         if log_lines is None:
@@ -289,7 +290,7 @@ class LineConnection(asyncio.Protocol):
         if log_lines:
             self.session.lines_out(log_lines)  # type: ignore[union-attr]
 
-    def write(self, data: bytes) -> bytes | None:
+    def write(self, data: bytes, writer=None) -> bytes | None:
         """`send()` without the log: write and count `data`; returns the text as sent (telnet-escaped)
         for the caller to log, or None when the connection is closing and nothing was written. A
         caller that logs after writing lets the client read while the log lines are made."""
@@ -298,7 +299,8 @@ class LineConnection(asyncio.Protocol):
             return None
         data = self.telnet.escape(data)  # telnet belongs to the plain text stream: escape, then compress
         wire = data if self.compression is None else self.compression.compress(data)
-        transport.write(wire)
+        if writer is None or not writer.write(transport, wire):
+            transport.write(wire)
         self.session.sent(len(wire))  # type: ignore[union-attr]  # on the wire: compressed once COMPRESS is on
         return data
 

@@ -14,6 +14,7 @@ import importlib
 import itertools
 import ipaddress
 import logging
+import os
 import socket
 import ssl
 import sys
@@ -91,6 +92,65 @@ class IoThreads(ThreadPoolExecutor):
             super()._adjust_thread_count()
 
 
+class FanOut:
+    """One fan-out of a folder change to its watchers (IMAP IDLE).
+
+    `shared`: what watchers in the same state tell their clients, worked out once. `write`: bytes for
+    a plain TCP transport with nothing in its buffer are written by a helper thread, a batch at a
+    time, while the loop thread works out the next sessions' bytes (a send on loopback costs ~13 µs
+    of system time, with the GIL released). Each batch is written before the loop runs anything
+    else (`finish`), so no other write can come between; what a socket does not take (a full
+    buffer, an error) goes through its transport afterwards, which reports any error as usual."""
+
+    BATCH = 64
+
+    def __init__(self, executor: ThreadPoolExecutor | None) -> None:
+        self.shared: dict = {}
+        self._executor = executor
+        self._batch: list[tuple[asyncio.Transport, int, bytes]] = []
+        self._running: tuple[object, list[tuple[asyncio.Transport, int, bytes]]] | None = None
+
+    def write(self, transport: asyncio.Transport, wire: bytes) -> bool:
+        """Take `wire` for `transport` (False: write it yourself)."""
+        if self._executor is None or transport.get_write_buffer_size() or transport.get_extra_info("sslcontext"):
+            return False
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        self._batch.append((transport, sock.fileno(), wire))
+        if len(self._batch) >= self.BATCH:
+            self.flush()
+        return True
+
+    def flush(self) -> None:
+        """Hand the batch to the helper thread (after the one it is writing)."""
+        self.finish()
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._running = (self._executor.submit(_write_all, batch), batch)
+
+    def finish(self) -> None:
+        """Wait until the batch in the helper thread is written; the rest goes through the transports."""
+        if self._running is None:
+            return
+        future, batch = self._running
+        self._running = None
+        for (transport, _, wire), done in zip(batch, future.result()):
+            if done < len(wire) and not transport.is_closing():
+                transport.write(wire[done:])
+
+
+def _write_all(batch: list[tuple[asyncio.Transport, int, bytes]]) -> list[int]:
+    """(Helper thread) write each piece to its socket; how much each took (0 after an error)."""
+    written = []
+    for _, fd, wire in batch:
+        try:
+            written.append(os.write(fd, wire))
+        except OSError:  # full, or the peer went away: the transport tries again and reports it
+            written.append(0)
+    return written
+
+
 def tune_gc() -> None:
     """Collect cycles less often (`GC_THRESHOLDS`), and never walk what exists at start (modules,
     classes, the configuration): `gc.freeze()` moves it out of the collector's generations."""
@@ -122,7 +182,8 @@ class Engine:
         self.listeners: dict[str, ListenerState] = {}
         self.started_at: float | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._watchers: dict[Path, dict[int, Callable[[Folder, dict], None]]] = {}
+        self._watchers: dict[Path, dict[int, Callable[[Folder, FanOut], None]]] = {}
+        self._fan_out_writer: ThreadPoolExecutor | None = None  # FanOut's helper thread, made at first use
         self._watch_ids = itertools.count()
         self._fanning_out: set[Path] = set()
         self._fan_out_tasks: set[asyncio.Task] = set()
@@ -376,9 +437,9 @@ class Engine:
 
     # ----- folder change notification -------------------------------------------------------
 
-    def watch(self, folder: Folder, callback: Callable[[Folder, dict], None]) -> Callable[[], None]:
-        """Run `callback(folder, shared)` on the event loop after any change to `folder` (IMAP IDLE);
-        `shared` is one dict per fan-out, where watchers in the same state leave the work they share."""
+    def watch(self, folder: Folder, callback: Callable[[Folder, FanOut], None]) -> Callable[[], None]:
+        """Run `callback(folder, fan_out)` on the event loop after any change to `folder` (IMAP IDLE);
+        `fan_out` (one per change) holds the work watchers in the same state share, and writes."""
         callbacks = self._watchers.setdefault(folder.path, {})
         key = next(self._watch_ids)
         callbacks[key] = callback  # a dict: unwatching is O(1) with 10,000 sessions in IDLE
@@ -414,15 +475,21 @@ class Engine:
         await asyncio.to_thread(trusted.__enter__)
         try:
             callbacks = list(self._watchers.get(folder.path, {}).values())
-            shared: dict = {}  # what watchers in the same state tell their clients, worked out once
+            if len(callbacks) > FanOut.BATCH and self._fan_out_writer is None:
+                self._fan_out_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuimail-fan-out")
+            fan_out = FanOut(self._fan_out_writer if len(callbacks) > FanOut.BATCH else None)
             for start in range(0, len(callbacks), FAN_OUT_SLICE):
                 if start:
                     await asyncio.sleep(0)  # other sessions' commands run between slices
-                for callback in callbacks[start:start + FAN_OUT_SLICE]:
-                    try:
-                        callback(folder, shared)
-                    except Exception:
-                        log.exception("folder watcher failed")
+                try:
+                    for callback in callbacks[start:start + FAN_OUT_SLICE]:
+                        try:
+                            callback(folder, fan_out)
+                        except Exception:
+                            log.exception("folder watcher failed")
+                finally:
+                    fan_out.flush()
+                    fan_out.finish()  # every byte of the slice written before anything else runs
         finally:
             trusted.__exit__(None, None, None)
 

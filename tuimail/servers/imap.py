@@ -25,7 +25,7 @@ from tuimail.protocols.imap.reader import (
 )
 from tuimail.servers.connection import Flag, LineConnection
 from tuimail.servers.deflate import CompressionError, Deflate
-from tuimail.servers.engine import Engine
+from tuimail.servers.engine import Engine, FanOut
 from tuimail.store.folder import FolderKeywords
 from tuimail.store.maildir import Folder
 
@@ -338,15 +338,16 @@ class ImapConnection(LineConnection):
             self._unwatch()
             self._unwatch = None
 
-    def _folder_changed(self, folder, shared: dict | None = None) -> None:
+    def _folder_changed(self, folder, fan_out: FanOut | None = None) -> None:
         """The engine's fan-out (IDLE): tell the client what changed. Sessions in the same state hear
-        the same bytes: the first works them out and leaves them in `shared` (one dict per fan-out),
-        the others take them (`ImapMachine.idle_take`) and only write them and log them."""
+        the same bytes: the first works them out and leaves them in `fan_out.shared`, the others
+        take them (`ImapMachine.idle_take`) and only write them (`fan_out.write`) and log them."""
         if self._busy:  # a command is running (in a worker thread): its reply brings the news
             return
         if self.transport is None or self.transport.is_closing():
             return
         machine = self.machine
+        shared = fan_out.shared if fan_out is not None else None
         key = machine.idle_share_key() if shared is not None else None
         if key is None:
             self._apply(machine.idle_poll())
@@ -354,7 +355,7 @@ class ImapConnection(LineConnection):
         told = shared.get(key)
         if told is not None and (machine.user, machine.session_state) == self._shown and machine.idle_take(told[0]):
             if told[1]:
-                self.send(told[1], told[2])
+                self.send(told[1], told[2], fan_out)
             return
         outcome, update = machine.idle_poll_shared()
         replies = outcome.replies
