@@ -70,9 +70,9 @@ if TYPE_CHECKING:
 
 NAME_FIELDS = re.compile(r"^(\d+)\.M(\d{1,6})P[^,]*,S=(\d+),W=(\d+)")  # time, size, wire size
 NAME = re.compile(r"^([^:]+)(?::2,([^:]*))?")  # Maildir file name: base, info flags
-# A whole directory listing, its names joined by newlines, read by one regular expression: for each
-# name as tuimail and Dovecot write them, the name, then what NAME and NAME_FIELDS give (base, time,
-# size, wire size, flags). Names in other shapes go the per-name way (NAME, `Folder._describe`).
+# A slice of a directory listing, its names joined by newlines, read by one regular expression: for
+# each name as tuimail and Dovecot write them, what NAME and NAME_FIELDS give (base, time, size, wire
+# size, flags). Names in other shapes go the per-name way (NAME, `Folder._describe`).
 LISTING = re.compile(r"^((\d+)\.M(\d{1,6})P[^,:\n]*,S=(\d+),W=(\d+)[^:\n]*)(?::2,([^:\n]*))?[^\n]*$", re.M)
 # Names (and messages) per step of a big listing's indexing: each C-level step holds the GIL a few
 # milliseconds at most, so the event loop (other sessions' NOOPs) is never kept waiting long
@@ -166,9 +166,9 @@ def _listings(path: Path) -> list[tuple[str, list[str]]]:
 
 def _describe_all(path: Path, listings: list[tuple[str, list[str]]]) -> list[tuple] | None:
     """For an index that knows none of the files (its first build): `Folder._describe` of every
-    file, from one regular expression per directory (`LISTING`) and C-level maps instead of a
-    Python call per name; names in other shapes are described one by one. None when a base is in
-    the listings twice (the per-name path decides which file counts)."""
+    file, from one regular expression per slice of names (`LISTING`) instead of two per name; names
+    in other shapes are described one by one. None when a base is in the listings twice (the
+    per-name path decides which file counts)."""
     fresh: list[tuple] = []
     sorted_flags: dict[str, str] = {}  # few distinct values: their strings are shared
     bases: set[str] = set()
@@ -370,7 +370,7 @@ class Folder:
                     self._keyword_names.update(words)
                 if not rebuild:
                     records.append(_add_line(ref))
-        elif fresh:  # uids and modseqs counted up from the next ones, the refs built by C-level maps
+        elif fresh:  # uids and modseqs counted up from the next ones, the refs made a slice at a time
             if rebuild and not by_uid and not self._vanished:  # the whole index is these messages
                 whole = []
             first_uid, first_modseq = self._uidnext, self._modseq + 1

@@ -54,8 +54,8 @@ import re
 import threading
 import zlib
 from collections.abc import Iterable
-from itertools import islice
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from tuimail.core.atomic import atomic_write
