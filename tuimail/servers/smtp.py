@@ -23,13 +23,13 @@ import functools
 import inspect
 import logging
 import re
-import warnings
+import time
 from email.utils import format_datetime
 from datetime import datetime
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, TLSSetupException, auth_mechanism
+from aiosmtpd.smtp import AuthResult, LoginPassword, TLSSetupException, auth_mechanism
 
 from tuimail import __version__
 from tuimail.core.addresses import parse_path
@@ -43,6 +43,7 @@ from tuimail.outbound.runner import MAX_HOPS, hop_count
 from tuimail.core.printable import has_control
 from tuimail.protocols.telnet import TelnetFilter
 from tuimail.servers import delivery, intake, smtp_scram
+from tuimail.servers.smtp_base import LeanSMTP
 from tuimail.servers.sessions import KILLED_BY_OPERATOR, Session
 
 if TYPE_CHECKING:
@@ -61,13 +62,26 @@ BLOCKED = "blocked after failed logins"
 BAD_HELO = "501 5.5.2 Invalid host name: control characters are not allowed in HELO/EHLO (RFC 5321 §4.1.1.1)"
 
 
+_greeting_time: tuple[int, str] = (0, "")
+
+
+def _ident() -> str:
+    """The greeting's words after the host name (RFC 5321 §4.3.1), with the time to the second: made
+    once per second, not once per connection."""
+    global _greeting_time
+    second = int(time.time())
+    if _greeting_time[0] != second:
+        _greeting_time = (second, f"ESMTP tuimail {__version__}; {format_datetime(datetime.fromtimestamp(second).astimezone())}")
+    return _greeting_time[1]
+
+
 def protocol_factory(engine: Engine, name: str):
     """The factory the engine hands to `loop.create_server` for the smtp / submission / smtps ports."""
     submission = name in ("submission", "smtps")
     return lambda: TuimailSMTP(engine, submission=submission, implicit_tls=name == "smtps")
 
 
-class TuimailSMTP(SMTP):
+class TuimailSMTP(LeanSMTP):
     # Message data lines may be longer than RFC 5321's 1000 (real clients send them); command
     # lines are limited by `command_size_limits` below.
     line_length_limit = 1 << 20
@@ -77,10 +91,7 @@ class TuimailSMTP(SMTP):
         self.submission = submission
         self.implicit_tls = implicit_tls
         settings = engine.config.settings
-        plaintext_ok = settings.policy.allow_plaintext_auth
-        with warnings.catch_warnings():  # AUTH without TLS is the lab's choice, stated in system.log
-            warnings.simplefilter("ignore")
-            self._init_aiosmtpd(engine, submission, implicit_tls, plaintext_ok)
+        self._init_aiosmtpd(engine, submission, implicit_tls, settings.policy.allow_plaintext_auth)
         # aiosmtpd keeps this dict on the class, shared by every session (aiosmtpd #56): make it ours.
         self.command_size_limits = collections.defaultdict(lambda: MAX_COMMAND_LINE)
         self.command_size_limit = MAX_COMMAND_LINE
@@ -105,10 +116,12 @@ class TuimailSMTP(SMTP):
 
     def _init_aiosmtpd(self, engine: Engine, submission: bool, implicit_tls: bool, plaintext_ok: bool) -> None:
         settings = engine.config.settings
-        super().__init__(
+        # aiosmtpd's __init__ with its tables looked up once per class (`smtp_base.py`); AUTH
+        # without TLS (auth_require_tls=False) is the lab's choice, stated in system.log
+        self._init_lean(
             SmtpHandler(engine, self),
             hostname=engine.hostname,
-            ident=f"ESMTP tuimail {__version__}; {format_datetime(datetime.now().astimezone())}",
+            ident=_ident(),
             loop=asyncio.get_running_loop(),
             enable_SMTPUTF8=True,
             data_size_limit=settings.policy.max_message_size,

@@ -54,10 +54,13 @@ def write_durably(directory: Path, data: bytes, subdir: str, flags: str = "", mt
     tmp = directory / "tmp" / base
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        # plain system calls (no file object: its fstat, ioctl and lseek would each give up and take
+        # back the GIL, which a delivery thread waits for while the event loop is busy)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         if mtime is not None:
             os.utime(tmp, (mtime, mtime))
         os.rename(tmp, directory / subdir / name)
@@ -66,6 +69,12 @@ def write_durably(directory: Path, data: bytes, subdir: str, flags: str = "", mt
         raise
     shared_fsync_dir(directory / subdir)
     return name
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 class _DirSync:

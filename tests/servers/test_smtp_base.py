@@ -1,0 +1,112 @@
+"""`smtp_base.LeanSMTP`: what aiosmtpd would have set up, and DATA read in one piece as it reads it."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import socket
+import warnings
+
+from aiosmtpd.smtp import SMTP
+
+from tests.servers.test_smtp import Telnet, inbox
+from tuimail.servers.smtp import SmtpHandler, TuimailSMTP
+
+
+def test_a_connection_gets_what_aiosmtpds_own_init_gives_it(server):
+    """The tables built once per class equal the ones aiosmtpd's __init__ looks up per connection."""
+    engine = server.engine
+
+    async def build():
+        loop = asyncio.get_running_loop()
+        ours = TuimailSMTP(engine, submission=True)
+        theirs = object.__new__(TuimailSMTP)
+        with warnings.catch_warnings():  # aiosmtpd warns about AUTH without TLS (the lab's choice)
+            warnings.simplefilter("ignore")
+            SMTP.__init__(theirs, SmtpHandler(engine, theirs), hostname=ours.hostname, ident=ours.__ident__,
+                          loop=loop, enable_SMTPUTF8=True, data_size_limit=ours.data_size_limit,
+                          tls_context=ours.tls_context, timeout=ours._timeout_duration, auth_required=True,
+                          auth_require_tls=ours._auth_require_tls)
+        return ours, theirs
+
+    ours, theirs = server.run(build())
+    skip = {"_stream_reader", "_stream_reader_wr", "_source_traceback", "_closed", "_loop", "event_handler",
+            "_auth_methods", "_handle_hooks", "_smtp_methods", "_strong_reader", "_client_connected_cb"}
+    ours_vars = {k: v for k, v in vars(ours).items() if k in vars(theirs) and k not in skip}
+    assert ours_vars == {k: v for k, v in vars(theirs).items() if k not in skip}
+    assert set(vars(theirs)) <= set(vars(ours))
+    assert ours._client_connected_cb.__func__ is theirs._client_connected_cb.__func__
+    assert ours._strong_reader._limit == theirs._strong_reader._limit
+
+    def names(table):
+        return {key: (getattr(value, "method", value).__func__, getattr(value, "is_builtin", None))
+                for key, value in table.items()}
+
+    for table in ("_auth_methods", "_handle_hooks", "_smtp_methods"):
+        assert names(getattr(ours, table)) == names(getattr(theirs, table)), table
+    assert all(m.__self__ is ours for m in ours._smtp_methods.values())
+    assert all(h.__self__ is ours.event_handler for h in ours._handle_hooks.values())
+    assert set(ours._auth_methods) == {"LOGIN", "PLAIN", "SCRAM-SHA-256"}
+
+
+def test_dot_stuffed_lines_and_an_end_split_across_packets(server):
+    """RFC 5321 §4.5.2: a leading dot is removed once per line, whatever the line; the end-of-data
+    line counts only on its own, even when it arrives a byte at a time."""
+    t = Telnet(server.ports.smtp)
+    t.reply()
+    t.type(b"helo x", b"\r\n"), t.type(b"mail from:<a@b.test>", b"\r\n"), t.type(b"rcpt to:<tester@lab.test>", b"\r\n")
+    assert t.type(b"data", b"\r\n")[0].startswith("354")
+    t.send(b"..first\r\nSubject: dots\r\n\r\n..\r\n...\r\n.x\r\nmid.\r\n.\r", end=b"")  # not the end yet
+    t.send(b"x\r\n.", end=b"")
+    t.send(b"\r", end=b"")
+    assert t.type(b"\n", b"")[0].startswith("250 2.0.0")
+    assert t.type(b"noop", b"\r\n")[0].startswith("250")
+    [message] = inbox(server, "tester@lab.test")
+    assert message.endswith(b"\n.first\nSubject: dots\n\n.\n..\nx\nmid.\n\rx\n")
+
+
+def test_an_empty_message_and_one_larger_than_the_reader_limit(server):
+    t = Telnet(server.ports.smtp)
+    t.reply()
+    t.type(b"helo x", b"\r\n"), t.type(b"mail from:<a@b.test>", b"\r\n"), t.type(b"rcpt to:<tester@lab.test>", b"\r\n")
+    t.type(b"data", b"\r\n")
+    assert t.type(b".", b"\r\n")[0].startswith("250 2.0.0")  # no data at all
+    line = b"z" * 998 + b"\r\n"
+    big = b"Subject: big\r\n\r\n" + b".dot\r\n" + line * (TuimailSMTP.line_length_limit // len(line) + 50)
+    with smtplib.SMTP("127.0.0.1", server.ports.smtp) as client:  # past the reader's limit
+        client.sendmail("a@b.test", ["tester@lab.test"], big)
+    messages = sorted(inbox(server, "tester@lab.test"), key=len)
+    assert messages[0].endswith(b"; " + messages[0].rsplit(b"; ", 1)[1])  # headers only
+    assert b"\nSubject: big\n\n.dot\n" + b"z" * 998 + b"\n" in messages[1]  # smtplib stuffed the dot
+    assert messages[1].endswith((b"z" * 998 + b"\n") * 10)
+    assert messages[1].count(b"z" * 998) == TuimailSMTP.line_length_limit // len(line) + 50
+
+
+def test_the_client_leaving_in_the_middle_of_data_stores_nothing(server):
+    sock = socket.create_connection(("127.0.0.1", server.ports.smtp))
+    sock.sendall(b"helo x\r\nmail from:<a@b.test>\r\nrcpt to:<tester@lab.test>\r\ndata\r\nSubject: cut\r\n\r\nhalf")
+    server.wait_for(lambda: any(s.last_command == "data" for s in server.engine.sessions))
+    sock.close()
+    server.wait_for(lambda: not list(server.engine.sessions))
+    assert inbox(server, "tester@lab.test") == []
+
+
+
+def test_data_past_the_reader_limit_without_its_end_is_read_line_by_line(server):
+    line = b"z" * 998 + b"\r\n"
+    count = TuimailSMTP.line_length_limit // len(line) + 5
+
+    async def read():
+        smtp = TuimailSMTP(server.engine, submission=False)
+        smtp.transport = object()  # (not None: the line reader runs while there is a connection)
+        reader = smtp._reader = smtp._stream_reader  # (set by connection_made otherwise)
+        reader.feed_data(b"..dot\r\n" + line * count)
+        assert await smtp._data_block() is None  # no end within the limit
+        reader.feed_data(b".\r\nQUIT\r\n")
+        state, content = await smtp._data_lines()
+        assert await reader.readuntil() == b"QUIT\r\n"  # what follows the data stays for the command loop
+        return state, content
+
+    state, content = server.run(read())
+    assert state.name == "NOMINAL"
+    assert content == b".dot\r\n" + line * count

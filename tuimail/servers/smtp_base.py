@@ -1,0 +1,307 @@
+"""aiosmtpd's `SMTP` (RFC 5321) with its per-connection and per-message machinery made cheaper.
+
+The same protocol, the same replies; less work on the one event loop for each connection and message
+(issue 15: with a connection per message the loop's time per message sets the rate):
+- construction: aiosmtpd's `__init__` looks up its command, hook and AUTH tables with `dir()` and
+  `inspect.getmembers()` on every connection; here the names are found once per class and only bound
+  per connection (`_init_tables`).
+- the command loop (`_handle_client`): aiosmtpd's, without its two sanitising debug-log calls per
+  line (its logger is kept at ERROR: `smtp.py`); our transcript logs every line already.
+- DATA (`smtp_DATA`): aiosmtpd reads the message one line at a time (a coroutine step, a buffer
+  search and a log call per line); here the whole message up to the end-of-data line is taken from
+  the reader's buffer in one piece, with the same dot-unstuffing (RFC 5321 §4.5.2) and the same size
+  limit. A message larger than the reader's limit goes through aiosmtpd's line-by-line reading.
+
+It relies on aiosmtpd 1.4's internals (pinned in pyproject.toml); `tests/servers/test_smtp_base.py`
+checks that a connection made here has what aiosmtpd's own `__init__` would have given it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from typing import Any
+
+from aiosmtpd.smtp import (
+    ALLOWED_BEFORE_STARTTLS,
+    BOGUS_LIMIT,
+    MISSING,
+    SMTP,
+    TLSSetupException,
+    _AuthMechAttr,
+    _DataState,
+    login_always_fail,
+    syntax,
+)
+
+EMPTY = bytearray()
+
+
+@functools.cache
+def _smtp_names(cls: type) -> tuple[tuple[str, str], ...]:
+    """(command, attribute) for every `smtp_*` method of the class."""
+    return tuple((name[5:], name) for name in dir(cls) if name.startswith("smtp_"))
+
+
+@functools.cache
+def _hook_names(cls: type) -> tuple[tuple[str, str], ...]:
+    return tuple((name[7:], name) for name in dir(cls) if name.startswith("handle_"))
+
+
+@functools.cache
+def _auth_names(cls: type) -> tuple[tuple[str, str], ...]:
+    """(mechanism, attribute) for every `auth_*` method, named as aiosmtpd names them."""
+    found = []
+    for name in dir(cls):
+        if name.startswith("auth_"):
+            function = getattr(cls, name)
+            found.append((getattr(function, "__auth_mechanism_name__", name.replace("auth_", "").replace("__", "-")), name))
+    return tuple(found)
+
+
+@functools.cache
+def _ehlo_version(cls: type) -> str | None:
+    hook = getattr(cls, "handle_EHLO", None)
+    if hook is None:
+        return None
+    # the 5-argument hook (server, session, envelope, hostname, responses) is the only one we have
+    return "new" if len(inspect.signature(hook).parameters) == 6 else "old"
+
+
+class LeanSMTP(SMTP):
+    """aiosmtpd's SMTP for our fixed configuration: no PROXY protocol, no per-command call limits,
+    data kept as bytes (`decode_data=False`)."""
+
+    def _init_lean(self, handler: Any, *, hostname: str, ident: str, loop: asyncio.AbstractEventLoop,
+                   enable_SMTPUTF8: bool, data_size_limit: int | None, tls_context, timeout: float,
+                   auth_required: bool, auth_require_tls: bool) -> None:
+        """What `SMTP.__init__` sets for these arguments, without looking the tables up again."""
+        self.__ident__ = ident
+        self.loop = loop
+        asyncio.StreamReaderProtocol.__init__(
+            self, asyncio.StreamReader(loop=loop, limit=self.line_length_limit),
+            client_connected_cb=self._cb_client_connected, loop=loop)
+        self.event_handler = handler
+        self.data_size_limit = data_size_limit
+        self.enable_SMTPUTF8 = enable_SMTPUTF8
+        self._decode_data = False
+        self.hostname = hostname
+        self.tls_context = tls_context
+        self.require_starttls = tls_context and False
+        self._timeout_duration = timeout
+        self._timeout_handle = None
+        self._tls_handshake_okay = True
+        self._tls_protocol = None
+        self._original_transport = None
+        self.session = None
+        self.envelope = None
+        self.transport = None
+        self._handler_coroutine = None
+        self._auth_require_tls = auth_require_tls
+        self._proxy_timeout = None
+        self._authenticator = None
+        self._auth_callback = login_always_fail
+        self._auth_required = auth_required
+        self._init_tables(handler)
+        self._enforce_call_limit = False
+
+    def _init_tables(self, handler: Any) -> None:
+        methods: dict[str, _AuthMechAttr] = {}
+        for obj in (self, handler):
+            for mechanism, name in _auth_names(type(obj)):
+                methods[mechanism] = _AuthMechAttr(getattr(obj, name), obj is self)
+        self._auth_methods = methods
+        self._handle_hooks = {verb: getattr(handler, name) for verb, name in _hook_names(type(handler))}
+        self._ehlo_hook_ver = _ehlo_version(type(handler))
+        self._smtp_methods = {verb: getattr(self, name) for verb, name in _smtp_names(type(self))}
+
+    # ----- the command loop ------------------------------------------------------------------
+
+    async def _handle_client(self) -> None:
+        """aiosmtpd 1.4's command loop (its order of checks and replies), minus the per-line debug
+        logging and the PROXY / call-limit branches this server does not use."""
+        if self._proxy_timeout is not None or self._enforce_call_limit:
+            return await super()._handle_client()
+        await self.push(f"220 {self.hostname} {self.__ident__}")
+        bogus_budget = BOGUS_LIMIT
+        reader = self._reader
+        while self.transport is not None:
+            try:
+                try:
+                    line: bytes = await reader.readuntil()
+                except asyncio.LimitOverrunError as error:  # a line longer than the limit: skip it, then 500
+                    await reader.read(error.consumed)
+                    while True:
+                        try:
+                            await reader.readuntil()
+                            break
+                        except asyncio.LimitOverrunError as e:
+                            await reader.read(e.consumed)
+                    await self.push("500 Command line too long")
+                    continue
+                line = line.rstrip(b"\r\n")
+                if not line:
+                    await self.push("500 Error: bad syntax")
+                    continue
+                command_bytes, _, arg_bytes = line.partition(b" ")
+                try:
+                    command = command_bytes.upper().decode("ascii")
+                except UnicodeDecodeError:
+                    await self.push("500 Error: bad syntax")
+                    continue
+                if not arg_bytes:
+                    arg: str | None = None
+                else:
+                    arg_bytes = arg_bytes.strip()
+                    if self.enable_SMTPUTF8:
+                        arg = str(arg_bytes, encoding="utf-8", errors="surrogateescape")
+                    else:
+                        try:
+                            arg = str(arg_bytes, encoding="ascii", errors="strict")
+                        except UnicodeDecodeError:
+                            await self.push("500 Error: strict ASCII mode")
+                            continue
+                max_size = self.command_size_limits[command] if self.session.extended_smtp else self.command_size_limit
+                if len(line) > max_size:
+                    await self.push("500 Command line too long")
+                    continue
+                if not self._tls_handshake_okay and command != "QUIT":
+                    await self.push("554 Command refused due to lack of security")
+                    continue
+                if self.require_starttls and not self._tls_protocol and command not in ALLOWED_BEFORE_STARTTLS:
+                    await self.push("530 Must issue a STARTTLS command first")  # RFC 3207 §4
+                    continue
+                method = self._smtp_methods.get(command)
+                if method is None:
+                    bogus_budget -= 1
+                    if bogus_budget < 1:
+                        await self.push("502 5.5.1 Too many unrecognized commands, goodbye.")
+                        self.transport.close()
+                        continue
+                    await self.push(f'500 Error: command "{command}" not recognized')
+                    continue
+                self._reset_timeout()  # a valid command
+                await method(arg)
+            except (asyncio.CancelledError, ConnectionResetError):
+                self._writer.close()
+                raise
+            except Exception as error:
+                status = None
+                try:
+                    status = await self.handle_exception(error)
+                except Exception as inner_error:
+                    try:
+                        status = f"500 Error: ({inner_error.__class__.__name__}) {inner_error}"
+                    except Exception:
+                        status = "500 Error: Cannot describe error"
+                finally:
+                    if isinstance(error, TLSSetupException):
+                        self.transport.close()
+                        self.connection_lost(error)
+                    else:
+                        await self.push(status)
+
+    # ----- DATA (RFC 5321 §4.1.1.4) ------------------------------------------------------------
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        if self._decode_data:
+            return await super().smtp_DATA(arg)
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        block = await self._data_block()
+        if block is None:  # larger than the reader's limit: line by line, as aiosmtpd reads it
+            state, content = await self._data_lines()
+        else:
+            limit = self.data_size_limit
+            state = _DataState.TOO_MUCH if limit and len(block) > limit else _DataState.NOMINAL
+            # RFC 5321 §4.5.2: a line that begins with a dot loses that dot
+            content = block[1:] if block[:1] == b"." else block
+            content = content.replace(b"\r\n.", b"\r\n")
+        if state is not _DataState.NOMINAL:
+            if state is _DataState.TOO_LONG:
+                await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
+            else:
+                await self.push("552 Error: Too much mail data")
+            self._set_post_data_state()
+            return
+        self.envelope.content = content
+        self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA") if "DATA" in self._handle_hooks else MISSING
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _data_block(self) -> bytes | None:
+        """The message data with its dots still stuffed, up to (not including) the end-of-data line,
+        taken from the reader's buffer at once; None when it grows past the reader's line limit
+        without an end (the caller reads it line by line)."""
+        reader = self._reader
+        while True:
+            if reader._exception is not None:
+                raise reader._exception
+            buffer = reader._buffer
+            if buffer[:3] == b".\r\n":  # no data at all
+                end, cut = 0, 3
+            else:
+                found = buffer.find(b"\r\n.\r\n")
+                end, cut = (found + 2, found + 5) if found >= 0 else (-1, -1)
+            if end >= 0:
+                block = bytes(buffer[:end])
+                del buffer[:cut]
+                reader._maybe_resume_transport()
+                return block
+            if len(buffer) > reader._limit:
+                return None
+            if reader._eof:
+                raise asyncio.IncompleteReadError(bytes(buffer), None)
+            await reader._wait_for_data("readuntil")
+
+    async def _data_lines(self) -> tuple[_DataState, bytes]:
+        """aiosmtpd 1.4's line-by-line DATA reading (for messages larger than the reader's limit)."""
+        data: list[bytearray] = []
+        num_bytes = 0
+        limit = self.data_size_limit
+        fragments: list[bytes] = []
+        state = _DataState.NOMINAL
+        while self.transport is not None:
+            try:
+                line: bytes = await self._reader.readuntil(b"\r\n")
+            except asyncio.CancelledError:
+                self._writer.close()
+                raise
+            except asyncio.LimitOverrunError as e:
+                if state is _DataState.NOMINAL:
+                    state = _DataState.TOO_LONG
+                data *= 0
+                line = await self._reader.read(e.consumed)
+            if not fragments and line == b".\r\n":
+                break
+            num_bytes += len(line)
+            if state is _DataState.NOMINAL and limit and num_bytes > limit:
+                state = _DataState.TOO_MUCH
+                data *= 0
+            fragments.append(line)
+            if line.endswith(b"\r\n"):
+                if state is _DataState.NOMINAL:
+                    whole = EMPTY.join(fragments)
+                    if len(whole) > self.line_length_limit:
+                        state = _DataState.TOO_LONG
+                        data *= 0
+                    else:
+                        data.append(whole)
+                fragments *= 0
+        for text in data:
+            if text.startswith(b"."):
+                del text[0]
+        return state, b"".join(data)
+
