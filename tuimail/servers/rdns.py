@@ -25,6 +25,7 @@ class ReverseDNS:
         self.clock = clock
         self._cache: OrderedDict[str, tuple[float, str]] = OrderedDict()  # ip -> (expires, name)
         self._waiting: dict[str, list[Callable[[str], object]]] = {}
+        self._tasks: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
 
     def cached(self, ip: str) -> str | None:
         entry = self._cache.get(ip)
@@ -49,7 +50,9 @@ class ReverseDNS:
         except RuntimeError:
             return
         self._waiting[ip] = [done]
-        loop.create_task(self._resolve(loop, ip))
+        task = loop.create_task(self._resolve(loop, ip))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _resolve(self, loop: asyncio.AbstractEventLoop, ip: str) -> None:
         try:

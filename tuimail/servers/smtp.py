@@ -43,7 +43,7 @@ from tuimail.outbound.runner import MAX_HOPS, hop_count
 from tuimail.core.printable import has_control
 from tuimail.protocols.telnet import TelnetFilter
 from tuimail.servers import delivery, intake, smtp_scram
-from tuimail.servers.smtp_base import LeanSMTP
+from tuimail.servers.smtp_base import DEFERRED_REPLIES, LeanSMTP
 from tuimail.servers.sessions import KILLED_BY_OPERATOR, Session
 
 if TYPE_CHECKING:
@@ -330,15 +330,13 @@ class TuimailSMTP(LeanSMTP):
         # RFC 2920 §3.1: while pipelined commands wait in the input, replies may be held and sent
         # together; one write instead of three matters when a system call is expensive.
         if not (self._reader._buffer and text[:3] in ("250", "550", "553", "554", "501", "452")):
-            self.flush_replies()
-            await self._writer.drain()
+            if text[:3] in DEFERRED_REPLIES or self._greeting:  # sent with the other sessions' replies of this turn
+                self.flush_soon()
+            else:
+                self.flush_replies()
+                await self._writer.drain()
         if self._reader._buffer:  # more commands arrived together: let other sessions have a turn first
             await asyncio.sleep(0)
-
-    def flush_replies(self) -> None:
-        if self._replies and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"".join(self._replies))
-        self._replies.clear()
 
     def _reset_timeout(self, duration: float | None = None) -> None:
         """aiosmtpd cancels and re-makes its inactivity timer for every command line; only the
