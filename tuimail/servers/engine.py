@@ -274,6 +274,8 @@ class Engine:
         deadline = time.monotonic() + 3.0
         while len(self.sessions) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)  # let connection_lost callbacks run
+        if self.sessions.resolver is not None:
+            await self.sessions.resolver.close()
         self.bus.system("tuimail stopped")
         self.logs.close()
         await self.transcripts.drain()  # the blocks of sessions cut by the stop are mailed too

@@ -54,6 +54,16 @@ class ReverseDNS:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def close(self) -> None:
+        """At stop: cancel the lookups still under way (a task left pending when its loop closes is
+        reported as destroyed when it is collected, possibly in the middle of someone else's work)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._waiting.clear()  # a later lookup of the same address starts afresh
+
     async def _resolve(self, loop: asyncio.AbstractEventLoop, ip: str) -> None:
         try:
             host, _ = await asyncio.wait_for(loop.getnameinfo((ip, 0), socket.NI_NAMEREQD), TIMEOUT)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 import weakref
 from typing import Any
 
@@ -39,6 +40,7 @@ from aiosmtpd.smtp import (
 )
 
 EMPTY = bytearray()
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -74,8 +76,8 @@ def _ehlo_version(cls: type) -> str | None:
 
 # Replies written at the start of the loop's next turn, together with every other session's, instead of
 # one system call each as they are made: each write to a waiting client wakes it, and a woken client
-# took the CPU from the event loop in the middle of its turn (issue 15: a fifth of the loop's time in
-# `send` with connections reused). Only replies after which the connection stays as it is: a 221
+# took the CPU from the event loop in the middle of its turn (issue 15: up to half of the loop's
+# samples in `send` with connections reused). Only replies after which the connection stays as it is: a 221
 # (the close follows), STARTTLS's 220 (TLS follows) and errors are written at once, after whatever
 # this session still holds (so the order on the wire never changes).
 DEFERRED_REPLIES = ("250", "354")
@@ -87,7 +89,11 @@ def _flush_batch(batch: list[LeanSMTP]) -> None:
     batch.clear()
     for protocol in items:
         protocol._in_batch = False
-        protocol.flush_replies()
+    for protocol in items:
+        try:
+            protocol.flush_replies()
+        except Exception:  # one broken transport must not keep the others' replies
+            log.exception("SMTP reply not written")
 
 
 class LeanSMTP(SMTP):
@@ -126,6 +132,7 @@ class LeanSMTP(SMTP):
         self._auth_required = auth_required
         self._init_tables(handler)
         self._enforce_call_limit = False
+        self._replies = []
 
     def _init_tables(self, handler: Any) -> None:
         methods: dict[str, _AuthMechAttr] = {}
@@ -288,9 +295,10 @@ class LeanSMTP(SMTP):
 
     async def _data_block(self) -> bytes | None:
         """The message data with its dots still stuffed, up to (not including) the end-of-data line,
-        taken from the reader's buffer at once; None when it grows past the reader's line limit
-        without an end (the caller reads it line by line)."""
+        taken from the reader's buffer at once; None when it is longer than the reader's limit (the
+        caller reads it line by line, as aiosmtpd does, which refuses a line longer than that)."""
         reader = self._reader
+        searched = 0  # the buffer only grows while this waits: search only what is new
         while True:
             if reader._exception is not None:
                 raise reader._exception
@@ -298,8 +306,11 @@ class LeanSMTP(SMTP):
             if buffer[:3] == b".\r\n":  # no data at all
                 end, cut = 0, 3
             else:
-                found = buffer.find(b"\r\n.\r\n")
+                found = buffer.find(b"\r\n.\r\n", max(0, searched - 4))
+                searched = len(buffer)
                 end, cut = (found + 2, found + 5) if found >= 0 else (-1, -1)
+            if end > reader._limit:  # a message this big may hold a line aiosmtpd refuses as too long
+                return None
             if end >= 0:
                 block = bytes(buffer[:end])
                 del buffer[:cut]
