@@ -276,6 +276,9 @@ class Engine:
             await asyncio.sleep(0.02)  # let connection_lost callbacks run
         if self.sessions.resolver is not None:
             await self.sessions.resolver.close()
+        if self._fan_out_writer is not None:  # the IDLE fan-out's helper thread (idle by now)
+            self._fan_out_writer.shutdown(wait=False)
+            self._fan_out_writer = None
         self.bus.system("tuimail stopped")
         self.logs.close()
         await self.transcripts.drain()  # the blocks of sessions cut by the stop are mailed too
