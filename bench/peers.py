@@ -149,7 +149,10 @@ def fill(maildir: Path, count: int, size: int, unseen_every: int = 1, owner: int
 def empty_maildir(maildir: Path, dovecot_files: bool = False) -> None:
     for sub in ("cur", "new", "tmp"):
         for entry in os.scandir(maildir / sub) if (maildir / sub).is_dir() else ():
-            os.unlink(entry.path)
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:  # moved new/ -> cur/ meanwhile (a Dovecot session of another run)
+                pass
     if dovecot_files:
         drop_dovecot_index(maildir)
 
