@@ -8,12 +8,13 @@ literal contents and message data never reach the log.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterator
 
 from tuimail.core.directory import AuthOutcome, Service
 from tuimail.core.events import Protocol
 from tuimail.core.masking import MASK, mask_imap
-from tuimail.protocols.imap.machine import ImapMachine, Options, Outcome, valid_tag
+from tuimail.protocols.imap.machine import ImapMachine, Options, Outcome, Reply, valid_tag
 from tuimail.protocols.imap.state import State
 from tuimail.protocols.imap.reader import (
     CommandReader,
@@ -23,11 +24,15 @@ from tuimail.protocols.imap.reader import (
     RawCommand,
     RawLine,
 )
+from tuimail.servers.committer import committer
 from tuimail.servers.connection import Flag, LineConnection
 from tuimail.servers.deflate import CompressionError, Deflate
 from tuimail.servers.engine import Engine, FanOut
+from tuimail.store.deferred import deferring
 from tuimail.store.folder import FolderKeywords
 from tuimail.store.maildir import Folder
+
+log = logging.getLogger(__name__)
 
 MAX_LINE = 65536  # long UID sets from real clients (Dovecot uses 64 KiB too)
 # Before login a client can only LOGIN, AUTHENTICATE, STARTTLS, CAPABILITY, ID, NOOP: nothing needs big
@@ -70,6 +75,8 @@ class ImapConnection(LineConnection):
         self._command_timer: asyncio.TimerHandle | None = None
         self._writable = Flag()  # asyncio.Event's interface without a deque per session
         self._busy = False  # a command is running in a worker thread
+        self._small = False  # the command in progress runs on the loop (a small, current folder)
+        self._sized: tuple[object, int] = (None, 0)  # (snapshot, its bytes): for `_on_the_loop`
         self._close_machine = False
 
     def _new_reader(self) -> CommandReader:
@@ -186,12 +193,25 @@ class ImapConnection(LineConnection):
     async def _receive(self, command: RawCommand) -> Outcome:
         """Run one command. Once logged in, commands touch the store (directory listings, renames,
         fsyncs, reading messages): they run in a worker thread, so one session's big command never
-        stalls the others. The machine is this session's alone and commands run one at a time."""
+        stalls the others. The machine is this session's alone and commands run one at a time.
+
+        A command on a small folder whose index is current (`_on_the_loop`) runs on the loop: its
+        work is a few lookups, renames or file reads, far less than a thread hop. The fsyncs it must
+        wait for are collected (`store.deferred`) and done by the committer, batched with other
+        sessions'; its replies go out only after them."""
         verb = _verb(command)
+        self._small = False
         if self.machine.state is State.NOT_AUTHENTICATED or verb in _ON_THE_LOOP or (
             verb in _POLLS and self._up_to_date()
         ):
             return self.machine.receive(command)
+        if verb in _SMALL_ON_THE_LOOP and self._on_the_loop():
+            self._small = True
+            with deferring() as waits:
+                outcome = self.machine.receive(command)
+            if waits:
+                outcome = await self._durable(command, verb, outcome, waits)
+            return outcome
         running = asyncio.get_running_loop().run_in_executor(None, self.machine.receive, command)
         self._busy = True
         try:
@@ -202,6 +222,36 @@ class ImapConnection(LineConnection):
                 self._command_done(running)
             else:
                 running.add_done_callback(self._command_done)
+
+    def _on_the_loop(self) -> bool:
+        """The selected folder is small (messages and bytes) and its index matches the disk (two stat
+        calls): any message command on it is cheaper than a thread hop and cannot stall others."""
+        view = self.machine.view
+        if view is None or len(view.uids) > LOOP_MESSAGES:
+            return False
+        folder = view.folder
+        if not folder.looks_unchanged():
+            return False
+        snap = folder.snapshot(fresh=False)
+        if len(snap.uids) > LOOP_MESSAGES:
+            return False
+        if self._sized[0] is not snap:
+            self._sized = (snap, sum(ref.size for ref in snap.refs))
+        return self._sized[1] <= LOOP_BYTES
+
+    async def _durable(self, command: RawCommand, verb: str, outcome: Outcome, waits) -> Outcome:
+        """Wait (without blocking the loop) until the records the command wrote are on disk. Should
+        that fail, the command fails as it would have in a thread: its replies are dropped."""
+        try:
+            await committer().wait(waits)
+        except OSError as e:
+            log.exception("IMAP %s failed", verb)
+            tag = command.tag if command.tag and valid_tag(command.tag) else "*"
+            return Outcome(
+                replies=[Reply(f"{tag} NO [SERVERBUG] Internal error; the command was not completed\r\n".encode())],
+                notes=[*outcome.notes, f"Internal error in {verb}: {type(e).__name__}: {e}"],
+            )
+        return outcome
 
     def _command_done(self, running: asyncio.Future) -> None:
         self._busy = False
@@ -276,12 +326,17 @@ class ImapConnection(LineConnection):
             self._send_replies(outcome, outcome.replies[start:i + 1], first=start == 0)
             start = i + 1
             while self.transport is not None and not self.transport.is_closing():
-                chunk = await asyncio.to_thread(_take, reply.stream, WRITE_BATCH)
+                if self._small:  # a small folder: its messages are read on the loop, a slice per turn
+                    chunk = _take(reply.stream, WRITE_BATCH)
+                else:
+                    chunk = await asyncio.to_thread(_take, reply.stream, WRITE_BATCH)
                 if not chunk:
                     break
                 self.send(chunk, [])
                 if not self._writable.is_set():
                     await self._writable.wait()
+                elif self._small and len(chunk) >= WRITE_BATCH:  # more to come: other sessions first
+                    await asyncio.sleep(0)
             if self.transport is None or self.transport.is_closing():
                 return
         self._send_replies(outcome, outcome.replies[start:], first=start == 0)
@@ -394,10 +449,26 @@ _ON_THE_LOOP = {"CAPABILITY", "ID", "NAMESPACE", "ENABLE", "LOGOUT", "IDLE", "ST
 
 _POLLS = {"NOOP", "CHECK"}  # on the loop when nothing changed: a worker thread would only add latency
 
+# On the loop when the selected folder is small and current (`_on_the_loop`): lookups in the shared
+# index, renames, unlinks and reads of a few small files. Everything else that touches the store
+# (APPEND's file write and fsync, SELECT, LIST, STATUS, COPY, MOVE...) keeps its worker thread.
+_SMALL_ON_THE_LOOP = {
+    "NOOP", "CHECK", "FETCH", "UID FETCH", "STORE", "UID STORE", "SEARCH", "UID SEARCH",
+    "EXPUNGE", "UID EXPUNGE",
+}
+LOOP_MESSAGES = 1000  # at most this many messages...
+LOOP_BYTES = 4 * 1024 * 1024  # ...and bytes in the folder: the worst command stays far below 50 ms
+
 
 def _verb(command: RawCommand) -> str:
-    words = command.lines[0].split(None, 2)
-    return words[1].decode("ascii", "replace").upper() if len(words) > 1 else ""
+    """The command's name, with UID's subcommand: "FETCH", "UID FETCH"."""
+    words = command.lines[0].split(None, 3)
+    if len(words) < 2:
+        return ""
+    verb = words[1].decode("ascii", "replace").upper()
+    if verb == "UID" and len(words) > 2:
+        return "UID " + words[2].decode("ascii", "replace").upper()
+    return verb
 
 
 def _take(stream: Iterator[bytes], limit: int) -> bytes:

@@ -13,7 +13,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from tuimail.core.atomic import fsync_dir
@@ -44,10 +44,12 @@ def unique_base(size: int, wire_size: int, when: float | None = None) -> str:
     return f"{sec}.M{usec:06d}P{os.getpid()}Q{next(_counter)}.{_HOST},S={size},W={wire_size}"
 
 
-def write_durably(directory: Path, data: bytes, subdir: str, flags: str = "", mtime: float | None = None) -> str:
+def write_durably(directory: Path, data: bytes, subdir: str, flags: str = "", mtime: float | None = None,
+                  rename: Callable[[Path, Path], None] = os.rename) -> str:
     """Write `data` (LF line ends) into directory/tmp, fsync, rename into subdir, fsync the directory.
 
-    Returns the final file name. After it returns, the message survives a crash.
+    Returns the final file name. After it returns, the message survives a crash. `rename` (tmp path,
+    final path) lets the folder index the file in the same step, under its lock.
     """
     base = unique_base(len(data), len(data) + data.count(b"\n"), mtime)
     name = base if subdir == "new" else f"{base}:2,{flags}"
@@ -63,7 +65,7 @@ def write_durably(directory: Path, data: bytes, subdir: str, flags: str = "", mt
             os.close(fd)
         if mtime is not None:
             os.utime(tmp, (mtime, mtime))
-        os.rename(tmp, directory / subdir / name)
+        rename(tmp, directory / subdir / name)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import itertools
 import json
 import operator
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from tuimail.core.atomic import fsync_dir
+from tuimail.store.deferred import defer
 from tuimail.store.files import (
     SIZE_RE,
     TIME_RE,
@@ -334,7 +336,7 @@ class Folder:
 
     def _dir_mtimes(self) -> tuple[int, int]:
         try:
-            return os.stat(self.path / "new").st_mtime_ns, os.stat(self.path / "cur").st_mtime_ns
+            return os.stat(self._dir + "/new").st_mtime_ns, os.stat(self._dir + "/cur").st_mtime_ns
         except FileNotFoundError:
             return (0, 0)
 
@@ -501,10 +503,16 @@ class Folder:
         When the index may be out of date (another process touched the folder), the folder is
         rescanned instead.
         """
+        uid, ticket = self._adopt(name, subdir, keywords)
+        self._log.commit(ticket)  # APPEND: the uid is in the reply (APPENDUID)
+        return uid
+
+    def _adopt(self, name: str, subdir: str, keywords: Iterable[str]) -> tuple[int | None, int]:
+        """`adopt` but for the wait: (uid, ticket of its record; 0 when nothing is left to commit)."""
         base, flags = parse_name(name)
         with self._lock:
             if base in self._uid_of_base:
-                return self._uid_of_base[base]
+                return self._uid_of_base[base], 0
             size_m, wsize_m, time_m = SIZE_RE.search(base), WSIZE_RE.search(base), TIME_RE.match(base)
             # only our own file changed the directory since the index matched it: no listing needed
             before = self._mtimes
@@ -515,7 +523,7 @@ class Folder:
                     self.store_flags({uid: (None, frozenset(keywords))})
                 if uid is not None and subdir == "cur" and self._unsaved:
                     self._disown(uid)
-                return uid
+                return uid, 0
             when = int(time_m.group(1)) + int(time_m.group(2)) / 1_000_000
             uid = self._uidnext
             self._uidnext += 1
@@ -532,9 +540,8 @@ class Folder:
                 self._disown(uid)
             if subdir == "new":  # a delivery: its file is durable; the uid only once someone can see it
                 self._pending = max(self._pending, ticket)
-                return uid
-        self._log.commit(ticket)  # APPEND: the uid is in the reply (APPENDUID)
-        return uid
+                return uid, 0
+        return uid, ticket
 
     def _disown(self, uid: int) -> None:
         """(Under the lock) an APPEND whose uid cannot be made durable (full disk): remove the message
@@ -672,7 +679,7 @@ class Folder:
             return 0
         self._records += len(lines)
         if durable:
-            self.commit(ticket)
+            self._commit_now(ticket)  # not deferred: other sessions may show these uids at once
         return ticket
 
     def _compact(self, stamp: tuple[int, int] | None, records: list[str] | None = None) -> None:
@@ -695,7 +702,12 @@ class Folder:
         self._unsaved = False
 
     def commit(self, ticket: int) -> None:
-        """Wait (outside the lock) until the records of `ticket` are on disk."""
+        """Wait (outside the lock) until the records of `ticket` are on disk; inside
+        `store.deferred.deferring()` the wait is handed to the caller instead (event-loop commands)."""
+        if ticket and not defer(functools.partial(self._commit_now, ticket)):
+            self._commit_now(ticket)
+
+    def _commit_now(self, ticket: int) -> None:
         if ticket:
             try:
                 self._log.commit(ticket)
@@ -742,8 +754,18 @@ class Folder:
                keywords: Iterable[str] = ()) -> int:
         """Store a message (LF line ends) directly into cur/ with flags and keywords; returns its uid
         (UIDPLUS), durable in the index."""
-        name = write_durably(self.path, data, "cur", normalize_flags(flags), internaldate)
-        uid = self.adopt(name, "cur", keywords)
+        placed: list[tuple[int | None, int]] = []
+
+        def rename(tmp: Path, final: Path) -> None:
+            # under the lock, indexed at once: no other session's look at the folder finds cur/
+            # changed behind the index's back (which would list the whole folder again)
+            with self._lock:
+                os.rename(tmp, final)
+                placed.append(self._adopt(final.name, "cur", keywords))
+
+        name = write_durably(self.path, data, "cur", normalize_flags(flags), internaldate, rename=rename)
+        uid, ticket = placed[0]
+        self._log.commit(ticket)  # after the directory's fsync: the uid is in the reply (APPENDUID)
         if uid is None:
             raise FileNotFoundError(f"{name} vanished from {self.path} before it was indexed")
         self._notify()
@@ -1040,7 +1062,7 @@ class Folder:
             self._unsaved = True  # the whole index is written at the next change anyway
             return
         self._records += 1
-        self.commit(ticket)
+        self._commit_now(ticket)  # before the links or renames it guards
 
     # ----- keywords (the IMAP machine's per-folder view of them) ----------------------------
 
