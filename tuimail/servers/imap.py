@@ -77,6 +77,7 @@ class ImapConnection(LineConnection):
         self._busy = False  # a command is running in a worker thread
         self._small = False  # the command in progress runs on the loop (a small, current folder)
         self._sized: tuple[object, int] = (None, 0)  # (snapshot, its bytes): for `_on_the_loop`
+        self._folders_seen = LOOP_FOLDERS + 1  # lines of this session's last LIST: the first one runs in a thread
         self._close_machine = False
 
     def _new_reader(self) -> CommandReader:
@@ -205,23 +206,41 @@ class ImapConnection(LineConnection):
             verb in _POLLS and self._up_to_date()
         ):
             return self.machine.receive(command)
-        if verb in _SMALL_ON_THE_LOOP and self._on_the_loop():
+        if (verb in _SMALL_ON_THE_LOOP or (verb == "STATUS" and self._names_selected(command))
+                or (verb in _LISTS and self._folders_seen <= LOOP_FOLDERS and not command.literals
+                    and b"RETURN" not in command.lines[0].upper())) and self._on_the_loop():
             self._small = True
             with deferring() as waits:
                 outcome = self.machine.receive(command)
             if waits:
                 outcome = await self._durable(command, verb, outcome, waits)
+            if verb in _LISTS:
+                self._folders_seen = len(outcome.replies)
             return outcome
         running = asyncio.get_running_loop().run_in_executor(None, self.machine.receive, command)
         self._busy = True
         try:
             # shielded: if the connection drops meanwhile, the thread still owns the machine until it ends
-            return await asyncio.shield(running)
+            outcome = await asyncio.shield(running)
+            if verb in _LISTS:
+                self._folders_seen = len(outcome.replies)
+            return outcome
         finally:
             if running.done():
                 self._command_done(running)
             else:
                 running.add_done_callback(self._command_done)
+
+    def _names_selected(self, command: RawCommand) -> bool:
+        """STATUS of the selected folder (as imaptest and many clients ask): its index is in memory."""
+        view = self.machine.view
+        words = command.lines[0].split(None, 3)
+        if view is None or len(words) < 3 or command.literals:
+            return False
+        name = words[2].strip(b'"')
+        if name.upper() == b"INBOX":
+            return view.folder.name == "INBOX"
+        return name == view.folder.name.encode("utf-8", "surrogateescape") and name.isascii() and b"&" not in name
 
     def _on_the_loop(self) -> bool:
         """The selected folder is small (messages and bytes) and its index matches the disk (two stat
@@ -456,6 +475,8 @@ _SMALL_ON_THE_LOOP = {
     "NOOP", "CHECK", "FETCH", "UID FETCH", "STORE", "UID STORE", "SEARCH", "UID SEARCH",
     "EXPUNGE", "UID EXPUNGE",
 }
+_LISTS = {"LIST", "LSUB"}  # on the loop while this session's last LIST was short (a few directory looks)
+LOOP_FOLDERS = 100
 LOOP_MESSAGES = 1000  # at most this many messages...
 LOOP_BYTES = 4 * 1024 * 1024  # ...and bytes in the folder: the worst command stays far below 50 ms
 

@@ -10,6 +10,7 @@ rendered in worker threads).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -218,6 +219,7 @@ class Message:
         return self._structure
 
 
+@functools.lru_cache(maxsize=4096)  # a folder's dates repeat in every FETCH of them
 def internaldate(ts: float) -> str:
     """RFC 3501 date-time: "17-Jul-1996 02:44:25 -0700" (local time of the server)."""
     d = datetime.fromtimestamp(ts).astimezone()

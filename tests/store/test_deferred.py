@@ -1,0 +1,65 @@
+"""Deferred index commits (tuimail.store.deferred): inside `deferring()` a STORE or EXPUNGE hands its
+fsync to the caller instead of waiting; the records are durable once the collected waits have run.
+APPEND indexes its file in the same step as its rename into cur/, so no other look lists the folder."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from tuimail.store.deferred import defer, deferring
+from tuimail.store.maildir import MailStore
+
+
+def inbox(root: Path):
+    return MailStore(root).mailbox("bob@lab.test").folder("INBOX", create=True)
+
+
+def test_store_and_expunge_leave_their_fsync_to_the_caller(tmp_path):
+    folder = inbox(tmp_path)
+    uids = [folder.append(b"Subject: %d\n\nbody\n" % i) for i in range(3)]
+    log = folder._log
+    assert log._synced == log._written  # APPEND waits itself
+    with deferring() as waits:
+        folder.store_flags({uids[0]: ("F", None)})
+        folder.expunge([uids[1]])
+    assert len(waits) == 2 and log._synced < log._written  # written, not yet on disk
+    for wait in waits:
+        wait()
+    assert log._synced == log._written
+    again = inbox(tmp_path)
+    assert [(r.uid, r.flags) for r in again.messages()] == [(uids[0], "F"), (uids[2], "")]
+
+
+def test_outside_the_block_nothing_is_deferred(tmp_path):
+    folder = inbox(tmp_path)
+    uid = folder.append(b"Subject: x\n\nbody\n")
+    assert defer(lambda: None) is False
+    with deferring():
+        pass
+    folder.store_flags({uid: ("S", None)})
+    assert folder._log._synced == folder._log._written
+
+
+def test_another_look_during_an_append_does_not_list_the_folder(tmp_path, monkeypatch):
+    folder = inbox(tmp_path)
+    uid = folder.append(b"Subject: first\n\nbody\n")
+    folder.store_flags({uid: ("S", None)})  # our own rename: the index is exact as of its stamp
+    listed: list[str] = []
+    looks: list[threading.Thread] = []
+    real_listdir, real_rename = os.listdir, os.rename
+    monkeypatch.setattr(os, "listdir", lambda path: listed.append(str(path)) or real_listdir(path))
+
+    def rename(src, dst):
+        real_rename(src, dst)
+        if str(dst).endswith(":2,"):  # the APPEND's file is in cur/: another session looks now
+            looks.append(threading.Thread(target=folder.sync))
+            looks[-1].start()
+
+    monkeypatch.setattr(os, "rename", rename)
+    second = folder.append(b"Subject: second\n\nbody\n")
+    for look in looks:
+        look.join(10)
+    assert looks and listed == []  # the look waited for the index instead of listing cur/
+    assert folder.get(second) is not None and folder.sync() is False and listed == []
