@@ -41,7 +41,7 @@ def _session(server) -> Session:
     return s
 
 
-def test_store_and_expunge_run_on_the_loop_and_answer_after_the_fsync(server, monkeypatch):
+def test_store_runs_on_the_loop_and_answers_after_the_fsync(server, monkeypatch):
     threads = _spy_threads(monkeypatch)
     sent: list[str] = []  # the server's lines, as the transcript sees them (appended on the loop)
     server.call(server.engine.bus.subscribe, lambda e: sent.append(e.text) if isinstance(e, LineOut) else None)
@@ -54,19 +54,25 @@ def test_store_and_expunge_run_on_the_loop_and_answer_after_the_fsync(server, mo
 
     s = _session(server)
     monkeypatch.setattr(IndexLog, "commit", commit)
-    lines = s.send("store 1:2 +flags (\\Deleted \\Flagged)")
+    lines = s.send("store 1:2 +flags (\\Flagged)")
     assert sum(" FETCH (FLAGS (" in line for line in lines) == 2
     assert at_fsync and not any(at_fsync), at_fsync  # the OK waited for the records
-    at_fsync.clear()
-    lines = s.send("expunge")
-    assert lines[:2] == ["* 2 EXPUNGE", "* 1 EXPUNGE"]
-    assert at_fsync and not any(at_fsync), at_fsync
-    assert len(threads) == 2 and not any(t.startswith("tuimail-io") for t in threads), threads
+    assert len(threads) == 1 and not threads[0].startswith("tuimail-io"), threads  # the loop's thread
     folder = server.call(lambda: server.engine.store.mailbox("tatareva@lab.test").folder("INBOX"))
     log = folder._log
     assert server.call(lambda: log._synced == log._written)
     assert s.send("fetch 1:* (uid flags)")[-1].endswith("OK FETCH completed")
-    assert s.send('status INBOX (messages)')[0] == '* STATUS "INBOX" (MESSAGES 1)'
+    assert s.send('status INBOX (messages)')[0] == '* STATUS "INBOX" (MESSAGES 3)'
+
+
+def test_an_expunge_that_removes_files_takes_the_thread(server, monkeypatch):
+    threads = _spy_threads(monkeypatch)
+    s = _session(server)
+    assert s.send("expunge")[-1].endswith("OK EXPUNGE completed")  # nothing \\Deleted: on the loop
+    s.send("store 1:2 +flags.silent (\\Deleted)")
+    lines = s.send("expunge")
+    assert lines[:2] == ["* 2 EXPUNGE", "* 1 EXPUNGE"]
+    assert [t.startswith("tuimail-io") for t in threads] == [False, False, True], threads
 
 
 def test_a_folder_over_the_limit_keeps_the_worker_thread(server, monkeypatch):

@@ -76,7 +76,8 @@ class ImapConnection(LineConnection):
         self._writable = Flag()  # asyncio.Event's interface without a deque per session
         self._busy = False  # a command is running in a worker thread
         self._small = False  # the command in progress runs on the loop (a small, current folder)
-        self._sized: tuple[object, int] = (None, 0)  # (snapshot, its bytes): for `_on_the_loop`
+        self._held: list[bytes] | None = None  # output waiting for one write (`_hold`)
+        self._sized: tuple[object, int, bool] = (None, 0, False)  # (snapshot, bytes, any \Deleted): `_on_the_loop`
         self._folders_seen = LOOP_FOLDERS + 1  # lines of this session's last LIST: the first one runs in a thread
         self._close_machine = False
 
@@ -186,11 +187,6 @@ class ImapConnection(LineConnection):
             tag = event.tag if valid_tag(event.tag) else "*"
             self.send(f"{tag} BAD Command line too long (at most {limit} bytes)\r\n".encode())
 
-    def _up_to_date(self) -> bool:
-        """The selected folder has not changed since this session last caught up (two stat calls)."""
-        view = self.machine.view
-        return view is None or view.up_to_date()
-
     async def _receive(self, command: RawCommand) -> Outcome:
         """Run one command. Once logged in, commands touch the store (directory listings, renames,
         fsyncs, reading messages): they run in a worker thread, so one session's big command never
@@ -203,15 +199,21 @@ class ImapConnection(LineConnection):
         verb = _verb(command)
         self._small = False
         if self.machine.state is State.NOT_AUTHENTICATED or verb in _ON_THE_LOOP or (
-            verb in _POLLS and self._up_to_date()
+            verb in _POLLS and self.machine.view is None
         ):
             return self.machine.receive(command)
         if (verb in _SMALL_ON_THE_LOOP or (verb == "STATUS" and self._names_selected(command))
                 or (verb in _LISTS and self._folders_seen <= LOOP_FOLDERS and not command.literals
-                    and b"RETURN" not in command.lines[0].upper())) and self._on_the_loop():
+                    and b"RETURN" not in command.lines[0].upper())) and self._on_the_loop(verb):
             self._small = True
-            with deferring() as waits:
-                outcome = self.machine.receive(command)
+            # the folder looked unchanged just now: no stat calls for each look during the command;
+            # its lock is held throughout (`_on_the_loop` took it: no worker thread had it)
+            folder = self.machine.view.folder
+            try:
+                with deferring() as waits, folder.trusted(sync=False):
+                    outcome = self.machine.receive(command)
+            finally:
+                folder.unlock()
             if waits:
                 outcome = await self._durable(command, verb, outcome, waits)
             if verb in _LISTS:
@@ -242,21 +244,29 @@ class ImapConnection(LineConnection):
             return view.folder.name == "INBOX"
         return name == view.folder.name.encode("utf-8", "surrogateescape") and name.isascii() and b"&" not in name
 
-    def _on_the_loop(self) -> bool:
+    def _on_the_loop(self, verb: str) -> bool:
         """The selected folder is small (messages and bytes) and its index matches the disk (two stat
-        calls): any message command on it is cheaper than a thread hop and cannot stall others."""
+        calls): any message command on it is cheaper than a thread hop and cannot stall others.
+        An EXPUNGE that removes files keeps the thread (an unlink can take a millisecond), and so
+        does any command while a worker thread holds the folder's lock: the loop never waits for it."""
         view = self.machine.view
-        if view is None or len(view.uids) > LOOP_MESSAGES:
+        if view is None:
             return False
         folder = view.folder
-        if not folder.looks_unchanged():
+        if not folder.looks_unchanged() or not folder.try_lock():  # a worker holds it: the thread
+            return False
+        if verb in _POLLS and view.up_to_date():  # nothing to report, however big the folder
+            return True
+        if len(view.uids) > LOOP_MESSAGES:
+            folder.unlock()
             return False
         snap = folder.snapshot(fresh=False)
-        if len(snap.uids) > LOOP_MESSAGES:
-            return False
         if self._sized[0] is not snap:
-            self._sized = (snap, sum(ref.size for ref in snap.refs))
-        return self._sized[1] <= LOOP_BYTES
+            self._sized = (snap, sum(ref.size for ref in snap.refs), any("T" in ref.flags for ref in snap.refs))
+        if len(snap.uids) > LOOP_MESSAGES or self._sized[1] > LOOP_BYTES or (self._sized[2] and verb in _REMOVES):
+            folder.unlock()
+            return False
+        return True  # with the folder's lock held: the caller gives it back
 
     async def _durable(self, command: RawCommand, verb: str, outcome: Outcome, waits) -> Outcome:
         """Wait (without blocking the loop) until the records the command wrote are on disk. Should
@@ -337,29 +347,59 @@ class ImapConnection(LineConnection):
 
     async def _apply_paced(self, outcome: Outcome) -> None:
         """Send an outcome; a streamed reply (FETCH) is produced in a worker thread a slice at a
-        time, and sending waits while the transport's buffer is full."""
-        start = 0
-        for i, reply in enumerate(outcome.replies):
-            if reply.stream is None:
-                continue
-            self._send_replies(outcome, outcome.replies[start:i + 1], first=start == 0)
-            start = i + 1
-            while self.transport is not None and not self.transport.is_closing():
-                if self._small:  # a small folder: its messages are read on the loop, a slice per turn
-                    chunk = _take(reply.stream, WRITE_BATCH)
-                else:
-                    chunk = await asyncio.to_thread(_take, reply.stream, WRITE_BATCH)
-                if not chunk:
-                    break
-                self.send(chunk, [])
-                if not self._writable.is_set():
-                    await self._writable.wait()
-                elif self._small and len(chunk) >= WRITE_BATCH:  # more to come: other sessions first
-                    await asyncio.sleep(0)
-            if self.transport is None or self.transport.is_closing():
-                return
-        self._send_replies(outcome, outcome.replies[start:], first=start == 0)
+        time, and sending waits while the transport's buffer is full. What is produced between two
+        waits goes out in one write (`_hold`): a reply, its FETCH lines and the tagged OK together."""
+        self._hold()
+        try:
+            start = 0
+            for i, reply in enumerate(outcome.replies):
+                if reply.stream is None:
+                    continue
+                self._send_replies(outcome, outcome.replies[start:i + 1], first=start == 0)
+                start = i + 1
+                while self.transport is not None and not self.transport.is_closing():
+                    if self._small:  # a small folder: its messages are read on the loop, a slice per turn
+                        chunk = _take(reply.stream, WRITE_BATCH)
+                    else:
+                        self._release()
+                        chunk = await asyncio.to_thread(_take, reply.stream, WRITE_BATCH)
+                        self._hold()
+                    if not chunk:
+                        break
+                    self.send(chunk, [])
+                    if len(chunk) >= WRITE_BATCH or not self._writable.is_set():  # more to come
+                        self._release()
+                        if not self._writable.is_set():
+                            await self._writable.wait()
+                        elif self._small:  # other sessions take their turn between slices
+                            await asyncio.sleep(0)
+                        self._hold()
+                if self.transport is None or self.transport.is_closing():
+                    return
+            self._send_replies(outcome, outcome.replies[start:], first=start == 0)
+        finally:
+            self._release()
         self._effects(outcome)
+
+    def _hold(self) -> None:
+        """From now on `send` logs at once but writes only at `_release` (one write, one wake-up of
+        the client, instead of one per piece)."""
+        if self._held is None:
+            self._held = []
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        if held:
+            super().send(b"".join(held), [])
+
+    def send(self, data: bytes, log_lines: list[str] | None = None) -> None:
+        held = self._held
+        if held is None:
+            super().send(data, log_lines)
+        elif self.transport is not None and not self.transport.is_closing() and not self._lingering:
+            held.append(data)
+            for line in _log_lines(data) if log_lines is None else log_lines:
+                self.session.line_out(line)
 
     def _send_replies(self, outcome: Outcome, replies, first: bool = True) -> None:
         """Send replies (no streams), batched into few writes; the log keeps notes and lines in order."""
@@ -466,7 +506,7 @@ _ON_THE_LOOP = {"CAPABILITY", "ID", "NAMESPACE", "ENABLE", "LOGOUT", "IDLE", "ST
 # IDLE: its catching up and the start of the watch happen together, so no change falls between them
 
 
-_POLLS = {"NOOP", "CHECK"}  # on the loop when nothing changed: a worker thread would only add latency
+_POLLS = {"NOOP", "CHECK"}  # on the loop when nothing changed, on any folder: a thread would only add latency
 
 # On the loop when the selected folder is small and current (`_on_the_loop`): lookups in the shared
 # index, renames, unlinks and reads of a few small files. Everything else that touches the store
@@ -477,7 +517,8 @@ _SMALL_ON_THE_LOOP = {
 }
 _LISTS = {"LIST", "LSUB"}  # on the loop while this session's last LIST was short (a few directory looks)
 LOOP_FOLDERS = 100
-LOOP_MESSAGES = 1000  # at most this many messages...
+_REMOVES = {"EXPUNGE", "UID EXPUNGE"}  # on the loop only while no message is \Deleted
+LOOP_MESSAGES = 500  # at most this many messages (a STORE renames each: ~50 us)...
 LOOP_BYTES = 4 * 1024 * 1024  # ...and bytes in the folder: the worst command stays far below 50 ms
 
 

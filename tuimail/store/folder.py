@@ -555,12 +555,22 @@ class Folder:
         self.version += 1
         raise OSError(errno.ENOSPC, "No space left on device (the folder's index cannot grow)")
 
+    def try_lock(self) -> bool:
+        """Take the folder's lock only if no other thread holds it (`unlock()` gives it back): an
+        event-loop command holds it throughout instead of waiting for a worker's unlinks or fsyncs."""
+        return self._lock.acquire(blocking=False)
+
+    def unlock(self) -> None:
+        self._lock.release()
+
     @contextlib.contextmanager
-    def trusted(self):
+    def trusted(self, sync: bool = True):
         """Sync once, then take the index as current for the block: the engine tells 10,000 IDLE
         sessions of one change without 20,000 stat calls. A change made meanwhile by another program
-        shows at the first sync after the block."""
-        self.sync()
+        shows at the first sync after the block. `sync=False`: the caller has just seen
+        `looks_unchanged()` (an IMAP command on the loop: two stat calls per command, not eight)."""
+        if sync:
+            self.sync()
         self._trusted += 1
         try:
             yield self
