@@ -518,8 +518,8 @@ _SMALL_ON_THE_LOOP = {
 _LISTS = {"LIST", "LSUB"}  # on the loop while this session's last LIST was short (a few directory looks)
 LOOP_FOLDERS = 100
 _REMOVES = {"EXPUNGE", "UID EXPUNGE"}  # on the loop only while no message is \Deleted
-LOOP_MESSAGES = 500  # at most this many messages (a STORE renames each: ~50 us)...
-LOOP_BYTES = 4 * 1024 * 1024  # ...and bytes in the folder: the worst command stays far below 50 ms
+LOOP_MESSAGES = 200  # at most this many messages (a STORE renames each: 50-80 us)...
+LOOP_BYTES = 2 * 1024 * 1024  # ...and bytes (SEARCH BODY reads them all): far below 50 ms
 
 
 def _verb(command: RawCommand) -> str:
