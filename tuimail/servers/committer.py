@@ -1,9 +1,9 @@
 """Group commit for commands answered on the event loop (`store/deferred.py`).
 
 A command run on the loop (a STORE or EXPUNGE on a small folder) leaves the fsyncs of its index
-records to wait for. One worker thread per loop runs them, every session's waits queued meanwhile in
-one batch: the folder's log fsyncs once for all of them (`IndexLog.commit` shares fsyncs), and the
-loop is woken once per batch, not once per command. Each session sends its tagged OK only when its
+records to wait for. One thread per loop (started on demand, ended when idle) runs them, every
+session's waits queued meanwhile in one batch: the folder's log fsyncs once for all of them
+(`IndexLog.commit` shares fsyncs), and the loop is woken once per batch, not once per command. Each session sends its tagged OK only when its
 own waits are done, so durability is exactly as when the command ran in a thread.
 """
 
@@ -17,31 +17,38 @@ from collections.abc import Callable
 Wait = Callable[[], None]
 
 
+IDLE_SECONDS = 10.0  # the thread ends after this long without work (the next wait starts another)
+
+
 class Committer:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._queue: list[tuple[list[Wait], asyncio.Future]] = []
-        self._running = False
+        self._thread: threading.Thread | None = None
 
     def wait(self, waits: list[Wait]) -> asyncio.Future:
         """A future that is done once every one of `waits` has run (its exception, if one raised)."""
         future = self._loop.create_future()
-        with self._lock:
+        with self._cond:
             self._queue.append((waits, future))
-            start, self._running = not self._running, True
-        if start:
-            self._loop.run_in_executor(None, self._drain)
+            if self._thread is None:  # its own thread, not the pool's: one wake-up per batch, no futures
+                self._thread = threading.Thread(target=self._run, name="tuimail-commit", daemon=True)
+                self._thread.start()
+            else:
+                self._cond.notify()
         return future
 
-    def _drain(self) -> None:
-        """Worker thread: run the queued waits, a batch at a time, until the queue is empty."""
+    def _run(self) -> None:
+        """The committer thread: run the queued waits, a batch at a time."""
         while True:
-            with self._lock:
-                batch, self._queue = self._queue, []
-                if not batch:
-                    self._running = False
+            with self._cond:
+                if not self._queue:
+                    self._cond.wait(IDLE_SECONDS)
+                if not self._queue:
+                    self._thread = None
                     return
+                batch, self._queue = self._queue, []
             done: list[tuple[asyncio.Future, BaseException | None]] = []
             for waits, future in batch:
                 error = None
@@ -54,7 +61,9 @@ class Committer:
             try:
                 self._loop.call_soon_threadsafe(_resolve, done)
             except RuntimeError:  # the loop is closed (shutdown): nobody waits any more
-                pass
+                with self._cond:
+                    self._thread = None
+                return
 
 
 def _resolve(done: list[tuple[asyncio.Future, BaseException | None]]) -> None:
