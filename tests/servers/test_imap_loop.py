@@ -109,3 +109,17 @@ def test_status_and_list_answer_the_same_on_the_loop(server, command):
     s = _session(server)
     first = s.send(command)  # LIST: the first one in a thread
     assert s.send(command) == [line.replace(f"r{s.n - 1} ", f"r{s.n} ") for line in first]
+
+
+def test_the_loop_never_waits_for_a_folder_lock_a_worker_holds(server):
+    a = _session(server)
+    b = Session(server.ports.imap)  # logged in, nothing selected
+    folder = server.call(lambda: server.engine.store.mailbox("tatareva@lab.test").folder("INBOX"))
+    folder._lock.acquire()  # as a worker thread's EXPUNGE or index rewrite would hold it
+    try:
+        a.n += 1
+        a.type(f"r{a.n} fetch 1:* (uid flags)\r\n".encode())  # must take the thread, not block the loop
+        assert b.send("noop")[-1].endswith("OK NOOP completed")  # the loop answers meanwhile
+    finally:
+        folder._lock.release()
+    assert a.until_tag(f"r{a.n}")[-1].endswith("OK FETCH completed")

@@ -510,8 +510,9 @@ _ON_THE_LOOP = {"CAPABILITY", "ID", "NAMESPACE", "ENABLE", "LOGOUT", "IDLE", "ST
 _POLLS = {"NOOP", "CHECK"}  # on the loop when nothing changed, on any folder: a thread would only add latency
 
 # On the loop when the selected folder is small and current (`_on_the_loop`): lookups in the shared
-# index, renames, unlinks and reads of a few small files. Everything else that touches the store
-# (APPEND's file write and fsync, SELECT, LIST, STATUS, COPY, MOVE...) keeps its worker thread.
+# index, renames and reads of a few small files (an EXPUNGE only while nothing is \Deleted; also a
+# STATUS of the selected folder and a short LIST). Everything else that touches the store (APPEND's
+# file write and fsyncs, SELECT, COPY, MOVE, unlinks...) keeps its worker thread.
 _SMALL_ON_THE_LOOP = {
     "NOOP", "CHECK", "FETCH", "UID FETCH", "STORE", "UID STORE", "SEARCH", "UID SEARCH",
     "EXPUNGE", "UID EXPUNGE",
