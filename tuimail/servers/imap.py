@@ -393,14 +393,15 @@ class ImapConnection(LineConnection):
         if held:
             super().send(b"".join(held), [])
 
-    def send(self, data: bytes, log_lines: list[str] | None = None) -> None:
+    def send(self, data: bytes, log_lines: list[str] | None = None, writer=None) -> None:
         held = self._held
-        if held is None:
-            super().send(data, log_lines)
+        if held is None or writer is not None:
+            super().send(data, log_lines, writer)
         elif self.transport is not None and not self.transport.is_closing() and not self._lingering:
             held.append(data)
-            for line in _log_lines(data) if log_lines is None else log_lines:
-                self.session.line_out(line)
+            lines = _log_lines(data) if log_lines is None else log_lines
+            if lines:
+                self.session.lines_out(lines)
 
     def _send_replies(self, outcome: Outcome, replies, first: bool = True) -> None:
         """Send replies (no streams), batched into few writes; the log keeps notes and lines in order."""
