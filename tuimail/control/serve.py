@@ -24,7 +24,7 @@ from tuimail.core.runlock import AlreadyRunning
 
 async def serve(config: Config) -> int:
     engine = Engine(config)
-    engine.bus.subscribe(_echo_system)
+    engine.bus.subscribe(_echo_system, (SystemMessage,))
     stop = asyncio.Event()
     reason = ["server stopping"]
 

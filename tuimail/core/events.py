@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -205,24 +205,45 @@ Subscriber = Callable[[Event], None]
 
 
 class EventBus:
-    """Fan-out of events to subscribers, in subscription order."""
+    """Fan-out of events to subscribers, in subscription order.
+
+    A subscriber may name the event types it reads (`kinds`, or a `kinds` attribute of the subscriber);
+    it is then not called for the others
+    (the heap trimmer reads only SessionClosed, so a transcript line does not call it). Which
+    subscribers an event type goes to is worked out once per type and kept until the subscribers
+    change: a publish is one dict lookup and the calls.
+    """
 
     def __init__(self) -> None:
-        self._subscribers: tuple[Subscriber, ...] = ()  # replaced, never changed: publish needs no copy
+        self._entries: tuple[tuple[Subscriber, frozenset[type] | None], ...] = ()
+        self._routes: dict[type, tuple[Subscriber, ...]] = {}  # replaced, never changed: publish needs no copy
 
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Add a subscriber; returns a function that removes it."""
-        self._subscribers = (*self._subscribers, subscriber)
+    def subscribe(self, subscriber: Subscriber, kinds: Iterable[type] | None = None) -> Callable[[], None]:
+        """Add a subscriber (of every event, or only of the types in `kinds`); returns a function that
+        removes it."""
+        if kinds is None:
+            kinds = getattr(subscriber, "kinds", None)
+        self._entries = (*self._entries, (subscriber, None if kinds is None else frozenset(kinds)))
+        self._routes = {}
         return lambda: self._unsubscribe(subscriber)
 
     def _unsubscribe(self, subscriber: Subscriber) -> None:
-        if subscriber in self._subscribers:
-            items = list(self._subscribers)
-            items.remove(subscriber)
-            self._subscribers = tuple(items)
+        for index, (candidate, _kinds) in enumerate(self._entries):
+            if candidate == subscriber:
+                self._entries = self._entries[:index] + self._entries[index + 1:]
+                self._routes = {}
+                return
+
+    def _route(self, kind: type) -> tuple[Subscriber, ...]:
+        route = tuple(subscriber for subscriber, kinds in self._entries if kinds is None or kind in kinds)
+        self._routes = {**self._routes, kind: route}
+        return route
 
     def publish(self, event: Event) -> None:
-        for subscriber in self._subscribers:
+        route = self._routes.get(type(event))
+        if route is None:
+            route = self._route(type(event))
+        for subscriber in route:
             try:
                 subscriber(event)
             except Exception:  # a broken subscriber must not break a session

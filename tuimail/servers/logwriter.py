@@ -120,6 +120,9 @@ def group_id(name: str) -> int | None:
 class LogWriter:
     """Subscriber that writes the log files; `close()` flushes sessions still open."""
 
+    # the events with a line in a log (`event_text`): the bus does not call it for the others
+    kinds = (LineIn, LineOut, Note, SystemMessage, SessionOpened, SessionClosed)
+
     def __init__(self, log_dir: Path, max_bytes: int = 10 * 1024 * 1024, backups: int = 5, group: str = "") -> None:
         self.log_dir = Path(log_dir)
         # SECURITY.md: the logs show who logged in when and what they typed. Only the server's user may

@@ -40,6 +40,8 @@ _malloc_trim = _load_trim()
 class Trimmer:
     """Event-bus subscriber: after sessions close, give the freed heap back to the system."""
 
+    kinds = (SessionClosed,)  # the bus does not call it for the other events (transcript lines)
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._pending: asyncio.TimerHandle | None = None

@@ -48,6 +48,10 @@ class MetricsError(Exception):
 
 
 class Metrics:
+    # what the bus calls it for (a Note, a session's properties, the directory's changes: not)
+    kinds = (LineIn, LineOut, SessionOpened, SessionClosed, ConnectionRefused, LoginAttempt, MessageAccepted,
+             MessageBounced, SystemMessage)
+
     def __init__(self, engine) -> None:
         self.engine = engine
         self.registry = registry = CollectorRegistry()
@@ -69,6 +73,9 @@ class Metrics:
         if getattr(engine, "queue", None) is not None:
             Gauge("tuimail_queue_messages", "Messages waiting in the outbound queue",
                   registry=registry).set_function(lambda: len(engine.queue))
+        # each protocol's latency histogram, looked up once (labels() takes a lock and builds a key: a
+        # reply line would pay it every time)
+        self._latency = {protocol: self.latency.labels(protocol.label) for protocol in SESSION_PROTOCOLS}
         for protocol in SESSION_PROTOCOLS:
             label = protocol.label
             self.live.labels(label)
@@ -90,7 +97,8 @@ class Metrics:
         elif kind is LineOut:
             started = self._waiting.pop(event.sid, None)
             if started is not None:
-                self.latency.labels(event.protocol.label).observe(time.perf_counter() - started)
+                latency = self._latency.get(event.protocol) or self.latency.labels(event.protocol.label)
+                latency.observe(time.perf_counter() - started)
         elif kind is SessionOpened:
             self.accepted.labels(event.protocol.label).inc()
             self.live.labels(event.protocol.label).inc()

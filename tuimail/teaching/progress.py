@@ -119,6 +119,8 @@ class ProgressTracker:
     `steps()` gives the current exercises (config.toml may be re-read); `local_account(address)`
     returns the account's address when `address` is a local account, else None."""
 
+    kinds = (LineIn, LineOut, SessionOpened, SessionUpdated, SessionClosed)  # what the bus calls it for (no Note)
+
     def __init__(self, book: ProgressBook, steps: Callable[[], list[Step]],
                  local_account: Callable[[str], str | None]) -> None:
         self.book = book
