@@ -161,3 +161,19 @@ async def test_a_path_that_is_not_a_socket_is_reported_and_mail_still_flows(tmp_
     finally:
         await host.stop()
     assert socket_path(config).read_text() == "not a socket"
+
+
+async def test_the_hub_is_on_the_bus_only_while_a_monitor_is_attached_and_then_gets_every_line(host):
+    assert host.hub._unsubscribe is None  # nobody watches: a transcript line does not call the hub
+    for _attach in range(2):  # the second monitor comes after the first one left
+        monitor = SocketClient(host.engine.config)
+        received: list = []
+        monitor.subscribe(received.append)
+        await monitor.start()
+        await until(lambda: len(host.hub.subscribers) == 1, what="the monitor subscribed")
+        assert await smtp_still_answers(host)
+        await until(lambda: [getattr(e, "text", "")[:3] for e in received if type(e).__name__ in ("LineIn", "LineOut")]
+                    == ["220", "qui", "221"], what="the monitor got the session's lines")
+        await monitor.close()
+        await until(lambda: not host.hub.subscribers, what="the monitor detached")
+        assert host.hub._unsubscribe is None

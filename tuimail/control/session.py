@@ -12,7 +12,8 @@
 Anything else (not JSON, no hello first, an unknown message) gets {"error": "..."} and the connection
 closes; other clients and the mail sessions are not affected. Every call is written to system.log
 with the peer's uid from SO_PEERCRED. `Hub` is the one bus subscriber that fans events out to
-every subscribed client (each event encoded once) and computes the state deltas.
+every subscribed client (each event encoded once) and computes the state deltas; it is on the bus
+only while a client is subscribed, so a server nobody watches pays nothing per transcript line.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tuimail.control import commands, wire
@@ -40,14 +42,16 @@ class Hub:
         self.subscribers: set[Peer] = set()
         self._sessions: dict[int, Any] = {}  # sid -> encoded fields, as last sent
         self._rest: dict[str, Any] = {}  # the other state keys, as last sent
-        self._unsubscribe = engine.bus.subscribe(self._event)
+        self._unsubscribe: Callable[[], None] | None = None  # on the bus while someone is subscribed
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._ticks())
 
     def stop(self) -> None:
-        self._unsubscribe()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         if self._task is not None:
             self._task.cancel()
 
@@ -59,7 +63,7 @@ class Hub:
         line = wire.dumps({"event": event})
         for peer in list(self.subscribers):
             if not peer.send(line):
-                self.subscribers.discard(peer)
+                self.drop(peer)
 
     # ----- state ------------------------------------------------------------------------------
 
@@ -103,6 +107,19 @@ class Hub:
             self.delta()
         if peer.send(_dumps_encoded({"state": self.snapshot()})):
             self.subscribers.add(peer)
+            if self._unsubscribe is None:
+                self._unsubscribe = self.engine.bus.subscribe(self._event)
+
+    def drop(self, peer: Peer) -> bool:
+        """`peer` no longer gets events (gone or too slow); the last one off takes the hub off the bus.
+        False when it was not subscribed."""
+        if peer not in self.subscribers:
+            return False
+        self.subscribers.discard(peer)
+        if not self.subscribers and self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        return True
 
     async def _ticks(self) -> None:
         while True:
@@ -122,7 +139,7 @@ class Hub:
             line = _dumps_encoded({"state": delta})
             for peer in list(self.subscribers):
                 if not peer.send(line):
-                    self.subscribers.discard(peer)
+                    self.drop(peer)
 
 
 def _dumps_encoded(message: dict) -> bytes:
@@ -194,6 +211,5 @@ class ControlSession:
         self.peer.send(wire.dumps(reply))
 
     def lost(self) -> None:
-        if self.peer in self.hub.subscribers:
-            self.hub.subscribers.discard(self.peer)
+        if self.hub.drop(self.peer):
             self.engine.bus.publish(SystemMessage(f"Monitor detached: {self.peer.who}"))
