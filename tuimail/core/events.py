@@ -56,6 +56,25 @@ class SessionOpened:
     at: datetime = field(default_factory=now)
 
 
+def _transcript_line(cls: type) -> type:
+    """A faster `__init__` for the three transcript events, made for every line of every session:
+    it sets the slots through their descriptors where the frozen dataclass's own goes through
+    `object.__setattr__` by name (a third of a microsecond per line). Same signature, same frozen,
+    slotted dataclass (equality, repr, the control socket's encoding are the dataclass's)."""
+    set_sid, set_protocol, set_text, set_at = (cls.__dict__[name].__set__ for name in ("sid", "protocol", "text", "at"))
+
+    def __init__(self, sid: int, protocol: Protocol, text: str, at: datetime | None = None) -> None:
+        set_sid(self, sid)
+        set_protocol(self, protocol)
+        set_text(self, text)
+        set_at(self, now() if at is None else at)
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = __init__
+    return cls
+
+
+@_transcript_line
 @dataclass(frozen=True, slots=True)
 class LineIn:
     """A line the client sent (`<--`), already masked."""
@@ -66,6 +85,7 @@ class LineIn:
     at: datetime = field(default_factory=now)
 
 
+@_transcript_line
 @dataclass(frozen=True, slots=True)
 class LineOut:
     """A line the server sent (`-->`)."""
@@ -76,6 +96,7 @@ class LineOut:
     at: datetime = field(default_factory=now)
 
 
+@_transcript_line
 @dataclass(frozen=True, slots=True)
 class Note:
     """A remark in the session's log block, e.g. "Sending FETCH response (not logged)"."""
