@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from tuimail.core.events import EventBus, LineIn, LineOut, Note, Protocol, SessionClosed, SessionOpened
 from tuimail.servers.logwriter import LogWriter, stamp
 
 AT = datetime(2007, 5, 30, 16, 8, 6).astimezone()
+_DAY = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 def session(bus: EventBus, sid: int, protocol=Protocol.POP3, port=2110) -> None:
@@ -20,6 +21,20 @@ def session(bus: EventBus, sid: int, protocol=Protocol.POP3, port=2110) -> None:
 
 def test_stamp_is_english_whatever_the_locale():
     assert stamp(AT) == "Wed 2007-05-30 16:08:06: "
+
+
+def test_stamp_reuses_a_second_only_for_the_same_clock_second():
+    """stamp() keeps the second it formatted last: each time below must still show its own fields."""
+    plus3 = timezone(timedelta(hours=3))
+    times = [
+        AT, AT.replace(microsecond=999_999), AT + timedelta(seconds=1), AT - timedelta(microseconds=1),
+        AT.replace(tzinfo=None), AT.replace(tzinfo=None, microsecond=500_000),  # naive after aware
+        AT.astimezone(plus3), AT.astimezone(plus3) + timedelta(microseconds=10),  # another zone, same instant
+        AT.astimezone(timezone.utc), AT.replace(hour=17), AT.replace(day=31), AT,
+        datetime(2026, 3, 29, 1, 59, 59, 999_999, tzinfo=timezone.utc), datetime(2026, 3, 29, 2, 0, 0, tzinfo=timezone.utc),
+    ]
+    for at in times:
+        assert stamp(at) == _DAY[at.weekday()] + f" {at:%Y-%m-%d %H:%M:%S}: ", at
 
 
 def test_a_session_is_one_block_written_when_it_ends(tmp_path):

@@ -6,7 +6,7 @@ socket: MDaemon's time stamp, the transcript line of each event, the closing lin
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from tuimail.core.logphrases import localise
@@ -16,16 +16,23 @@ _PROTOCOL_WORD = {Protocol.SMTP: "SMTP", Protocol.SMTP_OUT: "SMTP", Protocol.POP
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_last_stamp: tuple[tuple[int, ...], str] = ((), "")
+_SECOND = timedelta(seconds=1)
+# the second last formatted, as [start, start + 1 s) in its time zone object, and its stamp
+_window: tuple[datetime, datetime, str] = (datetime.min, datetime.min, "")
 
 
 def stamp(at: datetime) -> str:
     """`Wed 2007-05-30 16:08:06: ` (English day names whatever the locale)."""
-    global _last_stamp
-    second = (at.second, at.minute, at.hour, at.day, at.month, at.year)  # cheaper than at.timestamp()
-    if _last_stamp[0] != second:  # many lines share a second: format once
-        _last_stamp = (second, f"{_DAYS[at.weekday()]} {at:%Y-%m-%d %H:%M:%S}: ")
-    return _last_stamp[1]
+    global _window
+    start, end, text = _window
+    # every logged line asks: most fall in the second of the line before (two comparisons; the same
+    # zone object makes them compare the clock's fields, as the stamp shows them)
+    if at.tzinfo is start.tzinfo and start <= at < end:
+        return text
+    second = at.replace(microsecond=0)
+    text = f"{_DAYS[at.weekday()]} {at:%Y-%m-%d %H:%M:%S}: "
+    _window = (second, second + _SECOND, text)
+    return text
 
 
 def session_block(sid: int, protocol: Protocol, port: int | str, lines: list[str], at: datetime) -> list[str]:
