@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, tzinfo
 
 from tuimail.core.printable import printable
 
@@ -33,16 +33,29 @@ class Protocol(enum.Enum):
         return {"SMTP-in": "SMTP", "SMTP-out": "SMTP-out", "POP": "POP3"}.get(self.value, self.value)
 
 
-_zone: tuple[float, object] = (0.0, None)
+_ZONE_SECONDS = timedelta(seconds=60)
+
+
+def _local_zone() -> tuple[datetime, tzinfo]:
+    zone = datetime.now().astimezone().tzinfo
+    assert zone is not None
+    return datetime.now(zone) + _ZONE_SECONDS, zone
+
+
+_zone = _local_zone()  # (until when, the local zone)
+_clock = datetime.now
 
 
 def now() -> datetime:
-    """Local wall-clock time, as the logs show it (the zone is looked up once a minute: DST)."""
+    """Local wall-clock time, as the logs show it (the zone is looked up once a minute: DST). Every
+    event is stamped here: one C call and one comparison (in the same zone object: no offset maths)."""
     global _zone
-    stamp = time.time()
-    if stamp - _zone[0] > 60:
-        _zone = (stamp, datetime.now().astimezone().tzinfo)
-    return datetime.fromtimestamp(stamp, _zone[1])
+    until, zone = _zone
+    at = _clock(zone)
+    if at >= until:
+        _zone = until, zone = _local_zone()
+        at = _clock(zone)
+    return at
 
 
 @dataclass(frozen=True, slots=True)
