@@ -69,18 +69,21 @@ class Block:
         self.omitted = 0
 
     def append(self, line: str) -> None:
-        if len(line) > MAX_LINE:
-            line = f"{line[:MAX_LINE]}... ({len(line)} characters)"
-        if not self.tail and len(self.head) < HEAD_LINES and self.head_bytes + len(line) <= HEAD_BYTES:
-            self.head.append(line)
-            self.head_bytes += len(line)
-            return
-        if self.tail is None:
-            self.tail = deque()
-        self.tail.append(line)
-        self.tail_bytes += len(line)
-        while len(self.tail) > TAIL_LINES or self.tail_bytes > TAIL_BYTES:
-            self.tail_bytes -= len(self.tail.popleft())
+        size = len(line)
+        if size > MAX_LINE:
+            line = f"{line[:MAX_LINE]}... ({size} characters)"
+            size = len(line)
+        tail = self.tail
+        if tail is None:  # the head is still filling (every line of most sessions ends here)
+            if len(self.head) < HEAD_LINES and self.head_bytes + size <= HEAD_BYTES:
+                self.head.append(line)
+                self.head_bytes += size
+                return
+            tail = self.tail = deque()
+        tail.append(line)
+        self.tail_bytes += size
+        while len(tail) > TAIL_LINES or self.tail_bytes > TAIL_BYTES:
+            self.tail_bytes -= len(tail.popleft())
             self.omitted += 1
 
     def lines(self, head_stamp: str) -> list[str]:
