@@ -91,3 +91,19 @@ class Colour(enum.Enum):
 
 def test_enums_outside_the_package_are_sent_as_values():
     assert wire.loads(wire.dumps({"c": Colour.RED}))["c"] == "red"
+
+
+def test_a_transcript_line_is_written_exactly_as_the_generic_rules_say():
+    """encode() keeps a plan per type (fields, names): the bytes stay those of the module docstring."""
+    at = datetime(2026, 11, 29, 15, 2, 11, 123456, tzinfo=timezone.utc)
+    line = events.LineIn(3, events.Protocol.POP3, 'RETR 1 "ё"\\x1b', at)
+    expected = ('{"event":{"$dc":"tuimail.core.events:LineIn","f":{"sid":3,"protocol":{"$enum":'
+                '"tuimail.core.events:Protocol","v":"POP"},"text":"RETR 1 \\"ё\\"\\\\x1b","at":{"$dt":'
+                '"2026-11-29T15:02:11.123456+00:00"}}}}\n')
+    for _twice in range(2):  # the plan is made on the first, used on the second
+        assert wire.dumps({"event": line}) == expected.encode()
+    info = events.SessionInfo(3, events.Protocol.SMTP, "rcpt_to", ("a@lab.test", "b@lab.test"), at)
+    assert wire.encode(info)["f"]["value"] == ["a@lab.test", "b@lab.test"]
+    assert wire.encode({1: "x"}) == {"$map": [[1, "x"]]}  # a dict with other keys still takes the general way
+    assert wire.encode(wire.Unknown("tuimail.x:Y", {"a": 1})) == {"$dc": "tuimail.x:Y", "f": {"a": 1}}
+    assert wire.encode(events.LineIn) == str(events.LineIn)  # a class is not an instance

@@ -49,8 +49,46 @@ def _name(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+# a type -> how its values are written, worked out once per type rather than once per event (a
+# monitor attached gets every transcript line): ("$dc", name, the fields that cross the wire) for a
+# dataclass, ("$enum", name, ()) for an Enum, None for anything else (the general way below)
+_plans: dict[type, tuple[str, str, tuple[str, ...]] | None] = {}
+
+
+def _plan(cls: type) -> tuple[str, str, tuple[str, ...]] | None:
+    plan: tuple[str, str, tuple[str, ...]] | None = None
+    if isinstance(cls, type) and issubclass(cls, enum.Enum):
+        plan = ("$enum", _name(cls), ())
+    elif cls is not Unknown and dataclasses.is_dataclass(cls):
+        plan = ("$dc", _name(cls), tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("wire", True)))
+    _plans[cls] = plan
+    return plan
+
+
 def encode(value: Any) -> Any:
     """A JSON-ready form of `value` (see the module docstring)."""
+    kind = type(value)  # the common cases first, by exact type
+    if kind in _PLAIN:
+        return value
+    if kind is datetime:
+        return {"$dt": value.isoformat()}
+    if kind is dict:
+        for key in value:
+            if type(key) is not str:
+                break
+        else:
+            return {k: encode(v) for k, v in value.items()}
+    plan = _plans[kind] if kind in _plans else _plan(kind)
+    if plan is not None:
+        if plan[0] == "$enum":
+            return {"$enum": plan[1], "v": encode(value.value)}
+        fields = {}
+        for name in plan[2]:
+            field = getattr(value, name)
+            if not callable(field):
+                fields[name] = encode(field)
+        return {"$dc": plan[1], "f": fields}
     if value is None or isinstance(value, (bool, int, float, str)):
         if isinstance(value, enum.Enum):
             return {"$enum": _name(type(value)), "v": encode(value.value)}
@@ -134,9 +172,12 @@ def _hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # what json.dumps() makes per call
+
+
 def dumps(message: dict) -> bytes:
     """One message as one line (no newline inside: JSON escapes it)."""
-    return json.dumps(encode(message), ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    return _json(encode(message)).encode("utf-8") + b"\n"
 
 
 def loads(line: bytes) -> dict:
