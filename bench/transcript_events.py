@@ -4,7 +4,9 @@ the subscribers a `tuimail serve` has (log writer, lab progress tracker, heap tr
 with no monitor attached, metrics, the stderr echo). Prints the CPU microseconds per event (process
 time: less swayed by a loaded machine than the clock), best of rounds.
 
-    python bench/transcript_events.py [--sessions 200] [--commands 50] [--rounds 5]
+    python bench/transcript_events.py [--sessions 200] [--commands 50] [--rounds 5] [--monitor]
+
+`--monitor`: a monitor is attached to the control hub (a peer that takes every line it is sent).
 
 To compare two trees, run it with PYTHONPATH pointing at each, alternately.
 """
@@ -29,6 +31,17 @@ from tuimail.servers.memory import Trimmer  # noqa: E402
 from tuimail.servers.metrics import Metrics  # noqa: E402
 
 
+class Monitor:
+    """An attached monitor that reads everything at once (the hub's peer interface)."""
+
+    who = "bench"
+    received = 0
+
+    def send(self, line: bytes) -> bool:
+        self.received += len(line)
+        return True
+
+
 def run(engine: Engine, sessions: int, commands: int) -> float:
     registry = engine.sessions
     started = time.process_time()
@@ -49,13 +62,16 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument("--commands", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--monitor", action="store_true", help="a monitor attached to the control hub")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         engine = Engine(make_config(Path(tmp)))
         engine.sessions.resolver = None
         loop = asyncio.new_event_loop()
         engine.bus.subscribe(Trimmer(loop))
-        Hub(engine, "serve")
+        hub = Hub(engine, "serve")
+        if args.monitor:
+            hub.subscribe(Monitor())
         Metrics(engine)
         try:  # as `tuimail serve` subscribes it
             engine.bus.subscribe(_echo_system, (SystemMessage,))
