@@ -35,6 +35,10 @@ class Snapshot(Protocol):
     keyword_names: frozenset[str]
     has_new: bool
 
+    def flag_letters(self) -> tuple[str, ...]: ...  # each message's letters, in uid order
+    def flag_kinds(self) -> frozenset[str]: ...  # the distinct flag_letters()
+    def flag_search(self, letter: str, wanted: bool, uids: bool = True) -> tuple[int, ...]: ...
+
 
 class Folder(Protocol):
     name: str

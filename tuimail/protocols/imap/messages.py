@@ -7,6 +7,8 @@ Message data is never logged: a FETCH answer is published as one note.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Iterator
 
 from tuimail.protocols.imap import binary, sequence
@@ -35,8 +37,10 @@ class MessageCommands:
 
     # ----- picking messages -----------------------------------------------------------------
 
-    def _targets(self, token, uid: bool) -> list[tuple[int, int]]:
-        """(sequence number, uid) of the messages a set names, skipping ones expunged elsewhere."""
+    def _targets(self, token, uid: bool, every_ok: bool = False) -> list[tuple[int, int]]:
+        """(sequence number, uid) of the messages a set names, skipping ones expunged elsewhere.
+        With `every_ok`, a set naming every message (nothing expunged elsewhere) is an `_Every`:
+        iterated like the list, with no 100,000 pairs made."""
         if not isinstance(token, Atom):
             raise ParseError("expected a sequence set")
         if token == "$":  # RFC 5182 §2.1: the result saved by SEARCH RETURN (SAVE), numbers or UIDs
@@ -48,15 +52,20 @@ class MessageCommands:
         uids = view.uids
         if uid:
             found = sequence.resolve_uids(ranges, uids)
-            seq_of = view.seq_of
-            pairs = [(seq_of(u), u) for u in found]
+            every = len(found) == len(uids)  # UID FETCH 1:* and the like: every message, no lookups
+            if not every:
+                seq_of = view.seq_of
+                pairs = [(seq_of(u), u) for u in found]
         else:
             seqs = sequence.resolve_seq(ranges, len(uids))
-            if len(seqs) == len(uids):  # 1:* and the like: every message, no lookups
-                pairs = list(zip(range(1, len(uids) + 1), uids))
-            else:
+            every = len(seqs) == len(uids)  # 1:* and the like: every message, no lookups
+            if not every:
                 pairs = [(s, uids[s - 1]) for s in seqs]
         gone = view.gone
+        if every:
+            if every_ok and not gone:
+                return _Every(tuple(uids))
+            pairs = list(zip(range(1, len(uids) + 1), uids))
         return [(s, u) for s, u in pairs if u not in gone] if gone else pairs
 
     def _refs(self):
@@ -134,7 +143,7 @@ class MessageCommands:
             atts = parse_atts(list(args[1:]))
         else:
             atts = parse_atts(args[1])
-        targets = self._targets(args[0], uid)
+        targets = self._targets(args[0], uid, every_ok=True)
         if uid and not any(a.name == "UID" for a in atts):
             atts.insert(0, FetchAtt("UID"))  # §6.4.8: UID FETCH always returns the UID
         view = self.view
@@ -150,7 +159,8 @@ class MessageCommands:
         if self.condstore and (changed is not None or any(a.name == "FLAGS" for a in atts)) \
                 and not any(a.name == "MODSEQ" for a in atts):
             atts.append(FetchAtt("MODSEQ"))  # RFC 7162 §3.1.4.1, §3.2: MODSEQ comes with FLAGS once enabled
-        refused = _binary_refusal(view.folder, [refs[u] for _, u in targets if u in refs], atts)
+        refused = _binary_refusal(view.folder, [refs[u] for _, u in targets if u in refs], atts) \
+            if any(a.binary for a in atts) else None
         if refused:
             return refused
         sets_seen = not view.readonly and any(a.sets_seen for a in atts)
@@ -198,41 +208,48 @@ class MessageCommands:
         return "OK FETCH completed"
 
     def _fetch_flags(self, targets: list[tuple[int, int]], refs, names: list[str]) -> str:
-        """FLAGS and UID only: one formatted line per message, flag lists shared (100,000 lines)."""
+        """FLAGS, UID and MODSEQ only (`FETCH 1:* (FLAGS)` on 100,000 messages): from the index, by
+        columns. The flag list is formatted once per distinct (letters, keywords, recent) and each
+        line is one C-level `%` over precomputed pieces, a block of lines at a time in the stream."""
         view = self.view
-        if "FLAGS" in names:  # §7.2.6: the keywords of the refs sent, whatever snapshot they came from
-            words = view.snapshot().keyword_names.union(*(refs[u].keywords for _, u in targets if u in refs))
-            for line in view.announce(words):
-                self._untagged(line[2:])
-        recent, baseline, told = view.recent, view.modseq, view.told
-        sends_flags = "FLAGS" in names
-        cache: dict[tuple, bytes] = {}
-        shape = b" ".join(b"UID %d" if n == "UID" else b"MODSEQ (%d)" if n == "MODSEQ" else b"FLAGS %s" for n in names)
-        template = b"* %d FETCH (" + shape + b")\r\n"
-        uid_first = names[0] == "UID"
-        generic = "MODSEQ" in names  # RFC 7162: any order of UID, FLAGS and MODSEQ
-        lines: list[bytes] = []
+        snap = view.snapshot()
         missing = 0
-        for seq, u in targets:
-            ref = refs.get(u)
-            if ref is None:
-                missing += 1
-                continue
-            if sends_flags and ref.modseq > baseline:  # `FETCH 1:* UID` tells no flags (§7.4.2)
-                told[u] = ref.modseq
-            key = (ref.flags, ref.keywords, u in recent)
-            flags = cache.get(key)
-            if flags is None:
-                flags = cache[key] = flag_list(*key).encode()
-            if generic:
-                values = {"UID": u, "FLAGS": flags, "MODSEQ": ref.modseq}
-                lines.append(template % (seq, *(values[n] for n in names)))
-            elif len(names) == 1:
-                lines.append(template % (seq, flags if names[0] == "FLAGS" else u))
+        aligned = isinstance(targets, _Every) and _aligned(view, snap)
+        if aligned:  # 1:*: every message of the snapshot, in order
+            seqs, found = range(1, len(targets) + 1), snap.refs
+        else:
+            aligned = False
+            seqs = list(map(_FIRST, targets))
+            found = list(map(refs.get, map(_SECOND, targets)))
+        if None in found:  # expunged since the snapshot the targets came from
+            kept = [(s, r) for s, r in zip(seqs, found) if r is not None]
+            missing = len(found) - len(kept)
+            seqs, found = [s for s, _ in kept], [r for _, r in kept]
+        sends_flags = "FLAGS" in names
+        columns: dict[str, object] = {}
+        if "UID" in names:
+            columns["UID"] = snap.uids if aligned else list(map(_UID, found))
+        if sends_flags:
+            baseline = view.modseq
+            if snap.highest_modseq > baseline:  # `FETCH 1:* UID` tells no flags (§7.4.2)
+                told = view.told
+                for ref in found:
+                    if ref.modseq > baseline:
+                        told[ref.uid] = ref.modseq
+            if aligned:
+                letters, kinds = snap.flag_letters(), snap.flag_kinds()
             else:
-                lines.append(template % ((seq, u, flags) if uid_first else (seq, flags, u)))
-        if lines:
-            self._raw(b"", log=(), note=FETCH_NOTE, stream=iter(lines))
+                letters = list(map(_FLAGS, found))
+                kinds = set(letters)
+            columns["FLAGS"], words = _flag_column(found, letters, kinds, view.recent, not snap.keyword_names)
+            # §7.2.6: the keywords of the refs sent, whatever snapshot they came from
+            for line in view.announce(snap.keyword_names.union(*words)):
+                self._untagged(line[2:])
+        if "MODSEQ" in names:
+            columns["MODSEQ"] = list(map(_MODSEQ, found))
+        if seqs:
+            template = b"* %d FETCH (" + b" ".join(_SHAPES[n] for n in names) + b")\r\n"
+            self._raw(b"", log=(), note=FETCH_NOTE, stream=_lines(template, [seqs, *(columns[n] for n in names)]))
         if missing:
             return "NO Some of the requested messages no longer exist"
         return "OK FETCH completed"
@@ -335,7 +352,7 @@ class MessageCommands:
             if shown:  # RFC 5182 §2.1: SAVE alone answers nothing but OK
                 self._untagged(esearch_line(tag, uid, shown, found, modseq))
             return "OK SEARCH completed, result saved" if saving else "OK SEARCH completed"
-        line = "SEARCH" + "".join(f" {n}" for n in found) + search_modseq_text(modseq)
+        line = "SEARCH" + (" " + " ".join(map(str, found)) if found else "") + search_modseq_text(modseq)
         shown = line if len(line) <= _MAX_LOGGED else line[:_MAX_LOGGED] + f"... ({len(found)} results)"
         self._raw(f"* {line}\r\n".encode(), log=(f"* {shown}",))
         return "OK SEARCH completed"
@@ -372,6 +389,9 @@ class MessageCommands:
             view, refs = self.view, self._refs()
             letter, wanted = fast
             gone, none = view.gone, _GONE
+            snap = view.snapshot()
+            if _aligned(view, snap):  # the snapshot's answer, shared by every session
+                return list(snap.flag_search(letter, wanted, uid))
             if uid:
                 return [u for u in view.uids if (letter in refs.get(u, none).flags) == wanted and u in refs and u not in gone]
             return [seq for seq, u in enumerate(view.uids, 1)
@@ -512,3 +532,61 @@ def _render_simple(plan: list[tuple[int, MessageRef, list[FetchAtt], str]]) -> I
             else:
                 items.append("INTERNALDATE " + internaldate(ref.internaldate))
         yield f"* {seq} FETCH ({' '.join(items)})\r\n".encode()
+
+
+# ----- FETCH FLAGS / UID / MODSEQ by columns ------------------------------------------------------
+
+_FIRST, _SECOND = operator.itemgetter(0), operator.itemgetter(1)
+_UID, _FLAGS, _MODSEQ, _KEYWORDS = map(operator.attrgetter, ("uid", "flags", "modseq", "keywords"))
+_SHAPES = {"UID": b"UID %d", "FLAGS": b"FLAGS %s", "MODSEQ": b"MODSEQ (%d)"}
+LINES_PER_BLOCK = 2048  # ~60 KB of `* n FETCH (FLAGS (\Seen))`: one slice of the driver's stream
+
+
+def _flag_column(found, letters, kinds, recent: set[int], no_keywords: bool) -> tuple[list[bytes], list[frozenset[str]]]:
+    """Each ref's flag list as sent (`(\\Seen $Forwarded)`), formatted once per distinct value; and
+    the distinct keyword sets among them. `letters`: each ref's flags, `kinds` their distinct
+    values; `no_keywords`: the folder has never had a keyword."""
+    keywords = () if no_keywords else list(map(_KEYWORDS, found))
+    claimed = recent.intersection(map(_UID, found)) if recent else ()
+    if claimed:
+        keys = [(f, r.keywords, r.uid in claimed) for f, r in zip(letters, found)]
+    elif any(keywords):
+        keys = list(zip(letters, keywords, itertools.repeat(False)))
+    else:  # the common case: system flags only
+        table = {f: flag_list(f, _NO_WORDS).encode() for f in kinds}
+        return list(map(table.__getitem__, letters)), []
+    table = {key: flag_list(*key).encode() for key in set(keys)}
+    return list(map(table.__getitem__, keys)), list({k for _, k, _ in table})
+
+
+_NO_WORDS: frozenset[str] = frozenset()
+
+
+class _Every:
+    """Every message of the view as (sequence number, uid) pairs, made only while iterated."""
+
+    __slots__ = ("uids",)
+
+    def __init__(self, uids: tuple[int, ...]) -> None:
+        self.uids = uids
+
+    def __len__(self) -> int:
+        return len(self.uids)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return zip(range(1, len(self.uids) + 1), self.uids)
+
+
+def _aligned(view, snap) -> bool:
+    """Whether the view's sequence numbers are the snapshot's positions (nothing expunged or
+    arrived that the client has not been told of): its columns can then be read by position."""
+    return not view.gone and len(view.uids) == len(snap.uids) and tuple(view.uids) == snap.uids
+
+
+def _lines(template: bytes, columns: list[list]) -> Iterator[bytes]:
+    """`template % (seq, ...)` for each row of the columns, LINES_PER_BLOCK lines joined per piece
+    (produced in the driver's worker thread, a slice at a time)."""
+    fill = template.__mod__
+    for start in range(0, len(columns[0]), LINES_PER_BLOCK):
+        end = start + LINES_PER_BLOCK
+        yield b"".join(map(fill, zip(*(c[start:end] for c in columns))))

@@ -58,13 +58,16 @@ def resolve_seq(ranges: tuple[tuple[int, int], ...], count: int) -> list[int]:
             return []  # `1:*` on an empty mailbox: nothing, not an error
         raise BadSequence("no messages in the mailbox")
     out: set[int] = set()
+    every = False
     for a, b in ranges:
         a, b = a or count, b or count
         lo, hi = min(a, b), max(a, b)
         if hi > count:
             raise BadSequence(f"message {hi} does not exist (the mailbox has {count})")
-        out.update(range(lo, hi + 1))
-    return sorted(out)
+        every = every or (lo == 1 and hi == count)
+        if not every:
+            out.update(range(lo, hi + 1))
+    return list(range(1, count + 1)) if every else sorted(out)  # 1:*: no set of 100,000 to sort
 
 
 def resolve_uids(ranges: tuple[tuple[int, int], ...], uids: Sequence[int]) -> list[int]:
@@ -76,6 +79,8 @@ def resolve_uids(ranges: tuple[tuple[int, int], ...], uids: Sequence[int]) -> li
     for a, b in ranges:
         a, b = a or top, b or top
         lo, hi = min(a, b), max(a, b)
+        if lo <= uids[0] and hi >= top:  # 1:* and the like: every message, no set to sort
+            return list(uids)
         i = bisect.bisect_left(uids, lo)
         j = bisect.bisect_right(uids, hi)
         out.update(uids[i:j])
