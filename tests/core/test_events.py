@@ -1,5 +1,7 @@
 """The event bus: subscriptions by event type, in subscription order, rebuilt when subscribers change."""
 
+from datetime import datetime
+
 from tuimail.core.events import EventBus, LineIn, LineOut, Note, Protocol, SessionClosed, SystemMessage
 
 
@@ -44,3 +46,34 @@ def test_a_failing_subscriber_does_not_stop_the_others(caplog):
     bus.system("hello")
     assert seen == ["hello"]
     assert "event subscriber" in caplog.text
+
+
+def test_many_sessions_lines_out_reach_each_subscriber_as_the_same_line_events():
+    """`publish_lines_out` (an IDLE fan-out): a subscriber with `lines_out` takes them in one call,
+    any other gets exactly the LineOut events one by one would have made, in order; a subscriber
+    that does not read LineOut gets nothing, and a failing one does not stop the others."""
+    bus = EventBus()
+    one_by_one: list[LineOut] = []
+    bulk: list[tuple] = []
+    bus.subscribe(one_by_one.append, (LineOut,))
+    bus.subscribe(lambda e: one_by_one.append(e), (SystemMessage,))  # not called
+
+    class Bulk:
+        kinds = (LineIn, LineOut)
+
+        def __call__(self, event):
+            raise AssertionError("the bulk path was not taken")
+
+        def lines_out(self, protocol, texts, sent):
+            bulk.append((protocol, texts, list(sent)))
+            raise RuntimeError("bug")  # logged; the next subscriber still hears
+
+    after: list[LineOut] = []
+    bus.subscribe(Bulk())
+    bus.subscribe(after.append, (LineOut,))
+    first, second = datetime(2026, 11, 29, 21, 0, 0, 1), datetime(2026, 11, 29, 21, 0, 0, 2)
+    bus.publish_lines_out(Protocol.IMAP, ("* 2 EXISTS", "* 1 RECENT"), [(7, first), (9, second)])
+    expected = [LineOut(7, Protocol.IMAP, "* 2 EXISTS", first), LineOut(7, Protocol.IMAP, "* 1 RECENT", first),
+                LineOut(9, Protocol.IMAP, "* 2 EXISTS", second), LineOut(9, Protocol.IMAP, "* 1 RECENT", second)]
+    assert one_by_one == expected and after == expected
+    assert bulk == [(Protocol.IMAP, ("* 2 EXISTS", "* 1 RECENT"), [(7, first), (9, second)])]

@@ -69,6 +69,15 @@ def test_many_idle_sessions_hear_a_delivery_with_one_recent_claim(server):
     log = server.log_text("IMAP")
     assert log.count("--> * 1 EXISTS") == total
     assert log.count("--> * 2 RECENT") + log.count("--> * 1 RECENT") >= 2  # the two claims, logged
+    # each session's block has what it was told where it was told it: after IDLE's "+", before DONE
+    blocks = [block for block in log.split(": -----\n") if "--> + idling" in block]
+    assert len(blocks) == total
+    for block in blocks:
+        lines = [line[len("Sun 2026-11-29 21:00:00: "):] for line in block.splitlines()]
+        exists = [lines.index(f"--> * {n} EXISTS") for n in (1, 2)]
+        idling = [i for i, line in enumerate(lines) if line == "--> + idling"]
+        dones = [i for i, line in enumerate(lines) if line == "<-- DONE"]
+        assert idling[0] < exists[0] < dones[0] < idling[1] < exists[1] < dones[1], block
 
 
 def test_a_session_that_left_idle_hears_the_change_from_its_next_command(server):

@@ -89,3 +89,29 @@ def test_files_rotate_by_size(tmp_path):
     for path in tmp_path.iterdir():  # blocks are never split across files
         text = path.read_text()
         assert text.startswith(stamp(AT) + "-----\n") and text.endswith(stamp(AT) + "-----\n")
+
+
+def test_many_sessions_lines_out_are_written_as_line_events_are(tmp_path):
+    """An IDLE fan-out logs many sessions' identical lines in one call (`LogWriter.lines_out`): each
+    block shows what LineOut events would have written, at each session's own time."""
+    blocks = {}
+    for bulk in (False, True):
+        bus = EventBus()
+        bus.subscribe(LogWriter(tmp_path / str(bulk)))
+        for sid in (1, 2):
+            bus.publish(SessionOpened(sid, Protocol.IMAP, "192.168.1.59", 1997, 2143, at=AT))
+            bus.publish(LineIn(sid, Protocol.IMAP, "a3 idle", at=AT))
+        sent = [(1, AT), (2, AT + timedelta(seconds=1))]
+        texts = ("* 2 EXISTS", "* 1 RECENT")
+        if bulk:
+            bus.publish_lines_out(Protocol.IMAP, texts, sent + [(3, AT)])  # 3: no block (closed), skipped
+        else:
+            for sid, at in sent:
+                for text in texts:
+                    bus.publish(LineOut(sid, Protocol.IMAP, text, at=at))
+        for sid in (1, 2):
+            bus.publish(LineIn(sid, Protocol.IMAP, "DONE", at=AT))
+            bus.publish(SessionClosed(sid, Protocol.IMAP, 10, 20, "client quit", at=AT))
+        blocks[bulk] = (tmp_path / str(bulk) / "IMAP.log").read_text()
+    assert blocks[True] == blocks[False]
+    assert "Wed 2007-05-30 16:08:07: --> * 2 EXISTS\nWed 2007-05-30 16:08:07: --> * 1 RECENT\n" in blocks[True]

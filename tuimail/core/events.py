@@ -283,5 +283,30 @@ class EventBus:
             except Exception:  # a broken subscriber must not break a session
                 log.exception("event subscriber %r failed", subscriber)
 
+    def publish_lines_out(self, protocol: Protocol, texts: tuple[str, ...], sent: list[tuple[int, datetime]]) -> None:
+        """Many sessions' identical `-->` lines (an IMAP IDLE fan-out): the same as publishing
+        `LineOut(sid, protocol, text, at)` for each `(sid, at)` of `sent` and each of `texts` (already
+        `printable`), in that order. A subscriber with a `lines_out(protocol, texts, sent)` method takes
+        them in one call (no event made per line); any other gets the events one by one."""
+        route = self._routes.get(LineOut)
+        if route is None:
+            route = self._route(LineOut)
+        events: list[LineOut] | None = None
+        for subscriber in route:
+            bulk = getattr(subscriber, "lines_out", None)
+            if bulk is not None:
+                try:
+                    bulk(protocol, texts, sent)
+                except Exception:  # a broken subscriber must not break a session
+                    log.exception("event subscriber %r failed", subscriber)
+                continue
+            if events is None:
+                events = [LineOut(sid, protocol, text, at) for sid, at in sent for text in texts]
+            for event in events:
+                try:
+                    subscriber(event)
+                except Exception:
+                    log.exception("event subscriber %r failed", subscriber)
+
     def system(self, text: str, level: int = logging.INFO) -> None:
         self.publish(SystemMessage(printable(text), level))

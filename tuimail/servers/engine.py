@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from tuimail import __version__, i18n
@@ -29,7 +30,7 @@ from tuimail.config import Config
 from tuimail.core.directory import Directory
 from tuimail.core.guard import Guard
 from tuimail.core.runlock import RunLock
-from tuimail.core.events import ConnectionRefused, EventBus, LoginAttempt, ProgressChanged
+from tuimail.core.events import ConnectionRefused, EventBus, LoginAttempt, ProgressChanged, Protocol
 from tuimail.outbound.runner import QueueRunner
 from tuimail.outbound.dkim import DkimKeys, from_domain
 from tuimail.outbound.srs import Srs
@@ -104,11 +105,30 @@ class FanOut:
 
     BATCH = 64
 
-    def __init__(self, executor: ThreadPoolExecutor | None) -> None:
+    def __init__(self, executor: ThreadPoolExecutor | None, bus: EventBus | None = None) -> None:
         self.shared: dict = {}
         self._executor = executor
+        self._bus = bus
+        self._logged: list[tuple[Protocol, tuple[str, ...], list[tuple[int, datetime]]]] = []
         self._batch: list[tuple[asyncio.Transport, int, bytes]] = []
         self._running: tuple[object, list[tuple[asyncio.Transport, int, bytes]]] | None = None
+
+    def log_lines(self, protocol: Protocol, texts: tuple[str, ...]) -> list[tuple[int, datetime]] | None:
+        """A list for the `(sid, time sent)` of the sessions that sent `texts` (`-->` lines, already
+        `printable`); `publish` logs them all at once (`EventBus.publish_lines_out`). None: no bus,
+        log each session's lines yourself."""
+        if self._bus is None:
+            return None
+        sent: list[tuple[int, datetime]] = []
+        self._logged.append((protocol, texts, sent))
+        return sent
+
+    def publish(self) -> None:
+        """Log the lines the sessions of this slice sent (after their bytes were written)."""
+        for protocol, texts, sent in self._logged:
+            if sent:
+                self._bus.publish_lines_out(protocol, texts, sent)
+                sent.clear()
 
     def write(self, transport: asyncio.Transport, wire: bytes) -> bool:
         """Take `wire` for `transport` (False: write it yourself)."""
@@ -482,7 +502,7 @@ class Engine:
             callbacks = list(self._watchers.get(folder.path, {}).values())
             if len(callbacks) > FanOut.BATCH and self._fan_out_writer is None:
                 self._fan_out_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuimail-fan-out")
-            fan_out = FanOut(self._fan_out_writer if len(callbacks) > FanOut.BATCH else None)
+            fan_out = FanOut(self._fan_out_writer if len(callbacks) > FanOut.BATCH else None, self.bus)
             for start in range(0, len(callbacks), FAN_OUT_SLICE):
                 if start:
                     await asyncio.sleep(0)  # other sessions' commands run between slices
@@ -495,6 +515,7 @@ class Engine:
                 finally:
                     fan_out.flush()
                     fan_out.finish()  # every byte of the slice written before anything else runs
+                    fan_out.publish()  # and logged (each session's lines in its own order)
         finally:
             trusted.__exit__(None, None, None)
 

@@ -12,7 +12,8 @@ import logging
 from collections.abc import Callable, Iterator
 
 from tuimail.core.directory import AuthOutcome, Service
-from tuimail.core.events import Protocol
+from tuimail.core.events import Protocol, now
+from tuimail.core.printable import printable
 from tuimail.core.masking import MASK, mask_imap
 from tuimail.protocols.imap.machine import ImapMachine, Options, Outcome, Reply, valid_tag
 from tuimail.protocols.imap.state import State
@@ -471,14 +472,19 @@ class ImapConnection(LineConnection):
         told = shared.get(key)
         if told is not None and (machine.user, machine.session_state) == self._shown and machine.idle_take(told[0]):
             if told[1]:
-                self.send(told[1], told[2], fan_out)
+                if told[3] is None:
+                    self.send(told[1], told[2], fan_out)
+                elif self.write(told[1], fan_out) is not None:  # logged with the others' (FanOut.publish)
+                    told[3].append((self.session.sid, now()))
             return
         outcome, update = machine.idle_poll_shared()
         replies = outcome.replies
         if update is not None and not outcome.notes and all(r.note is None and r.stream is None for r in replies) \
                 and not (outcome.close or outcome.compress or outcome.idle is not None or outcome.auth or outcome.starttls):
             lines = [line for r in replies for line in (r.log if r.log is not None else _log_lines(r.data))]
-            shared[key] = (update, b"".join(r.data for r in replies), lines)
+            # the sessions that take these bytes log the same lines, through one call per slice
+            sent = fan_out.log_lines(self.session.protocol, tuple(map(printable, lines))) if lines else None
+            shared[key] = (update, b"".join(r.data for r in replies), lines, sent)
         self._apply(outcome)
 
     async def _start_tls(self) -> None:

@@ -174,6 +174,16 @@ class LogWriter:
         if isinstance(event, SessionClosed):
             self._flush(event.sid, event.at)
 
+    def lines_out(self, protocol: Protocol, texts: tuple[str, ...], sent: list[tuple[int, datetime]]) -> None:
+        """`EventBus.publish_lines_out`: many sessions' identical `-->` lines, as `__call__` writes them."""
+        opened = self._open
+        for sid, at in sent:
+            entry = opened.get(sid)
+            if entry is not None:
+                head = stamp(at) + "--> "
+                for text in texts:
+                    entry.append(head + text)
+
     def _flush(self, sid: int, at: datetime) -> None:
         entry = self._open.pop(sid)
         data = self._write(entry.protocol, "\n".join(session_block(sid, entry.protocol, entry.port, entry.lines(stamp(at)), at)) + "\n")

@@ -90,6 +90,17 @@ class Metrics:
         self._server = None
         self._unsubscribe = engine.bus.subscribe(self)
 
+    def lines_out(self, protocol, texts, sent) -> None:
+        """`EventBus.publish_lines_out`: many sessions' `-->` lines (an IDLE fan-out), as `__call__` counts them."""
+        if not texts:
+            return
+        waiting = self._waiting
+        for sid, _ in sent:
+            started = waiting.pop(sid, None)
+            if started is not None:
+                latency = self._latency.get(protocol) or self.latency.labels(protocol.label)
+                latency.observe(time.perf_counter() - started)
+
     def __call__(self, event) -> None:
         kind = type(event)
         if kind is LineIn:

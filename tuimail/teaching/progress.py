@@ -159,6 +159,15 @@ class ProgressTracker:
         elif isinstance(event, SessionClosed):
             del self._live[event.sid]
 
+    def lines_out(self, protocol: Protocol, texts: tuple[str, ...], sent: list[tuple[int, datetime]]) -> None:
+        """`EventBus.publish_lines_out`: many sessions' identical `-->` lines, as `__call__` reads them."""
+        live_of = self._live.get
+        for sid, at in sent:
+            live = live_of(sid)
+            if live is not None:
+                for text in texts:
+                    self._server(live, text, at)
+
     # ----- following the dialogue -----------------------------------------------------------
 
     def _client(self, live: _Live, text: str) -> None:
