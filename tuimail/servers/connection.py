@@ -67,6 +67,14 @@ def disk_full(path: os.PathLike | str, room: int = 64 * 1024) -> bool:
 _EOF = b"<eof>"  # queued after the client's last bytes (compared by identity)
 
 
+def plain_fd(transport: asyncio.Transport) -> int:
+    """The socket of a plain TCP transport (an IDLE fan-out may write to it), -1 for TLS or none."""
+    if transport.get_extra_info("sslcontext"):
+        return -1
+    sock = transport.get_extra_info("socket")
+    return -1 if sock is None else sock.fileno()
+
+
 class Inbox:
     """Received bytes waiting for the connection's worker: what `asyncio.Queue` did here, without
     its bookkeeping per item (a POP3 download pays it for every RETR) nor its three deques (10,000
@@ -130,6 +138,7 @@ class LineConnection(asyncio.Protocol):
         self._closing = False
         self._refused = False
         self._lingering = False  # the farewell is sent and our side half-closed: input is discarded
+        self._plain: tuple[asyncio.Transport, int] | None = None  # (transport, `plain_fd`), for a fan-out's writes
         self._finished = False
         self._line_timer: asyncio.TimerHandle | None = None
         self._held_timer: asyncio.TimerHandle | None = None  # for a line held by the telnet filter
@@ -299,8 +308,14 @@ class LineConnection(asyncio.Protocol):
             return None
         data = self.telnet.escape(data)  # telnet belongs to the plain text stream: escape, then compress
         wire = data if self.compression is None else self.compression.compress(data)
-        if writer is None or not writer.write(transport, wire):
+        if writer is None:
             transport.write(wire)
+        else:
+            plain = self._plain
+            if plain is None or plain[0] is not transport:  # first fan-out, or a new transport (STARTTLS)
+                plain = self._plain = (transport, plain_fd(transport))
+            if not writer.write(transport, wire, plain[1]):
+                transport.write(wire)
         self.session.sent(len(wire))  # type: ignore[union-attr]  # on the wire: compressed once COMPRESS is on
         return data
 

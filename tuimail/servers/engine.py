@@ -35,7 +35,7 @@ from tuimail.outbound.runner import QueueRunner
 from tuimail.outbound.dkim import DkimKeys, from_domain
 from tuimail.outbound.srs import Srs
 from tuimail.servers import delivery, intake, tls
-from tuimail.servers.connection import HANDSHAKE_TIMEOUT
+from tuimail.servers.connection import HANDSHAKE_TIMEOUT, plain_fd
 from tuimail.servers.logwriter import LogWriter
 from tuimail.servers.rdns import ReverseDNS
 from tuimail.servers.memory import Trimmer
@@ -130,14 +130,16 @@ class FanOut:
                 self._bus.publish_lines_out(protocol, texts, sent)
                 sent.clear()
 
-    def write(self, transport: asyncio.Transport, wire: bytes) -> bool:
-        """Take `wire` for `transport` (False: write it yourself)."""
-        if self._executor is None or transport.get_write_buffer_size() or transport.get_extra_info("sslcontext"):
+    def write(self, transport: asyncio.Transport, wire: bytes, fd: int | None = None) -> bool:
+        """Take `wire` for `transport` (False: write it yourself). `fd`: the transport's socket when
+        it is plain TCP, -1 when not (`plain_fd`), as the caller remembers it."""
+        if self._executor is None or transport.get_write_buffer_size():
             return False
-        sock = transport.get_extra_info("socket")
-        if sock is None:
+        if fd is None:
+            fd = plain_fd(transport)
+        if fd < 0:
             return False
-        self._batch.append((transport, sock.fileno(), wire))
+        self._batch.append((transport, fd, wire))
         if len(self._batch) >= self.BATCH:
             self.flush()
         return True
