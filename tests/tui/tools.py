@@ -10,8 +10,10 @@ from textual.pilot import Pilot
 KEY_NAMES = {" ": "space", "@": "at", ".": "full_stop", "_": "underscore", "-": "minus", "/": "slash"}
 
 
-async def until(pilot: Pilot, predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition"):
-    """Let the app run until `predicate()` is true; fail after `timeout` seconds."""
+async def until(pilot: Pilot, predicate: Callable[[], object], timeout: float = 10.0,
+                what: str | Callable[[], str] = "condition"):
+    """Let the app run until `predicate()` is true; fail after `timeout` seconds (`what` may be a
+    function, called only then, to describe the state found)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -19,7 +21,7 @@ async def until(pilot: Pilot, predicate: Callable[[], object], timeout: float = 
         if value:
             return value
         if loop.time() > deadline:
-            raise AssertionError(f"{what}: not met within {timeout} s")
+            raise AssertionError(f"{what() if callable(what) else what}: not met within {timeout} s")
         await pilot.pause(0.02)
 
 
