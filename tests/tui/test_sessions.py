@@ -212,3 +212,30 @@ async def test_a_changed_cell_is_repainted_on_screen_not_only_stored(make_app):
         assert [str(table.get_row_at(n)[9]) for n in range(3)] == ["stat 01", "stat 12", "stat 21"]
         for session in sessions:
             registry.close(session, "test over")
+
+
+async def test_a_cell_widened_after_a_frame_was_drawn_is_not_left_cut():
+    """A value that outgrows its column is re-measured when the table's queue is idle; a frame drawn
+    before that used to stay cached with the old width (a CI run once saw `helo x\\x1b[3` for ten
+    seconds). After the re-measure every cell renders afresh."""
+    from rich.text import Text
+    from textual.app import App
+
+    from tuimail.tui.widgets.live_table import LiveTable
+
+    class OneTable(App):
+        def compose(self):
+            yield LiveTable()
+
+    app = OneTable()
+    async with app.run_test(size=(80, 10)) as pilot:
+        table = app.query_one(LiveTable)
+        table.add_column("id", key="id")
+        table.add_column("last command", key="cmd")
+        table.add_row(Text("1"), Text(""), key="1")
+        await pilot.pause()
+        value = "helo x\\x1b[31mred and more"
+        table.set_cell("1", "cmd", Text(value, no_wrap=True, end=""), wider=True)
+        table.flush_cells()
+        assert value not in screen_text(app)  # drawn now, before the idle re-measure: cut to the old width
+        await until(pilot, lambda: value in screen_text(app), what="the whole value after the re-measure")

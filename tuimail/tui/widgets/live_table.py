@@ -51,6 +51,15 @@ class LiveTable(DataTable):
             self._changed_rows.add(row)
             self._changed_cells.add((row, column))
 
+    def _update_column_widths(self, updated_cells) -> None:
+        """DataTable re-measures the widened columns when its message queue is idle, but its render
+        caches are not keyed by width: a frame drawn between `set_cell(wider=True)` and this kept the
+        cell cut to the old width, and only this row's other cells are ever re-rendered by
+        `flush_cells`. Everything renders afresh after a re-measure (rare: a value outgrew its column)."""
+        super()._update_column_widths(updated_cells)
+        self._update_count += 1
+        self.refresh()
+
     def flush_cells(self) -> None:
         """Forget the cached renders of the rows changed since the last call; repaint those on screen."""
         changed, self._changed_rows = self._changed_rows, set()
