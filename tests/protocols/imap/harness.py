@@ -21,6 +21,15 @@ from tuimail.store.maildir import MailStore
 
 PASSWORD = "Secret123"
 ACCOUNTS = {"tatareva@lab.test", "tester@lab.test"}
+ADDRESS = "tatareva@lab.test"  # the account `Driver.login()` logs in as
+
+
+def store_with_messages(root: Path, count: int) -> MailStore:
+    """A store under `root` whose INBOX (of ADDRESS) holds `count` messages, "msg 1" first."""
+    store = MailStore(root / "data")
+    for i in range(1, count + 1):
+        store.deliver(ADDRESS, message(f"msg {i}"))
+    return store
 
 
 def message(subject: str = "hello", body: str = "Hi there\nline 2\n", sender: str = "Ann <ann@lab.test>") -> bytes:

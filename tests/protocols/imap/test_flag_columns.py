@@ -4,17 +4,13 @@ CONDSTORE's MODSEQ, messages expunged by another session and not yet reported, a
 
 import pytest
 
-from tests.protocols.imap.harness import Driver, message
+from tests.protocols.imap.harness import Driver, store_with_messages
 from tuimail.protocols.imap import messages
-from tuimail.store.maildir import MailStore
 
 
 @pytest.fixture
 def store(tmp_path):
-    store = MailStore(tmp_path / "data")
-    for i in range(1, 8):
-        store.deliver("tatareva@lab.test", message(f"msg {i}"))
-    return store
+    return store_with_messages(tmp_path, 7)
 
 
 @pytest.fixture(autouse=True)

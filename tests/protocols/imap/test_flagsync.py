@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.protocols.imap.harness import Driver, message
+from tests.protocols.imap.harness import Driver, store_with_messages
 from tuimail.store.maildir import MailStore
 
-ADDRESS = "tatareva@lab.test"  # the harness logs in as tatareva
 
 
 @pytest.fixture
 def store(tmp_path):
-    store = MailStore(tmp_path / "data")
-    for i in range(1, 4):
-        store.deliver(ADDRESS, message(f"msg {i}"))
-    return store
+    return store_with_messages(tmp_path, 3)
 
 
 def two_sessions(store: MailStore, condstore: bool = False) -> tuple[Driver, Driver]:

@@ -12,18 +12,14 @@ import re
 
 import pytest
 
-from tests.protocols.imap.harness import Driver, message
+from tests.protocols.imap.harness import ADDRESS, Driver, message, store_with_messages
 from tuimail.store.maildir import MailStore
 
-ADDRESS = "tatareva@lab.test"
 
 
 @pytest.fixture
 def store(tmp_path):
-    store = MailStore(tmp_path / "data")
-    for i in range(1, 4):
-        store.deliver(ADDRESS, message(f"msg {i}"))
-    return store
+    return store_with_messages(tmp_path, 3)
 
 
 def count(lines: list[str], word: str) -> int | None:
