@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from tuimail.core.atomic import fsync_dir
+from tuimail.core.gcpause import quiet_build
 from tuimail.store.deferred import defer
 from tuimail.store.files import (
     SIZE_RE,
@@ -79,6 +80,10 @@ LISTING = re.compile(r"^((\d+)\.M(\d{1,6})P[^,:\n]*,S=(\d+),W=(\d+)[^:\n]*)(?::2
 # Names (and messages) per step of a big listing's indexing: each C-level step holds the GIL a few
 # milliseconds at most, so the event loop (other sessions' NOOPs) is never kept waiting long
 CHUNK = 2048
+# Messages from which a folder's first build (or the load of its index) pauses the garbage collector
+# and freezes the refs it made (`tuimail.core.gcpause`)
+QUIET_BUILD = 10_000
+MERGE_WAYS = 8  # sorted runs merged per step of a big listing's sort (`_arrival_order`)
 UIDLIST = "tuimail-uidlist"  # the uid list of tuimail before the index (read once, then removed)
 LEGACY_KEYWORDS = "tuimail-keywords"
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -169,14 +174,38 @@ def _column_lines(uids, bases, subdirs, flags, sizes, wires, dates, modseqs, key
 
 
 def _arrival_order(fresh: list[tuple]) -> None:
-    """Sort (date, base, ...) rows as tuples sort, but by their dates alone when no two are equal: a
-    sort of floats costs a third of a sort of tuples, and holds the GIL (other sessions wait) that
-    much less."""
-    date = operator.itemgetter(0)
-    if len(fresh) > CHUNK and len(set(map(date, fresh))) == len(fresh):
-        fresh.sort(key=date)
-    else:  # two files of the same microsecond: their names decide
+    """Sort (date, base, ...) rows as tuples sort, in steps that each hold the GIL a few milliseconds
+    (a sort is one C call: 100,000 rows at once kept every other session waiting 30-70 ms).
+
+    Each slice is sorted by date, then neighbouring runs are merged MERGE_WAYS at a time (a sort of
+    sorted runs only merges them: timsort finds the runs) until one is left: the work of one sort, in
+    steps of at most one merge pass (100,000 rows: 49 slices, then 7 runs, then one). When no two dates are equal that is the order of
+    the tuples; otherwise (two files of the same microsecond) a last sort of the whole tuples lets
+    their names decide, on a list already in order but for those ties (a single pass)."""
+    if len(fresh) <= CHUNK:
         fresh.sort()
+        return
+    date = operator.itemgetter(0)
+    width = CHUNK
+    for start in range(0, len(fresh), width):
+        fresh[start:start + width] = sorted(fresh[start:start + width], key=date)
+    while width < len(fresh):
+        step = width * MERGE_WAYS
+        for start in range(0, len(fresh) - width, step):
+            fresh[start:start + step] = sorted(fresh[start:start + step], key=date)
+        width = step
+    for start in range(0, len(fresh), CHUNK):
+        dates = list(map(date, fresh[start:start + CHUNK + 1]))  # one more: a tie across the border
+        if any(map(operator.eq, dates, islice(dates, 1, None))):
+            fresh.sort()
+            return
+
+
+def _release(rows: list) -> None:
+    """Empty a big list a slice at a time from its end: freeing 100,000 rows in one step (the list's
+    last reference going away) holds the GIL for tens of milliseconds."""
+    while rows:
+        del rows[-CHUNK:]
 
 
 def _sorted_flags(flags: str) -> str:
@@ -212,12 +241,15 @@ def _describe_all(path: Path, listings: list[tuple[str, list[str]]]) -> list[tup
             if joined.count("\n") != len(names) - 1:  # a name with a newline in it
                 return None
             rows = LISTING.findall(joined)
-            for _, _, _, _, _, f in rows:
-                if f not in sorted_flags:
+            if rows:  # column by column (C loops, no bytecode per name); the dates are the same
+                # floats as `int(sec) + int(usec) / 1_000_000`
+                found, secs, usecs, sizes, wires, letters = zip(*rows)
+                for f in set(letters).difference(sorted_flags):
                     sorted_flags[f] = _sorted_flags(f)
-            fresh += [(int(sec) + int(usec) / 1_000_000, base, subdir, sorted_flags[f], int(size), int(wire))
-                      for base, sec, usec, size, wire, f in rows]
-            bases.update([row[0] for row in rows])
+                dates = map(operator.add, map(int, secs), map(operator.truediv, map(int, usecs), repeat(1_000_000)))
+                fresh += zip(dates, found, repeat(subdir), map(sorted_flags.__getitem__, letters), map(int, sizes),
+                             map(int, wires))
+                bases.update(found)
             if len(rows) == len(names):
                 continue
             for name in names:  # the names LISTING did not take
@@ -373,6 +405,13 @@ class Folder:
 
     def _rescan(self, stamp: tuple[int, int]) -> bool:
         listings = _listings(self.path)
+        # a first build of a big folder: its refs are made without the collector stalling every session
+        if not self._by_uid and sum(len(names) for _, names in listings) >= QUIET_BUILD:
+            with quiet_build():
+                return self._index_listings(listings, stamp)
+        return self._index_listings(listings, stamp)
+
+    def _index_listings(self, listings: list[tuple[str, list[str]]], stamp: tuple[int, int]) -> bool:
         records: list[str] = []
         # an index that knows no file yet (its first build): every file is described at once
         fresh = _describe_all(self.path, listings) if not self._uid_of_base and not self._legacy else None
@@ -423,11 +462,15 @@ class Folder:
                     whole += _column_lines(*columns)
             self._uidnext += len(fresh)
             self._modseq += len(fresh)
-        if fresh and rebuild:
+        changed_files = bool(fresh)
+        _release(fresh)
+        if changed_files and rebuild:
             records.append("")  # something changed
         changed = bool(records)
         if self._rebuild:
             self._compact(stamp, whole)
+            if whole:
+                _release(whole)
             if not self._unsaved:  # a full disk keeps the old files until the index is written
                 self._rebuild = False
                 self._drop_legacy_files()
@@ -644,6 +687,17 @@ class Folder:
     # ----- the log --------------------------------------------------------------------------
 
     def _load(self) -> None:
+        try:
+            big = os.stat(self._log.path).st_size >= QUIET_BUILD * 64  # an index line is 80 bytes or more
+        except FileNotFoundError:
+            big = False
+        if big:  # its refs are made without the collector stalling every session
+            with quiet_build():
+                self._load_index()
+        else:
+            self._load_index()
+
+    def _load_index(self) -> None:
         state = self._log.load()
         if state is None:
             self._load_legacy()

@@ -1,0 +1,167 @@
+"""A big folder's first build (tuimail.store.folder, tuimail.core.gcpause): the index it writes is the
+one the per-name path writes, byte for byte, however the work is sliced; the garbage collector does
+not run while the refs are made and never walks them afterwards; the arrival order is exactly the
+order of a plain sort."""
+
+from __future__ import annotations
+
+import gc
+import os
+import random
+import shutil
+import sys
+import threading
+
+import pytest
+
+import tuimail.store.folder as folder_mod
+from tuimail.core.gcpause import quiet_build
+from tuimail.store.files import write_durably
+from tuimail.store.index import INDEX
+from tuimail.store.maildir import UIDVALIDITY_FILE, MailStore
+
+ADDRESS = "bob@lab.test"
+MESSAGES = 300
+
+
+def inbox(root):
+    return MailStore(root).mailbox(ADDRESS).folder("INBOX", create=True)
+
+
+def make_maildir(root) -> None:
+    """MESSAGES files in every shape a first build meets: tuimail's names in cur/ with flags (some
+    unsorted), in new/, two files of the same microsecond, Dovecot's names, and names without sizes."""
+    maildir = root / "lab.test" / "bob"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    rng = random.Random(15)
+    for i in range(MESSAGES):
+        body = b"Subject: %d\n\n" % i + b"x\n" * rng.randrange(1, 40)
+        when = 1_764_000_000 + rng.randrange(100_000) + rng.randrange(1_000_000) / 1_000_000
+        flags = rng.choice(["", "S", "RS", "SR", "FS"])
+        write_durably(maildir, body, "new" if i % 7 == 0 else "cur", flags=flags, mtime=when)
+    for q in (1, 2):  # the same microsecond: their names decide
+        (maildir / "cur" / f"1764000500.M000001P9Q{q}.host,S=3,W=4:2,S").write_bytes(b"ab\n")
+    (maildir / "cur" / "1764000600.M7P42.dove,S=6,W=8:2,RS").write_bytes(b"a\nb\nc\n"[:6])
+    (maildir / "cur" / "1764000700.P7.plain:2,").write_bytes(b"no sizes\n")  # stat and read
+    os.utime(maildir / "cur" / "1764000700.P7.plain:2,", (1_764_000_700, 1_764_000_700))
+    (maildir / UIDVALIDITY_FILE).write_text("4000000000\n")  # both copies get the same UIDVALIDITY
+
+
+def same_mtimes(*roots) -> None:
+    """The copies' directories get the same mtimes, so their `S` records match."""
+    for root in roots:
+        for sub in ("new", "cur"):
+            os.utime(root / "lab.test" / "bob" / sub, ns=(1_764_000_000_000_000_000,) * 2)
+
+
+@pytest.fixture
+def two_copies(tmp_path):
+    make_maildir(tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    same_mtimes(tmp_path / "a", tmp_path / "b")
+    return tmp_path / "a", tmp_path / "b"
+
+
+def test_a_sliced_first_build_writes_the_index_of_the_per_name_path(two_copies, monkeypatch):
+    sliced, reference = two_copies
+    with monkeypatch.context() as m:  # the per-name path, one plain sort, no pause
+        m.setattr(folder_mod, "_describe_all", lambda path, listings: None)
+        m.setattr(folder_mod, "_arrival_order", lambda fresh: fresh.sort())
+        m.setattr(folder_mod, "QUIET_BUILD", 1 << 30)
+        expected = inbox(reference).messages()
+    monkeypatch.setattr(folder_mod, "CHUNK", 7)  # many slices, a tie across no border or across one
+    monkeypatch.setattr(folder_mod, "MERGE_WAYS", 3)
+    monkeypatch.setattr(folder_mod, "QUIET_BUILD", 50)
+    assert inbox(sliced).messages() == expected
+    index = (sliced / "lab.test" / "bob" / INDEX).read_bytes()
+    assert index == (reference / "lab.test" / "bob" / INDEX).read_bytes()
+    assert index.count(b"\n+ ") == MESSAGES + 4
+    assert [r.uid for r in expected] == list(range(1, MESSAGES + 5))
+
+
+@pytest.fixture
+def collections():
+    """For each collection started in this thread (with thresholds that would start one every few
+    objects), the names of the functions it interrupted."""
+    started: list[set[str]] = []
+    me = threading.get_ident()
+
+    def seen(phase, info):
+        if phase == "start" and threading.get_ident() == me:
+            frame, names = sys._getframe(1), set()
+            while frame is not None:
+                names.add(frame.f_code.co_name)
+                frame = frame.f_back
+            started.append(names)
+
+    thresholds = gc.get_threshold()
+    gc.set_threshold(5, 1, 1)
+    gc.callbacks.append(seen)
+    try:
+        yield started
+    finally:
+        gc.callbacks.remove(seen)
+        gc.set_threshold(*thresholds)
+
+
+def test_a_big_build_runs_without_collections_and_freezes_its_refs(two_copies, monkeypatch, collections):
+    root, _ = two_copies
+    monkeypatch.setattr(folder_mod, "QUIET_BUILD", 50)
+    frozen = gc.get_freeze_count()
+    folder = inbox(root)
+    assert not [c for c in collections if "_index_listings" in c] and gc.isenabled()
+    assert gc.get_freeze_count() >= frozen + MESSAGES  # the refs: out of every later collection's way
+    assert len(folder.messages()) == MESSAGES + 4
+
+    frozen = gc.get_freeze_count()
+    collections.clear()
+    again = inbox(root)  # a restart: the refs come from the index, as quietly
+    assert not [c for c in collections if "_load_index" in c] and gc.isenabled()
+    assert gc.get_freeze_count() >= frozen + MESSAGES
+    assert again.messages() == folder.messages()
+
+
+def test_a_small_folder_is_built_as_before(two_copies, collections):
+    root, _ = two_copies
+    frozen = gc.get_freeze_count()
+    inbox(root)  # QUIET_BUILD (10,000) is far above it
+    assert [c for c in collections if "_index_listings" in c] and gc.get_freeze_count() == frozen
+
+
+def test_quiet_builds_overlap_across_threads_and_keep_a_disabled_collector_disabled():
+    entered, leave = threading.Event(), threading.Event()
+
+    def other():
+        with quiet_build():
+            entered.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=other)
+    with quiet_build():
+        thread.start()
+        assert entered.wait(10)
+    assert not gc.isenabled()  # the other build still runs
+    leave.set()
+    thread.join(10)
+    assert gc.isenabled()
+
+    gc.disable()
+    try:
+        with quiet_build():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_the_arrival_order_is_that_of_a_plain_sort(monkeypatch, ties):
+    rng = random.Random(ties)
+    monkeypatch.setattr(folder_mod, "CHUNK", 16)
+    for count in (5, 16, 17, 100, 16 * 8 + 1, 1000):
+        rows = [((rng.randrange(50) if ties else rng.random() * 1e9), f"b{rng.randrange(10**9)}", "cur", "S", 1, 2)
+                for _ in range(count)]
+        got = list(rows)
+        folder_mod._arrival_order(got)
+        assert got == sorted(rows)

@@ -1,0 +1,55 @@
+"""Making a big, long-lived structure without the garbage collector stalling every session (CPython's
+cyclic collector; no RFC).
+
+The first look at a 100,000-message folder makes 100,000 message refs (named tuples, which CPython
+never untracks: only exact tuples are) and the folder keeps them. While they are made, every 10,000
+allocations start a young collection and every tenth of those an older one that walks all the refs
+made so far; each holds the GIL, so the event loop, every other session's NOOP included, waits for
+it: 20 to 140 ms on this 2-core machine, several times per build. Later, every full collection would
+walk them all again.
+
+`quiet_build()` wraps such a build:
+
+- Automatic collection is paused while it runs. The pause is process-wide, and safe: the build makes
+  no reference cycles (tuples of numbers and strings, dicts and lists of them), reference counting
+  still frees everything that is not in a cycle, in every thread, at once; a cycle that another
+  thread drops meanwhile (a closed session's protocol and transport) is only collected later, after
+  a pause as long as the build (about a second for 100,000 messages). Pauses nest and overlap across
+  threads (a counter): collection resumes when the last one ends, and a collector that was already
+  disabled stays disabled.
+- When the last pause ends, `gc.freeze()` moves the objects alive then out of the collector's
+  generations, as the engine does at start and the TUI after a burst of sessions: no collection walks
+  the refs again. They are still freed by reference count when the folder drops them (a flag change
+  makes a new ref); only a reference cycle that was garbage at that moment outlives its use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import threading
+from collections.abc import Iterator
+
+_lock = threading.Lock()
+_depth = 0  # quiet builds under way, in any thread
+_resume = False  # collection was enabled when the first of them began
+
+
+@contextlib.contextmanager
+def quiet_build() -> Iterator[None]:
+    """No automatic garbage collection while the block runs; afterwards, what it made is frozen."""
+    global _depth, _resume
+    with _lock:
+        if _depth == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                gc.freeze()
+                if _resume:
+                    gc.enable()
