@@ -44,6 +44,10 @@ def make_maildir(root) -> None:
         (maildir / "cur" / f"1764000500.M000001P9Q{q}.host,S=3,W=4:2,S").write_bytes(b"ab\n")
     (maildir / "cur" / "1764000600.M7P42.dove,S=6,W=8:2,RS").write_bytes(b"a\nb\nc\n"[:6])
     (maildir / "cur" / "1764000700.P7.plain:2,").write_bytes(b"no sizes\n")  # stat and read
+    (maildir / "cur" / "1764000800.M1234567P1.long,S=3,W=4:2,S").write_bytes(b"ab\n")  # 7 digits: not the shape
+    (maildir / "cur" / "1764000900.M5P1.more,S=3,W=4,X=1:2,SF:x").write_bytes(b"ab\n")  # more after W=, after flags
+    for odd in (maildir / "cur").glob("*.long,*"):  # its date is its mtime: a whole second survives the index
+        os.utime(odd, (1_764_000_800, 1_764_000_800))
     os.utime(maildir / "cur" / "1764000700.P7.plain:2,", (1_764_000_700, 1_764_000_700))
     (maildir / UIDVALIDITY_FILE).write_text("4000000000\n")  # both copies get the same UIDVALIDITY
 
@@ -76,8 +80,8 @@ def test_a_sliced_first_build_writes_the_index_of_the_per_name_path(two_copies, 
     assert inbox(sliced).messages() == expected
     index = (sliced / "lab.test" / "bob" / INDEX).read_bytes()
     assert index == (reference / "lab.test" / "bob" / INDEX).read_bytes()
-    assert index.count(b"\n+ ") == MESSAGES + 4
-    assert [r.uid for r in expected] == list(range(1, MESSAGES + 5))
+    assert index.count(b"\n+ ") == MESSAGES + 6
+    assert [r.uid for r in expected] == list(range(1, MESSAGES + 7))
 
 
 @pytest.fixture
@@ -112,7 +116,7 @@ def test_a_big_build_runs_without_collections_and_freezes_its_refs(two_copies, m
     folder = inbox(root)
     assert not [c for c in collections if "_index_listings" in c] and gc.isenabled()
     assert gc.get_freeze_count() >= frozen + MESSAGES  # the refs: out of every later collection's way
-    assert len(folder.messages()) == MESSAGES + 4
+    assert len(folder.messages()) == MESSAGES + 6
 
     frozen = gc.get_freeze_count()
     collections.clear()
