@@ -115,7 +115,7 @@ class LeanSMTP(SMTP):
         self._decode_data = False
         self.hostname = hostname
         self.tls_context = tls_context
-        self.require_starttls = tls_context and False
+        self.require_starttls = False  # RFC 3207: STARTTLS is offered, never required before other commands
         self._timeout_duration = timeout
         self._timeout_handle = None
         self._tls_handshake_okay = True
