@@ -1,10 +1,15 @@
-"""Group commit for commands answered on the event loop (`store/deferred.py`).
+"""Group commit for work that must be durable before a reply (`store/deferred.py`).
 
-A command run on the loop (a STORE or EXPUNGE on a small folder) leaves the fsyncs of its index
-records to wait for. One thread per loop (started on demand, ended when idle) runs them, every
-session's waits queued meanwhile in one batch: the folder's log fsyncs once for all of them
-(`IndexLog.commit` shares fsyncs), and the loop is woken once per batch, not once per command. Each session sends its tagged OK only when its
-own waits are done, so durability is exactly as when the command ran in a thread.
+Two kinds of work share one thread per loop (started on demand, ended when idle), a batch at a time:
+- IMAP commands answered on the loop (a STORE or EXPUNGE on a small folder) leave the fsyncs of their
+  index records to wait for (`wait`): the folder's log fsyncs once for all of them (`IndexLog.commit`
+  shares fsyncs).
+- SMTP deliveries (`call`, RFC 5321 §4.5.4: after the 250 the message is ours): each message file is
+  written and fsynced, then renamed into new/; the directories renamed into are fsynced once for the
+  whole batch (`deferred.batching`), not once per message.
+The loop is woken once per batch, not once per command or message, and no delivery waits for the GIL
+behind twenty others. Each session sends its reply (tagged OK, 250) only when its own work and the
+batch's directory fsyncs are done, so durability is exactly as when each ran alone in a thread.
 """
 
 from __future__ import annotations
@@ -13,6 +18,10 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Callable
+from typing import Any
+
+from tuimail.core.atomic import fsync_dir
+from tuimail.store.deferred import batching
 
 Wait = Callable[[], None]
 
@@ -20,18 +29,28 @@ Wait = Callable[[], None]
 IDLE_SECONDS = 10.0  # the thread ends after this long without work (the next wait starts another)
 
 
+def _run_waits(waits: list[Wait]) -> None:
+    for wait in waits:
+        wait()
+
+
 class Committer:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._cond = threading.Condition()
-        self._queue: list[tuple[list[Wait], asyncio.Future]] = []
+        self._queue: list[tuple[Callable[[], Any], asyncio.Future]] = []
         self._thread: threading.Thread | None = None
 
     def wait(self, waits: list[Wait]) -> asyncio.Future:
         """A future that is done once every one of `waits` has run (its exception, if one raised)."""
+        return self.call(lambda: _run_waits(waits))
+
+    def call(self, work: Callable[[], Any]) -> asyncio.Future:
+        """A future for `work()`'s result (or exception), run in the committer's thread with the rest of
+        its batch; durable writes inside it are durable, directories included, when the future is done."""
         future = self._loop.create_future()
         with self._cond:
-            self._queue.append((waits, future))
+            self._queue.append((work, future))
             if self._thread is None:  # its own thread, not the pool's: one wake-up per batch, no futures
                 self._thread = threading.Thread(target=self._run, name="tuimail-commit", daemon=True)
                 self._thread.start()
@@ -40,7 +59,7 @@ class Committer:
         return future
 
     def _run(self) -> None:
-        """The committer thread: run the queued waits, a batch at a time."""
+        """The committer thread: run the queued work, a batch at a time."""
         while True:
             with self._cond:
                 if not self._queue:
@@ -49,15 +68,19 @@ class Committer:
                     self._thread = None
                     return
                 batch, self._queue = self._queue, []
-            done: list[tuple[asyncio.Future, BaseException | None]] = []
-            for waits, future in batch:
-                error = None
-                try:
-                    for wait in waits:
-                        wait()
-                except BaseException as e:  # handed to the session, whose command then fails
-                    error = e
-                done.append((future, error))
+            done: list[tuple[asyncio.Future, Any, BaseException | None]] = []
+            with batching() as group:
+                for job, (work, future) in enumerate(batch):
+                    group.job = job
+                    result, error = None, None
+                    try:
+                        result = work()
+                    except BaseException as e:  # handed to the session, whose command then fails
+                        error = e
+                    done.append((future, result, error))
+                for job, error in group.finish(fsync_dir).items():  # a directory not synced: no 250
+                    future, _, earlier = done[job]
+                    done[job] = (future, None, earlier or error)
             try:
                 self._loop.call_soon_threadsafe(_resolve, done)
             except RuntimeError:  # the loop is closed (shutdown): nobody waits any more
@@ -66,12 +89,12 @@ class Committer:
                 return
 
 
-def _resolve(done: list[tuple[asyncio.Future, BaseException | None]]) -> None:
-    for future, error in done:
+def _resolve(done: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
+    for future, result, error in done:
         if future.cancelled():
             continue
         if error is None:
-            future.set_result(None)
+            future.set_result(result)
         else:
             future.set_exception(error)
 

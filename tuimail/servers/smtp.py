@@ -43,6 +43,7 @@ from tuimail.outbound.runner import MAX_HOPS, hop_count
 from tuimail.core.printable import has_control
 from tuimail.protocols.telnet import TelnetFilter
 from tuimail.servers import delivery, intake, smtp_scram
+from tuimail.servers.committer import committer
 from tuimail.servers.smtp_base import DEFERRED_REPLIES, LeanSMTP
 from tuimail.servers.sessions import KILLED_BY_OPERATOR, Session
 
@@ -755,10 +756,12 @@ class SmtpHandler:
         if record:
             record.note(f"Message size: {len(content)} bytes")
         try:
-            accepted = await asyncio.to_thread(
+            # in the committer's thread with the other sessions' deliveries: one directory fsync per
+            # batch, one wake-up of the loop per batch (`committer.py`); durable when this returns
+            accepted = await committer().call(functools.partial(
                 intake.accept, self.engine.store, self.engine.queue, content, env, queue_id, remote,
                 bool(getattr(envelope, "smtp_utf8", False)), forwarded, self.engine.srs, self.engine.dkim_signer,
-                looped)
+                looped))
         except OSError as e:
             if record:
                 record.note(f"Delivery failed, message not accepted: {e}")

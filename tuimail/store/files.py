@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from tuimail.core.atomic import fsync_dir
+from tuimail.store.deferred import current_batch
 
 FLAG_LETTERS = "DFPRST"  # Maildir info letters, kept sorted
 SIZE_RE = re.compile(r",S=(\d+)")
@@ -48,7 +49,8 @@ def write_durably(directory: Path, data: bytes, subdir: str, flags: str = "", mt
                   rename: Callable[[Path, Path], None] = os.rename) -> str:
     """Write `data` (LF line ends) into directory/tmp, fsync, rename into subdir, fsync the directory.
 
-    Returns the final file name. After it returns, the message survives a crash. `rename` (tmp path,
+    Returns the final file name. After it returns, the message survives a crash (inside
+    `deferred.batching()`: after the batch's `finish`, which fsyncs the directory). `rename` (tmp path,
     final path) lets the folder index the file in the same step, under its lock.
     """
     base = unique_base(len(data), len(data) + data.count(b"\n"), mtime)
@@ -69,7 +71,11 @@ def write_durably(directory: Path, data: bytes, subdir: str, flags: str = "", mt
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    shared_fsync_dir(directory / subdir)
+    batch = current_batch()
+    if batch is not None:  # a batch of deliveries: one fsync of the directory for all of them, at its end
+        batch.defer_dir(f"{directory}/{subdir}")
+    else:
+        shared_fsync_dir(directory / subdir)
     return name
 
 

@@ -32,6 +32,7 @@ from tuimail.store.files import (
     write_durably,
 )
 from tuimail.store import specialuse
+from tuimail.store.deferred import current_batch
 from tuimail.store.folder import UIDLIST, Folder, MessageRef
 
 __all__ = [  # the store's public names, wherever they are defined
@@ -272,12 +273,17 @@ class MailStore:
     def deliver(self, address: str, data: bytes, folder: str = "INBOX") -> Path:
         """Durably store `data` (LF line ends) in new/ of the account's folder; returns the path.
 
-        Safe to call from worker threads; listeners are notified from the calling thread.
+        Safe to call from worker threads; listeners are notified from the calling thread (inside
+        `deferred.batching()`: when the batch is finished, its directories synced).
         """
         target = self.mailbox(address).folder(folder, create=True)
         name = write_durably(target.path, data, "new")
         target.adopt(name)
-        self.notify(target)  # wakes IDLE sessions
+        batch = current_batch()
+        if batch is not None:  # wakes IDLE sessions once the batch's directory fsyncs are done
+            batch.after(lambda: self.notify(target))
+        else:
+            self.notify(target)  # wakes IDLE sessions
         return target.path / "new" / name
 
     def delete_mail(self, address: str) -> None:
