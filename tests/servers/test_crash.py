@@ -23,6 +23,7 @@ from tuimail.core.directory import Directory
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 4
 BACKGROUND = 60  # messages per background sender and round, at most
+SENDERS = 4  # background senders: their deliveries share the committer's batches, so the kill lands mid-batch
 ADDRESS = "tester@lab.test"
 
 
@@ -191,7 +192,7 @@ def test_sigkill_during_deliveries_loses_nothing_acknowledged(tmp_path) -> None:
         killed = threading.Event()
         port = config.settings.ports.smtp
         sender = Sender(port, random.Random(rng.random()), f"r{round_}", rng.randrange(10, 50), killed)
-        background = [Sender(port, random.Random(rng.random()), f"r{round_}b{i}", None, killed) for i in range(2)]
+        background = [Sender(port, random.Random(rng.random()), f"r{round_}b{i}", None, killed) for i in range(SENDERS)]
         lister = Lister(config.settings.ports.pop3)
         for thread in (sender, *background, lister):
             thread.start()
