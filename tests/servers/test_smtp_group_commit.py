@@ -44,9 +44,10 @@ class FsyncLog:
 class Client(threading.Thread):
     """One message in one SMTP session; notes how many fsyncs were done when its 250 arrived."""
 
-    def __init__(self, port: int, n: int, log: FsyncLog) -> None:
+    def __init__(self, port: int, n: int, log: FsyncLog | None = None, subject: str = "") -> None:
         super().__init__(daemon=True)
         self.port, self.n, self.log = port, n, log
+        self.subject = subject or f"batch {n}"
         self.reply: tuple[int, bytes] | None = None
         self.synced_at_reply = -1
         self.error: BaseException | None = None
@@ -57,8 +58,9 @@ class Client(threading.Thread):
                 s.ehlo("batch.test")
                 s.mail("sender@batch.test")
                 s.rcpt("tester@lab.test")
-                self.reply = s.data(f"Subject: batch {self.n}\r\n\r\nmessage {self.n}\r\n".encode())
-                self.synced_at_reply = len(self.log.synced)
+                self.reply = s.data(f"Subject: {self.subject}\r\n\r\nmessage {self.n}\r\n".encode())
+                if self.log is not None:
+                    self.synced_at_reply = len(self.log.synced)
         except BaseException as e:  # the test reports it
             self.error = e
 
@@ -145,3 +147,30 @@ def test_a_failed_directory_fsync_answers_451_to_its_batch_and_the_next_delivery
         assert code == 250 and b"message saved" in text
     assert "durable" in stored(server)
     assert "SMTP delivery failed ([Errno 5] Input/output error); the client was told to retry" in told
+
+
+def test_a_file_that_cannot_be_fsynced_is_answered_451_and_never_reaches_new(server, monkeypatch):
+    """Two deliveries in one batch; the fsync of one's file fails: that client gets 451 and its message
+    is neither in new/ nor left in tmp/, the other gets its 250."""
+    real = os.fsync
+
+    def fsync(fd):
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        if Path(target).parent.name == "tmp" and b"Subject: doomed" in Path(target).read_bytes():
+            raise OSError(errno.EIO, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    release = hold_committer(server)
+    doomed, saved = Client(server.ports.smtp, 0, subject="doomed"), Client(server.ports.smtp, 1)
+    for client in (doomed, saved):
+        client.start()
+    wait(lambda: queued(server) == 2, what="both deliveries waiting for the committer")
+    release.set()
+    for client in (doomed, saved):
+        client.join(30)
+        assert client.error is None, client.error
+    assert doomed.reply[0] == 451 and saved.reply[0] == 250, (doomed.reply, saved.reply)
+    assert list(stored(server)) == ["batch 1"]
+    inbox = server.engine.store.mailbox("tester@lab.test").folder("INBOX")
+    assert os.listdir(inbox.path / "tmp") == []

@@ -63,3 +63,31 @@ def test_another_look_during_an_append_does_not_list_the_folder(tmp_path, monkey
         look.join(10)
     assert looks and listed == []  # the look waited for the index instead of listing cur/
     assert folder.get(second) is not None and folder.sync() is False and listed == []
+
+
+def test_a_batch_of_deliveries_reaches_new_only_in_finish_and_a_failed_one_never_does(tmp_path):
+    """`batching()`: deliveries are written into tmp/; `finish` fsyncs, renames and indexes them,
+    fsyncs new/ once, and only then tells listeners. A delivery that raised while it ran leaves
+    nothing behind, in new/ or tmp/."""
+    from tuimail.core.atomic import fsync_dir
+    from tuimail.store.deferred import batching
+
+    store = MailStore(tmp_path)
+    folder = store.mailbox("bob@lab.test").folder("INBOX", create=True)
+    heard: list[int] = []
+    store.add_listener(lambda changed: heard.append(len(os.listdir(changed.path / "new"))))
+    synced: list[str] = []
+    with batching() as batch:
+        paths = []
+        for job in range(3):
+            batch.job = job
+            paths.append(store.deliver("bob@lab.test", b"Subject: %d\n\nbody\n" % job))
+        assert os.listdir(folder.path / "new") == [] and len(os.listdir(folder.path / "tmp")) == 3
+        assert heard == [] and not folder.messages()
+        failed = batch.finish(lambda d: synced.append(d) or fsync_dir(d), {1: OSError(28, "No space left")})
+    assert list(failed) == [1]
+    assert sorted(os.listdir(folder.path / "new")) == sorted([paths[0].name, paths[2].name])
+    assert os.listdir(folder.path / "tmp") == []
+    assert synced == [str(folder.path / "new")]  # one directory fsync for the batch
+    assert heard == [2, 2, 2]  # told after the renames and the fsync, never before
+    assert [folder.read(r.uid).split(b"\n")[0] for r in folder.messages()] == [b"Subject: 0", b"Subject: 2"]

@@ -5,8 +5,9 @@ Two kinds of work share one thread per loop (started on demand, ended when idle)
   index records to wait for (`wait`): the folder's log fsyncs once for all of them (`IndexLog.commit`
   shares fsyncs).
 - SMTP deliveries (`call`, RFC 5321 §4.5.4: after the 250 the message is ours): each message file is
-  written and fsynced, then renamed into new/; the directories renamed into are fsynced once for the
-  whole batch (`deferred.batching`), not once per message.
+  written into tmp/; at the end of the batch every file is fsynced, then renamed into new/, then each
+  directory renamed into is fsynced once for the whole batch (`deferred.Batch.finish`), not once per
+  message.
 The loop is woken once per batch, not once per command or message, and no delivery waits for the GIL
 behind twenty others. Each session sends its reply (tagged OK, 250) only when its own work and the
 batch's directory fsyncs are done, so durability is exactly as when each ran alone in a thread.
@@ -18,10 +19,11 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tuimail.core.atomic import fsync_dir
-from tuimail.store.deferred import batching
+from tuimail.store.deferred import batching, fsync_each
 
 Wait = Callable[[], None]
 
@@ -69,24 +71,51 @@ class Committer:
                     return
                 batch, self._queue = self._queue, []
             done: list[tuple[asyncio.Future, Any, BaseException | None]] = []
+            raised: dict[int, BaseException] = {}
             with batching() as group:
                 for job, (work, future) in enumerate(batch):
                     group.job = job
-                    result, error = None, None
+                    result = None
                     try:
                         result = work()
                     except BaseException as e:  # handed to the session, whose command then fails
-                        error = e
-                    done.append((future, result, error))
-                for job, error in group.finish(fsync_dir).items():  # a directory not synced: no 250
-                    future, _, earlier = done[job]
-                    done[job] = (future, None, earlier or error)
+                        raised[job] = e
+                    done.append((future, result, None))
+                try:
+                    # a file or directory not synced: no 250
+                    failed = group.finish(fsync_dir, raised, _fsync_files)
+                except BaseException as e:  # (not an OSError of one delivery) the whole batch fails
+                    failed = {job: e for job in range(len(batch))}
+                for job, error in failed.items():
+                    done[job] = (done[job][0], None, error)
             try:
                 self._loop.call_soon_threadsafe(_resolve, done)
             except RuntimeError:  # the loop is closed (shutdown): nobody waits any more
                 with self._cond:
                     self._thread = None
                 return
+
+
+FSYNC_THREADS = 8  # a batch's file fsyncs in flight at once
+
+
+def _fsync_files(fds: list[int]) -> list[OSError | None]:
+    """The batch's file fsyncs, in flight together: fsync releases the GIL, and the disk completes
+    several at once in about the time of one (measured here: 20 files in 2.3 to 3.4 times less time
+    than one after the other). Each helper does nothing but the system call."""
+    global _fsync_pool
+    if len(fds) < 2:
+        return fsync_each(fds)
+    if _fsync_pool is None:
+        _fsync_pool = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="tuimail-fsync")
+    return list(_fsync_pool.map(_fsync_one, fds))
+
+
+def _fsync_one(fd: int) -> OSError | None:
+    return fsync_each([fd])[0]
+
+
+_fsync_pool: ThreadPoolExecutor | None = None
 
 
 def _resolve(done: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:

@@ -8,15 +8,17 @@ sessions' waits at once, sharing one fsync per folder) and only then sends the c
 Durability is unchanged: no reply that reports a change goes out before its records are on disk.
 
 The same for deliveries (`batching()`): SMTP's deliveries run one batch at a time in the committer's
-thread, and the directory fsyncs that make their renames durable are done once per batch.
+thread; their files are fsynced, renamed and their directories fsynced together, once per batch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 _local = threading.local()
 log = logging.getLogger(__name__)
@@ -44,19 +46,62 @@ def defer(wait: Callable[[], None]) -> bool:
     return True
 
 
-class Batch:
-    """Directory fsyncs and change notices of a batch of deliveries, done once at its end (group commit).
+MAX_OPEN = 256  # staged files kept open for the batch's fsyncs; past this, each is fsynced when written
 
-    Inside `batching()`, a durable write (`files.write_durably`) still writes and fsyncs its file and
-    renames it into place, but leaves the fsync of the directory it was renamed into to `finish`, which
-    fsyncs each directory once for every delivery of the batch, then runs the notices (IDLE wake-ups)
-    held meanwhile, so nobody hears of a message whose directory entry is not yet on disk. The caller
-    answers (SMTP's 250) only after `finish`: durability is exactly as with a fsync per delivery."""
+
+def fsync_each(fds: list[int]) -> list[OSError | None]:
+    """fsync each file in turn; each one's error, or None."""
+    return [_fsync(fd) for fd in fds]
+
+
+def _fsync(fd: int) -> OSError | None:
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        return e
+    return None
+
+
+@dataclass(slots=True)
+class _Staged:
+    job: int
+    fd: int | None  # None: already fsynced and closed
+    tmp: str
+    final: str
+    adopt: Callable[[], None]  # indexes the file once it is in place (`Folder.adopt`)
+
+
+class Batch:
+    """A batch of deliveries, made durable together at its end (group commit).
+
+    Inside `batching()`, a delivery (`MailStore.deliver`) writes its file into tmp/ and leaves the rest
+    to `finish`, which does each step for the whole batch at once (Maildir: the data is on disk before
+    the name appears in new/):
+    1. fsync every file written, at once when the caller can (a disk answers several fsyncs in flight
+       in about the time of one; on ext4 the first also writes tmp/'s new entries for all of them);
+    2. rename each into new/ and index it;
+    3. fsync each directory renamed into, once;
+    4. run the change notices (IDLE wake-ups), so nobody hears of a message not yet on disk.
+    The caller answers (SMTP's 250) only after `finish`, and only for the deliveries it did not report
+    as failed: durability is exactly as with tmp/, fsync, rename, fsync per delivery."""
 
     def __init__(self) -> None:
-        self.job = 0  # the delivery being run (`finish` reports a failed directory to each that used it)
+        self.job = 0  # the delivery being run (`finish` reports each failure to the delivery it hit)
+        self._staged: list[_Staged] = []
+        self._open = 0
         self._dirs: dict[str, set[int]] = {}
         self._after: list[Callable[[], None]] = []
+
+    def stage(self, fd: int, tmp: str, final: str, adopt: Callable[[], None]) -> None:
+        """A file written into tmp/ (`fd` still open, or None): `finish` fsyncs, closes and renames it."""
+        if fd is not None and self._open >= MAX_OPEN:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            fd = None
+        self._open += fd is not None
+        self._staged.append(_Staged(self.job, fd, tmp, final, adopt))
 
     def defer_dir(self, directory: str) -> None:
         self._dirs.setdefault(directory, set()).add(self.job)
@@ -64,10 +109,40 @@ class Batch:
     def after(self, notice: Callable[[], None]) -> None:
         self._after.append(notice)
 
-    def finish(self, fsync_dir: Callable[[str], None]) -> dict[int, BaseException]:
-        """fsync every directory written into, once; then the notices. Returns the jobs whose directory
-        could not be synced, with the error (their deliveries must not be answered as saved)."""
-        failed: dict[int, BaseException] = {}
+    def finish(self, fsync_dir: Callable[[str], None], failed: dict[int, BaseException] | None = None,
+               fsync_files: Callable[[list[int]], list[OSError | None]] | None = None) -> dict[int, BaseException]:
+        """Make the batch durable (the steps above). `failed`: deliveries that raised while they ran;
+        their files never reach new/. `fsync_files(fds)` fsyncs files and returns each one's error
+        (or None): one after the other unless the caller passes a way to run them at once. Returns
+        every delivery that failed, with its error: they must not be answered as saved (nor does a
+        file that could not be fsynced reach new/)."""
+        fsync_files = fsync_files or fsync_each
+        failed = dict(failed or {})
+        staged, self._staged, self._open = self._staged, [], 0
+        pending = [item for item in staged if item.fd is not None]
+        try:
+            errors = fsync_files([item.fd for item in pending])
+        finally:
+            for item in pending:
+                os.close(item.fd)
+        for item, error in zip(pending, errors):
+            if error is not None:
+                failed.setdefault(item.job, error)
+        for item in staged:
+            try:
+                if item.job in failed:
+                    raise failed[item.job]
+                os.rename(item.tmp, item.final)
+            except OSError as e:
+                failed.setdefault(item.job, e)
+                with contextlib.suppress(OSError):
+                    os.unlink(item.tmp)
+                continue
+            self._dirs.setdefault(os.path.dirname(item.final), set()).add(item.job)
+            try:
+                item.adopt()
+            except Exception as e:  # (a full disk) the message is in new/; the next listing indexes it
+                failed.setdefault(item.job, e)
         dirs, self._dirs = self._dirs, {}
         for directory, jobs in dirs.items():
             try:
@@ -83,11 +158,20 @@ class Batch:
                 log.exception("change notice after a batch of deliveries failed")
         return failed
 
+    def abandon(self) -> None:
+        """The batch ends without `finish` (an error in the committer itself): close and remove what is staged."""
+        for item in self._staged:
+            if item.fd is not None:
+                os.close(item.fd)
+            with contextlib.suppress(OSError):
+                os.unlink(item.tmp)
+        self._staged, self._open = [], 0
+
 
 @contextlib.contextmanager
 def batching() -> Iterator[Batch]:
-    """Within the block (on this thread), directory fsyncs and change notices wait for `Batch.finish`,
-    which the caller must run before it answers for any delivery made inside."""
+    """Within the block (on this thread), deliveries are staged and directory fsyncs and change notices
+    wait for `Batch.finish`, which the caller must run before it answers for any delivery made inside."""
     batch = Batch()
     outer = getattr(_local, "batch", None)
     _local.batch = batch
@@ -95,6 +179,7 @@ def batching() -> Iterator[Batch]:
         yield batch
     finally:
         _local.batch = outer
+        batch.abandon()  # (nothing left after `finish`)
 
 
 def current_batch() -> Batch | None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from tuimail.core.atomic import fsync_dir
-from tuimail.store.deferred import current_batch
+from tuimail.store.deferred import Batch, current_batch
 
 FLAG_LETTERS = "DFPRST"  # Maildir info letters, kept sorted
 SIZE_RE = re.compile(r",S=(\d+)")
@@ -77,6 +77,23 @@ def write_durably(directory: Path, data: bytes, subdir: str, flags: str = "", mt
     else:
         shared_fsync_dir(directory / subdir)
     return name
+
+
+def stage_durably(directory: Path, data: bytes, batch: Batch, adopt: Callable[[str], None]) -> str:
+    """`write_durably` into new/ for a batch of deliveries: the file is written into tmp/ now; the
+    batch's `finish` fsyncs it, renames it into new/, calls `adopt(name)` and fsyncs new/. Returns
+    the final file name (the message is durable only after `finish`)."""
+    base = unique_base(len(data), len(data) + data.count(b"\n"))
+    tmp = f"{directory}/tmp/{base}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        _write_all(fd, data)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    batch.stage(fd, tmp, f"{directory}/new/{base}", lambda: adopt(base))
+    return base
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -26,6 +26,7 @@ from tuimail.store.files import (
     FLAG_LETTERS,
     clean_tmp,
     normalize_flags,
+    stage_durably,
     to_crlf,
     to_lf,
     unique_base,
@@ -273,17 +274,19 @@ class MailStore:
     def deliver(self, address: str, data: bytes, folder: str = "INBOX") -> Path:
         """Durably store `data` (LF line ends) in new/ of the account's folder; returns the path.
 
-        Safe to call from worker threads; listeners are notified from the calling thread (inside
-        `deferred.batching()`: when the batch is finished, its directories synced).
+        Safe to call from worker threads; listeners are notified from the calling thread. Inside
+        `deferred.batching()` the message is durable, indexed and announced only when the batch is
+        finished (`Batch.finish`).
         """
         target = self.mailbox(address).folder(folder, create=True)
+        batch = current_batch()
+        if batch is not None:  # fsynced, renamed, indexed and announced with the rest of the batch
+            name = stage_durably(target.path, data, batch, target.adopt)
+            batch.after(lambda: self.notify(target))
+            return target.path / "new" / name
         name = write_durably(target.path, data, "new")
         target.adopt(name)
-        batch = current_batch()
-        if batch is not None:  # wakes IDLE sessions once the batch's directory fsyncs are done
-            batch.after(lambda: self.notify(target))
-        else:
-            self.notify(target)  # wakes IDLE sessions
+        self.notify(target)  # wakes IDLE sessions
         return target.path / "new" / name
 
     def delete_mail(self, address: str) -> None:
