@@ -377,11 +377,11 @@ class Folder:
 
     def looks_unchanged(self) -> bool:
         """The directories are as the index last saw them, and nothing waits in new/ or is unsynced
-        (cheap: two stat calls, no lock)."""
-        return not self._pending and self._mtimes is not None and self._mtimes == self._own_stamp \
-            and self._dir_mtimes() == self._mtimes or (
-                self._mtimes is not None and self._dir_mtimes() == self._mtimes
-                and self._scanned_at - max(self._mtimes) / 1e9 >= racy_window(self._mtimes) and not self._pending)
+        (cheap: two stat calls, no lock; each directory is looked at once)."""
+        seen = self._mtimes
+        if self._pending or seen is None or self._dir_mtimes() != seen:
+            return False
+        return seen == self._own_stamp or self._scanned_at - max(seen) / 1e9 >= racy_window(seen)
 
     def _sync(self, force: bool) -> bool:
         if self._trusted and not force:  # a fan-out to IDLE sessions just synced: no stat per session
