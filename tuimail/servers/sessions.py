@@ -85,11 +85,11 @@ class Session:
         self.bus.publish(LineOut(self.sid, self.protocol, text))
 
     def lines_out(self, texts: list[str]) -> None:
-        """The lines of one write (`-->`): sent at one moment, so they share one time stamp."""
-        at = now()
-        publish, sid, protocol = self.bus.publish, self.sid, self.protocol
-        for text in texts:
-            publish(LineOut(sid, protocol, printable(text), at))
+        """The lines of one write (`-->`): sent at one moment, so they share one time stamp. The
+        same as a `LineOut` per line, published in one call (`EventBus.publish_lines_out`): a FETCH
+        reply of many lines makes no event per line for the log writer and the counters."""
+        if texts:
+            self.bus.publish_lines_out(self.protocol, tuple(map(printable, texts)), [(self.sid, now())])
 
     def note(self, text: str) -> None:
         text = printable(text)
