@@ -3,6 +3,9 @@ an HMAC (no password kept), dropped at once when the password changes (here or i
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from tests.helpers import PASSWORD, make_config
@@ -76,3 +79,55 @@ def test_zero_seconds_checks_every_time(tmp_path, counted):
     for _ in range(2):
         assert directory.authenticate("bob", PASSWORD, Service.IMAP)[0] is AuthOutcome.OK
     assert counted == [PASSWORD, PASSWORD]
+
+
+def _together(count: int, login) -> list:
+    """Run `login` in `count` threads at once; their answers."""
+    answers: list = [None] * count
+    threads = [threading.Thread(target=lambda i=i: answers.__setitem__(i, login())) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return answers
+
+
+def test_logins_arriving_together_share_one_check_and_never_a_failure():
+    cache = AuthCache(lambda: 300)
+    arrived, calls = [], []
+    digest = cache._digest
+
+    def counting_digest(*args):  # every check computes the key first, before it looks for a check under way
+        arrived.append(args)
+        return digest(*args)
+
+    cache._digest = counting_digest
+
+    def held(answer: bool, others: int):
+        def verify() -> bool:
+            calls.append(answer)
+            if len(calls) == 1:  # the first check runs until every other login has arrived
+                deadline = time.monotonic() + 30
+                while len(arrived) < others + 1 and time.monotonic() < deadline:
+                    time.sleep(0.001)
+            return answer
+        return verify
+
+    # a right password: one check; its success counts for the logins that came meanwhile
+    answers = _together(5, lambda: cache.check("bob@lab.test", "pw", "$h", held(True, 4)))
+    assert answers == [True] * 5 and calls == [True] and cache.hit("bob@lab.test", "pw", "$h")
+
+    # a wrong password: every login pays its own check, none takes another's failure
+    arrived.clear()
+    calls.clear()
+    answers = _together(3, lambda: cache.check("bob@lab.test", "bad", "$h", held(False, 2)))
+    assert answers == [False] * 3 and calls == [False] * 3 and not cache.hit("bob@lab.test", "bad", "$h")
+
+
+def test_ten_clients_logging_in_at_once_pay_argon2_once(tmp_path, counted):
+    directory = Directory(make_config(tmp_path))
+    directory.add_account("ann@lab.test", PASSWORD)
+    counted.clear()
+    answers = _together(10, lambda: directory.authenticate("ann", PASSWORD, Service.IMAP)[0])
+    assert answers == [AuthOutcome.OK] * 10
+    assert counted == [PASSWORD]  # argon2 for the first; the others waited for its answer (or hit the cache)

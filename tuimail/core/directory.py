@@ -225,14 +225,10 @@ class Directory:
             return current
 
     def _password_matches(self, account: Account, password: str) -> bool:
-        """argon2 verification, skipped for a login verified less than auth_cache_seconds ago."""
-        cache = self.auth_cache
-        if cache.hit(account.address, password, account.password_hash):
-            return True
-        if not verify_password(account.password_hash, password):
-            return False
-        cache.remember(account.address, password, account.password_hash)
-        return True
+        """argon2 verification, skipped for a login verified less than auth_cache_seconds ago (or
+        being verified right now by another thread: `AuthCache.check`)."""
+        stored = account.password_hash
+        return self.auth_cache.check(account.address, password, stored, lambda: verify_password(stored, password))
 
     def local_recipients(self, address: str) -> list[str] | None:
         """The accounts that mail to `address` lands in, or None when no such local mailbox exists.
