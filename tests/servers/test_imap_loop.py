@@ -65,14 +65,23 @@ def test_store_runs_on_the_loop_and_answers_after_the_fsync(server, monkeypatch)
     assert s.send('status INBOX (messages)')[0] == '* STATUS "INBOX" (MESSAGES 3)'
 
 
-def test_an_expunge_that_removes_files_takes_the_thread(server, monkeypatch):
+def test_an_expunge_of_a_few_files_runs_on_the_loop_and_of_many_takes_the_thread(server, monkeypatch):
     threads = _spy_threads(monkeypatch)
     s = _session(server)
     assert s.send("expunge")[-1].endswith("OK EXPUNGE completed")  # nothing \\Deleted: on the loop
-    s.send("store 1:2 +flags.silent (\\Deleted)")
+    s.send("store 1 +flags.silent (\\Deleted)")
+    lines = s.send("expunge")  # one unlink: on the loop
+    assert lines[0] == "* 1 EXPUNGE" and lines[-1].endswith("OK EXPUNGE completed"), lines
+    assert not any(t.startswith("tuimail-io") for t in threads), threads
+    monkeypatch.setattr(imap, "LOOP_UNLINKS", 1)
+    threads.clear()
+    deliver(server)
+    s.send("noop")
+    s.send("store 1:* +flags.silent (\\Deleted)")
     lines = s.send("expunge")
-    assert lines[:2] == ["* 2 EXPUNGE", "* 1 EXPUNGE"]
-    assert [t.startswith("tuimail-io") for t in threads] == [False, False, True], threads
+    assert lines[:3] == ["* 3 EXPUNGE", "* 2 EXPUNGE", "* 1 EXPUNGE"]
+    assert [t.startswith("tuimail-io") for t in threads] == [False, True], threads  # 3 unlinks: the thread
+    assert s.send("status INBOX (messages)")[0] == '* STATUS "INBOX" (MESSAGES 0)'
 
 
 def test_a_folder_over_the_limit_keeps_the_worker_thread(server, monkeypatch):

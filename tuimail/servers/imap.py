@@ -78,7 +78,7 @@ class ImapConnection(LineConnection):
         self._busy = False  # a command is running in a worker thread
         self._small = False  # the command in progress runs on the loop (a small, current folder)
         self._held: list[bytes] | None = None  # output waiting for one write (`_hold`)
-        self._sized: tuple[object, int, bool] = (None, 0, False)  # (snapshot, bytes, any \Deleted): `_on_the_loop`
+        self._sized: tuple[object, int, int] = (None, 0, 0)  # (snapshot, bytes, how many \Deleted): `_on_the_loop`
         self._folders_seen = LOOP_FOLDERS + 1  # lines of this session's last LIST: the first one runs in a thread
         self._close_machine = False
 
@@ -249,8 +249,9 @@ class ImapConnection(LineConnection):
     def _on_the_loop(self, verb: str) -> bool:
         """The selected folder is small (messages and bytes) and its index matches the disk (two stat
         calls): any message command on it is cheaper than a thread hop and cannot stall others.
-        An EXPUNGE that removes files keeps the thread (an unlink can take a millisecond), and so
-        does any command while a worker thread holds the folder's lock: the loop never waits for it."""
+        An EXPUNGE that removes more than a few files keeps the thread (an unlink takes 20-300 us),
+        and so does any command while a worker thread holds the folder's lock: the loop never waits
+        for it."""
         view = self.machine.view
         if view is None:
             return False
@@ -264,8 +265,9 @@ class ImapConnection(LineConnection):
             return False
         snap = folder.snapshot(fresh=False)
         if self._sized[0] is not snap:
-            self._sized = (snap, sum(ref.size for ref in snap.refs), any("T" in ref.flags for ref in snap.refs))
-        if len(snap.uids) > LOOP_MESSAGES or self._sized[1] > LOOP_BYTES or (self._sized[2] and verb in _REMOVES):
+            self._sized = (snap, sum(ref.size for ref in snap.refs), sum("T" in ref.flags for ref in snap.refs))
+        if len(snap.uids) > LOOP_MESSAGES or self._sized[1] > LOOP_BYTES or (
+                self._sized[2] > LOOP_UNLINKS and verb in _REMOVES):
             folder.unlock()
             return False
         return True  # with the folder's lock held: the caller gives it back
@@ -517,7 +519,7 @@ _ON_THE_LOOP = {"CAPABILITY", "ID", "NAMESPACE", "ENABLE", "LOGOUT", "IDLE", "ST
 _POLLS = {"NOOP", "CHECK"}  # on the loop when nothing changed, on any folder: a thread would only add latency
 
 # On the loop when the selected folder is small and current (`_on_the_loop`): lookups in the shared
-# index, renames and reads of a few small files (an EXPUNGE only while nothing is \Deleted; also a
+# index, renames and reads of a few small files (an EXPUNGE only while few are \Deleted; also a
 # STATUS of the selected folder and a short LIST). Everything else that touches the store (APPEND's
 # file write and fsyncs, SELECT, COPY, MOVE, unlinks...) keeps its worker thread.
 _SMALL_ON_THE_LOOP = {
@@ -526,7 +528,8 @@ _SMALL_ON_THE_LOOP = {
 }
 _LISTS = {"LIST", "LSUB"}  # on the loop while this session's last LIST was short (a few directory looks)
 LOOP_FOLDERS = 100
-_REMOVES = {"EXPUNGE", "UID EXPUNGE"}  # on the loop only while no message is \Deleted
+_REMOVES = {"EXPUNGE", "UID EXPUNGE"}  # on the loop only while few messages are \Deleted...
+LOOP_UNLINKS = 16  # ...at most this many (imaptest's EXPUNGEs remove one or two; each an unlink, 20-300 us)
 LOOP_MESSAGES = 200  # at most this many messages (a STORE renames each: 50-80 us)...
 LOOP_BYTES = 1024 * 1024  # ...and bytes (SEARCH BODY reads them all; parsing 1 MiB of headers: ~30 ms)
 
