@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterator
 
 from tuimail.core.directory import AuthOutcome, Service
-from tuimail.core.events import Protocol, now
+from tuimail.core.events import Protocol
 from tuimail.core.printable import printable
 from tuimail.core.masking import MASK, mask_imap
 from tuimail.protocols.imap.machine import ImapMachine, Options, Outcome, Reply, valid_tag
@@ -477,7 +477,7 @@ class ImapConnection(LineConnection):
                 if told[3] is None:
                     self.send(told[1], told[2], fan_out)
                 elif self.write(told[1], fan_out) is not None:  # logged with the others' (FanOut.publish)
-                    told[3].append((self.session.sid, now()))
+                    told[3].append((self.session.sid, fan_out.at))
             return
         outcome, update = machine.idle_poll_shared()
         replies = outcome.replies

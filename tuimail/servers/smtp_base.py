@@ -96,6 +96,15 @@ def _flush_batch(batch: list[LeanSMTP]) -> None:
             log.exception("SMTP reply not written")
 
 
+def flush_held_replies(loop: asyncio.AbstractEventLoop) -> None:
+    """Write the replies held for the loop's next turn now. Work that keeps the loop busy for a while
+    (an IDLE fan-out's slice: `Engine._fan_out`) calls it first, so a delivery's 250 that became ready
+    in the same turn is not held behind it."""
+    batch = _batches.get(loop)
+    if batch:
+        _flush_batch(batch)  # the call already scheduled then finds the list empty
+
+
 class LeanSMTP(SMTP):
     """aiosmtpd's SMTP for our fixed configuration: no PROXY protocol, no per-command call limits,
     data kept as bytes (`decode_data=False`)."""
