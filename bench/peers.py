@@ -18,8 +18,10 @@ Workloads (all on 127.0.0.1; the peers from ../shared/peers, set up by `setup` a
   meanwhile; then CONDSTORE/QRESYNC (RFC 7162): SELECT (CONDSTORE), FETCH 1:* (FLAGS MODSEQ), and a
   client catching up after 100 flag changes and 10 expunges (FETCH CHANGEDSINCE, SELECT QRESYNC).
 - IDLE: N sessions (tuimail 10,000; Dovecot as many as its per-user limit lets one user open) IDLE on
-  one INBOX: server memory, the delay of a delivery's 250, the time until every session has heard
-  EXISTS (read by one epoll thread: see `Hearing`), and the connection rate (connect + greeting) with no session open and with all of them.
+  one INBOX: server memory, the delay of a delivery's 250 (from the end of its data, read by an SMTP
+  client in a process of its own: `deliver_and_wait`), the time until every session's socket has
+  received EXISTS (the kernel's receive time stamps, read afterwards: see `Hearing`), and the
+  connection rate (connect + greeting) with no session open and with all of them.
 
 The peer accounts are `speed`, `speedpop` and `speedbig` (password testpass) in Dovecot's users file
 and `speed@peers.test` in Postfix's vmailbox; this script creates their Maildirs' contents.
@@ -46,6 +48,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from _server import PASSWORD, make_config
+from deliver_once import SO_TIMESTAMPNS, clock_offset, received_at
 
 from tuimail.config import Config, save_settings
 from tuimail.store.files import unique_base
@@ -386,52 +389,77 @@ async def connect_rate(port: int, count: int = 200) -> float:
 
 
 class Hearing:
-    """Every watcher's socket read by one thread with epoll until each has received EXISTS, not by
-    10,000 asyncio readers: those cost the measuring process ~30 µs of CPU per session, more than
-    the server spends telling it (on 2 cores they made the figure the client's, not the server's).
-    The watchers' transports stop reading meanwhile (`pause_reading`), so the bytes come here."""
+    """When every watcher's socket received EXISTS: the kernel's receive time stamp of the bytes
+    (`SO_TIMESTAMPNS`, taken as they arrive), read after they arrived, not the time a reader got to
+    them. The server and this process share the machine's two cores: reading 10,000 sockets while
+    the server writes them (epoll, then a read and an unregister each) took ~15 µs of this process's
+    CPU per watcher, ~150 ms per delivery, beside the server's ~190 ms, so the figure measured the
+    reader as much as the server (a real client reads on its own machine). Here a thread asks every
+    `LOOK` seconds which sockets have data (one-shot epoll registrations: no call per socket) and
+    reads them once all have, or at the deadline. The watchers' transports stop reading meanwhile
+    (`pause_reading`), so the bytes come here; the sockets are the transports' own (a dup each would
+    double 10,000 descriptors), borrowed (`detach`, never closed here)."""
+
+    LOOK = 0.02  # seconds
 
     def __init__(self, watchers: list[Imap], timeout: float = 60) -> None:
         self.watchers = watchers
-        self.fds = []  # the transports' own descriptors (a dup each would double 10,000 of them)
+        self.socks: dict[int, socket.socket] = {}
         self.poll = select.epoll()
         for client in watchers:
             client.writer.transport.pause_reading()
             fd = client.writer.get_extra_info("socket").fileno()
-            self.fds.append(fd)
-            self.poll.register(fd, select.EPOLLIN)
+            sock = self.socks[fd] = socket.socket(fileno=fd)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            self.poll.register(fd, select.EPOLLIN | select.EPOLLONESHOT)
+        self.offset = clock_offset()  # the kernel stamps with the wall clock; perf_counter is CLOCK_MONOTONIC
         self.deadline = time.perf_counter() + timeout
         self.last = 0.0
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
+    def _read(self, fd: int, seen: bytes) -> tuple[bool, bytes]:
+        """Read what `fd` holds: (heard EXISTS or the end, what to keep for the next read)."""
+        data, ancillary, _, _ = self.socks[fd].recvmsg(65536, socket.CMSG_SPACE(16))
+        at = received_at(ancillary, self.offset) or time.perf_counter()
+        seen += data
+        if not data or b"EXISTS" in seen:
+            self.last = max(self.last, at)
+            return True, b""
+        return False, seen[-16:]
+
     def _run(self) -> None:
         try:
-            waiting = {fd: b"" for fd in self.fds}
+            waiting = {fd: b"" for fd in self.socks}
+            ready: list[int] = []
             while waiting:
-                left = self.deadline - time.perf_counter()
-                if left <= 0:
+                if time.perf_counter() > self.deadline:
                     raise TimeoutError(f"{len(waiting)} watchers did not hear EXISTS")
-                for fd, _ in self.poll.poll(left):
+                time.sleep(self.LOOK)
+                while events := self.poll.poll(0):
+                    ready += [fd for fd, _ in events]
+                if len(ready) < len(waiting) and time.perf_counter() < self.deadline:
+                    continue  # not all have data yet: read nothing while the server writes
+                for fd in ready:
                     try:
-                        data = os.read(fd, 65536)
+                        heard, waiting[fd] = self._read(fd, waiting[fd])
                     except BlockingIOError:
-                        continue
-                    seen = waiting[fd] + data
-                    if not data or b"EXISTS" in seen:
-                        self.last = time.perf_counter()
-                        self.poll.unregister(fd)
+                        heard = False
+                    if heard:
                         del waiting[fd]
-                    else:
-                        waiting[fd] = seen[-16:]
+                    else:  # part of it came: look again
+                        self.poll.modify(fd, select.EPOLLIN | select.EPOLLONESHOT)
+                ready = []
         except BaseException as e:  # noqa: BLE001 (reported by wait())
             self.error = e
 
     async def wait(self) -> float:
-        """The time (perf_counter) the last watcher heard EXISTS."""
+        """The time (perf_counter) the last watcher's socket received EXISTS."""
         await asyncio.to_thread(self.thread.join)
         self.poll.close()
+        for sock in self.socks.values():
+            sock.detach()  # the transport's descriptor: it stays open
         for client in self.watchers:
             client.writer.transport.resume_reading()
         if self.error is not None:
@@ -439,31 +467,25 @@ class Hearing:
         return self.last
 
 
+DELIVER_ONCE = Path(__file__).with_name("deliver_once.py")
+
+
 async def deliver_and_wait(smtp_port: int, rcpt: str, watchers: list[Imap]) -> tuple[float, float]:
-    """One SMTP delivery; returns (seconds to its 250, seconds until every watcher read EXISTS)."""
+    """One SMTP delivery; returns (seconds from the end of its data to its 250, seconds until every
+    watcher's socket received EXISTS). The SMTP client is a process of its own (`deliver_once.py`),
+    so the reply is read as it arrives, not when this process's threads let it (both clocks are
+    CLOCK_MONOTONIC)."""
     hearing = Hearing(watchers) if watchers else None
-    reader, writer = await asyncio.open_connection("127.0.0.1", smtp_port)
-
-    async def reply() -> bytes:
-        while True:
-            line = await reader.readline()
-            if line[3:4] != b"-":
-                return line
-
-    await reply()
-    for command in ("EHLO bench.client", "MAIL FROM:<load@bench.client>", f"RCPT TO:<{rcpt}>", "DATA"):
-        writer.write(command.encode() + b"\r\n")
-        await reply()
-    start = time.perf_counter()
-    writer.write(b"Subject: idle test\r\n\r\nhello\r\n.\r\n")
-    accepted = await reply()
-    at_250 = time.perf_counter()
-    if not accepted.startswith(b"250"):
-        raise RuntimeError(accepted)
-    writer.write(b"QUIT\r\n")
-    writer.close()
-    heard = await hearing.wait() if hearing is not None else at_250
-    return at_250 - start, heard - start
+    try:
+        client = await asyncio.create_subprocess_exec(
+            sys.executable, str(DELIVER_ONCE), str(smtp_port), rcpt, stdout=asyncio.subprocess.PIPE)
+        out, _ = await client.communicate()
+        start, at_250, reply = out.decode().split(" ", 2)
+        if client.returncode or not reply.startswith("250"):
+            raise RuntimeError(f"delivery: {out!r}")
+    finally:
+        heard = await hearing.wait() if hearing is not None else None
+    return float(at_250) - float(start), (heard if heard is not None else float(at_250)) - float(start)
 
 
 # ----- the run ----------------------------------------------------------------------------------
