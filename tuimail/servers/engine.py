@@ -20,7 +20,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -99,17 +99,14 @@ class FanOut:
     """One fan-out of a folder change to its watchers (IMAP IDLE).
 
     `shared`: what watchers in the same state tell their clients, worked out once. `write`: bytes for
-    a plain TCP transport with nothing in its buffer are gathered while the loop thread works out a
-    slice of sessions, then written by `WRITERS` helper threads at once while the loop thread waits
-    (`flush`, `finish`): a send on loopback costs ~13 µs of system time with the GIL released, so two
-    threads use both cores. Writing while the loop thread computes would not: a helper waiting for
-    the GIL gets it only at the switch interval, one send at a time. Each slice is written before the
-    loop runs anything else, so no other write can come between; what a socket does not take (a full
+    a plain TCP transport with nothing in its buffer are written by a helper thread, a batch at a
+    time, while the loop thread works out the next sessions' bytes (a send on loopback costs ~13 µs
+    of system time, with the GIL released). Each batch is written before the loop runs anything
+    else (`finish`), so no other write can come between; what a socket does not take (a full
     buffer, an error) goes through its transport afterwards, which reports any error as usual.
     `at`: the time the slice's lines are logged with (`now()` once per slice, not per session)."""
 
-    BATCH = 64  # fewer watchers than this: each session writes through its own transport
-    WRITERS = 2
+    BATCH = 64
 
     def __init__(self, executor: ThreadPoolExecutor | None, bus: EventBus | None = None) -> None:
         self.shared: dict = {}
@@ -118,7 +115,7 @@ class FanOut:
         self._bus = bus
         self._logged: list[tuple[Protocol, tuple[str, ...], list[tuple[int, datetime]]]] = []
         self._batch: list[tuple[asyncio.Transport, int, bytes]] = []
-        self._running: list[tuple[Future, list[tuple[asyncio.Transport, int, bytes]]]] = []
+        self._running: tuple[object, list[tuple[asyncio.Transport, int, bytes]]] | None = None
 
     def log_lines(self, protocol: Protocol, texts: tuple[str, ...]) -> list[tuple[int, datetime]] | None:
         """A list for the `(sid, time sent)` of the sessions that sent `texts` (`-->` lines, already
@@ -149,35 +146,34 @@ class FanOut:
         if fd < 0:
             return False
         self._batch.append((transport, fd, wire))
+        if len(self._batch) >= self.BATCH:
+            self.flush()
         return True
 
     def flush(self) -> None:
-        """Hand what the slice gathered to the helper threads, in `WRITERS` parts."""
+        """Hand the batch to the helper thread (after the one it is writing)."""
         self.finish()
-        batch, self._batch = self._batch, []
-        if not batch:
-            return
-        parts = min(self.WRITERS, (len(batch) + self.BATCH - 1) // self.BATCH)
-        for index in range(parts):
-            part = batch[index::parts]
-            self._running.append((self._executor.submit(_write_all, part), part))
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._running = (self._executor.submit(_write_all, batch), batch)
 
     def finish(self) -> None:
-        """Wait until the helper threads have written; the rest goes through the transports."""
-        running, self._running = self._running, []
-        for future, part in running:
-            for (transport, _, wire), done in zip(part, future.result()):
-                if done < len(wire) and not transport.is_closing():
-                    transport.write(wire[done:])
+        """Wait until the batch in the helper thread is written; the rest goes through the transports."""
+        if self._running is None:
+            return
+        future, batch = self._running
+        self._running = None
+        for (transport, _, wire), done in zip(batch, future.result()):
+            if done < len(wire) and not transport.is_closing():
+                transport.write(wire[done:])
 
 
 def _write_all(batch: list[tuple[asyncio.Transport, int, bytes]]) -> list[int]:
     """(Helper thread) write each piece to its socket; how much each took (0 after an error)."""
     written = []
-    write = os.write
     for _, fd, wire in batch:
         try:
-            written.append(write(fd, wire))
+            written.append(os.write(fd, wire))
         except OSError:  # full, or the peer went away: the transport tries again and reports it
             written.append(0)
     return written
@@ -504,9 +500,11 @@ class Engine:
         task.add_done_callback(self._fan_out_tasks.discard)
 
     async def _fan_out(self, folder: Folder) -> None:
-        # let the task that caused the change answer its client first: it resumes in the next turn of
-        # the loop, and its reply (a delivery's 250, held for the turn's batch: smtp_base.flush_soon)
-        # is written in the turn after; the sync below then no longer competes with it for the GIL
+        # let the task that caused the change answer its client first: it resumes a turn of the loop
+        # after its worker returns (which may be a turn after the change was announced), and its reply
+        # (a delivery's 250, held for the turn's batch: smtp_base.flush_soon) is written in the turn
+        # after that; the sync below then does not compete with it for the GIL. Should it still be
+        # held when the first slice starts, the slice writes it first (flush_held_replies).
         for _ in range(REPLY_TURNS):
             await asyncio.sleep(0)
         self._fanning_out.discard(folder.path)  # from here on, a new change schedules a new round
@@ -517,7 +515,7 @@ class Engine:
         try:
             callbacks = list(self._watchers.get(folder.path, {}).values())
             if len(callbacks) > FanOut.BATCH and self._fan_out_writer is None:
-                self._fan_out_writer = ThreadPoolExecutor(max_workers=FanOut.WRITERS, thread_name_prefix="tuimail-fan-out")
+                self._fan_out_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tuimail-fan-out")
             fan_out = FanOut(self._fan_out_writer if len(callbacks) > FanOut.BATCH else None, self.bus)
             loop = asyncio.get_running_loop()
             for start in range(0, len(callbacks), FAN_OUT_SLICE):
