@@ -20,8 +20,8 @@ Workloads (all on 127.0.0.1; the peers from ../shared/peers, set up by `setup` a
 - IDLE: N sessions (tuimail 10,000; Dovecot as many as its per-user limit lets one user open) IDLE on
   one INBOX: server memory, the delay of a delivery's 250 (from the end of its data, read by an SMTP
   client in a process of its own: `deliver_and_wait`), the time until every session's socket has
-  received EXISTS (the kernel's receive time stamps, read afterwards: see `Hearing`), and the
-  connection rate (connect + greeting) with no session open and with all of them.
+  received EXISTS (read by one epoll thread, timed by the kernel's receive stamps: see `Hearing`),
+  and the connection rate (connect + greeting) with no session open and with all of them.
 
 The peer accounts are `speed`, `speedpop` and `speedbig` (password testpass) in Dovecot's users file
 and `speed@peers.test` in Postfix's vmailbox; this script creates their Maildirs' contents.
@@ -389,18 +389,17 @@ async def connect_rate(port: int, count: int = 200) -> float:
 
 
 class Hearing:
-    """When every watcher's socket received EXISTS: the kernel's receive time stamp of the bytes
-    (`SO_TIMESTAMPNS`, taken as they arrive), read after they arrived, not the time a reader got to
-    them. The server and this process share the machine's two cores: reading 10,000 sockets while
-    the server writes them (epoll, then a read and an unregister each) took ~15 µs of this process's
-    CPU per watcher, ~150 ms per delivery, beside the server's ~190 ms, so the figure measured the
-    reader as much as the server (a real client reads on its own machine). Here a thread asks every
-    `LOOK` seconds which sockets have data (one-shot epoll registrations: no call per socket) and
-    reads them once all have, or at the deadline. The watchers' transports stop reading meanwhile
-    (`pause_reading`), so the bytes come here; the sockets are the transports' own (a dup each would
-    double 10,000 descriptors), borrowed (`detach`, never closed here)."""
-
-    LOOK = 0.02  # seconds
+    """When every watcher's socket received EXISTS, by the kernel's receive time stamp of the bytes
+    (`SO_TIMESTAMPNS`), not the time this process got to read them: on this 2-core machine the reader
+    shares the cores with the server it measures and falls behind it now and then. The sockets are
+    read as the bytes come, as clients would (one thread with epoll, not 10,000 asyncio readers:
+    those cost ~30 µs of CPU per session, more than the server spends telling it). Reading them only
+    once all had data (the reader idle while the server writes) measured the same server slower, not
+    faster (~310 against ~240 ms, runs minutes apart): unread sockets delay their ACKs, which may be
+    why; reading as they come is what clients do anyway. The
+    watchers' transports stop reading meanwhile (`pause_reading`), so the bytes come here; the
+    sockets are the transports' own (a dup each would double 10,000 descriptors), borrowed
+    (`detach`, never closed here)."""
 
     def __init__(self, watchers: list[Imap], timeout: float = 60) -> None:
         self.watchers = watchers
@@ -411,7 +410,7 @@ class Hearing:
             fd = client.writer.get_extra_info("socket").fileno()
             sock = self.socks[fd] = socket.socket(fileno=fd)
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            self.poll.register(fd, select.EPOLLIN | select.EPOLLONESHOT)
+            self.poll.register(fd, select.EPOLLIN)
         self.offset = clock_offset()  # the kernel stamps with the wall clock; perf_counter is CLOCK_MONOTONIC
         self.deadline = time.perf_counter() + timeout
         self.last = 0.0
@@ -432,25 +431,18 @@ class Hearing:
     def _run(self) -> None:
         try:
             waiting = {fd: b"" for fd in self.socks}
-            ready: list[int] = []
             while waiting:
-                if time.perf_counter() > self.deadline:
+                left = self.deadline - time.perf_counter()
+                if left <= 0:
                     raise TimeoutError(f"{len(waiting)} watchers did not hear EXISTS")
-                time.sleep(self.LOOK)
-                while events := self.poll.poll(0):
-                    ready += [fd for fd, _ in events]
-                if len(ready) < len(waiting) and time.perf_counter() < self.deadline:
-                    continue  # not all have data yet: read nothing while the server writes
-                for fd in ready:
+                for fd, _ in self.poll.poll(left):
                     try:
                         heard, waiting[fd] = self._read(fd, waiting[fd])
                     except BlockingIOError:
-                        heard = False
+                        continue
                     if heard:
+                        self.poll.unregister(fd)
                         del waiting[fd]
-                    else:  # part of it came: look again
-                        self.poll.modify(fd, select.EPOLLIN | select.EPOLLONESHOT)
-                ready = []
         except BaseException as e:  # noqa: BLE001 (reported by wait())
             self.error = e
 
