@@ -84,6 +84,26 @@ def test_a_sliced_first_build_writes_the_index_of_the_per_name_path(two_copies, 
     assert [r.uid for r in expected] == list(range(1, MESSAGES + 7))
 
 
+def test_a_base_listed_twice_is_left_to_the_per_name_path(two_copies, monkeypatch):
+    """A crash between a rename's link and unlink (or mutt) leaves one base in new/ and cur/: the
+    sliced build notices (its uid dictionary comes out short) and the per-name path decides."""
+    sliced, reference = two_copies
+    for root in (sliced, reference):
+        cur = root / "lab.test" / "bob" / "cur"
+        twin = next(p for p in sorted(cur.iterdir()) if ":2," in p.name and "P9Q" not in p.name)
+        os.link(twin, root / "lab.test" / "bob" / "new" / twin.name.split(":2,")[0])
+    same_mtimes(sliced, reference)
+    with monkeypatch.context() as m:
+        m.setattr(folder_mod, "_describe_all", lambda path, listings: None)
+        expected = inbox(reference).messages()
+    monkeypatch.setattr(folder_mod, "CHUNK", 7)
+    monkeypatch.setattr(folder_mod, "QUIET_BUILD", 50)
+    folder = inbox(sliced)
+    assert folder.messages() == expected and len(expected) == MESSAGES + 6
+    assert (sliced / "lab.test" / "bob" / INDEX).read_bytes() == (reference / "lab.test" / "bob" / INDEX).read_bytes()
+    assert folder.uidnext == MESSAGES + 7  # no uid spent on the abandoned attempt
+
+
 @pytest.fixture
 def collections():
     """For each collection started in this thread (with thresholds that would start one every few

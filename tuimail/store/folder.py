@@ -234,11 +234,11 @@ def _listings(path: Path) -> list[tuple[str, list[str]]]:
 def _describe_all(path: Path, listings: list[tuple[str, list[str]]]) -> list[tuple] | None:
     """For an index that knows none of the files (its first build): `Folder._describe` of every
     file, from one regular expression per slice of names (`LISTING`) instead of two per name; names
-    in other shapes are described one by one. None when a base is in the listings twice (the
-    per-name path decides which file counts)."""
+    in other shapes are described one by one. None when a name holds a newline. A base in the
+    listings twice is left to the caller to notice (its uid dictionary comes out shorter than these
+    rows; the per-name path then decides which file counts): no set of 100,000 names is made here."""
     fresh: list[tuple] = []
     sorted_flags: dict[str, str] = {}  # few distinct values: their strings are shared
-    bases: set[str] = set()
     for subdir, all_names in listings:
         for start in range(0, len(all_names), CHUNK):
             names = all_names[start:start + CHUNK]
@@ -254,7 +254,6 @@ def _describe_all(path: Path, listings: list[tuple[str, list[str]]]) -> list[tup
                 dates = map(operator.add, map(int, secs), map(operator.truediv, map(int, usecs), repeat(1_000_000)))
                 fresh += zip(dates, found, repeat(subdir), map(sorted_flags.__getitem__, letters), map(int, sizes),
                              map(int, wires))
-                bases.update(found)
             if len(rows) == len(names):
                 continue
             for name in names:  # the names LISTING did not take
@@ -264,8 +263,7 @@ def _describe_all(path: Path, listings: list[tuple[str, list[str]]]) -> list[tup
                 item = Folder._describe(m.group(1), subdir, _sorted_flags(m.group(2) or ""), path, name)
                 if item is not None:
                     fresh.append(item)
-                    bases.add(item[1])
-    return fresh if len(bases) == len(fresh) else None
+    return fresh
 
 
 class Folder:
@@ -416,10 +414,12 @@ class Folder:
                 return self._index_listings(listings, stamp)
         return self._index_listings(listings, stamp)
 
-    def _index_listings(self, listings: list[tuple[str, list[str]]], stamp: tuple[int, int]) -> bool:
+    def _index_listings(self, listings: list[tuple[str, list[str]]], stamp: tuple[int, int],
+                        describe: bool = True) -> bool:
         records: list[str] = []
         # an index that knows no file yet (its first build): every file is described at once
-        fresh = _describe_all(self.path, listings) if not self._uid_of_base and not self._legacy else None
+        described = describe and not self._uid_of_base and not self._by_uid and not self._legacy
+        fresh = _describe_all(self.path, listings) if described else None
         if fresh is None:
             fresh = self._compare(listings, records)
         # uids follow arrival order (internal date, then the time-based unique name); legacy uids are kept
@@ -454,9 +454,11 @@ class Folder:
             for start in range(0, len(fresh), CHUNK):
                 dates, bases, subdirs, flags, sizes, wires = zip(*fresh[start:start + CHUNK])
                 count = len(bases)
-                uids = range(first_uid + start, first_uid + start + count)
+                # lists, not ranges: every use below shares one int object per uid (a range makes new
+                # ones each time it is walked: the ref's, the dict key's and uid_of_base's value)
+                uids = list(range(first_uid + start, first_uid + start + count))
                 columns = (uids, bases, subdirs, flags, sizes, wires, dates,
-                           range(first_modseq + start, first_modseq + start + count), (_NONE,) * count)
+                           list(range(first_modseq + start, first_modseq + start + count)), (_NONE,) * count)
                 refs = list(map(tuple.__new__, repeat(MessageRef), zip(*columns)))
                 by_uid.update(zip(uids, refs))
                 uid_of_base.update(zip(bases, uids))
@@ -465,6 +467,12 @@ class Folder:
                     records += _column_lines(*columns)
                 elif whole is not None:
                     whole += _column_lines(*columns)
+            if described and len(uid_of_base) != len(fresh):  # a base twice in the listings: the
+                # per-name path decides which file counts (nothing was written or counted yet)
+                by_uid.clear()
+                uid_of_base.clear()
+                new.clear()
+                return self._index_listings(listings, stamp, describe=False)
             self._uidnext += len(fresh)
             self._modseq += len(fresh)
         changed_files = bool(fresh)
