@@ -25,6 +25,7 @@ Plain Python with an injectable clock, so the rules are tested without waiting.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from collections.abc import Callable
@@ -93,10 +94,10 @@ class Guard:
         address = _address(ip)
         if address is None:
             return False
-        if any(address in ipaddress.ip_network(n, strict=False) for n in self.policy.deny_networks):
+        if any(address in _network(n) for n in self.policy.deny_networks):
             return False
         allow = self.policy.allow_networks
-        return not allow or any(address in ipaddress.ip_network(n, strict=False) for n in allow)
+        return not allow or any(address in _network(n) for n in allow)
 
     def shared(self, ip: str) -> bool:
         """Loopback or `trusted_networks`: many people behind one address; never blocked as a whole."""
@@ -105,7 +106,7 @@ class Guard:
             return False
         if address.is_loopback:
             return True
-        return any(address in ipaddress.ip_network(n, strict=False) for n in self.policy.trusted_networks)
+        return any(address in _network(n) for n in self.policy.trusted_networks)
 
     # ----- authentication throttling --------------------------------------------------------
 
@@ -242,6 +243,9 @@ class Guard:
         return True
 
 
+# Admission parses the peer's address and the policy's networks for every connection; both are
+# immutable values, parsed once (a lab is a few addresses with many connections each).
+@functools.lru_cache(maxsize=4096)
 def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         address = ipaddress.ip_address(ip.split("%", 1)[0])
@@ -250,3 +254,8 @@ def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if address.version == 6 and address.ipv4_mapped:
         address = address.ipv4_mapped
     return address
+
+
+@functools.lru_cache(maxsize=1024)
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(text, strict=False)

@@ -3,8 +3,8 @@
 The same protocol, the same replies; less work on the one event loop for each connection and message
 (issue 15: with a connection per message the loop's time per message sets the rate):
 - construction: aiosmtpd's `__init__` looks up its command, hook and AUTH tables with `dir()` and
-  `inspect.getmembers()` on every connection; here the names are found once per class and only bound
-  per connection (`_init_tables`).
+  `inspect.getmembers()` on every connection; here the names are found once per class and a method
+  is bound only when a connection looks it up (`_init_tables`, `_Bound`).
 - the command loop (`_handle_client`): aiosmtpd's, without its two sanitising debug-log calls per
   line (its logger is kept at ERROR: `smtp.py`); our transcript logs every line already.
 - DATA (`smtp_DATA`): aiosmtpd reads the message one line at a time (a coroutine step, a buffer
@@ -25,6 +25,7 @@ import functools
 import inspect
 import logging
 import weakref
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from aiosmtpd.smtp import (
@@ -47,6 +48,38 @@ log = logging.getLogger(__name__)
 def _smtp_names(cls: type) -> tuple[tuple[str, str], ...]:
     """(command, attribute) for every `smtp_*` method of the class."""
     return tuple((name[5:], name) for name in dir(cls) if name.startswith("smtp_"))
+
+
+@functools.cache
+def _table(names: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    return dict(names)
+
+
+class _Bound(Mapping):
+    """aiosmtpd's `verb -> bound method` table, binding a method when it is looked up: a connection
+    uses five of its twenty-odd commands and hooks, and binding them all cost every connection."""
+
+    __slots__ = ("_obj", "_names")
+
+    def __init__(self, obj: object, names: dict[str, str]) -> None:
+        self._obj = obj
+        self._names = names
+
+    def __getitem__(self, verb: str) -> Any:
+        return getattr(self._obj, self._names[verb])
+
+    def get(self, verb: str, default: Any = None) -> Any:
+        name = self._names.get(verb)
+        return default if name is None else getattr(self._obj, name)
+
+    def __contains__(self, verb: object) -> bool:
+        return verb in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 @functools.cache
@@ -149,9 +182,9 @@ class LeanSMTP(SMTP):
             for mechanism, name in _auth_names(type(obj)):
                 methods[mechanism] = _AuthMechAttr(getattr(obj, name), obj is self)
         self._auth_methods = methods
-        self._handle_hooks = {verb: getattr(handler, name) for verb, name in _hook_names(type(handler))}
+        self._handle_hooks = _Bound(handler, _table(_hook_names(type(handler))))
         self._ehlo_hook_ver = _ehlo_version(type(handler))
-        self._smtp_methods = {verb: getattr(self, name) for verb, name in _smtp_names(type(self))}
+        self._smtp_methods = _Bound(self, _table(_smtp_names(type(self))))
 
     _in_batch = False
     _greeting = False  # the reply being pushed is the greeting
