@@ -47,6 +47,37 @@ def test_a_connection_gets_what_aiosmtpds_own_init_gives_it(server):
     assert all(m.__self__ is ours for m in ours._smtp_methods.values())
     assert all(h.__self__ is ours.event_handler for h in ours._handle_hooks.values())
     assert set(ours._auth_methods) == {"LOGIN", "PLAIN", "SCRAM-SHA-256"}
+    # bound when looked up, as aiosmtpd's command loop and hooks look them up
+    assert ours._smtp_methods.get("EHLO").__func__ is theirs._smtp_methods["EHLO"].__func__
+    assert ours._smtp_methods.get("BOGUS") is None and "BOGUS" not in ours._smtp_methods
+    assert "DATA" in ours._handle_hooks and ours._handle_hooks.get("BOGUS", 1) == 1
+    assert len(ours._smtp_methods) == len(theirs._smtp_methods)
+
+
+def test_help_and_an_unknown_command_answer_as_aiosmtpd_does(server):
+    """HELP lists the commands from the table and HELP <verb> looks one up (aiosmtpd's smtp_HELP);
+    an unknown verb is a 500 and the session goes on."""
+    t = Telnet(server.ports.smtp)
+    assert t.reply()[0].startswith("220 ")
+    assert t.type("EHLO student")[-1].startswith("250 ")
+    assert t.type("HELP") == ["250 Supported commands: DATA EHLO HELO HELP MAIL NOOP QUIT RCPT RSET STARTTLS VRFY"]
+    assert t.type("HELP MAIL")[0].startswith("250 Syntax: MAIL FROM:")
+    assert t.type("FROBNICATE")[0].startswith("500 ")
+    assert t.type("NOOP") == ["250 OK"]
+    t.close()
+
+
+def test_the_ehlo_reply_is_logged_line_by_line_in_order(server):
+    """A multi-line reply goes to the log as one `-->` line per reply line, in the order sent."""
+    t = Telnet(server.ports.smtp)
+    t.reply()
+    sent = t.type("EHLO student")
+    assert len(sent) > 3
+    t.type("QUIT")
+    t.close()
+    server.wait_for(lambda: "EHLO student" in server.log_text("SMTP-in"))
+    logged = [line.split("--> ", 1)[1] for line in server.log_text("SMTP-in").splitlines() if "--> 250" in line]
+    assert logged[:len(sent)] == sent
 
 
 def test_dot_stuffed_lines_and_an_end_split_across_packets(server):

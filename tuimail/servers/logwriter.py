@@ -210,7 +210,8 @@ class LogWriter:
             handle = self._files.get(protocol)
             if handle is None:
                 handle = self._files[protocol] = self._open_file(protocol)
-            if handle.tell() and handle.tell() + len(data) > self.max_bytes:
+            size = handle.tell()  # a system call (lseek) each time: asked once per block
+            if size and size + len(data) > self.max_bytes:
                 handle.close()
                 self._rotate(self.path(protocol))
                 handle = self._files[protocol] = self._open_file(protocol)

@@ -314,8 +314,13 @@ class TuimailSMTP(LeanSMTP):
         data = text.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "replace") + b"\r\n"
         if self.record is not None:
             self.record.sent(len(data))
-            for line in text.split("\r\n"):
-                self.record.line_out(f"334 {MASK}" if self.masking_challenges and line.startswith("334") else line)
+            if "\r\n" in text:  # a multi-line reply (EHLO's extensions): its lines in one call, one stamp
+                lines = text.split("\r\n")
+                if self.masking_challenges:
+                    lines = [f"334 {MASK}" if line.startswith("334") else line for line in lines]
+                self.record.lines_out(lines)
+            else:
+                self.record.line_out(f"334 {MASK}" if self.masking_challenges and text.startswith("334") else text)
         if text.startswith("354"):
             self._data_fault = None
             self._in_data = True
