@@ -82,6 +82,40 @@ class _Bound(Mapping):
         return len(self._names)
 
 
+class _BoundAuth(Mapping):
+    """aiosmtpd's `mechanism -> _AuthMechAttr` table (the handler's `auth_*` methods before the
+    server's own), made for the mechanism a client names, as `_Bound` does for commands."""
+
+    __slots__ = ("_server", "_handler", "_names")
+
+    def __init__(self, server: object, handler: object, names: dict[str, tuple[bool, str]]) -> None:
+        self._server = server
+        self._handler = handler
+        self._names = names
+
+    def __getitem__(self, mechanism: str) -> _AuthMechAttr:
+        builtin, name = self._names[mechanism]
+        return _AuthMechAttr(getattr(self._server if builtin else self._handler, name), builtin)
+
+    def __contains__(self, mechanism: object) -> bool:
+        return mechanism in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+@functools.cache
+def _auth_table(server: type, handler: type) -> dict[str, tuple[bool, str]]:
+    """mechanism -> (the server's own method?, attribute); a handler's method of the same mechanism
+    wins, as in aiosmtpd's __init__."""
+    table = {mechanism: (True, name) for mechanism, name in _auth_names(server)}
+    table.update((mechanism, (False, name)) for mechanism, name in _auth_names(handler))
+    return table
+
+
 @functools.cache
 def _hook_names(cls: type) -> tuple[tuple[str, str], ...]:
     return tuple((name[7:], name) for name in dir(cls) if name.startswith("handle_"))
@@ -177,11 +211,7 @@ class LeanSMTP(SMTP):
         self._replies = []
 
     def _init_tables(self, handler: Any) -> None:
-        methods: dict[str, _AuthMechAttr] = {}
-        for obj in (self, handler):
-            for mechanism, name in _auth_names(type(obj)):
-                methods[mechanism] = _AuthMechAttr(getattr(obj, name), obj is self)
-        self._auth_methods = methods
+        self._auth_methods = _BoundAuth(self, handler, _auth_table(type(self), type(handler)))
         self._handle_hooks = _Bound(handler, _table(_hook_names(type(handler))))
         self._ehlo_hook_ver = _ehlo_version(type(handler))
         self._smtp_methods = _Bound(self, _table(_smtp_names(type(self))))
