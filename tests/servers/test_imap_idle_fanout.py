@@ -5,11 +5,19 @@ session's transcript shows the lines it was sent."""
 
 from __future__ import annotations
 
+import asyncio
+import select
+import socket
+import struct
+
 import pytest
 
 from tests.helpers import PASSWORD, make_config
 from tests.servers.test_imap import MESSAGE, Telnet, deliver
+from tuimail.servers import owed
+from tuimail.servers.smtp import SmtpHandler
 
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux <asm-generic/socket.h>; Python lacks the name
 SESSIONS = 70  # more than one batch of the fan-out's writer (FanOut.BATCH)
 
 
@@ -91,4 +99,67 @@ def test_a_session_that_left_idle_hears_the_change_from_its_next_command(server)
     lines = quiet.command(b"a5 noop\r\n")
     assert lines[0] == "* 1 EXISTS" and lines[-1] == "a5 OK NOOP completed"
     for t in [*sessions, quiet]:
+        t.close()
+
+
+def stamped_line(sock: socket.socket) -> tuple[str, int | None]:
+    """One CRLF-ended line read straight from `sock` (SO_TIMESTAMPNS set), and the kernel's receive
+    stamp (ns) of its first byte (None: it arrived before the option was set)."""
+    data, stamp = b"", None
+    while not data.endswith(b"\r\n"):
+        chunk, ancillary, _, _ = sock.recvmsg(1, socket.CMSG_SPACE(16))  # a byte at a time: one line only
+        assert chunk, "connection closed"
+        for level, kind, value in ancillary:
+            if stamp is None and level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                seconds, nanoseconds = struct.unpack("qq", value[:16])
+                stamp = seconds * 10**9 + nanoseconds
+        data += chunk
+    return data[:-2].decode(), stamp
+
+
+def test_a_delivery_250_reaches_its_client_before_any_watcher_hears_exists(server, monkeypatch):
+    """The fan-out waits for the 250 of the delivery that caused it (servers/owed.py), however late
+    the delivering session resumes: here it resumes only once a fan-out waits for it, or once a
+    watcher has been told (which would be the wrong order). The order is read from the kernel's
+    receive stamps of the 250 and of each watcher's EXISTS, on loopback (stamped as written)."""
+    monkeypatch.setattr(owed, "CAP_SECONDS", 30.0)  # no cap in the way on a loaded machine
+    watchers = [idle_session(server.ports.imap) for _ in range(3)]
+    for t in watchers:
+        t.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    told_first: list[bool] = []
+    original = SmtpHandler.handle_DATA
+
+    async def starved(self, smtp, session, envelope):  # the session resumes late after its commit
+        reply = await original(self, smtp, session, envelope)
+        deadline = asyncio.get_running_loop().time() + 10
+        while not self.engine.owed_replies.waiting and asyncio.get_running_loop().time() < deadline:
+            if select.select([t.sock for t in watchers], [], [], 0)[0]:  # a watcher was told already
+                break
+            await asyncio.sleep(0.001)
+        told_first.append(bool(select.select([t.sock for t in watchers], [], [], 0)[0]))
+        return reply
+
+    monkeypatch.setattr(SmtpHandler, "handle_DATA", starved)
+    smtp = socket.create_connection(("127.0.0.1", server.ports.smtp), timeout=10)
+    smtp.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    assert stamped_line(smtp)[0].startswith("220 ")
+    for command in (b"HELO lab\r\n", b"MAIL FROM:<tester@lab.test>\r\n", b"RCPT TO:<tatareva@lab.test>\r\n"):
+        smtp.sendall(command)
+        assert stamped_line(smtp)[0].startswith("250 ")
+    smtp.sendall(b"DATA\r\n")
+    assert stamped_line(smtp)[0].startswith("354 ")
+    smtp.sendall(MESSAGE.replace(b"\n", b"\r\n") + b".\r\n")
+    reply, replied_at = stamped_line(smtp)
+    assert reply.startswith("250 2.0.0 Ok, message saved") and replied_at is not None
+    for t in watchers:
+        line, told_at = stamped_line(t.sock)
+        assert line == "* 1 EXISTS" and told_at is not None
+        assert replied_at <= told_at, f"a watcher heard EXISTS {(replied_at - told_at) / 1e6:.3f} ms before the 250"
+    assert told_first == [False]
+    smtp.sendall(b"QUIT\r\n")
+    assert stamped_line(smtp)[0].startswith("221 ")
+    smtp.close()
+    recent = sorted(stamped_line(t.sock)[0] for t in watchers)
+    assert recent == ["* 0 RECENT", "* 0 RECENT", "* 1 RECENT"]  # RFC 3501 §2.3.2: one claim
+    for t in watchers:
         t.close()

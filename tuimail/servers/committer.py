@@ -11,6 +11,8 @@ Two kinds of work share one thread per loop (started on demand, ended when idle)
 The loop is woken once per batch, not once per command or message, and no delivery waits for the GIL
 behind twenty others. Each session sends its reply (tagged OK, 250) only when its own work and the
 batch's directory fsyncs are done, so durability is exactly as when each ran alone in a thread.
+The batch's change notices (IDLE) run after its results are handed to the loop, and a fan-out then
+waits for the batch's 250s to be written (`owed.py`): the watchers hear of a message after its sender.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tuimail.core.atomic import fsync_dir
-from tuimail.store.deferred import batching, fsync_each
+from tuimail.store.deferred import batching, fsync_each, run_notices
 
 Wait = Callable[[], None]
 
@@ -72,6 +74,7 @@ class Committer:
                 batch, self._queue = self._queue, []
             done: list[tuple[asyncio.Future, Any, BaseException | None]] = []
             raised: dict[int, BaseException] = {}
+            notices: list[Callable[[], None]] = []
             with batching() as group:
                 for job, (work, future) in enumerate(batch):
                     group.job = job
@@ -83,7 +86,7 @@ class Committer:
                     done.append((future, result, None))
                 try:
                     # a file or directory not synced: no 250
-                    failed = group.finish(fsync_dir, raised, _fsync_files)
+                    failed = group.finish(fsync_dir, raised, _fsync_files, notices)
                 except BaseException as e:  # (not an OSError of one delivery) the whole batch fails
                     failed = {job: e for job in range(len(batch))}
                 for job, error in failed.items():
@@ -94,6 +97,9 @@ class Committer:
                 with self._cond:
                     self._thread = None
                 return
+            # the change notices (IDLE) only now: the loop resolves the deliveries first, so a fan-out
+            # knows which 250s it waits for (`owed.OwedReplies.settled`)
+            run_notices(notices)
 
 
 FSYNC_THREADS = 8  # a batch's file fsyncs in flight at once

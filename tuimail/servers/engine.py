@@ -40,6 +40,7 @@ from tuimail.servers.logwriter import LogWriter
 from tuimail.servers.rdns import ReverseDNS
 from tuimail.servers.memory import Trimmer
 from tuimail.servers.sessions import SessionRegistry
+from tuimail.servers.owed import OwedReplies
 from tuimail.servers.smtp_base import flush_held_replies
 from tuimail.servers.transcripts import TranscriptMailer
 from tuimail.store import Folder, MailStore
@@ -61,7 +62,6 @@ LISTENER_FACTORIES: dict[str, tuple[str, str]] = {
 }
 IMPLICIT_TLS = {"smtps", "pop3s", "imaps"}
 FAN_OUT_SLICE = 500
-REPLY_TURNS = 3  # turns of the loop a fan-out waits for the reply that caused it (Engine._fan_out)
 IO_THREADS = 32
 # The cyclic garbage collector runs every 700 allocations by default, and now and then walks every
 # object in the process: with 100,000 messages indexed or 10,000 sessions open, that walk was half the
@@ -212,6 +212,7 @@ class Engine:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._watchers: dict[Path, dict[int, Callable[[Folder, FanOut], None]]] = {}
         self._fan_out_writer: ThreadPoolExecutor | None = None  # FanOut's helper thread, made at first use
+        self.owed_replies = OwedReplies()  # deliveries' 250s a fan-out waits for (owed.py)
         self._watch_ids = itertools.count()
         self._fanning_out: set[Path] = set()
         self._fan_out_tasks: set[asyncio.Task] = set()
@@ -500,13 +501,12 @@ class Engine:
         task.add_done_callback(self._fan_out_tasks.discard)
 
     async def _fan_out(self, folder: Folder) -> None:
-        # let the task that caused the change answer its client first: it resumes a turn of the loop
-        # after its worker returns (which may be a turn after the change was announced), and its reply
-        # (a delivery's 250, held for the turn's batch: smtp_base.flush_soon) is written in the turn
-        # after that; the sync below then does not compete with it for the GIL. Should it still be
-        # held when the first slice starts, the slice writes it first (flush_held_replies).
-        for _ in range(REPLY_TURNS):
-            await asyncio.sleep(0)
+        # the deliveries that caused the change answer their clients first: their batch was resolved
+        # before its change notices ran (committer.py), and the fan-out waits (with a cap) until each
+        # of their 250s is handed to its transport; the sync below then does not compete with them
+        # for the GIL either. A reply that became ready meanwhile is written before each slice
+        # (flush_held_replies).
+        await self.owed_replies.settled()
         self._fanning_out.discard(folder.path)  # from here on, a new change schedules a new round
         # the folder is synced once, in a worker thread (which also makes the new uids durable before
         # any watcher is told of them), and taken as current while the watchers catch up

@@ -172,6 +172,7 @@ class TuimailSMTP(LeanSMTP):
         if self._refused:
             return
         self._arm_deadline(False)
+        self.pay_owed()  # no reply will be written: no fan-out waits for it
         try:
             super().connection_lost(error)
         finally:
@@ -763,10 +764,13 @@ class SmtpHandler:
         try:
             # in the committer's thread with the other sessions' deliveries: one directory fsync per
             # batch, one wake-up of the loop per batch (`committer.py`); durable when this returns
-            accepted = await committer().call(functools.partial(
+            work = committer().call(functools.partial(
                 intake.accept, self.engine.store, self.engine.queue, content, env, queue_id, remote,
                 bool(getattr(envelope, "smtp_utf8", False)), forwarded, self.engine.srs, self.engine.dkim_signer,
                 looped))
+            # IDLE watchers of the folders it reaches are told only after this reply is written
+            server.owe_reply(self.engine.owed_replies, self.engine.owed_replies.owe(work))
+            accepted = await work
         except OSError as e:
             if record:
                 record.note(f"Delivery failed, message not accepted: {e}")

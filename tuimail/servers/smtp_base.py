@@ -219,6 +219,19 @@ class LeanSMTP(SMTP):
     _in_batch = False
     _greeting = False  # the reply being pushed is the greeting
     _replies: list[bytes]
+    _owed: tuple[Any, int] | None = None  # (OwedReplies, ticket): a delivery's reply not yet written
+
+    def owe_reply(self, owed: Any, ticket: int) -> None:
+        """The next reply written answers a delivery: `owed.paid(ticket)` once it is (`owed.py`)."""
+        self.pay_owed()
+        self._owed = (owed, ticket)
+
+    def pay_owed(self) -> None:
+        """The reply owed has been handed to the transport (or never will be: the session ended)."""
+        if self._owed is not None:
+            owed, ticket = self._owed
+            self._owed = None
+            owed.paid(ticket)
 
     def flush_soon(self) -> None:
         """Write the replies held (`_replies`) at the start of the loop's next turn (`DEFERRED_REPLIES`)."""
@@ -237,6 +250,8 @@ class LeanSMTP(SMTP):
         if self._replies and self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"".join(self._replies))
         self._replies.clear()
+        if self._owed is not None:
+            self.pay_owed()
 
     # ----- the command loop ------------------------------------------------------------------
 

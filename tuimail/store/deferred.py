@@ -110,12 +110,15 @@ class Batch:
         self._after.append(notice)
 
     def finish(self, fsync_dir: Callable[[str], None], failed: dict[int, BaseException] | None = None,
-               fsync_files: Callable[[list[int]], list[OSError | None]] | None = None) -> dict[int, BaseException]:
+               fsync_files: Callable[[list[int]], list[OSError | None]] | None = None,
+               notices: list[Callable[[], None]] | None = None) -> dict[int, BaseException]:
         """Make the batch durable (the steps above). `failed`: deliveries that raised while they ran;
         their files never reach new/. `fsync_files(fds)` fsyncs files and returns each one's error
         (or None): one after the other unless the caller passes a way to run them at once. Returns
         every delivery that failed, with its error: they must not be answered as saved (nor does a
-        file that could not be fsynced reach new/)."""
+        file that could not be fsynced reach new/). `notices`: the change notices (IDLE) are put
+        there for the caller to run once it has handed the deliveries their replies, instead of
+        being run here."""
         fsync_files = fsync_files or fsync_each
         failed = dict(failed or {})
         staged, self._staged, self._open = self._staged, [], 0
@@ -151,11 +154,10 @@ class Batch:
                 for job in jobs:
                     failed.setdefault(job, e)
         after, self._after = self._after, []
-        for notice in after:
-            try:
-                notice()
-            except Exception:  # a listener's fault must not cost the batch its replies
-                log.exception("change notice after a batch of deliveries failed")
+        if notices is not None:
+            notices.extend(after)
+            return failed
+        run_notices(after)
         return failed
 
     def abandon(self) -> None:
@@ -166,6 +168,15 @@ class Batch:
             with contextlib.suppress(OSError):
                 os.unlink(item.tmp)
         self._staged, self._open = [], 0
+
+
+def run_notices(after: list[Callable[[], None]]) -> None:
+    """Run a batch's change notices; one that fails does not keep the others from running."""
+    for notice in after:
+        try:
+            notice()
+        except Exception:  # a listener's fault must not cost the batch its replies
+            log.exception("change notice after a batch of deliveries failed")
 
 
 @contextlib.contextmanager
