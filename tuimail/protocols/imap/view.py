@@ -59,7 +59,9 @@ class MailboxView:
         self.uids: list[int] = list(snap.uids)
         self.modseq = snap.highest_modseq  # every change up to here is known to the client
         self.told: dict[int, int] = {}  # uid -> modseq this session already reported (STORE, FETCH)
-        self.announced: set[str] = set(snap.keyword_names)  # keywords the client has been told of in FLAGS
+        # keywords the client has been told of in FLAGS; frozen (replaced when it grows), so the IDLE
+        # fan-out's share key and update carry it as it is instead of copying it per session
+        self.announced: frozenset[str] = frozenset(snap.keyword_names)
         self.gone: set[int] = set()  # expunged elsewhere, not yet reported (§7.4.1)
         self._fresh = True  # the snapshot was taken for the command in progress
         self._seen_version = snap.version  # the folder version the client is up to date with
@@ -227,7 +229,7 @@ class MailboxView:
         uids = self.uids
         return (id(self.folder), self._seen_version, len(uids), uids[-1] if uids else 0, self.modseq,
                 self.recent_told, self.track_recent, self.readonly, self.condstore, self.qresync,
-                frozenset(self.announced))
+                self.announced)
 
     def shared_refresh(self) -> tuple[list[str], SharedUpdate | None]:
         """`refresh(allow_expunge=True)`, and what other views with this view's `share_key` (taken
@@ -240,7 +242,7 @@ class MailboxView:
         fresh = tuple(u for u in self.uids if u > last) if len(self.uids) > len(before) else ()
         expunged = len(self.uids) - len(fresh) != len(before)
         return lines, SharedUpdate(self._seen_version, before, tuple(self.uids), fresh, expunged, self._snap,
-                                   self.modseq, self.recent_told, frozenset(self.announced), tuple(lines))
+                                   self.modseq, self.recent_told, self.announced, tuple(lines))
 
     def take(self, update: SharedUpdate) -> bool:
         """Take another view's refresh (this view's `share_key` was the same before it): False, and
@@ -256,8 +258,7 @@ class MailboxView:
             self.uids.extend(update.fresh)
         self._snap, self._fresh, self._seen_version = update.snap, False, update.version
         self.modseq, self.recent_told = update.modseq, update.recent_told
-        if len(update.announced) != len(self.announced):
-            self.announced = set(update.announced)
+        self.announced = update.announced
         return True
 
     def expunged(self, uids: list[int]) -> list[str]:
