@@ -35,11 +35,13 @@ class OwedReplies:
         if self._owed.pop(ticket, None) is None or not self._waiters:
             return
         waiting = []
-        for tickets, waiter in self._waiters:
+        for entry in self._waiters:
+            tickets, waiter = entry
             tickets.discard(ticket)
-            if tickets or waiter.done():
-                if not waiter.done():
-                    waiting.append((tickets, waiter))
+            if waiter.done():  # (its wait ended at the cap)
+                continue
+            if tickets:
+                waiting.append(entry)
             else:
                 waiter.set_result(None)
         self._waiters = waiting
@@ -64,6 +66,7 @@ class OwedReplies:
         while tickets:
             left = deadline - loop.time()
             if left <= 0:
+                self._write_off(tickets)
                 return
             waiter = loop.create_future()
             entry = (tickets, waiter)
@@ -71,7 +74,13 @@ class OwedReplies:
             try:
                 await asyncio.wait_for(waiter, left)
             except asyncio.TimeoutError:
+                self._write_off(tickets)
                 return
             finally:
                 self._waiters = [other for other in self._waiters if other is not entry]
             tickets = self.committed()  # a batch resolved meanwhile: its watchers are this fan-out's too
+
+    def _write_off(self, tickets: set[int]) -> None:
+        """Replies a fan-out stopped waiting for (the cap): no later fan-out waits for them again."""
+        for ticket in tickets:
+            self._owed.pop(ticket, None)
