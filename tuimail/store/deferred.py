@@ -19,22 +19,30 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 _local = threading.local()
+_T = TypeVar("_T")
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _on_this_thread(name: str, value: _T) -> Iterator[_T]:
+    """`value` as this thread's `name` within the block (blocks nest: the outer one's comes back)."""
+    outer = getattr(_local, name, None)
+    setattr(_local, name, value)
+    try:
+        yield value
+    finally:
+        setattr(_local, name, outer)
 
 
 @contextlib.contextmanager
 def deferring() -> Iterator[list[Callable[[], None]]]:
     """Within the block (on this thread; no awaits inside), index commits are collected, not waited
     for: the caller must run every collected wait before it answers."""
-    waits: list[Callable[[], None]] = []
-    outer = getattr(_local, "waits", None)
-    _local.waits = waits
-    try:
+    with _on_this_thread("waits", []) as waits:
         yield waits
-    finally:
-        _local.waits = outer
 
 
 def defer(wait: Callable[[], None]) -> bool:
@@ -183,14 +191,11 @@ def run_notices(after: list[Callable[[], None]]) -> None:
 def batching() -> Iterator[Batch]:
     """Within the block (on this thread), deliveries are staged and directory fsyncs and change notices
     wait for `Batch.finish`, which the caller must run before it answers for any delivery made inside."""
-    batch = Batch()
-    outer = getattr(_local, "batch", None)
-    _local.batch = batch
-    try:
-        yield batch
-    finally:
-        _local.batch = outer
-        batch.abandon()  # (nothing left after `finish`)
+    with _on_this_thread("batch", Batch()) as batch:
+        try:
+            yield batch
+        finally:
+            batch.abandon()  # (nothing left after `finish`)
 
 
 def current_batch() -> Batch | None:
