@@ -11,11 +11,13 @@ import random
 import shutil
 import sys
 import threading
+import time
+import weakref
 
 import pytest
 
 import tuimail.store.folder as folder_mod
-from tuimail.core.gcpause import quiet_build
+from tuimail.core.gcpause import quiet_build, release_soon
 from tuimail.store.files import write_durably
 from tuimail.store.index import INDEX
 from tuimail.store.maildir import UIDVALIDITY_FILE, MailStore
@@ -189,3 +191,22 @@ def test_the_arrival_order_is_that_of_a_plain_sort(monkeypatch, ties):
         got = list(rows)
         folder_mod._arrival_order(got)
         assert got == sorted(rows)
+
+
+class _Row:  # a row a weak reference can watch
+    pass
+
+
+def test_a_released_list_is_emptied_at_once_and_freed_only_after_the_build():
+    rows = [_Row() for _ in range(5000)]
+    watched = [weakref.ref(rows[0]), weakref.ref(rows[-1])]
+    with quiet_build():
+        release_soon(rows, 100)
+        assert rows == []  # the caller's list, at once
+        deadline = time.monotonic() + 0.1
+        while time.monotonic() < deadline:  # the build goes on: nothing of it is freed meanwhile
+            assert all(ref() is not None for ref in watched)
+    deadline = time.monotonic() + 30
+    while any(ref() is not None for ref in watched):  # freed by the reaper once the build ended
+        assert time.monotonic() < deadline, "the released rows were never freed"
+        time.sleep(0.01)

@@ -21,6 +21,9 @@ walk them all again.
   generations, as the engine does at start and the TUI after a burst of sessions: no collection walks
   the refs again. They are still freed by reference count when the folder drops them (a flag change
   makes a new ref); only a reference cycle that was garbage at that moment outlives its use.
+
+`release_soon()` frees a big list the build no longer needs (its listing's rows, the records it wrote)
+in a helper thread after the build, so that freeing them is not part of the first SELECT's wait.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import threading
+import time
 from collections.abc import Iterator
 
 _lock = threading.Lock()
@@ -53,3 +57,47 @@ def quiet_build() -> Iterator[None]:
                 gc.freeze()
                 if _resume:
                     gc.enable()
+
+
+# ----- freeing a big list after the reply --------------------------------------------------------
+
+_garbage: list[tuple[list, int]] = []  # lists handed over by `release_soon`, for the reaper thread
+_garbage_ready = threading.Condition(threading.Lock())
+_reaper: threading.Thread | None = None
+REPLY_FIRST = 0.02  # seconds the reaper lets pass after the last quiet build, for its reply to go out
+
+
+def release_soon(rows: list, step: int = 2048) -> None:
+    """Free the items of `rows` (the caller is done with them) in a helper thread, `step` at a time,
+    once no quiet build is under way and its reply has had REPLY_FIRST seconds to go out.
+
+    Freeing the 100,000 rows of a first build (its listing's rows, the index records it wrote) is
+    tens of milliseconds of reference counting, and it was done by the thread whose SELECT the client
+    was waiting for. A thread freeing them at the same time would only take turns with the builder
+    for the GIL, so the reaper waits for the build to end. It then yields the GIL after every slice
+    (`sleep(0)`): a NOOP or another command never waits for more than one slice. The same objects
+    are freed, only later and by another thread; `rows` is emptied at once."""
+    global _reaper
+    moved = rows[:]  # the caller's list is emptied (one C call): nothing is freed here
+    rows.clear()
+    with _garbage_ready:
+        _garbage.append((moved, step))
+        if _reaper is None:
+            _reaper = threading.Thread(target=_reap, name="tuimail-reaper", daemon=True)
+            _reaper.start()
+        _garbage_ready.notify()
+
+
+def _reap() -> None:
+    while True:
+        with _garbage_ready:
+            while not _garbage:
+                _garbage_ready.wait()
+            rows, step = _garbage.pop()
+        while _depth:  # a build under way: it needs the GIL more than its garbage needs freeing
+            time.sleep(0.005)
+        time.sleep(REPLY_FIRST)
+        while rows:
+            del rows[-step:]
+            time.sleep(0)  # the GIL to whoever waits for it
+        del rows

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from tuimail.core.atomic import fsync_dir
-from tuimail.core.gcpause import quiet_build
+from tuimail.core.gcpause import quiet_build, release_soon
 from tuimail.store.deferred import defer
 from tuimail.store.files import (
     SIZE_RE,
@@ -207,10 +207,13 @@ def _arrival_order(fresh: list[tuple]) -> None:
 
 
 def _release(rows: list) -> None:
-    """Empty a big list a slice at a time from its end: freeing 100,000 rows in one step (the list's
-    last reference going away) holds the GIL for tens of milliseconds."""
-    while rows:
-        del rows[-CHUNK:]
+    """Empty a list whose rows are no longer needed. A big one is freed by a helper thread a slice at
+    a time (`release_soon`): freeing 100,000 rows in one step holds the GIL for tens of milliseconds,
+    and even by slices it was the builder's time, before the first SELECT's reply."""
+    if len(rows) > CHUNK:
+        release_soon(rows, CHUNK)
+    else:
+        rows.clear()
 
 
 def _sorted_flags(flags: str) -> str:
