@@ -496,6 +496,12 @@ class Engine:
         if folder.path in self._fanning_out:  # one pending fan-out per folder covers every change
             return
         self._fanning_out.add(folder.path)
+        # one loop turn later: the deliveries resolved in this turn resume in the next one and queue
+        # their 250s, written at the start of the turn after (`smtp_base.flush_soon`); a task made
+        # now would take its first step (`settled`) before them, a later one finds them paid
+        asyncio.get_running_loop().call_soon(self._start_fan_out, folder)
+
+    def _start_fan_out(self, folder: Folder) -> None:
         task = asyncio.get_running_loop().create_task(self._fan_out(folder))
         self._fan_out_tasks.add(task)
         task.add_done_callback(self._fan_out_tasks.discard)
