@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tuimail.core.atomic import fsync_dir
-from tuimail.store.deferred import batching, fsync_each, run_notices
+from tuimail.store.deferred import batching, fsync_each, fsync_or_error, run_notices
 
 Wait = Callable[[], None]
 
@@ -114,11 +114,7 @@ def _fsync_files(fds: list[int]) -> list[OSError | None]:
         return fsync_each(fds)
     if _fsync_pool is None:
         _fsync_pool = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="tuimail-fsync")
-    return list(_fsync_pool.map(_fsync_one, fds))
-
-
-def _fsync_one(fd: int) -> OSError | None:
-    return fsync_each([fd])[0]
+    return list(_fsync_pool.map(fsync_or_error, fds))
 
 
 _fsync_pool: ThreadPoolExecutor | None = None

@@ -310,18 +310,19 @@ class TuimailSMTP(LeanSMTP):
         if self.record is not None:
             self.record.line_in(text)
 
+    def _as_logged(self, line: str) -> str:
+        """A reply line as the transcript shows it: a SASL challenge (334) masked while it must be."""
+        return f"334 {MASK}" if self.masking_challenges and line.startswith("334") else line
+
     async def push(self, status: str | bytes) -> None:
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
         data = text.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "replace") + b"\r\n"
         if self.record is not None:
             self.record.sent(len(data))
             if "\r\n" in text:  # a multi-line reply (EHLO's extensions): its lines in one call, one stamp
-                lines = text.split("\r\n")
-                if self.masking_challenges:
-                    lines = [f"334 {MASK}" if line.startswith("334") else line for line in lines]
-                self.record.lines_out(lines)
+                self.record.lines_out([self._as_logged(line) for line in text.split("\r\n")])
             else:
-                self.record.line_out(f"334 {MASK}" if self.masking_challenges and text.startswith("334") else text)
+                self.record.line_out(self._as_logged(text))
         if text.startswith("354"):
             self._data_fault = None
             self._in_data = True

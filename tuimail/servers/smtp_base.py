@@ -61,7 +61,7 @@ class _Bound(Mapping):
 
     __slots__ = ("_obj", "_names")
 
-    def __init__(self, obj: object, names: dict[str, str]) -> None:
+    def __init__(self, obj: object, names: dict[str, Any]) -> None:
         self._obj = obj
         self._names = names
 
@@ -69,8 +69,7 @@ class _Bound(Mapping):
         return getattr(self._obj, self._names[verb])
 
     def get(self, verb: str, default: Any = None) -> Any:
-        name = self._names.get(verb)
-        return default if name is None else getattr(self._obj, name)
+        return self[verb] if verb in self._names else default
 
     def __contains__(self, verb: object) -> bool:
         return verb in self._names
@@ -82,29 +81,19 @@ class _Bound(Mapping):
         return len(self._names)
 
 
-class _BoundAuth(Mapping):
+class _BoundAuth(_Bound):
     """aiosmtpd's `mechanism -> _AuthMechAttr` table (the handler's `auth_*` methods before the
     server's own), made for the mechanism a client names, as `_Bound` does for commands."""
 
-    __slots__ = ("_server", "_handler", "_names")
+    __slots__ = ("_handler",)
 
     def __init__(self, server: object, handler: object, names: dict[str, tuple[bool, str]]) -> None:
-        self._server = server
+        super().__init__(server, names)
         self._handler = handler
-        self._names = names
 
     def __getitem__(self, mechanism: str) -> _AuthMechAttr:
         builtin, name = self._names[mechanism]
-        return _AuthMechAttr(getattr(self._server if builtin else self._handler, name), builtin)
-
-    def __contains__(self, mechanism: object) -> bool:
-        return mechanism in self._names
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names)
-
-    def __len__(self) -> int:
-        return len(self._names)
+        return _AuthMechAttr(getattr(self._obj if builtin else self._handler, name), builtin)
 
 
 @functools.cache

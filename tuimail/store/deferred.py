@@ -59,10 +59,11 @@ MAX_OPEN = 256  # staged files kept open for the batch's fsyncs; past this, each
 
 def fsync_each(fds: list[int]) -> list[OSError | None]:
     """fsync each file in turn; each one's error, or None."""
-    return [_fsync(fd) for fd in fds]
+    return [fsync_or_error(fd) for fd in fds]
 
 
-def _fsync(fd: int) -> OSError | None:
+def fsync_or_error(fd: int) -> OSError | None:
+    """fsync one file; its error, or None."""
     try:
         os.fsync(fd)
     except OSError as e:
