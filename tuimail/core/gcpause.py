@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-_lock = threading.Lock()
+_state = threading.Condition(threading.Lock())  # guards the counts and lists below; told when they change
 _depth = 0  # quiet builds under way, in any thread
 _resume = False  # collection was enabled when the first of them began
 
@@ -43,7 +43,7 @@ _resume = False  # collection was enabled when the first of them began
 def quiet_build() -> Iterator[None]:
     """No automatic garbage collection while the block runs; afterwards, what it made is frozen."""
     global _depth, _resume
-    with _lock:
+    with _state:
         if _depth == 0:
             _resume = gc.isenabled()
             gc.disable()
@@ -51,18 +51,18 @@ def quiet_build() -> Iterator[None]:
     try:
         yield
     finally:
-        with _lock:
+        with _state:
             _depth -= 1
             if _depth == 0:
                 gc.freeze()
                 if _resume:
                     gc.enable()
+                _state.notify_all()  # the reaper may free what the build left
 
 
 # ----- freeing a big list after the reply --------------------------------------------------------
 
 _garbage: list[tuple[list, int]] = []  # lists handed over by `release_soon`, for the reaper thread
-_garbage_ready = threading.Condition(threading.Lock())
 _reaper: threading.Thread | None = None
 REPLY_FIRST = 0.02  # seconds the reaper lets pass after the last quiet build, for its reply to go out
 
@@ -80,22 +80,19 @@ def release_soon(rows: list, step: int = 2048) -> None:
     global _reaper
     moved = rows[:]  # the caller's list is emptied (one C call): nothing is freed here
     rows.clear()
-    with _garbage_ready:
+    with _state:
         _garbage.append((moved, step))
         if _reaper is None:
             _reaper = threading.Thread(target=_reap, name="tuimail-reaper", daemon=True)
             _reaper.start()
-        _garbage_ready.notify()
+        _state.notify_all()
 
 
 def _reap() -> None:
     while True:
-        with _garbage_ready:
-            while not _garbage:
-                _garbage_ready.wait()
+        with _state:  # garbage, and no build under way: a build needs the GIL more than this
+            _state.wait_for(lambda: _garbage and not _depth)
             rows, step = _garbage.pop()
-        while _depth:  # a build under way: it needs the GIL more than its garbage needs freeing
-            time.sleep(0.005)
         time.sleep(REPLY_FIRST)
         while rows:
             del rows[-step:]
