@@ -63,6 +63,7 @@ def quiet_build() -> Iterator[None]:
 # ----- freeing a big list after the reply --------------------------------------------------------
 
 _garbage: list[tuple[list, int]] = []  # lists handed over by `release_soon`, for the reaper thread
+_freeing = 0  # lists the reaper has taken and not yet freed
 _reaper: threading.Thread | None = None
 REPLY_FIRST = 0.02  # seconds the reaper lets pass after the last quiet build, for its reply to go out
 
@@ -88,13 +89,25 @@ def release_soon(rows: list, step: int = 2048) -> None:
         _state.notify_all()
 
 
+def released(timeout: float) -> bool:
+    """Wait until everything handed to `release_soon` is freed (False: still not after `timeout`
+    seconds). For tests that count frozen objects: the reaper frees some of them meanwhile."""
+    with _state:
+        return _state.wait_for(lambda: not _garbage and not _freeing, timeout)
+
+
 def _reap() -> None:
+    global _freeing
     while True:
         with _state:  # garbage, and no build under way: a build needs the GIL more than this
             _state.wait_for(lambda: _garbage and not _depth)
             rows, step = _garbage.pop()
+            _freeing += 1
         time.sleep(REPLY_FIRST)
         while rows:
             del rows[-step:]
             time.sleep(0)  # the GIL to whoever waits for it
         del rows
+        with _state:
+            _freeing -= 1
+            _state.notify_all()
