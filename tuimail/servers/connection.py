@@ -319,6 +319,23 @@ class LineConnection(asyncio.Protocol):
         self.session.sent(len(wire))  # type: ignore[union-attr]  # on the wire: compressed once COMPRESS is on
         return data
 
+    def write_shared(self, data: bytes, plain: bool, writer) -> bool:
+        """`write(data, writer)` for bytes many sessions send at once (an IDLE fan-out), in short
+        when `plain` (`data` holds no telnet IAC byte, so escaping changes nothing) and nothing is
+        compressed: False when nothing was written (the connection is closing)."""
+        transport = self.transport
+        if not plain or self.compression is not None:
+            return self.write(data, writer) is not None
+        if transport is None or transport.is_closing() or self._lingering:
+            return False
+        fd = self._plain
+        if fd is None or fd[0] is not transport:  # first fan-out, or a new transport (STARTTLS)
+            fd = self._plain = (transport, plain_fd(transport))
+        if not writer.write(transport, data, fd[1]):
+            transport.write(data)
+        self.session.bytes_out += len(data)  # type: ignore[union-attr]  # Session.sent, inline
+        return True
+
     def close(self) -> None:
         """End the session after what was sent has been flushed (QUIT / LOGOUT, a BYE). Lingers
         like a farewell does: a client may still be sending (the rest of a refused literal, commands

@@ -17,6 +17,7 @@ from tuimail.core.printable import printable
 from tuimail.core.masking import MASK, mask_imap
 from tuimail.protocols.imap.machine import ImapMachine, Options, Outcome, Reply, valid_tag
 from tuimail.protocols.imap.state import State
+from tuimail.protocols.imap.view import SharedUpdate
 from tuimail.protocols.imap.reader import (
     CommandReader,
     LineTooLong,
@@ -25,6 +26,7 @@ from tuimail.protocols.imap.reader import (
     RawCommand,
     RawLine,
 )
+from tuimail.protocols.telnet import IAC
 from tuimail.servers.committer import committer
 from tuimail.servers.connection import Flag, LineConnection
 from tuimail.servers.deflate import CompressionError, Deflate
@@ -46,6 +48,19 @@ _SENSITIVE = ("LOGIN", "AUTHENTICATE")
 BLOCKED = "blocked after failed logins"
 COMMAND_TIMEOUT = "command not completed in time"
 WRITE_BATCH = 65536
+
+
+class Told:
+    """What the first session of a fan-out in one state told its client, for the others in that
+    state (`ImapConnection._folder_changed`): the view's update, the bytes, the lines to log, and
+    where the takers' `(sid, time)` go (None: each logs its own)."""
+
+    __slots__ = ("update", "data", "lines", "sent", "plain", "after_update")
+
+    def __init__(self, update: SharedUpdate, data: bytes, lines: list[str], sent: list | None, after_update: bool) -> None:
+        self.update, self.data, self.lines, self.sent = update, data, lines, sent
+        self.after_update = after_update  # keyed by the update the sessions took at the last change
+        self.plain = IAC not in data  # a telnet client gets the same bytes (nothing to escape)
 
 
 class ImapConnection(LineConnection):
@@ -459,11 +474,12 @@ class ImapConnection(LineConnection):
 
     def _folder_changed(self, folder, fan_out: FanOut | None = None) -> None:
         """The engine's fan-out (IDLE): tell the client what changed. Sessions in the same state hear
-        the same bytes: the first works them out and leaves them in `fan_out.shared`, the others
-        take them (`ImapMachine.idle_take`) and only write them (`fan_out.write`) and log them."""
+        the same bytes: the first works them out and leaves them in `fan_out.shared` (a `Told`), the
+        others take them (`ImapMachine.idle_take`) and only write them (`fan_out.write`) and log them."""
         if self._busy:  # a command is running (in a worker thread): its reply brings the news
             return
-        if self.transport is None or self.transport.is_closing():
+        transport = self.transport
+        if transport is None or transport.is_closing():
             return
         machine = self.machine
         shared = fan_out.shared if fan_out is not None else None
@@ -472,12 +488,17 @@ class ImapConnection(LineConnection):
             self._apply(machine.idle_poll())
             return
         told = shared.get(key)
-        if told is not None and (machine.user, machine.session_state) == self._shown and machine.idle_take(told[0]):
-            if told[1]:
-                if told[3] is None:
-                    self.send(told[1], told[2], fan_out)
-                elif self.write(told[1], fan_out) is not None:  # logged with the others' (FanOut.publish)
-                    told[3].append((self.session.sid, fan_out.at))
+        # (a session keyed by the update it took last has done nothing since: what the Sessions tab
+        # shows of it is as it was then, when it was compared)
+        if told is not None and (told.after_update or (machine.user, machine.session_state) == self._shown) \
+                and machine.idle_take(told.update):
+            data = told.data
+            if not data:
+                return
+            if told.sent is None:
+                self.send(data, told.lines, fan_out)
+            elif self.write_shared(data, told.plain, fan_out):
+                told.sent.append((self.session.sid, fan_out.at))  # logged with the others' (FanOut.publish)
             return
         outcome, update = machine.idle_poll_shared()
         replies = outcome.replies
@@ -486,7 +507,7 @@ class ImapConnection(LineConnection):
             lines = [line for r in replies for line in (r.log if r.log is not None else _log_lines(r.data))]
             # the sessions that take these bytes log the same lines, through one call per slice
             sent = fan_out.log_lines(self.session.protocol, tuple(map(printable, lines))) if lines else None
-            shared[key] = (update, b"".join(r.data for r in replies), lines, sent)
+            shared[key] = Told(update, b"".join(r.data for r in replies), lines, sent, isinstance(key, SharedUpdate))
         self._apply(outcome)
 
     async def _start_tls(self) -> None:

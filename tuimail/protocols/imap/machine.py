@@ -175,6 +175,8 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
 
     def receive(self, command: RawCommand) -> Outcome:
         """One complete command."""
+        if self.view is not None:
+            self.view.settle()  # whatever the command does to the view, it is no longer a fan-out's
         tag = command.tag
         try:
             tokens = tokenize(command)
@@ -230,6 +232,8 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
 
     def line(self, data: bytes) -> Outcome:
         """A raw line while `wants_line` (SASL response or IDLE's DONE)."""
+        if self.view is not None:
+            self.view.settle()
         if self._idle_tag is not None:
             tag, self._idle_tag = self._idle_tag, None
             self._out.idle = False
@@ -272,8 +276,11 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
         same state (`MailboxView.share_key`), so a change is worked out once for all of them."""
         if self._idle_tag is None or self.view is None:
             return None
-        key = self.view.share_key()
-        return None if key is None else (key, self.rev2)
+        view = self.view
+        key = view.share_key()
+        if key is None or key is view.took:  # an update: the sessions that took it share `rev2` too
+            return key
+        return (key, self.rev2)
 
     def idle_poll_shared(self) -> tuple[Outcome, SharedUpdate | None]:
         """`idle_poll`, and the update other sessions of the same `idle_share_key` may `idle_take`."""

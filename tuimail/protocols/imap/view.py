@@ -21,14 +21,15 @@ from tuimail.protocols.imap.backend import Folder, Keywords, MessageRef
 from tuimail.protocols.imap.flags import SYSTEM_FLAGS, flag_list
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class SharedUpdate:
     """What one refresh did to a view (`MailboxView.shared_refresh`), for the other views that were in
-    the same state (`share_key`): the same lines, and the same state after it (IDLE fan-out)."""
+    the same state (`share_key`): the same lines, and the same state after it (IDLE fan-out). Compared
+    by identity: a view that took it is, until its session does anything else, in the state it leaves,
+    and the update itself is the key of that state at the next change (`MailboxView.took`)."""
 
     version: int  # the folder's version the refresh saw
-    uids_before: list[int]
-    uids_after: tuple[int, ...]
+    uids_after: tuple[int, ...]  # when messages were expunged
     fresh: tuple[int, ...]  # appended to `uids` (when nothing was expunged)
     expunged: bool
     snap: object
@@ -39,6 +40,12 @@ class SharedUpdate:
 
 
 class MailboxView:
+    # slots: an IDLE fan-out reads and sets a few of them in each of 10,000 views, which then lie
+    # in the object itself instead of a separate values array (fewer cache lines per session)
+    __slots__ = ("folder", "readonly", "keywords", "track_recent", "recent", "_snap", "uids", "modseq", "told",
+                 "announced", "gone", "_fresh", "_seen_version", "condstore", "qresync", "recent_told", "in_step",
+                 "took")
+
     def __init__(self, folder: Folder, keywords: Keywords, readonly: bool, recent: bool = True) -> None:
         self.folder = folder
         self.readonly = readonly
@@ -68,6 +75,13 @@ class MailboxView:
         self.condstore = False  # RFC 7162 §3.1: unsolicited FETCH carries UID and MODSEQ
         self.qresync = False  # RFC 7162 §3.2.10: VANISHED instead of EXPUNGE
         self.recent_told = self.recent_count()  # the client's count: the last `* n RECENT` (SELECT sends it)
+        # `uids` is exactly the uids of the folder at `_seen_version` (every message the client holds
+        # is still there and it has been told of every one added): views in step with the same
+        # version hold the same list, which the IDLE fan-out then need not compare (`share_key`)
+        self.in_step = True
+        # the fan-out update this view took or made last, while its session has done nothing since
+        # (`share_key`); cleared by any other refresh and by the session's next command (`settle`)
+        self.took: SharedUpdate | None = None
 
     def snapshot(self):
         """The folder as this command sees it: read from disk at most once per command unless the
@@ -174,6 +188,7 @@ class MailboxView:
 
     def refresh(self, allow_expunge: bool) -> list[str]:
         """Untagged lines for what changed since the last refresh."""
+        self.took = None
         try:
             return self._refresh(allow_expunge)
         finally:
@@ -216,39 +231,57 @@ class MailboxView:
                     out.append(f"* {seq} FETCH (FLAGS {flags})")
         self.modseq = max(self.modseq, snap.highest_modseq)
         told.clear()
+        # what the client holds is a subset of `snap` (the rest is in `gone`), in uid order, as `snap`
+        # is: the same length means the same list
+        self.in_step = not self.gone and len(self.uids) == len(snap.uids)
         return out
 
     # ----- one refresh for many views (IDLE fan-out) --------------------------------------------
 
-    def share_key(self) -> tuple | None:
+    def settle(self) -> None:
+        """The session is about to do something other than hear a fan-out (a command, IDLE's DONE):
+        from here on, only `share_key`'s comparison says whether this view is in step with others."""
+        self.took = None
+
+    def share_key(self) -> object | None:
         """A key equal for views whose `refresh(allow_expunge=True)` gives the same lines and leaves
         the same state, or None when this view's own state takes part (\\Recent claimed, expunges or
-        flags not reported yet). The uids themselves are compared when the update is taken."""
-        if self.recent or self.gone or self.told:
+        flags not reported yet, messages the client holds that the folder no longer does). O(1):
+        views `in_step` at the same folder version hold the same uids without comparing them, and a
+        view that took a fan-out's update since its session last did anything is keyed by that
+        update (all views that took it are in the state it left)."""
+        took = self.took
+        if took is not None:
+            return took
+        if not self.in_step or self.recent or self.gone or self.told:
             return None
-        uids = self.uids
-        return (id(self.folder), self._seen_version, len(uids), uids[-1] if uids else 0, self.modseq,
-                self.recent_told, self.track_recent, self.readonly, self.condstore, self.qresync,
-                self.announced)
+        return (id(self.folder), self._seen_version, self.modseq, self.recent_told, self.track_recent,
+                self.readonly, self.condstore, self.qresync, self.announced)
 
     def shared_refresh(self) -> tuple[list[str], SharedUpdate | None]:
         """`refresh(allow_expunge=True)`, and what other views with this view's `share_key` (taken
-        before it) may take instead of refreshing (None when this refresh claimed \\Recent)."""
-        before = list(self.uids)
+        before it) may take instead of refreshing (None when this refresh claimed \\Recent or left
+        this view's own state behind)."""
+        count = len(self.uids)
+        last = self.uids[-1] if self.uids else 0
         lines = self.refresh(allow_expunge=True)
-        if self.recent or self.gone or self.told:  # RFC 3501 §2.3.2: \Recent is this session's alone
+        if self.recent or self.gone or self.told or not self.in_step:  # RFC 3501 §2.3.2: \Recent is this session's alone
             return lines, None
-        last = before[-1] if before else 0
-        fresh = tuple(u for u in self.uids if u > last) if len(self.uids) > len(before) else ()
-        expunged = len(self.uids) - len(fresh) != len(before)
-        return lines, SharedUpdate(self._seen_version, before, tuple(self.uids), fresh, expunged, self._snap,
-                                   self.modseq, self.recent_told, self.announced, tuple(lines))
+        uids = self.uids
+        kept = bisect.bisect_right(uids, last)  # all `count` of them, unless some were expunged
+        expunged = kept != count
+        fresh = tuple(uids[kept:])
+        update = SharedUpdate(self._seen_version, tuple(uids) if expunged else (), fresh, expunged, self._snap,
+                              self.modseq, self.recent_told, self.announced, tuple(lines))
+        self.took = update
+        return lines, update
 
     def take(self, update: SharedUpdate) -> bool:
         """Take another view's refresh (this view's `share_key` was the same before it): False, and
-        nothing changed, when the folder changed since or something waits to be claimed as \\Recent."""
+        nothing changed, when the folder changed since or something waits to be claimed as \\Recent.
+        O(1) unless messages were expunged (then the new list is copied)."""
         folder = self.folder
-        if folder.version != update.version or self.uids != update.uids_before:
+        if folder.version != update.version:
             return False
         if self.track_recent and not self.readonly and folder.has_unclaimed_recent():
             return False
@@ -259,10 +292,12 @@ class MailboxView:
         self._snap, self._fresh, self._seen_version = update.snap, False, update.version
         self.modseq, self.recent_told = update.modseq, update.recent_told
         self.announced = update.announced
+        self.in_step, self.took = True, update
         return True
 
     def expunged(self, uids: list[int]) -> list[str]:
         """This session expunged `uids`: the EXPUNGE lines, highest sequence number first."""
+        self.took, self.in_step = None, False  # its next refresh says whether it is in step again
         self.gone.update(uids)
         return self._expunge_lines() + self._recent_lines()
 
