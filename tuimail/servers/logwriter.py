@@ -86,6 +86,16 @@ class Block:
             self.tail_bytes -= len(tail.popleft())
             self.omitted += 1
 
+    def extend(self, lines: list[str], size: int) -> None:
+        """`append` each of `lines` (none longer than MAX_LINE; `size`: their length together)."""
+        head = self.head
+        if self.tail is None and len(head) + len(lines) <= HEAD_LINES and self.head_bytes + size <= HEAD_BYTES:
+            head.extend(lines)  # the same strings in every session's block (an IDLE fan-out's lines)
+            self.head_bytes += size
+            return
+        for line in lines:
+            self.append(line)
+
     def lines(self, head_stamp: str) -> list[str]:
         middle = [f"{head_stamp}... {self.omitted} lines omitted ..."] if self.omitted else []
         return [*self.head, *middle, *(self.tail or ())]
@@ -177,12 +187,23 @@ class LogWriter:
     def lines_out(self, protocol: Protocol, texts: tuple[str, ...], sent: list[tuple[int, datetime]]) -> None:
         """`EventBus.publish_lines_out`: many sessions' identical `-->` lines, as `__call__` writes them."""
         opened = self._open
+        if any(len(text) + 30 > MAX_LINE for text in texts):  # cut by `append` (a stamp is < 30 characters)
+            for sid, at in sent:
+                entry = opened.get(sid)
+                if entry is not None:
+                    head = stamp(at) + "--> "
+                    for text in texts:
+                        entry.append(head + text)
+            return
+        when, lines, size = None, [], 0
         for sid, at in sent:
             entry = opened.get(sid)
             if entry is not None:
-                head = stamp(at) + "--> "
-                for text in texts:
-                    entry.append(head + text)
+                if at != when:  # a fan-out's slice shares one time: the lines are made once for it
+                    when, head = at, stamp(at) + "--> "
+                    lines = [head + text for text in texts]
+                    size = sum(map(len, lines))
+                entry.extend(lines, size)
 
     def _flush(self, sid: int, at: datetime) -> None:
         entry = self._open.pop(sid)

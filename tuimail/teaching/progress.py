@@ -162,6 +162,25 @@ class ProgressTracker:
     def lines_out(self, protocol: Protocol, texts: tuple[str, ...], sent: list[tuple[int, datetime]]) -> None:
         """`EventBus.publish_lines_out`: many sessions' identical `-->` lines, as `__call__` reads them."""
         live_of = self._live.get
+        if protocol is Protocol.IMAP:  # what `_server` does for IMAP, with each line split once for all
+            split = [text.split(" ", 2) for text in texts]
+            for sid, at in sent:
+                live = live_of(sid)
+                if live is None:
+                    continue
+                if live.protocol != "imap":
+                    for text in texts:
+                        self._server(live, text, at)
+                    continue
+                tags = live.tags
+                for words in split:
+                    if words[0] == "+":
+                        live.sasl = "AUTHENTICATE" in tags.values()
+                    elif len(words) > 1 and words[0] in tags:
+                        verb = tags.pop(words[0])
+                        if words[1].upper() == "OK":
+                            self._done(live, verb, at)
+            return
         for sid, at in sent:
             live = live_of(sid)
             if live is not None:
