@@ -6,15 +6,19 @@ session's transcript shows the lines it was sent."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import poplib
 import select
 import socket
 import struct
+import weakref
 
 import pytest
 
 from tests.helpers import PASSWORD, make_config
 from tests.servers.test_imap import MESSAGE, Telnet, deliver
 from tuimail.servers import owed
+from tuimail.servers.sessions import SessionRegistry
 from tuimail.servers.smtp import SmtpHandler
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux <asm-generic/socket.h>; Python lacks the name
@@ -163,3 +167,41 @@ def test_a_delivery_250_reaches_its_client_before_any_watcher_hears_exists(serve
     assert recent == ["* 0 RECENT", "* 0 RECENT", "* 1 RECENT"]  # RFC 3501 §2.3.2: one claim
     for t in watchers:
         t.close()
+
+
+def test_a_closed_session_is_freed_without_the_cycle_collector(server, monkeypatch):
+    """A connection and its registry entry refer to each other until the session closes; then the
+    cycle is cut (`SessionRegistry.close`), so 10,000 IDLE sessions that end go by reference count,
+    even when the collector no longer looks at them (`gc.freeze`, as a 100,000-message build and the
+    TUI do)."""
+    connections: list[weakref.ref] = []
+    kinds: list[str] = []
+    open_session = SessionRegistry.open
+
+    def recording(self, protocol, peer, local_port, abort, **kwargs):
+        connections.append(weakref.ref(abort.__self__))
+        kinds.append(type(abort.__self__).__name__)
+        return open_session(self, protocol, peer, local_port, abort, **kwargs)
+
+    monkeypatch.setattr(SessionRegistry, "open", recording)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        watcher = idle_session(server.ports.imap)
+        deliver(server)
+        assert watcher.line() == "* 1 EXISTS"
+        assert done(watcher)[0].endswith("RECENT")
+        assert watcher.command(b"a4 logout\r\n")[-1] == "a4 OK LOGOUT completed"
+        watcher.close()
+        dropped = idle_session(server.ports.imap)  # still in IDLE when the client goes away
+        dropped.close()
+        pop = poplib.POP3("127.0.0.1", server.ports.pop3, timeout=10)
+        pop.user("tatareva@lab.test")
+        pop.pass_(PASSWORD)
+        assert pop.retr(1)[0].startswith(b"+OK")
+        pop.quit()
+        assert kinds.count("ImapConnection") == 2 and kinds.count("Pop3Connection") == 1
+        server.wait_for(lambda: all(ref() is None for ref in connections))
+    finally:
+        if enabled:
+            gc.enable()

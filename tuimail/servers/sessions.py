@@ -30,6 +30,10 @@ from tuimail.core.events import (
 KILLED_BY_OPERATOR = "killed by operator"
 
 
+def _gone(reason: str) -> None:
+    """A closed session's `abort`: nothing left to close."""
+
+
 @dataclass(slots=True, eq=False)
 class Session:
     sid: int
@@ -205,6 +209,10 @@ class SessionRegistry:
                 self._per_host.pop(session.peer_host, None)
         reason = session.close_reason or reason
         ok = ok and session.close_reason is None
+        # the session and its connection refer to each other (`abort` is the connection's method):
+        # cut the cycle, so that both are freed by reference counting as soon as the connection is,
+        # even when the collector was told never to look at them again (`gc.freeze`, engine.py)
+        session.abort = _gone
         self.bus.publish(SessionClosed(session.sid, session.protocol, session.bytes_in, session.bytes_out, reason, ok))
 
     def kill(self, sid: int, by: str = "the operator") -> bool:
