@@ -151,8 +151,18 @@ class Snapshot:
             found = self._columns[key] = tuple(compress(numbers, map(hit.__contains__, self.flag_letters())))
         return found
 
+    def changed_since(self, modseq: int) -> tuple[int, ...]:
+        """The uids of the messages changed after `modseq` (RFC 7162 §3.1.4.1 CHANGEDSINCE), in uid
+        order: one pass in C over a column of mod-sequences made once per version, not a look-up
+        per message (a 100,000-message folder where 110 changed)."""
+        modseqs = self._columns.get("modseqs")
+        if modseqs is None:
+            modseqs = self._columns["modseqs"] = tuple(map(_MODSEQ, self.refs))
+        return tuple(compress(self.uids, map(modseq.__lt__, modseqs)))
+
 
 _LETTERS = operator.itemgetter(MessageRef._fields.index("flags"))
+_MODSEQ = operator.itemgetter(MessageRef._fields.index("modseq"))
 
 
 def _add_line(ref: MessageRef) -> str:

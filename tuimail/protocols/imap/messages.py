@@ -151,11 +151,16 @@ class MessageCommands:
         if changed is not None or any(a.name == "MODSEQ" for a in atts):
             self._need_modseq("FETCH MODSEQ" if changed is None else "CHANGEDSINCE")
         if changed is not None:
-            highest = view.snapshot().highest_modseq
+            snap = view.snapshot()
+            highest = snap.highest_modseq
             if changed.modseq > highest:  # no message can have changed after a modseq not given yet
                 raise ParseError(f"CHANGEDSINCE {changed.modseq} is beyond the mailbox's HIGHESTMODSEQ {highest}")
             self._changed_since(changed, sequence.parse_set(args[0]))
-            targets = [(s, u) for s, u in targets if u in refs and refs[u].modseq > changed.modseq]
+            if isinstance(targets, _Every) and snap.by_uid is refs:  # every message: ask the snapshot
+                seq_of = view.seq_of  # which changed, and keep those the client holds
+                targets = [(seq, u) for u in snap.changed_since(changed.modseq) if (seq := seq_of(u)) is not None]
+            else:
+                targets = [(s, u) for s, u in targets if u in refs and refs[u].modseq > changed.modseq]
         if self.condstore and (changed is not None or any(a.name == "FLAGS" for a in atts)) \
                 and not any(a.name == "MODSEQ" for a in atts):
             atts.append(FetchAtt("MODSEQ"))  # RFC 7162 §3.1.4.1, §3.2: MODSEQ comes with FLAGS once enabled
@@ -580,7 +585,9 @@ class _Every:
 def _aligned(view, snap) -> bool:
     """Whether the view's sequence numbers are the snapshot's positions (nothing expunged or
     arrived that the client has not been told of): its columns can then be read by position."""
-    return not view.gone and len(view.uids) == len(snap.uids) and tuple(view.uids) == snap.uids
+    if view.gone or len(view.uids) != len(snap.uids):
+        return False
+    return view.in_step_with(snap) or tuple(view.uids) == snap.uids
 
 
 def _lines(template: bytes, columns: list[list]) -> Iterator[bytes]:

@@ -238,6 +238,10 @@ class MailboxView:
 
     # ----- one refresh for many views (IDLE fan-out) --------------------------------------------
 
+    def in_step_with(self, snap) -> bool:
+        """`uids` is known to be exactly `snap.uids` (no comparison needed; False: not known)."""
+        return self.in_step and snap.version == self._seen_version
+
     def settle(self) -> None:
         """The session is about to do something other than hear a fan-out (a command, IDLE's DONE):
         from here on, only `share_key`'s comparison says whether this view is in step with others."""
