@@ -404,7 +404,7 @@ class Hearing:
     sockets are the transports' own (a dup each would double 10,000 descriptors), borrowed
     (`detach`, never closed here)."""
 
-    def __init__(self, watchers: list[Imap], timeout: float = 60) -> None:
+    def __init__(self, watchers: list[Imap], timeout: float = 120) -> None:
         self.watchers = watchers
         self.socks: dict[int, socket.socket] = {}
         self.poll = select.epoll()
@@ -654,7 +654,7 @@ def idle_section(args, table: Table, server: Tuimail, peer_user: str) -> None:
         # pairs a moment apart (each pair in the other order than the last), so both see the same
         # disk: the shared disk's fsync times swing from one minute to the next
         watched, alone, heard = [], [], []
-        for n in range(2 * args.rounds):
+        for n in range(args.rounds):
             for target in ("watched", "alone") if n % 2 == 0 else ("alone", "watched"):
                 if target == "watched":
                     at_250, at_heard = await deliver_and_wait(smtp, rcpt, clients)
