@@ -7,6 +7,8 @@ folder above the limits keeps the worker thread, with the same answers."""
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 
 import pytest
@@ -132,3 +134,106 @@ def test_the_loop_never_waits_for_a_folder_lock_a_worker_holds(server):
     finally:
         folder._lock.release()
     assert a.until_tag(f"r{a.n}")[-1].endswith("OK FETCH completed")
+
+
+MESSAGE = b"From: a@lab.test\r\nSubject: appended\r\n\r\nHello\r\n"
+
+
+def _append(s: Session, folder: str = "INBOX", messages: tuple[bytes, ...] = (MESSAGE,)) -> list[str]:
+    """APPEND (MULTIAPPEND for several messages) with non-synchronizing literals (RFC 7888)."""
+    s.n += 1
+    tag = f"r{s.n}"
+    parts = b"".join(b" (\\Seen) {%d+}\r\n" % len(m) + m for m in messages)
+    return s.command(f"{tag} append {folder}".encode() + parts + b"\r\n", tag)
+
+
+def _inbox(server) -> Folder:
+    return server.call(lambda: server.engine.store.mailbox("tatareva@lab.test").folder("INBOX"))
+
+
+def test_an_append_to_the_selected_folder_runs_on_the_loop_and_answers_after_the_fsyncs(server, monkeypatch):
+    placed: list[str] = []
+    real_place = Folder.place
+
+    def place(self, *args, **kwargs):
+        placed.append(threading.current_thread().name)
+        return real_place(self, *args, **kwargs)
+
+    monkeypatch.setattr(Folder, "place", place)
+    monkeypatch.setattr(Folder, "append", lambda *a, **k: pytest.fail("APPEND took the worker thread"))
+    sent: list[str] = []
+    server.call(server.engine.bus.subscribe, lambda e: sent.append(e.text) if isinstance(e, LineOut) else None)
+    at_commit: list[bool] = []  # was the APPEND's tagged OK already sent when its record's fsync ended?
+    real_commit = IndexLog.commit
+
+    def commit(self, ticket):
+        real_commit(self, ticket)
+        at_commit.append(any(t.startswith(f"r{s.n} OK") for t in list(sent)))
+
+    s = _session(server)
+    monkeypatch.setattr(IndexLog, "commit", commit)
+    lines = _append(s)
+    assert lines[-1].startswith(f"r{s.n} OK [APPENDUID ") and lines[-1].endswith(" 4] APPEND completed"), lines
+    assert lines[0] == "* 4 EXISTS", lines
+    assert at_commit and not any(at_commit), at_commit  # the OK waited for the uid's record
+    lines = _append(s, messages=(MESSAGE, MESSAGE.replace(b"Hello", b"Again")))  # MULTIAPPEND
+    assert lines[-1].endswith(" 5:6] APPEND completed"), lines
+    assert placed and not any(name.startswith("tuimail-io") for name in placed), placed
+    folder = _inbox(server)
+    assert not list((folder.path / "tmp").iterdir())
+    assert len(list((folder.path / "cur").iterdir())) == 6
+    body = s.send("uid fetch 6 (flags body[text])")
+    assert body[0] == "* 6 FETCH (UID 6 FLAGS (\\Seen \\Recent) BODY[TEXT] {7}", body
+    assert body[1] == "Again"
+
+
+def test_an_append_whose_file_cannot_be_fsynced_stores_nothing_and_the_session_goes_on(server, monkeypatch):
+    from tuimail.servers import committer
+    from tuimail.store import deferred
+
+    s = _session(server)
+
+    def failing(fd):
+        return OSError(5, "Input/output error")
+
+    monkeypatch.setattr(deferred, "fsync_or_error", failing)
+    monkeypatch.setattr(committer, "fsync_or_error", failing)
+    for messages in ((MESSAGE,), (MESSAGE, MESSAGE)):
+        lines = _append(s, messages=messages)
+        assert lines[-1] == f"r{s.n} NO [SERVERBUG] APPEND failed, nothing was stored: Input/output error", lines
+    monkeypatch.undo()
+    folder = _inbox(server)
+    assert not list((folder.path / "tmp").iterdir())
+    assert s.send("status INBOX (messages uidnext)")[0] == '* STATUS "INBOX" (MESSAGES 3 UIDNEXT 4)'
+    assert _append(s)[-1].endswith(" 4] APPEND completed")
+
+
+def test_a_session_that_ends_during_its_append_leaves_no_file_behind(server, monkeypatch):
+    from tuimail.servers import committer
+    from tuimail.store import deferred
+
+    s = _session(server)
+    folder = _inbox(server)
+    release, held = threading.Event(), threading.Event()
+    real = deferred.fsync_or_error
+
+    def slow(fd):  # the committer's thread is still at the file's fsync when the client goes
+        held.set()
+        release.wait(10)
+        return real(fd)
+
+    monkeypatch.setattr(deferred, "fsync_or_error", slow)
+    monkeypatch.setattr(committer, "fsync_or_error", slow)
+    try:
+        s.n += 1
+        s.type(f"r{s.n} append INBOX {{{len(MESSAGE)}+}}\r\n".encode() + MESSAGE + b"\r\n")
+        assert held.wait(10)
+        # a reset, not a half-close (after which the server would still answer, then close)
+        s.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        server.wait_for(lambda: not [x for x in server.engine.sessions if x.protocol.label == "IMAP"])
+    finally:
+        release.set()
+    server.wait_for(lambda: not list((folder.path / "tmp").iterdir()))
+    assert len(list((folder.path / "cur").iterdir())) + len(list((folder.path / "new").iterdir())) == 3
+    assert Session(server.ports.imap).send("status INBOX (messages)")[0] == '* STATUS "INBOX" (MESSAGES 3)'

@@ -8,7 +8,9 @@ literal contents and message data never reach the log.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
 from collections.abc import Callable, Iterator
 
 from tuimail.core.directory import AuthOutcome, Service
@@ -31,7 +33,7 @@ from tuimail.servers.committer import committer
 from tuimail.servers.connection import Flag, LineConnection
 from tuimail.servers.deflate import CompressionError, Deflate
 from tuimail.servers.engine import Engine, FanOut
-from tuimail.store.deferred import deferring
+from tuimail.store.deferred import current_batch, deferring, fsync_each
 from tuimail.store.folder import FolderKeywords
 from tuimail.store.maildir import Folder
 
@@ -219,6 +221,9 @@ class ImapConnection(LineConnection):
             verb in _POLLS and self.machine.view is None
         ):
             return self.machine.receive(command)
+        if verb == "APPEND" and self._appends_here(command) and self._on_the_loop(verb):
+            self.machine.view.folder.unlock()  # nothing of the index is looked at before `_append`'s second step
+            return await self._append(command)
         if (verb in _SMALL_ON_THE_LOOP or (verb == "STATUS" and self._names_selected(command))
                 or (verb in _LISTS and self._folders_seen <= LOOP_FOLDERS and not command.literals
                     and b"RETURN" not in command.lines[0].upper())) and self._on_the_loop(verb):
@@ -236,14 +241,68 @@ class ImapConnection(LineConnection):
             if verb in _LISTS:
                 self._folders_seen = len(outcome.replies)
             return outcome
-        running = asyncio.get_running_loop().run_in_executor(None, self.machine.receive, command)
+        outcome = await self._in_thread(self.machine.receive, command)
+        if verb in _LISTS:
+            self._folders_seen = len(outcome.replies)
+        return outcome
+
+    def _appends_here(self, command: RawCommand) -> bool:
+        """An APPEND of small messages to the selected folder (as imaptest and most clients send it:
+        a sent copy, a draft): answered on the loop (`_append`)."""
+        view = self.machine.view
+        words = command.lines[0].split(None, 3)
+        if view is None or len(words) < 3 or sum(map(len, command.literals)) > LOOP_APPEND_BYTES:
+            return False
+        name = words[2].strip(b'"')
+        if name.upper() == b"INBOX":
+            return view.folder.name == "INBOX"
+        return name == view.folder.name.encode("utf-8", "surrogateescape") and name.isascii() and b"&" not in name
+
+    async def _append(self, command: RawCommand) -> Outcome:
+        """APPEND without a worker thread, in the steps of `Folder.append`: the machine writes the
+        files into tmp/ (on the loop); the committer's thread fsyncs them with its batch; the machine
+        renames and indexes them (on the loop while the folder is small and current, else in a
+        thread); the committer fsyncs cur/ and the index records; then the tagged OK. No reply that
+        promises the message goes out before all of it is on disk, as in a thread."""
+        machine = self.machine
+        machine.append_later = True
+        try:
+            first = machine.receive(command)
+        finally:
+            machine.append_later = False
+        later = first.later
+        if later is None:  # answered at once (a refusal; a file that could not be written)
+            return first
+        error = None
+        try:
+            await committer().call(functools.partial(_sync_files, later.fds))
+        except OSError as e:
+            error = e
+        except BaseException:  # the session ended: its files will never be placed
+            later.abandon()
+            raise
+        if self._on_the_loop("APPEND"):
+            folder = machine.view.folder
+            try:
+                with deferring() as waits, folder.trusted(sync=False):
+                    outcome = machine.resume(error)
+            finally:
+                folder.unlock()
+            if waits:
+                outcome = await self._durable(command, "APPEND", outcome, waits)
+        else:  # the folder changed or a worker holds it: the second step in a thread too
+            outcome = await self._in_thread(machine.resume, error)
+        outcome.replies[:0] = first.replies
+        outcome.notes[:0] = first.notes
+        return outcome
+
+    async def _in_thread(self, call, *args) -> Outcome:
+        """Run a machine call in a worker thread, the loop free meanwhile."""
+        running = asyncio.get_running_loop().run_in_executor(None, call, *args)
         self._busy = True
         try:
             # shielded: if the connection drops meanwhile, the thread still owns the machine until it ends
-            outcome = await asyncio.shield(running)
-            if verb in _LISTS:
-                self._folders_seen = len(outcome.replies)
-            return outcome
+            return await asyncio.shield(running)
         finally:
             if running.done():
                 self._command_done(running)
@@ -553,6 +612,7 @@ _REMOVES = {"EXPUNGE", "UID EXPUNGE"}  # on the loop only while few messages are
 LOOP_UNLINKS = 16  # ...at most this many (imaptest's EXPUNGEs remove one or two; each an unlink, 20-300 us)
 LOOP_MESSAGES = 200  # at most this many messages (a STORE renames each: 50-80 us)...
 LOOP_BYTES = 1024 * 1024  # ...and bytes (SEARCH BODY reads them all; parsing 1 MiB of headers: ~30 ms)
+LOOP_APPEND_BYTES = 256 * 1024  # an APPEND's messages written on the loop (a write of 256 KiB: ~0.1 ms)
 
 
 def _verb(command: RawCommand) -> str:
@@ -564,6 +624,27 @@ def _verb(command: RawCommand) -> str:
     if verb == "UID" and len(words) > 2:
         return "UID " + words[2].decode("ascii", "replace").upper()
     return verb
+
+
+def _sync_files(fds: list[int]) -> None:
+    """The committer's thread: an APPEND's staged files, fsynced and closed with its batch's files."""
+    batch = current_batch()
+    if batch is None:  # (the committer always runs a batch)
+        try:
+            for error in fsync_each(fds):
+                if error is not None:
+                    raise error
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return
+    for i, fd in enumerate(fds):
+        try:
+            batch.sync_file(fd)
+        except BaseException:  # (fsynced at once, past the batch's open files) the rest are closed
+            for rest in fds[i + 1:]:
+                os.close(rest)
+            raise
 
 
 def _take(stream: Iterator[bytes], limit: int) -> bytes:

@@ -76,8 +76,8 @@ class _Staged:
     job: int
     fd: int | None  # None: already fsynced and closed
     tmp: str
-    final: str
-    adopt: Callable[[], None]  # indexes the file once it is in place (`Folder.adopt`)
+    final: str | None  # None: only fsynced and closed here (`sync_file`)
+    adopt: Callable[[], None] | None  # indexes the file once it is in place (`Folder.adopt`)
 
 
 class Batch:
@@ -101,7 +101,7 @@ class Batch:
         self._dirs: dict[str, set[int]] = {}
         self._after: list[Callable[[], None]] = []
 
-    def stage(self, fd: int, tmp: str, final: str, adopt: Callable[[], None]) -> None:
+    def stage(self, fd: int, tmp: str, final: str | None, adopt: Callable[[], None] | None) -> None:
         """A file written into tmp/ (`fd` still open, or None): `finish` fsyncs, closes and renames it."""
         if fd is not None and self._open >= MAX_OPEN:
             try:
@@ -111,6 +111,11 @@ class Batch:
             fd = None
         self._open += fd is not None
         self._staged.append(_Staged(self.job, fd, tmp, final, adopt))
+
+    def sync_file(self, fd: int) -> None:
+        """A file someone else renames (an APPEND answered on the event loop, `Folder.stage_append`):
+        fsynced and closed with the batch's files, at once; a failure is the running job's."""
+        self.stage(fd, "", None, None)
 
     def defer_dir(self, directory: str) -> None:
         self._dirs.setdefault(directory, set()).add(self.job)
@@ -141,6 +146,8 @@ class Batch:
             if error is not None:
                 failed.setdefault(item.job, error)
         for item in staged:
+            if item.final is None:  # fsynced only: its owner renames it
+                continue
             try:
                 if item.job in failed:
                     raise failed[item.job]
@@ -174,8 +181,9 @@ class Batch:
         for item in self._staged:
             if item.fd is not None:
                 os.close(item.fd)
-            with contextlib.suppress(OSError):
-                os.unlink(item.tmp)
+            if item.final is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(item.tmp)
         self._staged, self._open = [], 0
 
 

@@ -96,6 +96,27 @@ def stage_durably(directory: Path, data: bytes, batch: Batch, adopt: Callable[[s
     return base
 
 
+def write_staged(directory: Path, data: bytes, subdir: str, flags: str = "",
+                 mtime: float | None = None) -> tuple[int, str, str]:
+    """The first step of `write_durably`, for a caller that has the fsync done elsewhere (an APPEND
+    answered on the event loop: the committer's thread fsyncs it with others): the file is written
+    into tmp/ and left open. Returns (fd, tmp path, final path); the caller fsyncs and closes the fd,
+    then renames tmp -> final (or removes tmp), then fsyncs the final directory."""
+    base = unique_base(len(data), len(data) + data.count(b"\n"), mtime)
+    name = base if subdir == "new" else f"{base}:2,{flags}"
+    tmp = f"{directory}/tmp/{base}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        _write_all(fd, data)
+        if mtime is not None:
+            os.utime(fd, (mtime, mtime))
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    return fd, tmp, f"{directory}/{subdir}/{name}"
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from tuimail.core.atomic import fsync_dir
 from tuimail.core.gcpause import quiet_build, release_soon
-from tuimail.store.deferred import defer
+from tuimail.store.deferred import current_batch, defer
 from tuimail.store.files import (
     SIZE_RE,
     TIME_RE,
@@ -54,8 +54,10 @@ from tuimail.store.files import (
     parse_name,
     racy_window,
     read_file,
+    shared_fsync_dir,
     unique_base,
     write_durably,
+    write_staged,
 )
 from tuimail.store.index import (
     INDEX,
@@ -109,6 +111,14 @@ class MessageRef(NamedTuple):
     @property
     def filename(self) -> str:
         return self.base if self.subdir == "new" else f"{self.base}:2,{self.flags}"
+
+
+class Staged(NamedTuple):
+    """A message written into tmp/ by `Folder.stage_append`, waiting for its fsync and `place`."""
+
+    fd: int  # open until fsynced
+    tmp: str
+    final: str  # its path in cur/
 
 
 @dataclass(frozen=True, slots=True)
@@ -891,6 +901,53 @@ class Folder:
             raise FileNotFoundError(f"{name} vanished from {self.path} before it was indexed")
         self._notify()
         return uid
+
+    # APPEND answered on the event loop (`servers/imap.py`), in the steps of `append` with the waits
+    # taken out: `stage_append` writes the file into tmp/ (on the loop), the committer's thread fsyncs
+    # it (`deferred.Batch.sync_file`), `place` renames it into cur/ and indexes it (on the loop, under
+    # the lock) and defers the fsyncs of cur/ and of its record, which the reply waits for.
+
+    def stage_append(self, data: bytes, flags: str = "", internaldate: float | None = None) -> Staged:
+        """Write a message (LF line ends) into tmp/, neither fsynced nor visible yet: the caller has
+        `staged.fd` fsynced and closed, then calls `place` (or `discard`)."""
+        return Staged(*write_staged(self.path, data, "cur", normalize_flags(flags), internaldate))
+
+    def place(self, staged: Staged, keywords: Iterable[str] = ()) -> int:
+        """A staged message, its file fsynced: renamed into cur/ and indexed under the lock, as `append`
+        does; returns its uid. The fsync of cur/, that of its record and the change notice are handed
+        to the caller inside `store.deferred.deferring()` (done before the reply), else done now."""
+        with self._lock:
+            try:
+                os.rename(staged.tmp, staged.final)
+            except BaseException:
+                self.discard(staged)
+                raise
+            uid, ticket = self._adopt(os.path.basename(staged.final), "cur", keywords)
+        if uid is None:
+            raise FileNotFoundError(f"{staged.final} vanished before it was indexed")
+        if not defer(functools.partial(self._placed, ticket)):
+            self._placed(ticket)
+        return uid
+
+    def _placed(self, ticket: int) -> None:
+        """After `place`: cur/ and the record on disk (in the committer's batch: cur/ once for all of
+        its APPENDs), then the change notice (the batch's, after its replies)."""
+        batch = current_batch()
+        if batch is not None:
+            batch.defer_dir(f"{self.path}/cur")
+        else:
+            shared_fsync_dir(self.path / "cur")
+        self._log.commit(ticket)
+        if batch is not None:
+            batch.after(self._notify)
+        else:
+            self._notify()
+
+    @staticmethod
+    def discard(staged: Staged) -> None:
+        """A staged message that will not be placed (the command failed): its tmp/ file goes."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged.tmp)
 
     def _notify(self) -> None:
         self.mailbox.store.notify(self)

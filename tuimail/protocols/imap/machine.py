@@ -23,7 +23,7 @@ from tuimail.core import scram
 from tuimail.core.directory import AuthOutcome
 from tuimail.protocols.imap.backend import KeywordsOf, Mailbox, Store
 from tuimail.protocols.imap.condstore import CondstoreCommands
-from tuimail.protocols.imap.mailboxes import DISK_FULL, OVERQUOTA, MailboxCommands, MailboxNameRefused
+from tuimail.protocols.imap.mailboxes import DISK_FULL, OVERQUOTA, Later, MailboxCommands, MailboxNameRefused
 from tuimail.protocols.imap.messages import MessageCommands
 from tuimail.protocols.imap.ordering import OrderingCommands
 from tuimail.protocols.imap.quota import QuotaCommands
@@ -93,6 +93,7 @@ class Outcome:
     idle: bool | None = None  # True: start watching the selected folder; False: stop
     compress: bool = False  # RFC 4978: after these replies, both directions are DEFLATE
     notes: list[str] = field(default_factory=list)
+    later: Later | None = None  # an APPEND half done: fsync `later.fds`, then `ImapMachine.resume`
 
 
 STRICT_BARE_LF = "Line ends must be CRLF, not a bare LF (RFC 3501 §2.2; strict mode)"
@@ -150,6 +151,9 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
         self.utf8 = False  # RFC 6855: ENABLE UTF8=ACCEPT makes names (and ENVELOPE strings) UTF-8
         self.compression_active = False  # RFC 4978: COMPRESS done, or TLS compresses (set by the glue)
         self._pending_tag: str | None = None  # LOGIN/AUTHENTICATE waiting for the password check
+        # set by the glue around `receive`: APPEND stops after writing its files (`Outcome.later`)
+        self.append_later = False
+        self._later: tuple[str, str, Later] | None = None
 
     # ----- entry points ---------------------------------------------------------------------
 
@@ -211,24 +215,38 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
             return self._bad_command(tag, f"{name}: {e}")
         except MailboxNameRefused as e:
             result = str(e)
-        except OSError as e:
-            self._out.replies.clear()
-            if e.errno in DISK_FULL:  # RFC 5530 §3 OVERQUOTA, as Dovecot answers ENOSPC; reading and
-                self._out.notes.append(f"{name} failed: {e.strerror or e}")  # deleting still work
-                result = OVERQUOTA
-            else:
-                log.exception("IMAP %s failed", name)
-                self._out.notes.append(f"Internal error in {name}: {type(e).__name__}: {e}")
-                result = "NO [SERVERBUG] Internal error; the command was not completed"
-        except Exception as e:  # a store or parser bug must not end the session
-            log.exception("IMAP %s failed", name)
-            self._out.notes.append(f"Internal error in {name}: {type(e).__name__}: {e}")
-            self._out.replies.clear()
-            result = "NO [SERVERBUG] Internal error; the command was not completed"
+        except Exception as e:
+            result = self._failed(name, e)
         self._bad_in_a_row = 0
         if result is None:  # pending (password check, IDLE, SASL exchange)
             return self._finish()
+        if isinstance(result, Later):  # the glue fsyncs its files, then calls `resume`
+            self._later = (tag, name, result)
+            self._out.later = result
+            return self._finish()
         return self._complete(tag, name, result)
+
+    def resume(self, error: OSError | None) -> Outcome:
+        """Finish the command `receive` left half done (`Outcome.later`), once its files are fsynced
+        (`error`: why they could not be)."""
+        assert self._later is not None
+        (tag, name, later), self._later = self._later, None
+        try:
+            result = later.finish(error)
+        except Exception as e:
+            result = self._failed(name, e)
+        return self._complete(tag, name, result)
+
+    def _failed(self, name: str, e: Exception) -> str:
+        """The reply to a command the store failed (nothing written so far is sent)."""
+        self._out.replies.clear()
+        if isinstance(e, OSError) and e.errno in DISK_FULL:  # RFC 5530 §3 OVERQUOTA, as Dovecot
+            self._out.notes.append(f"{name} failed: {e.strerror or e}")  # answers ENOSPC; reading and deleting still work
+            return OVERQUOTA
+        # a store or parser bug must not end the session
+        log.exception("IMAP %s failed", name)
+        self._out.notes.append(f"Internal error in {name}: {type(e).__name__}: {e}")
+        return "NO [SERVERBUG] Internal error; the command was not completed"
 
     def line(self, data: bytes) -> Outcome:
         """A raw line while `wants_line` (SASL response or IDLE's DONE)."""

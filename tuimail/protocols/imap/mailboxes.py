@@ -8,7 +8,10 @@ Names are modified UTF-7 on the wire and on disk, `/` separated; INBOX is case-i
 from __future__ import annotations
 
 import errno
+import os
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from tuimail.protocols.imap import binary, sequence, utf7
@@ -273,6 +276,8 @@ class MailboxCommands:
         if not self.mailbox.exists(name) and name != "INBOX":
             return f"NO [TRYCREATE] Mailbox {name} does not exist"
         folder = self.mailbox.folder(name, create=True)
+        if self.append_later:
+            return self._stage_appends(folder, name, messages)
         uids: list[int] = []
         try:
             for data, letters, keywords, when in messages:
@@ -280,13 +285,67 @@ class MailboxCommands:
         except OSError as e:  # RFC 3502 §6.3.11: a failure part-way removes what was stored
             if uids:
                 folder.expunge(uids)
-            if e.errno in DISK_FULL:
-                self._out.notes.append(f"APPEND failed, nothing was stored: {e.strerror or e}")
-                return OVERQUOTA
-            return f"NO [SERVERBUG] APPEND failed, nothing was stored: {e.strerror or e}"
+            return self._append_failed(e)
+        return self._appended(folder, name, messages, uids)
+
+    def _stage_appends(self, folder, name: str, messages: list) -> str | Later:
+        """APPEND in two steps (the glue answers it on the event loop): the files are written into
+        tmp/ now; `Later.finish` runs once the glue has had them fsynced, and renames and indexes them
+        (`Folder.stage_append`, `Folder.place`). Same replies, same all-or-nothing as `do_append`."""
+        staged: list = []
+        try:
+            for data, letters, _, when in messages:
+                staged.append(folder.stage_append(to_lf(data), letters, when))
+        except OSError as e:
+            for item in staged:
+                os.close(item.fd)
+                folder.discard(item)
+            return self._append_failed(e)
+
+        def finish(error: OSError | None) -> str:
+            if error is not None:  # a file could not be fsynced: nothing is renamed
+                for item in staged:
+                    folder.discard(item)
+                return self._append_failed(error)
+            uids: list[int] = []
+            try:
+                for item, (_, _, keywords, _) in zip(staged, messages):
+                    uids.append(folder.place(item, keywords))
+            except OSError as e:  # RFC 3502 §6.3.11: a failure part-way removes what was stored
+                for item in staged[len(uids) + 1:]:
+                    folder.discard(item)
+                if uids:
+                    folder.expunge(uids)
+                return self._append_failed(e)
+            return self._appended(folder, name, messages, uids)
+
+        def abandon() -> None:
+            for item in staged:
+                folder.discard(item)
+
+        return Later([item.fd for item in staged], finish, abandon)
+
+    def _append_failed(self, e: OSError) -> str:
+        if e.errno in DISK_FULL:
+            self._out.notes.append(f"APPEND failed, nothing was stored: {e.strerror or e}")
+            return OVERQUOTA
+        return f"NO [SERVERBUG] APPEND failed, nothing was stored: {e.strerror or e}"
+
+    def _appended(self, folder, name: str, messages: list, uids: list[int]) -> str:
         for (data, *_), uid in zip(messages, uids):
             self._out.notes.append(f"Message of {len(data)} bytes appended to {name} (uid {uid})")
         return f"OK [APPENDUID {folder.uidvalidity} {sequence.compact(uids)}] APPEND completed"
+
+
+@dataclass(frozen=True, slots=True)
+class Later:
+    """An APPEND half done (`MailboxCommands._stage_appends`): the glue fsyncs `fds` (and closes
+    them), then calls `ImapMachine.resume`, which runs `finish(error)` for the tagged reply; a
+    session that ends meanwhile calls `abandon()` (the staged files are removed)."""
+
+    fds: list[int]
+    finish: Callable[[OSError | None], str]
+    abandon: Callable[[], None]
 
 
 def _append_parts(args: list) -> list[tuple[bytes, str, frozenset[str], float | None]]:
