@@ -91,3 +91,48 @@ def test_a_batch_of_deliveries_reaches_new_only_in_finish_and_a_failed_one_never
     assert synced == [str(folder.path / "new")]  # one directory fsync for the batch
     assert heard == [2, 2, 2]  # told after the renames and the fsync, never before
     assert [folder.read(r.uid).split(b"\n")[0] for r in folder.messages()] == [b"Subject: 0", b"Subject: 2"]
+
+
+def test_an_append_in_steps_stages_then_places_and_hands_back_its_fsyncs(tmp_path):
+    """`stage_append` (tmp/ only: nothing visible), the file's fsync (`Batch.sync_file`, the committer's
+    batch), then `place`: the uid, in the index; the fsyncs of cur/ and of the record are deferred."""
+    from tuimail.store.deferred import batching
+
+    folder = inbox(tmp_path)
+    staged = folder.stage_append(b"Subject: staged\n\nbody\n", "S")
+    assert [p.name for p in (folder.path / "tmp").iterdir()] == [Path(staged.tmp).name]
+    assert folder.messages() == () and not list((folder.path / "cur").iterdir())
+    with batching() as batch:
+        batch.sync_file(staged.fd)
+        assert batch.finish(lambda d: None) == {}
+    try:
+        os.fstat(staged.fd)
+        raise AssertionError("the staged file's descriptor is still open")
+    except OSError:
+        pass
+    assert (folder.path / "tmp" / Path(staged.tmp).name).exists()  # fsynced, not renamed
+    log = folder._log
+    with deferring() as waits:
+        uid = folder.place(staged)
+    assert len(waits) == 1 and log._synced < log._written
+    assert [(r.uid, r.flags) for r in folder.messages()] == [(uid, "S")]
+    assert not list((folder.path / "tmp").iterdir())
+    waits[0]()
+    assert log._synced == log._written
+    assert [(r.uid, r.flags) for r in inbox(tmp_path).messages()] == [(uid, "S")]
+
+
+def test_a_staged_file_whose_fsync_fails_fails_its_job_only(tmp_path, monkeypatch):
+    from tuimail.store import deferred
+    from tuimail.store.deferred import batching
+
+    folder = inbox(tmp_path)
+    good, bad = (folder.stage_append(b"Subject: %d\n\nbody\n" % i) for i in range(2))
+    monkeypatch.setattr(deferred, "fsync_or_error", lambda fd: OSError(5, "Input/output error") if fd == bad.fd else None)
+    with batching() as batch:
+        batch.job = 0
+        batch.sync_file(good.fd)
+        batch.job = 1
+        batch.sync_file(bad.fd)
+        failed = batch.finish(lambda d: None)
+    assert list(failed) == [1] and failed[1].errno == 5
