@@ -194,7 +194,7 @@ class Mailbox:
             return names
         for entry in entries:
             if entry.name.startswith(".") and entry.name not in (".", "..") and entry.is_dir():
-                if (Path(entry.path) / "cur").is_dir():
+                if os.path.isdir(entry.path + "/cur"):  # (a string, not a Path: every LIST looks)
                     names.append(entry.name[1:].replace(".", "/"))
         return names
 
