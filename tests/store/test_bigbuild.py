@@ -19,7 +19,7 @@ import pytest
 import tuimail.store.folder as folder_mod
 from tuimail.core.gcpause import quiet_build, release_soon, released
 from tuimail.store.files import write_durably
-from tuimail.store.index import INDEX
+from tuimail.store.index import INDEX, replay, seal
 from tuimail.store.maildir import UIDVALIDITY_FILE, MailStore
 
 ADDRESS = "bob@lab.test"
@@ -82,8 +82,81 @@ def test_a_sliced_first_build_writes_the_index_of_the_per_name_path(two_copies, 
     assert inbox(sliced).messages() == expected
     index = (sliced / "lab.test" / "bob" / INDEX).read_bytes()
     assert index == (reference / "lab.test" / "bob" / INDEX).read_bytes()
-    assert index.count(b"\n+ ") == MESSAGES + 6
+    assert len(replay(index).entries) == MESSAGES + 6
     assert [r.uid for r in expected] == list(range(1, MESSAGES + 7))
+
+
+@pytest.mark.parametrize("bulk", [5, 1024])
+def test_bulk_records_are_the_same_however_the_build_is_sliced_and_replay_to_the_same_refs(two_copies, monkeypatch,
+                                                                                         bulk):
+    """A first build writes `*` records (BULK messages each) for names that carry their sizes and dates,
+    `+` records for the others (a BULK with a name of another shape in it): the same file from the
+    per-name path and from any slicing, and a restart reads back exactly the refs the build made."""
+    sliced, reference = two_copies
+    monkeypatch.setattr(folder_mod, "BULK", bulk)
+    with monkeypatch.context() as m:
+        m.setattr(folder_mod, "_describe_all", lambda path, listings: None)
+        expected = inbox(reference).messages()
+    monkeypatch.setattr(folder_mod, "CHUNK", 7)
+    monkeypatch.setattr(folder_mod, "QUIET_BUILD", 50)
+    built = inbox(sliced).messages()
+    index = (sliced / "lab.test" / "bob" / INDEX).read_bytes()
+    assert index == (reference / "lab.test" / "bob" / INDEX).read_bytes()
+    bulk_lines = [line for line in index.split(b"\n") if line.startswith(b"* ")]
+    if bulk == 5:  # most groups of five have only tuimail's and Dovecot's names
+        assert index.startswith(b"tuimail-index 2 ") and len(bulk_lines) > MESSAGES // 10
+        assert index.count(b"\n+ ") < MESSAGES // 2
+    else:  # the odd names are in the one group: every message has its own record, as in version 1
+        assert index.startswith(b"tuimail-index 1 ") and not bulk_lines
+    assert built == expected
+    again = MailStore(sliced).mailbox(ADDRESS).folder("INBOX")  # a restart: the index is replayed
+    assert again.messages() == built
+    assert again.uidnext == MESSAGES + 7 and again.highest_modseq == MESSAGES + 6
+
+
+def test_a_version_1_index_reads_as_before_and_a_version_2_one_takes_appends(tmp_path, monkeypatch):
+    """The upgrade path: an index written before `*` records existed (version 1) is read as it was; a
+    version 2 index takes the same appended records (flags, expunges, deliveries), and a compaction
+    writes version 1 records again."""
+    for kind in ("1", "2"):
+        root = tmp_path / kind
+        make_maildir(root)
+        for odd in (root / "lab.test" / "bob" / "cur").glob("*"):
+            if ".plain" in odd.name or ".long" in odd.name or ".more" in odd.name:
+                odd.unlink()  # only names a `*` record can hold
+        with monkeypatch.context() as m:
+            if kind == "1":  # as an older tuimail wrote it
+                m.setattr(folder_mod, "bulk_record", lambda *args: None)
+            folder = inbox(root)
+        path = root / "lab.test" / "bob" / INDEX
+        assert path.read_bytes().startswith(f"tuimail-index {kind} ".encode())
+        assert (b"\n* " in path.read_bytes()) == (kind == "2")
+        before = folder.messages()
+        again = inbox(root)
+        assert again.messages() == before
+        first, second = before[0].uid, before[1].uid
+        again.store_flags({first: ("FS", frozenset({"$Work"}))})
+        again.expunge([second])
+        again.append(b"Subject: late\n\nx\n", flags="S")
+        after = again.messages()
+        assert inbox(root).messages() == after and inbox(root).uidnext == MESSAGES + 5  # 303 listed, 1 appended
+        again._compact(again._mtimes)
+        assert path.read_bytes().startswith(b"tuimail-index 1 ") and b"\n* " not in path.read_bytes()
+        assert inbox(root).messages() == after
+
+
+def test_a_bulk_record_with_a_bad_checksum_ends_the_log():
+    lines = [seal("tuimail-index 2 V7"), seal("N 4 3 0"),
+             seal("* 1 1 c 1764000500.M000001P9Q1.h,S=3,W=4 cS 1764000500.M7P9Q2.h,S=5,W=6"),
+             seal("* 3 3 c 1764000501.M000001P9Q3.h,S=3,W=4")]
+    state = replay(b"".join(lines))
+    assert not state.torn and sorted(state.entries) == [1, 2, 3] and state.records == 4
+    assert state.entries[2] == [2, 2, "cS", 5, 6, 1764000500 + 7 / 1_000_000, "1764000500.M7P9Q2.h,S=5,W=6", frozenset()]
+    damaged = lines[:3] + [lines[3].replace(b"Q3", b"Q4")]
+    state = replay(b"".join(damaged))
+    assert state.torn and sorted(state.entries) == [1, 2] and state.good_bytes == len(b"".join(lines[:3]))
+    for bad in ("* 1 1 c", "* 1 1 x 1764000500.M1P9Q1.h,S=3,W=4", "* 1 1 c 1764000500.P9Q1.h"):
+        assert replay(b"".join([lines[0], seal(bad)])).torn
 
 
 def test_a_base_listed_twice_is_left_to_the_per_name_path(two_copies, monkeypatch):

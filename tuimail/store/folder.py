@@ -65,8 +65,11 @@ from tuimail.store.index import (
     IndexLog,
     add_record,
     add_records,
+    bulk_record,
     change_record,
     expunge_record,
+    seal,
+    seal_all,
     stamp_record,
 )
 
@@ -87,6 +90,8 @@ CHUNK = 2048
 # Messages from which a folder's first build (or the load of its index) pauses the garbage collector
 # and freezes the refs it made (`tuimail.core.gcpause`)
 QUIET_BUILD = 10_000
+# Messages per `*` record of a first build (`index.bulk_record`): one line of about 60 KiB, one CRC-32
+BULK = 1024
 MERGE_WAYS = 8  # sorted runs merged per step of a big listing's sort (`_arrival_order`)
 UIDLIST = "tuimail-uidlist"  # the uid list of tuimail before the index (read once, then removed)
 LEGACY_KEYWORDS = "tuimail-keywords"
@@ -196,6 +201,23 @@ def _column_lines(uids, bases, subdirs, flags, sizes, wires, dates, modseqs, key
     """`_add_line` of many messages given field by field (MessageRef's)."""
     wheres = list(map(operator.add, map(_WHERE.__getitem__, subdirs), flags))
     return add_records(uids, modseqs, wheres, sizes, wires, dates, bases, keywords)
+
+
+def _sealed_index(uids, bases, subdirs, flags, sizes, wires, dates, modseqs) -> list[bytes]:
+    """The records of a first build (uids and modseqs counting up, no keywords), sealed, BULK messages
+    at a time: one `*` record for those whose names carry their sizes and dates, else one `+` record
+    per message (`add_records`)."""
+    sealed = []
+    for start in range(0, len(uids), BULK):
+        end = start + BULK
+        wheres = list(map(operator.add, map(_WHERE.__getitem__, subdirs[start:end]), flags[start:end]))
+        bulk = bulk_record(uids[start], modseqs[start], wheres, bases[start:end])
+        if bulk is not None:
+            sealed.append(seal(bulk))
+        else:
+            sealed.append(seal_all(add_records(uids[start:end], modseqs[start:end], wheres, sizes[start:end],
+                                               wires[start:end], dates[start:end], bases[start:end], (_NONE,) * len(wheres))))
+    return sealed
 
 
 def _arrival_order(fresh: list[tuple]) -> None:
@@ -453,7 +475,7 @@ class Folder:
             _arrival_order(fresh)
         rebuild = self._rebuild  # the whole log is written below: no record per message
         uid_of_base, by_uid, new = self._uid_of_base, self._by_uid, self._new
-        whole: list[str] | None = None  # the records of the whole index, when made here
+        whole: list[list] | None = None  # the columns of the whole index, when it is made here
         if legacy:
             for date, base, subdir, flags, size, wire in fresh:
                 uid, words = legacy.pop(base, (0, _NONE))
@@ -472,7 +494,7 @@ class Folder:
                     records.append(_add_line(ref))
         elif fresh:  # uids and modseqs counted up from the next ones, the refs made a slice at a time
             if rebuild and not by_uid and not self._vanished:  # the whole index is these messages
-                whole = []
+                whole = [[] for _ in MessageRef._fields[:-1]]
             first_uid, first_modseq = self._uidnext, self._modseq + 1
             for start in range(0, len(fresh), CHUNK):
                 dates, bases, subdirs, flags, sizes, wires = zip(*fresh[start:start + CHUNK])
@@ -489,7 +511,8 @@ class Folder:
                 if not rebuild:
                     records += _column_lines(*columns)
                 elif whole is not None:
-                    whole += _column_lines(*columns)
+                    for column, values in zip(whole, columns):
+                        column += values
             if described and len(uid_of_base) != len(fresh):  # a base twice in the listings: the
                 # per-name path decides which file counts (nothing was written or counted yet)
                 by_uid.clear()
@@ -498,15 +521,13 @@ class Folder:
                 return self._index_listings(listings, stamp, describe=False)
             self._uidnext += len(fresh)
             self._modseq += len(fresh)
-        changed_files = bool(fresh)
+        changed_files = len(fresh)
         _release(fresh)
         if changed_files and rebuild:
             records.append("")  # something changed
         changed = bool(records)
         if self._rebuild:
-            self._compact(stamp, whole)
-            if whole:
-                _release(whole)
+            self._compact(stamp, sealed=(_sealed_index(*whole), changed_files) if whole is not None else ((), 0))
             if not self._unsaved:  # a full disk keeps the old files until the index is written
                 self._rebuild = False
                 self._drop_legacy_files()
@@ -813,18 +834,21 @@ class Folder:
             self._commit_now(ticket)  # not deferred: other sessions may show these uids at once
         return ticket
 
-    def _compact(self, stamp: tuple[int, int] | None, records: list[str] | None = None) -> None:
+    def _compact(self, stamp: tuple[int, int] | None, records: list[str] | None = None,
+                 sealed: tuple[list[bytes], int] = ((), 0)) -> None:
         """Write the whole index (`records`: the `+` records of every message in uid order, when the
-        caller has them already)."""
+        caller has them already; `sealed`: those records already sealed, and how many)."""
         if not (self.path / "cur").is_dir():
             return
-        if records is None:
+        if sealed[1]:
+            records = []
+        elif records is None:
             by_uid = self._by_uid
             records = _add_lines(map(by_uid.__getitem__, sorted(by_uid)))
         records += [expunge_record(uid, modseq) for uid, modseq in self._vanished.items()]
         try:
             self._records = self._log.rewrite(self._uidvalidity, self._uidnext, self._modseq, records, stamp,
-                                              self._vanished_floor)
+                                              self._vanished_floor, sealed)
         except OSError as e:
             if e.errno not in DISK_FULL:
                 raise

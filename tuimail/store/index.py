@@ -20,6 +20,17 @@ the space before `#`, 8 hex digits) and a newline:
     S <new/ mtime ns> <cur/ mtime ns>                        the directories as the index last matched them
     S 0 0                                                    links or renames are under way (MOVE, COPY): list
                                                              the directories at the next load
+    * <uid> <modseq> (<flags> <base>)...                     messages indexed at once (a first build), uids and
+                                                             modseqs counting up from the first ones
+
+A `*` record is written only by a folder's first build (a slice of up to `folder.BULK` messages), for
+bases in the shape tuimail and Dovecot write (`NAMED`: `<sec>.M<usec>P...,S=<size>,W=<wire size>`):
+their sizes and internal dates are read from the names when the record is replayed, exactly as they
+were when the folder was listed, so each message costs its flags and name, not a line of numbers
+printed again. A file holding one starts `tuimail-index 2`; a tuimail that knows only `1` finds no
+index it can read and lists the folder under a new UIDVALIDITY (never the same uids for other
+messages). Every other record, and a compaction's rewrite, is as in version 1: a version 1 file is
+read as it always was, and appending to a version 2 file writes the same records.
 
 `<flags>` is where the file is, `n` (new/: nobody has seen it, \\Recent) or `c` (cur/), followed by the
 Maildir flag letters (`c` alone: no flags); `<base>` is the file name without `:2,<flags>`, with
@@ -49,13 +60,14 @@ record at once, so the records after it never follow a partial line.
 from __future__ import annotations
 
 import errno
+import operator
 import os
 import re
 import threading
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import chain, islice
+from itertools import chain, islice, repeat
 from pathlib import Path
 
 from tuimail.core.atomic import atomic_write
@@ -64,6 +76,11 @@ INDEX = "tuimail-index"
 MAX_VANISHED = 10_000  # expunged uids remembered with their modseq (QRESYNC); older ones raise the floor
 _NONE: frozenset[str] = frozenset()
 MAGIC = "tuimail-index 1"
+MAGIC_BULK = "tuimail-index 2"  # the same, with `*` records: a tuimail that reads only `1` lists the folder again
+# A base whose size, wire size and date a `*` record leaves to its name (the folder's LISTING, without
+# the flags): the same fields, read the same way, as when the folder was listed
+NAMED = re.compile(r"^(\d++)\.M(\d{1,6}+)P[^,:\n]*+,S=(\d++),W=(\d++)[^:\n]*+$", re.M)
+_NAMED_ALL = re.compile(r"(?:\d++\.M\d{1,6}+P[^,:\n]*+,S=\d++,W=\d++[^:\n]*+\n)*+")  # every line NAMED
 _ESCAPE = re.compile(r"[%\s\x00-\x1f\x7f]")
 _UNESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 
@@ -122,6 +139,20 @@ def add_records(uids: Iterable[int], modseqs: Iterable[int], wheres: Iterable[st
             for u, m, w, s, x, d, b, k in zip(uids, modseqs, wheres, sizes, wire_sizes, dates, bases, keywords)]
 
 
+def bulk_record(first_uid: int, first_modseq: int, wheres: Iterable[str], bases: list[str]) -> str | None:
+    """One `*` record for messages of consecutive uids and modseqs without keywords whose bases are all
+    in the `NAMED` shape (their sizes and date are read from them, as when they were listed); None when
+    one is not (`add_records` then). A slice of a folder's first build: one line, one CRC-32, for
+    what `add_records` writes in a line per message with every number printed again."""
+    joined = "\n".join(bases)
+    if not _NAMED_ALL.fullmatch(joined + "\n") or "%" in joined or " " in joined:
+        return None  # (NAMED has no control character: no base here would be escaped)
+    pairs = " ".join(chain.from_iterable(zip(wheres, bases)))
+    if pairs.count(" ") != 2 * len(bases) - 1:  # a space in flag letters
+        return None
+    return f"* {first_uid} {first_modseq} {pairs}"
+
+
 def change_record(uid: int, modseq: int, flags: str, keywords: Iterable[str]) -> str:
     return f"= {uid} {modseq} {flags}" + "".join(" " + k for k in sorted(keywords))
 
@@ -168,7 +199,7 @@ def replay(data: bytes) -> State | None:
             break
         if number == 0:
             words = line.split()
-            if len(words) != 3 or " ".join(words[:2]) != MAGIC or not words[2].startswith("V"):
+            if len(words) != 3 or " ".join(words[:2]) not in (MAGIC, MAGIC_BULK) or not words[2].startswith("V"):
                 return None
             state.uidvalidity = int(words[2][1:])
         else:
@@ -185,6 +216,11 @@ def replay(data: bytes) -> State | None:
                         uidnext = uid + 1
                     if modseq > highest:
                         highest = modseq
+                elif w[0] == "*":
+                    count = _apply_bulk(entries, w)
+                    uidnext = max(uidnext, int(w[1]) + count)
+                    highest = max(highest, int(w[2]) + count - 1)
+                    state.records += count - 1
                 else:
                     state.uidnext, state.highest_modseq = uidnext, highest
                     _apply(state, w)
@@ -199,6 +235,26 @@ def replay(data: bytes) -> State | None:
     if not lines or state.uidvalidity == 0 and state.good_bytes == 0:
         return None
     return state
+
+
+def _apply_bulk(entries: dict[int, Entry], w: list[str]) -> int:
+    """A `*` record: `* <first uid> <first modseq> (<where+flags> <base>)...`, uids and modseqs counting
+    up; each size, wire size and date read from the base (`NAMED`). Returns how many messages."""
+    uid, modseq = int(w[1]), int(w[2])
+    wheres, bases = w[3::2], w[4::2]
+    count = len(bases)
+    if not count or len(wheres) != count or not set(map(operator.itemgetter(0), wheres)) <= {"n", "c"}:
+        raise ValueError("*")
+    found = NAMED.findall("\n".join(bases))
+    if len(found) != count:
+        raise ValueError("*")
+    secs, usecs, sizes, wires = zip(*found)
+    # the same floats as when the folder was listed: int(sec) + int(usec) / 1_000_000
+    dates = map(operator.add, map(int, secs), map(operator.truediv, map(int, usecs), repeat(1_000_000)))
+    uids = range(uid, uid + count)
+    entries.update(zip(uids, map(list, zip(uids, range(modseq, modseq + count), wheres, map(int, sizes),
+                                             map(int, wires), dates, bases, repeat(_NONE)))))
+    return count
 
 
 def _apply(state: State, w: list[str]) -> None:
@@ -310,14 +366,19 @@ class IndexLog:
                     self._cond.notify_all()
 
     def rewrite(self, uidvalidity: int, uidnext: int, highest_modseq: int, records: list[str],
-                stamp: tuple[int, int] | None, vanished_floor: int = 0) -> int:
+                stamp: tuple[int, int] | None, vanished_floor: int = 0,
+                sealed: tuple[Iterable[bytes], int] = ((), 0)) -> int:
         """Replace the log by the current state (`records`: one `add_record` per message, then one
-        `expunge_record` per remembered expunge), atomically and durably; returns the record count."""
-        lines = [f"N {uidnext} {highest_modseq} {vanished_floor}", *records]
+        `expunge_record` per remembered expunge), atomically and durably; returns the record count.
+        `sealed`: (the first records already sealed, in pieces; how many messages they hold), written
+        before `records`; a `*` record among them makes the file `MAGIC_BULK`."""
+        counters = seal(f"N {uidnext} {highest_modseq} {vanished_floor}")
+        lines = list(records)
         if stamp is not None:
             lines.append(stamp_record(stamp))
-        header = f"{MAGIC} V{uidvalidity}"
-        data = seal(header) + seal_all(lines)
+        bulk = any(part.startswith(b"* ") for part in sealed[0])
+        header = f"{MAGIC_BULK if bulk else MAGIC} V{uidvalidity}"
+        data = b"".join([seal(header), counters, *sealed[0], seal_all(lines)])
         with self._cond:
             while self._syncing:  # an fsync of the old file is under way: let it finish first
                 self._cond.wait()
@@ -326,7 +387,7 @@ class IndexLog:
                 os.close(self._fd)
                 self._fd = None
             self._synced = self._written  # everything written so far is in the new, fsynced file
-        return len(lines)
+        return 1 + sealed[1] + len(lines)
 
     def close(self) -> None:
         with self._cond:
