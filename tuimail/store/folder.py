@@ -203,15 +203,16 @@ def _column_lines(uids, bases, subdirs, flags, sizes, wires, dates, modseqs, key
     return add_records(uids, modseqs, wheres, sizes, wires, dates, bases, keywords)
 
 
-def _sealed_index(uids, bases, subdirs, flags, sizes, wires, dates, modseqs) -> list[bytes]:
+def _sealed_index(uids, bases, subdirs, flags, sizes, wires, dates, modseqs, odd: set[str] | None) -> list[bytes]:
     """The records of a first build (uids and modseqs counting up, no keywords), sealed, BULK messages
     at a time: one `*` record for those whose names carry their sizes and dates, else one `+` record
-    per message (`add_records`)."""
+    per message (`add_records`). `odd`: the bases not in that shape, when the caller knows them."""
     sealed = []
     for start in range(0, len(uids), BULK):
         end = start + BULK
         wheres = list(map(operator.add, map(_WHERE.__getitem__, subdirs[start:end]), flags[start:end]))
-        bulk = bulk_record(uids[start], modseqs[start], wheres, bases[start:end])
+        named = None if odd is None else odd.isdisjoint(bases[start:end])
+        bulk = bulk_record(uids[start], modseqs[start], wheres, bases[start:end], named)
         if bulk is not None:
             sealed.append(seal(bulk))
         else:
@@ -274,13 +275,21 @@ def _listings(path: Path) -> list[tuple[str, list[str]]]:
     return out
 
 
+class _Rows(list):
+    """`_describe_all`'s rows, and the bases of those it described one by one (`odd`): every other
+    base is in the shape a `*` index record holds (`index.NAMED`, the base part of LISTING)."""
+
+    odd: set[str]
+
+
 def _describe_all(path: Path, listings: list[tuple[str, list[str]]]) -> list[tuple] | None:
     """For an index that knows none of the files (its first build): `Folder._describe` of every
     file, from one regular expression per slice of names (`LISTING`) instead of two per name; names
     in other shapes are described one by one. None when a name holds a newline. A base in the
     listings twice is left to the caller to notice (its uid dictionary comes out shorter than these
     rows; the per-name path then decides which file counts): no set of 100,000 names is made here."""
-    fresh: list[tuple] = []
+    fresh = _Rows()
+    fresh.odd = set()
     sorted_flags: dict[str, str] = {}  # few distinct values: their strings are shared
     for subdir, all_names in listings:
         for start in range(0, len(all_names), CHUNK):
@@ -306,6 +315,7 @@ def _describe_all(path: Path, listings: list[tuple[str, list[str]]]) -> list[tup
                 item = Folder._describe(m.group(1), subdir, _sorted_flags(m.group(2) or ""), path, name)
                 if item is not None:
                     fresh.append(item)
+                    fresh.odd.add(item[1])
     return fresh
 
 
@@ -520,12 +530,14 @@ class Folder:
             self._uidnext += len(fresh)
             self._modseq += len(fresh)
         changed_files = len(fresh)
+        odd = getattr(fresh, "odd", None)  # (from `_describe_all`)
         _release(fresh)
         if changed_files and rebuild:
             records.append("")  # something changed
         changed = bool(records)
         if self._rebuild:
-            self._compact(stamp, sealed=(_sealed_index(*whole), changed_files) if whole is not None else ((), 0))
+            sealed = _sealed_index(*whole, odd) if whole is not None else ()
+            self._compact(stamp, sealed=(sealed, changed_files if sealed else 0))
             if not self._unsaved:  # a full disk keeps the old files until the index is written
                 self._rebuild = False
                 self._drop_legacy_files()

@@ -139,13 +139,17 @@ def add_records(uids: Iterable[int], modseqs: Iterable[int], wheres: Iterable[st
             for u, m, w, s, x, d, b, k in zip(uids, modseqs, wheres, sizes, wire_sizes, dates, bases, keywords)]
 
 
-def bulk_record(first_uid: int, first_modseq: int, wheres: Iterable[str], bases: list[str]) -> str | None:
+def bulk_record(first_uid: int, first_modseq: int, wheres: Iterable[str], bases: list[str],
+                named: bool | None = None) -> str | None:
     """One `*` record for messages of consecutive uids and modseqs without keywords whose bases are all
     in the `NAMED` shape (their sizes and date are read from them, as when they were listed); None when
-    one is not (`add_records` then). A slice of a folder's first build: one line, one CRC-32, for
-    what `add_records` writes in a line per message with every number printed again."""
+    one is not (`add_records` then). `named`: whether they are, when the caller knows (a listing's
+    regular expression took them); None: look. A slice of a folder's first build: one line, one
+    CRC-32, for what `add_records` writes in a line per message with every number printed again."""
     joined = "\n".join(bases)
-    if not _NAMED_ALL.fullmatch(joined + "\n") or "%" in joined or " " in joined:
+    if named is None:
+        named = _NAMED_ALL.fullmatch(joined + "\n") is not None
+    if not named or "%" in joined or " " in joined:
         return None  # (NAMED has no control character: no base here would be escaped)
     pairs = " ".join(chain.from_iterable(zip(wheres, bases)))
     if pairs.count(" ") != 2 * len(bases) - 1:  # a space in flag letters
