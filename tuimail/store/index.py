@@ -79,8 +79,8 @@ MAGIC = "tuimail-index 1"
 MAGIC_BULK = "tuimail-index 2"  # the same, with `*` records: a tuimail that reads only `1` lists the folder again
 # A base whose size, wire size and date a `*` record leaves to its name (the folder's LISTING, without
 # the flags): the same fields, read the same way, as when the folder was listed
-NAMED = re.compile(r"^(\d++)\.M(\d{1,6}+)P[^,:\n]*+,S=(\d++),W=(\d++)[^:\n]*+$", re.M)
-_NAMED_ALL = re.compile(r"(?:\d++\.M\d{1,6}+P[^,:\n]*+,S=\d++,W=\d++[^:\n]*+\n)*+")  # every line NAMED
+NAMED = re.compile(r"^(\d++)\.M(\d{1,6}+)P[^,:\n]*+,S=(\d++),W=(\d++)[^:\n]*+$", re.M | re.A)
+_NAMED_ALL = re.compile(r"(?:\d++\.M\d{1,6}+P[^,:\n]*+,S=\d++,W=\d++[^:\n]*+\n)*+", re.A)  # every line NAMED
 _ESCAPE = re.compile(r"[%\s\x00-\x1f\x7f]")
 _UNESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 
