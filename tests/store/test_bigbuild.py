@@ -286,3 +286,20 @@ def test_a_released_list_is_emptied_at_once_and_freed_only_after_the_build():
     while any(ref() is not None for ref in watched):  # freed by the reaper once the build ended
         assert time.monotonic() < deadline, "the released rows were never freed"
         time.sleep(0.01)
+
+
+def test_the_base_lookup_of_a_first_build_is_made_when_first_needed(two_copies, monkeypatch):
+    """A first build leaves base -> uid to the first look-up (the SELECT looks none up): then it
+    holds every message, and a file another program renames keeps its uid."""
+    root, _ = two_copies
+    monkeypatch.setattr(folder_mod, "CHUNK", 7)
+    folder = inbox(root)
+    assert folder._bases is None
+    refs = folder.messages()
+    named = next(r for r in refs if r.subdir == "cur" and "P9Q" not in r.base and r.flags == "")
+    assert folder.adopt(named.filename, "cur") == named.uid  # indexed already: its uid, not a new one
+    assert folder._bases == {r.base: r.uid for r in refs}
+    cur = root / "lab.test" / "bob" / "cur"
+    os.rename(cur / named.filename, cur / f"{named.base}:2,RS")  # mutt marks it read
+    os.utime(cur, ns=(1_764_100_000_000_000_000,) * 2)
+    assert folder.sync() and folder.get(named.uid).flags == "RS" and folder.uidnext == MESSAGES + 7

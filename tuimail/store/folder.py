@@ -181,6 +181,7 @@ class Snapshot:
 
 _LETTERS = operator.itemgetter(MessageRef._fields.index("flags"))
 _MODSEQ = operator.itemgetter(MessageRef._fields.index("modseq"))
+_BASE = operator.itemgetter(MessageRef._fields.index("base"))
 
 
 def _add_line(ref: MessageRef) -> str:
@@ -214,7 +215,7 @@ def _sealed_index(uids, bases, subdirs, flags, sizes, wires, dates, modseqs, odd
     for start in range(0, len(uids), BULK):
         end = start + BULK
         wheres = list(map(operator.add, map(_WHERE.__getitem__, subdirs[start:end]), flags[start:end]))
-        named = None if odd is None else odd.isdisjoint(bases[start:end])
+        named = None if odd is None else odd.isdisjoint(bases[start:end])  # (odd: a set)
         bulk = bulk_record(uids[start], modseqs[start], wheres, bases[start:end], named)
         if bulk is not None:
             sealed.append(seal(bulk))
@@ -224,7 +225,7 @@ def _sealed_index(uids, bases, subdirs, flags, sizes, wires, dates, modseqs, odd
     return sealed
 
 
-def _arrival_order(fresh: list[tuple]) -> None:
+def _arrival_order(fresh: list[tuple]) -> bool:
     """Sort (date, base, ...) rows as tuples sort, in steps that each hold the GIL a few milliseconds
     (a sort is one C call: 100,000 unsorted rows at once kept every other session waiting 20-70 ms).
 
@@ -234,10 +235,11 @@ def _arrival_order(fresh: list[tuple]) -> None:
     as before, walked the list and made its keys once per pass: twice the time in all. When no two
     dates are equal that is the order of the tuples; otherwise (two files of the same microsecond) a
     last sort of the whole tuples lets their names decide, on a list already in order but for those
-    ties (a single pass)."""
+    ties (a single pass). Returns whether the rows were sorted as whole tuples (else no two dates
+    are equal)."""
     if len(fresh) <= CHUNK:
         fresh.sort()
-        return
+        return True
     date = operator.itemgetter(0)
     width = CHUNK * MERGE_WAYS
     for start in range(0, len(fresh), width):
@@ -247,7 +249,8 @@ def _arrival_order(fresh: list[tuple]) -> None:
         dates = list(map(date, fresh[start:start + CHUNK + 1]))  # one more: a tie across the border
         if any(map(operator.eq, dates, islice(dates, 1, None))):
             fresh.sort()
-            return
+            return True
+    return False
 
 
 def _release(rows: list) -> None:
@@ -282,7 +285,14 @@ class _Rows(list):
     """`_describe_all`'s rows, and the bases of those it described one by one (`odd`): every other
     base is in the shape a `*` index record holds (`index.NAMED`, the base part of LISTING)."""
 
-    odd: set[str]
+    odd: list[str]
+
+
+def _base_twice(rows: list[tuple]) -> bool:
+    """A first build's rows, sorted as whole tuples: is a base listed twice (in new/ and cur/, or
+    with two sets of flags)? Equal bases are neighbours: LISTING's names take their dates from them."""
+    bases = list(map(operator.itemgetter(1), rows))
+    return any(map(operator.eq, bases, islice(bases, 1, None)))
 
 
 def _describe_all(path: Path, listings: list[tuple[str, list[str]]]) -> list[tuple] | None:
@@ -292,7 +302,7 @@ def _describe_all(path: Path, listings: list[tuple[str, list[str]]]) -> list[tup
     listings twice is left to the caller to notice (its uid dictionary comes out shorter than these
     rows; the per-name path then decides which file counts): no set of 100,000 names is made here."""
     fresh = _Rows()
-    fresh.odd = set()
+    fresh.odd = []
     sorted_flags: dict[str, str] = {}  # few distinct values: their strings are shared
     for subdir, all_names in listings:
         for start in range(0, len(all_names), CHUNK):
@@ -318,7 +328,7 @@ def _describe_all(path: Path, listings: list[tuple[str, list[str]]]) -> list[tup
                 item = Folder._describe(m.group(1), subdir, _sorted_flags(m.group(2) or ""), path, name)
                 if item is not None:
                     fresh.append(item)
-                    fresh.odd.add(item[1])
+                    fresh.odd.append(item[1])
     return fresh
 
 
@@ -332,7 +342,8 @@ class Folder:
         self._dir = str(path)
         self._lock = threading.RLock()
         self._by_uid: dict[int, MessageRef] = {}
-        self._uid_of_base: dict[str, int] = {}
+        # base -> uid; None after a first build, until something needs it (`_uid_of_base`)
+        self._bases: dict[str, int] | None = {}
         self._new: set[int] = set()  # uids whose file is still in new/ (\Recent to the next session)
         self._snapshot: Snapshot | None = None
         self._uidvalidity = 0
@@ -363,6 +374,20 @@ class Folder:
         self._first_recent_uid = self._uidnext
 
     # ----- index ----------------------------------------------------------------------------
+
+    @property
+    def _uid_of_base(self) -> dict[str, int]:
+        """base -> uid of every message (under the lock). A first build leaves it to be made here,
+        when something first looks a base up (a delivery, a flag change, a listing): its 100,000
+        insertions were a tenth of the first SELECT, which looks up no base."""
+        bases = self._bases
+        if bases is None:
+            bases = {}
+            uids, refs = list(self._by_uid), list(self._by_uid.values())
+            for start in range(0, len(uids), CHUNK):  # a few ms at a time (the GIL)
+                bases.update(zip(map(_BASE, refs[start:start + CHUNK]), uids[start:start + CHUNK]))
+            self._bases = bases
+        return bases
 
     @property
     def uidvalidity(self) -> int:
@@ -483,7 +508,12 @@ class Folder:
         if legacy:
             fresh.sort(key=lambda r: (legacy[r[1]][0] if r[1] in legacy else 1 << 62, r))
         else:
-            _arrival_order(fresh)
+            whole_tuples = _arrival_order(fresh) is not False  # (else no two dates are equal: no two
+            # bases of LISTING's names either, which carry their dates)
+            if isinstance(fresh, _Rows) and (len(set(fresh.odd)) != len(fresh.odd)
+                                             or whole_tuples and _base_twice(fresh)):
+                # a base twice in the listings: the per-name path decides which file counts
+                return self._index_listings(listings, stamp, describe=False)
         rebuild = self._rebuild  # the whole log is written below: no record per message
         uid_of_base, by_uid, new = self._uid_of_base, self._by_uid, self._new
         whole: list[list] | None = None  # the columns of the whole index, when it is made here
@@ -517,23 +547,20 @@ class Folder:
                            list(range(first_modseq + start, first_modseq + start + count)), (_NONE,) * count)
                 refs = list(map(tuple.__new__, repeat(MessageRef), zip(*columns)))
                 by_uid.update(zip(uids, refs))
-                uid_of_base.update(zip(bases, uids))
+                if whole is None:  # (a whole index: made when first needed)
+                    uid_of_base.update(zip(bases, uids))
                 new.update(compress(uids, map("new".__eq__, subdirs)))
                 if not rebuild:
                     records += _column_lines(*columns)
                 elif whole is not None:
                     for column, values in zip(whole, columns):
                         column += values
-            if described and len(uid_of_base) != len(fresh):  # a base twice in the listings: the
-                # per-name path decides which file counts (nothing was written or counted yet)
-                by_uid.clear()
-                uid_of_base.clear()
-                new.clear()
-                return self._index_listings(listings, stamp, describe=False)
+            if whole is not None:
+                self._bases = None
             self._uidnext += len(fresh)
             self._modseq += len(fresh)
         changed_files = len(fresh)
-        odd = getattr(fresh, "odd", None)  # (from `_describe_all`)
+        odd = set(fresh.odd) if isinstance(fresh, _Rows) else None
         _release(fresh)
         if changed_files and rebuild:
             records.append("")  # something changed
