@@ -785,7 +785,8 @@ class Folder:
 
     def _load(self) -> None:
         try:
-            big = os.stat(self._log.path).st_size >= QUIET_BUILD * 64  # an index line is 80 bytes or more
+            # 80 bytes or more per message in `+` records, 45 or more in `*` records
+            big = os.stat(self._log.path).st_size >= QUIET_BUILD * 45
         except FileNotFoundError:
             big = False
         if big:  # its refs are made without the collector stalling every session
