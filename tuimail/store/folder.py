@@ -299,8 +299,8 @@ def _describe_all(path: Path, listings: list[tuple[str, list[str]]]) -> list[tup
     """For an index that knows none of the files (its first build): `Folder._describe` of every
     file, from one regular expression per slice of names (`LISTING`) instead of two per name; names
     in other shapes are described one by one. None when a name holds a newline. A base in the
-    listings twice is left to the caller to notice (its uid dictionary comes out shorter than these
-    rows; the per-name path then decides which file counts): no set of 100,000 names is made here."""
+    listings twice is left to the caller to notice in the sorted rows (`_base_twice`; the per-name
+    path then decides which file counts): no set of 100,000 names is made here."""
     fresh = _Rows()
     fresh.odd = []
     sorted_flags: dict[str, str] = {}  # few distinct values: their strings are shared
