@@ -251,6 +251,8 @@ class EventBus:
     def __init__(self) -> None:
         self._entries: tuple[tuple[Subscriber, frozenset[type] | None], ...] = ()
         self._routes: dict[type, tuple[Subscriber, ...]] = {}  # replaced, never changed: publish needs no copy
+        # LineIn / LineOut / Note -> (the subscriber's `transcript_line` or None, the subscriber)
+        self._line_routes: dict[type, tuple[tuple[Callable | None, Subscriber], ...]] = {}
 
     def subscribe(self, subscriber: Subscriber, kinds: Iterable[type] | None = None) -> Callable[[], None]:
         """Add a subscriber (of every event, or only of the types in `kinds`); returns a function that
@@ -259,6 +261,7 @@ class EventBus:
             kinds = getattr(subscriber, "kinds", None)
         self._entries = (*self._entries, (subscriber, None if kinds is None else frozenset(kinds)))
         self._routes = {}
+        self._line_routes = {}
         return lambda: self._unsubscribe(subscriber)
 
     def _unsubscribe(self, subscriber: Subscriber) -> None:
@@ -266,12 +269,45 @@ class EventBus:
             if candidate == subscriber:
                 self._entries = self._entries[:index] + self._entries[index + 1:]
                 self._routes = {}
+                self._line_routes = {}
                 return
 
     def _route(self, kind: type) -> tuple[Subscriber, ...]:
         route = tuple(subscriber for subscriber, kinds in self._entries if kinds is None or kind in kinds)
         self._routes = {**self._routes, kind: route}
         return route
+
+    def wants(self, kind: type) -> bool:
+        """Whether any subscriber reads events of this type: an event nobody reads need not be made
+        (a session's properties, `SessionInfo`, while no monitor is attached)."""
+        route = self._routes.get(kind)
+        if route is None:
+            route = self._route(kind)
+        return bool(route)
+
+    def publish_line(self, kind: type[LineIn] | type[LineOut] | type[Note], sid: int, protocol: Protocol,
+                     text: str) -> None:
+        """The same as `publish(kind(sid, protocol, text))` for a transcript line (every line of every
+        session comes here). A subscriber with a `transcript_line(kind, sid, protocol, text, at)`
+        method (the log writer, the progress tracker) is called with the fields, no event made; any
+        other gets the event, made once for all of them."""
+        route = self._line_routes.get(kind)
+        if route is None:
+            route = tuple((getattr(subscriber, "transcript_line", None), subscriber)
+                          for subscriber in self._routes.get(kind) or self._route(kind))
+            self._line_routes = {**self._line_routes, kind: route}
+        at = now()
+        event = None
+        for fast, subscriber in route:
+            try:
+                if fast is not None:
+                    fast(kind, sid, protocol, text, at)
+                else:
+                    if event is None:
+                        event = kind(sid, protocol, text, at)
+                    subscriber(event)
+            except Exception:  # a broken subscriber must not break a session
+                log.exception("event subscriber %r failed", subscriber)
 
     def publish(self, event: Event) -> None:
         route = self._routes.get(type(event))

@@ -184,6 +184,15 @@ class LogWriter:
         if isinstance(event, SessionClosed):
             self._flush(event.sid, event.at)
 
+    def transcript_line(self, kind: type, sid: int, protocol: Protocol, text: str, at: datetime) -> None:
+        """`EventBus.publish_line`: a LineIn, LineOut or Note, as `__call__` writes it, without the event."""
+        entry = self._open.get(sid)
+        if entry is not None:
+            if kind is Note:
+                entry.append(stamp(at) + localise(text))
+            else:
+                entry.append(f"{stamp(at)}{'<--' if kind is LineIn else '-->'} {text}")
+
     def lines_out(self, protocol: Protocol, texts: tuple[str, ...], sent: list[tuple[int, datetime]]) -> None:
         """`EventBus.publish_lines_out`: many sessions' identical `-->` lines, as `__call__` writes them."""
         opened = self._open

@@ -82,11 +82,10 @@ class Session:
         text = printable(text)
         self.last_activity = time.monotonic()
         self.last_command = text[:80]
-        self.bus.publish(LineIn(self.sid, self.protocol, text))
+        self.bus.publish_line(LineIn, self.sid, self.protocol, text)
 
     def line_out(self, text: str) -> None:
-        text = printable(text)
-        self.bus.publish(LineOut(self.sid, self.protocol, text))
+        self.bus.publish_line(LineOut, self.sid, self.protocol, printable(text))
 
     def lines_out(self, texts: list[str]) -> None:
         """The lines of one write (`-->`): sent at one moment, so they share one time stamp. The
@@ -96,8 +95,7 @@ class Session:
             self.bus.publish_lines_out(self.protocol, tuple(map(printable, texts)), [(self.sid, now())])
 
     def note(self, text: str) -> None:
-        text = printable(text)
-        self.bus.publish(Note(self.sid, self.protocol, text))
+        self.bus.publish_line(Note, self.sid, self.protocol, printable(text))
 
     def received(self, count: int) -> None:
         self.bytes_in += count
@@ -131,11 +129,16 @@ class Session:
         return None
 
     def set_info(self, **changes: str | tuple[str, ...] | None) -> None:
-        """Change session properties (names from `SESSION_INFO`); each change is published."""
+        """Change session properties (names from `SESSION_INFO`); each change is published (made only
+        when something reads it: with no monitor attached nothing does)."""
+        wanted = None
         for name, value in changes.items():
             if getattr(self, name) != value:
                 setattr(self, name, value)
-                self.bus.publish(SessionInfo(self.sid, self.protocol, name, value))
+                if wanted is None:
+                    wanted = self.bus.wants(SessionInfo)
+                if wanted:
+                    self.bus.publish(SessionInfo(self.sid, self.protocol, name, value))
 
     def set_tls(self, ssl_object) -> None:
         """The connection is encrypted: note the TLS version and cipher (from the transport's ssl object)."""

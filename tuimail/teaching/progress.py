@@ -159,6 +159,15 @@ class ProgressTracker:
         elif isinstance(event, SessionClosed):
             del self._live[event.sid]
 
+    def transcript_line(self, kind: type, sid: int, protocol: Protocol, text: str, at: datetime) -> None:
+        """`EventBus.publish_line`: a LineIn or LineOut, as `__call__` reads it, without the event."""
+        live = self._live.get(sid)
+        if live is not None and kind is not Note:
+            if kind is LineIn:
+                self._client(live, text)
+            else:
+                self._server(live, text, at)
+
     def lines_out(self, protocol: Protocol, texts: tuple[str, ...], sent: list[tuple[int, datetime]]) -> None:
         """`EventBus.publish_lines_out`: many sessions' identical `-->` lines, as `__call__` reads them."""
         live_of = self._live.get
