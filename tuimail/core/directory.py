@@ -308,9 +308,14 @@ class Directory:
         address = address.lower()
         if address == "postmaster" and self.domains:
             address = f"postmaster@{self.domains[0].name}"
-        if not walk(address, address, frozenset()):
-            return None
-        return Expansion(tuple(local), tuple(remote), loop)
+        try:
+            if not walk(address, address, frozenset()):
+                return None
+            return Expansion(tuple(local), tuple(remote), loop)
+        finally:
+            # `walk` refers to itself (it recurses): without this, every expansion (two per SMTP
+            # message) left a cycle of its closure for the garbage collector
+            walk = None  # type: ignore[assignment]  # noqa: F841
 
     # ----- changes -----------------------------------------------------------------------------
 

@@ -76,6 +76,10 @@ def _ident() -> str:
     return _greeting_time[1]
 
 
+def _closed(reason: str) -> None:
+    """A closed session's `abort`: there is nothing left to close."""
+
+
 def protocol_factory(engine: Engine, name: str):
     """The factory the engine hands to `loop.create_server` for the smtp / submission / smtps ports."""
     submission = name in ("submission", "smtps")
@@ -170,6 +174,7 @@ class TuimailSMTP(LeanSMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
+            self._release()
             return
         self._arm_deadline(False)
         self.pay_owed()  # no reply will be written: no fan-out waits for it
@@ -179,6 +184,11 @@ class TuimailSMTP(LeanSMTP):
             if self.record is not None:
                 quit_seen = self.record.last_command.upper().startswith("QUIT")
                 self.engine.sessions.close(self.record, "client quit" if quit_seen else "connection lost", ok=quit_seen)
+                self.record.abort = _closed  # (its abort was our method: a cycle with the record)
+
+    def _release(self) -> None:
+        super()._release()
+        self.event_handler.server = None  # (the handler and this server referred to each other)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:

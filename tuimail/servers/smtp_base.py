@@ -242,6 +242,49 @@ class LeanSMTP(SMTP):
         if self._owed is not None:
             self.pay_owed()
 
+    # ----- a connection's end: no garbage left for the cyclic collector ----------------------
+
+    _lost = False  # connection_lost has run
+    _quit = False  # QUIT answered: the command loop ends (instead of being cancelled)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # (used once, by StreamReaderProtocol.connection_made: a bound method of ourselves kept for
+        # nothing, one of the reference cycles `_release` is about)
+        self._client_connected_cb = None
+
+    def connection_lost(self, error: Exception | None) -> None:
+        transport = self._original_transport or self.transport
+        super().connection_lost(error)
+        self._lost = True
+        if getattr(transport, "_read_ready_cb", None) is not None:
+            transport._read_ready_cb = None  # asyncio's socket transport refers to itself through it
+        task = self._handler_coroutine
+        if task is None or task.done():
+            self._release()
+
+    def _release(self) -> None:
+        """The connection is gone and its command loop has ended: drop the references that make
+        cycles (the server and its method tables, the stream writer and the handler, the finished
+        task, whose traceback holds the loop's frame). Each connection's objects (about seventy)
+        are then freed at once by their reference counts; left in cycles, they were what made the
+        cyclic collector run (and walk everything) every few hundred connections."""
+        self._handler_coroutine = None
+        self._smtp_methods = self._handle_hooks = self._auth_methods = None  # type: ignore[assignment]
+        self._writer = None
+
+    @syntax("QUIT")
+    async def smtp_QUIT(self, arg: str) -> None:
+        """aiosmtpd's QUIT (RFC 5321 §4.1.1.10), ending the command loop by returning from it
+        rather than by cancelling its task (no exception, no traceback kept)."""
+        if arg:
+            await self.push("501 Syntax: QUIT")
+            return
+        status = await self._call_handler_hook("QUIT")
+        await self.push("221 Bye" if status is MISSING else status)
+        self._quit = True
+        self.transport.close()
+
     # ----- the command loop ------------------------------------------------------------------
 
     async def _handle_client(self) -> None:
@@ -249,12 +292,19 @@ class LeanSMTP(SMTP):
         logging and the PROXY / call-limit branches this server does not use."""
         if self._proxy_timeout is not None or self._enforce_call_limit:
             return await super()._handle_client()
+        try:
+            await self._commands()
+        finally:
+            if self._lost:
+                self._release()
+
+    async def _commands(self) -> None:
         self._greeting = True  # (written with the turn's other replies, as DEFERRED_REPLIES are)
         await self.push(f"220 {self.hostname} {self.__ident__}")
         self._greeting = False
         bogus_budget = BOGUS_LIMIT
         reader = self._reader
-        while self.transport is not None:
+        while self.transport is not None and not self._quit:
             try:
                 try:
                     line: bytes = await reader.readuntil()
