@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import smtplib
 import socket
 import warnings
+import weakref
 
 from aiosmtpd.smtp import SMTP
 
+from tests.helpers import wait
 from tests.servers.test_smtp import Telnet, inbox
 from tuimail.servers.smtp import SmtpHandler, TuimailSMTP
 
@@ -141,3 +144,38 @@ def test_data_past_the_reader_limit_without_its_end_is_read_line_by_line(server)
     state, content = server.run(read())
     assert state.name == "NOMINAL"
     assert content == b".dot\r\n" + line * count
+
+
+def test_a_finished_connection_is_freed_without_the_cyclic_collector(server, monkeypatch):
+    """Whatever way a connection ends (QUIT after a delivery, QUIT with an argument then a drop, a
+    drop in the middle of a transaction), its objects are freed by their reference counts: with the
+    cyclic collector off, every connection's server object goes away once its session has closed."""
+    made: list[weakref.ref] = []
+    connection_made = TuimailSMTP.connection_made
+
+    def recording(self, transport):
+        if self.record is None:
+            made.append(weakref.ref(self))
+        connection_made(self, transport)
+
+    monkeypatch.setattr(TuimailSMTP, "connection_made", recording)
+    gc.collect()
+    gc.disable()
+    try:
+        with smtplib.SMTP("127.0.0.1", server.ports.smtp, timeout=10) as client:
+            client.sendmail("someone@example.org", ["tester@lab.test"], b"Subject: freed\r\n\r\nhello\r\n")
+        t = Telnet(server.ports.smtp)
+        t.reply()
+        assert t.type("QUIT now")[0].startswith("501")
+        t.file.close()
+        t.close()
+        t = Telnet(server.ports.smtp)
+        t.reply()
+        t.type("HELO me")
+        t.type("MAIL FROM:<someone@example.org>")
+        t.file.close()
+        t.close()
+        wait(lambda: len(made) == 3 and not len(server.engine.sessions), what="the sessions closed")
+        wait(lambda: all(ref() is None for ref in made), timeout=10, what="every connection freed without gc")
+    finally:
+        gc.enable()
