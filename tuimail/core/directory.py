@@ -154,7 +154,9 @@ class Directory:
         return self.config.settings.primary
 
     def hosts(self, domain: str) -> bool:
-        return any(d.name == domain.lower() for d in self.domains)
+        self.refresh()
+        domain = domain.lower()  # (once, and no copy of the list: asked several times per message)
+        return any(d.name == domain for d in self.config.settings.domains)
 
     def accounts(self, domain: str | None = None) -> list[Account]:
         self.refresh()

@@ -9,7 +9,6 @@ the 250 nothing is lost.
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from tuimail import __version__
 from tuimail.core.printable import has_control
 from tuimail.store import MailStore
 from tuimail.store.maildir import to_lf
+from tuimail.store.files import process_id
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
@@ -49,7 +49,7 @@ def new_queue_id() -> str:
     """Unique in this server's life and across restarts: time, process and a counter.
 
     (Not os.urandom: on a VM a getrandom() per message cost more than the whole delivery.)"""
-    return f"{int(time.time()):X}{os.getpid() % 0x10000:04X}{next(_queue_counter) % 0x100000:05X}"
+    return f"{int(time.time()):X}{process_id() % 0x10000:04X}{next(_queue_counter) % 0x100000:05X}"
 
 
 def header_block(data: bytes) -> bytes:

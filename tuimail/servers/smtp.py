@@ -545,10 +545,11 @@ def strict_8bit_fault(content: bytes, mail_options: list[str], session) -> str |
     return "554 5.6.0 8-bit message data needs MAIL FROM:<...> BODY=8BITMIME (RFC 6152 §3; strict mode)"
 
 
-@functools.cache
 def sasl_reply_lines(line: str) -> int:
     """How many client lines answer this AUTH command's challenges (RFC 4954 §4; RFC 4616 PLAIN
     sends one, LOGIN sends the user name and the password, fewer with an initial response)."""
+    if line.lstrip()[:4].upper() != "AUTH":  # (every command line asks: most are not AUTH)
+        return 0
     words = line.split()
     if len(words) < 2 or words[0].upper() != "AUTH":
         return 0

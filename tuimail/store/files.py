@@ -25,6 +25,20 @@ WSIZE_RE = re.compile(r",W=(\d+)")
 TIME_RE = re.compile(r"^(\d+)\.M(\d{1,6})P")  # the unique name's time (Maildir convention)
 _counter = itertools.count()
 _HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
+_pid = os.getpid()  # asked once (glibc does not cache it: each os.getpid() is a system call)
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def process_id() -> int:
+    """This process's id, as unique names carry it (kept up to date across a fork)."""
+    return _pid
 
 
 def to_lf(data: bytes) -> bytes:
@@ -42,7 +56,7 @@ def unique_base(size: int, wire_size: int, when: float | None = None) -> str:
     date (now, or APPEND's date), so an index is built from names alone, without a stat per file."""
     now = time.time() if when is None else when
     sec, usec = int(now), int((now % 1) * 1_000_000)
-    return f"{sec}.M{usec:06d}P{os.getpid()}Q{next(_counter)}.{_HOST},S={size},W={wire_size}"
+    return f"{sec}.M{usec:06d}P{_pid}Q{next(_counter)}.{_HOST},S={size},W={wire_size}"
 
 
 def write_durably(directory: Path, data: bytes, subdir: str, flags: str = "", mtime: float | None = None,
