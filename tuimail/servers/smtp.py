@@ -44,6 +44,7 @@ from tuimail.core.printable import has_control
 from tuimail.protocols.telnet import TelnetFilter
 from tuimail.servers import delivery, intake, smtp_scram
 from tuimail.servers.committer import committer
+from tuimail.servers.deadlines import Deadline, deadlines
 from tuimail.servers.smtp_base import DEFERRED_REPLIES, LeanSMTP
 from tuimail.servers.sessions import KILLED_BY_OPERATOR, Session
 
@@ -104,7 +105,8 @@ class TuimailSMTP(LeanSMTP):
         self._refused = False
         self._pending = b""
         self.telnet = TelnetFilter()
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline: Deadline | None = None  # (made at first use, kept for the next)
+        self._deadline_limit = 0.0
         self._replies: list[bytes] = []  # replies held while pipelined commands wait (RFC 2920)
         self._in_data = False
         self._awaiting_data_reply = False
@@ -189,6 +191,7 @@ class TuimailSMTP(LeanSMTP):
     def _release(self) -> None:
         super()._release()
         self.event_handler.server = None  # (the handler and this server referred to each other)
+        self._deadline = None
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -236,17 +239,19 @@ class TuimailSMTP(LeanSMTP):
     def _arm_deadline(self, wanted: bool, seconds: float | None = None) -> None:
         """A bound on the time to send one command line or one message's data: a client that drips
         a byte now and then (resetting the inactivity timer) is still dropped."""
+        deadline = self._deadline
         if not wanted:
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
+            if deadline is not None:
+                deadline.cancel()
             return
-        if self._deadline is None:
-            limit = seconds or self.engine.config.settings.policy.command_timeout
-            self._deadline = self.loop.call_later(limit, self._too_slow, limit)
+        if deadline is None:
+            deadline = self._deadline = deadlines(self.loop).deadline(self._too_slow)
+        if deadline.cancelled():  # (not armed yet: a deadline already running is not moved)
+            self._deadline_limit = limit = seconds or self.engine.config.settings.policy.command_timeout
+            deadline.set(self.loop.time() + limit)
 
-    def _too_slow(self, limit: float) -> None:
-        self._deadline = None
+    def _too_slow(self) -> None:
+        limit = self._deadline_limit
         if self.record is not None:
             what = "the message data" if self._in_data else "a command line"
             self.record.note(f"The client took more than {int(limit)} s to send {what}")
@@ -357,20 +362,15 @@ class TuimailSMTP(LeanSMTP):
             await asyncio.sleep(0)
 
     def _reset_timeout(self, duration: float | None = None) -> None:
-        """aiosmtpd cancels and re-makes its inactivity timer for every command line; only the
-        deadline moves here, and the timer is re-armed when it fires early (or must fire sooner)."""
-        self._idle_deadline = self.loop.time() + (duration or self._timeout_duration)
+        """aiosmtpd cancels and re-makes an asyncio timer for every command line; here the idle
+        timeout is a deadline in the loop's one wheel of them (`deadlines.py`), which each command
+        line moves later (aiosmtpd cancels it when the connection is lost)."""
         handle = self._timeout_handle
-        if handle is not None and not handle.cancelled():
-            if handle.when() <= self._idle_deadline:
-                return
-            handle.cancel()
-        self._timeout_handle = self.loop.call_at(self._idle_deadline, self._timeout_cb)
+        if handle is None:
+            handle = self._timeout_handle = deadlines(self.loop).deadline(self._timeout_cb)
+        handle.set(self.loop.time() + (duration or self._timeout_duration))
 
     def _timeout_cb(self) -> None:
-        if self.loop.time() < getattr(self, "_idle_deadline", 0.0):  # activity since the timer was set
-            self._timeout_handle = self.loop.call_at(self._idle_deadline, self._timeout_cb)
-            return
         self._abort("timeout")
 
     def _abort(self, reason: str) -> None:

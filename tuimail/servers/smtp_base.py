@@ -272,6 +272,7 @@ class LeanSMTP(SMTP):
         self._handler_coroutine = None
         self._smtp_methods = self._handle_hooks = self._auth_methods = None  # type: ignore[assignment]
         self._writer = None
+        self._timeout_handle = None  # (a deadline refers back to us through its callback)
 
     @syntax("QUIT")
     async def smtp_QUIT(self, arg: str) -> None:
