@@ -35,6 +35,7 @@ from tuimail.outbound.runner import QueueRunner
 from tuimail.outbound.dkim import DkimKeys, from_domain
 from tuimail.outbound.srs import Srs
 from tuimail.servers import delivery, intake, tls
+from tuimail.servers.accept import serve_directly
 from tuimail.servers.connection import HANDSHAKE_TIMEOUT, plain_fd
 from tuimail.servers.logwriter import LogWriter
 from tuimail.servers.rdns import ReverseDNS
@@ -357,14 +358,17 @@ class Engine:
         try:
             # backlog: the system's maximum, so a burst of connections waits in the kernel's queue
             # instead of being refused (a lab of 30 students all connecting at once, a connection flood)
+            protocols = factory(self, name)
             state.server = await asyncio.get_running_loop().create_server(
-                factory(self, name), address, port, ssl=ssl, reuse_address=True, backlog=listen_backlog(),
+                protocols, address, port, ssl=ssl, reuse_address=True, backlog=listen_backlog(),
                 ssl_handshake_timeout=HANDSHAKE_TIMEOUT if ssl is not None else None,
             )
         except OSError as e:
             state.status = bind_error_text(e, port)
             self.bus.system(f"{name} listener on {address}:{port}: {state.status}", logging.ERROR)
             return state
+        if ssl is None:  # no task per accepted connection (`accept.py`)
+            serve_directly(state.server, protocols)
         state.status = "up"
         self.bus.system(f"{name.upper()} listening on {address}:{port}")
         return state
