@@ -148,6 +148,7 @@ class LogWriter:
         self.backups = backups
         self._open: dict[int, Block] = {}
         self._files: dict[Protocol, BinaryIO] = {}
+        self._sizes: dict[Protocol, int] = {}  # each open file's size: counted, not asked (an lseek)
         # called with (protocol, session id, the block's bytes exactly as written) after each block
         self.block_listeners: list[Callable[[Protocol, int, bytes], None]] = []
         self.problem: str | None = None  # why the logs cannot be written now (shown in the TUI header)
@@ -234,19 +235,21 @@ class LogWriter:
 
     def _write(self, protocol: Protocol, text: str) -> bytes:
         """Append one whole block. The files stay open (an open() per session cost more than the
-        write); each block is flushed at once so a `tail -f` or the TUI sees it."""
+        write); each block is flushed at once so a `tail -f` or the TUI sees it. A file's size is
+        taken when it is opened and counted from then on (this writer is the file's only one)."""
         data = text.encode("utf-8", "replace")
         try:
             handle = self._files.get(protocol)
             if handle is None:
                 handle = self._files[protocol] = self._open_file(protocol)
-            size = handle.tell()  # a system call (lseek) each time: asked once per block
+            size = self._sizes[protocol]
             if size and size + len(data) > self.max_bytes:
                 handle.close()
                 self._rotate(self.path(protocol))
                 handle = self._files[protocol] = self._open_file(protocol)
             handle.write(data)
             handle.flush()
+            self._sizes[protocol] += len(data)
         except OSError as e:
             # disk full, log directory gone or read-only: report it once, keep serving (the lines of
             # this block are lost; the sessions and the mail are not)
@@ -263,6 +266,7 @@ class LogWriter:
         fd = os.open(self.path(protocol), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         handle = os.fdopen(fd, "ab")
         self._restrict(fd, 0o640)
+        self._sizes[protocol] = os.fstat(fd).st_size
         return handle
 
     def _restrict(self, target: Path | int, mode: int) -> None:
@@ -290,8 +294,10 @@ class LogWriter:
         try:
             handle = self._files.get(Protocol.SYSTEM) or self._open_file(Protocol.SYSTEM)
             self._files[Protocol.SYSTEM] = handle
-            handle.write(text.encode("utf-8", "replace"))
+            written = text.encode("utf-8", "replace")
+            handle.write(written)
             handle.flush()
+            self._sizes[Protocol.SYSTEM] += len(written)
         except OSError:
             self._unwritten = text if problem is not None else ""
             self._files.pop(Protocol.SYSTEM, None)
