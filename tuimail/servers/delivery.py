@@ -77,11 +77,26 @@ def _helo(name: str) -> str:
     return name if name and not has_control(name) else "unknown"
 
 
+_last_date: tuple[datetime | None, str] = (None, "")
+
+
+def _date(when: datetime) -> str:
+    """`format_datetime(when)` (RFC 5322 §3.3), made once per second: the messages of one second
+    share it (email.utils' formatting was a tenth of a delivery's Python)."""
+    global _last_date
+    second = when.replace(microsecond=0)
+    last, text = _last_date
+    if last is None or last != second or last.utcoffset() != second.utcoffset():
+        text = format_datetime(second)
+        _last_date = (second, text)
+    return text
+
+
 def received_header(env: Envelope, queue_id: str, recipient: str, when: datetime) -> bytes:
     return (
         f"Received: from {_helo(env.helo)} ([{env.peer_ip}])\n"
         f"\tby {env.hostname} (tuimail {__version__}) with {env.protocol} id {queue_id}\n"
-        f"\tfor <{recipient}>; {format_datetime(when)}\n"
+        f"\tfor <{recipient}>; {_date(when)}\n"
     ).encode("utf-8", "replace")
 
 
