@@ -22,6 +22,7 @@ import collections
 import functools
 import inspect
 import logging
+import os
 import re
 import time
 from email.utils import format_datetime
@@ -788,11 +789,15 @@ class SmtpHandler:
                 record.note(f"Delivery failed, message not accepted: {e}")
             self.engine.bus.system(f"SMTP delivery failed ({e}); the client was told to retry", logging.ERROR)
             return "451 4.3.0 Local error in processing; message not saved, try again later"
-        self.engine.bus.publish(MessageAccepted(record.sid if record else 0, Protocol.SMTP, len(content), len(accepted.stored)))
-        base = self.engine.store.root
+        bus = self.engine.bus
+        if bus.wants(MessageAccepted):  # (the metrics, when served)
+            bus.publish(MessageAccepted(record.sid if record else 0, Protocol.SMTP, len(content), len(accepted.stored)))
+        base = f"{self.engine.store.root}{os.sep}"
         for item in accepted.stored:
             if record:
-                record.note(f"Message saved for {item.recipient}: {item.path.relative_to(base)}")
+                path = str(item.path)  # (the path under the store's root, without pathlib's parsing)
+                shown = path[len(base):] if path.startswith(base) else path
+                record.note(f"Message saved for {item.recipient}: {shown}")
         for queued in accepted.queued:
             if record:
                 record.note(f"Message queued for {', '.join(r.address for r in queued.recipients)} "
