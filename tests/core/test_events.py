@@ -77,3 +77,49 @@ def test_many_sessions_lines_out_reach_each_subscriber_as_the_same_line_events()
                 LineOut(9, Protocol.IMAP, "* 2 EXISTS", second), LineOut(9, Protocol.IMAP, "* 1 RECENT", second)]
     assert one_by_one == expected and after == expected
     assert bulk == [(Protocol.IMAP, ("* 2 EXISTS", "* 1 RECENT"), [(7, first), (9, second)])]
+
+
+def test_a_transcript_line_reaches_each_subscriber_as_fields_or_as_the_one_event():
+    """`publish_line`: a subscriber with `transcript_line` gets the fields, any other the event (made
+    once for all of them), in subscription order; one that fails does not stop the others; a kind a
+    subscriber does not read never reaches it."""
+    bus = EventBus()
+    seen: list[tuple] = []
+
+    class Fast:
+        kinds = (LineIn, LineOut, Note)
+
+        def __call__(self, event):
+            raise AssertionError("the fast path was not taken")
+
+        def transcript_line(self, kind, sid, protocol, text, at):
+            seen.append(("fast", kind, sid, protocol, text, at))
+            if text == "boom":
+                raise RuntimeError("bug")
+
+    events: list = []
+    bus.subscribe(Fast())
+    bus.subscribe(events.append, (LineIn, Note))
+    bus.subscribe(events.append, (LineIn,))
+    bus.publish_line(LineIn, 3, Protocol.SMTP, "MAIL FROM:<a@b.test>")
+    bus.publish_line(LineOut, 3, Protocol.SMTP, "boom")  # only Fast reads LineOut; its failure is logged
+    bus.publish_line(Note, 3, Protocol.SMTP, "Message size: 10 bytes")
+    at_in, at_out, at_note = (entry[5] for entry in seen)
+    assert seen == [("fast", LineIn, 3, Protocol.SMTP, "MAIL FROM:<a@b.test>", at_in),
+                    ("fast", LineOut, 3, Protocol.SMTP, "boom", at_out),
+                    ("fast", Note, 3, Protocol.SMTP, "Message size: 10 bytes", at_note)]
+    line_in = LineIn(3, Protocol.SMTP, "MAIL FROM:<a@b.test>", at_in)
+    assert events == [line_in, line_in, Note(3, Protocol.SMTP, "Message size: 10 bytes", at_note)]
+    assert events[0] is events[1]  # one event for both
+    assert at_in <= at_out <= at_note
+
+
+def test_wants_follows_the_subscribers():
+    bus = EventBus()
+    assert not bus.wants(SessionClosed)
+    stop = bus.subscribe(lambda e: None, (SessionClosed,))
+    assert bus.wants(SessionClosed) and not bus.wants(LineIn)
+    stop()
+    assert not bus.wants(SessionClosed)
+    bus.subscribe(lambda e: None)  # every kind
+    assert bus.wants(LineIn) and bus.wants(SessionClosed)
