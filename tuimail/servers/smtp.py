@@ -78,10 +78,6 @@ def _ident() -> str:
     return _greeting_time[1]
 
 
-def _closed(reason: str) -> None:
-    """A closed session's `abort`: there is nothing left to close."""
-
-
 def protocol_factory(engine: Engine, name: str):
     """The factory the engine hands to `loop.create_server` for the smtp / submission / smtps ports."""
     submission = name in ("submission", "smtps")
@@ -187,7 +183,6 @@ class TuimailSMTP(LeanSMTP):
             if self.record is not None:
                 quit_seen = self.record.last_command.upper().startswith("QUIT")
                 self.engine.sessions.close(self.record, "client quit" if quit_seen else "connection lost", ok=quit_seen)
-                self.record.abort = _closed  # (its abort was our method: a cycle with the record)
 
     def _release(self) -> None:
         super()._release()
