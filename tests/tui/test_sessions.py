@@ -239,3 +239,29 @@ async def test_a_cell_widened_after_a_frame_was_drawn_is_not_left_cut():
         table.flush_cells()
         assert value not in screen_text(app)  # drawn now, before the idle re-measure: cut to the old width
         await until(pilot, lambda: value in screen_text(app), what="the whole value after the re-measure")
+
+
+async def test_a_row_drawn_before_it_was_measured_is_not_left_cut():
+    """A new row is measured when the table's queue is idle; a frame drawn before that cut its cells
+    to the columns' old widths and kept them cut (a CI run saw `127.` as the peer and `helo x\\x1b[3`
+    for ten seconds while the idle clock ticked). A column that widens makes every cell render afresh."""
+    from rich.text import Text
+    from textual.app import App
+
+    from tuimail.tui.widgets.live_table import LiveTable
+
+    class OneTable(App):
+        def compose(self):
+            yield LiveTable()
+
+    app = OneTable()
+    async with app.run_test(size=(80, 10)) as pilot:
+        table = app.query_one(LiveTable)
+        table.add_column("id", key="id")
+        table.add_column("peer", key="peer")
+        await pilot.pause()
+        value = "127.0.0.1:44538"
+        table.add_row(Text("1"), Text(value, no_wrap=True, end=""), key="1")
+        drawn = table.render_line(1).text  # a frame drawn now, before the idle measure (the cursor's
+        assert drawn.split()[1] == "127."  # highlight repaints its row): cut to the header's width
+        await until(pilot, lambda: value in screen_text(app), what="the whole value after the measure")

@@ -60,6 +60,17 @@ class LiveTable(DataTable):
         self._update_count += 1
         self.refresh()
 
+    def _update_dimensions(self, new_rows) -> None:
+        """The same gap for a new row: DataTable measures it when its queue is idle, so a frame drawn
+        between `add_row` and this cut the row's cells to the columns' old widths (a CI run saw
+        `127.` for the peer and `helo x\\x1b[3` for ten seconds). If a column widened, everything
+        renders afresh; if not, the cached renders are right and stay."""
+        before = [column.content_width for column in self.ordered_columns]
+        super()._update_dimensions(new_rows)
+        if [column.content_width for column in self.ordered_columns] != before:
+            self._update_count += 1
+            self.refresh()
+
     def flush_cells(self) -> None:
         """Forget the cached renders of the rows changed since the last call; repaint those on screen."""
         changed, self._changed_rows = self._changed_rows, set()
