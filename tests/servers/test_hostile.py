@@ -144,11 +144,11 @@ def test_a_lingering_close_ends_at_the_clients_eof(hostile):
     client = imap(hostile.ports.imap)
     hostile.wait_for(lambda: len(hostile.engine.sessions) == 1)
     [session] = list(hostile.engine.sessions)
+    connection = session.abort.__self__  # (a closed session lets go of its connection: take it now)
     hostile.call(hostile.engine.sessions.kill, session.sid)
     assert client.line().startswith(b"* BYE")
     assert client.file.read() == b""  # the FIN follows the farewell
     client.send(b"a1 NOOP\r\n")  # typed after the farewell: read and dropped, no RST before the EOF
-    connection = session.abort.__self__
     assert not connection.transport.is_closing()  # lingering
     client.sock.shutdown(socket.SHUT_WR)
     hostile.wait_for(lambda: connection.transport.is_closing(), timeout=LINGER / 2)  # at our EOF
