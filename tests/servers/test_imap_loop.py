@@ -43,19 +43,26 @@ def _session(server) -> Session:
     return s
 
 
-def test_store_runs_on_the_loop_and_answers_after_the_fsync(server, monkeypatch):
-    threads = _spy_threads(monkeypatch)
+def _session_watching_commits(server, monkeypatch) -> tuple[Session, list[bool]]:
+    """A session on a three-message INBOX, and a list that gets, for each index commit from then on,
+    whether the session's latest tagged OK had been sent (by the transcript) when the commit's fsync ended."""
     sent: list[str] = []  # the server's lines, as the transcript sees them (appended on the loop)
     server.call(server.engine.bus.subscribe, lambda e: sent.append(e.text) if isinstance(e, LineOut) else None)
-    at_fsync: list[bool] = []  # was the command's tagged OK already sent when its fsync ended?
+    at_commit: list[bool] = []
     real_commit = IndexLog.commit
 
     def commit(self, ticket):
         real_commit(self, ticket)
-        at_fsync.append(any(t.startswith(f"r{s.n} OK") for t in list(sent)))
+        at_commit.append(any(t.startswith(f"r{s.n} OK") for t in list(sent)))
 
     s = _session(server)
     monkeypatch.setattr(IndexLog, "commit", commit)
+    return s, at_commit
+
+
+def test_store_runs_on_the_loop_and_answers_after_the_fsync(server, monkeypatch):
+    threads = _spy_threads(monkeypatch)
+    s, at_fsync = _session_watching_commits(server, monkeypatch)
     lines = s.send("store 1:2 +flags (\\Flagged)")
     assert sum(" FETCH (FLAGS (" in line for line in lines) == 2
     assert at_fsync and not any(at_fsync), at_fsync  # the OK waited for the records
@@ -161,17 +168,7 @@ def test_an_append_to_the_selected_folder_runs_on_the_loop_and_answers_after_the
 
     monkeypatch.setattr(Folder, "place", place)
     monkeypatch.setattr(Folder, "append", lambda *a, **k: pytest.fail("APPEND took the worker thread"))
-    sent: list[str] = []
-    server.call(server.engine.bus.subscribe, lambda e: sent.append(e.text) if isinstance(e, LineOut) else None)
-    at_commit: list[bool] = []  # was the APPEND's tagged OK already sent when its record's fsync ended?
-    real_commit = IndexLog.commit
-
-    def commit(self, ticket):
-        real_commit(self, ticket)
-        at_commit.append(any(t.startswith(f"r{s.n} OK") for t in list(sent)))
-
-    s = _session(server)
-    monkeypatch.setattr(IndexLog, "commit", commit)
+    s, at_commit = _session_watching_commits(server, monkeypatch)
     lines = _append(s)
     assert lines[-1].startswith(f"r{s.n} OK [APPENDUID ") and lines[-1].endswith(" 4] APPEND completed"), lines
     assert lines[0] == "* 4 EXISTS", lines

@@ -214,11 +214,8 @@ async def test_a_changed_cell_is_repainted_on_screen_not_only_stored(make_app):
             registry.close(session, "test over")
 
 
-async def test_a_cell_widened_after_a_frame_was_drawn_is_not_left_cut():
-    """A value that outgrows its column is re-measured when the table's queue is idle; a frame drawn
-    before that used to stay cached with the old width (a CI run once saw `helo x\\x1b[3` for ten
-    seconds). After the re-measure every cell renders afresh."""
-    from rich.text import Text
+def _one_live_table():
+    """An app showing one empty LiveTable (no columns yet)."""
     from textual.app import App
 
     from tuimail.tui.widgets.live_table import LiveTable
@@ -227,9 +224,18 @@ async def test_a_cell_widened_after_a_frame_was_drawn_is_not_left_cut():
         def compose(self):
             yield LiveTable()
 
-    app = OneTable()
+    return OneTable()
+
+
+async def test_a_cell_widened_after_a_frame_was_drawn_is_not_left_cut():
+    """A value that outgrows its column is re-measured when the table's queue is idle; a frame drawn
+    before that used to stay cached with the old width (a CI run once saw `helo x\\x1b[3` for ten
+    seconds). After the re-measure every cell renders afresh."""
+    from rich.text import Text
+
+    app = _one_live_table()
     async with app.run_test(size=(80, 10)) as pilot:
-        table = app.query_one(LiveTable)
+        table = app.query_one("LiveTable")
         table.add_column("id", key="id")
         table.add_column("last command", key="cmd")
         table.add_row(Text("1"), Text(""), key="1")
@@ -246,17 +252,10 @@ async def test_a_row_drawn_before_it_was_measured_is_not_left_cut():
     to the columns' old widths and kept them cut (a CI run saw `127.` as the peer and `helo x\\x1b[3`
     for ten seconds while the idle clock ticked). A column that widens makes every cell render afresh."""
     from rich.text import Text
-    from textual.app import App
 
-    from tuimail.tui.widgets.live_table import LiveTable
-
-    class OneTable(App):
-        def compose(self):
-            yield LiveTable()
-
-    app = OneTable()
+    app = _one_live_table()
     async with app.run_test(size=(80, 10)) as pilot:
-        table = app.query_one(LiveTable)
+        table = app.query_one("LiveTable")
         table.add_column("id", key="id")
         table.add_column("peer", key="peer")
         await pilot.pause()
