@@ -686,8 +686,16 @@ class Folder:
                 return self._uid_of_base[base], 0
             size_m, wsize_m, time_m = SIZE_RE.search(base), WSIZE_RE.search(base), TIME_RE.match(base)
             # only our own file changed the directory since the index matched it: no listing needed
+            # (`_other_unchanged`, with the directories' mtimes asked once: taken after our rename,
+            # they are also the index's new stamp below)
             before = self._mtimes
-            if before is None or not (size_m and wsize_m and time_m) or not self._other_unchanged(subdir):
+            stamp = None
+            if before is not None and size_m and wsize_m and time_m:
+                stamp = self._dir_mtimes()
+                other = 1 if subdir == "new" else 0
+                if stamp[other] != before[other]:
+                    stamp = None
+            if stamp is None:
                 self.sync(force=True)
                 uid = self._uid_of_base.get(base)
                 if uid is not None and keywords:
@@ -702,8 +710,9 @@ class Folder:
             ref = MessageRef(uid, base, subdir, flags, int(size_m.group(1)), int(wsize_m.group(1)), when,
                              self._modseq, frozenset(keywords))
             self._put(ref)
-            if self._index_trusted():
-                ticket = self._write([_add_line(ref), stamp_record(self._own_change())])
+            if self._index_trusted():  # (`_own_change`, from the mtimes asked above)
+                self._mtimes = self._own_stamp = stamp
+                ticket = self._write([_add_line(ref), stamp_record(stamp)])
             else:  # a scan just now may have missed another program's file: the next `sync` looks
                 ticket = self._write([_add_line(ref)])
             self.version += 1
