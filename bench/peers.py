@@ -23,8 +23,9 @@ Workloads (all on 127.0.0.1; the peers from ../shared/peers, set up by `setup` a
   moment apart, to another user's that nobody watches (`bench`: the same disk at the same time, so
   the watched / unwatched ratio of each pair is not at the mercy of the disk's fsync swings), the
   time until every session's socket has received EXISTS (read by one epoll thread, timed by the
-  kernel's receive stamps: see `Hearing`), and the connection rate (connect + greeting) with no
-  session open and with all of them.
+  kernel's receive stamps: see `Hearing`; the next delivery waits for it), in `--idle-pairs` pairs
+  (default 7: a 250's delay is mostly fsync time, which swings), and the connection rate (connect +
+  greeting) with no session open and with all of them.
 
 The peer accounts are `speed`, `speedpop` and `speedbig` (password testpass) in Dovecot's users file
 and `speed@peers.test` in Postfix's vmailbox; this script creates their Maildirs' contents.
@@ -496,6 +497,8 @@ def main() -> None:
     parser.add_argument("--smtp-messages", type=int, default=2000)
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--idle", type=int, default=10_000, help="tuimail IDLE sessions")
+    parser.add_argument("--idle-pairs", type=int, default=7,
+                        help="IDLE: deliveries to the watched and to an unwatched mailbox, in pairs")
     parser.add_argument("--peer-idle", type=int, default=190, help="Dovecot IDLE sessions (its per-user/IP limit is 200)")
     parser.add_argument("--imaptest", type=Path, default=Path(os.environ.get("IMAPTEST_DIR", "/work/imaptest")) / "imaptest")
     parser.add_argument("--peers-dir", type=Path, default=Path(os.environ.get("PEERS_DIR", "/tmp/peers")))
@@ -652,9 +655,12 @@ def idle_section(args, table: Table, server: Tuimail, peer_user: str) -> None:
         out["conn/s, all sessions open"] = [await connect_rate(port)]
         # the 250 of a delivery to the watched mailbox and of one to a mailbox nobody watches, in
         # pairs a moment apart (each pair in the other order than the last), so both see the same
-        # disk: the shared disk's fsync times swing from one minute to the next
+        # disk: the shared disk's fsync times swing from one minute to the next. Each delivery
+        # starts only once every watcher has heard of the one before, so no fan-out overlaps a
+        # measured 250. More pairs than rounds (`--idle-pairs`): a 250's delay is mostly the disk's
+        # fsyncs, whose swings (1.5 to 15 ms within a minute here) three pairs do not average out
         watched, alone, heard = [], [], []
-        for n in range(args.rounds):
+        for n in range(args.idle_pairs):
             for target in ("watched", "alone") if n % 2 == 0 else ("alone", "watched"):
                 if target == "watched":
                     at_250, at_heard = await deliver_and_wait(smtp, rcpt, clients)
