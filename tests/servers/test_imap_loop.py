@@ -185,7 +185,6 @@ def test_an_append_to_the_selected_folder_runs_on_the_loop_and_answers_after_the
 
 
 def test_an_append_whose_file_cannot_be_fsynced_stores_nothing_and_the_session_goes_on(server, monkeypatch):
-    from tuimail.servers import committer
     from tuimail.store import deferred
 
     s = _session(server)
@@ -194,7 +193,6 @@ def test_an_append_whose_file_cannot_be_fsynced_stores_nothing_and_the_session_g
         return OSError(5, "Input/output error")
 
     monkeypatch.setattr(deferred, "fsync_or_error", failing)
-    monkeypatch.setattr(committer, "fsync_or_error", failing)
     for messages in ((MESSAGE,), (MESSAGE, MESSAGE)):
         lines = _append(s, messages=messages)
         assert lines[-1] == f"r{s.n} NO [SERVERBUG] APPEND failed, nothing was stored: Input/output error", lines
@@ -206,7 +204,6 @@ def test_an_append_whose_file_cannot_be_fsynced_stores_nothing_and_the_session_g
 
 
 def test_a_session_that_ends_during_its_append_leaves_no_file_behind(server, monkeypatch):
-    from tuimail.servers import committer
     from tuimail.store import deferred
 
     s = _session(server)
@@ -220,7 +217,6 @@ def test_a_session_that_ends_during_its_append_leaves_no_file_behind(server, mon
         return real(fd)
 
     monkeypatch.setattr(deferred, "fsync_or_error", slow)
-    monkeypatch.setattr(committer, "fsync_or_error", slow)
     try:
         s.n += 1
         s.type(f"r{s.n} append INBOX {{{len(MESSAGE)}+}}\r\n".encode() + MESSAGE + b"\r\n")

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from queue import SimpleQueue
 
-from tuimail.store.deferred import fsync_each, fsync_or_error
+from tuimail.store import deferred
 
 HELPERS = 7  # helper threads at most; with the caller, eight fsyncs in flight at once
 
@@ -29,9 +29,9 @@ class FsyncCrew:
     that fsync a batch's files together with the caller. Safe to use from several threads at once:
     each call's files are its own, and a caller never waits for a helper that has nothing to do."""
 
-    def __init__(self, helpers: int = HELPERS, fsync: Callable[[int], OSError | None] = fsync_or_error) -> None:
+    def __init__(self, helpers: int = HELPERS, fsync: Callable[[int], OSError | None] | None = None) -> None:
         self._max = helpers
-        self._fsync = fsync
+        self._fsync = fsync  # None: the store's `fsync_or_error`, looked up per call (one seam for tests)
         self._tasks: SimpleQueue[Callable[[], None]] = SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0
@@ -40,12 +40,12 @@ class FsyncCrew:
         """fsync every file of `fds` (several at once); each one's error, or None, in order."""
         count = len(fds)
         helpers = min(count - 1, self._max)
+        fsync = self._fsync or deferred.fsync_or_error
         if helpers < 1:
-            return fsync_each(fds) if self._fsync is fsync_or_error else [self._fsync(fd) for fd in fds]
+            return [fsync(fd) for fd in fds]
         errors: list[OSError | None] = [None] * count
         jobs = enumerate(fds)  # shared: each next() (atomic under the GIL) hands out a file once
         finished: SimpleQueue[BaseException | None] = SimpleQueue()
-        fsync = self._fsync
 
         def work() -> None:
             problem = None
