@@ -101,3 +101,22 @@ def test_metrics_are_scraped_and_parsed_with_the_prometheus_parser(served):
     assert any(re.match(r"tuimail_command_seconds_bucket\{le=.*,protocol=POP3\}", k) for k in samples)
     assert samples["tuimail_uptime_seconds{}"] > 0
     assert "Prometheus metrics on http://127.0.0.1:" in system_log(config)
+
+
+def test_serve_names_a_taken_port_and_the_fixture_moves_it(served):
+    """`serve` on a port another process holds: one line naming it and exit 1; the test fixture then
+    gives that listener a new number and starts again (a second test run on the machine can take a
+    port between `free_port()` and serve's bind)."""
+    import socket
+
+    taken = served.config.settings.ports.imap
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", taken))
+        holder.listen()
+        proc = served.start()
+        assert proc.poll() is None
+        first = served.procs[0]
+        assert first.wait(10) == 1
+        assert f"cannot listen on 127.0.0.1:{taken} (imap): port in use" in first.err_path.read_text()
+        assert served.config.settings.ports.imap != taken
+        assert f"IMAP :{served.config.settings.ports.imap} up" in proc.err_path.read_text()
