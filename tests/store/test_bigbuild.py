@@ -223,12 +223,16 @@ def test_a_big_build_runs_without_collections_and_freezes_its_refs(two_copies, m
     assert again.messages() == folder.messages()
 
 
-def test_a_small_folder_is_built_as_before(two_copies, collections):
+def test_a_small_folder_is_built_as_before(two_copies, collections, monkeypatch):
+    """No pause of the collector and no freeze. (Asked of `gc.freeze` itself, not of the freeze count:
+    an object frozen by an earlier test and freed meanwhile by any thread lowers the count; a full CI
+    run once saw it fall by 51 during this build.)"""
     root, _ = two_copies
-    assert released(10)  # an earlier build's rows, frozen, are freed by now: they don't move the count
-    frozen = gc.get_freeze_count()
+    freezes: list[str] = []
+    real_freeze = gc.freeze
+    monkeypatch.setattr(gc, "freeze", lambda: (freezes.append(threading.current_thread().name), real_freeze()))
     inbox(root)  # QUIET_BUILD (10,000) is far above it
-    assert [c for c in collections if "_index_listings" in c] and gc.get_freeze_count() == frozen
+    assert [c for c in collections if "_index_listings" in c] and freezes == []
 
 
 def test_quiet_builds_overlap_across_threads_and_keep_a_disabled_collector_disabled():
