@@ -91,7 +91,7 @@ def release_soon(rows: list, step: int = 2048) -> None:
 
 def released(timeout: float) -> bool:
     """Wait until everything handed to `release_soon` is freed (False: still not after `timeout`
-    seconds). For tests that count frozen objects: the reaper frees some of them meanwhile."""
+    seconds). For tests that wait for the reaper."""
     with _state:
         return _state.wait_for(lambda: not _garbage and not _freeing, timeout)
 
