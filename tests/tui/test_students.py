@@ -27,6 +27,11 @@ async def test_the_tab_follows_a_student_live_and_enter_shows_the_annotated_sess
             await writer.drain()
             await reader.readline()
         await until(pilot, lambda: table.get_row_at(row)[1] == "3/16", what="three steps done, live")
+        # the window shows a live session's lines as the monitor holds them, handed over on the app's
+        # tick; the table above comes from the engine's tracker, which can be a tick ahead of it
+        sid = next(s.sid for s in app.client.sessions if s.user == "tester@lab.test")
+        await until(pilot, lambda: any("<-- stat" in line for line in app.history.lines(sid)),
+                    what="the monitor has the stat line")
         assert table.get_row_at(row)[table.get_column_index("P:USER")] != "-"
         assert table.get_row_at(row)[table.get_column_index("P:UIDL")] == "-"
         table.move_cursor(row=row)
