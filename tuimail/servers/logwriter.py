@@ -161,15 +161,8 @@ class LogWriter:
 
     def __call__(self, event: Event) -> None:
         kind = type(event)
-        if kind is LineIn or kind is LineOut:  # most events: a transcript line
-            entry = self._open.get(event.sid)
-            if entry is not None:
-                entry.append(f"{stamp(event.at)}{'<--' if kind is LineIn else '-->'} {event.text}")
-            return
-        if kind is Note:  # next most: a remark (each RETR has one), as event_text() writes it
-            entry = self._open.get(event.sid)
-            if entry is not None:
-                entry.append(stamp(event.at) + localise(event.text))
+        if kind is LineIn or kind is LineOut or kind is Note:  # most events: a transcript line or remark
+            self.transcript_line(kind, event.sid, event.protocol, event.text, event.at)
             return
         if isinstance(event, SystemMessage):
             self._write(Protocol.SYSTEM, stamp(event.at) + localise(event.text) + "\n")
@@ -186,7 +179,8 @@ class LogWriter:
             self._flush(event.sid, event.at)
 
     def transcript_line(self, kind: type, sid: int, protocol: Protocol, text: str, at: datetime) -> None:
-        """`EventBus.publish_line`: a LineIn, LineOut or Note, as `__call__` writes it, without the event."""
+        """A LineIn, LineOut or Note (a remark, as event_text() writes it) in its session's block; called
+        with the fields by `EventBus.publish_line`, no event made."""
         entry = self._open.get(sid)
         if entry is not None:
             if kind is Note:

@@ -132,15 +132,8 @@ class ProgressTracker:
 
     def __call__(self, event: Event) -> None:
         kind = type(event)  # the transcript lines first: every line of every session comes here
-        if kind is LineIn or kind is LineOut:
-            live = self._live.get(event.sid)
-            if live is not None:
-                if kind is LineIn:
-                    self._client(live, event.text)
-                else:
-                    self._server(live, event.text, event.at)
-            return
-        if kind is Note:  # a remark: nothing done or attributed
+        if kind is LineIn or kind is LineOut or kind is Note:
+            self.transcript_line(kind, event.sid, event.protocol, event.text, event.at)
             return
         if isinstance(event, SessionOpened):
             if event.protocol in _PROTOCOLS:
@@ -160,7 +153,8 @@ class ProgressTracker:
             del self._live[event.sid]
 
     def transcript_line(self, kind: type, sid: int, protocol: Protocol, text: str, at: datetime) -> None:
-        """`EventBus.publish_line`: a LineIn or LineOut, as `__call__` reads it, without the event."""
+        """A LineIn or LineOut read for the steps it completes (a Note, a remark: nothing done or
+        attributed); called with the fields by `EventBus.publish_line`, no event made."""
         live = self._live.get(sid)
         if live is not None and kind is not Note:
             if kind is LineIn:
@@ -181,14 +175,8 @@ class ProgressTracker:
                     for text in texts:
                         self._server(live, text, at)
                     continue
-                tags = live.tags
                 for words in split:
-                    if words[0] == "+":
-                        live.sasl = "AUTHENTICATE" in tags.values()
-                    elif len(words) > 1 and words[0] in tags:
-                        verb = tags.pop(words[0])
-                        if words[1].upper() == "OK":
-                            self._done(live, verb, at)
+                    self._imap_reply(live, words, at)
             return
         for sid, at in sent:
             live = live_of(sid)
@@ -226,13 +214,16 @@ class ProgressTracker:
                 if status == "+OK":
                     self._done(live, verb, at)
         else:
-            words = text.split(" ", 2)
-            if words[0] == "+":
-                live.sasl = "AUTHENTICATE" in live.tags.values()
-            elif len(words) > 1 and words[0] in live.tags:
-                verb = live.tags.pop(words[0])
-                if words[1].upper() == "OK":
-                    self._done(live, verb, at)
+            self._imap_reply(live, text.split(" ", 2), at)
+
+    def _imap_reply(self, live: _Live, words: list[str], at: datetime) -> None:
+        """An IMAP server line, split in (at most) three words: a continuation, or a tagged status."""
+        if words[0] == "+":
+            live.sasl = "AUTHENTICATE" in live.tags.values()
+        elif len(words) > 1 and words[0] in live.tags:
+            verb = live.tags.pop(words[0])
+            if words[1].upper() == "OK":
+                self._done(live, verb, at)
 
     def _smtp_reply(self, live: _Live, text: str, at: datetime) -> None:
         code, more = text[:3], text[3:4] == "-"
