@@ -33,7 +33,7 @@ from tuimail.servers.committer import committer
 from tuimail.servers.connection import Flag, LineConnection
 from tuimail.servers.deflate import CompressionError, Deflate
 from tuimail.servers.engine import Engine, FanOut
-from tuimail.store.deferred import current_batch, deferring, fsync_each
+from tuimail.store.deferred import current_batch, deferring
 from tuimail.store.folder import FolderKeywords
 from tuimail.store.maildir import Folder
 
@@ -629,15 +629,7 @@ def _verb(command: RawCommand) -> str:
 def _sync_files(fds: list[int]) -> None:
     """The committer's thread: an APPEND's staged files, fsynced and closed with its batch's files."""
     batch = current_batch()
-    if batch is None:  # (the committer always runs a batch)
-        try:
-            for error in fsync_each(fds):
-                if error is not None:
-                    raise error
-        finally:
-            for fd in fds:
-                os.close(fd)
-        return
+    assert batch is not None  # the committer runs every call inside a batch (`deferred.batching`)
     for i, fd in enumerate(fds):
         try:
             batch.sync_file(fd)
