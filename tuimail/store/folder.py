@@ -6,7 +6,8 @@ bumped on every change. All of it lives in the folder's on-disk index, `tuimail-
 (`tuimail.store.index`: an append-only, checksummed, group-committed log), which is replayed at start
 so a large folder is not listed again; its directories are listed only when their mtimes show that
 something else changed them (mutt, Dovecot, a crash between a rename and its record). A folder
-indexed by an older tuimail (`tuimail-uidlist`, `tuimail-keywords`) keeps its uids and keywords.
+indexed by an older tuimail (`tuimail-uidlist`, `tuimail-keywords`) keeps its uids and keywords. A file
+whose name is not UTF-8 is renamed to a unique name before it is indexed (`_renamed_to_utf8`).
 
 MOVE within an account renames each file into the target's cur/ under a new unique name (a rename is
 atomic: after any crash the message is in exactly one folder), then indexes it in the target under a
@@ -271,14 +272,64 @@ def _sorted_flags(flags: str) -> str:
 
 
 def _listings(path: Path) -> list[tuple[str, list[str]]]:
-    """(subdir, file names) of new/ and cur/ (a missing one is left out)."""
+    """(subdir, file names) of new/ and cur/ (a missing one is left out). A name that is not UTF-8
+    is renamed first (`_renamed_to_utf8`): the index, and every reply, only ever hold UTF-8 names."""
     out = []
     for subdir in ("new", "cur"):
         try:
-            out.append((subdir, os.listdir(path / subdir)))
+            names = os.listdir(path / subdir)
         except FileNotFoundError:
             continue
+        if not "/".join(names).isascii():  # (a flag of the joined string: every name tuimail writes is ASCII)
+            names = _renamed_to_utf8(path, subdir, names)
+        out.append((subdir, names))
     return out
+
+
+def _renamed_to_utf8(path: Path, subdir: str, names: list[str]) -> list[str]:
+    """The names, each one that is not UTF-8 renamed to a new unique name (another MDA's or a user's
+    file: `os.listdir` gives its bytes as lone surrogates, PEP 383, which no UTF-8 index line can hold).
+
+    What Dovecot does with a file name it cannot keep (a base in the folder twice: `maildir_fix_duplicate`
+    in src/lib-storage/index/maildir/maildir-sync.c renames it to a newly generated unique name): the
+    message is still served, under a name every reader can write down. It happens before the file is
+    given a uid (it is new to the index: its name could never be written into it), so no uid changes;
+    the internal date, sizes and Maildir flags stay what the old name or the file gave. Directory
+    fsynced before the index records the new name, so the two never disagree after a crash."""
+    out = []
+    renamed = False
+    directory = path / subdir
+    for name in names:
+        if name.isascii() or name.startswith(".") or _is_utf8(name):
+            out.append(name)
+            continue
+        raw = os.fsencode(name)
+        base, info, letters = raw.partition(b":2,")
+        flags = _sorted_flags("".join(c for c in letters.decode("ascii", "ignore") if c.isalpha()))
+        item = Folder._describe(os.fsdecode(base), subdir, flags, path, name)
+        if item is None:
+            continue  # gone meanwhile
+        date, _base, _subdir, _flags, size, wire = item
+        fixed = unique_base(size, wire, date)
+        if info or subdir == "cur":
+            fixed += ":2," + flags
+        try:
+            os.rename(directory / name, directory / fixed)
+        except FileNotFoundError:
+            continue
+        renamed = True
+        out.append(fixed)
+    if renamed:
+        fsync_dir(directory)
+    return out
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _Rows(list):
