@@ -109,3 +109,82 @@ async def test_the_lab_reset_needs_the_word_typed_then_archives_and_empties(make
         with tarfile.open(archives[0]) as tar:
             assert any(n.startswith("mail/lab.test/tester/") for n in tar.getnames())
         assert engine.listeners["smtp"].up  # the servers run again
+
+
+async def test_the_student_window_follows_the_live_sessions_as_the_student_types(make_app):
+    """A student watching their own session: each line they type (and the reply, with its note)
+    appears in the open window; the view follows the end only while it is at the end; a session they
+    log in to meanwhile appears too; a session that ends says so in its title."""
+    app = make_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await ready(pilot)
+        reader, writer = await asyncio.open_connection("127.0.0.1", app.config.settings.ports.pop3)
+
+        async def typed(line: str) -> str:  # a line as a student types it into telnet, and its reply
+            writer.write(line.encode() + b"\r\n")
+            await writer.drain()
+            return (await reader.readline()).decode()
+
+        await reader.readline()
+        assert (await typed("user tester")).startswith("+OK")
+        assert (await typed(f"pass {PASSWORD}")).startswith("+OK")
+        sid = next(s.sid for s in app.client.sessions if s.user == "tester@lab.test")
+        await until(pilot, lambda: any("<-- pass" in line.lower() for line in app.history.lines(sid)),
+                    what=lambda: f"the pass line: {app.history.lines(sid)}")
+        await pilot.press("6")
+        table = app.query_one(StudentsPane).table
+        await until(pilot, lambda: table.row_count == 2, what="a row per account")
+        table.move_cursor(row=table.get_row_index("tester@lab.test"))
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, StudentWindow) and app.screen.loaded, what="the window")
+        window = app.screen
+        log = window.query_one("#student-log")
+        title = f"Session {sid}; POP3 (live)"
+        assert title in log.lines
+
+        def shows(text: str) -> bool:
+            return any(text in line for line in log.lines)
+
+        assert (await typed("stat")).startswith("+OK")
+        await until(pilot, lambda: shows("<-- stat"), what=lambda: f"the stat line, live: {log.lines[-3:]}")
+        await until(pilot, lambda: shows("RFC 1939 §5"), what="its note under it")
+        assert log.lines.count(title) == 1  # the same session's lines: under its one title
+
+        for _ in range(12):  # more than the window holds: the view is at the end only when taken there
+            assert (await typed("noop")).startswith("+OK")
+        await until(pilot, lambda: log.max_scroll_y > 0, what="more lines than the window shows")
+        await pilot.press("end")
+        await until(pilot, lambda: log.is_vertical_scroll_end, what="at the end")
+        count = log.line_count
+        assert (await typed("list 1")).startswith("-ERR")  # (an empty mailbox)
+        await until(pilot, lambda: log.line_count > count and shows("<-- list 1"), what="the list line")
+        await until(pilot, lambda: log.is_vertical_scroll_end, what="the view follows the end")
+        await pilot.press("home")
+        await until(pilot, lambda: log.scroll_y == 0, what="scrolled up")
+        count = log.line_count
+        assert (await typed("rset")).startswith("+OK")
+        await until(pilot, lambda: log.line_count > count and shows("<-- rset"), what="the rset line")
+        await pilot.pause()
+        assert log.scroll_y == 0  # not yanked to the end while reading above
+
+        imap_reader, imap_writer = await asyncio.open_connection("127.0.0.1", app.config.settings.ports.imap)
+        await imap_reader.readline()
+        imap_writer.write(f"a1 login tester {PASSWORD}\r\n".encode())
+        await imap_writer.drain()
+        assert (await imap_reader.readline()).startswith(b"a1 OK")
+        imap_sid = next(s.sid for s in app.client.sessions if s.protocol.label == "IMAP")
+        await until(pilot, lambda: f"Session {imap_sid}; IMAP (live)" in log.lines, what="the new session's title")
+        await until(pilot, lambda: shows("<-- a1 login tester"), what="its lines so far")
+
+        assert (await typed("quit")).startswith("+OK")
+        await until(pilot, lambda: f"Session {sid}; POP3 (ended)" in log.lines, what="the ended session's title")
+        assert title not in log.lines and shows("<-- quit")
+        assert log.scroll_y == 0  # written again once, where the reader was
+        imap_writer.write(b"a2 noop\r\n")
+        await imap_writer.drain()
+        await imap_reader.readline()
+        await until(pilot, lambda: shows("<-- a2 noop"), what="the other session still followed")
+        writer.close()
+        imap_writer.close()
+        await pilot.press("escape")
+        await until(pilot, lambda: len(app.screen_stack) == 1, what="back to the tabs")

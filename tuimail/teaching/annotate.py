@@ -45,6 +45,12 @@ class Annotator:
         self._reply_line = 0  # lines of the current multi-line reply
         self._sasl = False  # the next client line answers a challenge (masked)
 
+    def explain(self, line: str, language: str = "en", indent: str = "    ") -> list[str]:
+        """The line (as the log shows it, time stamp allowed) followed by its notes, as `explained`
+        writes them: a window that follows a live session explains each new line with its session's
+        annotator."""
+        return [line, *(f"{indent}= {note.line(language)}" for note in self.line(strip_stamp(line)))]
+
     def line(self, text: str) -> list[Note]:
         if text.startswith("<-- "):
             return self.client(text[4:])
@@ -175,8 +181,8 @@ def strip_stamp(line: str) -> str:
 def explained(protocol: str, lines: list[str], language: str = "en", indent: str = "    ") -> list[str]:
     """The lines, each followed by its notes (`    = RFC 5321 §4.1.1.1: ...`): `log show --explain`,
     the student's report and the Students tab show sessions this way."""
+    annotator = Annotator(protocol)
     out: list[str] = []
-    for line, notes in annotate(protocol, lines):
-        out.append(line)
-        out.extend(f"{indent}= {note.line(language)}" for note in notes)
+    for line in lines:
+        out += annotator.explain(line, language, indent)
     return out

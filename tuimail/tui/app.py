@@ -231,7 +231,7 @@ class TuimailApp(OrderedKeys, App[int]):
             self._relabelling = True  # (after a save has finished with the Settings tab)
             self.run_worker(self.relabel, group="language")
         for screen in self.screen_stack:
-            if isinstance(screen, SessionWindow):
+            if isinstance(screen, (SessionWindow, StudentWindow)):  # the windows that follow live sessions
                 screen.add_events(events)
 
     async def relabel(self) -> None:
