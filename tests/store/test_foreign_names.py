@@ -1,12 +1,16 @@
 """A file whose name is not UTF-8 in a Maildir's new/ or cur/ (another MDA's, or one a user copied in):
 it is renamed to a new unique name before it is given a uid (what Dovecot does with a name it cannot
-keep), so the folder's index stays UTF-8 and the message is served over IMAP and POP3 like any other."""
+keep), so the folder's index stays UTF-8 and the message is served over IMAP and POP3 like any other.
+A folder directory whose name is not ASCII is renamed to its modified UTF-7 name (bytes that are not
+UTF-8 become U+FFFD, as Dovecot renames them) when it is listed, and served like any other folder."""
 
 from __future__ import annotations
 
 import imaplib
 import os
 import poplib
+
+from imapclient import IMAPClient
 
 from tests.helpers import PASSWORD
 from tuimail.store import MailStore
@@ -77,3 +81,92 @@ def test_imap_and_pop3_serve_a_message_whose_file_name_is_not_utf8(server):
     assert b"odd name body" in b"\n".join(pop.retr(2)[1])
     assert len(pop.uidl()[1]) == 3
     pop.quit()
+
+
+# ----- a folder directory whose name is not ASCII (Maildir++ `.Name`) ------------------------------------
+
+def make_folder(root: bytes, directory: bytes, messages: dict[bytes, bytes] = {}) -> None:
+    """A Maildir++ folder made as another program (or `mkdir`) makes it: a bytes name, no index."""
+    for sub in (b"cur", b"new", b"tmp"):
+        os.makedirs(root + b"/" + directory + b"/" + sub)
+    for name, data in messages.items():
+        put(root + b"/" + directory + b"/new", name, data)
+
+
+def listed(lines: list[bytes]) -> list[bytes]:
+    """The names of a LIST/LSUB answer as imaplib returns it (every name here is quoted)."""
+    return [line.rsplit(b' "/" ', 1)[1].strip(b'"') for line in lines]
+
+
+FFFD = "Caf&,,0-"  # "Caf\ufffd": Dovecot's replacement of a byte that is not UTF-8, in modified UTF-7
+
+
+def test_imap_lists_and_opens_a_folder_whose_directory_name_is_not_utf8(server):
+    store = server.engine.store
+    store.deliver("tatareva@lab.test", b"Subject: in\n\ninbox\n")
+    box = store.mailbox("tatareva@lab.test")
+    box.create_folder("Work")
+    root = os.fsencode(box.path)
+    make_folder(root, b".Caf\xe9", {b"1.courier": b"Subject: latin\n\nrestored\n"})  # latin-1 "Café"
+    make_folder(root, b".Caf\xe9.Sub")
+
+    imap = imaplib.IMAP4("127.0.0.1", server.ports.imap)
+    imap.login("tatareva@lab.test", PASSWORD)
+    typ, lines = imap.list()
+    assert typ == "OK" and all(line.isascii() for line in lines)  # every name 7-bit (RFC 3501 §5.1.3)
+    assert sorted(listed(lines)) == sorted(
+        n.encode() for n in ["INBOX", FFFD, FFFD + "/Sub", "Drafts", "Junk", "Sent", "Trash", "Work"])
+    assert b'(\\HasChildren) "/" "' + FFFD.encode() + b'"' in lines
+    assert imap.status(FFFD, "(MESSAGES)") == ("OK", [b'"' + FFFD.encode() + b'" (MESSAGES 1)'])
+    typ, data = imap.select(FFFD)
+    assert typ == "OK" and data == [b"1"]
+    typ, data = imap.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert data[0][1].strip() == b"Subject: latin"
+    assert imap.subscribe(FFFD)[0] == "OK"
+    assert listed(imap.lsub('""', "Caf*")[1]) == [FFFD.encode()]
+    imap.logout()
+    moved = root + b"/.Caf&,,0-"  # the folder moved whole: its message (SELECT took it from new/ to cur/)
+    assert len(os.listdir(moved + b"/new") + os.listdir(moved + b"/cur")) == 1
+    assert all(name.isascii() for name in os.listdir(root))  # no 8-bit name left
+    server.wait_for(lambda: "LOGOUT" in server.log_text("IMAP"))
+    assert all(line.isascii() for line in server.log_text("IMAP").splitlines() if "LIST" in line)
+
+
+def test_imapclient_opens_an_8bit_folder_by_the_name_it_lists(server):
+    """imapclient decodes modified UTF-7 and encodes it back: what it shows is what it can open. A name
+    that is UTF-8 but decomposed (NFD, as a Mac writes it) becomes the composed "Café" (RFC 5198)."""
+    store = server.engine.store
+    store.deliver("tatareva@lab.test", b"Subject: in\n\ninbox\n")
+    root = os.fsencode(store.mailbox("tatareva@lab.test").path)
+    make_folder(root, b".Cafe\xcc\x81", {b"1.mac": b"Subject: mac\n\nnfd\n"})
+    make_folder(root, b".Caf\xe9", {b"1.courier": b"Subject: latin\n\nrestored\n"})
+
+    client = IMAPClient("127.0.0.1", port=server.ports.imap, ssl=False, timeout=10)
+    client.login("tatareva@lab.test", PASSWORD)
+    names = [name for _flags, _sep, name in client.list_folders()]
+    assert "Café" in names and "Caf\ufffd" in names
+    assert client.select_folder("Café")[b"EXISTS"] == 1
+    assert client.select_folder("Caf\ufffd")[b"EXISTS"] == 1
+    assert client.folder_status("Café", ["MESSAGES"])[b"MESSAGES"] == 1
+    client.logout()
+
+
+def test_two_8bit_folder_names_that_map_to_one_name_are_both_kept(tmp_path):
+    """`.Caf\\xe8` and `.Caf\\xe9` both become "Caf\\ufffd", a name a folder already has: neither is renamed
+    onto another folder (they get `~2` and `~3`), and every message stays, in a folder that is listed."""
+    store = MailStore(tmp_path / "data")
+    store.deliver("bob@lab.test", b"Subject: in\n\ninbox\n")
+    box = store.mailbox("bob@lab.test")
+    box.create_folder(FFFD).append(b"Subject: mine\n\nalready there\n")
+    root = os.fsencode(box.path)
+    make_folder(root, b".Caf\xe8", {b"1.a": b"Subject: e8\n\na\n"})
+    make_folder(root, b".Caf\xe9", {b"1.b": b"Subject: e9\n\nb\n"})
+
+    names = box.list_folders()
+    assert [n for n in names if n.startswith("Caf")] == [FFFD, FFFD + "~2", FFFD + "~3"]
+    assert all(name.isascii() for name in os.listdir(root))
+    again = MailStore(tmp_path / "data").mailbox("bob@lab.test")
+    assert again.list_folders() == names  # renamed once: nothing moves on the next listing
+    bodies = {n: [again.folder(n).read(r.uid) for r in again.folder(n).messages()] for n in names[1:]}
+    assert bodies == {FFFD: [b"Subject: mine\n\nalready there\n"], FFFD + "~2": [b"Subject: e8\n\na\n"],
+                      FFFD + "~3": [b"Subject: e9\n\nb\n"]}

@@ -13,15 +13,18 @@ tmp/, which `clean_tmp` removes at start.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
-from tuimail.core.atomic import atomic_write
+from tuimail.core import mutf7
+from tuimail.core.atomic import atomic_write, fsync_dir
 from tuimail.store.files import (
     FLAG_LETTERS,
     clean_tmp,
@@ -44,6 +47,7 @@ __all__ = [  # the store's public names, wherever they are defined
 UIDVALIDITY_FILE = "tuimail-uidvalidity"  # the last UIDVALIDITY handed out in this account
 SUBSCRIPTIONS = "subscriptions"  # Dovecot / Courier name, one folder per line
 SPECIAL_USE = specialuse.DEFAULTS  # RFC 6154: the folders every account starts with, and their attributes
+log = logging.getLogger(__name__)
 # `%` and `*` are LIST wildcards (RFC 3501 §6.3.8): a folder so named could never be listed alone
 _NAME_RE = re.compile(r"^[^/\\.%*\x00-\x1f\x7f]+$")
 # the whole Maildir++ directory name (".A.B") must fit NAME_MAX (255 bytes) with its leading dot
@@ -186,17 +190,58 @@ class Mailbox:
                 specialuse.save(self.path, moved)
 
     def list_folders(self) -> list[str]:
-        """Every folder's wire name, INBOX first."""
-        names = ["INBOX"]
+        """Every folder's wire name, INBOX first. Folder directories whose names are not ASCII (another
+        program's, a restore's, a user's `mkdir`) are renamed first (`_rename_to_mutf7`)."""
         try:
             entries = sorted(os.scandir(self.path), key=lambda e: e.name)
         except FileNotFoundError:
-            return names
+            return ["INBOX"]
+        if not all(entry.name.isascii() for entry in entries):  # (rare) renamed once, under the lock
+            with self._lock:
+                self._rename_to_mutf7(entries)
+                entries = sorted(os.scandir(self.path), key=lambda e: e.name)
+        names = ["INBOX"]
         for entry in entries:
             if entry.name.startswith(".") and entry.name not in (".", "..") and entry.is_dir():
-                if os.path.isdir(entry.path + "/cur"):  # (a string, not a Path: every LIST looks)
+                if entry.name.isascii() and os.path.isdir(entry.path + "/cur"):  # (a string: every LIST looks)
                     names.append(entry.name[1:].replace(".", "/"))
         return names
+
+    def _rename_to_mutf7(self, entries: list[os.DirEntry]) -> None:
+        """Rename each folder directory whose name is not ASCII to its name in modified UTF-7; one that
+        cannot be renamed is left as it is (and out of the listing: no client could name it).
+
+        Names are stored in modified UTF-7 (RFC 3501 §5.1.3), as Dovecot keeps them, and replies and log
+        lines carry them as stored. `os.scandir` gives bytes that are not UTF-8 as lone surrogates
+        (PEP 383): LIST sent them as 8-bit bytes, and no name a client could send reached the folder.
+        Dovecot renames such a directory when it lists it (`maildir_fill_readdir_entry` in
+        src/lib-storage/list/mailbox-list-maildir-iter.c: `uni_utf8_get_valid_data` puts U+FFFD for each
+        bad sequence, then `imap_utf8_to_utf7`); so does this, composing to NFC (RFC 5198, the form a
+        UTF8=ACCEPT client sends, RFC 9051 §5.1). Unlike Dovecot it also converts a name that is valid
+        UTF-8 (tuimail has no UTF-8 layout: that folder could not be reached either), lists the folder at
+        once, and never renames onto another directory: a name taken gets `~2`, `~3`... The directory
+        moves whole (messages, index, uids); the account directory is fsynced before a client sees it."""
+        renamed = False
+        for entry in entries:
+            directory = entry.name
+            if directory.isascii() or not directory.startswith(".") or not os.path.isdir(entry.path + "/cur"):
+                continue
+            text = unicodedata.normalize("NFC", os.fsencode(directory).decode("utf-8", "replace"))
+            fixed = target = "." + mutf7.encode(text[1:])
+            n = 1
+            while os.path.lexists(self.path / target):
+                n += 1
+                target = f"{fixed}~{n}"
+            self._forget(directory[1:].replace(".", "/"))
+            try:
+                os.rename(self.path / directory, self.path / target)
+            except OSError as e:  # (gone meanwhile, or not ours to rename)
+                log.warning("folder directory %r in %s not renamed to %s: %s", directory, self.path, target, e)
+                continue
+            log.info("folder directory %r in %s renamed to %s (its name was not ASCII)", directory, self.path, target)
+            renamed = True
+        if renamed:
+            fsync_dir(self.path)
 
     def ensure_default_folders(self) -> None:
         """Create Drafts, Sent, Junk and Trash (RFC 6154 special-use) if missing, and subscribe them; a
