@@ -2,7 +2,8 @@
 it is renamed to a new unique name before it is given a uid (what Dovecot does with a name it cannot
 keep), so the folder's index stays UTF-8 and the message is served over IMAP and POP3 like any other.
 A folder directory whose name is not ASCII is renamed to its modified UTF-7 name (bytes that are not
-UTF-8 become U+FFFD, as Dovecot renames them) when it is listed, and served like any other folder."""
+UTF-8 become U+FFFD, as Dovecot renames them) when it is listed, and served like any other folder;
+a line of the subscriptions file that is not UTF-8 is kept but not listed."""
 
 from __future__ import annotations
 
@@ -170,3 +171,26 @@ def test_two_8bit_folder_names_that_map_to_one_name_are_both_kept(tmp_path):
     bodies = {n: [again.folder(n).read(r.uid) for r in again.folder(n).messages()] for n in names[1:]}
     assert bodies == {FFFD: [b"Subject: mine\n\nalready there\n"], FFFD + "~2": [b"Subject: e8\n\na\n"],
                       FFFD + "~3": [b"Subject: e9\n\nb\n"]}
+
+
+def test_a_subscriptions_file_with_a_line_that_is_not_utf8_keeps_it_and_lsub_skips_it(server):
+    """A `subscriptions` file restored from elsewhere, with a latin-1 line: LOGIN (which subscribes the
+    default folders) and LSUB go on, the line is not listed (no client could name it, as Dovecot skips
+    it) and is written back byte for byte when the file changes."""
+    store = server.engine.store
+    store.deliver("tatareva@lab.test", b"Subject: in\n\ninbox\n")
+    box = store.mailbox("tatareva@lab.test")
+    box.create_folder("Work")
+    path = os.fsencode(box.path) + b"/subscriptions"
+    with open(path, "wb") as f:
+        f.write(b"INBOX\nCaf\xe9\nWork\n")
+
+    imap = imaplib.IMAP4("127.0.0.1", server.ports.imap)
+    imap.login("tatareva@lab.test", PASSWORD)
+    typ, lines = imap.lsub()
+    assert typ == "OK" and all(line.isascii() for line in lines)
+    assert sorted(listed(lines)) == [b"Drafts", b"INBOX", b"Junk", b"Sent", b"Trash", b"Work"]
+    assert imap.unsubscribe("Work")[0] == "OK"
+    imap.logout()
+    with open(path, "rb") as f:
+        assert f.read().split(b"\n")[:2] == [b"INBOX", b"Caf\xe9"]

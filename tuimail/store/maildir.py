@@ -261,25 +261,35 @@ class Mailbox:
         return specialuse.load(self.path)
 
     def subscriptions(self) -> list[str]:
+        """The subscribed names. A line that is not ASCII (the file is another program's, or restored:
+        names are stored in modified UTF-7) names nothing a client could reach: it stays in the file but
+        is not listed, as Dovecot skips a subscription that is not valid UTF-8 ("we'll only get into
+        trouble if we show this", src/lib-storage/list/mailbox-list-subscriptions.c)."""
+        return [line for line in self._subscription_lines() if line.isascii()]
+
+    def _subscription_lines(self) -> list[str]:
+        """Every line of the file; bytes that are not UTF-8 as surrogates (PEP 383), so they are written
+        back as they were."""
         try:
-            text = (self.path / SUBSCRIPTIONS).read_text(encoding="utf-8")
+            text = (self.path / SUBSCRIPTIONS).read_bytes().decode("utf-8", "surrogateescape")
         except FileNotFoundError:
             return []
         return [line for line in text.splitlines() if line]
 
     def subscribe(self, name: str) -> None:
-        subs = self.subscriptions()
+        subs = self._subscription_lines()
         if name not in subs:
             self._write_subscriptions([*subs, name])
 
     def unsubscribe(self, name: str) -> None:
-        subs = self.subscriptions()
+        subs = self._subscription_lines()
         if name in subs:
             self._write_subscriptions([s for s in subs if s != name])
 
     def _write_subscriptions(self, names: list[str]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.path / SUBSCRIPTIONS, "".join(n + "\n" for n in names).encode(), mode=0o600)
+        data = "".join(n + "\n" for n in names).encode("utf-8", "surrogateescape")
+        atomic_write(self.path / SUBSCRIPTIONS, data, mode=0o600)
 
     def totals(self) -> tuple[int, int]:
         """(messages, bytes) over every folder."""
