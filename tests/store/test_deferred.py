@@ -136,3 +136,24 @@ def test_a_staged_file_whose_fsync_fails_fails_its_job_only(tmp_path, monkeypatc
         batch.sync_file(bad.fd)
         failed = batch.finish(lambda d: None)
     assert list(failed) == [1] and failed[1].errno == 5
+
+
+def test_a_batched_delivery_to_a_folder_removed_behind_our_back_makes_it_again(tmp_path):
+    """A delivery in a batch takes the folder it knows without a stat of cur/; when the Maildir was
+    removed meanwhile, the directories are made again and the message is stored, as before."""
+    import shutil
+
+    from tuimail.store.deferred import batching
+
+    store = MailStore(tmp_path)
+    with batching() as batch:
+        first = store.deliver("bob@lab.test", b"Subject: one\n\nbody\n")
+        assert batch.finish(lambda path: None) == {}
+    box = store.mailbox("bob@lab.test")
+    assert box.known_folder("INBOX") is not None and first.exists()
+    shutil.rmtree(box.path)
+    with batching() as batch:
+        second = store.deliver("bob@lab.test", b"Subject: two\n\nbody\n")
+        assert batch.finish(lambda path: None) == {}
+    assert second.exists() and second.read_bytes() == b"Subject: two\n\nbody\n"
+    assert [r.uid for r in box.folder("INBOX").messages()] and (box.path / "cur").is_dir()

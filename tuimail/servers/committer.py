@@ -115,9 +115,10 @@ def _resolve(done: list[tuple[asyncio.Future, Any, BaseException | None]]) -> No
 _committers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Committer] = weakref.WeakKeyDictionary()
 
 
-def committer() -> Committer:
-    """The running loop's committer."""
-    loop = asyncio.get_running_loop()
+def committer(loop: asyncio.AbstractEventLoop | None = None) -> Committer:
+    """The running loop's committer (`loop`: the running loop, when the caller has it at hand:
+    asking asyncio for it costs a getpid() system call)."""
+    loop = loop or asyncio.get_running_loop()
     found = _committers.get(loop)
     if found is None:
         found = _committers[loop] = Committer(loop)

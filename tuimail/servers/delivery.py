@@ -8,6 +8,7 @@ the 250 nothing is lost.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import time
@@ -60,16 +61,26 @@ def header_block(data: bytes) -> bytes:
     return data
 
 
+@functools.cache
+def _header_patterns(name: str) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    """(the header's name line, the header with its folded value) for `name`: made once per name,
+    not escaped and looked up in `re`'s cache for every message delivered."""
+    start = rb"(?im)^" + re.escape(name.encode()) + rb"[ \t]*:"
+    return re.compile(start), re.compile(start + rb"[ \t]*(.*(?:\r?\n[ \t].*)*)")
+
+
+_SPACES = re.compile(r"\s+")
+
+
 def has_header(data: bytes, name: str) -> bool:
-    pattern = re.compile(rb"(?im)^" + re.escape(name.encode()) + rb"[ \t]*:")
-    return bool(pattern.search(header_block(data)))
+    return bool(_header_patterns(name)[0].search(header_block(data)))
 
 
 def header_value(data: bytes, name: str) -> str | None:
-    m = re.search(rb"(?im)^" + re.escape(name.encode()) + rb"[ \t]*:[ \t]*(.*(?:\r?\n[ \t].*)*)", header_block(data))
+    m = _header_patterns(name)[1].search(header_block(data))
     if not m:
         return None
-    return re.sub(r"\s+", " ", m.group(1).decode("utf-8", "replace")).strip()
+    return _SPACES.sub(" ", m.group(1).decode("utf-8", "replace")).strip()
 
 
 def _helo(name: str) -> str:

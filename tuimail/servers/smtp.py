@@ -126,7 +126,7 @@ class TuimailSMTP(LeanSMTP):
             SmtpHandler(engine, self),
             hostname=engine.hostname,
             ident=_ident(),
-            loop=asyncio.get_running_loop(),
+            loop=engine.loop or asyncio.get_running_loop(),  # (asyncio's lookup is a getpid() system call)
             enable_SMTPUTF8=True,
             data_size_limit=settings.policy.max_message_size,
             tls_context=getattr(engine, "ssl_context", None) if not implicit_tls else None,
@@ -298,7 +298,11 @@ class TuimailSMTP(LeanSMTP):
             return 0
         if self.strict and self._data_fault is None:
             self._data_fault = strict_data_fault(data[: last_nl + 1])
-        block = data[: last_nl + 1].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        block = data[: last_nl + 1]
+        # every line ends in CRLF already (what a mail client sends): the block is its own normal form
+        same = block.count(b"\n") == block.count(b"\r\n")
+        if not same:
+            block = block.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         if block.startswith(b".\r\n"):
             cut = 3
         else:
@@ -310,6 +314,8 @@ class TuimailSMTP(LeanSMTP):
         out += block[:cut]
         self._in_data = False
         self._arm_deadline(False)
+        if same:
+            return cut
         # map the cut in the normalised block back to the raw input: count the lines it covers
         lines = block[:cut].count(b"\r\n")
         raw_end = 0
@@ -772,7 +778,7 @@ class SmtpHandler:
         try:
             # in the committer's thread with the other sessions' deliveries: one directory fsync per
             # batch, one wake-up of the loop per batch (`committer.py`); durable when this returns
-            work = committer().call(functools.partial(
+            work = committer(server.loop).call(functools.partial(
                 intake.accept, self.engine.store, self.engine.queue, content, env, queue_id, remote,
                 bool(getattr(envelope, "smtp_utf8", False)), forwarded, self.engine.srs, self.engine.dkim_signer,
                 looped))

@@ -126,6 +126,10 @@ class Mailbox:
             self._folders[name] = folder
             return folder
 
+    def known_folder(self, name: str) -> Folder | None:
+        """The folder's object when it has been opened before, without `folder`'s look at the disk."""
+        return self._folders.get(self.canonical(name))
+
     def _forget(self, name: str) -> None:
         folder = self._folders.pop(name, None)
         if folder is not None:
@@ -333,12 +337,23 @@ class MailStore:
         `deferred.batching()` the message is durable, indexed and announced only when the batch is
         finished (`Batch.finish`).
         """
-        target = self.mailbox(address).folder(folder, create=True)
+        box = self.mailbox(address)
         batch = current_batch()
         if batch is not None:  # fsynced, renamed, indexed and announced with the rest of the batch
-            name = stage_durably(target.path, data, batch, target.adopt)
+            # the folder known already is taken without asking the disk whether its cur/ is still
+            # there (a stat per message); when its tmp/ has gone (the folder was removed behind our
+            # back), `folder` makes the directories again, as it would have before the stat
+            target = box.known_folder(folder)
+            try:
+                if target is None:
+                    raise FileNotFoundError(folder)
+                name = stage_durably(target.path, data, batch, target.adopt)
+            except FileNotFoundError:
+                target = box.folder(folder, create=True)
+                name = stage_durably(target.path, data, batch, target.adopt)
             batch.after(lambda: self.notify(target))
             return target.path / "new" / name
+        target = box.folder(folder, create=True)
         name = write_durably(target.path, data, "new")
         target.adopt(name)
         self.notify(target)  # wakes IDLE sessions
