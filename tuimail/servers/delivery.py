@@ -55,6 +55,9 @@ def new_queue_id() -> str:
 
 def header_block(data: bytes) -> bytes:
     """The header section of a message (without the blank line), LF or CRLF."""
+    if b"\r" not in data:  # LF line ends (the stored form, every delivery): the first empty line
+        end = data.find(b"\n\n")
+        return data if end < 0 else data[:end]
     m = _HEADER_END.search(data)
     if m:
         return data[: m.start()]
@@ -62,22 +65,36 @@ def header_block(data: bytes) -> bytes:
 
 
 @functools.cache
-def _header_patterns(name: str) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
-    """(the header's name line, the header with its folded value) for `name`: made once per name,
+def _header_pattern(name: str) -> re.Pattern[bytes]:
+    """The header `name` with its (folded) value, matched where a line starts: made once per name,
     not escaped and looked up in `re`'s cache for every message delivered."""
-    start = rb"(?im)^" + re.escape(name.encode()) + rb"[ \t]*:"
-    return re.compile(start), re.compile(start + rb"[ \t]*(.*(?:\r?\n[ \t].*)*)")
+    return re.compile(rb"(?i)" + re.escape(name.encode()) + rb"[ \t]*:[ \t]*(.*(?:\r?\n[ \t].*)*)")
+
+
+def _header_match(data: bytes, name: str) -> re.Match[bytes] | None:
+    """The first line of the header section that starts the header `name` (case-insensitive), as
+    `(?im)^name[ \t]*:` would find it, without trying the pattern at every byte of the headers."""
+    block = header_block(data)
+    lower, key, pattern = block.lower(), name.lower().encode(), _header_pattern(name)
+    at = lower.find(key)
+    while at >= 0:
+        if at == 0 or block[at - 1] == 0x0A:  # (?m)^: the start, or just after a LF
+            m = pattern.match(block, at)
+            if m is not None:
+                return m
+        at = lower.find(key, at + 1)
+    return None
 
 
 _SPACES = re.compile(r"\s+")
 
 
 def has_header(data: bytes, name: str) -> bool:
-    return bool(_header_patterns(name)[0].search(header_block(data)))
+    return _header_match(data, name) is not None
 
 
 def header_value(data: bytes, name: str) -> str | None:
-    m = _header_patterns(name)[1].search(header_block(data))
+    m = _header_match(data, name)
     if not m:
         return None
     return _SPACES.sub(" ", m.group(1).decode("utf-8", "replace")).strip()
