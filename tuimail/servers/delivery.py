@@ -55,9 +55,9 @@ def new_queue_id() -> str:
 
 def header_block(data: bytes) -> bytes:
     """The header section of a message (without the blank line), LF or CRLF."""
-    if b"\r" not in data:  # LF line ends (the stored form, every delivery): the first empty line
-        end = data.find(b"\n\n")
-        return data if end < 0 else data[:end]
+    end = data.find(b"\n\n")
+    if end >= 0 and data.find(b"\r", 0, end) < 0:  # LF line ends (the stored form): the first empty line
+        return data[:end]
     m = _HEADER_END.search(data)
     if m:
         return data[: m.start()]
