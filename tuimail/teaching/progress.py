@@ -180,9 +180,15 @@ class ProgressTracker:
             return
         for sid, at in sent:
             live = live_of(sid)
-            if live is not None:
+            if live is None:
+                continue
+            if live.protocol == "smtp":  # (EHLO's reply) only a reply's last line can complete a command
                 for text in texts:
-                    self._server(live, text, at)
+                    if text[3:4] != "-":  # RFC 5321 §4.2.1: "250-" goes on, "250 " ends the reply
+                        self._smtp_reply(live, text, at)
+                continue
+            for text in texts:
+                self._server(live, text, at)
 
     # ----- following the dialogue -----------------------------------------------------------
 
