@@ -11,8 +11,11 @@ Two kinds of work share one thread per loop (started on demand, ended when idle)
 The loop is woken once per batch, not once per command or message, and no delivery waits for the GIL
 behind twenty others. Each session sends its reply (tagged OK, 250) only when its own work and the
 batch's directory fsyncs are done, so durability is exactly as when each ran alone in a thread.
-The batch's change notices (IDLE) run after its results are handed to the loop, and a fan-out then
-waits for the batch's 250s to be written (`owed.py`): the watchers hear of a message after its sender.
+The batch's after-work (its delivered files indexed, then the change notices that wake IDLE) waits
+until the loop has written the batch's replies, then runs in the committer's thread with the next
+batch (`_after_replies`): the 250 of a delivery to a folder 10,000 sessions watch waits for exactly
+what one to an unwatched folder waits for. A fan-out also waits for the batch's 250s to be written
+(`owed.py`): the watchers hear of a message after its sender.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ class Committer:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._cond = threading.Condition()
-        self._queue: list[tuple[Callable[[], Any], asyncio.Future]] = []
+        self._queue: list[tuple[Callable[[], Any], asyncio.Future | None]] = []
         self._thread: threading.Thread | None = None
 
     def wait(self, waits: list[Wait]) -> asyncio.Future:
@@ -53,6 +56,10 @@ class Committer:
         """A future for `work()`'s result (or exception), run in the committer's thread with the rest of
         its batch; durable writes inside it are durable, directories included, when the future is done."""
         future = self._loop.create_future()
+        self._enqueue(work, future)
+        return future
+
+    def _enqueue(self, work: Callable[[], Any], future: asyncio.Future | None) -> None:
         with self._cond:
             self._queue.append((work, future))
             if self._thread is None:  # its own thread, not the pool's: one wake-up per batch, no futures
@@ -60,7 +67,10 @@ class Committer:
                 self._thread.start()
             else:
                 self._cond.notify()
-        return future
+
+    def _after_replies(self, notices: list[Callable[[], None]]) -> None:
+        """(Loop) a batch's after-work, once its replies are written: to the committer's thread."""
+        self._enqueue(lambda: run_notices(notices), None)
 
     def _run(self) -> None:
         """The committer thread: run the queued work, a batch at a time."""
@@ -72,7 +82,7 @@ class Committer:
                     self._thread = None
                     return
                 batch, self._queue = self._queue, []
-            done: list[tuple[asyncio.Future, Any, BaseException | None]] = []
+            done: list[tuple[asyncio.Future | None, Any, BaseException | None]] = []
             raised: dict[int, BaseException] = {}
             notices: list[Callable[[], None]] = []
             with batching() as group:
@@ -91,25 +101,32 @@ class Committer:
                     failed = {job: e for job in range(len(batch))}
                 for job, error in failed.items():
                     done[job] = (done[job][0], None, error)
+            if not notices and all(future is None for future, _, _ in done):
+                continue  # (after-work alone: nobody to answer)
             try:
-                self._loop.call_soon_threadsafe(_resolve, done)
+                self._loop.call_soon_threadsafe(_resolve, done, self._after_replies if notices else None, notices)
             except RuntimeError:  # the loop is closed (shutdown): nobody waits any more
                 with self._cond:
                     self._thread = None
                 return
-            # the change notices (IDLE) only now: the loop resolves the deliveries first, so a fan-out
-            # knows which 250s it waits for (`owed.OwedReplies.settled`)
-            run_notices(notices)
 
 
-def _resolve(done: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
+def _resolve(done: list[tuple[asyncio.Future | None, Any, BaseException | None]],
+             after: Callable[[list[Callable[[], None]]], None] | None = None,
+             notices: list[Callable[[], None]] | None = None) -> None:
+    """(Loop) hand a batch its results; `after(notices)` once the replies they bring are written."""
     for future, result, error in done:
-        if future.cancelled():
+        if future is None or future.cancelled():
             continue
         if error is None:
             future.set_result(result)
         else:
             future.set_exception(error)
+    if after is not None:
+        # the sessions resume in the next turn and queue their replies (SMTP's 250), written at the
+        # start of the turn after (`smtp_base.flush_soon`); `after` runs behind them in that turn
+        loop = asyncio.get_running_loop()
+        loop.call_soon(loop.call_soon, after, notices)
 
 
 _committers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Committer] = weakref.WeakKeyDictionary()

@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 _local = threading.local()
 _T = TypeVar("_T")
@@ -77,7 +77,7 @@ class _Staged:
     fd: int | None  # None: already fsynced and closed
     tmp: str
     final: str | None  # None: only fsynced and closed here (`sync_file`)
-    adopt: Callable[[], None] | None  # indexes the file once it is in place (`Folder.adopt`)
+    folder: Any  # the `Folder` that indexes the file once it is in new/ (None: `sync_file`)
 
 
 class Batch:
@@ -88,11 +88,14 @@ class Batch:
     the name appears in new/):
     1. fsync every file written, at once when the caller can (a disk answers several fsyncs in flight
        in about the time of one; on ext4 the first also writes tmp/'s new entries for all of them);
-    2. rename each into new/ and index it;
+    2. rename each into new/;
     3. fsync each directory renamed into, once;
-    4. run the change notices (IDLE wake-ups), so nobody hears of a message not yet on disk.
+    4. after the replies: index the files (`Folder.index_arrivals`: the index is a cache of the
+       folder, which knows them by name until then, `Folder.expect`), then run the change notices
+       (IDLE wake-ups), so nobody hears of a message not yet on disk.
     The caller answers (SMTP's 250) only after `finish`, and only for the deliveries it did not report
-    as failed: durability is exactly as with tmp/, fsync, rename, fsync per delivery."""
+    as failed: durability is exactly as with tmp/, fsync, rename, fsync per delivery, and the 250 waits
+    for the same work whether anyone watches the folder or not."""
 
     def __init__(self) -> None:
         self.job = 0  # the delivery being run (`finish` reports each failure to the delivery it hit)
@@ -101,8 +104,9 @@ class Batch:
         self._dirs: dict[str, set[int]] = {}
         self._after: list[Callable[[], None]] = []
 
-    def stage(self, fd: int, tmp: str, final: str | None, adopt: Callable[[], None] | None) -> None:
-        """A file written into tmp/ (`fd` still open, or None): `finish` fsyncs, closes and renames it."""
+    def stage(self, fd: int, tmp: str, final: str | None, folder: Any) -> None:
+        """A file written into tmp/ (`fd` still open, or None): `finish` fsyncs, closes and renames it
+        into new/ of `folder` (a `Folder`), which indexes it."""
         if fd is not None and self._open >= MAX_OPEN:
             try:
                 os.fsync(fd)
@@ -110,7 +114,7 @@ class Batch:
                 os.close(fd)
             fd = None
         self._open += fd is not None
-        self._staged.append(_Staged(self.job, fd, tmp, final, adopt))
+        self._staged.append(_Staged(self.job, fd, tmp, final, folder))
 
     def sync_file(self, fd: int) -> None:
         """A file someone else renames (an APPEND answered on the event loop, `Folder.stage_append`):
@@ -130,9 +134,9 @@ class Batch:
         their files never reach new/. `fsync_files(fds)` fsyncs files and returns each one's error
         (or None): one after the other unless the caller passes a way to run them at once. Returns
         every delivery that failed, with its error: they must not be answered as saved (nor does a
-        file that could not be fsynced reach new/). `notices`: the change notices (IDLE) are put
-        there for the caller to run once it has handed the deliveries their replies, instead of
-        being run here."""
+        file that could not be fsynced reach new/). `notices`: the indexing of the files and the
+        change notices (IDLE) are put there for the caller to run once the deliveries' replies are
+        written, instead of being run here."""
         fsync_files = fsync_files or fsync_each
         failed = dict(failed or {})
         staged, self._staged, self._open = self._staged, [], 0
@@ -145,22 +149,32 @@ class Batch:
         for item, error in zip(pending, errors):
             if error is not None:
                 failed.setdefault(item.job, error)
+        later: dict[Any, None] = {}  # folders whose new files are indexed after the replies
         for item in staged:
             if item.final is None:  # fsynced only: its owner renames it
                 continue
+            folder, base = item.folder, os.path.basename(item.final)
+            expected = False
             try:
                 if item.job in failed:
                     raise failed[item.job]
+                expected = folder.expect(base)  # (before the rename: see `Folder.expect`)
                 os.rename(item.tmp, item.final)
             except OSError as e:
+                if expected:
+                    folder.unexpect(base)
                 failed.setdefault(item.job, e)
                 with contextlib.suppress(OSError):
                     os.unlink(item.tmp)
                 continue
             self._dirs.setdefault(os.path.dirname(item.final), set()).add(item.job)
+            if expected:
+                folder.arrived(base)
+                later[folder] = None
+                continue
             try:
-                item.adopt()
-            except Exception as e:  # (a full disk) the message is in new/; the next listing indexes it
+                folder.adopt(base)  # (the index does not match the folder, or a full disk): now
+            except Exception as e:  # the message is in new/; the next listing indexes it
                 failed.setdefault(item.job, e)
         dirs, self._dirs = self._dirs, {}
         for directory, jobs in dirs.items():
@@ -169,7 +183,7 @@ class Batch:
             except OSError as e:
                 for job in jobs:
                     failed.setdefault(job, e)
-        after, self._after = self._after, []
+        after, self._after = [folder.index_arrivals for folder in later] + self._after, []
         if notices is not None:
             notices.extend(after)
             return failed

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from tuimail.core.atomic import fsync_dir
 from tuimail.store.deferred import Batch, current_batch
@@ -93,10 +94,10 @@ def write_durably(directory: Path, data: bytes, subdir: str, flags: str = "", mt
     return name
 
 
-def stage_durably(directory: Path, data: bytes, batch: Batch, adopt: Callable[[str], None]) -> str:
+def stage_durably(directory: Path, data: bytes, batch: Batch, folder: Any) -> str:
     """`write_durably` into new/ for a batch of deliveries: the file is written into tmp/ now; the
-    batch's `finish` fsyncs it, renames it into new/, calls `adopt(name)` and fsyncs new/. Returns
-    the final file name (the message is durable only after `finish`)."""
+    batch's `finish` fsyncs it, renames it into new/ and fsyncs new/; `folder` (the `Folder` of
+    `directory`) indexes it. Returns the final file name (the message is durable only after `finish`)."""
     base = unique_base(len(data), len(data) + data.count(b"\n"))
     tmp = f"{directory}/tmp/{base}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -106,7 +107,7 @@ def stage_durably(directory: Path, data: bytes, batch: Batch, adopt: Callable[[s
         os.close(fd)
         os.unlink(tmp)
         raise
-    batch.stage(fd, tmp, f"{directory}/new/{base}", lambda: adopt(base))
+    batch.stage(fd, tmp, f"{directory}/new/{base}", folder)
     return base
 
 

@@ -413,6 +413,9 @@ class Folder:
         self._mtimes: tuple[int, int] | None = None
         self._own_stamp: tuple[int, int] | None = None  # mtimes our own last change produced
         self._scanned_at = 0.0
+        # base -> renamed yet: batch deliveries whose index record follows their 250 (`expect`)
+        self._coming: dict[str, bool] = {}
+        self._marked = False  # an `S 0 0` record guards the files in `_coming` (`expect`)
         self.version = 0  # bumped on every change, for cheap "anything new?" checks
         self._load()
         # RFC 7162 §3.1.2.1: HIGHESTMODSEQ is a positive number even for a folder never changed; the
@@ -509,7 +512,7 @@ class Folder:
         """The directories are as the index last saw them, and nothing waits in new/ or is unsynced
         (cheap: two stat calls, no lock; each directory is looked at once)."""
         seen = self._mtimes
-        if self._pending or seen is None or self._dir_mtimes() != seen:
+        if self._pending or seen is None or self._dir_mtimes() != seen or True in self._coming.values():
             return False
         return seen == self._own_stamp or self._scanned_at - max(seen) / 1e9 >= racy_window(seen)
 
@@ -517,6 +520,8 @@ class Folder:
         if self._trusted and not force:  # a fan-out to IDLE sessions just synced: no stat per session
             return False
         with self._lock:
+            # deliveries this process renamed into new/ are indexed by name, not by a listing
+            arrived = bool(self._coming) and self._adopt_arrived()
             stamp = self._dir_mtimes()
             # mtimes are not trusted within a tick: a scan made less than the racy window after the
             # directories last changed may have missed a file added in the same tick, so such a scan is
@@ -526,11 +531,11 @@ class Folder:
             recent = self._scanned_at - max(stamp) / 1e9 < racy_window(stamp)
             trusted = stamp == self._own_stamp or not recent
             if not force and stamp == self._mtimes and trusted:
-                return False
+                return arrived
             self._scanned_at = time.time()
             self._mtimes = stamp
             self._own_stamp = None
-            return self._rescan(stamp)
+            return self._rescan(stamp) or arrived
 
     def _dir_mtimes(self) -> tuple[int, int]:
         try:
@@ -733,6 +738,8 @@ class Folder:
         """`adopt` but for the wait: (uid, ticket of its record; 0 when nothing is left to commit)."""
         base, flags = parse_name(name)
         with self._lock:
+            if self._coming:  # (their renames changed new/: indexed first, so no listing is needed)
+                self._adopt_arrived()
             if base in self._uid_of_base:
                 return self._uid_of_base[base], 0
             size_m, wsize_m, time_m = SIZE_RE.search(base), WSIZE_RE.search(base), TIME_RE.match(base)
@@ -763,7 +770,7 @@ class Folder:
             self._put(ref)
             if self._index_trusted():  # (`_own_change`, from the mtimes asked above)
                 self._mtimes = self._own_stamp = stamp
-                ticket = self._write([_add_line(ref), stamp_record(stamp)])
+                ticket = self._write([_add_line(ref), self._stamp_line(stamp)])
             else:  # a scan just now may have missed another program's file: the next `sync` looks
                 ticket = self._write([_add_line(ref)])
             self.version += 1
@@ -773,6 +780,103 @@ class Folder:
                 self._pending = max(self._pending, ticket)
                 return uid, 0
         return uid, ticket
+
+    # A batch of SMTP deliveries (`deferred.Batch.finish`) renames its files into new/ before its 250s
+    # and indexes them after (the index is a cache of the folder: the 250 waits only for the file's
+    # and new/'s fsyncs, watched folder or not). In between, the folder knows them by name
+    # (`_coming`): any look at it indexes them first (`_adopt_arrived`), so no listing is needed, and
+    # no stamp that covers their renames is recorded before their records (a kill in between makes
+    # the next start list the folder, which finds them under new uids).
+
+    def expect(self, base: str) -> bool:
+        """A batch delivery is about to rename `base` into new/; its record is to follow its 250
+        (`arrived`, then `index_arrivals`). False: index it at once instead (`adopt`), as when the
+        index does not match the directories or the disk is full.
+
+        A kill after the rename and before the record must make the next start list the folder.
+        The recorded stamp stops matching new/ once the rename changes its mtime, unless the rename
+        falls in the clock tick the stamp was taken in: then an `S 0 0` record goes first (a write,
+        no fsync: a crash of the machine loses the 250's record too, and no uid was shown)."""
+        if self._mtimes is None or self._unsaved:
+            return False
+        self._coming[base] = False
+        if self._marked:
+            return True
+        try:
+            changed = os.stat(self._dir + "/new").st_mtime_ns
+        except FileNotFoundError:
+            self._coming.pop(base, None)
+            return False
+        if time.time() - changed / 1e9 < racy_window((changed, changed)):
+            try:
+                self._log.append([stamp_record((0, 0))])
+            except OSError:
+                self._coming.pop(base, None)
+                return False
+            self._records += 1
+            self._marked = True
+        return True
+
+    def arrived(self, base: str) -> None:
+        """`base` (`expect`) is in new/ now: whoever looks at the folder next indexes it."""
+        self._coming[base] = True
+
+    def unexpect(self, base: str) -> None:
+        """`base` (`expect`) was not renamed into new/ (its delivery failed)."""
+        self._coming.pop(base, None)
+
+    def index_arrivals(self) -> None:
+        """Index the files batch deliveries renamed into new/ (after their 250s: `expect`)."""
+        if self._coming:
+            with self._lock:
+                self._adopt_arrived()
+
+    def _adopt_arrived(self) -> bool:
+        """(Under the lock) index every file of `_coming` that is in new/ by its name, in one write,
+        as `_adopt` indexes one; True when the index changed."""
+        names = [base for base, renamed in list(self._coming.items()) if renamed]
+        if not names:
+            return False
+        before = self._mtimes
+        stamp = self._dir_mtimes()  # after their renames (the index's new stamp below)
+        for base in names:
+            del self._coming[base]
+        if not self._coming:
+            self._marked = False  # (the stamp below guards nothing in flight any more)
+        fields = [(base, SIZE_RE.search(base), WSIZE_RE.search(base), TIME_RE.match(base)) for base in names]
+        if before is None or stamp[1] != before[1] or not all(s and w and t for _, s, w, t in fields):
+            # cur/ changed behind the index's back too (or a name without its sizes): list the folder
+            self._scanned_at = time.time()
+            self._mtimes = stamp
+            self._own_stamp = None
+            return self._rescan(stamp)
+        lines = []
+        for base, size_m, wsize_m, time_m in fields:
+            if base in self._uid_of_base:  # (a listing found it first)
+                continue
+            when = int(time_m.group(1)) + int(time_m.group(2)) / 1_000_000
+            uid = self._uidnext
+            self._uidnext += 1
+            self._modseq += 1
+            ref = MessageRef(uid, base, "new", "", int(size_m.group(1)), int(wsize_m.group(1)), when,
+                             self._modseq, _NONE)
+            self._put(ref)
+            lines.append(_add_line(ref))
+        if not lines:
+            return False
+        if self._index_trusted():  # (as `_adopt`: the index was exact; only new/ changed, by us)
+            self._mtimes = self._own_stamp = stamp
+            lines.append(self._stamp_line(stamp))
+        ticket = self._write(lines)
+        self.version += 1
+        # their files are durable; their uids only once someone can see them (`settle`)
+        self._pending = max(self._pending, ticket)
+        return True
+
+    def _stamp_line(self, stamp: tuple[int, int]) -> str:
+        """(Under the lock) the `S` record of an own change: `S 0 0` while a file renamed into new/
+        is not indexed yet (`expect`), so a kill before its record makes the next start list."""
+        return stamp_record((0, 0) if self._coming else stamp)
 
     def _disown(self, uid: int) -> None:
         """(Under the lock) an APPEND whose uid cannot be made durable (full disk): remove the message
@@ -947,6 +1051,8 @@ class Folder:
             by_uid = self._by_uid
             records = _add_lines(map(by_uid.__getitem__, sorted(by_uid)))
         records += [expunge_record(uid, modseq) for uid, modseq in self._vanished.items()]
+        if self._coming:  # a file renamed in and not indexed yet: the next start lists the folder
+            stamp = None
         try:
             self._records = self._log.rewrite(self._uidvalidity, self._uidnext, self._modseq, records, stamp,
                                               self._vanished_floor, sealed)
@@ -1101,7 +1207,7 @@ class Folder:
                 records.append(self._change_line(moved))  # \Recent is no flag: the modseq stays
                 claimed.append(uid)
             if records:
-                records.append(stamp_record(self._own_change()))
+                records.append(self._stamp_line(self._own_change()))
                 self._write(records)
                 # a new version, but no notice to the watchers: \Recent is the claiming session's alone
                 # and the move to cur/ shows to nobody else (it would only make 10,000 IDLE sessions
@@ -1178,7 +1284,7 @@ class Folder:
             if not records:
                 return done
             if renamed:
-                records.append(stamp_record(self._own_change()))
+                records.append(self._stamp_line(self._own_change()))
             ticket = self._write(records)
             self._changed()
         self.commit(ticket)  # the modseqs are on disk before the client hears of them
@@ -1206,7 +1312,7 @@ class Folder:
             self._modseq += 1  # RFC 7162 §3.2.10: an expunge raises the highest modseq
             self._forget(removed, self._modseq)
             records = [expunge_record(uid, self._modseq) for uid in removed]
-            records.append(stamp_record(self._own_change()))
+            records.append(self._stamp_line(self._own_change()))
             ticket = self._write(records)
             self._changed()
         self.commit(ticket)
@@ -1308,7 +1414,7 @@ class Folder:
                         self._new.discard(ref.uid)
                         records.append(expunge_record(ref.uid, self._modseq))
                     self._forget((ref.uid for ref, _ in moved), self._modseq)  # QRESYNC's VANISHED
-                    records.append(stamp_record(self._own_change()))
+                    records.append(self._stamp_line(self._own_change()))
                     tickets.append((self, self._write(records)))
                     self._changed()
         for folder, ticket in tickets:
@@ -1326,6 +1432,8 @@ class Folder:
         """(Under the lock) index files this process has just put into cur/ by a link or a rename:
         `arrivals` pairs the source message (flags, keywords, sizes, date) with the new base name.
         Returns base -> uid and the ticket of the records (commit it outside the lock)."""
+        if self._coming:
+            self._adopt_arrived()
         if self._mtimes is None or not self._index_current_but("cur"):
             self.sync(force=True)  # someone else changed the folder too: list it (writes the records)
             placed = {base: self._uid_of_base[base] for _, base in arrivals if base in self._uid_of_base}
@@ -1347,7 +1455,7 @@ class Folder:
             self._put(new)
             records.append(_add_line(new))
             placed[base] = uid
-        records.append(stamp_record(self._own_change()))
+        records.append(self._stamp_line(self._own_change()))
         ticket = self._write(records)
         self.version += 1
         return placed, ticket

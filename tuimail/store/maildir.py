@@ -334,12 +334,12 @@ class MailStore:
         """Durably store `data` (LF line ends) in new/ of the account's folder; returns the path.
 
         Safe to call from worker threads; listeners are notified from the calling thread. Inside
-        `deferred.batching()` the message is durable, indexed and announced only when the batch is
-        finished (`Batch.finish`).
+        `deferred.batching()` the message is durable only when the batch is finished
+        (`Batch.finish`), and indexed and announced after the batch's replies.
         """
         box = self.mailbox(address)
         batch = current_batch()
-        if batch is not None:  # fsynced, renamed, indexed and announced with the rest of the batch
+        if batch is not None:  # fsynced and renamed with the rest of the batch, indexed and announced after
             # the folder known already is taken without asking the disk whether its cur/ is still
             # there (a stat per message); when its tmp/ has gone (the folder was removed behind our
             # back), `folder` makes the directories again, as it would have before the stat
@@ -347,10 +347,10 @@ class MailStore:
             try:
                 if target is None:
                     raise FileNotFoundError(folder)
-                name = stage_durably(target.path, data, batch, target.adopt)
+                name = stage_durably(target.path, data, batch, target)
             except FileNotFoundError:
                 target = box.folder(folder, create=True)
-                name = stage_durably(target.path, data, batch, target.adopt)
+                name = stage_durably(target.path, data, batch, target)
             batch.after(lambda: self.notify(target))
             return target.path / "new" / name
         target = box.folder(folder, create=True)
