@@ -23,9 +23,17 @@ Workloads (all on 127.0.0.1; the peers from ../shared/peers, set up by `setup` a
   moment apart, to another user's that nobody watches (`bench`: the same disk at the same time, so
   the watched / unwatched ratio of each pair is not at the mercy of the disk's fsync swings), the
   time until every session's socket has received EXISTS (read by one epoll thread, timed by the
-  kernel's receive stamps: see `Hearing`; the next delivery waits for it), in `--idle-pairs` pairs
-  (default 7: a 250's delay is mostly fsync time, which swings), and the connection rate (connect +
-  greeting) with no session open and with all of them.
+  kernel's receive stamps: see `Hearing`), and the connection rate (connect + greeting) with no
+  session open and with all of them. The pairs (`--idle-pairs`, default 30) go in ABBA order
+  (watched first, then unwatched first, ...), so neither side always follows the other's leftovers;
+  what counts is the median of the per-pair ratios with its interquartile range and a bootstrap 95%
+  interval of that median (`pair_summary`), and the median paired difference in ms, on both servers.
+  A 250's delay is mostly fsync time, which swings 1.5-15 ms within a minute on this shared disk: 7
+  pairs could not tell 0.1 ms apart, 30 narrow the interval to a few percent. Each watched delivery
+  waits until every watcher has heard of it, so no fan-out overlaps a measured 250: the first
+  `--idle-hearings` (default 3) as long as it takes (the "all watchers heard" figure: Dovecot tells
+  its watchers on a ~30 s timer), the others at most `--idle-hear-cap` seconds (default 1; tuimail's
+  take ~0.2 s), so Dovecot's pairs cost ~1 s each, not 30.
 
 Where tuimail's data lives: in a directory made beside the peers directory (`--data-dir`), so that
 its Maildirs share the peers' conditions on the disk. It used to be /tmp, which every test suite on
@@ -474,12 +482,13 @@ class Hearing:
 DELIVER_ONCE = Path(__file__).with_name("deliver_once.py")
 
 
-async def deliver_and_wait(smtp_port: int, rcpt: str, watchers: list[Imap]) -> tuple[float, float]:
+async def deliver_and_wait(smtp_port: int, rcpt: str, watchers: list[Imap],
+                           cap: float | None = None) -> tuple[float, float | None]:
     """One SMTP delivery; returns (seconds from the end of its data to its 250, seconds until every
-    watcher's socket received EXISTS). The SMTP client is a process of its own (`deliver_once.py`),
-    so the reply is read as it arrives, not when this process's threads let it (both clocks are
-    CLOCK_MONOTONIC)."""
-    hearing = Hearing(watchers) if watchers else None
+    watcher's socket received EXISTS: None when they had not after `cap` seconds). The SMTP client is
+    a process of its own (`deliver_once.py`), so the reply is read as it arrives, not when this
+    process's threads let it (both clocks are CLOCK_MONOTONIC)."""
+    hearing = (Hearing(watchers) if cap is None else Hearing(watchers, cap)) if watchers else None
     try:
         client = await asyncio.create_subprocess_exec(
             sys.executable, str(DELIVER_ONCE), str(smtp_port), rcpt, stdout=asyncio.subprocess.PIPE)
@@ -488,8 +497,38 @@ async def deliver_and_wait(smtp_port: int, rcpt: str, watchers: list[Imap]) -> t
         if client.returncode or not reply.startswith("250"):
             raise RuntimeError(f"delivery: {out!r}")
     finally:
-        heard = await hearing.wait() if hearing is not None else None
-    return float(at_250) - float(start), (heard if heard is not None else float(at_250)) - float(start)
+        try:
+            heard = await hearing.wait() if hearing is not None else None
+        except TimeoutError:
+            if cap is None:
+                raise
+            heard = None
+    if heard is None:
+        return float(at_250) - float(start), None if watchers else float(at_250) - float(start)
+    return float(at_250) - float(start), heard - float(start)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of `values`, linear between order statistics."""
+    ordered = sorted(values)
+    at = (len(ordered) - 1) * q
+    low = int(at)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (at - low)
+
+
+def pair_summary(ratios: list[float], resamples: int = 2000) -> str:
+    """Median of per-pair values, their interquartile range, and a bootstrap 95% interval of the
+    median (resampled pairs, a fixed seed: the same values always print the same interval)."""
+    import random
+
+    if not ratios:
+        return "-"
+    rng = random.Random(15)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples))
+    return (f"median {statistics.median(ratios):.3f}, IQR {percentile(ratios, 0.25):.3f}-{percentile(ratios, 0.75):.3f}, "
+            f"95% interval of the median {percentile(medians, 0.025):.3f}-{percentile(medians, 0.975):.3f}, "
+            f"{len(ratios)} pairs")
 
 
 # ----- the run ----------------------------------------------------------------------------------
@@ -505,8 +544,12 @@ def main() -> None:
     parser.add_argument("--smtp-messages", type=int, default=2000)
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--idle", type=int, default=10_000, help="tuimail IDLE sessions")
-    parser.add_argument("--idle-pairs", type=int, default=7,
-                        help="IDLE: deliveries to the watched and to an unwatched mailbox, in pairs")
+    parser.add_argument("--idle-pairs", type=int, default=30,
+                        help="IDLE: deliveries to the watched and to an unwatched mailbox, in pairs (ABBA order)")
+    parser.add_argument("--idle-hearings", type=int, default=3,
+                        help="IDLE: watched deliveries (the first ones) timed until every watcher heard, however long")
+    parser.add_argument("--idle-hear-cap", type=float, default=1.0,
+                        help="IDLE: seconds the other watched deliveries wait for the watchers before the next delivery")
     parser.add_argument("--peer-idle", type=int, default=190, help="Dovecot IDLE sessions (its per-user/IP limit is 200)")
     parser.add_argument("--imaptest", type=Path, default=Path(os.environ.get("IMAPTEST_DIR", "/work/imaptest")) / "imaptest")
     parser.add_argument("--peers-dir", type=Path, default=Path(os.environ.get("PEERS_DIR", "/tmp/peers")))
@@ -666,23 +709,27 @@ def idle_section(args, table: Table, server: Tuimail, peer_user: str) -> None:
         out["memory per session"] = [(rss() - before) / max(1, len(clients))]
         out["conn/s, all sessions open"] = [await connect_rate(port)]
         # the 250 of a delivery to the watched mailbox and of one to a mailbox nobody watches, in
-        # pairs a moment apart (each pair in the other order than the last), so both see the same
-        # disk: the shared disk's fsync times swing from one minute to the next. Each delivery
-        # starts only once every watcher has heard of the one before, so no fan-out overlaps a
-        # measured 250. More pairs than rounds (`--idle-pairs`): a 250's delay is mostly the disk's
-        # fsyncs, whose swings (1.5 to 15 ms within a minute here) three pairs do not average out
+        # pairs a moment apart, in ABBA order (each pair in the other order than the last), so both
+        # see the same disk: the shared disk's fsync times swing from one minute to the next. Each
+        # watched delivery waits until every watcher has heard of it (the first `--idle-hearings`
+        # however long: the "heard" figure; the others at most `--idle-hear-cap` s), so no fan-out
+        # overlaps a measured 250. Many pairs (`--idle-pairs`): a 250's delay is mostly the disk's
+        # fsyncs, whose swings (1.5 to 15 ms within a minute here) a few pairs do not average out
         watched, alone, heard = [], [], []
         for n in range(args.idle_pairs):
             for target in ("watched", "alone") if n % 2 == 0 else ("alone", "watched"):
                 if target == "watched":
-                    at_250, at_heard = await deliver_and_wait(smtp, rcpt, clients)
+                    first = len(watched) < args.idle_hearings
+                    at_250, at_heard = await deliver_and_wait(smtp, rcpt, clients, None if first else args.idle_hear_cap)
                     watched.append(at_250)
-                    heard.append(at_heard)
+                    if first:
+                        heard.append(at_heard)
                 else:
                     alone.append((await deliver_and_wait(smtp, unwatched, []))[0])
         out["250 delay, watched mailbox"] = watched
         out["250 delay, unwatched mailbox (paired)"] = alone
         out["250 delay, watched / unwatched (each pair)"] = [w / a for w, a in zip(watched, alone)]
+        out["250 delay, watched - unwatched (each pair)"] = [w - a for w, a in zip(watched, alone)]
         out["all watchers heard EXISTS"] = heard
         for client in clients:
             client.writer.close()
@@ -697,11 +744,19 @@ def idle_section(args, table: Table, server: Tuimail, peer_user: str) -> None:
     higher = {"conn/s, no session open": True, "conn/s, all sessions open": True, "sessions in IDLE": True}
     units = {"server memory": "MiB", "memory per session": "KiB", "sessions in IDLE": "sessions"}
     for key in ours:
+        if key.endswith("- unwatched (each pair)"):
+            continue  # (a difference: no ratio of medians; printed below)
         unit = units.get(key, "conn/s" if key.startswith("conn/s") else "x" if "/" in key else "ms")
         values = (ours[key], peer[key])
         if unit == "KiB":
             values = ([v / 1024 for v in ours[key]], [v / 1024 for v in peer[key]])
         table.add(f"IDLE ({args.idle} tuimail / {args.peer_idle} Dovecot): {key}", unit, *values, higher.get(key, False))
+    # the figure that answers "is a delivery's 250 delayed by watchers": per-pair, with its spread
+    for name, out in (("tuimail", ours), ("Dovecot", peer)):
+        ratios = out["250 delay, watched / unwatched (each pair)"]
+        diffs = [d * 1000 for d in out["250 delay, watched - unwatched (each pair)"]]
+        print(f"IDLE 250 pairs, {name}: watched / unwatched {pair_summary(ratios)}; "
+              f"watched - unwatched (ms) {pair_summary(diffs)}", flush=True)
 
 if __name__ == "__main__":
     main()
