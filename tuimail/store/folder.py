@@ -628,7 +628,7 @@ class Folder:
                 self._rebuild = False
                 self._drop_legacy_files()
         elif records:
-            records.append(stamp_record(stamp))
+            records.append(self._stamp_line(stamp))  # (taken before the listing)
             self._write(records, durable=True)  # uids given out must never be given again
         if changed:
             self._changed()
@@ -797,25 +797,28 @@ class Folder:
         The recorded stamp stops matching new/ once the rename changes its mtime, unless the rename
         falls in the clock tick the stamp was taken in: then an `S 0 0` record goes first (a write,
         no fsync: a crash of the machine loses the 250's record too, and no uid was shown)."""
-        if self._mtimes is None or self._unsaved:
-            return False
-        self._coming[base] = False
-        if self._marked:
-            return True
-        try:
-            changed = os.stat(self._dir + "/new").st_mtime_ns
-        except FileNotFoundError:
-            self._coming.pop(base, None)
-            return False
-        if time.time() - changed / 1e9 < racy_window((changed, changed)):
+        with self._lock:  # (a compaction meanwhile must see it: `_compact`)
+            if self._mtimes is None or self._unsaved:
+                return False
+            if not self._coming:  # (no `S` but `S 0 0` is written while files are coming)
+                self._marked = False
+            self._coming[base] = False
+            if self._marked:
+                return True
             try:
-                self._log.append([stamp_record((0, 0))])
-            except OSError:
+                changed = os.stat(self._dir + "/new").st_mtime_ns
+            except FileNotFoundError:
                 self._coming.pop(base, None)
                 return False
-            self._records += 1
-            self._marked = True
-        return True
+            if time.time() - changed / 1e9 < racy_window((changed, changed)):
+                try:
+                    self._log.append([stamp_record((0, 0))])
+                except OSError:
+                    self._coming.pop(base, None)
+                    return False
+                self._records += 1
+                self._marked = True
+            return True
 
     def arrived(self, base: str) -> None:
         """`base` (`expect`) is in new/ now: whoever looks at the folder next indexes it."""
@@ -841,8 +844,6 @@ class Folder:
         stamp = self._dir_mtimes()  # after their renames (the index's new stamp below)
         for base in names:
             del self._coming[base]
-        if not self._coming:
-            self._marked = False  # (the stamp below guards nothing in flight any more)
         fields = [(base, SIZE_RE.search(base), WSIZE_RE.search(base), TIME_RE.match(base)) for base in names]
         if before is None or stamp[1] != before[1] or not all(s and w and t for _, s, w, t in fields):
             # cur/ changed behind the index's back too (or a name without its sizes): list the folder
