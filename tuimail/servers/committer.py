@@ -104,7 +104,10 @@ class Committer:
             if not notices and all(future is None for future, _, _ in done):
                 continue  # (after-work alone: nobody to answer)
             try:
-                self._loop.call_soon_threadsafe(_resolve, done, self._after_replies if notices else None, notices)
+                if notices:
+                    self._loop.call_soon_threadsafe(_resolve, done, self._after_replies, notices, self._loop)
+                else:
+                    self._loop.call_soon_threadsafe(_resolve, done)
             except RuntimeError:  # the loop is closed (shutdown): nobody waits any more
                 with self._cond:
                     self._thread = None
@@ -113,7 +116,8 @@ class Committer:
 
 def _resolve(done: list[tuple[asyncio.Future | None, Any, BaseException | None]],
              after: Callable[[list[Callable[[], None]]], None] | None = None,
-             notices: list[Callable[[], None]] | None = None) -> None:
+             notices: list[Callable[[], None]] | None = None,
+             loop: asyncio.AbstractEventLoop | None = None) -> None:
     """(Loop) hand a batch its results; `after(notices)` once the replies they bring are written."""
     for future, result, error in done:
         if future is None or future.cancelled():
@@ -125,7 +129,6 @@ def _resolve(done: list[tuple[asyncio.Future | None, Any, BaseException | None]]
     if after is not None:
         # the sessions resume in the next turn and queue their replies (SMTP's 250), written at the
         # start of the turn after (`smtp_base.flush_soon`); `after` runs behind them in that turn
-        loop = asyncio.get_running_loop()
         loop.call_soon(loop.call_soon, after, notices)
 
 
