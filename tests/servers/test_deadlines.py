@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import math
 
+import pytest
+
 from tests.helpers import wait
 from tests.servers.test_smtp import Telnet
 from tuimail.servers.deadlines import TICK, Deadlines, deadlines
@@ -108,3 +110,37 @@ def test_an_idle_smtp_session_is_closed_at_its_deadline(server):
 
 async def _now() -> float:
     return asyncio.get_running_loop().time()
+
+
+
+@pytest.mark.parametrize("protocol", ["pop3", "imap"])
+def test_an_idle_pop3_or_imap_session_is_closed_at_its_deadline(server, protocol):
+    """POP3's and IMAP's inactivity timeouts (RFC 1939 §3, RFC 3501 §5.4) are deadlines in the same
+    wheel as SMTP's, moved by every command: a client silent after its last command gets the farewell
+    once the timeout has passed since that command, not before."""
+    policy = server.config.settings.policy  # (the settings allow 10 s at least: set past validation)
+    if protocol == "pop3":
+        object.__setattr__(policy, "pop3_timeout", 1)
+        port, command, ok = server.ports.pop3, "capa", "+OK"
+        bye = "-ERR Inactivity timeout; closing the connection"
+    else:
+        object.__setattr__(policy, "inactivity_timeout", 1)
+        port, command, ok = server.ports.imap, "a1 noop", "a1 OK NOOP completed"
+        bye = "* BYE Autologout; idle for too long"
+    t = Telnet(port)
+    t.line()  # the greeting
+    record = wait(lambda: next(iter(server.engine.sessions), None), what="the session")
+    connection = record.abort.__self__
+    assert server.call(lambda: connection._idle_deadline._wheel is deadlines(server.loop))
+    typed = server.run(_now())
+    t.send(command)
+    assert t.line().startswith(ok)
+    if protocol == "pop3":  # CAPA's list, to its end
+        while t.line() != ".":
+            pass
+    assert t.line() == bye
+    assert server.run(_now()) >= typed + 1
+    assert t.closed()
+    t.close()
+    server.wait_for(lambda: record.closed)
+    assert record.close_reason == "timeout"

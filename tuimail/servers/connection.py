@@ -1,7 +1,7 @@
 """Shared asyncio glue for the line protocols we write ourselves (POP3, IMAP).
 
 `LineConnection` owns the transport and the engine's `Session`: it counts bytes, logs every line the
-server sends (`-->`), runs the inactivity timer, and closes politely on kill, timeout or shutdown. A
+server sends (`-->`), keeps the inactivity deadline, and closes politely on kill, timeout or shutdown. A
 subclass implements `greeting()`, `handle(data)` and `farewell(reason)`; it never touches sockets.
 
 Commands are handled strictly one at a time: while `handle` awaits (a password check runs in a worker
@@ -10,7 +10,10 @@ thread), further bytes queue in order, so pipelined input keeps its order.
 Robustness (SECURITY.md):
 - `policy.command_timeout` bounds the time to send one whole command line: a subclass says when a
   line has started but is not complete (`input_pending()`), and a slow-drip client is dropped with the
-  protocol's farewell (reason `COMMAND_TIMEOUT`).
+  protocol's farewell (reason `COMMAND_TIMEOUT`, or the subclass's `slow_line_reason`).
+- Deadlines (inactivity, a slow command line, a telnet line held unfinished) are `Deadline`s in the
+  loop's one timing wheel (`deadlines.py`), as SMTP's are: no asyncio timer per connection, and
+  moving the inactivity deadline for every packet is an assignment.
 - Write flow control: when the transport's buffer is full (`pause_writing`), `writable()` blocks the
   worker until it drains, so a client that pipelines many RETRs and reads slowly costs bounded memory;
   reading pauses too once `MAX_QUEUED` unprocessed bytes wait. A client that reads what was sent
@@ -38,6 +41,7 @@ from typing import TYPE_CHECKING
 
 from tuimail.core.events import Protocol
 from tuimail.protocols.telnet import TelnetFilter
+from tuimail.servers.deadlines import Deadline, deadlines
 from tuimail.servers.deflate import Deflate
 from tuimail.servers.sessions import KILLED_BY_OPERATOR, Session
 
@@ -133,15 +137,15 @@ class LineConnection(asyncio.Protocol):
         self.session: Session | None = None
         self._inbox = Inbox()
         self._worker: asyncio.Task | None = None  # while input is being handled (see `_run`)
-        self._timer: asyncio.TimerHandle | None = None  # the inactivity timer (see `_arm_timer`)
-        self._deadline = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle_deadline: Deadline | None = None  # inactivity (see `_arm_timer`)
         self._closing = False
         self._refused = False
         self._lingering = False  # the farewell is sent and our side half-closed: input is discarded
         self._plain: tuple[asyncio.Transport, int] | None = None  # (transport, `plain_fd`), for a fan-out's writes
         self._finished = False
-        self._line_timer: asyncio.TimerHandle | None = None
-        self._held_timer: asyncio.TimerHandle | None = None  # for a line held by the telnet filter
+        self._line_deadline: Deadline | None = None  # a command line begun but not complete (made when needed)
+        self._held_deadline: Deadline | None = None  # a line held by the telnet filter (made when needed)
         self._can_write = Flag()
         self._queued = 0  # bytes in the inbox
         self._reading_paused = False
@@ -179,6 +183,8 @@ class LineConnection(asyncio.Protocol):
         """True while a command line has begun to arrive but is not complete (arms `command_timeout`)."""
         return False
 
+    slow_line_reason = COMMAND_TIMEOUT  # the reason `farewell()` gets when `command_timeout` passes
+
     @property
     def timeout(self) -> float:
         return float(self.engine.config.settings.policy.inactivity_timeout)
@@ -196,6 +202,7 @@ class LineConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._loop = asyncio.get_running_loop()
         peer = transport.get_extra_info("peername") or ("?", 0)
         reason = self.engine.refusal(peer[0])
         if reason is not None:
@@ -209,6 +216,7 @@ class LineConnection(asyncio.Protocol):
         )
         if self.tls:
             self.session.set_tls(transport.get_extra_info("ssl_object"))
+        self._idle_deadline = deadlines(self._loop).deadline(self._inactive)
         self._arm_timer()
         self.greeting()
 
@@ -266,12 +274,7 @@ class LineConnection(asyncio.Protocol):
         if self._refused or self._finished:
             return
         self._finished = True
-        if self._timer:
-            self._timer.cancel()
-        if self._line_timer:
-            self._line_timer.cancel()
-        if self._held_timer:
-            self._held_timer.cancel()
+        self._cancel_deadlines()
         self._can_write.set()  # wake a worker waiting in writable(); it sees the closed transport
         while not self._inbox.empty():  # input never to be read: free it now, not at the next GC
             self._inbox.get_nowait()
@@ -402,9 +405,8 @@ class LineConnection(asyncio.Protocol):
         version = f" ({obj.version()}, {obj.cipher()[0]})" if obj is not None and obj.cipher() else ""
         self.session.note(f"TLS negotiated{version}")
         self.telnet = TelnetFilter()  # nothing typed in plain text survives the handshake
-        if self._held_timer is not None:
-            self._held_timer.cancel()
-            self._held_timer = None
+        if self._held_deadline is not None:
+            self._held_deadline.cancel()
         return True
 
     def _tls_failed(self, old: asyncio.BaseTransport, why: str) -> None:
@@ -430,14 +432,18 @@ class LineConnection(asyncio.Protocol):
             for note in self.telnet.take_notes():
                 self.session.note(note)
         # a telnet client's unfinished line waits in the filter: `command_timeout` bounds it too
-        if self.telnet.holding and self._held_timer is None:
-            self._held_timer = asyncio.get_running_loop().call_later(
-                self.command_timeout, self._abort, COMMAND_TIMEOUT
-            )
-        elif not self.telnet.holding and self._held_timer is not None:
-            self._held_timer.cancel()
-            self._held_timer = None
+        held = self._held_deadline
+        if self.telnet.holding:
+            if held is None:
+                held = self._held_deadline = deadlines(self._loop).deadline(self._held_too_long)
+            if held.when is None:  # set when the line starts, not moved by its later bytes
+                held.set(self._loop.time() + self.command_timeout)
+        elif held is not None and held.when is not None:
+            held.cancel()
         return clean
+
+    def _held_too_long(self) -> None:
+        self._abort(COMMAND_TIMEOUT)
 
     def _put(self, data: bytes) -> None:
         """Queue input for the worker, starting one if none runs (an idle session keeps no task)."""
@@ -495,38 +501,39 @@ class LineConnection(asyncio.Protocol):
         self._abort("internal error")
 
     def _time_command(self) -> None:
-        """Arm the command timer while a line is incomplete; it is not re-armed by every byte."""
+        """Set the command deadline when a line is incomplete; it is not moved by every byte."""
         if self.transport is None or self.transport.is_closing():
             return
+        deadline = self._line_deadline
         if self.input_pending():
-            if self._line_timer is None:
-                self._line_timer = asyncio.get_running_loop().call_later(
-                    self.command_timeout, self._abort, COMMAND_TIMEOUT
-                )
-        elif self._line_timer is not None:
-            self._line_timer.cancel()
-            self._line_timer = None
+            if deadline is None:
+                deadline = self._line_deadline = deadlines(self._loop).deadline(self._line_too_slow)
+            if deadline.when is None:
+                deadline.set(self._loop.time() + self.command_timeout)
+        elif deadline is not None and deadline.when is not None:
+            deadline.cancel()
+
+    def _line_too_slow(self) -> None:
+        self._abort(self.slow_line_reason)
 
     def _arm_timer(self) -> None:
-        """Push the inactivity deadline back. The timer itself is moved only when it fires early
-        (cancelling and re-making a timer for every received packet cost more than a command)."""
-        loop = asyncio.get_running_loop()
-        self._deadline = loop.time() + self.timeout
-        if self._timer is not None and self._timer.when() > self._deadline:  # the timeout was shortened
-            self._timer.cancel()
-            self._timer = None
-        if self._timer is None:
-            self._timer = loop.call_at(self._deadline, self._inactive)
+        """Push the inactivity deadline back: an assignment while it moves later (the wheel files
+        it again for its new time when its old slot comes), so every packet may do it."""
+        deadline = self._idle_deadline
+        if deadline is not None:
+            deadline.set(self._loop.time() + self.timeout)
 
     def _inactive(self) -> None:
-        self._timer = None
-        if self._finished:
-            return
-        loop = asyncio.get_running_loop()
-        if loop.time() < self._deadline:  # there was activity since the timer was set
-            self._timer = loop.call_at(self._deadline, self._inactive)
-            return
-        self._abort("timeout")
+        if not self._finished:
+            self._abort("timeout")
+
+    def _cancel_deadlines(self) -> None:
+        """The session is over: no deadline fires, and none refers to this connection any more (a
+        closed connection is freed by reference count, without the cycle collector)."""
+        for deadline in (self._idle_deadline, self._line_deadline, self._held_deadline):
+            if deadline is not None:
+                deadline.cancel()
+        self._idle_deadline = self._line_deadline = self._held_deadline = None
 
     def _abort(self, reason: str) -> None:
         """Close from the server's side with a farewell (kill, timeout, shutdown)."""
@@ -558,9 +565,7 @@ class LineConnection(asyncio.Protocol):
         `LINGER` seconds end it."""
         assert self.transport is not None
         self._lingering = True
-        for timer in (self._timer, self._line_timer, self._held_timer):
-            if timer is not None:
-                timer.cancel()
+        self._cancel_deadlines()
         if self._reading_paused:  # input held back by flow control is drained too
             self._reading_paused = False
             self.transport.resume_reading()

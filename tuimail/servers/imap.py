@@ -90,7 +90,6 @@ class ImapConnection(LineConnection):
         self._first_line = b""  # the first line of that command (LOGIN's later lines are masked)
         self._unwatch: Callable[[], None] | None = None
         self._shown: tuple[str | None, str | None] = (None, None)
-        self._command_timer: asyncio.TimerHandle | None = None
         self._writable = Flag()  # asyncio.Event's interface without a deque per session
         self._busy = False  # a command is running in a worker thread
         self._small = False  # the command in progress runs on the loop (a small, current folder)
@@ -124,8 +123,6 @@ class ImapConnection(LineConnection):
     def on_close(self) -> None:
         self.reader.discard()
         self._writable.set()  # release a FETCH waiting to write
-        if self._command_timer is not None:
-            self._command_timer.cancel()
         self._stop_watching()
         if self._busy:  # a command is running in a worker thread: the machine is closed after it
             self._close_machine = True
@@ -141,7 +138,6 @@ class ImapConnection(LineConnection):
         except CompressionError as e:  # RFC 4978: a stream we cannot inflate ends the session
             self.session.note(f"Compressed input is not valid DEFLATE ({e})")
             self._abort("compressed input is not valid DEFLATE")
-        self._time_command()
 
     async def _take(self, data: bytes) -> None:
         """Feed client bytes (inflated once COMPRESS is on) to the reader and act on each event."""
@@ -161,14 +157,12 @@ class ImapConnection(LineConnection):
                 if self.reader.pending:  # commands that arrived together take turns with other sessions
                     await asyncio.sleep(0)
 
-    def _time_command(self) -> None:
-        """policy.command_timeout bounds how long one command (with its literals) may take to arrive."""
-        if self.reader.pending and self._command_timer is None:
-            limit = self.engine.config.settings.policy.command_timeout
-            self._command_timer = asyncio.get_running_loop().call_later(limit, self._abort, COMMAND_TIMEOUT)
-        elif not self.reader.pending and self._command_timer is not None:
-            self._command_timer.cancel()
-            self._command_timer = None
+    # policy.command_timeout bounds how long one command (with its literals) may take to arrive: the
+    # connection's command deadline (`LineConnection._time_command`, after each piece of input)
+    slow_line_reason = COMMAND_TIMEOUT
+
+    def input_pending(self) -> bool:
+        return self.reader.pending
 
     # ----- events ---------------------------------------------------------------------------
 
