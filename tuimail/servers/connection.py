@@ -127,6 +127,32 @@ class Flag:
             await self._waiter
 
 
+async def _resume(coroutine, waiting):
+    """Run `coroutine` to its end from inside a task, after it was started outside any (its first
+    `send(None)` returned `waiting`: the future it awaits, or None for a bare yield, `sleep(0)`).
+    Each future it yields is waited for here; the coroutine reads the future's outcome itself when
+    resumed. Cancelling the task cancels the future it waits for, which the coroutine then sees as
+    it would have in a task of its own; a cancellation that finds the future already done is thrown
+    into the coroutine."""
+    while True:
+        cancelled = None
+        try:
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                waiting._asyncio_future_blocking = False  # taken, as a task takes what it is given
+                await waiting
+        except asyncio.CancelledError as e:
+            if waiting is None or not waiting.cancelled():  # the cancel was meant for this task
+                cancelled = e
+        except BaseException:  # the future's error: the coroutine raises it when resumed
+            pass
+        try:
+            waiting = coroutine.send(None) if cancelled is None else coroutine.throw(cancelled)
+        except StopIteration as stop:
+            return stop.value
+
+
 class LineConnection(asyncio.Protocol):
     protocol: Protocol  # set by subclasses
 
@@ -241,6 +267,9 @@ class LineConnection(asyncio.Protocol):
                 self._command_failed(e)
                 return
             data = b""  # taken in: the worker carries on with what needs waiting
+        if self._worker is None:
+            self._run_now(data)
+            return
         self._put(data)
         self._queued += len(data)
         if self._queued > self.max_queued and not self._reading_paused and self.transport is not None:
@@ -444,6 +473,41 @@ class LineConnection(asyncio.Protocol):
 
     def _held_too_long(self) -> None:
         self._abort(COMMAND_TIMEOUT)
+
+    def _run_now(self, data: bytes) -> None:
+        """Nothing is being handled: handle `data` here, on the loop, with no task made. A command
+        that needs no waiting (most of them) is answered before this returns; at its first wait (a
+        thread, the committer, a turn given to other sessions) a worker task takes the handling
+        over where it stopped (`_carry_on`), and input that arrives meanwhile queues behind it.
+        A task per command cost a task, a loop turn and a poll of the sockets each."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        handling = self.handle(data)
+        try:
+            waiting = handling.send(None)
+        except StopIteration:
+            self._time_command()
+            return
+        except Exception as e:
+            self._command_failed(e)
+            return
+        self._worker = asyncio.get_running_loop().create_task(self._carry_on(handling, waiting))
+
+    async def _carry_on(self, handling, waiting) -> None:
+        """The worker of a `_run_now` that had to wait: finish that handling, then the inbox."""
+        try:
+            try:
+                await _resume(handling, waiting)
+                self._time_command()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self._command_failed(e)
+                return
+            await self._work()
+        finally:
+            if self._worker is asyncio.current_task():
+                self._worker = None
 
     def _put(self, data: bytes) -> None:
         """Queue input for the worker, starting one if none runs (an idle session keeps no task)."""
