@@ -326,7 +326,7 @@ class ImapConnection(LineConnection):
         folder = view.folder
         if not folder.looks_unchanged() or not folder.try_lock():  # a worker holds it: the thread
             return False
-        if verb in _POLLS and view.up_to_date():  # nothing to report, however big the folder
+        if verb in _POLLS and view.up_to_date(looked=True):  # nothing to report, however big the folder
             return True
         if len(view.uids) > LOOP_MESSAGES:
             folder.unlock()

@@ -37,12 +37,21 @@ def _on_this_thread(name: str, value: _T) -> Iterator[_T]:
         setattr(_local, name, outer)
 
 
-@contextlib.contextmanager
-def deferring() -> Iterator[list[Callable[[], None]]]:
+class deferring:  # noqa: N801 - used as a function: `with deferring() as waits`
     """Within the block (on this thread; no awaits inside), index commits are collected, not waited
-    for: the caller must run every collected wait before it answers."""
-    with _on_this_thread("waits", []) as waits:
-        yield waits
+    for: the caller must run every collected wait before it answers. (A class, not a generator: an
+    IMAP command on the loop enters one each, and a generator's context manager costs several times
+    more.)"""
+
+    __slots__ = ("_outer",)
+
+    def __enter__(self) -> list[Callable[[], None]]:
+        self._outer = getattr(_local, "waits", None)
+        waits = _local.waits = []
+        return waits
+
+    def __exit__(self, *exc: object) -> None:
+        _local.waits = self._outer
 
 
 def defer(wait: Callable[[], None]) -> bool:

@@ -180,11 +180,12 @@ class MailboxView:
 
     # ----- catching up --------------------------------------------------------------------
 
-    def up_to_date(self) -> bool:
+    def up_to_date(self, looked: bool = False) -> bool:
         """Nothing to report: the folder is at the version this session last caught up with and its
-        directories look unchanged on disk (a refresh would only confirm it)."""
+        directories look unchanged on disk (a refresh would only confirm it). `looked`: the caller
+        has just seen `folder.looks_unchanged()` (no second pair of stat calls)."""
         folder = self.folder
-        return folder.version == self._seen_version and not self.gone and folder.looks_unchanged()
+        return folder.version == self._seen_version and not self.gone and (looked or folder.looks_unchanged())
 
     def refresh(self, allow_expunge: bool) -> list[str]:
         """Untagged lines for what changed since the last refresh."""
