@@ -94,7 +94,6 @@ class ImapConnection(LineConnection):
         self._busy = False  # a command is running in a worker thread
         self._small = False  # the command in progress runs on the loop (a small, current folder)
         self._held: list[bytes] | None = None  # output waiting for one write (`_hold`)
-        self._sized: tuple[object, int, int] = (None, 0, 0)  # (snapshot, bytes, how many \Deleted): `_on_the_loop`
         self._folders_seen = LOOP_FOLDERS + 1  # lines of this session's last LIST: the first one runs in a thread
         self._close_machine = False
 
@@ -332,10 +331,8 @@ class ImapConnection(LineConnection):
             folder.unlock()
             return False
         snap = folder.snapshot(fresh=False)
-        if self._sized[0] is not snap:
-            self._sized = (snap, sum(ref.size for ref in snap.refs), sum("T" in ref.flags for ref in snap.refs))
-        if len(snap.uids) > LOOP_MESSAGES or self._sized[1] > LOOP_BYTES or (
-                self._sized[2] > LOOP_UNLINKS and verb in _REMOVES):
+        size, deleted = snap.sized()  # (worked out once per version, for every session)
+        if len(snap.uids) > LOOP_MESSAGES or size > LOOP_BYTES or (deleted > LOOP_UNLINKS and verb in _REMOVES):
             folder.unlock()
             return False
         return True  # with the folder's lock held: the caller gives it back

@@ -145,6 +145,15 @@ class Snapshot:
     # `SEARCH UNSEEN` on 100,000 messages read one string per message instead of 100,000 refs)
     _columns: dict = field(default_factory=dict, compare=False, repr=False)
 
+    def sized(self) -> tuple[int, int]:
+        """(the bytes of every message, how many are \\Deleted): what an IMAP command on the loop
+        looks at before it runs there (`servers/imap.py`), worked out once per version for all."""
+        sized = self._columns.get("sized")
+        if sized is None:
+            refs = self.refs
+            sized = self._columns["sized"] = (sum(ref.size for ref in refs), sum("T" in ref.flags for ref in refs))
+        return sized
+
     def flag_letters(self) -> tuple[str, ...]:
         """Each message's Maildir letters ("RS"), in uid order."""
         letters = self._columns.get("letters")
@@ -1097,6 +1106,11 @@ class Folder:
     def message_path(self, ref: MessageRef) -> Path:
         return self.path / ref.subdir / ref.filename
 
+    def message_file(self, ref: MessageRef) -> str:
+        """`message_path` as a string, for the system calls of a command (no Path made: a STORE
+        renames, a FETCH reads, an EXPUNGE unlinks one per message)."""
+        return f"{self._dir}/{ref.subdir}/{ref.filename}"
+
     def read(self, uid: int) -> bytes:
         """The stored bytes (LF line ends); raises KeyError when the message is gone.
 
@@ -1119,7 +1133,7 @@ class Folder:
                 if ref is None:
                     raise KeyError(uid)
                 try:
-                    f = open(self.message_path(ref), "rb")
+                    f = open(self.message_file(ref), "rb")
                 except FileNotFoundError:
                     continue
             with f:
@@ -1214,7 +1228,7 @@ class Folder:
                 ref = self._by_uid[uid]
                 moved = ref._replace(subdir="cur")
                 try:
-                    os.rename(self.message_path(ref), self.message_path(moved))
+                    os.rename(self.message_file(ref), self.message_file(moved))
                 except FileNotFoundError:
                     continue
                 self._put(moved)
@@ -1286,7 +1300,7 @@ class Folder:
                 moved = ref._replace(subdir="cur" if letters or ref.subdir == "cur" else "new", flags=letters)
                 if moved.filename != ref.filename or moved.subdir != ref.subdir:
                     try:
-                        os.rename(self.message_path(ref), self.message_path(moved))
+                        os.rename(self.message_file(ref), self.message_file(moved))
                     except FileNotFoundError:
                         continue  # gone meanwhile: the next sync reports it
                     renamed = True
@@ -1314,7 +1328,7 @@ class Folder:
                 if ref is None:
                     continue
                 try:
-                    os.unlink(self.message_path(ref))
+                    os.unlink(self.message_file(ref))
                 except FileNotFoundError:
                     pass
                 del self._by_uid[uid]

@@ -203,7 +203,8 @@ class Message:
     def raw(self) -> bytes:
         if self._raw is None:
             try:  # the ref is fresh: read its file directly (Folder.read would rescan the folder)
-                self._raw = self.folder.message_path(self.ref).read_bytes()
+                with open(self.folder.message_file(self.ref), "rb") as handle:
+                    self._raw = handle.read()
             except FileNotFoundError:
                 self._raw = self.folder.read(self.ref.uid)
         return self._raw
