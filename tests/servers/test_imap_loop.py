@@ -230,3 +230,35 @@ def test_a_session_that_ends_during_its_append_leaves_no_file_behind(server, mon
     server.wait_for(lambda: not list((folder.path / "tmp").iterdir()))
     assert len(list((folder.path / "cur").iterdir())) + len(list((folder.path / "new").iterdir())) == 3
     assert Session(server.ports.imap).send("status INBOX (messages)")[0] == '* STATUS "INBOX" (MESSAGES 3)'
+
+
+def test_pipelined_commands_are_answered_in_one_write_in_order(server):
+    """Commands that arrive together take turns with other sessions, but their replies are held and
+    written together once the input is used up: one send for the lot. A command that ends the
+    session (LOGOUT) still has every reply before it, then its own, before the stream ends."""
+    from tests.servers.test_imap import Telnet
+
+    deliver(server)
+    t = Telnet(server.ports.imap)
+    t.line()
+    assert t.command(b"a1 login tatareva Secret123\r\n")[-1] == "a1 OK LOGIN completed"
+    assert t.command(b"a2 select INBOX\r\n")[-1].startswith("a2 OK")
+    [record] = list(server.engine.sessions)
+    connection = record.abort.__self__
+    writes: list[bytes] = []
+
+    def count_writes() -> None:
+        transport = connection.transport
+        real = transport.write
+        transport.write = lambda data: (writes.append(bytes(data)), real(data))[1]
+
+    server.call(count_writes)
+    t.type(b"b1 NOOP\r\nb2 FETCH 1 (FLAGS)\r\nb3 UID SEARCH ALL\r\nb4 NOOP\r\n")
+    assert t.until_tag("b4") == ["b1 OK NOOP completed", "* 1 FETCH (FLAGS (\\Recent))", "b2 OK FETCH completed",
+                                 "* SEARCH 1", "b3 OK SEARCH completed", "b4 OK NOOP completed"]
+    assert len(writes) == 1
+    t.type(b"c1 NOOP\r\nc2 LOGOUT\r\nc3 NOOP\r\n")
+    assert t.until_tag("c2") == ["c1 OK NOOP completed", "* BYE IMAP engine signing off (no errors)",
+                                 "c2 OK LOGOUT completed"]
+    assert t.file.read() == b""
+    t.close()

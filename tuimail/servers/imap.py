@@ -139,22 +139,33 @@ class ImapConnection(LineConnection):
             self._abort("compressed input is not valid DEFLATE")
 
     async def _take(self, data: bytes) -> None:
-        """Feed client bytes (inflated once COMPRESS is on) to the reader and act on each event."""
-        for piece in (data,) if self.compression is None else self.compression.inflate(data):
-            self.reader.feed(piece)
-            while self.transport is not None and not self.transport.is_closing():
-                self.reader.line_mode = self.machine.wants_line
-                event = self.reader.next_event()
-                if event is None:
-                    break
-                was_compressed = self.compression is not None
-                await self._event(event)
-                if not was_compressed and self.compression is not None:
-                    # RFC 4978 §3: the bytes after COMPRESS's line (same packet) are already compressed
-                    await self._take(self.reader.take_unread())
-                    return
-                if self.reader.pending:  # commands that arrived together take turns with other sessions
-                    await asyncio.sleep(0)
+        """Feed client bytes (inflated once COMPRESS is on) to the reader and act on each event.
+
+        The replies of commands that arrived together (pipelined) are held and written together
+        when the input is used up (`_apply_paced` keeps holding while more input waits): one send,
+        one wake-up of the client, instead of one per command. Anything that waits, changes the
+        stream (COMPRESS, STARTTLS, IDLE, a close) or ends the session writes what is held first."""
+        try:
+            for piece in (data,) if self.compression is None else self.compression.inflate(data):
+                self.reader.feed(piece)
+                while self.transport is not None and not self.transport.is_closing():
+                    self.reader.line_mode = self.machine.wants_line
+                    event = self.reader.next_event()
+                    if event is None:
+                        break
+                    was_compressed = self.compression is not None
+                    await self._event(event)
+                    if not was_compressed and self.compression is not None:
+                        # RFC 4978 §3: the bytes after COMPRESS's line (same packet) are already compressed
+                        await self._take(self.reader.take_unread())
+                        return
+                    if self.reader.pending:  # commands that arrived together take turns with other sessions
+                        held = self._held
+                        if held is not None and sum(map(len, held)) >= WRITE_BATCH:
+                            self._release()
+                        await asyncio.sleep(0)
+        finally:
+            self._release()
 
     # policy.command_timeout bounds how long one command (with its literals) may take to arrive: the
     # connection's command deadline (`LineConnection._time_command`, after each piece of input)
@@ -267,6 +278,7 @@ class ImapConnection(LineConnection):
         if later is None:  # answered at once (a refusal; a file that could not be written)
             return first
         error = None
+        self._release()  # the replies of the commands before it do not wait for the disk
         try:
             await committer().call(functools.partial(_sync_files, later.fds))
         except OSError as e:
@@ -291,6 +303,7 @@ class ImapConnection(LineConnection):
 
     async def _in_thread(self, call, *args) -> Outcome:
         """Run a machine call in a worker thread, the loop free meanwhile."""
+        self._release()  # the replies of the commands before it do not wait for it
         running = asyncio.get_running_loop().run_in_executor(None, call, *args)
         self._busy = True
         try:
@@ -340,6 +353,7 @@ class ImapConnection(LineConnection):
     async def _durable(self, command: RawCommand, verb: str, outcome: Outcome, waits) -> Outcome:
         """Wait (without blocking the loop) until the records the command wrote are on disk. Should
         that fail, the command fails as it would have in a thread: its replies are dropped."""
+        self._release()  # the replies of the commands before it do not wait for the disk
         try:
             await committer().wait(waits)
         except OSError as e:
@@ -447,7 +461,11 @@ class ImapConnection(LineConnection):
                     return
             self._send_replies(outcome, outcome.replies[start:], first=start == 0)
         finally:
-            self._release()
+            # more commands arrived with this one: their replies join the write (`_take`), unless
+            # this one changes the stream or the session, or goes on to wait (a password check)
+            if not self.reader.pending or outcome.compress or outcome.idle is not None or outcome.close \
+                    or outcome.auth is not None or outcome.starttls:
+                self._release()
         self._effects(outcome)
 
     def _hold(self) -> None:
@@ -470,6 +488,14 @@ class ImapConnection(LineConnection):
             lines = _log_lines(data) if log_lines is None else log_lines
             if lines:
                 self.session.lines_out(lines)
+
+    def _abort(self, reason: str) -> None:
+        self._release()  # held replies go before the farewell
+        super()._abort(reason)
+
+    def close(self) -> None:
+        self._release()  # held replies go before the end of the stream
+        super().close()
 
     def _send_replies(self, outcome: Outcome, replies, first: bool = True) -> None:
         """Send replies (no streams), batched into few writes; the log keeps notes and lines in order."""
