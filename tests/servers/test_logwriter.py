@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from tuimail.core.events import EventBus, LineIn, LineOut, Note, Protocol, SessionClosed, SessionOpened
-from tuimail.servers.logwriter import LogWriter, stamp
+from tuimail.servers.logwriter import HEAD_LINES, TAIL_LINES, Block, LogWriter, stamp
 
 AT = datetime(2007, 5, 30, 16, 8, 6).astimezone()
 _DAY = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -115,3 +115,20 @@ def test_many_sessions_lines_out_are_written_as_line_events_are(tmp_path):
         blocks[bulk] = (tmp_path / str(bulk) / "IMAP.log").read_text()
     assert blocks[True] == blocks[False]
     assert "Wed 2007-05-30 16:08:07: --> * 2 EXISTS\nWed 2007-05-30 16:08:07: --> * 1 RECENT\n" in blocks[True]
+
+
+def test_a_block_takes_many_lines_at_once_as_it_takes_them_one_by_one():
+    """`Block.extend` (one write's `-->` lines) keeps the same head, tail and omitted count as an
+    `append` per line, however the lines fall across the head's and the tail's limits."""
+
+    one, many = Block(Protocol.IMAP, 143), Block(Protocol.IMAP, 143)
+    n = 0
+    for count in [1, 7, HEAD_LINES - 3, 5, 50, TAIL_LINES + 9, 3, 1, 400] * 3:
+        lines = [f"--> * {n + i} FETCH (FLAGS ())" + "x" * ((n + i) % 700) for i in range(count)]
+        n += count
+        for line in lines:
+            one.append(line)
+        many.extend(lines, sum(map(len, lines)))
+        assert (many.head, list(many.tail or ()), many.tail_bytes, many.omitted) == \
+            (one.head, list(one.tail or ()), one.tail_bytes, one.omitted)
+    assert one.omitted > 0 and len(one.tail) <= TAIL_LINES

@@ -93,8 +93,16 @@ class Block:
             head.extend(lines)  # the same strings in every session's block (an IDLE fan-out's lines)
             self.head_bytes += size
             return
-        for line in lines:
-            self.append(line)
+        tail = self.tail
+        if tail is None:  # the head fills up within these lines
+            for line in lines:
+                self.append(line)
+            return
+        tail.extend(lines)  # a long session: its lines go to the tail in one step (as `append` each)
+        self.tail_bytes += size
+        while len(tail) > TAIL_LINES or self.tail_bytes > TAIL_BYTES:
+            self.tail_bytes -= len(tail.popleft())
+            self.omitted += 1
 
     def lines(self, head_stamp: str) -> list[str]:
         middle = [f"{head_stamp}... {self.omitted} lines omitted ..."] if self.omitted else []
