@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 
 from tuimail.core.directory import AuthOutcome, Service
@@ -50,6 +51,7 @@ _SENSITIVE = ("LOGIN", "AUTHENTICATE")
 BLOCKED = "blocked after failed logins"
 COMMAND_TIMEOUT = "command not completed in time"
 WRITE_BATCH = 65536
+TURN = 0.002  # seconds of pipelined commands one session runs before the others take their turn
 
 
 class Told:
@@ -141,10 +143,13 @@ class ImapConnection(LineConnection):
     async def _take(self, data: bytes) -> None:
         """Feed client bytes (inflated once COMPRESS is on) to the reader and act on each event.
 
-        The replies of commands that arrived together (pipelined) are held and written together
+        Commands that arrived together (pipelined) run for up to TURN seconds, then the loop lets
+        every other session run (a client's flood of NOOPs never holds it for longer; a yield per
+        command cost a loop turn and a poll each). Their replies are held and written together
         when the input is used up (`_apply_paced` keeps holding while more input waits): one send,
         one wake-up of the client, instead of one per command. Anything that waits, changes the
         stream (COMPRESS, STARTTLS, IDLE, a close) or ends the session writes what is held first."""
+        turn_ends = time.monotonic() + TURN
         try:
             for piece in (data,) if self.compression is None else self.compression.inflate(data):
                 self.reader.feed(piece)
@@ -163,7 +168,9 @@ class ImapConnection(LineConnection):
                         held = self._held
                         if held is not None and sum(map(len, held)) >= WRITE_BATCH:
                             self._release()
-                        await asyncio.sleep(0)
+                        if time.monotonic() >= turn_ends:
+                            await asyncio.sleep(0)
+                            turn_ends = time.monotonic() + TURN
         finally:
             self._release()
 
