@@ -166,7 +166,10 @@ class ProgressTracker:
         """`EventBus.publish_lines_out`: many sessions' identical `-->` lines, as `__call__` reads them."""
         live_of = self._live.get
         if protocol is Protocol.IMAP:  # what `_server` does for IMAP, with each line split once for all
-            split = [text.split(" ", 2) for text in texts]
+            # an untagged line ("* 3 FETCH ...", most of a reply) is neither a continuation nor a
+            # tagged status: it matters only to a session whose client used "*" as a tag
+            tagged: list[list[str]] | None = None
+            split: list[list[str]] | None = None
             for sid, at in sent:
                 live = live_of(sid)
                 if live is None:
@@ -175,7 +178,15 @@ class ProgressTracker:
                     for text in texts:
                         self._server(live, text, at)
                     continue
-                for words in split:
+                if "*" in live.tags:
+                    if split is None:
+                        split = [text.split(" ", 2) for text in texts]
+                    lines = split
+                else:
+                    if tagged is None:
+                        tagged = [text.split(" ", 2) for text in texts if not text.startswith("* ")]
+                    lines = tagged
+                for words in lines:
                     self._imap_reply(live, words, at)
             return
         for sid, at in sent:
