@@ -38,6 +38,8 @@ class Snapshot(Protocol):
     def flag_letters(self) -> tuple[str, ...]: ...  # each message's letters, in uid order
     def flag_kinds(self) -> frozenset[str]: ...  # the distinct flag_letters()
     def flag_search(self, letter: str, wanted: bool, uids: bool = True) -> tuple[int, ...]: ...
+    def changed_since(self, modseq: int) -> tuple[int, ...]: ...  # uids, in uid order
+    def sized(self) -> tuple[int, int]: ...  # (bytes of every message, how many are \Deleted)
 
 
 class Folder(Protocol):
