@@ -35,7 +35,9 @@ Workloads (all on 127.0.0.1; the peers from ../shared/peers, set up by `setup` a
   waits until every watcher has heard of it, so no fan-out overlaps a measured 250: the first
   `--idle-hearings` (default 3) as long as it takes (the "all watchers heard" figure: Dovecot tells
   its watchers on a ~30 s timer), the others at most `--idle-hear-cap` seconds (default 1; tuimail's
-  take ~0.2 s), so Dovecot's pairs cost ~1 s each, not 30.
+  take ~0.2 s), so Dovecot's pairs cost ~1 s each, not 30. `--data-dir /dev/shm/...` puts tuimail's
+  data on a tmpfs, where its fsyncs cost nothing: its pairs then show the server's own work alone
+  (Dovecot's data stays on the disk).
 
 Where tuimail's data lives: in a directory made beside the peers directory (`--data-dir`), so that
 its Maildirs share the peers' conditions on the disk. It used to be /tmp, which every test suite on
