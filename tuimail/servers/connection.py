@@ -496,15 +496,8 @@ class LineConnection(asyncio.Protocol):
     async def _carry_on(self, handling, waiting) -> None:
         """The worker of a `_run_now` that had to wait: finish that handling, then the inbox."""
         try:
-            try:
-                await _resume(handling, waiting)
-                self._time_command()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                self._command_failed(e)
-                return
-            await self._work()
+            if await self._handled(_resume(handling, waiting)):
+                await self._work()
         finally:
             if self._worker is asyncio.current_task():
                 self._worker = None
@@ -536,14 +529,20 @@ class LineConnection(asyncio.Protocol):
             if self._reading_paused and self._queued <= self.max_queued // 2:
                 self._reading_paused = False
                 self.transport.resume_reading()
-            try:
-                await self.handle(data)
-                self._time_command()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                self._command_failed(e)
+            if not await self._handled(self.handle(data)):
                 return
+
+    async def _handled(self, handling) -> bool:
+        """Await one handling of input; False when it failed (`_command_failed` has acted)."""
+        try:
+            await handling
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self._command_failed(e)
+            return False
+        self._time_command()
+        return True
 
     def _command_failed(self, error: Exception) -> None:
         """A command raised: a full disk closes the session with the protocol's farewell, anything
