@@ -167,3 +167,55 @@ def test_the_index_is_built_from_names_alone(store, tmp_path):
     assert refs == expected
     assert refs[uid].internaldate == pytest.approx(1_000_000_000.25, abs=1e-6)
     assert os.stat(fresh.message_path(refs[uid])).st_mtime == pytest.approx(1_000_000_000.25, abs=1e-3)
+
+
+def _age(path, seconds=60):
+    """Set a file's or directory's mtime back, as if nothing had changed it for a while (so what was read
+    of it may be kept: it is older than the racy window)."""
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - seconds * 1_000_000_000))
+
+
+def test_what_list_reads_is_kept_but_another_programs_changes_show_at_once(store):
+    box = store.mailbox("bob@lab.test")
+    box.folder("INBOX", create=True)
+    box.ensure_default_folders()
+    for name in ("", "subscriptions"):
+        _age(box.path / name)
+    assert box.list_folders() == ["INBOX", "Drafts", "Junk", "Sent", "Trash"]
+    assert box.list_folders() == ["INBOX", "Drafts", "Junk", "Sent", "Trash"]  # (the kept listing)
+    for sub in ("cur", "new", "tmp"):  # another MDA (maildirmake) creates a folder
+        (box.path / ".Lists" / sub).mkdir(parents=True)
+    assert box.list_folders() == ["INBOX", "Drafts", "Junk", "Lists", "Sent", "Trash"]
+    (box.path / ".Half").mkdir()  # a folder still being made: listed once its cur/ is there
+    _age(box.path)
+    assert "Half" not in box.list_folders()
+    (box.path / ".Half" / "cur").mkdir()
+    assert "Half" in box.list_folders()
+    os.rename(box.path / ".Half" / "cur", box.path / ".Half" / "gone")
+    assert "Half" not in box.list_folders()
+    assert box.subscriptions() == ["Drafts", "Sent", "Junk", "Trash"]
+    with open(box.path / "subscriptions", "a") as f:  # edited in place by another program
+        f.write("Lists\n")
+    assert box.subscriptions() == ["Drafts", "Sent", "Junk", "Trash", "Lists"]
+    box.unsubscribe("Drafts")
+    assert box.subscriptions() == ["Sent", "Junk", "Trash", "Lists"]
+    assert box.special_use()["Sent"] == ("\\Sent",)
+    box.special_use()["Sent"] = ("\\Junk",)  # (a caller's copy: what is kept is not changed)
+    assert box.special_use()["Sent"] == ("\\Sent",)
+    (box.path / "tuimail-special-use").write_text("Lists\t\\Archive\n")
+    assert box.special_use() == {"Lists": ("\\Archive",)}
+
+
+def test_a_listing_read_within_the_racy_window_is_read_again(store):
+    """A change in the same clock tick as the stamp could leave it as it was: such a read is not kept."""
+    box = store.mailbox("bob@lab.test")
+    box.folder("INBOX", create=True)
+    st = os.stat(box.path)
+    box.list_folders()
+    for sub in ("cur", "new", "tmp"):
+        (box.path / ".Lists" / sub).mkdir(parents=True)
+    after = os.stat(box.path)
+    os.utime(box.path, ns=(st.st_atime_ns, st.st_mtime_ns))  # the same mtime as the first look's
+    assert os.stat(box.path).st_mtime_ns == st.st_mtime_ns and after.st_ino == st.st_ino
+    assert "Lists" in box.list_folders()

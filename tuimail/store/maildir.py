@@ -29,6 +29,7 @@ from tuimail.store.files import (
     FLAG_LETTERS,
     clean_tmp,
     normalize_flags,
+    racy_window,
     stage_durably,
     to_crlf,
     to_lf,
@@ -67,6 +68,32 @@ class Mailbox:
         self.path = path
         self._folders: dict[str, Folder] = {}
         self._lock = threading.RLock()
+        # what LIST reads, as last read, keyed on the file's or directory's stamp (`_stamped`)
+        self._read: dict[str, tuple[tuple[int, int, int] | None, object]] = {}
+        self._listed = str(path), str(path / SUBSCRIPTIONS), str(path / specialuse.FILE)
+
+    def _stamped(self, path: str, load: Callable[[], object]) -> object:
+        """`load()`, or what it returned last time if `path`'s (mtime_ns, size, inode) has not changed
+        since. LIST reads the account's directory, `subscriptions` and `tuimail-special-use` every
+        time; another program may change any of them, tuimail itself replaces the files (a new inode).
+        The stamp is taken before `load` reads, so a change after it shows as a new stamp; one made in
+        the same clock tick as the stamp could hide behind it, so a value is kept only when its stamp
+        was older than the racy window (`files.racy_window`) when the stamp was taken."""
+        now = time.time()
+        try:
+            st = os.stat(path)
+            stamp: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            stamp = None
+        kept = self._read.get(path)
+        if kept is not None and kept[0] == stamp:
+            return kept[1]
+        value = load()
+        if stamp is None or now - stamp[0] / 1e9 >= racy_window((stamp[0], stamp[0])):
+            self._read[path] = (stamp, value)
+        else:
+            self._read.pop(path, None)
+        return value
 
     def next_uidvalidity(self) -> int:
         """A UIDVALIDITY for a folder being created: the clock's seconds, but always greater than any
@@ -195,7 +222,27 @@ class Mailbox:
 
     def list_folders(self) -> list[str]:
         """Every folder's wire name, INBOX first. Folder directories whose names are not ASCII (another
-        program's, a restore's, a user's `mkdir`) are renamed first (`_rename_to_mutf7`)."""
+        program's, a restore's, a user's `mkdir`) are renamed first (`_rename_to_mutf7`). The sorted
+        listing of the account's directory is kept while its stamp stays the same (`_stamped`); whether
+        each folder has its cur/ is asked every time, as before."""
+        candidates = self._stamped(self._listed[0], self._folder_candidates)
+        if candidates is None:  # (not listable as it is: the old way, every time)
+            return self._list_folders_scanned()
+        return ["INBOX", *(name for path, name in candidates if os.path.isdir(path))]
+
+    def _folder_candidates(self) -> tuple[tuple[str, str], ...] | None:
+        """(cur/ path, wire name) of every dot directory, sorted by name; None when a name is not ASCII
+        (renamed by `_list_folders_scanned`) or the directory cannot be read."""
+        try:
+            entries = sorted(os.scandir(self.path), key=lambda e: e.name)
+        except OSError:
+            return None
+        if not all(entry.name.isascii() for entry in entries):
+            return None
+        return tuple((entry.path + "/cur", entry.name[1:].replace(".", "/")) for entry in entries
+                     if entry.name.startswith(".") and entry.name not in (".", "..") and entry.is_dir())
+
+    def _list_folders_scanned(self) -> list[str]:
         try:
             entries = sorted(os.scandir(self.path), key=lambda e: e.name)
         except FileNotFoundError:
@@ -262,7 +309,7 @@ class Mailbox:
 
     def special_use(self) -> dict[str, tuple[str, ...]]:
         """Folder name -> its RFC 6154 attributes (entries of deleted folders may linger: check exists)."""
-        return specialuse.load(self.path)
+        return dict(self._stamped(self._listed[2], lambda: specialuse.load(self.path)))
 
     def subscriptions(self) -> list[str]:
         """The subscribed names. A line that is not ASCII (the file is another program's, or restored:
@@ -274,11 +321,14 @@ class Mailbox:
     def _subscription_lines(self) -> list[str]:
         """Every line of the file; bytes that are not UTF-8 as surrogates (PEP 383), so they are written
         back as they were."""
+        return list(self._stamped(self._listed[1], self._read_subscription_lines))
+
+    def _read_subscription_lines(self) -> tuple[str, ...]:
         try:
             text = (self.path / SUBSCRIPTIONS).read_bytes().decode("utf-8", "surrogateescape")
         except FileNotFoundError:
-            return []
-        return [line for line in text.splitlines() if line]
+            return ()
+        return tuple(line for line in text.splitlines() if line)
 
     def subscribe(self, name: str) -> None:
         subs = self._subscription_lines()

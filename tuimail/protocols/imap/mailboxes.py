@@ -43,6 +43,8 @@ class MailboxNameRefused(Exception):
 class MailboxCommands:
     """Mixin for ImapMachine (which provides state, mailbox, view and the output helpers)."""
 
+    _list_memo: tuple | None = None  # (what LIST/LSUB was asked and of what, its entries, its lines)
+
     def _name(self, token) -> str:
         try:
             name = utf7.to_internal(text(token), self.utf8)
@@ -202,11 +204,23 @@ class MailboxCommands:
             self._need_modseq("LIST ... RETURN (STATUS (HIGHESTMODSEQ))")
         subscribed = set(self.mailbox.subscriptions())
         uses = self.mailbox.special_use()  # RFC 6154 §5: per account, as CREATE (USE ...) left it
-        found = entries(request, verb, self.mailbox.list_folders(), subscribed, uses, self.utf8)
-        for entry in found:
-            line = f'{verb} ({" ".join(entry.attributes)}) "/" {self._quoted_name(entry.name)}'
-            if entry.childinfo:
-                line += ' ("CHILDINFO" ("SUBSCRIBED"))'
+        folders = self.mailbox.list_folders()
+        # the lines depend on nothing else: a session asking the same again (imaptest, a client's
+        # periodic LIST) gets the lines worked out last time while the folders are the same
+        asked = (verb, request, self.utf8, folders, subscribed, uses)
+        memo = self._list_memo
+        if memo is not None and memo[0] == asked:
+            found, lines = memo[1], memo[2]
+        else:
+            found = entries(request, verb, folders, subscribed, uses, self.utf8)
+            lines = []
+            for entry in found:
+                line = f'{verb} ({" ".join(entry.attributes)}) "/" {self._quoted_name(entry.name)}'
+                if entry.childinfo:
+                    line += ' ("CHILDINFO" ("SUBSCRIBED"))'
+                lines.append(line)
+            self._list_memo = (asked, found, lines)
+        for entry, line in zip(found, lines):
             self._untagged(line)
             if request.status_items and entry.selectable:  # RFC 5819: STATUS right after its LIST line
                 try:
