@@ -185,6 +185,21 @@ def test_header_fields_and_not():
     assert ms.header_values("Subject") == ["folded  subject", "second"]
 
 
+def test_header_fields_asked_again_are_the_same_bytes_and_each_request_its_own():
+    """A message's HEADER.FIELDS (.NOT) are kept per request (a list view asks the same of every
+    message each time): asked again, in another order or with a part, the answer is still exact."""
+    raw = b"Subject: s\nFrom: f@lab.test\nTo: t@lab.test\nDate: d\n\nbody\n"
+    ms = MessageStructure.parse(raw)
+    asked = [("HEADER.FIELDS", ("SUBJECT",)), ("HEADER.FIELDS", ("FROM", "TO")), ("HEADER.FIELDS.NOT", ("SUBJECT",)),
+             ("HEADER.FIELDS", ("TO", "FROM"))] + [("HEADER.FIELDS", (f"X-{n}",)) for n in range(12)]
+    first = [ms.section((), text, fields) for text, fields in asked]
+    assert first[:4] == [b"Subject: s\r\n\r\n", b"From: f@lab.test\r\nTo: t@lab.test\r\n\r\n",
+                         b"From: f@lab.test\r\nTo: t@lab.test\r\nDate: d\r\n\r\n",
+                         b"From: f@lab.test\r\nTo: t@lab.test\r\n\r\n"]
+    assert [ms.section((), text.lower(), fields) for text, fields in reversed(asked)] == first[::-1]
+    assert ms.section((1,), "HEADER.FIELDS", ("SUBJECT",)) is None  # (not a message/rfc822 part)
+
+
 # -- multipart/alternative ----------------------------------------------------------------------------
 
 

@@ -245,13 +245,14 @@ class MessageStructure:
     """One message's structure, parsed once from its stored bytes (LF line ends); the caller caches it
     by (folder path, uid). It keeps the bytes (`raw`) for sections: bound a cache by len(raw)."""
 
-    __slots__ = ("raw", "root", "_envelope", "_bodies")
+    __slots__ = ("raw", "root", "_envelope", "_bodies", "_fields")
 
     def __init__(self, raw: bytes, root: _Entity) -> None:
         self.raw = raw
         self.root = root
         self._envelope: bytes | None = None
         self._bodies: dict[bool, bytes] = {}
+        self._fields: dict[tuple[str, tuple], bytes] = {}  # HEADER.FIELDS (.NOT) of the message, as asked
 
     @classmethod
     def parse(cls, raw_lf: bytes) -> MessageStructure:
@@ -355,6 +356,18 @@ class MessageStructure:
             return _crlf(raw[ent.start:ent.body])
         if text == "TEXT":
             return _crlf(raw[ent.body:ent.end])
+        if ent is self.root:  # a client asks its header fields of every message again (a list view)
+            key = (text, fields)
+            kept = self._fields.get(key)
+            if kept is None:
+                if len(self._fields) >= 8:
+                    self._fields.clear()
+                kept = self._fields[key] = self._header_fields(ent, text, fields)
+            return kept
+        return self._header_fields(ent, text, fields)
+
+    def _header_fields(self, ent: _Entity, text: str, fields: tuple) -> bytes:
+        raw = self.raw
         wanted = {(f.decode("latin-1") if isinstance(f, bytes) else f).lower() for f in fields}
         keep = (lambda f: f.name in wanted) if text == "HEADER.FIELDS" else (lambda f: f.name not in wanted)
         chosen = [raw[f.start:f.end] for f in ent.fields if keep(f)]
