@@ -139,7 +139,7 @@ class Mailbox:
         name = self.canonical(name)
         with self._lock:
             cached = self._folders.get(name)
-            if cached is not None and (cached.path / "cur").is_dir():
+            if cached is not None and os.path.isdir(cached._dir + "/cur"):  # (a string: no Path per look)
                 return cached
             path = self.folder_path(name)
             if not (path / "cur").is_dir():
