@@ -37,31 +37,10 @@ async def test_a_started_coroutine_is_finished_by_a_task_through_every_kind_of_w
     assert steps == ["started", "future", "thread", "error seen"]
 
 
-async def test_cancelling_the_task_cancels_the_wait_the_coroutine_is_in():
+def _resumed_waiter(seen: list[str]):
+    """A command started outside a task, waiting on a future, handed to a `_resume` task."""
     loop = asyncio.get_running_loop()
     future = loop.create_future()
-    seen: list[str] = []
-
-    async def command() -> None:
-        try:
-            await future
-        except asyncio.CancelledError:
-            seen.append("cancelled")
-            raise
-
-    running = command()
-    task = loop.create_task(_resume(running, running.send(None)))
-    await asyncio.sleep(0)  # the task waits for the future now
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert seen == ["cancelled"] and future.cancelled()
-
-
-async def test_a_cancel_that_finds_the_future_done_still_reaches_the_coroutine():
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
-    seen: list[str] = []
 
     async def command() -> None:
         try:
@@ -72,7 +51,22 @@ async def test_a_cancel_that_finds_the_future_done_still_reaches_the_coroutine()
             raise
 
     running = command()
-    task = loop.create_task(_resume(running, running.send(None)))
+    return future, loop.create_task(_resume(running, running.send(None)))
+
+
+async def test_cancelling_the_task_cancels_the_wait_the_coroutine_is_in():
+    seen: list[str] = []
+    future, task = _resumed_waiter(seen)
+    await asyncio.sleep(0)  # the task waits for the future now
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == ["cancelled"] and future.cancelled()
+
+
+async def test_a_cancel_that_finds_the_future_done_still_reaches_the_coroutine():
+    seen: list[str] = []
+    future, task = _resumed_waiter(seen)
     await asyncio.sleep(0)
     future.set_result(None)  # done, and the task is cancelled before it wakes
     task.cancel()
