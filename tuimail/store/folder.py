@@ -392,7 +392,6 @@ def _describe_all(path: Path, listings: list[tuple[str, list[str]]]) -> list[tup
     return fresh
 
 
-
 class _Trusted:
     """`Folder.trusted()`'s block (a class: one per IMAP command on the loop; a generator's context
     manager costs several times more)."""
@@ -410,6 +409,7 @@ class _Trusted:
 
     def __exit__(self, *exc: object) -> None:
         self._folder._trusted -= 1
+
 
 class Folder:
     """One Maildir folder and its index."""
@@ -789,13 +789,8 @@ class Folder:
                 if uid is not None and subdir == "cur" and self._unsaved:
                     self._disown(uid)
                 return uid, 0
-            when = int(time_m.group(1)) + int(time_m.group(2)) / 1_000_000
-            uid = self._uidnext
-            self._uidnext += 1
-            self._modseq += 1
-            ref = MessageRef(uid, base, subdir, flags, int(size_m.group(1)), int(wsize_m.group(1)), when,
-                             self._modseq, frozenset(keywords))
-            self._put(ref)
+            ref = self._put_named(base, subdir, flags, size_m, wsize_m, time_m, frozenset(keywords))
+            uid = ref.uid
             if self._index_trusted():  # (`_own_change`, from the mtimes asked above)
                 self._mtimes = self._own_stamp = stamp
                 ticket = self._write([_add_line(ref), self._stamp_line(stamp)])
@@ -883,14 +878,7 @@ class Folder:
         for base, size_m, wsize_m, time_m in fields:
             if base in self._uid_of_base:  # (a listing found it first)
                 continue
-            when = int(time_m.group(1)) + int(time_m.group(2)) / 1_000_000
-            uid = self._uidnext
-            self._uidnext += 1
-            self._modseq += 1
-            ref = MessageRef(uid, base, "new", "", int(size_m.group(1)), int(wsize_m.group(1)), when,
-                             self._modseq, _NONE)
-            self._put(ref)
-            lines.append(_add_line(ref))
+            lines.append(_add_line(self._put_named(base, "new", "", size_m, wsize_m, time_m, _NONE)))
         if not lines:
             return False
         if self._index_trusted():  # (as `_adopt`: the index was exact; only new/ changed, by us)
@@ -901,6 +889,19 @@ class Folder:
         # their files are durable; their uids only once someone can see them (`settle`)
         self._pending = max(self._pending, ticket)
         return True
+
+    def _put_named(self, base: str, subdir: str, flags: str, size_m, wsize_m, time_m,
+                   keywords: frozenset[str]) -> MessageRef:
+        """(Under the lock) a file of ours, known by its name (sizes and time parsed from it), given
+        the next uid and mod-sequence and put in the folder."""
+        when = int(time_m.group(1)) + int(time_m.group(2)) / 1_000_000
+        uid = self._uidnext
+        self._uidnext += 1
+        self._modseq += 1
+        ref = MessageRef(uid, base, subdir, flags, int(size_m.group(1)), int(wsize_m.group(1)), when,
+                         self._modseq, keywords)
+        self._put(ref)
+        return ref
 
     def _stamp_line(self, stamp: tuple[int, int]) -> str:
         """(Under the lock) the `S` record of an own change: `S 0 0` while a file renamed into new/
