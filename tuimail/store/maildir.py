@@ -59,6 +59,15 @@ class FolderError(ValueError):
     """A folder name that is not allowed, or a folder that does not exist / already exists."""
 
 
+
+def _candidates(entries: list[os.DirEntry]) -> tuple[tuple[str, str], ...]:
+    """(cur/ path, wire name) of every dot directory among `entries` whose name is ASCII (a string
+    path: every LIST looks at each cur/)."""
+    return tuple((entry.path + "/cur", entry.name[1:].replace(".", "/")) for entry in entries
+                 if entry.name.startswith(".") and entry.name not in (".", "..") and entry.name.isascii()
+                 and entry.is_dir())
+
+
 class Mailbox:
     """One account's Maildir++ tree."""
 
@@ -239,8 +248,7 @@ class Mailbox:
             return None
         if not all(entry.name.isascii() for entry in entries):
             return None
-        return tuple((entry.path + "/cur", entry.name[1:].replace(".", "/")) for entry in entries
-                     if entry.name.startswith(".") and entry.name not in (".", "..") and entry.is_dir())
+        return _candidates(entries)
 
     def _list_folders_scanned(self) -> list[str]:
         try:
@@ -251,12 +259,7 @@ class Mailbox:
             with self._lock:
                 self._rename_to_mutf7(entries)
                 entries = sorted(os.scandir(self.path), key=lambda e: e.name)
-        names = ["INBOX"]
-        for entry in entries:
-            if entry.name.startswith(".") and entry.name not in (".", "..") and entry.is_dir():
-                if entry.name.isascii() and os.path.isdir(entry.path + "/cur"):  # (a string: every LIST looks)
-                    names.append(entry.name[1:].replace(".", "/"))
-        return names
+        return ["INBOX", *(name for path, name in _candidates(entries) if os.path.isdir(path))]
 
     def _rename_to_mutf7(self, entries: list[os.DirEntry]) -> None:
         """Rename each folder directory whose name is not ASCII to its name in modified UTF-7; one that
