@@ -37,3 +37,37 @@ async def test_waits_queued_meanwhile_run_in_one_batch_and_errors_reach_their_ow
         await three
     await four
     assert ran == ["first", "second", "fourth"]
+
+
+async def test_drain_waits_for_after_work_handed_back_by_a_batch():
+    """A graceful stop drains the committer (`Engine.stop`): a batch's after-work (its deliveries'
+    index records, the change notices) runs before the stop goes on, not after the process is gone."""
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def after_work():
+        started.set()
+        release.wait(10)
+        ran.append("indexed")
+
+    c = committer()
+    await c.wait([lambda: ran.append("batch")])
+    c._after_replies([after_work])  # (what `_resolve` does once the batch's replies are written)
+    draining = asyncio.create_task(c.drain())
+    assert await asyncio.to_thread(started.wait, 10)
+    for _ in range(10):  # the after-work is still running: the drain cannot be over
+        await asyncio.sleep(0)
+    assert not draining.done()
+    release.set()
+    assert await asyncio.wait_for(draining, 10) is True
+    assert ran == ["batch", "indexed"]
+
+
+async def test_drain_with_nothing_queued_returns_at_once_and_a_stuck_disk_gives_up_at_its_timeout():
+    c = committer()
+    assert await c.drain() is True
+    release = threading.Event()
+    stuck = c.wait([lambda: release.wait(10)])
+    assert await c.drain(timeout=0.05) is False
+    release.set()
+    await stuck

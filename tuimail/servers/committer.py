@@ -68,6 +68,24 @@ class Committer:
             else:
                 self._cond.notify()
 
+    async def drain(self, timeout: float = 5.0) -> bool:
+        """(Loop) wait until every batch queued so far, and the after-work it hands back, has run: a
+        graceful stop then leaves each folder's index matching its files (otherwise the next start
+        lists a folder whose delivered files had no records yet; nothing is lost either way). False if
+        the disk did not finish within `timeout` seconds."""
+        deadline = self._loop.time() + timeout
+        while True:
+            if self._thread is not None or self._queue:
+                try:  # a marker behind everything queued: done when the batches before it are
+                    await asyncio.wait_for(asyncio.shield(self.call(lambda: None)), deadline - self._loop.time())
+                except asyncio.TimeoutError:
+                    return False
+            for _ in range(3):  # `_resolve` hands after-work on two loop turns after a batch ends
+                await asyncio.sleep(0)
+            with self._cond:
+                if not self._queue:
+                    return True
+
     def _after_replies(self, notices: list[Callable[[], None]]) -> None:
         """(Loop) a batch's after-work, once its replies are written: to the committer's thread."""
         self._enqueue(lambda: run_notices(notices), None)

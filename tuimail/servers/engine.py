@@ -36,6 +36,7 @@ from tuimail.outbound.dkim import DkimKeys, from_domain
 from tuimail.outbound.srs import Srs
 from tuimail.servers import delivery, intake, tls
 from tuimail.servers.accept import serve_directly
+from tuimail.servers.committer import committer
 from tuimail.servers.connection import HANDSHAKE_TIMEOUT, plain_fd
 from tuimail.servers.logwriter import LogWriter
 from tuimail.servers.rdns import ReverseDNS
@@ -306,6 +307,9 @@ class Engine:
             await asyncio.sleep(0.02)  # let connection_lost callbacks run
         if self.sessions.resolver is not None:
             await self.sessions.resolver.close()
+        if not await committer(asyncio.get_running_loop()).drain():
+            self.bus.system("stopping: the disk did not finish indexing the last deliveries (the next start "
+                            "lists their folders again; nothing is lost)", logging.WARNING)
         if self._fan_out_writer is not None:  # the IDLE fan-out's helper thread (idle by now)
             self._fan_out_writer.shutdown(wait=False)
             self._fan_out_writer = None
