@@ -60,14 +60,14 @@ async def test_a_full_file_table_pauses_accepting_and_it_resumes(monkeypatch):
         def fileno(self):
             return listener.fileno()
 
-        def accept(self):
+        def _accept(self):  # (the system call behind socket.accept: a descriptor and the address)
             if self.full:
                 self.full = False
                 raise OSError(errno.EMFILE, "Too many open files")
-            return listener.accept()
+            return listener._accept()
 
     try:
-        accept._accept(loop, Echo, Full(), server, 10)
+        accept._accept(loop, Echo, Full(), server, 10, accept._kind(listener))
         assert [e.errno for e in reported] == [errno.EMFILE]
         assert loop._selector.get_map().get(listener.fileno()) is None  # paused
         port = listener.getsockname()[1]

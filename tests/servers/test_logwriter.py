@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 from datetime import datetime, timedelta, timezone
 
 from tuimail.core.events import EventBus, LineIn, LineOut, Note, Protocol, SessionClosed, SessionOpened
@@ -75,6 +77,69 @@ def test_system_lines_are_written_at_once(tmp_path):
     bus.subscribe(LogWriter(tmp_path))
     bus.system("SMTP listening on 0.0.0.0:2525")
     assert (tmp_path / "system.log").read_text().endswith("SMTP listening on 0.0.0.0:2525\n")
+
+
+async def _turns_until(condition, turns: int = 100) -> None:
+    """Let the loop run until `condition()` holds (a bounded number of its turns, no clock)."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    assert condition()
+
+
+async def test_blocks_of_one_loop_turn_reach_the_file_together_at_the_next(tmp_path):
+    """While the engine's loop runs, the blocks of the sessions that ended in one turn are written at
+    its next turn in one go (issue 15: with a connection per message, one write per turn instead of
+    one per session), whole and in the order the sessions ended; system lines still go at once."""
+    bus = EventBus()
+    writer = LogWriter(tmp_path)
+    writer.loop = asyncio.get_running_loop()
+    bus.subscribe(writer)
+    for sid in (3, 1, 2):
+        session(bus, sid)
+    bus.system("SMTP listening on 0.0.0.0:2525")
+    assert (tmp_path / "system.log").read_text().endswith("SMTP listening on 0.0.0.0:2525\n")
+    path = tmp_path / "POP.log"
+    assert path.read_text() == ""  # (in the file's buffer until the turn ends)
+    await _turns_until(lambda: path.read_text() != "")
+    text = path.read_text()
+    assert [line.split(": ", 1)[1] for line in text.splitlines() if ": Session " in line] == [
+        "Session 3; POP3 on port 2110", "Session 1; POP3 on port 2110", "Session 2; POP3 on port 2110"]
+    assert text.count(stamp(AT) + "-----\n") == 6
+    session(bus, 4)
+    writer.close()  # a stop before the next turn still writes every block
+    assert "Session 4; POP3" in path.read_text()
+
+
+async def test_a_block_that_cannot_be_flushed_later_is_reported_and_logging_goes_on(tmp_path):
+    bus = EventBus()
+    writer = LogWriter(tmp_path)
+    writer.loop = asyncio.get_running_loop()
+    bus.subscribe(writer)
+    session(bus, 1)
+    await _turns_until(lambda: "Session 1;" in (tmp_path / "POP.log").read_text())
+
+    class FullDisk:  # the file's buffer cannot be written out: the disk filled up meanwhile
+        def __init__(self, handle):
+            self.handle = handle
+
+        def write(self, data):
+            return len(data)
+
+        def flush(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            self.handle.close()
+
+    writer._files[Protocol.POP3] = FullDisk(writer._files[Protocol.POP3])
+    session(bus, 2)
+    await _turns_until(lambda: writer.problem is not None)
+    assert "No space left on device" in writer.problem
+    assert "Cannot write the logs" in (tmp_path / "system.log").read_text()
+    session(bus, 3)  # the file is opened again for the next block
+    await _turns_until(lambda: "Session 3;" in (tmp_path / "POP.log").read_text())
 
 
 def test_files_rotate_by_size(tmp_path):

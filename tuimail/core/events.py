@@ -28,9 +28,16 @@ class Protocol(enum.Enum):
     IMAP = "IMAP"
     SYSTEM = "system"
 
+    # members are dict keys on every line of every session (log files, the lab tracker): hashed by
+    # identity in C, as they compare, instead of by Enum's Python-level hash of the name
+    __hash__ = object.__hash__
+
     @property
     def label(self) -> str:
-        return {"SMTP-in": "SMTP", "SMTP-out": "SMTP-out", "POP": "POP3"}.get(self.value, self.value)
+        return _LABELS.get(self._value_, self._value_)
+
+
+_LABELS = {"SMTP-in": "SMTP", "SMTP-out": "SMTP-out", "POP": "POP3"}
 
 
 _ZONE_SECONDS = timedelta(seconds=60)

@@ -44,21 +44,22 @@ def session_block(sid: int, protocol: Protocol, port: int | str, lines: list[str
 def event_text(event: Event) -> str | None:
     """The text of a transcript line (without the time stamp), or None for events without one.
     The server's own phrases are in `[server] language` (`logphrases`); protocol lines never are."""
-    if isinstance(event, LineIn):
+    kind = type(event)  # (the event types are final: one identity test each, not an isinstance chain)
+    if kind is LineIn:
         return f"<-- {event.text}"
-    if isinstance(event, LineOut):
+    if kind is LineOut:
         return f"--> {event.text}"
-    if isinstance(event, Note):
+    if kind is Note:
         return localise(event.text)
-    if isinstance(event, SessionOpened) and event.protocol is Protocol.SMTP_OUT:
-        return localise(f"Attempting SMTP connection to [{event.peer_host} : {event.peer_port}]")
-    if isinstance(event, SessionOpened):
-        word = _PROTOCOL_WORD.get(event.protocol, event.protocol.label)
+    if kind is SessionOpened:
+        if event.protocol is Protocol.SMTP_OUT:
+            return localise(f"Attempting SMTP connection to [{event.peer_host} : {event.peer_port}]")
+        word = _PROTOCOL_WORD.get(event.protocol) or event.protocol.label
         tls = " (TLS)" if event.tls else ""
         return localise(f"Accepting {word} connection{tls} from [{event.peer_host} : {event.peer_port}]")
-    if isinstance(event, SessionClosed):
+    if kind is SessionClosed:
         return localise(closing_line(event))
-    if isinstance(event, SystemMessage):
+    if kind is SystemMessage:
         return localise(event.text)
     return None
 

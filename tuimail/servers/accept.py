@@ -36,16 +36,26 @@ def serve_directly(server: asyncio.AbstractServer, protocol_factory: Callable[[]
     backlog = getattr(server, "_backlog", 100)
     for sock in sockets:
         loop._remove_reader(sock.fileno())
-        loop._add_reader(sock.fileno(), _accept, loop, protocol_factory, sock, server, backlog)
+        loop._add_reader(sock.fileno(), _accept, loop, protocol_factory, sock, server, backlog, _kind(sock))
     return True
 
 
+def _kind(sock: socket.socket) -> tuple[int, int, int]:
+    """The listener's family, type and protocol as plain numbers, for the sockets it accepts
+    (`socket.accept` turns the first two into enums for every connection)."""
+    return int(sock.family), int(sock.type), sock.proto
+
+
 def _accept(loop: selector_events.BaseSelectorEventLoop, protocol_factory: Callable[[], asyncio.BaseProtocol],
-            sock: socket.socket, server: asyncio.AbstractServer, backlog: int) -> None:
+            sock: socket.socket, server: asyncio.AbstractServer, backlog: int, kind: tuple[int, int, int]) -> None:
     """The listening socket is readable: take up to `backlog` connections (as asyncio does per turn)."""
+    family, type_, proto = kind
     for _ in range(backlog):
         try:
-            conn, address = sock.accept()
+            # `sock.accept()`, without its enum conversions (the listener is non-blocking, so
+            # accept()'s "make the new socket blocking" case never applies)
+            fd, address = sock._accept()
+            conn = socket.socket(family, type_, proto, fd)
             conn.setblocking(False)
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return  # nothing more waiting
@@ -55,7 +65,7 @@ def _accept(loop: selector_events.BaseSelectorEventLoop, protocol_factory: Calla
             # the kernel keeps reporting the socket readable: stop reading it for a while
             loop.call_exception_handler({"message": "socket.accept() out of system resource", "exception": exc})
             loop._remove_reader(sock.fileno())
-            loop.call_later(RETRY_DELAY, _resume, loop, protocol_factory, sock, server, backlog)
+            loop.call_later(RETRY_DELAY, _resume, loop, protocol_factory, sock, server, backlog, kind)
             return
         try:
             # connection_made is called on the loop's next turn, then reading starts (the transport's
@@ -67,6 +77,6 @@ def _accept(loop: selector_events.BaseSelectorEventLoop, protocol_factory: Calla
 
 
 def _resume(loop: selector_events.BaseSelectorEventLoop, protocol_factory: Callable[[], asyncio.BaseProtocol],
-            sock: socket.socket, server: asyncio.AbstractServer, backlog: int) -> None:
+            sock: socket.socket, server: asyncio.AbstractServer, backlog: int, kind: tuple[int, int, int]) -> None:
     if server.is_serving() and sock.fileno() != -1:
-        loop._add_reader(sock.fileno(), _accept, loop, protocol_factory, sock, server, backlog)
+        loop._add_reader(sock.fileno(), _accept, loop, protocol_factory, sock, server, backlog, kind)

@@ -259,6 +259,7 @@ class Engine:
             self.loop.set_default_executor(IoThreads(max_workers=IO_THREADS, thread_name_prefix="tuimail-io"))
             self.loop._tuimail_executor = True  # type: ignore[attr-defined]
         self.started_at = time.time()
+        self.logs.loop = self.loop  # session blocks flushed once per turn of it (`LogWriter._write`)
         self.bus.subscribe(Trimmer(self.loop))  # memory goes back to the system after bursts
         # mail, password hashes and TLS keys: only the server's user may enter (SECURITY.md)
         self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -314,6 +315,7 @@ class Engine:
             self._fan_out_writer.shutdown(wait=False)
             self._fan_out_writer = None
         self.bus.system("tuimail stopped")
+        self.logs.loop = None
         self.logs.close()
         await self.transcripts.drain()  # the blocks of sessions cut by the stop are mailed too
         self.run_lock.release()

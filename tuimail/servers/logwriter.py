@@ -25,6 +25,7 @@ serving; the next successful write says so too.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -163,6 +164,10 @@ class LogWriter:
         self.on_problem = None  # called with the problem text (or None when it is gone)
         self._failed_at = 0.0
         self._unwritten = ""  # the outage's report, when system.log could not take it either
+        # the engine's loop (set when it starts): session blocks written in one turn of it reach the
+        # files at its next turn, in one write per file (`_flush_soon`); None: each block at once
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._unflushed: set[Protocol] = set()  # files whose buffers hold blocks, flushed next turn
 
     def path(self, protocol: Protocol) -> Path:
         return self.log_dir / f"{protocol.value}.log"
@@ -172,18 +177,20 @@ class LogWriter:
         if kind is LineIn or kind is LineOut or kind is Note:  # most events: a transcript line or remark
             self.transcript_line(kind, event.sid, event.protocol, event.text, event.at)
             return
-        if isinstance(event, SystemMessage):
+        if kind is SystemMessage:
             self._write(Protocol.SYSTEM, stamp(event.at) + localise(event.text) + "\n")
             return
-        if isinstance(event, SessionOpened):
-            self._open[event.sid] = Block(event.protocol, event.local_port)
+        if kind is SessionOpened:
+            entry = self._open[event.sid] = Block(event.protocol, event.local_port)
+            entry.append(stamp(event.at) + event_text(event))
+            return
         entry = self._open.get(getattr(event, "sid", -1))
         if entry is None:
             return
         text = event_text(event)
         if text is not None:
             entry.append(stamp(event.at) + text)
-        if isinstance(event, SessionClosed):
+        if kind is SessionClosed:
             self._flush(event.sid, event.at)
 
     def transcript_line(self, kind: type, sid: int, protocol: Protocol, text: str, at: datetime) -> None:
@@ -219,7 +226,8 @@ class LogWriter:
 
     def _flush(self, sid: int, at: datetime) -> None:
         entry = self._open.pop(sid)
-        data = self._write(entry.protocol, "\n".join(session_block(sid, entry.protocol, entry.port, entry.lines(stamp(at)), at)) + "\n")
+        data = self._write(entry.protocol, "\n".join(session_block(sid, entry.protocol, entry.port, entry.lines(stamp(at)), at)) + "\n",
+                           soon=True)
         for listener in self.block_listeners:
             try:
                 listener(entry.protocol, sid, data)
@@ -231,14 +239,18 @@ class LogWriter:
         for sid in list(self._open):
             self._open[sid].append(stamp(now()) + localise("Session still open at server stop"))
             self._flush(sid, now())
+        self._unflushed.clear()
         for handle in self._files.values():
             handle.close()
         self._files.clear()
 
-    def _write(self, protocol: Protocol, text: str) -> bytes:
+    def _write(self, protocol: Protocol, text: str, soon: bool = False) -> bytes:
         """Append one whole block. The files stay open (an open() per session cost more than the
-        write); each block is flushed at once so a `tail -f` or the TUI sees it. A file's size is
-        taken when it is opened and counted from then on (this writer is the file's only one)."""
+        write); each block is flushed at once so a `tail -f` or the TUI sees it, or with `soon` (a
+        session's block, while the engine's loop runs) at the loop's next turn, together with the
+        other blocks of this turn: one system call for the sessions that ended together, not one
+        each (with a connection per message, one per message: issue 15). A file's size is taken when it is
+        opened and counted from then on (this writer is the file's only one)."""
         data = text.encode("utf-8", "replace")
         try:
             handle = self._files.get(protocol)
@@ -250,18 +262,49 @@ class LogWriter:
                 self._rotate(self.path(protocol))
                 handle = self._files[protocol] = self._open_file(protocol)
             handle.write(data)
-            handle.flush()
+            if not (soon and self._flush_soon(protocol)):
+                handle.flush()
             self._sizes[protocol] += len(data)
         except OSError as e:
-            # disk full, log directory gone or read-only: report it once, keep serving (the lines of
-            # this block are lost; the sessions and the mail are not)
-            _close_quietly(self._files.pop(protocol, None))
-            self._failed_at = time.monotonic()
-            self._report(f"Cannot write the logs in {self.log_dir}: {e.strerror or e}; the server goes on without them")
+            self._failed(protocol, e)
             return data
         if self.problem is not None and time.monotonic() - self._failed_at > RECOVERY_SECONDS:
             self._report(None)  # a minute without failures: the outage is over
         return data
+
+    def _failed(self, protocol: Protocol, error: OSError) -> None:
+        """Disk full, log directory gone or read-only: report it once, keep serving (the lines of the
+        blocks not written are lost; the sessions and the mail are not)."""
+        self._unflushed.discard(protocol)
+        _close_quietly(self._files.pop(protocol, None))
+        self._failed_at = time.monotonic()
+        self._report(f"Cannot write the logs in {self.log_dir}: {error.strerror or error}; the server goes on without them")
+
+    def _flush_soon(self, protocol: Protocol) -> bool:
+        """Flush the protocol's file at the loop's next turn (False: no loop to ask, flush now)."""
+        unflushed = self._unflushed
+        if protocol in unflushed:
+            return True
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return False
+        if not unflushed:
+            loop.call_soon(self._flush_files)
+        unflushed.add(protocol)
+        return True
+
+    def _flush_files(self) -> None:
+        """(Loop) write the blocks `_write` left in the files' buffers (a file closed since, when it
+        was rotated or at shutdown, wrote them as it closed)."""
+        unflushed, self._unflushed = self._unflushed, set()
+        for protocol in unflushed:
+            handle = self._files.get(protocol)
+            if handle is None:
+                continue
+            try:
+                handle.flush()
+            except OSError as e:
+                self._failed(protocol, e)
 
     def _open_file(self, protocol: Protocol) -> BinaryIO:
         """Open a log for appending, mode 0640 (group: `log_group`, when set) whatever the umask."""
