@@ -4,6 +4,7 @@ thread, a batch at a time; each future ends when its own waits are done, with th
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import pytest
@@ -71,3 +72,48 @@ async def test_drain_with_nothing_queued_returns_at_once_and_a_stuck_disk_gives_
     assert await c.drain(timeout=0.05) is False
     release.set()
     await stuck
+
+
+async def test_work_queued_while_a_batch_runs_joins_it_before_its_fsyncs(tmp_path):
+    """Group commit: a delivery queued while the batch's own work runs is made durable by that batch's
+    fsyncs (one directory fsync for both), not by a batch of its own after them; each still gets
+    its own result, and each file is on disk (in new/) when its future is done."""
+    from tuimail.store.deferred import current_batch
+
+    started, release = threading.Event(), threading.Event()
+    new = tmp_path / "new"
+    new.mkdir()
+    (tmp_path / "tmp").mkdir()
+    batches: list[int] = []
+
+    class Folder:  # (what `Batch.finish` asks of the folder a file is renamed into)
+        adopted: list[str] = []
+
+        def expect(self, name: str) -> bool:
+            return False
+
+        def adopt(self, name: str) -> None:
+            self.adopted.append(name)
+
+    folder = Folder()
+
+    def deliver(name: str, wait: bool) -> str:
+        batch = current_batch()
+        batches.append(id(batch))
+        if wait:
+            started.set()
+            assert release.wait(10)
+        path = tmp_path / "tmp" / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, name.encode())
+        batch.stage(fd, str(path), str(new / name), folder)
+        return name
+
+    c = committer()
+    one = c.call(lambda: deliver("one", True))
+    assert await asyncio.to_thread(started.wait, 10)  # the batch is running `one`: `two` queues
+    two = c.call(lambda: deliver("two", False))
+    release.set()
+    assert await one == "one" and await two == "two"
+    assert len(set(batches)) == 1  # one batch, one set of fsyncs
+    assert sorted(p.name for p in new.iterdir()) == ["one", "two"] == sorted(folder.adopted)

@@ -34,6 +34,7 @@ Wait = Callable[[], None]
 
 
 IDLE_SECONDS = 10.0  # the thread ends after this long without work (the next wait starts another)
+MAX_BATCH = 64  # jobs in one batch at most, those that join it while it runs included (`_late`)
 
 
 def _run_waits(waits: list[Wait]) -> None:
@@ -104,19 +105,21 @@ class Committer:
             raised: dict[int, BaseException] = {}
             notices: list[Callable[[], None]] = []
             with batching() as group:
-                for job, (work, future) in enumerate(batch):
-                    group.job = job
-                    result = None
-                    try:
-                        result = work()
-                    except BaseException as e:  # handed to the session, whose command then fails
-                        raised[job] = e
-                    done.append((future, result, None))
+                while batch:
+                    for work, future in batch:
+                        job = group.job = len(done)
+                        result = None
+                        try:
+                            result = work()
+                        except BaseException as e:  # handed to the session, whose command then fails
+                            raised[job] = e
+                        done.append((future, result, None))
+                    batch = self._late(len(done))
                 try:
                     # a file or directory not synced: no 250
                     failed = group.finish(fsync_dir, raised, fsync_files, notices)
                 except BaseException as e:  # (not an OSError of one delivery) the whole batch fails
-                    failed = {job: e for job in range(len(batch))}
+                    failed = {job: e for job in range(len(done))}
                 for job, error in failed.items():
                     done[job] = (done[job][0], None, error)
             if not notices and all(future is None for future, _, _ in done):
@@ -130,6 +133,17 @@ class Committer:
                 with self._cond:
                     self._thread = None
                 return
+
+    def _late(self, taken: int) -> list[tuple[Callable[[], Any], asyncio.Future | None]]:
+        """Work queued while the batch's own ran: it joins the batch, before the batch's fsyncs,
+        instead of waiting for them and then for a batch of its own (group commit: the fsyncs are
+        the long part). At most MAX_BATCH jobs in all, so a steady stream still reaches its fsyncs."""
+        room = MAX_BATCH - taken
+        if room <= 0 or not self._queue:  # (a stale read is harmless: the next batch takes it)
+            return []
+        with self._cond:
+            late, self._queue = self._queue[:room], self._queue[room:]
+        return late
 
 
 def _resolve(done: list[tuple[asyncio.Future | None, Any, BaseException | None]],
