@@ -143,22 +143,7 @@ class TuimailSMTP(LeanSMTP):
     # ----- connection and transcript --------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.record is None:
-            peer = transport.get_extra_info("peername") or ("?", 0)
-            reason = self.engine.refusal(peer[0])
-            if reason is not None:  # RFC 5321 §3.1: a server may refuse with 421 (not 554: we may accept later)
-                self._refused = True
-                transport.write(f"421 4.7.0 {self.engine.hostname} {reason}\r\n".encode())  # type: ignore[attr-defined]
-                transport.close()
-                return
-            sock = transport.get_extra_info("sockname") or ("?", 0)
-            self.record = self.engine.sessions.open(
-                Protocol.SMTP, peer, sock[1], self._abort, tls=self.implicit_tls,
-                timeout=self._timeout_duration, local_host=str(sock[0]),
-            )
-            if self.implicit_tls:
-                self.record.set_tls(transport.get_extra_info("ssl_object"))
-        else:  # STARTTLS completed (RFC 3207 §4.2: the session starts over)
+        if self.record is not None:  # STARTTLS completed (RFC 3207 §4.2: the session starts over)
             self.record.set_tls(transport.get_extra_info("ssl_object"))
             self.record.envelope_ended("abandoned (STARTTLS)")
             self.record.set_info(helo="")
@@ -169,7 +154,28 @@ class TuimailSMTP(LeanSMTP):
             self.telnet = TelnetFilter()
             self._in_data = self._secret_next = False
             self._secret_lines = 0
+            super().connection_made(transport)
+            return
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        reason = self.engine.refusal(peer[0])
+        if reason is not None:  # RFC 5321 §3.1: a server may refuse with 421 (not 554: we may accept later)
+            self._refused = True
+            transport.write(f"421 4.7.0 {self.engine.hostname} {reason}\r\n".encode())  # type: ignore[attr-defined]
+            transport.close()
+            return
+        sock = transport.get_extra_info("sockname") or ("?", 0)
+        self.record = self.engine.sessions.open(
+            Protocol.SMTP, peer, sock[1], self._abort, tls=self.implicit_tls,
+            timeout=self._timeout_duration, local_host=str(sock[0]),
+        )
+        if self.implicit_tls:
+            self.record.set_tls(transport.get_extra_info("ssl_object"))
         super().connection_made(transport)
+        # the greeting (RFC 5321 §4.3.1) queued here and written at the loop's next turn with the other
+        # replies, not by the command loop's task, whose first step comes a turn later (issue 15)
+        self._greeting = self._greeted = True
+        self._queue_reply(f"220 {self.hostname} {self.__ident__}")
+        self._greeting = False
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
@@ -332,6 +338,14 @@ class TuimailSMTP(LeanSMTP):
         return f"334 {MASK}" if self.masking_challenges and line.startswith("334") else line
 
     async def push(self, status: str | bytes) -> None:
+        if self._queue_reply(status):
+            await self._writer.drain()
+        if self._reader._buffer:  # more commands arrived together: let other sessions have a turn first
+            await asyncio.sleep(0)
+
+    def _queue_reply(self, status: str | bytes) -> bool:
+        """`push` up to its waiting: the reply logged, counted and queued or written. True when it was
+        written at once (the caller waits for the transport to drain)."""
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
         data = text.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "replace") + b"\r\n"
         if self.record is not None:
@@ -359,9 +373,8 @@ class TuimailSMTP(LeanSMTP):
                 self.flush_soon()
             else:
                 self.flush_replies()
-                await self._writer.drain()
-        if self._reader._buffer:  # more commands arrived together: let other sessions have a turn first
-            await asyncio.sleep(0)
+                return True
+        return False
 
     def _reset_timeout(self, duration: float | None = None) -> None:
         """aiosmtpd cancels and re-makes an asyncio timer for every command line; here the idle

@@ -207,6 +207,7 @@ class LeanSMTP(SMTP):
 
     _in_batch = False
     _greeting = False  # the reply being pushed is the greeting
+    _greeted = False  # the greeting is written (or queued): the command loop does not send it again
     _replies: list[bytes]
     _owed: tuple[Any, int] | None = None  # (OwedReplies, ticket): a delivery's reply not yet written
 
@@ -300,9 +301,10 @@ class LeanSMTP(SMTP):
                 self._release()
 
     async def _commands(self) -> None:
-        self._greeting = True  # (written with the turn's other replies, as DEFERRED_REPLIES are)
-        await self.push(f"220 {self.hostname} {self.__ident__}")
-        self._greeting = False
+        if not self._greeted:
+            self._greeting = True  # (written with the turn's other replies, as DEFERRED_REPLIES are)
+            await self.push(f"220 {self.hostname} {self.__ident__}")
+            self._greeting = False
         bogus_budget = BOGUS_LIMIT
         reader = self._reader
         while self.transport is not None and not self._quit:
