@@ -28,6 +28,7 @@ index. Thread-safe: a lock guards the index; fsyncs run outside it and are share
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import functools
@@ -392,6 +393,36 @@ def _describe_all(path: Path, listings: list[tuple[str, list[str]]]) -> list[tup
     return fresh
 
 
+_turns = threading.local()
+
+
+def _loop_turn() -> object | None:
+    """A token for the event loop's current turn (None off the loop's thread).
+
+    Within one turn the loop runs the callbacks that were ready when it woke (the commands read in
+    it among them): a folder whose directories matched its index at the turn's first look is taken
+    as matching for the rest of it (`looks_unchanged`), so ten sessions' commands in one turn make
+    two stat calls, not twenty. Another program's change made during the turn shows from the next
+    turn on, as if it had come a moment later; every change of this process keeps the index exact
+    itself (`_own_change`). The token is dropped by a callback queued behind the turn's callbacks
+    (asyncio runs a callback queued in a turn in the next one)."""
+    token = getattr(_turns, "token", None)
+    # (a loop that stopped with the callback still queued: a later loop on this thread starts afresh)
+    if token is None or not _turns.loop.is_running():
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        _turns.loop, token = loop, object()
+        _turns.token = token
+        loop.call_soon(_end_turn)
+    return token
+
+
+def _end_turn() -> None:
+    _turns.token = None
+
+
 class _Trusted:
     """`Folder.trusted()`'s block (a class: one per IMAP command on the loop; a generator's context
     manager costs several times more)."""
@@ -441,6 +472,7 @@ class Folder:
         self._mtimes: tuple[int, int] | None = None
         self._own_stamp: tuple[int, int] | None = None  # mtimes our own last change produced
         self._scanned_at = 0.0
+        self._looked_in: object | None = None  # the loop turn in which the directories matched `_mtimes`
         # base -> renamed yet: batch deliveries whose index record follows their 250 (`expect`)
         self._coming: dict[str, bool] = {}
         self._marked = False  # an `S 0 0` record guards the files in `_coming` (`expect`)
@@ -538,10 +570,16 @@ class Folder:
 
     def looks_unchanged(self) -> bool:
         """The directories are as the index last saw them, and nothing waits in new/ or is unsynced
-        (cheap: two stat calls, no lock; each directory is looked at once)."""
+        (cheap: two stat calls, no lock; each directory is looked at once). On the event loop the
+        directories are looked at once per turn of the loop (`_loop_turn`), not once per command."""
         seen = self._mtimes
-        if self._pending or seen is None or self._dir_mtimes() != seen or True in self._coming.values():
+        if self._pending or seen is None or True in self._coming.values():
             return False
+        turn = _loop_turn()
+        if turn is None or self._looked_in is not turn:
+            if self._dir_mtimes() != seen:
+                return False
+            self._looked_in = turn
         return seen == self._own_stamp or self._scanned_at - max(seen) / 1e9 >= racy_window(seen)
 
     def _sync(self, force: bool) -> bool:
