@@ -1,0 +1,74 @@
+"""On the event loop a folder's directories are looked at once per turn of the loop (`folder._loop_turn`):
+the commands of one turn share the turn's first look; another program's change shows from the next turn,
+and a look from a worker thread, or under a loop that started afresh, is never taken from an old turn."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from tuimail.store import MailStore
+
+ADDRESS = "bob@lab.test"
+
+
+def _settled_inbox(tmp_path):
+    """An INBOX with one message whose index is exact (a session selected it: our own rename)."""
+    store = MailStore(tmp_path / "data")
+    store.deliver(ADDRESS, b"Subject: one\n\nbody\n")
+    inbox = store.mailbox(ADDRESS).folder("INBOX")
+    inbox.claim_recent()
+    return inbox
+
+
+def _another_program_delivers(inbox) -> None:
+    other = MailStore(inbox.path.parent.parent)  # another process's store on the same Maildir
+    other.deliver(ADDRESS, b"Subject: from elsewhere\n\nx\n")
+    os.utime(inbox.path / "new", ns=(0, 10**18))  # a distinct mtime, whatever the clock's tick
+
+
+async def test_a_change_made_during_a_turn_shows_from_the_next_turn(tmp_path):
+    inbox = _settled_inbox(tmp_path)
+    calls = []
+    real = inbox._dir_mtimes
+
+    def counted():
+        calls.append(1)
+        return real()
+
+    inbox._dir_mtimes = counted
+    assert inbox.looks_unchanged() and inbox.looks_unchanged() and inbox.looks_unchanged()
+    assert len(calls) == 1  # one look for the turn's commands
+    _another_program_delivers(inbox)
+    assert inbox.looks_unchanged()  # (the rest of this turn: as if the change came a moment later)
+    assert not await asyncio.to_thread(inbox.looks_unchanged)  # a worker thread looks itself
+    await asyncio.sleep(0)  # the next turn of the loop
+    assert not inbox.looks_unchanged()
+    assert len(inbox.messages()) == 2
+
+
+def test_a_loop_that_starts_afresh_does_not_trust_an_old_turn(tmp_path):
+    inbox = _settled_inbox(tmp_path)
+
+    async def look() -> bool:
+        return inbox.looks_unchanged()
+
+    first = asyncio.new_event_loop()
+    seen: list[bool] = []
+
+    def look_and_stop() -> None:  # (the loop stops with the end of this turn still queued)
+        seen.append(inbox.looks_unchanged())
+        first.stop()
+
+    try:
+        first.call_soon(look_and_stop)
+        first.run_forever()
+    finally:
+        first.close()
+    assert seen == [True]
+    _another_program_delivers(inbox)
+    second = asyncio.new_event_loop()
+    try:
+        assert not second.run_until_complete(look())
+    finally:
+        second.close()
