@@ -117,3 +117,78 @@ async def test_work_queued_while_a_batch_runs_joins_it_before_its_fsyncs(tmp_pat
     assert await one == "one" and await two == "two"
     assert len(set(batches)) == 1  # one batch, one set of fsyncs
     assert sorted(p.name for p in new.iterdir()) == ["one", "two"] == sorted(folder.adopted)
+
+
+class _Turns:
+    """Counts the turns of the running loop (a callback that queues itself again each turn)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._running = True
+        asyncio.get_running_loop().call_soon(self._tick)
+
+    def _tick(self) -> None:
+        self.count += 1
+        if self._running:
+            asyncio.get_running_loop().call_soon(self._tick)
+
+    def stop(self) -> None:
+        self._running = False
+
+
+async def test_a_waiting_session_resumes_in_the_turn_that_hands_its_batch_back(monkeypatch):
+    from tuimail.servers import committer as module
+
+    turns = _Turns()
+    handed_back: list[int] = []
+    resolve = module._resolve
+
+    def counted(*args):
+        handed_back.append(turns.count)
+        return resolve(*args)
+
+    monkeypatch.setattr(module, "_resolve", counted)
+    try:
+        for work in ([lambda: None], [lambda: None, lambda: None]):
+            await committer().wait(work)
+            assert handed_back and turns.count == handed_back[-1]  # (asyncio alone: one turn later)
+        assert await committer().call(lambda: 42) == 42
+        assert turns.count == handed_back[-1]
+    finally:
+        turns.stop()
+
+
+async def test_a_session_cancelled_while_it_waits_leaves_the_committer_working():
+    started, release = threading.Event(), threading.Event()
+
+    def blocking():
+        started.set()
+        release.wait(10)
+
+    waiting = asyncio.ensure_future(committer().wait([blocking]))
+    assert await asyncio.to_thread(started.wait, 10)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    release.set()
+    assert await committer().call(lambda: "next") == "next"
+
+
+async def test_a_failing_done_callback_goes_to_the_loop_handler_and_the_others_still_run():
+    loop = asyncio.get_running_loop()
+    reported: list[dict] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        future = committer().call(lambda: "done")
+        heard: list[str] = []
+
+        def failing(_future):
+            raise RuntimeError("a listener's fault")
+
+        future.add_done_callback(failing)
+        future.add_done_callback(lambda f: heard.append(f.result()))
+        assert await future == "done"
+        assert heard == ["done"]
+        assert [type(c["exception"]) for c in reported] == [RuntimeError]
+    finally:
+        loop.set_exception_handler(None)

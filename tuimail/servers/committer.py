@@ -55,8 +55,9 @@ class Committer:
 
     def call(self, work: Callable[[], Any]) -> asyncio.Future:
         """A future for `work()`'s result (or exception), run in the committer's thread with the rest of
-        its batch; durable writes inside it are durable, directories included, when the future is done."""
-        future = self._loop.create_future()
+        its batch; durable writes inside it are durable, directories included, when the future is done.
+        Whoever awaits it resumes in the turn of the loop that hands the batch back (`Resumed`)."""
+        future = Resumed(loop=self._loop)
         self._enqueue(work, future)
         return future
 
@@ -146,11 +147,66 @@ class Committer:
         return late
 
 
+class Resumed(asyncio.Future):
+    """A committer's future whose waiters run in the turn of the loop that resolves it (`_resolve`).
+
+    asyncio runs a future's done callbacks in the turn after the one that sets its result: a session
+    waiting for the committer resumed one whole turn after its batch came back, and on a busy loop (ten
+    imaptest sessions, each turn running several commands) a turn is milliseconds, paid once more by
+    every write command (twice by APPEND). Here the callbacks (a waiting task's wake-up) are run
+    straight from `_resolve`, each in its own context, an exception going to the loop's handler as
+    asyncio's own callbacks do. A callback added once the future is done, and every callback of a
+    cancelled one, is scheduled the usual way."""
+
+    _waiters: list[tuple[Callable[[asyncio.Future], object], Any]] | None = None
+
+    def add_done_callback(self, fn, *, context=None) -> None:  # noqa: ANN001 (asyncio's signature)
+        if self.done():
+            super().add_done_callback(fn, context=context)
+            return
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append((fn, context))
+
+    def remove_done_callback(self, fn) -> int:  # noqa: ANN001
+        removed = super().remove_done_callback(fn)
+        if self._waiters:
+            kept = [waiter for waiter in self._waiters if waiter[0] != fn]
+            removed += len(self._waiters) - len(kept)
+            self._waiters = kept
+        return removed
+
+    def cancel(self, msg: Any = None) -> bool:
+        if not super().cancel(msg):
+            return False
+        waiters, self._waiters = self._waiters, None
+        for fn, context in waiters or ():
+            self.get_loop().call_soon(fn, self, context=context)
+        return True
+
+    def run_waiters(self) -> None:
+        """(Loop, once its result or exception is set) run the waiting callbacks now."""
+        waiters, self._waiters = self._waiters, None
+        for fn, context in waiters or ():
+            try:
+                if context is None:
+                    fn(self)
+                else:
+                    context.run(fn, self)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as e:
+                self.get_loop().call_exception_handler(
+                    {"message": "Exception in a committer future's callback", "exception": e, "future": self})
+
+
 def _resolve(done: list[tuple[asyncio.Future | None, Any, BaseException | None]],
              after: Callable[[list[Callable[[], None]]], None] | None = None,
              notices: list[Callable[[], None]] | None = None,
              loop: asyncio.AbstractEventLoop | None = None) -> None:
-    """(Loop) hand a batch its results; `after(notices)` once the replies they bring are written."""
+    """(Loop) hand a batch its results (every one set before any waiter runs); `after(notices)` once
+    the replies they bring are written."""
+    resolved = []
     for future, result, error in done:
         if future is None or future.cancelled():
             continue
@@ -158,6 +214,10 @@ def _resolve(done: list[tuple[asyncio.Future | None, Any, BaseException | None]]
             future.set_result(result)
         else:
             future.set_exception(error)
+        resolved.append(future)
+    for future in resolved:
+        if isinstance(future, Resumed):
+            future.run_waiters()
     if after is not None:
         # the sessions resume in the next turn and queue their replies (SMTP's 250), written at the
         # start of the turn after (`smtp_base.flush_soon`); `after` runs behind them in that turn
