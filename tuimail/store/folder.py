@@ -74,6 +74,7 @@ from tuimail.store.index import (
     seal_all,
     stamp_record,
 )
+from tuimail.store.reaper import remove as remove_file
 
 if TYPE_CHECKING:
     from tuimail.store.maildir import Mailbox
@@ -1366,8 +1367,8 @@ class Folder:
                 ref = self._by_uid.get(uid)
                 if ref is None:
                     continue
-                try:
-                    os.unlink(self.message_file(ref))
+                try:  # (its name now; its blocks freed by a helper thread: `reaper`)
+                    remove_file(self.message_file(ref))
                 except FileNotFoundError:
                     pass
                 del self._by_uid[uid]
