@@ -92,3 +92,17 @@ def test_batches_from_several_threads_at_once(tmp_path):
     for thread in threads:
         thread.join(30)
     assert results == {n: [None] * 5 for n in range(6)}
+
+
+def test_run_all_runs_each_task_once_and_gives_each_result_in_its_place():
+    done: list[int] = []
+    lock = threading.Lock()
+
+    def task(n: int):
+        with lock:
+            done.append(n)
+        return OSError(5, f"task {n}") if n % 3 == 0 else None
+
+    results = FsyncCrew(helpers=3).run_all([lambda n=n: task(n) for n in range(10)])
+    assert sorted(done) == list(range(10))
+    assert [r is not None and r.strerror == f"task {n}" for n, r in enumerate(results)] == [n % 3 == 0 for n in range(10)]

@@ -157,3 +157,65 @@ def test_a_batched_delivery_to_a_folder_removed_behind_our_back_makes_it_again(t
         assert batch.finish(lambda path: None) == {}
     assert second.exists() and second.read_bytes() == b"Subject: two\n\nbody\n"
     assert [r.uid for r in box.folder("INBOX").messages()] and (box.path / "cur").is_dir()
+
+
+def test_the_batchs_fsyncs_of_files_directories_and_index_records_go_together(tmp_path):
+    """Inside the committer's batch a STORE's wait and an APPEND's second step hand their index
+    records to `Batch.finish` (`defer_commit`), which runs them, the staged files' fsyncs and those of
+    directories renamed into already in one `run_all`: at once, not one after the other."""
+    from tuimail.store.deferred import batching
+
+    folder = inbox(tmp_path)
+    uid = folder.append(b"Subject: kept\n\nbody\n")
+    placed = folder.stage_append(b"Subject: placed\n\nbody\n")
+    incoming = folder.stage_append(b"Subject: still staged\n\nbody\n")
+    with batching() as batch:  # (the first batch: the file of the APPEND that is placed below)
+        batch.sync_file(placed.fd)
+        assert batch.finish(lambda d: None) == {}
+    with deferring() as waits:
+        folder.store_flags({uid: ("F", None)})
+        new_uid = folder.place(placed)
+    assert len(waits) == 2
+    log = folder._log
+    runs: list[int] = []
+
+    def run_all(tasks):
+        runs.append(len(tasks))
+        return [task() for task in tasks]
+
+    with batching() as batch:
+        for job, wait in enumerate(waits):
+            batch.job = job
+            wait()
+        assert log._synced < log._written  # nothing synced while the jobs ran
+        batch.job = 2
+        batch.sync_file(incoming.fd)
+        synced: list[str] = []
+        assert batch.finish(lambda d: synced.append(d), run_all=run_all) == {}
+    assert runs == [4]  # the staged file, cur/, and the folder's log once for each kind of wait
+    assert synced == [f"{folder.path}/cur"] and log._synced == log._written
+    again = inbox(tmp_path)
+    assert [(r.uid, r.flags) for r in again.messages()] == [(uid, "F"), (new_uid, "")]
+
+
+def test_an_index_commit_that_fails_fails_every_job_waiting_for_it_and_no_other(tmp_path):
+    from tuimail.store.deferred import batching
+
+    calls: list[int] = []
+
+    def failing(ticket: int) -> None:
+        calls.append(ticket)
+        raise OSError(5, "Input/output error")
+
+    with batching() as batch:
+        batch.job = 0
+        batch.defer_commit("log", 3, failing)
+        batch.job = 1
+        batch.defer_commit("other", 1, lambda ticket: None)
+        batch.job = 2
+        batch.defer_commit("log", 7, failing)
+        batch.job = 3
+        batch.defer_commit("log", 5, failing)
+        failed = batch.finish(lambda d: None, run_all=lambda tasks: [task() for task in tasks])
+    assert calls == [7]  # once, with the highest ticket
+    assert sorted(failed) == [0, 2, 3] and all(e.errno == 5 for e in failed.values())

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tuimail.core.atomic import fsync_dir
-from tuimail.servers.fsyncs import fsync_files
+from tuimail.servers.fsyncs import fsync_files, run_all
 from tuimail.store.deferred import batching, run_notices
 
 Wait = Callable[[], None]
@@ -118,7 +118,7 @@ class Committer:
                     batch = self._late(len(done))
                 try:
                     # a file or directory not synced: no 250
-                    failed = group.finish(fsync_dir, raised, fsync_files, notices)
+                    failed = group.finish(fsync_dir, raised, fsync_files, notices, run_all)
                 except BaseException as e:  # (not an OSError of one delivery) the whole batch fails
                     failed = {job: e for job in range(len(done))}
                 for job, error in failed.items():

@@ -15,6 +15,7 @@ is the same as fsyncing each file: each file's error (or None) in order, all of 
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from queue import SimpleQueue
@@ -38,20 +39,25 @@ class FsyncCrew:
 
     def fsync_all(self, fds: list[int]) -> list[OSError | None]:
         """fsync every file of `fds` (several at once); each one's error, or None, in order."""
-        count = len(fds)
-        helpers = min(count - 1, self._max)
         fsync = self._fsync or deferred.fsync_or_error
+        return self.run_all([functools.partial(fsync, fd) for fd in fds])
+
+    def run_all(self, tasks: list[Callable[[], OSError | None]]) -> list[OSError | None]:
+        """Run every task (an fsync: of a file, a directory, an index log's records), several at
+        once; each one's result (its OSError, or None), in order."""
+        count = len(tasks)
+        helpers = min(count - 1, self._max)
         if helpers < 1:
-            return [fsync(fd) for fd in fds]
+            return [task() for task in tasks]
         errors: list[OSError | None] = [None] * count
-        jobs = enumerate(fds)  # shared: each next() (atomic under the GIL) hands out a file once
+        jobs = enumerate(tasks)  # shared: each next() (atomic under the GIL) hands out a task once
         finished: SimpleQueue[BaseException | None] = SimpleQueue()
 
         def work() -> None:
             problem = None
             try:
-                for index, fd in jobs:
-                    errors[index] = fsync(fd)
+                for index, task in jobs:
+                    errors[index] = task()
             except BaseException as e:  # (not an fsync's OSError) the file it held is not known synced
                 problem = e
             finally:
@@ -61,8 +67,8 @@ class FsyncCrew:
         for _ in range(helpers):
             self._tasks.put(work)
         try:
-            for index, fd in jobs:  # the caller takes its share too
-                errors[index] = fsync(fd)
+            for index, task in jobs:  # the caller takes its share too
+                errors[index] = task()
         finally:
             # every helper has given up its files (no file is left mid-fsync when this returns)
             problems = [problem for problem in (finished.get() for _ in range(helpers)) if problem is not None]
@@ -96,3 +102,13 @@ def fsync_files(fds: list[int]) -> list[OSError | None]:
         with _crew_lock:
             crew = _crew = _crew or FsyncCrew()
     return crew.fsync_all(fds)
+
+
+def run_all(tasks: list[Callable[[], OSError | None]]) -> list[OSError | None]:
+    """The process's crew's `run_all` (made on first use)."""
+    global _crew
+    crew = _crew
+    if crew is None:
+        with _crew_lock:
+            crew = _crew = _crew or FsyncCrew()
+    return crew.run_all(tasks)

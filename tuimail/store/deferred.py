@@ -14,6 +14,7 @@ thread; their files are fsynced, renamed and their directories fsynced together,
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -112,6 +113,8 @@ class Batch:
         self._open = 0
         self._dirs: dict[str, set[int]] = {}
         self._after: list[Callable[[], None]] = []
+        # index logs to make durable: key -> [highest ticket, commit(ticket), jobs waiting for it]
+        self._commits: dict[object, list] = {}
 
     def stage(self, fd: int, tmp: str, final: str | None, folder: Any) -> None:
         """A file written into tmp/ (`fd` still open, or None): `finish` fsyncs, closes and renames it
@@ -131,33 +134,66 @@ class Batch:
         self.stage(fd, "", None, None)
 
     def defer_dir(self, directory: str) -> None:
+        """A directory the running job renamed into: fsynced at `finish` (once for the batch)."""
         self._dirs.setdefault(directory, set()).add(self.job)
+
+    def defer_commit(self, key: object, ticket: int, commit: Callable[[int], None]) -> None:
+        """An index log's records the running job waits for (`Folder.commit` inside the committer):
+        `commit(ticket)` runs at `finish`, once per `key` with the batch's highest ticket, beside the
+        batch's file and directory fsyncs instead of one after the other (an APPEND's cur/ and its
+        uid record; a STORE's record and another session's APPENDed file)."""
+        entry = self._commits.get(key)
+        if entry is None:
+            self._commits[key] = [ticket, commit, {self.job}]
+            return
+        entry[0] = max(entry[0], ticket)
+        entry[2].add(self.job)
 
     def after(self, notice: Callable[[], None]) -> None:
         self._after.append(notice)
 
     def finish(self, fsync_dir: Callable[[str], None], failed: dict[int, BaseException] | None = None,
                fsync_files: Callable[[list[int]], list[OSError | None]] | None = None,
-               notices: list[Callable[[], None]] | None = None) -> dict[int, BaseException]:
+               notices: list[Callable[[], None]] | None = None,
+               run_all: Callable[[list[Callable[[], OSError | None]]], list[OSError | None]] | None = None,
+               ) -> dict[int, BaseException]:
         """Make the batch durable (the steps above). `failed`: deliveries that raised while they ran;
         their files never reach new/. `fsync_files(fds)` fsyncs files and returns each one's error
         (or None): one after the other unless the caller passes a way to run them at once. Returns
         every delivery that failed, with its error: they must not be answered as saved (nor does a
         file that could not be fsynced reach new/). `notices`: the indexing of the files and the
         change notices (IDLE) are put there for the caller to run once the deliveries' replies are
-        written, instead of being run here."""
+        written, instead of being run here. `run_all(tasks)` runs tasks at once (each returns its
+        OSError or None): with it, the files' fsyncs, those of the directories renamed into before
+        `finish` and the index logs' commits (`defer_commit`) are all in flight together."""
         fsync_files = fsync_files or fsync_each
         failed = dict(failed or {})
         staged, self._staged, self._open = self._staged, [], 0
         pending = [item for item in staged if item.fd is not None]
+        commits, self._commits = list(self._commits.values()), {}
+        beside: list[tuple[set[int], Callable[[], OSError | None]]] = []
+        if run_all is not None and (commits or self._dirs):
+            early, self._dirs = self._dirs, {}  # (their renames are done: nothing waits for them)
+            beside = [(jobs, functools.partial(_error_of, fsync_dir, d)) for d, jobs in early.items()]
+        beside += [(jobs, functools.partial(_error_of, commit, ticket)) for ticket, commit, jobs in commits]
         try:
-            errors = fsync_files([item.fd for item in pending])
+            if run_all is not None and beside:
+                results = run_all([functools.partial(fsync_or_error, item.fd) for item in pending]
+                                  + [task for _, task in beside])
+                errors, later = results[:len(pending)], results[len(pending):]
+            else:
+                later = [task() for _, task in beside]  # (one after the other, before the files)
+                errors = fsync_files([item.fd for item in pending])
         finally:
             for item in pending:
                 os.close(item.fd)
         for item, error in zip(pending, errors):
             if error is not None:
                 failed.setdefault(item.job, error)
+        for (jobs, _), error in zip(beside, later):
+            if error is not None:
+                for job in jobs:
+                    failed.setdefault(job, error)
         later: dict[Any, None] = {}  # folders whose new files are indexed after the replies
         for item in staged:
             if item.final is None:  # fsynced only: its owner renames it
@@ -208,6 +244,16 @@ class Batch:
                 with contextlib.suppress(OSError):
                     os.unlink(item.tmp)
         self._staged, self._open = [], 0
+        self._commits = {}
+
+
+def _error_of(call: Callable[..., object], *args: object) -> OSError | None:
+    """`call(*args)`'s OSError, or None."""
+    try:
+        call(*args)
+    except OSError as e:
+        return e
+    return None
 
 
 def run_notices(after: list[Callable[[], None]]) -> None:

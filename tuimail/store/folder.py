@@ -1129,8 +1129,17 @@ class Folder:
     def commit(self, ticket: int) -> None:
         """Wait (outside the lock) until the records of `ticket` are on disk; inside
         `store.deferred.deferring()` the wait is handed to the caller instead (event-loop commands)."""
-        if ticket and not defer(functools.partial(self._commit_now, ticket)):
+        if ticket and not defer(functools.partial(self._commit_later, ticket)):
             self._commit_now(ticket)
+
+    def _commit_later(self, ticket: int) -> None:
+        """A wait collected by `commit`, run by the committer: the records' fsync goes with the
+        batch's other fsyncs (`Batch.defer_commit`), at once, not before them."""
+        batch = current_batch()
+        if batch is None:
+            self._commit_now(ticket)
+        else:
+            batch.defer_commit((self, "commit"), ticket, self._commit_now)
 
     def _commit_now(self, ticket: int) -> None:
         if ticket:
@@ -1232,15 +1241,15 @@ class Folder:
         """After `place`: cur/ and the record on disk (in the committer's batch: cur/ once for all of
         its APPENDs), then the change notice (the batch's, after its replies)."""
         batch = current_batch()
-        if batch is not None:
+        if batch is not None:  # (both fsyncs at once, with the batch's others: `Batch.finish`)
             batch.defer_dir(f"{self.path}/cur")
-        else:
-            shared_fsync_dir(self.path / "cur")
-        self._log.commit(ticket)
-        if batch is not None:
+            if ticket:
+                batch.defer_commit((self, "placed"), ticket, self._log.commit)
             batch.after(self._notify)
-        else:
-            self._notify()
+            return
+        shared_fsync_dir(self.path / "cur")
+        self._log.commit(ticket)
+        self._notify()
 
     @staticmethod
     def discard(staged: Staged) -> None:
