@@ -97,7 +97,9 @@ class Batch:
     to `finish`, which does each step for the whole batch at once (Maildir: the data is on disk before
     the name appears in new/):
     1. fsync every file written, at once when the caller can (a disk answers several fsyncs in flight
-       in about the time of one; on ext4 the first also writes tmp/'s new entries for all of them);
+       in about the time of one; on ext4 the first also writes tmp/'s new entries for all of them),
+       and with them the index records the batch's jobs wait for (`defer_commit`) and the directories
+       they renamed into already (an APPEND's cur/);
     2. rename each into new/;
     3. fsync each directory renamed into, once;
     4. after the replies: index the files (`Folder.index_arrivals`: the index is a cache of the
