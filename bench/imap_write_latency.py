@@ -6,8 +6,10 @@
 imaptest's 10 clients each wait for every reply, so the time a STORE, EXPUNGE or APPEND spends in the
 server caps their throughput. Each tree's `tuimail serve` runs with timing wrapped around its IMAP
 glue and committer (`--serve`, in the server's process: nothing of the tree is changed), and
-imaptest (logout=0) runs against each in turn. Printed per tree: commands/s; per command, the time
-from its line being taken to its reply being written (mean, median, 90th percentile); the
+imaptest (logout=0) runs against each in turn. Printed per tree and round: commands/s and CPU time
+per command (the server process, and its event loop's thread alone, from /proc: a loaded machine's
+swings move it far less than commands/s). Then per tree: per command, the time from its line being
+taken to its reply being written (mean, median, 90th percentile); the
 committer's queue wait (from `call` to its work starting), batch time (work and fsyncs), jobs per
 hand-back to the loop, fsyncs per batch and their duration; the folder lock waits (`try_lock(wait)`) of the loop and of the committer.
 Only the comparison of trees measured in one run means anything on a shared machine.
@@ -122,6 +124,14 @@ def serve(out: str, argv: list[str]) -> None:
     raise SystemExit(main())
 
 
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """CPU time (user and system) of a process, or of one of its threads (the main one: the event loop).
+    Per command, it holds still on a loaded machine far better than commands/s does."""
+    where = f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat"
+    fields = Path(where).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def summary(path: Path) -> list[str]:
     data = json.loads(path.read_text())
     lines = []
@@ -182,10 +192,15 @@ def main() -> None:
                 threading.Thread(target=proc.stderr.read, daemon=True).start()  # (its log must not block it)
                 servers.append((tree, proc, config.settings.ports.imap, out, []))
             for _ in range(args.rounds):
-                for tree, _, port, _, rates in servers:
+                for tree, proc, port, _, rates in servers:
+                    before = cpu_seconds(proc.pid), cpu_seconds(proc.pid, proc.pid)
                     rates.append(imaptest(args.imaptest, port, "bench@bench.test", PASSWORD, mbox, args.clients,
                                           args.secs, False))
-                    print(f"{tree}: {rates[-1]:.0f} cmds/s", flush=True)
+                    after = cpu_seconds(proc.pid), cpu_seconds(proc.pid, proc.pid)
+                    commands = rates[-1] * args.secs
+                    print(f"{tree}: {rates[-1]:.0f} cmds/s; CPU per command {(after[0] - before[0]) / commands * 1e6:.0f} us"
+                          f" (event loop {(after[1] - before[1]) / commands * 1e6:.0f} us); load {os.getloadavg()[0]:.1f}",
+                          flush=True)
             time.sleep(1.5)  # the last figures written
         finally:
             for _, proc, *_ in servers:
