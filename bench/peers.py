@@ -17,27 +17,40 @@ Workloads (all on 127.0.0.1; the peers from ../shared/peers, set up by `setup` a
   `UID SEARCH UNSEEN`, POP3 login + STAT + LIST, and the worst NOOP latency another session saw
   meanwhile; then CONDSTORE/QRESYNC (RFC 7162): SELECT (CONDSTORE), FETCH 1:* (FLAGS MODSEQ), and a
   client catching up after 100 flag changes and 10 expunges (FETCH CHANGEDSINCE, SELECT QRESYNC).
-- IDLE: N sessions (tuimail 10,000; Dovecot as many as its per-user limit lets one user open) IDLE on
-  one INBOX: server memory, the delay of a delivery's 250 (from the end of its data, read by an SMTP
-  client in a process of its own: `deliver_and_wait`) to the watched INBOX and, in pairs with it a
-  moment apart, to another user's that nobody watches (`bench`: the same disk at the same time, so
-  the watched / unwatched ratio of each pair is not at the mercy of the disk's fsync swings), the
-  time until every session's socket has received EXISTS (read by one epoll thread, timed by the
-  kernel's receive stamps: see `Hearing`), and the connection rate (connect + greeting) with no
-  session open and with all of them. The pairs (`--idle-pairs`, default 30) go in ABBA order
-  (watched first, then unwatched first, ...), so neither side always follows the other's leftovers;
-  what counts is the median of the per-pair ratios with its interquartile range and a bootstrap 95%
-  interval of that median (`pair_summary`), the median paired difference in ms, and the ratio of the
-  two sides' floors (10% quantiles, `floor_summary`: fsync swings only add time, so the floor shows
-  the server's own work), on both servers.
-  A 250's delay is mostly fsync time, which swings 1.5-15 ms within a minute on this shared disk: 7
-  pairs could not tell 0.1 ms apart, 30 narrow the interval to a few percent. Each watched delivery
-  waits until every watcher has heard of it, so no fan-out overlaps a measured 250: the first
-  `--idle-hearings` (default 3) as long as it takes (the "all watchers heard" figure: Dovecot tells
-  its watchers on a ~30 s timer), the others at most `--idle-hear-cap` seconds (default 1; tuimail's
-  take ~0.2 s), so Dovecot's pairs cost ~1 s each, not 30. `--data-dir /dev/shm/...` puts tuimail's
-  data on a tmpfs, where its fsyncs cost nothing: its pairs then show the server's own work alone
-  (Dovecot's data stays on the disk).
+- IDLE (run first: the other sections delete thousands of files, which slows file creation near
+  them, see below): N sessions (tuimail
+  10,000; Dovecot as many as its per-user limit lets one user open) IDLE on one INBOX: server memory,
+  the time until every session's socket has received EXISTS (read by one epoll thread, timed by the
+  kernel's receive stamps: see `Hearing`), the connection rate (connect + greeting) with no session
+  open and with all of them, and whether a delivery's 250 waits for the watchers: the delay from the
+  end of its data to its 250 (read by an SMTP client in a process of its own: `deliver_and_wait`),
+  in pairs a moment apart of a delivery to the watched mailbox and one to a mailbox nobody watches
+  (the same disk at the same time: its fsync times swing 1.5-15 ms within a minute here). The pairs
+  are a crossover (`idle_section`): two accounts A and B (tuimail's `idle` and `idle2`, Dovecot's
+  `speed` and `bench`), the watchers on A's INBOX for the first half of the pairs (`--idle-pairs`,
+  default 40) and on B's for the second, ABBA order within each half (watched first, then unwatched
+  first, ...). The watchers' effect is the mean of the two halves' median paired differences, (A
+  watched - B alone) and (B watched - A alone), with a bootstrap 95% interval (`crossover_summary`):
+  whatever makes one mailbox slower than the other whoever watches cancels. That is not
+  hypothetical: on this journal-less ext4 a file's creation skips every inode of its block group
+  deleted in the last minute or more, so a mailbox whose directory sits where other programs just
+  deleted files pays up to ~0.7 ms per delivery more (2026-11-30: with the watchers always on A,
+  A's 250s came +1 ms later, all of it in the kernel's create of A's file in tmp/, and A was as
+  slow when nobody watched it). So tuimail's two mailboxes are also made back to back before the
+  server starts, their tmp/ in one block group (`maildirs_in_one_group`), where such swings hit
+  both alike; the bench prints the kernel's own create cost in both tmp/ directories, with their
+  block groups, before, between and after the halves (`create_cost`) as a control. (Postfix
+  answers 250 once the message is in its queue, before the Maildir delivery, so the peer's pairs
+  never include the mailbox's create.) Beside
+  it: the median of the per-pair ratios (every pair) with its interquartile range and interval
+  (`pair_summary`) and the ratio of the two sides' floors (10% quantiles, `floor_summary`: fsync
+  swings only add time, so the floor shows the server's own work), on both servers. Each watched
+  delivery waits until every watcher has heard of it, so no fan-out overlaps a measured 250: the
+  first `--idle-hearings` (default 3) as long as it takes (the "all watchers heard" figure: Dovecot
+  tells its watchers on a ~30 s timer), the others at most `--idle-hear-cap` seconds (default 1;
+  tuimail's take ~0.2 s), so Dovecot's pairs cost ~1 s each, not 30. `--data-dir /dev/shm/...` puts
+  tuimail's data on a tmpfs, where its fsyncs cost nothing: its pairs then show the server's own
+  work alone (Dovecot's data stays on the disk).
 
 Where tuimail's data lives: in a directory made beside the peers directory (`--data-dir`), so that
 its Maildirs share the peers' conditions on the disk. It used to be /tmp, which every test suite on
@@ -47,8 +60,9 @@ cost 180-220 us of kernel CPU against 9-19 us beside the peers (measured 2026-11
 tuimail's CPU per SMTP message that Postfix, whose spool and Maildirs are in the peers directory,
 never paid.
 
-The peer accounts are `speed`, `speedpop` and `speedbig` (password testpass) in Dovecot's users file
-and `speed@peers.test` in Postfix's vmailbox; this script creates their Maildirs' contents.
+The peer accounts are `speed`, `speedpop`, `speedbig` and the kit's `bench` (password testpass) in
+Dovecot's users file and `speed@peers.test`, `bench@peers.test` in Postfix's vmailbox; this script
+creates their Maildirs' contents.
 
     python bench/peers.py                       # everything, 3 rounds (about 10 minutes)
     python bench/peers.py --only imaptest,pop3 --rounds 3 --imaptest-secs 10
@@ -80,7 +94,7 @@ from tuimail.store.files import unique_base
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN = "bench.test"
 PEER_PASSWORD = "testpass"
-SECTIONS = ("imaptest", "pop3", "smtp", "big", "idle")
+SECTIONS = ("idle", "imaptest", "pop3", "smtp", "big")
 
 
 def _kit() -> Path:
@@ -568,8 +582,9 @@ def main() -> None:
     parser.add_argument("--smtp-messages", type=int, default=2000)
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--idle", type=int, default=10_000, help="tuimail IDLE sessions")
-    parser.add_argument("--idle-pairs", type=int, default=30,
-                        help="IDLE: deliveries to the watched and to an unwatched mailbox, in pairs (ABBA order)")
+    parser.add_argument("--idle-pairs", type=int, default=40,
+                        help="IDLE: deliveries to the watched and to an unwatched mailbox, in pairs (ABBA order), "
+                             "half with the watchers on one mailbox, half on the other")
     parser.add_argument("--idle-hearings", type=int, default=3,
                         help="IDLE: watched deliveries (the first ones) timed until every watcher heard, however long")
     parser.add_argument("--idle-hear-cap", type=float, default=1.0,
@@ -591,7 +606,7 @@ def main() -> None:
     # tuimail's data beside the peers' (not in /tmp): see "Where tuimail's data lives" above
     data_parent = args.data_dir or args.peers_dir.resolve().parent
     with tempfile.TemporaryDirectory(prefix="tuimail-peers-", dir=data_parent) as tmp:
-        accounts = [f"{n}@{DOMAIN}" for n in ("bench", "pop", "smtp", "big", "idle", "watch")]
+        accounts = [f"{n}@{DOMAIN}" for n in ("bench", "pop", "smtp", "big", "idle", "idle2", "watch")]
         config = make_config(Path(tmp), accounts)
         policy = config.settings.policy
         policy.max_connections = policy.max_connections_per_ip = 20_000
@@ -603,6 +618,8 @@ def main() -> None:
         server.start()
         ports = server.ports
         try:
+            if "idle" in only:  # first: the other sections delete thousands of files (see `idle_section`)
+                idle_section(args, table, server, peer_user)
             if "imaptest" in only:
                 mbox = Path(tmp) / "sample.mbox"
                 subprocess.run([str(kit / "make-mbox"), str(mbox), "200"], check=True, capture_output=True)
@@ -641,8 +658,6 @@ def main() -> None:
                 empty_maildir(box / "smtp")
                 time.sleep(2)  # Postfix delivers after its 250
                 empty_maildir(mail / peer_user / "Maildir")
-            if "idle" in only:
-                idle_section(args, table, server, peer_user)
             if "big" in only:
                 big_section(args, table, server, box, mail / peer_big / "Maildir", vmail)
             print(f"\nbench/peers.py finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
@@ -726,11 +741,16 @@ def create_cost(directory: Path, count: int = 30) -> float:
     """Median seconds the kernel takes to create an empty file in `directory` (a Maildir's tmp/),
     timed from this process with no server involved; each file is removed at once. A delivery's
     file is created in its mailbox's tmp/, and on ext4 that cost (kernel CPU: the new inode's
-    allocation) depends on where the directory sits on the disk, not on who watches the mailbox.
-    Measured in the server on 2026-11-30: the open() of the watched mailbox's tmp/ file took 0.67 ms
-    of CPU against 0.07 ms for the unwatched one in some runs of the same code, 0.1 ms for both in
-    others, and that was the whole watched - unwatched difference; the IDLE pairs print this
-    control beside their figures, so a layout difference is not read as the watchers' cost."""
+    allocation) depends on where the directory sits on the disk and on what the machine deleted
+    there lately, not on who watches the mailbox: on a file system without a journal the inode
+    allocator skips, checking each, every free inode of the group deleted in the last minute (six
+    while its inode table is unwritten: `recently_deleted()` in the kernel's fs/ext4/ialloc.c), and
+    a file goes to its directory's block group, so other programs' deletions there slow every
+    create in it (a nearly full group whose free inodes are all freshly freed is the worst).
+    Measured 2026-11-30 with the server's open() of each delivery's file stamped: 0.77 ms of CPU in
+    one mailbox's tmp/ against 0.04-0.08 ms in the other's (block groups 693 and 694 of one flex
+    group; other benches were creating and deleting data directories in 693), the same whether
+    the slow one was watched or not. The IDLE pairs print this control for both mailboxes."""
     if not directory.is_dir():  # (a mailbox nobody has delivered to or logged in to yet)
         return float("nan")
     times = []
@@ -744,75 +764,165 @@ def create_cost(directory: Path, count: int = 30) -> float:
     return statistics.median(times)
 
 
+def block_group(path: Path) -> int | None:
+    """The ext4 block group of `path`'s inode (inode number // inodes per group), None where that
+    cannot be told (not ext4, not Linux, `path` missing). A file is made in its directory's group
+    while that has a free inode, so two mailboxes whose tmp/ directories are in different groups
+    may pay different create costs (`create_cost`)."""
+    try:
+        st = os.stat(path)
+        device = os.path.basename(os.readlink(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}"))
+        with open(f"/proc/fs/ext4/{device}/mb_groups") as lines:
+            groups = sum(1 for line in lines if line[1:2].isdigit())  # "#0    : free ..." (and a header)
+        return st.st_ino // (os.statvfs(path).f_files // groups)
+    except (OSError, ZeroDivisionError):
+        return None
+
+
+def maildirs_in_one_group(maildirs: tuple[Path, Path], tries: int = 5) -> None:
+    """Make the Maildirs' cur/, new/ and tmp/ (before the server does: it makes them at a mailbox's
+    first login or delivery, minutes apart) back to back, again if their tmp/ directories landed in
+    different block groups, so that both mailboxes' files are created in one group (ext4 puts a
+    file in its directory's group): a create's cost there (`create_cost`) then swings for both
+    alike, as other programs' deletions come and go. Left as made after `tries`, or if either
+    existed already."""
+    fresh = not any(maildir.exists() for maildir in maildirs)
+    for attempt in range(tries):
+        for maildir in maildirs:
+            for sub in ("cur", "new", "tmp"):
+                (maildir / sub).mkdir(parents=True, exist_ok=True)
+        if len({block_group(maildir / "tmp") for maildir in maildirs}) == 1:
+            return
+        if not fresh or attempt == tries - 1:
+            break
+        for maildir in maildirs:  # (still empty: made here)
+            for sub in ("cur", "new", "tmp"):
+                (maildir / sub).rmdir()
+            maildir.rmdir()
+    print("IDLE: the mailboxes' tmp/ directories are in different block groups (see the control)", flush=True)
+
+
+async def end_sessions(clients: list[Imap], batch: int = 500) -> None:
+    """End IDLE sessions as a client does (DONE, then LOGOUT), `batch` at a time."""
+    async def one(client: Imap) -> None:
+        client.writer.write(b"DONE\r\n")
+        await client.close()
+
+    for start in range(0, len(clients), batch):
+        await asyncio.gather(*(one(c) for c in clients[start:start + batch]))
+
+
+def crossover_summary(halves: list[tuple[list[float], list[float]]], resamples: int = 2000) -> str:
+    """The watchers' effect on a 250 from the crossover (see `idle_section`), in ms: the mean of the
+    two halves' median paired differences, (A watched - B alone) and (B watched - A alone), with a
+    bootstrap 95% interval (pairs resampled within each half, a fixed seed). Whatever makes one
+    mailbox's deliveries slower than the other's whoever watches (where their directories sit on
+    the disk) enters the two halves with opposite signs and cancels; half their difference is that
+    mailbox term (A - B), printed beside it with each half's own figures."""
+    import random
+
+    diffs = [[(w - a) * 1000 for w, a in zip(watched, alone)] for watched, alone in halves]
+    if len(diffs) != 2 or not all(diffs):
+        return "-"
+    rng = random.Random(15)
+    effects = sorted(statistics.fmean(statistics.median(rng.choices(d, k=len(d))) for d in diffs)
+                     for _ in range(resamples))
+    first, second = (statistics.median(d) for d in diffs)
+    return (f"watchers' effect (crossover) {(first + second) / 2:+.3f} ms, 95% interval "
+            f"{percentile(effects, 0.025):+.3f} to {percentile(effects, 0.975):+.3f} ({sum(map(len, diffs))} pairs); "
+            f"mailbox A - B (the disk's, not the watchers') {(first - second) / 2:+.3f} ms; "
+            f"half 1, A watched - B alone (ms): {pair_summary(diffs[0])}; "
+            f"half 2, B watched - A alone (ms): {pair_summary(diffs[1])}")
+
+
 def idle_section(args, table: Table, server: Tuimail, peer_user: str) -> None:
-    async def run(port: int, smtp: int, login: str, password: str, count: int, rcpt: str, unwatched: str,
-                  rss, control: Callable[[], tuple[float, float]] | None = None) -> dict[str, list[float]]:
+    """N sessions IDLE on one INBOX: memory, connection rates, all watchers told, and whether a
+    delivery's 250 waits for the watchers, in a crossover: two mailboxes (two accounts) A and B,
+    the watchers on A for the first half of the pairs and on B for the second (they end their
+    sessions, DONE and LOGOUT, and log in to B: neither server lets one account SELECT another's
+    INBOX); each pair is one delivery to the watched mailbox and one to the other, a moment apart,
+    in ABBA order within each half."""
+    async def run(port: int, smtp: int, logins: tuple[str, str], password: str, count: int,
+                  rcpts: tuple[str, str], rss, tmps: tuple[Path, Path]) -> tuple[dict[str, list[float]], list, str]:
         out: dict[str, list[float]] = {"conn/s, no session open": [await connect_rate(port)]}
         before = rss()
-        clients = await idle_sessions(port, login, password, count)
+        clients = await idle_sessions(port, logins[0], password, count)
         out["sessions in IDLE"] = [len(clients)]
         out["server memory"] = [rss()]
         out["memory per session"] = [(rss() - before) / max(1, len(clients))]
         out["conn/s, all sessions open"] = [await connect_rate(port)]
-        # the 250 of a delivery to the watched mailbox and of one to a mailbox nobody watches, in
-        # pairs a moment apart, in ABBA order (each pair in the other order than the last), so both
-        # see the same disk: the shared disk's fsync times swing from one minute to the next. Each
-        # watched delivery waits until every watcher has heard of it (the first `--idle-hearings`
-        # however long: the "heard" figure; the others at most `--idle-hear-cap` s), so no fan-out
-        # overlaps a measured 250. Many pairs (`--idle-pairs`): a 250's delay is mostly the disk's
-        # fsyncs, whose swings (1.5 to 15 ms within a minute here) a few pairs do not average out
-        watched, alone, heard = [], [], []
-        creates = [control()] if control is not None else []
-        for n in range(args.idle_pairs):
-            for target in ("watched", "alone") if n % 2 == 0 else ("alone", "watched"):
-                if target == "watched":
-                    first = len(watched) < args.idle_hearings
-                    at_250, at_heard = await deliver_and_wait(smtp, rcpt, clients, None if first else args.idle_hear_cap)
-                    watched.append(at_250)
-                    if first and at_heard is not None:
-                        heard.append(at_heard)
-                else:
-                    alone.append((await deliver_and_wait(smtp, unwatched, []))[0])
+        # each watched delivery waits until every watcher has heard of it (the first
+        # `--idle-hearings` however long: the "heard" figure; the others at most `--idle-hear-cap`
+        # s), so no fan-out overlaps a measured 250. Many pairs (`--idle-pairs`): a 250's delay is
+        # mostly the disk's fsyncs, whose swings (1.5 to 15 ms within a minute here) a few pairs
+        # do not average out; ABBA order (each pair in the other order than the last), so neither
+        # side always follows the other's leftovers
+        halves: list[tuple[list[float], list[float]]] = []
+        heard: list[float] = []
+        creates = [(create_cost(tmps[0]), create_cost(tmps[1]))]
+        for half in (0, 1):
+            if half == 1:  # the watchers move to B; every one is back in IDLE before the next pair
+                await end_sessions(clients)
+                clients = await idle_sessions(port, logins[1], password, count)
+                if len(clients) != count:
+                    print(f"IDLE: {len(clients)} of {count} sessions in IDLE on the second mailbox", flush=True)
+            watched_rcpt, alone_rcpt = rcpts[half], rcpts[1 - half]
+            watched, alone = [], []
+            for n in range(args.idle_pairs // 2):
+                for target in ("watched", "alone") if n % 2 == 0 else ("alone", "watched"):
+                    if target == "watched":
+                        first = len(watched) + sum(len(w) for w, _ in halves) < args.idle_hearings
+                        at_250, at_heard = await deliver_and_wait(smtp, watched_rcpt, clients,
+                                                                  None if first else args.idle_hear_cap)
+                        watched.append(at_250)
+                        if first and at_heard is not None:
+                            heard.append(at_heard)
+                    else:
+                        alone.append((await deliver_and_wait(smtp, alone_rcpt, []))[0])
+            halves.append((watched, alone))
+            creates.append((create_cost(tmps[0]), create_cost(tmps[1])))
+        watched = [d for w, _ in halves for d in w]
+        alone = [d for _, a in halves for d in a]
         out["250 delay, watched mailbox"] = watched
         out["250 delay, unwatched mailbox (paired)"] = alone
         out["250 delay, watched / unwatched (each pair)"] = [w / a for w, a in zip(watched, alone)]
-        out["250 delay, watched - unwatched (each pair)"] = [w - a for w, a in zip(watched, alone)]
         out["all watchers heard EXISTS"] = heard
-        if control is not None:  # a difference in the pairs that this shows too is the disk's layout, not the watchers
-            creates.append(control())
-            print("IDLE control, tuimail: creating a file in the mailbox's tmp/ (the kernel alone, before / after "
-                  "the pairs): watched " + " / ".join(f"{w * 1000:.3f}" for w, _ in creates) + " ms, unwatched "
-                  + " / ".join(f"{a * 1000:.3f}" for _, a in creates) + " ms", flush=True)
-        for client in clients:
-            client.writer.close()
-        return out
+        control = "; ".join(
+            f"{name} {rcpt} (tmp/ in block group {block_group(tmp)}) " + " / ".join(f"{c[i] * 1000:.3f}" for c in creates) + " ms"
+            for i, (name, rcpt, tmp) in enumerate(zip("AB", rcpts, tmps)))
+        await end_sessions(clients)
+        return out, halves, control
 
+    maildirs = Path(server.config.data_dir) / DOMAIN
+    maildirs_in_one_group((maildirs / "idle", maildirs / "idle2"))
     server.stop()  # a fresh process: its memory is the sessions', not earlier sections' caches
     server.start()
-    maildirs = Path(server.config.data_dir) / DOMAIN
-    ours = asyncio.run(run(server.ports.imap, server.ports.smtp, f"idle@{DOMAIN}", PASSWORD, args.idle,
-                           f"idle@{DOMAIN}", f"bench@{DOMAIN}", server.rss,
-                           lambda: (create_cost(maildirs / "idle" / "tmp"), create_cost(maildirs / "bench" / "tmp"))))
-    peer = asyncio.run(run(2144, 2526, peer_user, PEER_PASSWORD, args.peer_idle, f"{peer_user}@peers.test",
-                           "bench@peers.test", lambda: rss_of(dovecot_pids())))
+    ours, our_halves, our_control = asyncio.run(run(
+        server.ports.imap, server.ports.smtp, (f"idle@{DOMAIN}", f"idle2@{DOMAIN}"), PASSWORD, args.idle,
+        (f"idle@{DOMAIN}", f"idle2@{DOMAIN}"), server.rss, (maildirs / "idle" / "tmp", maildirs / "idle2" / "tmp")))
+    mail = args.peers_dir / "mail"
+    peer, peer_halves, peer_control = asyncio.run(run(
+        2144, 2526, (peer_user, "bench"), PEER_PASSWORD, args.peer_idle, (f"{peer_user}@peers.test", "bench@peers.test"),
+        lambda: rss_of(dovecot_pids()), (mail / peer_user / "Maildir" / "tmp", mail / "bench" / "Maildir" / "tmp")))
     higher = {"conn/s, no session open": True, "conn/s, all sessions open": True, "sessions in IDLE": True}
     units = {"server memory": "MiB", "memory per session": "KiB", "sessions in IDLE": "sessions"}
     for key in ours:
-        if key.endswith("- unwatched (each pair)"):
-            continue  # (a difference: no ratio of medians; printed below)
         unit = units.get(key, "conn/s" if key.startswith("conn/s") else "x" if "/" in key else "ms")
         values = (ours[key], peer[key])
         if unit == "KiB":
             values = ([v / 1024 for v in ours[key]], [v / 1024 for v in peer[key]])
         table.add(f"IDLE ({args.idle} tuimail / {args.peer_idle} Dovecot): {key}", unit, *values, higher.get(key, False))
-    # the figure that answers "is a delivery's 250 delayed by watchers": per-pair, with its spread
-    for name, out in (("tuimail", ours), ("Dovecot", peer)):
-        ratios = out["250 delay, watched / unwatched (each pair)"]
-        diffs = [d * 1000 for d in out["250 delay, watched - unwatched (each pair)"]]
-        print(f"IDLE 250 pairs, {name}: watched / unwatched {pair_summary(ratios)}; "
-              f"watched - unwatched (ms) {pair_summary(diffs)}; "
+    # the figure that answers "is a delivery's 250 delayed by watchers": the crossover's estimate,
+    # then every pair's ratio and the floors, and the control (a file created from here, no server)
+    for name, out, halves, control in (("tuimail", ours, our_halves, our_control),
+                                       ("Dovecot", peer, peer_halves, peer_control)):
+        print(f"IDLE 250 pairs, {name}: {crossover_summary(halves)}; watched / unwatched (every pair) "
+              f"{pair_summary(out['250 delay, watched / unwatched (each pair)'])}; "
               f"{floor_summary(out['250 delay, watched mailbox'], out['250 delay, unwatched mailbox (paired)'])}",
               flush=True)
+        print(f"IDLE control, {name}: creating a file in the mailbox's tmp/ (the kernel alone; before half 1 / "
+              f"between the halves / after half 2): {control}", flush=True)
+
 
 if __name__ == "__main__":
     main()
