@@ -206,7 +206,7 @@ class LogWriter:
     def lines_out(self, protocol: Protocol, texts: tuple[str, ...], sent: list[tuple[int, datetime]]) -> None:
         """`EventBus.publish_lines_out`: many sessions' identical `-->` lines, as `__call__` writes them."""
         opened = self._open
-        if any(len(text) + 30 > MAX_LINE for text in texts):  # cut by `append` (a stamp is < 30 characters)
+        if texts and max(map(len, texts)) + 30 > MAX_LINE:  # cut by `append` (a stamp is < 30 characters)
             for sid, at in sent:
                 entry = opened.get(sid)
                 if entry is not None:

@@ -78,14 +78,37 @@ class FetchAtt:
         return f"BODY[{spec}]{origin}"
 
 
+_PARSED: dict[object, tuple[FetchAtt, ...]] = {}  # attribute lists as typed -> parsed (clients repeat theirs)
+_PARSED_MAX = 512
+_KEY_MAX = 512  # characters of an argument kept as a key (memory stays bounded: a client chooses them)
+
+
 def parse_atts(token) -> list[FetchAtt]:
-    """The fetch argument (one atom, a macro, or a list of atoms) -> attributes."""
+    """The fetch argument (one atom, a macro, or a list of atoms) -> attributes (a new list: the
+    caller may add to it). Each distinct argument is parsed once (`_PARSED`; FetchAtt is frozen)."""
+    if isinstance(token, Atom):
+        key = token if len(token) <= _KEY_MAX else None
+    elif isinstance(token, list) and len(token) <= 32 and all(type(item) is Atom for item in token) \
+            and sum(map(len, token)) <= _KEY_MAX:
+        key = tuple(token)
+    else:  # a string or a nested list (refused by `parse_att`), or too long to keep
+        key = None
+    if key is not None:
+        parsed = _PARSED.get(key)
+        if parsed is not None:
+            return list(parsed)
     if isinstance(token, Atom) and token.upper() in MACROS:
-        return [FetchAtt(n) for n in MACROS[token.upper()]]
-    items = token if isinstance(token, list) else [token]
-    if not items:
-        raise ParseError("empty fetch attribute list")
-    return [parse_att(item) for item in items]
+        atts = [FetchAtt(n) for n in MACROS[token.upper()]]
+    else:
+        items = token if isinstance(token, list) else [token]
+        if not items:
+            raise ParseError("empty fetch attribute list")
+        atts = [parse_att(item) for item in items]
+    if key is not None:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = tuple(atts)
+    return atts
 
 
 def parse_att(item) -> FetchAtt:
@@ -202,6 +225,13 @@ class Message:
     @property
     def raw(self) -> bytes:
         if self._raw is None:
+            parsed = self._structure
+            if parsed is None:
+                with _CACHE_LOCK:
+                    parsed = _CACHE.get((self.folder.path, self.ref.uid, self.ref.base))
+            if parsed is not None:  # parsed before: its bytes are the file's (a name's content never changes)
+                self._raw = parsed.raw
+                return self._raw
             try:  # the ref is fresh: read its file directly (Folder.read would rescan the folder)
                 with open(self.folder.message_file(self.ref), "rb") as handle:
                     self._raw = handle.read()
@@ -272,8 +302,7 @@ def render_item(msg: Message, att: FetchAtt, flags: str, utf8: bool = True) -> b
     if att.binary:
         return render_binary(msg, att)
     data = section_bytes(msg, att)
-    head = att.response_name().encode() + b" "
-    return head + (b"NIL" if data is None else literal(data))
+    return _section_head(att) + (b"NIL" if data is None else literal(data))
 
 
 def render_binary(msg: Message, att: FetchAtt) -> bytes:
@@ -293,9 +322,39 @@ def render_binary(msg: Message, att: FetchAtt) -> bytes:
     return head + binary.literal(data)
 
 
+_SECTIONS = frozenset({"BODY[]", "RFC822", "RFC822.HEADER", "RFC822.TEXT"})  # `render_item`'s section_bytes cases
+_HEADS: dict[int, tuple[FetchAtt, bytes]] = {}  # id(att) -> (att, b"BODY[HEADER] "): the att is kept, so its id is its own
+
+
+def _section_head(att: FetchAtt) -> bytes:
+    kept = _HEADS.get(id(att))
+    if kept is not None and kept[0] is att:
+        return kept[1]
+    if len(_HEADS) >= 1024:
+        _HEADS.clear()
+    head = att.response_name().encode() + b" "
+    _HEADS[id(att)] = (att, head)
+    return head
+
+
 def render(seq: int, msg: Message, atts: list[FetchAtt], flags: str, utf8: bool = True) -> bytes:
-    items = [render_item(msg, att, flags, utf8) for att in atts]
-    return b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"
+    """One `* n FETCH (...)` response: the same bytes as `render_item`s joined by spaces, made with one
+    join (a section's literal is copied once, not into its item, then the line)."""
+    parts = [b"* %d FETCH (" % seq]
+    for att in atts:
+        if len(parts) > 1:
+            parts.append(b" ")
+        if att.name in _SECTIONS:
+            data = section_bytes(msg, att)
+            parts.append(_section_head(att))
+            if data is None:
+                parts.append(b"NIL")
+            else:
+                parts += (b"{%d}\r\n" % len(data), data)
+        else:
+            parts.append(render_item(msg, att, flags, utf8))
+    parts.append(b")\r\n")
+    return b"".join(parts)
 
 
 def _whole(att: FetchAtt) -> bool:

@@ -316,7 +316,11 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
     # ----- output helpers -------------------------------------------------------------------
 
     def _untagged(self, text_: str) -> None:
-        self._out.replies.append(Reply(f"* {text_}\r\n".encode("utf-8", "surrogateescape")))
+        line = f"* {text_}"
+        if line.isascii() and "\r" not in line and "\n" not in line:  # its log line is itself: not decoded again
+            self._out.replies.append(Reply(f"{line}\r\n".encode("ascii"), (line,)))
+        else:
+            self._out.replies.append(Reply(f"{line}\r\n".encode("utf-8", "surrogateescape")))
 
     def _raw(
         self, data: bytes, log: tuple[str, ...] | None = None, note: str | None = None, stream: Iterator[bytes] | None = None
@@ -330,7 +334,11 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
     def _complete(self, tag: str, name: str, result: str) -> Outcome:
         if self.view is not None and self.state is State.SELECTED:
             self._unsolicited(self.view.refresh(allow_expunge=name not in NO_EXPUNGE))
-        self._raw(f"{tag} {result}\r\n".encode("utf-8", "surrogateescape"))
+        line = f"{tag} {result}"
+        if line.isascii() and "\r" not in line and "\n" not in line:  # its log line is itself
+            self._out.replies.append(Reply(f"{line}\r\n".encode("ascii"), (line,)))
+        else:
+            self._raw(f"{line}\r\n".encode("utf-8", "surrogateescape"))
         return self._finish()
 
     def _bad_command(self, tag: str, message: str) -> Outcome:

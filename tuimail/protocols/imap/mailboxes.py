@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from tuimail.protocols.imap import binary, sequence, utf7
 from tuimail.protocols.imap.backend import to_lf
@@ -394,6 +394,15 @@ def parse_date_time(value: str) -> float:
     if m is None or m.group(2).upper() not in _MONTHS:
         raise ParseError("invalid date-time; expected like \"17-Jul-1996 02:44:25 -0700\"")
     day, mon, year, hh, mm, ss, zone = m.groups()
+    minutes = int(zone[3:])
+    if minutes < 60:  # what strptime accepts, built directly (strptime costs ~15 us: every APPEND)
+        try:
+            offset = timedelta(hours=int(zone[1:3]), minutes=minutes)
+            d = datetime(int(year), _MONTHS[mon.upper()], int(day), int(hh), int(mm), int(ss),
+                         tzinfo=timezone(-offset if zone[0] == "-" else offset))
+            return d.timestamp()
+        except ValueError:
+            pass  # out of range: strptime below says why, in its words
     try:
         d = datetime.strptime(f"{year}-{_MONTHS[mon.upper()]:02d}-{int(day):02d} {hh}:{mm}:{ss} {zone}", "%Y-%m-%d %H:%M:%S %z")
     except ValueError as e:

@@ -14,13 +14,15 @@ from collections.abc import Iterator
 from tuimail.protocols.imap import binary, sequence
 from tuimail.protocols.imap.backend import MessageRef
 from tuimail.protocols.imap.condstore import parse_fetch_modifiers, parse_store_modifiers, search_modseq_text
-from tuimail.protocols.imap.fetch import FetchAtt, Message, internaldate, parse_atts, render, render_chunks
+from tuimail.protocols.imap.fetch import STREAM_MIN, FetchAtt, Message, internaldate, parse_atts, render, render_chunks
 from tuimail.protocols.imap.flags import BadFlag, flag_list, split_flags
 from tuimail.protocols.imap.rev2 import NOT_ALONE, saved_value
 from tuimail.protocols.imap.search import BadCharset, Candidate, parse_search
 from tuimail.protocols.imap.tokens import Atom, ParseError, text
 
 FETCH_NOTE = "Sending FETCH response (not logged)..."
+_FROM_INDEX = frozenset({"UID", "FLAGS", "MODSEQ"})  # FETCH items answered from the index by columns
+_SIMPLE = frozenset({"UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE", "MODSEQ"})  # no message file needed
 ESEARCH_RETURNS = ("MIN", "MAX", "ALL", "COUNT")
 
 
@@ -144,11 +146,14 @@ class MessageCommands:
         else:
             atts = parse_atts(args[1])
         targets = self._targets(args[0], uid, every_ok=True)
-        if uid and not any(a.name == "UID" for a in atts):
+        names = [a.name for a in atts]  # (kept in step with `atts`: the scans below read it)
+        if uid and "UID" not in names:
             atts.insert(0, FetchAtt("UID"))  # §6.4.8: UID FETCH always returns the UID
+            names.insert(0, "UID")
         view = self.view
         refs = self._refs()
-        if changed is not None or any(a.name == "MODSEQ" for a in atts):
+        has_modseq = "MODSEQ" in names
+        if changed is not None or has_modseq:
             self._need_modseq("FETCH MODSEQ" if changed is None else "CHANGEDSINCE")
         if changed is not None:
             snap = view.snapshot()
@@ -161,15 +166,16 @@ class MessageCommands:
                 targets = [(seq, u) for u in snap.changed_since(changed.modseq) if (seq := seq_of(u)) is not None]
             else:
                 targets = [(s, u) for s, u in targets if u in refs and refs[u].modseq > changed.modseq]
-        if self.condstore and (changed is not None or any(a.name == "FLAGS" for a in atts)) \
-                and not any(a.name == "MODSEQ" for a in atts):
+        wants_flags = "FLAGS" in names
+        if self.condstore and (changed is not None or wants_flags) and not has_modseq:
             atts.append(FetchAtt("MODSEQ"))  # RFC 7162 §3.1.4.1, §3.2: MODSEQ comes with FLAGS once enabled
+            names.append("MODSEQ")
+            has_modseq = True
         refused = _binary_refusal(view.folder, [refs[u] for _, u in targets if u in refs], atts) \
-            if any(a.binary for a in atts) else None
+            if "BINARY[]" in names or "BINARY.SIZE[]" in names else None
         if refused:
             return refused
         sets_seen = not view.readonly and any(a.sets_seen for a in atts)
-        wants_flags = any(a.name == "FLAGS" for a in atts)
         seen_now: dict[int, MessageRef] = {}
         if sets_seen:  # §6.4.5: BODY[...] sets \Seen (one batch of renames and index records)
             # "+": added to the flags as they are under the folder's lock, so a change another
@@ -177,14 +183,13 @@ class MessageCommands:
             unseen = {u: ("S", None) for _, u in targets if u in refs and "S" not in refs[u].flags}
             if unseen:
                 seen_now = view.folder.store_flags(unseen, op="+")
-        names = [a.name for a in atts]
-        if not seen_now and set(names) <= {"UID", "FLAGS", "MODSEQ"} and len(set(names)) == len(names):  # FETCH 1:* (FLAGS): from the index
+        if not seen_now and set(names) <= _FROM_INDEX and len(set(names)) == len(names):  # FETCH 1:* (FLAGS): from the index
             return self._fetch_flags(targets, refs, names)
         plan: list[tuple[int, MessageRef, list[FetchAtt], str]] = []
         missing = 0
         flags_of = view.flags_of
         with_flags = [*atts, FetchAtt("FLAGS")]
-        if self.condstore and not any(a.name == "MODSEQ" for a in atts):
+        if self.condstore and not has_modseq:
             with_flags.append(FetchAtt("MODSEQ"))  # RFC 7162 §3.1.4.1: the implicit \Seen's new modseq
         for seq, u in targets:
             ref = refs.get(u)
@@ -205,7 +210,7 @@ class MessageCommands:
             for line in view.announce(words):
                 self._untagged(line[2:])
         if plan:  # rendered while it is sent, a slice at a time: memory stays bounded
-            simple = all(a.name in ("UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE", "MODSEQ") for a in atts)
+            simple = _SIMPLE.issuperset(names)
             stream = _render_simple(plan) if simple else _render_all(view.folder, plan, self.utf8)
             self._raw(b"", log=(), note=FETCH_NOTE, stream=stream)
         if missing:
@@ -475,6 +480,13 @@ def _binary_refusal(folder, refs: list[MessageRef], atts: list[FetchAtt]) -> str
 
 def _render_all(folder, plan: list[tuple[int, MessageRef, list[FetchAtt], str]], utf8: bool = True) -> Iterator[bytes]:
     for seq, ref, atts, flags in plan:
+        if ref.size < STREAM_MIN:  # (`render_chunks` streams only large messages) in one piece
+            try:
+                data = render(seq, Message(folder, ref), atts, flags, utf8)
+            except (KeyError, FileNotFoundError):  # removed meanwhile: its EXPUNGE follows later
+                continue
+            yield data
+            continue
         chunks = render_chunks(seq, Message(folder, ref), atts, flags, utf8)
         try:
             first = next(chunks)

@@ -10,6 +10,8 @@ A `RawCommand` (edited lines plus literals) becomes a flat list of tokens:
 
 from __future__ import annotations
 
+import re
+
 from tuimail.protocols.imap.reader import LITERAL_TAIL, RawCommand
 
 class Atom(str):
@@ -35,6 +37,11 @@ class ParseError(ValueError):
 
 
 _STOP = frozenset(b" ()")
+# An atom as `_atom` reads it, in one C-level match: anything but space, parentheses, `{` and `[`; a
+# `[` runs to its `]` (a section spec, spaces and lists inside) or, with no `]` after it, is a plain
+# character. It stops before a space, a parenthesis or a `{` (refused when it is the next character).
+_ATOM = re.compile(rb"(?:[^ (){\[]+|\[[^\]]*\]|\[)*")
+_PLAIN_QUOTED = re.compile(rb'"([^"\\]*)"')  # a quoted string without escapes (most are)
 
 
 def tokenize(command: RawCommand) -> list:
@@ -64,8 +71,13 @@ def tokenize(command: RawCommand) -> list:
                 stack.pop()
                 i += 1
             elif c == 0x22:  # "
-                value, i = _quoted(line, i + 1, end)
-                stack[-1].append(value)
+                m = _PLAIN_QUOTED.match(line, i, end)
+                if m is not None:
+                    stack[-1].append(m.group(1))
+                    i = m.end()
+                else:
+                    value, i = _quoted(line, i + 1, end)
+                    stack[-1].append(value)
             else:
                 value, i = _atom(line, i, end)
                 stack[-1].append(value)
@@ -92,17 +104,12 @@ def _quoted(line: bytes, i: int, end: int) -> tuple[bytes, int]:
 
 
 def _atom(line: bytes, i: int, end: int) -> tuple[Atom, int]:
-    start = i
-    while i < end and line[i] not in _STOP:
-        if line[i] == 0x5B:  # [ : a section spec runs to its ] with spaces and lists inside
-            close = line.find(b"]", i, end)
-            # RFC 3501 §9: `[` is an ATOM-CHAR, so a mailbox name may hold one without a `]`
-            i = close + 1 if close >= 0 else i + 1
-        elif line[i] == 0x7B:  # { is only allowed as a literal at the end of a line
-            raise ParseError("unexpected '{'")
-        else:
-            i += 1
-    return Atom(line[start:i].decode("utf-8", "surrogateescape")), i
+    # a [ : a section spec runs to its ] with spaces and lists inside; RFC 3501 §9: `[` is an
+    # ATOM-CHAR, so a mailbox name may hold one without a `]` (`_ATOM`)
+    stop = _ATOM.match(line, i, end).end()
+    if stop < end and line[stop] == 0x7B:  # { is only allowed as a literal at the end of a line
+        raise ParseError("unexpected '{'")
+    return Atom(line[i:stop].decode("utf-8", "surrogateescape")), stop
 
 
 # ----- helpers for command argument parsing ---------------------------------------------------

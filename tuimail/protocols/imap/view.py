@@ -114,7 +114,13 @@ class MailboxView:
     def recent_count(self) -> int:
         """RFC 3501 §7.3.2: the messages of this view with \\Recent for this session (a claimed uid that
         was expunged before the view held it, or that the next refresh brings in, is not counted)."""
-        return sum(1 for uid in self.recent if self.seq_of(uid) is not None) if self.recent else 0
+        recent = self.recent
+        if not recent:
+            return 0
+        uids = self.uids
+        if len(uids) <= 4 * len(recent) + 64:  # one pass in C over a small folder's uids
+            return len(recent.intersection(uids))
+        return sum(1 for uid in recent if self.seq_of(uid) is not None)  # a few among many: a lookup each
 
     def _recent_lines(self, always: bool = False) -> list[str]:
         """`* n RECENT` when the count the client holds is no longer right (RFC 3501 §7.3.2: after
