@@ -45,6 +45,7 @@ BASE_CAPABILITIES = (
 )
 _TAG = re.compile(r'^[!#$&\',\-./0-9:;<=>?@A-Z\[^_`a-z|}~]+$')  # RFC 3501 tag: astring chars except +
 FAILED = "NO [AUTHENTICATIONFAILED] Authentication failed"
+_METHODS: dict[str, str] = {}  # "UID FETCH" -> "do_uid_fetch"
 TAGLESS = "every IMAP command starts with a tag, e.g. a001 login NAME PASSWORD"
 
 
@@ -201,7 +202,12 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
             if not args or not isinstance(args[0], Atom):
                 return self._bad_command(tag, "UID needs a command (FETCH, SEARCH, STORE, COPY, MOVE, EXPUNGE)")
             name, args = f"UID {args[0].upper()}", args[1:]
-        handler = getattr(self, "do_" + name.replace(" ", "_").lower(), None)
+        method = _METHODS.get(name)
+        if method is None:
+            method = "do_" + name.replace(" ", "_").lower()
+            if name in ALLOWED:  # (only the names of commands are kept: a client chooses the others)
+                _METHODS[name] = method
+        handler = getattr(self, method, None)
         allowed = ALLOWED.get(name)
         if handler is None or allowed is None:
             return self._bad_command(tag, f"Unknown command {name}")

@@ -8,6 +8,7 @@ not matched, and `n:*` always includes the highest UID (RFC 3501 §6.4.8).
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Sequence
 
 from tuimail.protocols.imap.tokens import ParseError
@@ -17,6 +18,17 @@ STAR = 0  # stands for `*` (valid numbers are >= 1)
 
 def parse_set(text: str) -> tuple[tuple[int, int], ...]:
     """`1:3,7,9:*` -> ((1, 3), (7, 7), (9, STAR)); raises ParseError."""
+    # clients repeat their short sets ("1", "1:*", "3:4"): each is parsed once (the result is
+    # immutable); a long one (a client's choice: memory) is parsed every time
+    return _parse_short(text) if len(text) <= 64 else _parse(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_short(text: str) -> tuple[tuple[int, int], ...]:
+    return _parse(text)
+
+
+def _parse(text: str) -> tuple[tuple[int, int], ...]:
     if not text:
         raise ParseError("empty sequence set")
     ranges = []
@@ -57,6 +69,13 @@ def resolve_seq(ranges: tuple[tuple[int, int], ...], count: int) -> list[int]:
         if all(STAR in r for r in ranges):
             return []  # `1:*` on an empty mailbox: nothing, not an error
         raise BadSequence("no messages in the mailbox")
+    if len(ranges) == 1:  # one number or range (most commands): its numbers, in order, as below
+        a, b = ranges[0]
+        a, b = a or count, b or count
+        lo, hi = min(a, b), max(a, b)
+        if hi > count:
+            raise BadSequence(f"message {hi} does not exist (the mailbox has {count})")
+        return list(range(lo, hi + 1))
     out: set[int] = set()
     every = False
     for a, b in ranges:
