@@ -207,7 +207,7 @@ class ProgressTracker:
         if live.sasl:  # an answer to a 334 / "+" challenge, not a command
             live.sasl = False
             return
-        words = text.split()
+        words = text.split(None, 3)  # (only the first three words are read: a long STORE list is not split)
         if live.protocol == "imap":
             if len(words) >= 2:
                 verb = words[1].upper()
