@@ -184,6 +184,11 @@ STREAM_MIN = 1024 * 1024  # whole messages at least this large are streamed from
 STREAM_CHUNK = 256 * 1024
 _cached_bytes = 0
 _CACHE_LOCK = threading.Lock()
+# A message's bytes -> the parse of a cached message with the same bytes (a COPY, one message delivered
+# to several accounts, the same draft appended again): a parse is a pure function of the bytes, so
+# they share it (its ENVELOPE and BODYSTRUCTURE too). Only parses in `_CACHE` are here: no memory of
+# its own beyond the keys' references (the bytes are the parse's own `raw`).
+_BY_CONTENT: dict[bytes, object] = {}
 
 
 def structure_of(folder: Folder, ref: MessageRef, raw: bytes | None = None):
@@ -200,16 +205,24 @@ def structure_of(folder: Folder, ref: MessageRef, raw: bytes | None = None):
     if raw is None:
         raw = folder.read(ref.uid)
     global _cached_bytes
-    parsed = MessageStructure.parse(raw)
     if len(raw) > CACHE_ENTRY_MAX:
-        return parsed
+        return MessageStructure.parse(raw)
+    raw = bytes(raw)
+    hash(raw)  # (kept by the bytes object: the lookups under the lock do not compute it)
+    with _CACHE_LOCK:
+        parsed = _BY_CONTENT.get(raw)
+    if parsed is None:  # no cached message has these bytes
+        parsed = MessageStructure.parse(raw)
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = parsed
             _cached_bytes += len(raw)
+            _BY_CONTENT.setdefault(parsed.raw, parsed)
         while len(_CACHE) > 1 and (len(_CACHE) > CACHE_SIZE or _cached_bytes > CACHE_BYTES):
             _, evicted = _CACHE.popitem(last=False)
             _cached_bytes -= len(evicted.raw)
+            if _BY_CONTENT.get(evicted.raw) is evicted:
+                del _BY_CONTENT[evicted.raw]
     return parsed
 
 
