@@ -43,6 +43,24 @@ class RawCommand:
         return first_word(self.lines[0])
 
 
+def _fast_init(cls: type) -> None:
+    """A faster `__init__` for RawCommand (one per command): the slots are set through their
+    descriptors, not by name through `object.__setattr__` (as `core.events` does for transcript
+    lines). Same signature, same frozen slotted dataclass."""
+    set_lines, set_literals, set_bare_lf = (cls.__dict__[name].__set__ for name in ("lines", "literals", "bare_lf"))
+
+    def __init__(self, lines: tuple[bytes, ...], literals: tuple[bytes, ...] = (), bare_lf: bool = False) -> None:
+        set_lines(self, lines)
+        set_literals(self, literals)
+        set_bare_lf(self, bare_lf)
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = __init__
+
+
+_fast_init(RawCommand)
+
+
 @dataclass(frozen=True, slots=True)
 class NeedContinuation:
     """A synchronizing literal was announced: answer `+ Ready for literal data`."""
