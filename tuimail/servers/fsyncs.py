@@ -94,21 +94,21 @@ _crew: FsyncCrew | None = None
 _crew_lock = threading.Lock()
 
 
-def fsync_files(fds: list[int]) -> list[OSError | None]:
-    """The process's crew's `fsync_all` (made on first use)."""
+def _the_crew() -> FsyncCrew:
+    """The process's crew (made on first use)."""
     global _crew
     crew = _crew
     if crew is None:
         with _crew_lock:
             crew = _crew = _crew or FsyncCrew()
-    return crew.fsync_all(fds)
+    return crew
+
+
+def fsync_files(fds: list[int]) -> list[OSError | None]:
+    """The process's crew's `fsync_all`."""
+    return _the_crew().fsync_all(fds)
 
 
 def run_all(tasks: list[Callable[[], OSError | None]]) -> list[OSError | None]:
-    """The process's crew's `run_all` (made on first use)."""
-    global _crew
-    crew = _crew
-    if crew is None:
-        with _crew_lock:
-            crew = _crew = _crew or FsyncCrew()
-    return crew.run_all(tasks)
+    """The process's crew's `run_all`."""
+    return _the_crew().run_all(tasks)
