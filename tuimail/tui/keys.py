@@ -10,8 +10,11 @@ first and deletes them after, and `Tab` then a letter types the letter into the 
 
 `OrderedKeys` (mixed into the app) hands the focused widget one key at a time: the next is forwarded
 only when the previous one is finished, that is when a widget stopped it (it is done when that
-handler returns) or it reached the app and its binding ran. A key that is lost on the way (its widget
-was removed) releases the next one after `STALL` seconds, so typing can never hang.
+handler returns) or it reached the app and its binding ran. A key that is lost on the way (the widget
+it was handed to was removed) releases the next one after `STALL` seconds; a key still on its way to
+a widget that is there is waited for (a loaded machine, a slow handler: a CI run once saw a key take
+longer than half a second, and the next one overtook it), up to `LOST` seconds, so typing can never
+hang.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from collections import deque
 from textual import events
 from textual.message_pump import active_message_pump
 
-STALL = 0.5  # seconds: a key neither stopped nor back at the app is taken as lost
+STALL = 0.5  # seconds: a key neither stopped nor back at the app, whose widget is gone, is taken as lost
+LOST = 5.0  # seconds: a key neither stopped nor back at the app is taken as lost, wherever it is
 
 
 class OrderedKey(events.Key):
@@ -56,16 +60,18 @@ class OrderedKeys:
         self._keys_waiting: deque[events.Key] = deque()
         self._key_in_flight: OrderedKey | None = None
         self._key_sent_at = 0.0
+        self._key_target = None  # the widget (or screen) the key in flight was handed to
+        self._stall_check_armed = False
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key) and not isinstance(event, OrderedKey) and not event.is_forwarded:
             self._keys_waiting.append(event)
-            if self._key_in_flight is not None and time.monotonic() - self._key_sent_at > STALL:
-                self._key_in_flight = None  # lost on the way (its widget went away)
+            if self._key_lost():
+                self._key_in_flight = None
             if self._key_in_flight is None:
                 await self._send_next_key()
             else:
-                self.set_timer(STALL, self._check_stall)
+                self._arm_stall_check()
             return
         await super().on_event(event)  # type: ignore[misc]
         if event is self._key_in_flight:
@@ -78,6 +84,7 @@ class OrderedKeys:
             key.time = raw.time
             self._key_in_flight = key
             self._key_sent_at = time.monotonic()
+            self._key_target = self.focused or self.screen  # type: ignore[attr-defined]
             await super().on_event(key)  # type: ignore[misc]  # priority bindings, then the focused widget
             if not key.is_forwarded and self._key_in_flight is key:
                 self._key_in_flight = None  # a priority binding took it (or nothing could)
@@ -89,8 +96,23 @@ class OrderedKeys:
         if self._keys_waiting:
             self.call_next(self._send_next_key)  # type: ignore[attr-defined]
 
+    def _key_lost(self) -> bool:
+        """The key in flight will never be done: its widget went away (after `STALL`), or `LOST`."""
+        if self._key_in_flight is None:
+            return False
+        waited = time.monotonic() - self._key_sent_at
+        return waited > LOST or (waited > STALL and not self._key_target.is_attached)
+
+    def _arm_stall_check(self) -> None:
+        if not self._stall_check_armed:
+            self._stall_check_armed = True
+            self.set_timer(STALL, self._check_stall)  # type: ignore[attr-defined]
+
     def _check_stall(self) -> None:
-        if self._key_in_flight is not None and time.monotonic() - self._key_sent_at > STALL:
+        self._stall_check_armed = False
+        if self._key_lost():
             self._key_in_flight = None
         if self._key_in_flight is None and self._keys_waiting:
             self.call_next(self._send_next_key)  # type: ignore[attr-defined]
+        elif self._key_in_flight is not None and self._keys_waiting:
+            self._arm_stall_check()  # still on its way to a widget that is there: look again
