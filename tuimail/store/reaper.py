@@ -56,11 +56,7 @@ def _run() -> None:
                 _thread = None
                 return
             fds, _held = _held, []
-        for fd in fds:
-            try:
-                os.close(fd)
-            except OSError:  # (a close cannot lose a name already gone; nothing to report)
-                pass
+        _close_all(fds)
 
 
 def settle() -> None:
@@ -68,8 +64,12 @@ def settle() -> None:
     global _held
     with _cond:
         fds, _held = _held, []
+    _close_all(fds)
+
+
+def _close_all(fds: list[int]) -> None:
     for fd in fds:
         try:
             os.close(fd)
-        except OSError:
+        except OSError:  # (a close cannot lose a name already gone; nothing to report)
             pass
