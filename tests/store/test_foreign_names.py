@@ -156,6 +156,41 @@ def test_imapclient_opens_an_8bit_folder_by_the_name_it_lists(server):
     client.logout()
 
 
+def test_a_folder_whose_ascii_name_is_not_modified_utf7_is_renamed_and_opens(server):
+    """`mkdir ~/Maildir/.Q&A` is ASCII but not modified UTF-7 (a lone `&`, RFC 3501 §5.1.3): LIST showed
+    `Q&A` and SELECT refused that very name as bad UTF-7. It becomes `.Q&-A` (what clients show as
+    "Q&A"); a good shift in such a name is kept, and a valid name is never touched."""
+    store = server.engine.store
+    store.deliver("tatareva@lab.test", b"Subject: in\n\ninbox\n")
+    box = store.mailbox("tatareva@lab.test")
+    box.create_folder("&BB4EQgRHBDUEQg-")  # "Отчет", valid: stays as it is
+    root = os.fsencode(box.path)
+    make_folder(root, b".Q&A", {b"1.mkdir": b"Subject: qa\n\nfaq\n"})
+    make_folder(root, b".Q&A.Sub")
+    make_folder(root, b".&BB4EQgRHBDUEQg-&x")  # a good shift, then a stray '&'
+
+    imap = imaplib.IMAP4("127.0.0.1", server.ports.imap)
+    imap.login("tatareva@lab.test", PASSWORD)
+    typ, lines = imap.list()
+    names = listed(lines)
+    assert b"Q&-A" in names and b"Q&-A/Sub" in names and b"&BB4EQgRHBDUEQg-&-x" in names
+    assert b"&BB4EQgRHBDUEQg-" in names and b"Q&A" not in names
+    typ, data = imap.select('"Q&-A"')
+    assert typ == "OK" and data == [b"1"]
+    typ, data = imap.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert data[0][1].strip() == b"Subject: qa"
+    assert imap.select('"Q&A"')[0] == "NO"  # the old name: refused as before, the session goes on
+    imap.logout()
+    assert sorted(n for n in os.listdir(root) if n.startswith(b".Q")) == [b".Q&-A", b".Q&-A.Sub"]
+
+    client = IMAPClient("127.0.0.1", port=server.ports.imap, ssl=False, timeout=10)
+    client.login("tatareva@lab.test", PASSWORD)
+    shown = [name for _flags, _sep, name in client.list_folders()]
+    assert "Q&A" in shown and "Q&A/Sub" in shown and "Отчет&x" in shown and "Отчет" in shown
+    assert client.select_folder("Q&A")[b"EXISTS"] == 1
+    client.logout()
+
+
 def test_two_8bit_folder_names_that_map_to_one_name_are_both_kept(tmp_path):
     """`.Caf\\xe8` and `.Caf\\xe9` both become "Caf\\ufffd", a name a folder already has: neither is renamed
     onto another folder (they get `~2` and `~3`), and every message stays, in a folder that is listed."""

@@ -43,6 +43,40 @@ def decode(name: str) -> str:
     return "".join(out)
 
 
+def is_valid(name: str) -> bool:
+    """Whether `name` is modified UTF-7 that `decode` takes (RFC 3501 §5.1.3): printable ASCII, every
+    `&` opening a shift that decodes (as Dovecot's `imap_utf7_is_valid`)."""
+    if "&" not in name:
+        return name.isascii() and name.isprintable()
+    try:
+        decode(name)
+    except BadName:
+        return False
+    return True
+
+
+def decode_leniently(name: str) -> str:
+    """A name another program wrote (a user's `mkdir ~/Maildir/.Q&A`) -> Unicode: each `&...-` shift
+    that decodes is decoded, any other `&` is taken as the character itself. `encode` of the result is
+    the valid name the directory is renamed to (`store.maildir.Mailbox._rename_to_mutf7`)."""
+    out = []
+    i = 0
+    while i < len(name):
+        c = name[i]
+        if c == "&":
+            end = name.find("-", i + 1)
+            if end > 0:
+                try:
+                    out.append(decode(name[i : end + 1]))
+                    i = end + 1
+                    continue
+                except BadName:
+                    pass
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def encode(text: str) -> str:
     """Unicode -> modified UTF-7."""
     out = []

@@ -61,11 +61,16 @@ class FolderError(ValueError):
 
 
 def _candidates(entries: list[os.DirEntry]) -> tuple[tuple[str, str], ...]:
-    """(cur/ path, wire name) of every dot directory among `entries` whose name is ASCII (a string
-    path: every LIST looks at each cur/)."""
+    """(cur/ path, wire name) of every dot directory among `entries` whose name is valid modified
+    UTF-7, the form names are stored in (a string path: every LIST looks at each cur/)."""
     return tuple((entry.path + "/cur", entry.name[1:].replace(".", "/")) for entry in entries
-                 if entry.name.startswith(".") and entry.name not in (".", "..") and entry.name.isascii()
+                 if entry.name.startswith(".") and entry.name not in (".", "..") and mutf7.is_valid(entry.name)
                  and entry.is_dir())
+
+
+def _all_stored_names(entries: list[os.DirEntry]) -> bool:
+    """Whether every dot entry's name is valid modified UTF-7 (else `_rename_to_mutf7` has work)."""
+    return all(mutf7.is_valid(entry.name) for entry in entries if entry.name.startswith("."))
 
 
 class Mailbox:
@@ -230,8 +235,8 @@ class Mailbox:
                 specialuse.save(self.path, moved)
 
     def list_folders(self) -> list[str]:
-        """Every folder's wire name, INBOX first. Folder directories whose names are not ASCII (another
-        program's, a restore's, a user's `mkdir`) are renamed first (`_rename_to_mutf7`). The sorted
+        """Every folder's wire name, INBOX first. Folder directories whose names are not modified UTF-7
+        (another program's, a restore's, a user's `mkdir`) are renamed first (`_rename_to_mutf7`). The sorted
         listing of the account's directory is kept while its stamp stays the same (`_stamped`); whether
         each folder has its cur/ is asked every time, as before."""
         candidates = self._stamped(self._listed[0], self._folder_candidates)
@@ -240,13 +245,13 @@ class Mailbox:
         return ["INBOX", *(name for path, name in candidates if os.path.isdir(path))]
 
     def _folder_candidates(self) -> tuple[tuple[str, str], ...] | None:
-        """(cur/ path, wire name) of every dot directory, sorted by name; None when a name is not ASCII
-        (renamed by `_list_folders_scanned`) or the directory cannot be read."""
+        """(cur/ path, wire name) of every dot directory, sorted by name; None when a name is not valid
+        modified UTF-7 (renamed by `_list_folders_scanned`) or the directory cannot be read."""
         try:
             entries = sorted(os.scandir(self.path), key=lambda e: e.name)
         except OSError:
             return None
-        if not all(entry.name.isascii() for entry in entries):
+        if not _all_stored_names(entries):
             return None
         return _candidates(entries)
 
@@ -255,15 +260,17 @@ class Mailbox:
             entries = sorted(os.scandir(self.path), key=lambda e: e.name)
         except FileNotFoundError:
             return ["INBOX"]
-        if not all(entry.name.isascii() for entry in entries):  # (rare) renamed once, under the lock
+        if not _all_stored_names(entries):  # (rare) renamed once, under the lock
             with self._lock:
                 self._rename_to_mutf7(entries)
                 entries = sorted(os.scandir(self.path), key=lambda e: e.name)
         return ["INBOX", *(name for path, name in _candidates(entries) if os.path.isdir(path))]
 
     def _rename_to_mutf7(self, entries: list[os.DirEntry]) -> None:
-        """Rename each folder directory whose name is not ASCII to its name in modified UTF-7; one that
-        cannot be renamed is left as it is (and out of the listing: no client could name it).
+        """Rename each folder directory whose name is not valid modified UTF-7 to its name in modified
+        UTF-7; one that cannot be renamed is left as it is (and out of the listing: no client could name
+        it). An ASCII name with a stray `&` (a user's `mkdir ~/Maildir/.Q&A`) keeps its text: `Q&-A`,
+        which clients show as "Q&A"; before, LIST showed `Q&A` and SELECT refused it as bad UTF-7.
 
         Names are stored in modified UTF-7 (RFC 3501 §5.1.3), as Dovecot keeps them, and replies and log
         lines carry them as stored. `os.scandir` gives bytes that are not UTF-8 as lone surrogates
@@ -278,9 +285,12 @@ class Mailbox:
         renamed = False
         for entry in entries:
             directory = entry.name
-            if directory.isascii() or not directory.startswith(".") or not os.path.isdir(entry.path + "/cur"):
+            if mutf7.is_valid(directory) or not directory.startswith(".") or not os.path.isdir(entry.path + "/cur"):
                 continue
-            text = unicodedata.normalize("NFC", os.fsencode(directory).decode("utf-8", "replace"))
+            if directory.isascii():  # (modified UTF-7 gone wrong: its good shifts are kept)
+                text = "." + mutf7.decode_leniently(directory[1:])
+            else:
+                text = unicodedata.normalize("NFC", os.fsencode(directory).decode("utf-8", "replace"))
             fixed = target = "." + mutf7.encode(text[1:])
             n = 1
             while os.path.lexists(self.path / target):
@@ -292,7 +302,7 @@ class Mailbox:
             except OSError as e:  # (gone meanwhile, or not ours to rename)
                 log.warning("folder directory %r in %s not renamed to %s: %s", directory, self.path, target, e)
                 continue
-            log.info("folder directory %r in %s renamed to %s (its name was not ASCII)", directory, self.path, target)
+            log.info("folder directory %r in %s renamed to %s (its name was not modified UTF-7)", directory, self.path, target)
             renamed = True
         if renamed:
             fsync_dir(self.path)
@@ -315,11 +325,11 @@ class Mailbox:
         return dict(self._stamped(self._listed[2], lambda: specialuse.load(self.path)))
 
     def subscriptions(self) -> list[str]:
-        """The subscribed names. A line that is not ASCII (the file is another program's, or restored:
-        names are stored in modified UTF-7) names nothing a client could reach: it stays in the file but
-        is not listed, as Dovecot skips a subscription that is not valid UTF-8 ("we'll only get into
+        """The subscribed names. A line that is not modified UTF-7 (the file is another program's, or
+        restored: names are stored in modified UTF-7) names nothing a client could reach: it stays in the
+        file but is not listed, as Dovecot skips a subscription that is not valid UTF-8 ("we'll only get into
         trouble if we show this", src/lib-storage/list/mailbox-list-subscriptions.c)."""
-        return [line for line in self._subscription_lines() if line.isascii()]
+        return [line for line in self._subscription_lines() if mutf7.is_valid(line)]
 
     def _subscription_lines(self) -> list[str]:
         """Every line of the file; bytes that are not UTF-8 as surrogates (PEP 383), so they are written

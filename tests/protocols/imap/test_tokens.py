@@ -114,6 +114,17 @@ def test_search_grammar_parses_every_key():
             parse_search([Atom(b) if isinstance(b, str) else b for b in bad])
 
 
+def test_modified_utf7_validity_and_lenient_decoding():
+    """What a folder directory another program named must become (store.maildir._rename_to_mutf7)."""
+    from tuimail.core import mutf7
+    assert mutf7.is_valid("Work") and mutf7.is_valid("x&-y") and mutf7.is_valid("&BB4EQgRHBDUEQg-")
+    assert not mutf7.is_valid("Q&A") and not mutf7.is_valid("a&b-c") and not mutf7.is_valid("tab\tx")
+    assert not mutf7.is_valid("Caf\xe9") and not mutf7.is_valid("&AGEAYgBj")  # 8-bit; unterminated
+    assert mutf7.encode(mutf7.decode_leniently("Q&A")) == "Q&-A"
+    assert mutf7.encode(mutf7.decode_leniently("&BB4EQgRHBDUEQg-&x")) == "&BB4EQgRHBDUEQg-&-x"
+    assert mutf7.decode_leniently("&Jjo-&Jjo-") == "\u263a\u263a"
+
+
 def test_modified_utf7_names():
     assert utf7.encode("Входящие") == "&BBIERQQ+BDQETwRJBDgENQ-"  # as Dovecot names it
     assert utf7.decode("&BBIERQQ+BDQETwRJBDgENQ-") == "Входящие"
