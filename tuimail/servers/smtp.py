@@ -40,7 +40,7 @@ from tuimail.core.lineedit import edit_line
 from tuimail.core.masking import MASK, mask_smtp
 from tuimail.core.scram import Proof
 from tuimail.outbound.authresults import strip_forged
-from tuimail.outbound.runner import MAX_HOPS, hop_count
+from tuimail.outbound.runner import MAX_HOPS
 from tuimail.core.printable import has_control
 from tuimail.protocols.telnet import TelnetFilter
 from tuimail.servers import delivery, intake, smtp_scram
@@ -762,7 +762,7 @@ class SmtpHandler:
             fault = server._data_fault or strict_8bit_fault(content, envelope.mail_options, session)
             if fault:
                 return fault
-        if hop_count(content) > MAX_HOPS:  # RFC 5321 §6.3
+        if delivery.received_count(content) > MAX_HOPS:  # RFC 5321 §6.3
             if record:
                 record.note(f"Refused: more than {MAX_HOPS} Received: headers (a mail loop)")
             return f"554 5.4.6 Routing loop detected: more than {MAX_HOPS} Received: headers"
