@@ -22,6 +22,8 @@ def _escape(match: re.Match[str]) -> str:
 
 def printable(text: str) -> str:
     """`text` with control characters written as escapes (`\\x1b`); unchanged when it has none."""
+    if text.isascii() and text.isprintable():  # (most lines: no regex search; ASCII printable has no
+        return text  # control character and no TAB, whose line goes through the search below)
     if _CONTROL.search(text) is None:
         return text
     return _CONTROL.sub(_escape, text)
