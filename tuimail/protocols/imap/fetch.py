@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from tuimail.protocols.imap import binary
 from tuimail.protocols.imap.tokens import Atom, ParseError
@@ -56,7 +57,7 @@ class FetchAtt:
     @property
     def needs_structure(self) -> bool:
         return self.name in ("ENVELOPE", "BODY", "BODYSTRUCTURE", "RFC822.HEADER", "RFC822.TEXT") or (
-            self.name == "BODY[]" and (self.part or self.text)
+            self.name == "BODY[]" and bool(self.part or self.text)
         ) or self.binary
 
     @property
@@ -86,6 +87,7 @@ _KEY_MAX = 512  # characters of an argument kept as a key (memory stays bounded:
 def parse_atts(token) -> list[FetchAtt]:
     """The fetch argument (one atom, a macro, or a list of atoms) -> attributes (a new list: the
     caller may add to it). Each distinct argument is parsed once (`_PARSED`; FetchAtt is frozen)."""
+    key: Atom | tuple[Atom, ...] | None
     if isinstance(token, Atom):
         key = token if len(token) <= _KEY_MAX else None
     elif isinstance(token, list) and len(token) <= 32 and all(type(item) is Atom for item in token) \
@@ -233,7 +235,7 @@ class Message:
     folder: Folder
     ref: MessageRef
     _raw: bytes | None = None
-    _structure: object = field(default=None)
+    _structure: Any = field(default=None)
 
     @property
     def raw(self) -> bytes:
@@ -253,7 +255,7 @@ class Message:
         return self._raw
 
     @property
-    def structure(self):
+    def structure(self) -> Any:
         if self._structure is None:
             key = (self.folder.path, self.ref.uid, self.ref.base)
             with _CACHE_LOCK:
@@ -278,6 +280,7 @@ def literal(data: bytes) -> bytes:
 
 
 def section_bytes(msg: Message, att: FetchAtt) -> bytes | None:
+    data: bytes | None
     if att.name == "RFC822" or (att.name == "BODY[]" and not att.part and not att.text):
         data = to_crlf(msg.raw)
     elif att.name == "RFC822.HEADER":

@@ -315,7 +315,7 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
             self._unsolicited(self.view.refresh(allow_expunge=True))
         return self._finish()
 
-    def idle_share_key(self) -> tuple | None:
+    def idle_share_key(self) -> object | None:
         """During IDLE: a key equal for sessions whose `idle_poll` gives the same bytes and leaves the
         same state (`MailboxView.share_key`), so a change is worked out once for all of them."""
         if self._idle_tag is None or self.view is None:

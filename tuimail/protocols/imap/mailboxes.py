@@ -275,7 +275,7 @@ class MailboxCommands:
 
     # ----- APPEND ---------------------------------------------------------------------------
 
-    def do_append(self, tag: str, args: list) -> str:
+    def do_append(self, tag: str, args: list) -> str | Later:
         """APPEND, and MULTIAPPEND (RFC 3502): several messages in one command, each with its own
         optional flags and date; either all are stored or none (§6.3.11)."""
         if len(args) < 2 or not isinstance(args[-1], bytes):

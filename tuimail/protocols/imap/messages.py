@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from tuimail.protocols.imap import binary, sequence
 from tuimail.protocols.imap.backend import MessageRef
@@ -39,7 +39,7 @@ class MessageCommands:
 
     # ----- picking messages -----------------------------------------------------------------
 
-    def _targets(self, token, uid: bool, every_ok: bool = False) -> list[tuple[int, int]]:
+    def _targets(self, token, uid: bool, every_ok: bool = False) -> Sequence[tuple[int, int]]:
         """(sequence number, uid) of the messages a set names, skipping ones expunged elsewhere.
         With `every_ok`, a set naming every message (nothing expunged elsewhere) is an `_Every`:
         iterated like the list, with no 100,000 pairs made."""
@@ -217,7 +217,7 @@ class MessageCommands:
             return "NO Some of the requested messages no longer exist"
         return "OK FETCH completed"
 
-    def _fetch_flags(self, targets: list[tuple[int, int]], refs, names: list[str]) -> str:
+    def _fetch_flags(self, targets: Sequence[tuple[int, int]], refs, names: list[str]) -> str:
         """FLAGS, UID and MODSEQ only (`FETCH 1:* (FLAGS)` on 100,000 messages): from the index, by
         columns. The flag list is formatted once per distinct (letters, keywords, recent) and each
         line is one C-level `%` over precomputed pieces, a block of lines at a time in the stream."""
@@ -225,6 +225,7 @@ class MessageCommands:
         snap = view.snapshot()
         missing = 0
         aligned = isinstance(targets, _Every) and _aligned(view, snap)
+        seqs: Sequence[int]
         if aligned:  # 1:*: every message of the snapshot, in order
             seqs, found = range(1, len(targets) + 1), snap.refs
         else:
@@ -363,8 +364,8 @@ class MessageCommands:
                 self._untagged(esearch_line(tag, uid, shown, found, modseq))
             return "OK SEARCH completed, result saved" if saving else "OK SEARCH completed"
         line = "SEARCH" + (" " + " ".join(map(str, found)) if found else "") + search_modseq_text(modseq)
-        shown = line if len(line) <= _MAX_LOGGED else line[:_MAX_LOGGED] + f"... ({len(found)} results)"
-        self._raw(f"* {line}\r\n".encode(), log=(f"* {shown}",))
+        logged = line if len(line) <= _MAX_LOGGED else line[:_MAX_LOGGED] + f"... ({len(found)} results)"
+        self._raw(f"* {line}\r\n".encode(), log=(f"* {logged}",))
         return "OK SEARCH completed"
 
     def _candidates(self) -> Iterator[Candidate]:
@@ -602,7 +603,7 @@ def _aligned(view, snap) -> bool:
     return view.in_step_with(snap) or tuple(view.uids) == snap.uids
 
 
-def _lines(template: bytes, columns: list[list]) -> Iterator[bytes]:
+def _lines(template: bytes, columns: list[Sequence]) -> Iterator[bytes]:
     """`template % (seq, ...)` for each row of the columns, LINES_PER_BLOCK lines joined per piece
     (produced in the driver's worker thread, a slice at a time)."""
     fill = template.__mod__

@@ -18,7 +18,7 @@ from itertools import filterfalse
 from dataclasses import dataclass
 
 from tuimail.protocols.imap import sequence
-from tuimail.protocols.imap.backend import Folder, Keywords, MessageRef
+from tuimail.protocols.imap.backend import Folder, Keywords, MessageRef, Snapshot
 from tuimail.protocols.imap.flags import SYSTEM_FLAGS, flag_list
 
 
@@ -33,7 +33,7 @@ class SharedUpdate:
     uids_after: tuple[int, ...]  # when messages were expunged
     fresh: tuple[int, ...]  # appended to `uids` (when nothing was expunged)
     expunged: bool
-    snap: object
+    snap: Snapshot
     modseq: int
     recent_told: int
     announced: frozenset[str]
