@@ -51,6 +51,7 @@ _SENSITIVE = ("LOGIN", "AUTHENTICATE")
 BLOCKED = "blocked after failed logins"
 COMMAND_TIMEOUT = "command not completed in time"
 WRITE_BATCH = 65536
+RUN_AHEAD = 32  # commands waiting for their fsyncs while the ones after them run (`_run_ahead`)
 TURN = 0.002  # seconds of pipelined commands one session runs before the others take their turn
 
 
@@ -98,6 +99,10 @@ class ImapConnection(LineConnection):
         self._held: list[bytes] | None = None  # output waiting for one write (`_hold`)
         self._folders_seen = LOOP_FOLDERS + 1  # lines of this session's last LIST: the first one runs in a thread
         self._close_machine = False
+        # pipelined commands run ahead of a command's fsync wait (`_run_ahead`): what they log and send
+        # waits here, in order, until the waits are done (`_settle`); None while nothing waits
+        self._journal: list[tuple] | None = None
+        self._journal_waits = 0  # commands in it that wait for their fsyncs
 
     def _new_reader(self) -> CommandReader:
         """A reader with the limits of the session's state: small before login (SECURITY.md)."""
@@ -122,6 +127,7 @@ class ImapConnection(LineConnection):
         return f"* BYE {reason}\r\n".encode()
 
     def on_close(self) -> None:
+        self._settle_now()
         self.reader.discard()
         self._writable.set()  # release a FETCH waiting to write
         self._stop_watching()
@@ -171,6 +177,8 @@ class ImapConnection(LineConnection):
                         if time.monotonic() >= turn_ends:
                             await asyncio.sleep(0)
                             turn_ends = time.monotonic() + TURN
+            if self._journal is not None:  # the input is used up: the commands' waits, then their replies
+                await self._settle()
         finally:
             self._release()
 
@@ -184,11 +192,16 @@ class ImapConnection(LineConnection):
     # ----- events ---------------------------------------------------------------------------
 
     async def _event(self, event) -> None:
-        session = self.session
         if isinstance(event, RawCommand):
             self._log_command(event)
-            await self._carry_out(await self._receive(event))
-        elif isinstance(event, NeedContinuation):
+            outcome = await self._receive(event)
+            if outcome is not None:  # (None: it waits for its fsyncs in the journal, `_run_ahead`)
+                await self._carry_out(outcome)
+            return
+        if self._journal is not None:
+            await self._settle()
+        session = self.session
+        if isinstance(event, NeedContinuation):
             if self._logged == 0:
                 self._first_line = event.line
             self._log_line(event.line, first=self._logged == 0, sensitive_of=self._first_line)
@@ -217,7 +230,7 @@ class ImapConnection(LineConnection):
             tag = event.tag if valid_tag(event.tag) else "*"
             self.send(f"{tag} BAD Command line too long (at most {limit} bytes)\r\n".encode())
 
-    async def _receive(self, command: RawCommand) -> Outcome:
+    async def _receive(self, command: RawCommand) -> Outcome | None:
         """Run one command. Once logged in, commands touch the store (directory listings, renames,
         fsyncs, reading messages): they run in a worker thread, so one session's big command never
         stalls the others. The machine is this session's alone and commands run one at a time.
@@ -247,10 +260,10 @@ class ImapConnection(LineConnection):
                     outcome = self.machine.receive(command)
             finally:
                 folder.unlock()
-            if waits:
-                outcome = await self._durable(command, verb, outcome, waits)
             if verb in _LISTS:
                 self._folders_seen = len(outcome.replies)
+            if waits:
+                return await self._durable(command, verb, outcome, waits)
             return outcome
         outcome = await self._in_thread(self.machine.receive, command)
         if verb in _LISTS:
@@ -285,9 +298,12 @@ class ImapConnection(LineConnection):
         if later is None:  # answered at once (a refusal; a file that could not be written)
             return first
         error = None
-        self._release()  # the replies of the commands before it do not wait for the disk
+        synced = committer(self._loop).call(functools.partial(_sync_files, later.fds))
         try:
-            await committer().call(functools.partial(_sync_files, later.fds))
+            if self._journal is not None:  # (the commands before it wait for the same batch of the committer)
+                await self._settle()
+            self._release()  # the replies of the commands before it do not wait for the disk
+            await synced
         except OSError as e:
             error = e
         except BaseException:  # the session ended: its files will never be placed
@@ -301,17 +317,17 @@ class ImapConnection(LineConnection):
             finally:
                 folder.unlock()
             if waits:
-                outcome = await self._durable(command, "APPEND", outcome, waits)
+                return await self._durable(command, "APPEND", outcome, waits, first)
         else:  # the folder changed or a worker holds it: the second step in a thread too
             outcome = await self._in_thread(machine.resume, error)
-        outcome.replies[:0] = first.replies
-        outcome.notes[:0] = first.notes
-        return outcome
+        return _after(first, outcome)
 
     async def _in_thread(self, call, *args) -> Outcome:
         """Run a machine call in a worker thread, the loop free meanwhile."""
+        if self._journal is not None:
+            await self._settle()
         self._release()  # the replies of the commands before it do not wait for it
-        running = asyncio.get_running_loop().run_in_executor(None, call, *args)
+        running = self._loop.run_in_executor(None, call, *args)
         self._busy = True
         try:
             # shielded: if the connection drops meanwhile, the thread still owns the machine until it ends
@@ -357,20 +373,108 @@ class ImapConnection(LineConnection):
             return False
         return True  # with the folder's lock held: the caller gives it back
 
-    async def _durable(self, command: RawCommand, verb: str, outcome: Outcome, waits) -> Outcome:
+    async def _durable(self, command: RawCommand, verb: str, outcome: Outcome, waits,
+                       first: Outcome | None = None) -> Outcome | None:
         """Wait (without blocking the loop) until the records the command wrote are on disk. Should
-        that fail, the command fails as it would have in a thread: its replies are dropped."""
+        that fail, the command fails as it would have in a thread: its replies are dropped. (`first`:
+        an APPEND's first step, whose replies go before the outcome's, failed or not.)
+
+        When more commands arrived with this one (imaptest sends a FETCH, STOREs, an EXPUNGE, an
+        APPEND... in one packet), they run now instead of after the wait (`_run_ahead`): None."""
+        waiting = committer(self._loop).wait(waits)
+        if self.reader.pending and self._journal_waits < RUN_AHEAD and _plain(outcome):
+            self._run_ahead(waiting, command, verb, outcome, first)
+            return None
+        if self._journal is not None:  # (the commands before it wait for the same batch of the committer)
+            await self._settle()
         self._release()  # the replies of the commands before it do not wait for the disk
         try:
-            await committer().wait(waits)
+            await waiting
         except OSError as e:
-            log.exception("IMAP %s failed", verb)
-            tag = command.tag if command.tag and valid_tag(command.tag) else "*"
-            return Outcome(
-                replies=[Reply(f"{tag} NO [SERVERBUG] Internal error; the command was not completed\r\n".encode())],
-                notes=[*outcome.notes, f"Internal error in {verb}: {type(e).__name__}: {e}"],
-            )
-        return outcome
+            return _after(first, _failed(command, verb, outcome, e))
+        return _after(first, outcome)
+
+    # ----- pipelined commands past a wait for the disk ---------------------------------------
+
+    def _run_ahead(self, waiting: asyncio.Future, command: RawCommand, verb: str, outcome: Outcome,
+                   first: Outcome | None) -> None:
+        """A command's fsyncs are queued; the commands that arrived with it run at once, and every
+        one's waits go to the committer together (one batch, one wake-up of the loop, one write of
+        the replies, instead of one of each per command). Nothing is answered or logged out of order
+        meanwhile: the command's replies, and whatever the next ones log and answer, wait in the
+        journal until its fsyncs are done (`_settle`), then go out as they would have, in order. A
+        reply that promises data still goes out only after its records are on disk."""
+        if self._journal is None:
+            self._journal = []
+        self._journal_waits += 1
+        shown = (self.machine.user, self.machine.session_state)
+        self._journal.append((_WAITS, waiting, command, verb, outcome, first, shown))
+
+    async def _settle(self) -> None:
+        """Wait for the journal's fsyncs, then log and send what it holds, in order."""
+        journal = self._journal
+        if journal is None:
+            return
+        for entry in journal:
+            if entry[0] is _WAITS and not entry[1].done():
+                try:
+                    await entry[1]
+                except Exception:  # (read by `_replay`)
+                    pass
+        if self._journal is journal:
+            self._replay()
+
+    def _settle_now(self) -> None:
+        """(The session ends, or closes after what was sent) what the journal holds, without waiting:
+        its lines are logged; a command whose fsyncs are not done yet is not answered (as when the
+        connection drops while a command waits), nor is any command after it."""
+        if self._journal is not None:
+            self._replay(strict=False)
+
+    def _replay(self, strict: bool = True) -> None:
+        journal, self._journal = self._journal, None
+        self._journal_waits = 0
+        session = self.session
+        self._hold()  # (one write for all of it: the caller releases)
+        answering = True
+        for entry in journal or ():
+            kind = entry[0]
+            if kind is _LINE_IN:
+                session.line_in(entry[1])
+            elif kind is _NOTE:
+                session.note(entry[1])
+            elif not answering:
+                continue
+            elif kind is _OUTCOME:
+                self._send_replies(entry[1], entry[1].replies, shown=entry[2])
+                self._effects(entry[1])
+            else:  # _WAITS
+                waiting, command, verb, outcome, first, shown = entry[1:]
+                if not waiting.done() or waiting.cancelled():  # (only when the session is over)
+                    waiting.add_done_callback(_retrieve)
+                    answering = False
+                    continue
+                error = waiting.exception()
+                if error is not None and not isinstance(error, OSError):
+                    if strict:  # a bug, not the disk: as when the command waited alone (`_command_failed`)
+                        raise error
+                    answering = False
+                    continue
+                outcome = _after(first, outcome if error is None else _failed(command, verb, outcome, error))
+                self._send_replies(outcome, outcome.replies, shown=shown)
+                self._effects(outcome)
+
+    def _line_in(self, text: str) -> None:
+        if self._journal is None:
+            self.session.line_in(text)
+        else:
+            self._journal.append((_LINE_IN, text))
+
+    def _note(self, text: str) -> None:
+        if self._journal is None:
+            self.session.note(text)
+        else:
+            self._journal.append((_NOTE, text))
 
     def _command_done(self, running: asyncio.Future) -> None:
         self._busy = False
@@ -385,21 +489,26 @@ class ImapConnection(LineConnection):
             if i >= self._logged and (i == 0 or line.strip()):
                 self._log_line(line, first=i == 0, sensitive_of=first)
             if i < len(command.literals):
-                self.session.note(f"Literal of {len(command.literals[i])} bytes (not logged)")
+                self._note(f"Literal of {len(command.literals[i])} bytes (not logged)")
         self._logged = 0
 
     def _log_line(self, line: bytes, first: bool, sensitive_of: bytes | None = None) -> None:
         text = line.decode("utf-8", "replace")
         if first:
-            self.session.line_in(mask_imap(text))
+            self._line_in(mask_imap(text))
             return
         words = (sensitive_of or b"").split(None, 2)
         sensitive = len(words) > 1 and words[1].decode("ascii", "replace").upper() in _SENSITIVE
-        self.session.line_in(MASK if sensitive else text)
+        self._line_in(MASK if sensitive else text)
 
     # ----- effects --------------------------------------------------------------------------
 
     async def _carry_out(self, outcome: Outcome) -> None:
+        if self._journal is not None:  # earlier commands wait for their fsyncs: this one's replies wait behind
+            if _plain(outcome):
+                self._journal.append((_OUTCOME, outcome, (self.machine.user, self.machine.session_state)))
+                return
+            await self._settle()
         await self._apply_paced(outcome)
         while outcome.auth is not None and self.transport is not None and not self.transport.is_closing():
             request = outcome.auth
@@ -497,21 +606,25 @@ class ImapConnection(LineConnection):
                 self.session.lines_out(lines)
 
     def _abort(self, reason: str) -> None:
+        self._settle_now()
         self._release()  # held replies go before the farewell
         super()._abort(reason)
 
     def close(self) -> None:
+        self._settle_now()
         self._release()  # held replies go before the end of the stream
         super().close()
 
-    def _send_replies(self, outcome: Outcome, replies, first: bool = True) -> None:
-        """Send replies (no streams), batched into few writes; the log keeps notes and lines in order."""
+    def _send_replies(self, outcome: Outcome, replies, first: bool = True, shown: tuple | None = None) -> None:
+        """Send replies (no streams), batched into few writes; the log keeps notes and lines in order.
+        (`shown`: the session's user and state when the command ran, if it ran before now.)"""
         session = self.session
         if first:
-            shown = (self.machine.user, self.machine.session_state)
+            if shown is None:
+                shown = (self.machine.user, self.machine.session_state)
             if shown != self._shown:  # before the replies: a client that reads OK sees the session updated
                 self._shown = shown
-                session.set_user(self.machine.user, self.machine.session_state)
+                session.set_user(*shown)
             for note in outcome.notes:
                 session.note(note)
         data: list[bytes] = []
@@ -648,6 +761,39 @@ def _verb(command: RawCommand) -> str:
     if verb == "UID" and len(words) > 2:
         return "UID " + words[2].decode("ascii", "replace").upper()
     return verb
+
+
+_WAITS, _OUTCOME, _LINE_IN, _NOTE = "waits", "outcome", "line in", "note"  # journal entries (`_run_ahead`)
+
+
+def _plain(outcome: Outcome) -> bool:
+    """Replies and nothing else: no stream to read, no change of the stream or of the session."""
+    return (outcome.auth is None and outcome.later is None and outcome.idle is None and not outcome.close
+            and not outcome.starttls and not outcome.compress and all(r.stream is None for r in outcome.replies))
+
+
+def _after(first: Outcome | None, outcome: Outcome) -> Outcome:
+    """An APPEND's outcome behind its first step's replies and notes."""
+    if first is not None:
+        outcome.replies[:0] = first.replies
+        outcome.notes[:0] = first.notes
+    return outcome
+
+
+def _failed(command: RawCommand, verb: str, outcome: Outcome, error: OSError) -> Outcome:
+    """The command's fsyncs failed: its replies are dropped, it fails (`_durable`)."""
+    log.error("IMAP %s failed", verb, exc_info=error)
+    tag = command.tag if command.tag and valid_tag(command.tag) else "*"
+    return Outcome(
+        replies=[Reply(f"{tag} NO [SERVERBUG] Internal error; the command was not completed\r\n".encode())],
+        notes=[*outcome.notes, f"Internal error in {verb}: {type(error).__name__}: {error}"],
+    )
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """A committer future nobody answers from (the session ended): its error is read, not reported."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _sync_files(fds: list[int]) -> None:
