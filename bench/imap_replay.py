@@ -55,9 +55,11 @@ class FakeTransport:
         self.out = bytearray()
         self.closing = False
         self.waiter: asyncio.Future | None = None
+        self.writes = 0
 
     def write(self, data: bytes) -> None:
         self.out += data
+        self.writes += 1
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
@@ -95,9 +97,15 @@ class Client:
         self.rnd = random.Random(seed)
 
     async def cmd(self, text: bytes, literal: bytes | None = None) -> None:
-        self.n += 1
-        tag = b"t%d" % self.n
-        data = tag + b" " + text + (b"\r\n" if literal is None else b" {%d+}\r\n" % len(literal) + literal + b"\r\n")
+        await self.cmds([(text, literal)])
+
+    async def cmds(self, commands: list[tuple[bytes, bytes | None]]) -> None:
+        """Send the commands in one write (pipelined, as imaptest does) and wait for the last reply."""
+        data = b""
+        for text, literal in commands:
+            self.n += 1
+            tag = b"t%d" % self.n
+            data += tag + b" " + text + (b"\r\n" if literal is None else b" {%d+}\r\n" % len(literal) + literal + b"\r\n")
         t = self.t
         t.out += b"\r\n"
         start = len(t.out)
@@ -117,6 +125,36 @@ class Client:
                 self.exists = int(words[1]) if words[2] == b"EXISTS" else self.exists - 1
         if reply.find(needle + b"BAD") >= 0:  # (a NO is normal with sessions: another one expunged it)
             print(f"BAD: {text[:80]!r}: {reply[-200:]!r}", file=sys.stderr)
+
+    async def batch(self) -> None:
+        """One of imaptest's rounds, pipelined in one packet: FETCH of a range and of a message or two,
+        a STORE of flags, a STORE of \\Deleted, EXPUNGE, APPEND, sometimes LIST and STATUS (imaptest
+        logout=0 sends about six commands per packet and waits for all their replies)."""
+        r, n = self.rnd, max(self.exists, 1)
+        commands: list[tuple[bytes, bytes | None]] = []
+        if n >= 3:
+            a = r.randint(1, n - 2)
+            att = r.choice([b"(FLAGS UID)", b"(ENVELOPE RFC822.SIZE)", b"(BODYSTRUCTURE)", b"(INTERNALDATE FLAGS)",
+                            b"(RFC822.SIZE BODY.PEEK[HEADER.FIELDS (Cc From From)])"])
+            commands.append((b"FETCH %d:%d %s" % (a, min(n, a + r.randint(2, 12)), att), None))
+            for _ in range(r.randint(1, 2)):
+                att = r.choice([b"(UID BODY.PEEK[HEADER])", b"(UID RFC822.HEADER)", b"(UID BODY.PEEK[1])",
+                                b"(UID BODY.PEEK[TEXT])", b"(UID BODY.PEEK[])"])
+                commands.append((b"FETCH %d %s" % (r.randint(1, n), att), None))
+            if r.random() < 0.6:
+                flags = r.choice([b"+FLAGS (\\Seen \\Draft)", b"FLAGS (\\Answered $Label2)", b"-FLAGS.SILENT (\\Seen)",
+                                  b"+FLAGS.SILENT (\\Flagged $Label3)"])
+                commands.append((b"STORE %d %s" % (r.randint(1, n), flags), None))
+            if n > 15 and r.random() < 0.9:
+                commands.append((b"STORE %d +FLAGS%s \\Deleted" % (r.randint(1, n), r.choice([b"", b".SILENT"])), None))
+            commands.append((b"EXPUNGE", None))
+        flags = r.choice([b"", b"(\\Seen) ", b"(\\Flagged $Label1) ", b"(\\Answered \\Flagged) "])
+        commands.append((b'APPEND "INBOX" ' + flags + b'"14-Nov-2023 22:29:37 +0000"', r.choice(self.bodies)))
+        if r.random() < 0.4:
+            commands.append((b'LIST "" *', None))
+        if r.random() < 0.5:
+            commands.append((b'STATUS "INBOX" (MESSAGES UNSEEN RECENT)', None))
+        await self.cmds(commands)
 
     async def step(self) -> None:
         r, n = self.rnd, self.exists
@@ -170,9 +208,11 @@ async def main(args: argparse.Namespace) -> None:
         async def work(rounds: int) -> None:
             for _ in range(rounds):
                 for client in clients:
-                    await client.step()
+                    await (client.batch() if args.pipelined else client.step())
 
         await work(args.warm)
+        counted = sum(client.n for client in clients)
+        writes = sum(client.t.writes for client in clients)
         profile = cProfile.Profile() if args.profile else None
         cpu, wall = time.thread_time(), time.perf_counter()
         if profile is not None:
@@ -183,6 +223,10 @@ async def main(args: argparse.Namespace) -> None:
             profile.dump_stats(args.profile)
         cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
         steps = args.commands * len(clients)
+        commands = sum(client.n for client in clients) - counted
+        writes = sum(client.t.writes for client in clients) - writes
+        print(f"{commands} commands: event loop thread CPU {cpu / commands * 1e6:.1f} us per command,"
+              f" {writes / commands:.2f} writes per command")
         print(f"{steps} steps: event loop thread CPU {cpu / steps * 1e6:.1f} us per step, wall {wall / steps * 1e6:.1f} us")
         await engine.stop()
 
@@ -192,6 +236,8 @@ if __name__ == "__main__":
     parser.add_argument("--commands", type=int, default=2000, help="steps per session (a step is a command, rarely two)")
     parser.add_argument("--warm", type=int, default=100, help="steps per session before measuring")
     parser.add_argument("--sessions", type=int, default=1)
+    parser.add_argument("--pipelined", action="store_true",
+                        help="each step is one of imaptest's rounds, its commands in one write (`Client.batch`)")
     parser.add_argument("--mbox", type=Path, default=None, help="messages to APPEND (default: made here)")
     parser.add_argument("--data-dir", type=Path, default=None, help="where the temporary data directory is made")
     parser.add_argument("--profile", help="write a cProfile of the measured part here")

@@ -262,3 +262,99 @@ def test_pipelined_commands_are_answered_in_one_write_in_order(server):
                                  "c2 OK LOGOUT completed"]
     assert t.file.read() == b""
     t.close()
+
+
+def _count_writes(server, session: Session) -> list[bytes]:
+    """The transport writes of `session`'s connection from now on (the real writes still happen)."""
+    connection = next(iter(server.engine.sessions)).abort.__self__
+    writes: list[bytes] = []
+
+    def wrap() -> None:
+        real = connection.transport.write
+        connection.transport.write = lambda data: (writes.append(bytes(data)), real(data))[1]
+
+    server.call(wrap)
+    return writes
+
+
+def test_pipelined_writes_run_ahead_of_their_fsyncs_and_answer_in_order(server, monkeypatch):
+    """imaptest sends STOREs, an EXPUNGE, a STATUS in one packet: the commands behind a STORE run while
+    its records are fsynced (one committer batch for all), yet every reply, and the transcript, is in
+    the order of one command at a time, and no OK goes out before the records it reports are on disk."""
+    s = _session(server)
+    sent: list[str] = []
+    server.call(server.engine.bus.subscribe, lambda e: sent.append(e.text) if isinstance(e, LineOut) else None)
+    ok_at_commit: list[bool] = []
+    real_commit = IndexLog.commit
+
+    def commit(self, ticket):
+        real_commit(self, ticket)
+        ok_at_commit.append(any(" OK " in t for t in list(sent)))
+
+    monkeypatch.setattr(IndexLog, "commit", commit)
+    ran_ahead: list[str] = []
+    real_run_ahead = imap.ImapConnection._run_ahead
+    monkeypatch.setattr(imap.ImapConnection, "_run_ahead",
+                        lambda self, *args: (ran_ahead.append(args[2]), real_run_ahead(self, *args))[1])
+    writes = _count_writes(server, s)
+    s.type(b"b1 STORE 1 +FLAGS (\\Flagged)\r\nb2 STORE 2 +FLAGS.SILENT (\\Deleted)\r\nb3 EXPUNGE\r\n"
+           b"b4 STATUS INBOX (MESSAGES)\r\nb5 NOOP\r\n")
+    assert s.until_tag("b5") == [
+        "* 1 FETCH (FLAGS (\\Flagged \\Recent))", "b1 OK STORE completed",
+        "b2 OK STORE completed",
+        "* 2 EXPUNGE", "* 2 RECENT", "b3 OK EXPUNGE completed",
+        '* STATUS "INBOX" (MESSAGES 2)', "b4 OK STATUS completed",
+        "b5 OK NOOP completed",
+    ]
+    assert ran_ahead == ["STORE", "STORE", "EXPUNGE"]
+    assert ok_at_commit and not any(ok_at_commit), ok_at_commit  # every commit before any OK
+    assert len(writes) == 1  # the lot in one write, after the fsyncs
+    # a FETCH behind a STORE (its reply streams) waits for the STORE's fsyncs, then goes on in order
+    s.type(b"c1 STORE 1 -FLAGS (\\Flagged)\r\nc2 FETCH 1:2 (FLAGS)\r\nc3 NOOP\r\n")
+    assert s.until_tag("c3") == [
+        "* 1 FETCH (FLAGS (\\Recent))", "c1 OK STORE completed",
+        "* 1 FETCH (FLAGS (\\Recent))", "* 2 FETCH (FLAGS (\\Recent))", "c2 OK FETCH completed",
+        "c3 OK NOOP completed",
+    ]
+    s.send("logout")
+    server.wait_for(lambda: "c3 OK NOOP" in server.log_text("IMAP"))
+    transcript = [" ".join(line.split(": ", 1)[1].split()[:2]) for line in server.log_text("IMAP").splitlines()
+                  if ": <-- b" in line or ": --> b" in line or ": <-- c" in line or ": --> c" in line]
+    assert transcript == [f"{arrow} {tag}" for tag in ("b1", "b2", "b3", "b4", "b5", "c1", "c2", "c3")
+                          for arrow in ("<--", "-->")]
+
+
+def test_failed_fsyncs_behind_pipelined_commands_fail_their_commands_in_order(server, monkeypatch):
+    """Each command that ran ahead and whose records could not be made durable fails as it would
+    alone (its replies dropped, a NO); the commands between and after are answered in order."""
+    s = _session(server)
+    real_commit = IndexLog.commit
+
+    def failing(self, ticket):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(IndexLog, "commit", failing)
+    s.type(b"b1 STORE 1 +FLAGS (\\Flagged)\r\nb2 NOOP\r\nb3 STORE 2 +FLAGS (\\Seen)\r\nb4 NOOP\r\n")
+    assert s.until_tag("b4") == [
+        "b1 NO [SERVERBUG] Internal error; the command was not completed",
+        "b2 OK NOOP completed",
+        "b3 NO [SERVERBUG] Internal error; the command was not completed",
+        "b4 OK NOOP completed",
+    ]
+    monkeypatch.setattr(IndexLog, "commit", real_commit)
+    assert s.send("noop")[-1].endswith("OK NOOP completed")
+    s.send("logout")
+    server.wait_for(lambda: server.log_text("IMAP").count("Internal error in STORE: OSError") == 2)
+
+
+def test_idle_behind_a_pipelined_store_misses_no_change(server):
+    """IDLE catches up and starts its watch in one step: a command waiting for its fsyncs ahead of it
+    is settled first, so a message delivered right after is heard."""
+    s = _session(server)
+    s.type(b"b1 STORE 1 +FLAGS.SILENT (\\Flagged)\r\nb2 IDLE\r\n")
+    assert s.until_tag("b1") == ["b1 OK STORE completed"]
+    assert s.line() == "+ idling"
+    deliver(server)
+    assert s.line() == "* 4 EXISTS"
+    s.type(b"DONE\r\n")
+    assert s.until_tag("b2")[-1] == "b2 OK IDLE terminated"

@@ -491,7 +491,8 @@ class LineConnection(asyncio.Protocol):
         except Exception as e:
             self._command_failed(e)
             return
-        self._worker = asyncio.get_running_loop().create_task(self._carry_on(handling, waiting))
+        # (the loop at hand: asyncio.get_running_loop() costs a getpid() system call each time)
+        self._worker = self._loop.create_task(self._carry_on(handling, waiting))
 
     async def _carry_on(self, handling, waiting) -> None:
         """The worker of a `_run_now` that had to wait: finish that handling, then the inbox."""
@@ -499,14 +500,14 @@ class LineConnection(asyncio.Protocol):
             if await self._handled(_resume(handling, waiting)):
                 await self._work()
         finally:
-            if self._worker is asyncio.current_task():
+            if self._worker is asyncio.current_task(self._loop):
                 self._worker = None
 
     def _put(self, data: bytes) -> None:
         """Queue input for the worker, starting one if none runs (an idle session keeps no task)."""
         self._inbox.put_nowait(data)
         if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._run())
+            self._worker = self._loop.create_task(self._run())
 
     async def _run(self) -> None:
         """The worker: handles what waits in the inbox, in order, then ends (the next input makes a
@@ -514,7 +515,7 @@ class LineConnection(asyncio.Protocol):
         try:
             await self._work()
         finally:
-            if self._worker is asyncio.current_task():
+            if self._worker is asyncio.current_task(self._loop):
                 self._worker = None
 
     async def _work(self) -> None:

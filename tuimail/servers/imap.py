@@ -103,6 +103,7 @@ class ImapConnection(LineConnection):
         # waits here, in order, until the waits are done (`_settle`); None while nothing waits
         self._journal: list[tuple] | None = None
         self._journal_waits = 0  # commands in it that wait for their fsyncs
+        self._journal_bytes = 0  # and the bytes of the replies it holds
 
     def _new_reader(self) -> CommandReader:
         """A reader with the limits of the session's state: small before login (SECURITY.md)."""
@@ -171,6 +172,8 @@ class ImapConnection(LineConnection):
                         await self._take(self.reader.take_unread())
                         return
                     if self.reader.pending:  # commands that arrived together take turns with other sessions
+                        if self._journal is not None and self._journal_bytes >= WRITE_BATCH:
+                            await self._settle()  # (what waits in the journal stays small)
                         held = self._held
                         if held is not None and sum(map(len, held)) >= WRITE_BATCH:
                             self._release()
@@ -240,6 +243,8 @@ class ImapConnection(LineConnection):
         wait for are collected (`store.deferred`) and done by the committer, batched with other
         sessions'; its replies go out only after them."""
         verb = _verb(command)
+        if self._journal is not None and verb not in _AHEAD:
+            await self._settle()  # (IDLE's catching up and its watch, a login, a new folder...: in order)
         self._small = False
         if self.machine.state is State.NOT_AUTHENTICATED or verb in _ON_THE_LOOP or (
             verb in _POLLS and self.machine.view is None
@@ -407,6 +412,7 @@ class ImapConnection(LineConnection):
         if self._journal is None:
             self._journal = []
         self._journal_waits += 1
+        self._journal_bytes += sum(len(reply.data) for reply in outcome.replies)
         shown = (self.machine.user, self.machine.session_state)
         self._journal.append((_WAITS, waiting, command, verb, outcome, first, shown))
 
@@ -433,7 +439,7 @@ class ImapConnection(LineConnection):
 
     def _replay(self, strict: bool = True) -> None:
         journal, self._journal = self._journal, None
-        self._journal_waits = 0
+        self._journal_waits = self._journal_bytes = 0
         session = self.session
         self._hold()  # (one write for all of it: the caller releases)
         answering = True
@@ -507,6 +513,7 @@ class ImapConnection(LineConnection):
         if self._journal is not None:  # earlier commands wait for their fsyncs: this one's replies wait behind
             if _plain(outcome):
                 self._journal.append((_OUTCOME, outcome, (self.machine.user, self.machine.session_state)))
+                self._journal_bytes += sum(len(reply.data) for reply in outcome.replies)
                 return
             await self._settle()
         await self._apply_paced(outcome)
@@ -744,6 +751,8 @@ _SMALL_ON_THE_LOOP = {
     "EXPUNGE", "UID EXPUNGE",
 }
 _LISTS = {"LIST", "LSUB"}  # on the loop while this session's last LIST was short (a few directory looks)
+# may run while earlier commands wait for their fsyncs (`_run_ahead`); any other waits for them first
+_AHEAD = _SMALL_ON_THE_LOOP | _LISTS | {"STATUS", "APPEND", "CAPABILITY", "NAMESPACE", "ID"}
 LOOP_FOLDERS = 100
 _REMOVES = {"EXPUNGE", "UID EXPUNGE"}  # on the loop only while few messages are \Deleted...
 LOOP_UNLINKS = 16  # ...at most this many (imaptest's EXPUNGEs remove one or two; each an unlink, 20-300 us)
