@@ -307,7 +307,8 @@ class ImapConnection(LineConnection):
         try:
             if self._journal is not None:  # (the commands before it wait for the same batch of the committer)
                 await self._settle()
-            self._release()  # the replies of the commands before it do not wait for the disk
+            # the replies of the commands that came with it (held: `_take`) go out with its own, in one
+            # write: they are answered already, and a client that pipelines an APPEND waits for its OK
             await synced
         except OSError as e:
             error = e
