@@ -154,8 +154,12 @@ class ImapConnection(LineConnection):
         every other session run (a client's flood of NOOPs never holds it for longer; a yield per
         command cost a loop turn and a poll each). Their replies are held and written together
         when the input is used up (`_apply_paced` keeps holding while more input waits): one send,
-        one wake-up of the client, instead of one per command. Anything that waits, changes the
-        stream (COMPRESS, STARTTLS, IDLE, a close) or ends the session writes what is held first."""
+        one wake-up of the client, instead of one per command. Anything that waits for a worker
+        thread or a password check, changes the stream (COMPRESS, STARTTLS, IDLE, a close) or ends
+        the session writes what is held first; a wait for the disk (the committer's batch) does not:
+        a client that pipelined a STORE or an APPEND waits for its OK anyway, and the replies before
+        it go out with that OK, in one write. A command that waits for its fsyncs while more
+        commands are here lets them run meanwhile (`_run_ahead`)."""
         turn_ends = time.monotonic() + TURN
         try:
             for piece in (data,) if self.compression is None else self.compression.inflate(data):
@@ -393,7 +397,7 @@ class ImapConnection(LineConnection):
             return None
         if self._journal is not None:  # (the commands before it wait for the same batch of the committer)
             await self._settle()
-        self._release()  # the replies of the commands before it do not wait for the disk
+        # (the replies of the commands that came with it, held, go out with its own: one write)
         try:
             await waiting
         except OSError as e:
@@ -612,6 +616,10 @@ class ImapConnection(LineConnection):
             lines = _log_lines(data) if log_lines is None else log_lines
             if lines:
                 self.session.lines_out(lines)
+
+    def _command_failed(self, error: Exception) -> None:
+        self._settle_now()  # what ran before it is logged before the failure is
+        super()._command_failed(error)
 
     def _abort(self, reason: str) -> None:
         self._settle_now()
