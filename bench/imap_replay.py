@@ -17,6 +17,10 @@ or are made here. `--sessions N` interleaves N sessions on one INBOX (each hears
 changes, as imaptest's clients do). Run from the worktree whose tuimail you measure.
 
     python bench/imap_replay.py --commands 2000 [--sessions 4] [--mbox sample.mbox] [--profile out.prof]
+
+`--pipelined`: each step is one of imaptest's packets (a FETCH of a range, a FETCH or two of one
+message, STOREs, EXPUNGE, APPEND, sometimes LIST and STATUS) sent in one write, its replies awaited
+together: the run-ahead past fsync waits (`ImapConnection._run_ahead`) and the writes per command.
 """
 
 from __future__ import annotations
