@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import format_datetime, make_msgid
 
+from tuimail.core.headers import header_end
 from tuimail.outbound.queue import QueuedMessage, Recipient
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -35,8 +36,8 @@ def status_of(reply: str, failed: bool) -> str:
 
 
 def _header_block(original: bytes) -> bytes:
-    end = re.search(rb"\r?\n\r?\n", original)
-    return original[: end.start()] + b"\n" if end else original
+    end = header_end(original)
+    return original[:end] + b"\n" if end >= 0 else original
 
 
 def build(message: QueuedMessage, recipients: list[Recipient], original: bytes, *, hostname: str,

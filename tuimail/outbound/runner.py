@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import heapq
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from tuimail.config import Config
 from tuimail.core.events import EventBus, MessageBounced
+from tuimail.core.headers import received_count
 from tuimail.outbound import dsn, mx, relaypass
 from tuimail.outbound.admin import BOUNCED_BY_OPERATOR
 from tuimail.outbound.client import Connection, NextHopError, Outcome, RcptResult
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_HOPS = 30  # RFC 5321 §6.3: more Received: headers than this is a loop
-_RECEIVED = re.compile(rb"(?im)^received[ \t]*:")
 POLL_SECONDS = 1.0  # the whole in-memory set is looked at this often (ages, warnings)
 IDLE_SECONDS = 5.0  # an open connection waits this long for more mail to its destination
 BODY_CACHE_BYTES = 32 << 20  # fresh messages' bodies kept in memory (no disk read before the first try)
@@ -61,11 +59,6 @@ class Job:
     message: QueuedMessage
     recipients: list[Recipient]
     route: Route
-
-
-def hop_count(data: bytes) -> int:
-    end = re.search(rb"\r?\n\r?\n", data)
-    return len(_RECEIVED.findall(data[: end.start()] if end else data))
 
 
 class QueueRunner:
@@ -365,7 +358,7 @@ class QueueRunner:
                 except OSError as e:
                     await self._results(job, [RcptResult(r.address, Outcome.DEFERRED, f"451 4.3.0 cannot read the queued message: {e}") for r in job.recipients], "")
                     continue
-                if hop_count(data) > MAX_HOPS:
+                if received_count(data) > MAX_HOPS:
                     text = f"554 5.4.6 Routing loop detected: more than {MAX_HOPS} Received: headers (RFC 5321 §6.3)"
                     await self._results(job, [RcptResult(r.address, Outcome.FAILED, text) for r in job.recipients], "")
                     continue

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tuimail import __version__
+from tuimail.core.headers import header_block
 from tuimail.core.printable import has_control
 from tuimail.store import MailStore
 from tuimail.store.maildir import to_lf
@@ -50,42 +51,6 @@ def new_queue_id() -> str:
 
     (Not os.urandom: on a VM a getrandom() per message cost more than the whole delivery.)"""
     return f"{int(time.time()):X}{process_id() % 0x10000:04X}{next(_queue_counter) % 0x100000:05X}"
-
-
-def header_end(data: bytes) -> int:
-    """Where the blank line after the header section starts (the first match of `\\r?\\n\\r?\\n`, as
-    `re.search` finds it), or -1. Found with `bytes.find`: the pattern starts with an optional byte,
-    so `re` tried it at every position of the headers (issue 15: a delivery's largest regex cost)."""
-    lf = data.find(b"\n\n")
-    crlf = data.find(b"\n\r\n", 0, lf + 1 if lf >= 0 else len(data))  # (only one before the first "\n\n" matters)
-    first = crlf if crlf >= 0 else lf  # the line feed that ends the last header line
-    if first > 0 and data[first - 1] == 0x0D:  # its CR belongs to the match (the leftmost start)
-        return first - 1
-    return first
-
-
-def header_block(data: bytes) -> bytes:
-    """The header section of a message (without the blank line), LF or CRLF."""
-    end = header_end(data)
-    return data if end < 0 else data[:end]
-
-
-def received_count(data: bytes) -> int:
-    """How many `Received:` headers the message's header section has (RFC 5321 §6.3: a mail loop has
-    too many): the count of `(?im)^received[ \\t]*:` there, as `outbound.runner.hop_count` counts
-    them, without trying the pattern at every byte."""
-    block = header_block(data)
-    lower = block.lower()
-    count = 0
-    at = lower.find(b"received")
-    while at >= 0:
-        if at == 0 or block[at - 1] == 0x0A:  # (?m)^: the start, or just after a LF
-            after = at + 8
-            while block[after:after + 1] in (b" ", b"\t"):
-                after += 1
-            count += block[after:after + 1] == b":"
-        at = lower.find(b"received", at + 8)
-    return count
 
 
 @functools.cache

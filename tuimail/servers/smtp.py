@@ -36,6 +36,7 @@ from tuimail import __version__
 from tuimail.core.addresses import parse_path
 from tuimail.core.directory import AuthOutcome, Service
 from tuimail.core.events import MessageAccepted, Protocol
+from tuimail.core.headers import received_count
 from tuimail.core.lineedit import edit_line
 from tuimail.core.masking import MASK, mask_smtp
 from tuimail.core.scram import Proof
@@ -762,7 +763,7 @@ class SmtpHandler:
             fault = server._data_fault or strict_8bit_fault(content, envelope.mail_options, session)
             if fault:
                 return fault
-        if delivery.received_count(content) > MAX_HOPS:  # RFC 5321 §6.3
+        if received_count(content) > MAX_HOPS:  # RFC 5321 §6.3
             if record:
                 record.note(f"Refused: more than {MAX_HOPS} Received: headers (a mail loop)")
             return f"554 5.4.6 Routing loop detected: more than {MAX_HOPS} Received: headers"

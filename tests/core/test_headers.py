@@ -1,21 +1,26 @@
-"""The header helpers of local delivery (tuimail.servers.delivery): the header section's end and the
-count of Received: headers (RFC 5321 §6.3's loop check) found with bytes.find give exactly what the
-regular expressions they replace give, on hand-made and on generated messages."""
+"""The header helpers (tuimail.core.headers) of local delivery, the queue runner and DSNs: the header
+section's end and the count of Received: headers (RFC 5321 §6.3's loop check) found with bytes.find
+give exactly what the regular expressions they replaced give, on hand-made and on generated messages."""
 
 from __future__ import annotations
 
 import random
 import re
 
-from tuimail.outbound.runner import hop_count
-from tuimail.servers.delivery import header_block, header_end, received_count
+from tuimail.core.headers import header_block, header_end, received_count
 
 _END = re.compile(rb"\r?\n\r?\n")
+_RECEIVED = re.compile(rb"(?im)^received[ \t]*:")  # (what the loop check counted before)
 
 
 def _regex_end(data: bytes) -> int:
     m = _END.search(data)
     return m.start() if m else -1
+
+
+def hop_count(data: bytes) -> int:
+    end = _regex_end(data)
+    return len(_RECEIVED.findall(data[:end] if end >= 0 else data))
 
 
 def test_hand_made_messages():
