@@ -17,6 +17,7 @@ from tests.servers.test_imap import deliver
 from tests.servers.test_imap_recent import Session
 from tuimail.core.events import LineOut
 from tuimail.servers import imap
+from tuimail.servers.committer import Committer
 from tuimail.store.folder import Folder
 from tuimail.store.index import IndexLog
 
@@ -159,23 +160,27 @@ def _inbox(server) -> Folder:
 
 
 def test_an_append_to_the_selected_folder_runs_on_the_loop_and_answers_after_the_fsyncs(server, monkeypatch):
-    placed: list[str] = []
-    real_place = Folder.place
+    placed: list[str] = []  # the threads the messages were renamed and indexed in
+    real_place = Folder._place_append
 
     def place(self, *args, **kwargs):
         placed.append(threading.current_thread().name)
         return real_place(self, *args, **kwargs)
 
-    monkeypatch.setattr(Folder, "place", place)
+    monkeypatch.setattr(Folder, "_place_append", place)
+    trips: list[str] = []  # the calls to the committer: one per APPEND, however many messages
+    real_call = Committer.call
+    monkeypatch.setattr(Committer, "call", lambda self, work: trips.append(work) or real_call(self, work))
     monkeypatch.setattr(Folder, "append", lambda *a, **k: pytest.fail("APPEND took the worker thread"))
     s, at_commit = _session_watching_commits(server, monkeypatch)
     lines = _append(s)
     assert lines[-1].startswith(f"r{s.n} OK [APPENDUID ") and lines[-1].endswith(" 4] APPEND completed"), lines
     assert lines[0] == "* 4 EXISTS", lines
     assert at_commit and not any(at_commit), at_commit  # the OK waited for the uid's record
+    assert len(trips) == 1, trips
     lines = _append(s, messages=(MESSAGE, MESSAGE.replace(b"Hello", b"Again")))  # MULTIAPPEND
     assert lines[-1].endswith(" 5:6] APPEND completed"), lines
-    assert placed and not any(name.startswith("tuimail-io") for name in placed), placed
+    assert placed == ["tuimail-commit"] * 3 and len(trips) == 2, (placed, trips)
     folder = _inbox(server)
     assert not list((folder.path / "tmp").iterdir())
     assert len(list((folder.path / "cur").iterdir())) == 6

@@ -93,33 +93,33 @@ def test_a_batch_of_deliveries_reaches_new_only_in_finish_and_a_failed_one_never
     assert [folder.read(r.uid).split(b"\n")[0] for r in folder.messages()] == [b"Subject: 0", b"Subject: 2"]
 
 
-def test_an_append_in_steps_stages_then_places_and_hands_back_its_fsyncs(tmp_path):
-    """`stage_append` (tmp/ only: nothing visible), the file's fsync (`Batch.sync_file`, the committer's
-    batch), then `place`: the uid, in the index; the fsyncs of cur/ and of the record are deferred."""
+def test_an_append_is_written_fsynced_placed_and_its_record_synced_in_one_batch(tmp_path):
+    """`stage_append` writes nothing; inside the committer's batch `write_appends` writes the file into
+    tmp/ (nothing visible yet); `finish` fsyncs it, renames it into cur/, indexes it (the uid), then
+    fsyncs cur/ and its record, and leaves the change notice for after the replies."""
     from tuimail.store.deferred import batching
 
     folder = inbox(tmp_path)
-    staged = folder.stage_append(b"Subject: staged\n\nbody\n", "S")
-    assert [p.name for p in (folder.path / "tmp").iterdir()] == [Path(staged.tmp).name]
-    assert folder.messages() == () and not list((folder.path / "cur").iterdir())
-    with batching() as batch:
-        batch.sync_file(staged.fd)
-        assert batch.finish(lambda d: None) == {}
-    try:
-        os.fstat(staged.fd)
-        raise AssertionError("the staged file's descriptor is still open")
-    except OSError:
-        pass
-    assert (folder.path / "tmp" / Path(staged.tmp).name).exists()  # fsynced, not renamed
+    heard: list[int] = []
+    folder.mailbox.store.add_listener(lambda f: heard.append(len(f.messages())))
+    staged = folder.stage_append(b"Subject: staged\n\nbody\n", "S", keywords={"$Draft"})
+    assert not list((folder.path / "tmp").iterdir()) and staged.uid is None
     log = folder._log
-    with deferring() as waits:
-        uid = folder.place(staged)
-    assert len(waits) == 1 and log._synced < log._written
-    assert [(r.uid, r.flags) for r in folder.messages()] == [(uid, "S")]
+    with batching() as batch:
+        folder.write_appends([staged])
+        assert len(list((folder.path / "tmp").iterdir())) == 1 and folder.messages() == ()
+        assert not list((folder.path / "cur").iterdir())
+        synced: list[str] = []
+        notices: list = []
+        assert batch.finish(synced.append, notices=notices) == {}
+    assert staged.uid is not None and staged.data == b""
+    assert synced == [f"{folder.path}/cur"] and log._synced == log._written
     assert not list((folder.path / "tmp").iterdir())
-    waits[0]()
-    assert log._synced == log._written
-    assert [(r.uid, r.flags) for r in inbox(tmp_path).messages()] == [(uid, "S")]
+    assert heard == [] and len(notices) == 1  # told after the replies, never before
+    notices[0]()
+    assert heard == [1]
+    again = inbox(tmp_path)
+    assert [(r.uid, r.flags, r.keywords) for r in again.messages()] == [(staged.uid, "S", {"$Draft"})]
 
 
 def test_a_staged_file_whose_fsync_fails_fails_its_job_only(tmp_path, monkeypatch):
@@ -128,14 +128,86 @@ def test_a_staged_file_whose_fsync_fails_fails_its_job_only(tmp_path, monkeypatc
 
     folder = inbox(tmp_path)
     good, bad = (folder.stage_append(b"Subject: %d\n\nbody\n" % i) for i in range(2))
-    monkeypatch.setattr(deferred, "fsync_or_error", lambda fd: OSError(5, "Input/output error") if fd == bad.fd else None)
+    calls: list[int] = []
+    monkeypatch.setattr(deferred, "fsync_or_error",
+                        lambda fd: OSError(5, "Input/output error") if calls.append(fd) or len(calls) == 2 else None)
     with batching() as batch:
         batch.job = 0
-        batch.sync_file(good.fd)
+        folder.write_appends([good])
         batch.job = 1
-        batch.sync_file(bad.fd)
+        folder.write_appends([bad])
         failed = batch.finish(lambda d: None)
     assert list(failed) == [1] and failed[1].errno == 5
+    assert good.uid is not None and bad.uid is None
+    assert [r.uid for r in folder.messages()] == [good.uid]
+    assert not list((folder.path / "tmp").iterdir()) and len(list((folder.path / "cur").iterdir())) == 1
+
+
+def test_overlapping_appends_get_their_uids_in_the_order_they_were_queued(tmp_path):
+    from tuimail.store.deferred import batching
+
+    folder = inbox(tmp_path)
+    staged = [folder.stage_append(b"Subject: %d\n\nbody\n" % i) for i in range(5)]
+    with batching() as batch:
+        for job, item in enumerate(staged):
+            batch.job = job
+            folder.write_appends([item])
+        assert batch.finish(lambda d: None) == {}
+    assert [item.uid for item in staged] == sorted(item.uid for item in staged)
+    assert [folder.read(item.uid).split(b"\n")[0] for item in staged] == [b"Subject: %d" % i for i in range(5)]
+
+
+def test_a_multiappend_whose_second_message_fails_stores_neither(tmp_path, monkeypatch):
+    """RFC 3502 §6.3.11: the first message, placed already, is taken back when the second fails;
+    another job of the batch is not touched."""
+    from tuimail.store.deferred import batching
+    from tuimail.store.folder import Folder
+
+    folder = inbox(tmp_path)
+    other = folder.stage_append(b"Subject: other\n\nbody\n")
+    first, second = (folder.stage_append(b"Subject: %d\n\nbody\n" % i) for i in range(2))
+    real = Folder._place_append
+    placed: list[str] = []
+
+    def place(self, tmp, final, keywords):
+        placed.append(final)
+        if len(placed) == 3:
+            os.unlink(tmp)
+            raise OSError(28, "No space left on device")
+        return real(self, tmp, final, keywords)
+
+    monkeypatch.setattr(Folder, "_place_append", place)
+    with batching() as batch:
+        batch.job = 0
+        folder.write_appends([other])
+        batch.job = 1
+        folder.write_appends([first, second])
+        failed = batch.finish(lambda d: None)
+    assert list(failed) == [1] and failed[1].errno == 28
+    assert [r.uid for r in folder.messages()] == [other.uid]
+    assert not list((folder.path / "tmp").iterdir()) and len(list((folder.path / "cur").iterdir())) == 1
+
+
+def test_an_abandoned_append_is_never_placed(tmp_path):
+    from tuimail.store.deferred import batching
+    from tuimail.store.folder import Folder
+
+    folder = inbox(tmp_path)
+    staged = folder.stage_append(b"Subject: gone\n\nbody\n")
+    with batching() as batch:
+        folder.write_appends([staged])
+        Folder.abandon_appends([staged])  # the session went while its file was being fsynced
+        assert batch.finish(lambda d: None) == {}
+    assert staged.uid is None and folder.messages() == ()
+    assert not list((folder.path / "tmp").iterdir()) and not list((folder.path / "cur").iterdir())
+
+
+def test_outside_a_batch_write_appends_does_all_of_it_at_once(tmp_path):
+    folder = inbox(tmp_path)
+    staged = folder.stage_append(b"Subject: now\n\nbody\n", "F")
+    folder.write_appends([staged])
+    assert folder._log._synced == folder._log._written
+    assert [(r.uid, r.flags) for r in inbox(tmp_path).messages()] == [(staged.uid, "F")]
 
 
 def test_a_batched_delivery_to_a_folder_removed_behind_our_back_makes_it_again(tmp_path):
@@ -160,22 +232,17 @@ def test_a_batched_delivery_to_a_folder_removed_behind_our_back_makes_it_again(t
 
 
 def test_the_batchs_fsyncs_of_files_directories_and_index_records_go_together(tmp_path):
-    """Inside the committer's batch a STORE's wait and an APPEND's second step hand their index
-    records to `Batch.finish` (`defer_commit`), which runs them, the staged files' fsyncs and those of
-    directories renamed into already in one `run_all`: at once, not one after the other."""
+    """Inside the committer's batch a STORE's wait hands its index record to `Batch.finish`
+    (`defer_commit`), which fsyncs it with the batch's APPENDed files in one `run_all`; once the
+    APPENDs are placed, cur/ and their records go together in a second one."""
     from tuimail.store.deferred import batching
 
     folder = inbox(tmp_path)
     uid = folder.append(b"Subject: kept\n\nbody\n")
-    placed = folder.stage_append(b"Subject: placed\n\nbody\n")
-    incoming = folder.stage_append(b"Subject: still staged\n\nbody\n")
-    with batching() as batch:  # (the first batch: the file of the APPEND that is placed below)
-        batch.sync_file(placed.fd)
-        assert batch.finish(lambda d: None) == {}
+    staged = [folder.stage_append(b"Subject: %d\n\nbody\n" % i) for i in range(2)]
     with deferring() as waits:
         folder.store_flags({uid: ("F", None)})
-        new_uid = folder.place(placed)
-    assert len(waits) == 2
+    assert len(waits) == 1
     log = folder._log
     runs: list[int] = []
 
@@ -184,18 +251,18 @@ def test_the_batchs_fsyncs_of_files_directories_and_index_records_go_together(tm
         return [task() for task in tasks]
 
     with batching() as batch:
-        for job, wait in enumerate(waits):
-            batch.job = job
-            wait()
+        batch.job = 0
+        waits[0]()
         assert log._synced < log._written  # nothing synced while the jobs ran
-        batch.job = 2
-        batch.sync_file(incoming.fd)
+        for job, item in enumerate(staged, 1):
+            batch.job = job
+            folder.write_appends([item])
         synced: list[str] = []
         assert batch.finish(lambda d: synced.append(d), run_all=run_all) == {}
-    assert runs == [4]  # the staged file, cur/, and the folder's log once for each kind of wait
+    assert runs == [3, 2]  # the two files and the STORE's record; then cur/ and the APPENDs' records
     assert synced == [f"{folder.path}/cur"] and log._synced == log._written
     again = inbox(tmp_path)
-    assert [(r.uid, r.flags) for r in again.messages()] == [(uid, "F"), (new_uid, "")]
+    assert [(r.uid, r.flags) for r in again.messages()] == [(uid, "F"), (staged[0].uid, ""), (staged[1].uid, "")]
 
 
 def test_an_index_commit_that_fails_fails_every_job_waiting_for_it_and_no_other(tmp_path):

@@ -8,9 +8,7 @@ literal contents and message data never reach the log.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 
@@ -34,7 +32,7 @@ from tuimail.servers.committer import committer
 from tuimail.servers.connection import Flag, LineConnection
 from tuimail.servers.deflate import CompressionError, Deflate
 from tuimail.servers.engine import Engine, FanOut
-from tuimail.store.deferred import current_batch, deferring
+from tuimail.store.deferred import deferring
 from tuimail.store.folder import FolderKeywords
 from tuimail.store.maildir import Folder
 
@@ -292,11 +290,12 @@ class ImapConnection(LineConnection):
         return name == view.folder.name.encode("utf-8", "surrogateescape") and name.isascii() and b"&" not in name
 
     async def _append(self, command: RawCommand) -> Outcome:
-        """APPEND without a worker thread, in the steps of `Folder.append`: the machine writes the
-        files into tmp/ (on the loop); the committer's thread fsyncs them with its batch; the machine
-        renames and indexes them (on the loop while the folder is small and current, else in a
-        thread); the committer fsyncs cur/ and the index records; then the tagged OK. No reply that
-        promises the message goes out before all of it is on disk, as in a thread."""
+        """APPEND without a worker thread, in the steps of `Folder.append`: the machine holds the
+        messages; the committer's thread writes them into tmp/, fsyncs them with its batch's files,
+        renames them into cur/, indexes them and fsyncs cur/ and the index records (one trip); then
+        the machine gives the tagged OK (on the loop while the folder is small and current, else in
+        a thread). No reply that promises the message goes out before all of it is on disk, as in a
+        thread."""
         machine = self.machine
         machine.append_later = True
         try:
@@ -307,7 +306,7 @@ class ImapConnection(LineConnection):
         if later is None:  # answered at once (a refusal; a file that could not be written)
             return first
         error = None
-        synced = committer(self._loop).call(functools.partial(_sync_files, later.fds))
+        synced = committer(self._loop).call(later.work)
         try:
             if self._journal is not None:  # (the commands before it wait for the same batch of the committer)
                 await self._settle()
@@ -812,19 +811,6 @@ def _retrieve(future: asyncio.Future) -> None:
     """A committer future nobody answers from (the session ended): its error is read, not reported."""
     if not future.cancelled():
         future.exception()
-
-
-def _sync_files(fds: list[int]) -> None:
-    """The committer's thread: an APPEND's staged files, fsynced and closed with its batch's files."""
-    batch = current_batch()
-    assert batch is not None  # the committer runs every call inside a batch (`deferred.batching`)
-    for i, fd in enumerate(fds):
-        try:
-            batch.sync_file(fd)
-        except BaseException:  # (fsynced at once, past the batch's open files) the rest are closed
-            for rest in fds[i + 1:]:
-                os.close(rest)
-            raise
 
 
 def _take(stream: Iterator[bytes], limit: int) -> bytes:

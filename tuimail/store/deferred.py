@@ -86,8 +86,9 @@ class _Staged:
     job: int
     fd: int | None  # None: already fsynced and closed
     tmp: str
-    final: str | None  # None: only fsynced and closed here (`sync_file`)
-    folder: Any  # the `Folder` that indexes the file once it is in new/ (None: `sync_file`)
+    final: str  # where it is renamed to: new/ (a delivery) or cur/ (an APPEND)
+    folder: Any  # the `Folder` that indexes the file once it is renamed
+    append: Any = None  # an APPEND's `folder.Staged` (its uid is set once placed), None: a delivery
 
 
 class Batch:
@@ -118,7 +119,7 @@ class Batch:
         # index logs to make durable: key -> [highest ticket, commit(ticket), jobs waiting for it]
         self._commits: dict[object, list] = {}
 
-    def stage(self, fd: int, tmp: str, final: str | None, folder: Any) -> None:
+    def stage(self, fd: int, tmp: str, final: str, folder: Any, append: Any = None) -> None:
         """A file written into tmp/ (`fd` still open, or None): `finish` fsyncs, closes and renames it
         into new/ of `folder` (a `Folder`), which indexes it."""
         if fd is not None and self._open >= MAX_OPEN:
@@ -128,12 +129,13 @@ class Batch:
                 os.close(fd)
             fd = None
         self._open += fd is not None
-        self._staged.append(_Staged(self.job, fd, tmp, final, folder))
+        self._staged.append(_Staged(self.job, fd, tmp, final, folder, append))
 
-    def sync_file(self, fd: int) -> None:
-        """A file someone else renames (an APPEND answered on the event loop, `Folder.stage_append`):
-        fsynced and closed with the batch's files, at once; a failure is the running job's."""
-        self.stage(fd, "", None, None)
+    def stage_append(self, fd: int, tmp: str, final: str, folder: Any, staged: Any) -> None:
+        """An APPEND's file written into tmp/ (`Folder.write_appends`): `finish` fsyncs it with the
+        batch's files, then has `folder` rename it into cur/ and index it (`Folder._place_append`),
+        then fsyncs cur/ and its record together; `staged.uid` is set once it is placed."""
+        self.stage(fd, tmp, final, folder, staged)
 
     def defer_dir(self, directory: str) -> None:
         """A directory the running job renamed into: fsynced at `finish` (once for the batch)."""
@@ -197,8 +199,11 @@ class Batch:
                 for job in jobs:
                     failed.setdefault(job, error)
         later: dict[Any, None] = {}  # folders whose new files are indexed after the replies
+        placed: dict[int, list[tuple[Any, int]]] = {}  # job -> (folder, uid) of the APPENDs it placed
+        told: dict[Any, None] = {}  # folders APPENDed to: their change notices, after the replies
         for item in staged:
-            if item.final is None:  # fsynced only: its owner renames it
+            if item.append is not None:
+                self._place(item, failed, placed, told)
                 continue
             folder, base = item.folder, os.path.basename(item.final)
             expected = False
@@ -223,19 +228,50 @@ class Batch:
                 folder.adopt(base)  # (the index does not match the folder, or a full disk): now
             except Exception as e:  # the message is in new/; the next listing indexes it
                 failed.setdefault(item.job, e)
+        # the directories renamed into, and the records of the APPENDs just placed, at once
         dirs, self._dirs = self._dirs, {}
-        for directory, jobs in dirs.items():
-            try:
-                fsync_dir(directory)
-            except OSError as e:
+        commits, self._commits = list(self._commits.values()), {}
+        tasks = [(jobs, functools.partial(_error_of, fsync_dir, d)) for d, jobs in dirs.items()]
+        tasks += [(jobs, functools.partial(_error_of, commit, ticket)) for ticket, commit, jobs in commits]
+        if run_all is not None and len(tasks) > 1:
+            results = run_all([task for _, task in tasks])
+        else:
+            results = [task() for _, task in tasks]
+        for (jobs, _), error in zip(tasks, results):
+            if error is not None:
                 for job in jobs:
-                    failed.setdefault(job, e)
-        after, self._after = [folder.index_arrivals for folder in later] + self._after, []
+                    failed.setdefault(job, error)
+        for job in placed.keys() & failed.keys():  # RFC 3502 §6.3.11: a failed APPEND stores nothing
+            _take_back(placed[job])
+        after = [folder.index_arrivals for folder in later] + [folder._notify for folder in told]
+        after, self._after = after + self._after, []
         if notices is not None:
             notices.extend(after)
             return failed
         run_notices(after)
         return failed
+
+    def _place(self, item: _Staged, failed: dict[int, BaseException], placed: dict[int, list[tuple[Any, int]]],
+               told: dict[Any, None]) -> None:
+        """An APPEND's file, fsynced: renamed into cur/ and indexed (`Folder._place_append`), unless
+        its job failed or its session is gone; the fsyncs of cur/ and of its record are left to the
+        end of `finish`."""
+        folder, staged = item.folder, item.append
+        if item.job in failed or staged.abandoned:
+            with contextlib.suppress(OSError):
+                os.unlink(item.tmp)
+            return
+        try:
+            uid, ticket = folder._place_append(item.tmp, item.final, staged.keywords)
+        except Exception as e:  # (a full disk: the record could not be written, the file is gone)
+            failed[item.job] = e
+            return
+        staged.uid = uid
+        placed.setdefault(item.job, []).append((folder, uid))
+        told[folder] = None
+        self._dirs.setdefault(os.path.dirname(item.final), set()).add(item.job)
+        if ticket:
+            self.defer_commit((folder, "placed"), ticket, folder._log.commit)
 
     def abandon(self) -> None:
         """The batch ends without `finish` (an error in the committer itself): close and remove what is staged."""
@@ -256,6 +292,15 @@ def _error_of(call: Callable[..., object], *args: object) -> OSError | None:
     except OSError as e:
         return e
     return None
+
+
+def _take_back(placed: list[tuple[Any, int]]) -> None:
+    """The messages a failed APPEND placed already: expunged again (the client hears it failed)."""
+    for folder, uid in placed:
+        try:
+            folder.expunge([uid])
+        except Exception:
+            log.exception("a failed APPEND's message could not be removed again")
 
 
 def run_notices(after: list[Callable[[], None]]) -> None:

@@ -39,7 +39,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import compress, islice, repeat
 from pathlib import Path
@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from tuimail.core.atomic import fsync_dir
 from tuimail.core.gcpause import quiet_build, release_soon
-from tuimail.store.deferred import current_batch, defer
+from tuimail.store.deferred import batching, current_batch, defer
 from tuimail.store.files import (
     SIZE_RE,
     TIME_RE,
@@ -56,7 +56,6 @@ from tuimail.store.files import (
     parse_name,
     racy_window,
     read_file,
-    shared_fsync_dir,
     unique_base,
     write_durably,
     write_staged,
@@ -124,12 +123,20 @@ class MessageRef(NamedTuple):
         return self.base if self.subdir == "new" else f"{self.base}:2,{self.flags}"
 
 
-class Staged(NamedTuple):
-    """A message written into tmp/ by `Folder.stage_append`, waiting for its fsync and `place`."""
+class Staged:
+    """An APPENDed message on its way into cur/ (`Folder.stage_append`): written into tmp/, fsynced,
+    renamed into cur/ and indexed in the committer's thread (`Folder.write_appends`), which sets
+    `uid`. `abandoned` (set by the session that gave up waiting): none of that happens any more."""
 
-    fd: int  # open until fsynced
-    tmp: str
-    final: str  # its path in cur/
+    __slots__ = ("data", "flags", "when", "keywords", "uid", "abandoned")
+
+    def __init__(self, data: bytes, flags: str, when: float | None, keywords: frozenset[str]) -> None:
+        self.data = data  # (LF line ends; dropped once written)
+        self.flags = flags
+        self.when = when
+        self.keywords = keywords
+        self.uid: int | None = None
+        self.abandoned = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,6 +590,14 @@ class Folder:
             self._looked_in = turn
         return seen == self._own_stamp or self._scanned_at - max(seen) / 1e9 >= racy_window(seen)
 
+    def seen_this_turn(self) -> bool:
+        """(Loop) this turn of the loop has looked at the directories already and found them as the
+        index knows them (`looks_unchanged`): cur/ is there, as far as this turn is concerned (the
+        store takes the folder without asking the disk again; a removal by another program made
+        during the turn shows from the next one on)."""
+        looked = self._looked_in
+        return looked is not None and looked is _loop_turn() and self._mtimes is not None and self._mtimes[1] != 0
+
     def _sync(self, force: bool) -> bool:
         if self._trusted and not force:  # a fan-out to IDLE sessions just synced: no stat per session
             return False
@@ -785,10 +800,24 @@ class Folder:
                 return None
         return st.st_mtime, base, subdir, flags, size, wire
 
-    def _own_change(self) -> tuple[int, int]:
-        """After a change this object made itself (under the lock): the index is exact."""
-        self._mtimes = self._own_stamp = self._dir_mtimes()
-        return self._mtimes
+    def _own_change(self, touched: Collection[str] = ("new", "cur")) -> tuple[int, int]:
+        """After a change this object made itself (under the lock) to the directories `touched`: the
+        index is exact. When it was exact before the change and the change touched one directory
+        (a STORE's renames within cur/, an EXPUNGE there), only that one is asked for its mtime: the
+        other keeps the one the index matched, so a change another program made to it meanwhile
+        still shows at the next look (asking it too would have taken that change for ours)."""
+        seen = self._mtimes
+        if len(touched) == 1 and seen is not None and self._index_trusted():
+            (subdir,) = touched
+            try:
+                mtime = os.stat(f"{self._dir}/{subdir}").st_mtime_ns
+            except FileNotFoundError:
+                mtime = 0
+            stamp = (mtime, seen[1]) if subdir == "new" else (seen[0], mtime)
+        else:
+            stamp = self._dir_mtimes()
+        self._mtimes = self._own_stamp = stamp
+        return stamp
 
     def adopt(self, name: str, subdir: str = "new", keywords: Iterable[str] = ()) -> int | None:
         """Index a message this process has just written (SMTP delivery into new/, APPEND into cur/)
@@ -1210,52 +1239,69 @@ class Folder:
         self._notify()
         return uid
 
-    # APPEND answered on the event loop (`servers/imap.py`), in the steps of `append` with the waits
-    # taken out: `stage_append` writes the file into tmp/ (on the loop), the committer's thread fsyncs
-    # it (`deferred.Batch.sync_file`), `place` renames it into cur/ and indexes it (on the loop, under
-    # the lock) and defers the fsyncs of cur/ and of its record, which the reply waits for.
+    # APPEND answered on the event loop (`servers/imap.py`), in the steps of `append` done in the
+    # committer's thread, with the rest of its batch (`deferred.Batch.finish`): `stage_append` (on the
+    # loop) only holds the message; `write_appends` writes its file into tmp/; the batch fsyncs it
+    # with its other files, renames it into cur/ and indexes it under the lock (`_place_append`), then
+    # fsyncs cur/ and the uid's record together, and only then hands the batch back: one trip to the
+    # committer, the loop making no system call for it. Batches run one at a time, each placing its
+    # files in the order their jobs were queued: overlapping APPENDs get their uids in that order.
 
-    def stage_append(self, data: bytes, flags: str = "", internaldate: float | None = None) -> Staged:
-        """Write a message (LF line ends) into tmp/, neither fsynced nor visible yet: the caller has
-        `staged.fd` fsynced and closed, then calls `place` (or `discard`)."""
-        return Staged(*write_staged(self.path, data, "cur", normalize_flags(flags), internaldate))
+    def stage_append(self, data: bytes, flags: str = "", internaldate: float | None = None,
+                     keywords: Iterable[str] = ()) -> Staged:
+        """A message (LF line ends) to APPEND with flags and keywords: nothing is written yet; the
+        caller has `write_appends` run in the committer's thread, then reads each one's `uid`."""
+        return Staged(data, normalize_flags(flags), internaldate, frozenset(keywords))
 
-    def place(self, staged: Staged, keywords: Iterable[str] = ()) -> int:
-        """A staged message, its file fsynced: renamed into cur/ and indexed under the lock, as `append`
-        does; returns its uid. The fsync of cur/, that of its record and the change notice are handed
-        to the caller inside `store.deferred.deferring()` (done before the reply), else done now."""
+    def write_appends(self, staged: list[Staged]) -> None:
+        """(The committer's thread, inside its batch) write the messages into tmp/ for the batch's
+        `finish`, which fsyncs them, renames them into cur/ and indexes them (all or none: RFC 3502
+        §6.3.11), fsyncs cur/ and their records, and sets each one's `uid`; the change notice follows
+        the batch's replies. A write that fails raises (the job fails, nothing of it is placed).
+        Outside a batch: all of it now."""
+        batch = current_batch()
+        if batch is not None:
+            self._write_appends(staged, batch)
+            return
+        with batching() as batch:
+            try:
+                self._write_appends(staged, batch)
+            except BaseException:
+                batch.abandon()
+                raise
+            failed = batch.finish(fsync_dir)
+        if failed:
+            raise next(iter(failed.values()))
+
+    def _write_appends(self, staged: list[Staged], batch) -> None:
+        for item in staged:
+            if item.abandoned:  # (the session is gone: what it staged already is removed by `finish`)
+                return
+            fd, tmp, final = write_staged(self.path, item.data, "cur", item.flags, item.when)
+            item.data = b""
+            batch.stage_append(fd, tmp, final, self, item)
+
+    def _place_append(self, tmp: str, final: str, keywords: frozenset[str]) -> tuple[int, int]:
+        """(`Batch.finish`, the file fsynced) rename into cur/ and index under the lock, as `append`
+        does: (uid, ticket of its record, to commit before the reply; 0: nothing to commit)."""
         with self._lock:
             try:
-                os.rename(staged.tmp, staged.final)
+                os.rename(tmp, final)
             except BaseException:
-                self.discard(staged)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
                 raise
-            uid, ticket = self._adopt(os.path.basename(staged.final), "cur", keywords)
+            uid, ticket = self._adopt(os.path.basename(final), "cur", keywords)
         if uid is None:
-            raise FileNotFoundError(f"{staged.final} vanished before it was indexed")
-        if not defer(functools.partial(self._placed, ticket)):
-            self._placed(ticket)
-        return uid
-
-    def _placed(self, ticket: int) -> None:
-        """After `place`: cur/ and the record on disk (in the committer's batch: cur/ once for all of
-        its APPENDs), then the change notice (the batch's, after its replies)."""
-        batch = current_batch()
-        if batch is not None:  # (both fsyncs at once, with the batch's others: `Batch.finish`)
-            batch.defer_dir(f"{self.path}/cur")
-            if ticket:
-                batch.defer_commit((self, "placed"), ticket, self._log.commit)
-            batch.after(self._notify)
-            return
-        shared_fsync_dir(self.path / "cur")
-        self._log.commit(ticket)
-        self._notify()
+            raise FileNotFoundError(f"{final} vanished before it was indexed")
+        return uid, ticket
 
     @staticmethod
-    def discard(staged: Staged) -> None:
-        """A staged message that will not be placed (the command failed): its tmp/ file goes."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(staged.tmp)
+    def abandon_appends(staged: list[Staged]) -> None:
+        """(Loop) the session that staged these will not wait for them: the committer drops them
+        (unless it has placed them already, as it would have had the session gone a moment later)."""
+        for item in staged:
+            item.abandoned = True
 
     def _notify(self) -> None:
         self.mailbox.store.notify(self)
@@ -1326,7 +1372,7 @@ class Folder:
         with self._lock:
             self.sync()
             records: list[str] = []
-            renamed = False
+            renamed: set[str] = set()  # the directories renamed in
             for uid, (letters, words) in changes.items():
                 ref = self._by_uid.get(uid)
                 if ref is None:
@@ -1352,7 +1398,8 @@ class Folder:
                         os.rename(self.message_file(ref), self.message_file(moved))
                     except FileNotFoundError:
                         continue  # gone meanwhile: the next sync reports it
-                    renamed = True
+                    renamed.add(ref.subdir)
+                    renamed.add(moved.subdir)
                 self._modseq += 1
                 moved = moved._replace(keywords=words, modseq=self._modseq)
                 self._put(moved)
@@ -1361,7 +1408,7 @@ class Folder:
             if not records:
                 return done
             if renamed:
-                records.append(self._stamp_line(self._own_change()))
+                records.append(self._stamp_line(self._own_change(renamed)))
             ticket = self._write(records)
             self._changed()
         self.commit(ticket)  # the modseqs are on disk before the client hears of them
@@ -1370,6 +1417,7 @@ class Folder:
     def expunge(self, uids: Iterable[int]) -> list[int]:
         """Remove messages; returns the uids actually removed (in uid order)."""
         removed = []
+        touched: set[str] = set()  # the directories removed from
         with self._lock:
             self.sync()
             for uid in sorted(set(uids)):
@@ -1380,6 +1428,7 @@ class Folder:
                     remove_file(self.message_file(ref))
                 except FileNotFoundError:
                     pass
+                touched.add(ref.subdir)
                 del self._by_uid[uid]
                 self._uid_of_base.pop(ref.base, None)
                 self._new.discard(uid)
@@ -1389,7 +1438,7 @@ class Folder:
             self._modseq += 1  # RFC 7162 §3.2.10: an expunge raises the highest modseq
             self._forget(removed, self._modseq)
             records = [expunge_record(uid, self._modseq) for uid in removed]
-            records.append(self._stamp_line(self._own_change()))
+            records.append(self._stamp_line(self._own_change(touched)))
             ticket = self._write(records)
             self._changed()
         self.commit(ticket)

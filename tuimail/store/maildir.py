@@ -144,6 +144,9 @@ class Mailbox:
         return "INBOX" if name.upper() == "INBOX" else name
 
     def exists(self, name: str) -> bool:
+        known = self._folders.get(self.canonical(name))
+        if known is not None and known.seen_this_turn():  # (an APPEND on the loop: no stat)
+            return True
         try:
             return (self.folder_path(name) / "cur").is_dir()
         except FolderError:
@@ -153,7 +156,8 @@ class Mailbox:
         name = self.canonical(name)
         with self._lock:
             cached = self._folders.get(name)
-            if cached is not None and os.path.isdir(cached._dir + "/cur"):  # (a string: no Path per look)
+            # (a folder this turn of the loop has looked at: no stat; else a string, no Path per look)
+            if cached is not None and (cached.seen_this_turn() or os.path.isdir(cached._dir + "/cur")):
                 return cached
             path = self.folder_path(name)
             if not (path / "cur").is_dir():

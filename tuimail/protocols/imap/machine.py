@@ -114,7 +114,7 @@ class Outcome:
     idle: bool | None = None  # True: start watching the selected folder; False: stop
     compress: bool = False  # RFC 4978: after these replies, both directions are DEFLATE
     notes: list[str] = field(default_factory=list)
-    later: Later | None = None  # an APPEND half done: fsync `later.fds`, then `ImapMachine.resume`
+    later: Later | None = None  # an APPEND half done: run `later.work` (committer), then `ImapMachine.resume`
 
 
 STRICT_BARE_LF = "Line ends must be CRLF, not a bare LF (RFC 3501 §2.2; strict mode)"

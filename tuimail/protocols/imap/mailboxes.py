@@ -8,7 +8,7 @@ Names are modified UTF-7 on the wire and on disk, `/` separated; INBOX is case-i
 from __future__ import annotations
 
 import errno
-import os
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -302,42 +302,20 @@ class MailboxCommands:
             return self._append_failed(e)
         return self._appended(folder, name, messages, uids)
 
-    def _stage_appends(self, folder, name: str, messages: list) -> str | Later:
-        """APPEND in two steps (the glue answers it on the event loop): the files are written into
-        tmp/ now; `Later.finish` runs once the glue has had them fsynced, and renames and indexes them
-        (`Folder.stage_append`, `Folder.place`). Same replies, same all-or-nothing as `do_append`."""
-        staged: list = []
-        try:
-            for data, letters, _, when in messages:
-                staged.append(folder.stage_append(to_lf(data), letters, when))
-        except OSError as e:
-            for item in staged:
-                os.close(item.fd)
-                folder.discard(item)
-            return self._append_failed(e)
+    def _stage_appends(self, folder, name: str, messages: list) -> Later:
+        """APPEND in two steps (the glue answers it on the event loop): `Later.work`, run by the glue
+        in the committer's thread, writes, fsyncs, renames and indexes the messages (`Folder.stage_append`,
+        `Folder.write_appends`); `Later.finish` then gives the reply. Same replies, same all-or-nothing
+        as `do_append`."""
+        staged = [folder.stage_append(to_lf(data), letters, when, keywords) for data, letters, keywords, when in messages]
 
         def finish(error: OSError | None) -> str:
-            if error is not None:  # a file could not be fsynced: nothing is renamed
-                for item in staged:
-                    folder.discard(item)
+            if error is not None:  # nothing was placed (or it was taken back)
                 return self._append_failed(error)
-            uids: list[int] = []
-            try:
-                for item, (_, _, keywords, _) in zip(staged, messages):
-                    uids.append(folder.place(item, keywords))
-            except OSError as e:  # RFC 3502 §6.3.11: a failure part-way removes what was stored
-                for item in staged[len(uids) + 1:]:
-                    folder.discard(item)
-                if uids:
-                    folder.expunge(uids)
-                return self._append_failed(e)
-            return self._appended(folder, name, messages, uids)
+            return self._appended(folder, name, messages, [item.uid for item in staged])
 
-        def abandon() -> None:
-            for item in staged:
-                folder.discard(item)
-
-        return Later([item.fd for item in staged], finish, abandon)
+        return Later(functools.partial(folder.write_appends, staged), finish,
+                     functools.partial(folder.abandon_appends, staged))
 
     def _append_failed(self, e: OSError) -> str:
         if e.errno in DISK_FULL:
@@ -353,11 +331,12 @@ class MailboxCommands:
 
 @dataclass(frozen=True, slots=True)
 class Later:
-    """An APPEND half done (`MailboxCommands._stage_appends`): the glue fsyncs `fds` (and closes
-    them), then calls `ImapMachine.resume`, which runs `finish(error)` for the tagged reply; a
-    session that ends meanwhile calls `abandon()` (the staged files are removed)."""
+    """An APPEND half done (`MailboxCommands._stage_appends`): the glue runs `work()` in the
+    committer's thread (its messages made durable and indexed), then calls `ImapMachine.resume`,
+    which runs `finish(error)` for the tagged reply; a session that ends meanwhile calls `abandon()`
+    (what is not placed yet never is)."""
 
-    fds: list[int]
+    work: Callable[[], None]
     finish: Callable[[OSError | None], str]
     abandon: Callable[[], None]
 
