@@ -286,3 +286,30 @@ def test_an_index_commit_that_fails_fails_every_job_waiting_for_it_and_no_other(
         failed = batch.finish(lambda d: None, run_all=lambda tasks: [task() for task in tasks])
     assert calls == [7]  # once, with the highest ticket
     assert sorted(failed) == [0, 2, 3] and all(e.errno == 5 for e in failed.values())
+
+
+def test_a_job_that_waits_for_no_rename_is_answered_before_the_batchs_second_round(tmp_path):
+    """`answer_early` comes once the first round of fsyncs is done: a STORE's record is on disk by
+    then and the STORE need not wait for an APPEND's rename, cur/ and record fsyncs."""
+    from tuimail.store.deferred import batching
+
+    folder = inbox(tmp_path)
+    uid = folder.append(b"Subject: kept\n\nbody\n")
+    with deferring() as waits:
+        folder.store_flags({uid: ("F", None)})
+    staged = folder.stage_append(b"Subject: new\n\nbody\n")
+    log = folder._log
+    seen: list = []
+
+    def answer_early(waiting, failed):
+        seen.append((waiting, dict(failed), log._synced == log._written, staged.uid))
+
+    with batching() as batch:
+        batch.job = 0
+        waits[0]()
+        batch.job = 1
+        folder.write_appends([staged])
+        assert batch.finish(lambda d: None, answer_early=answer_early) == {}
+    # the STORE's record on disk, the APPEND not placed yet (nor its record written)
+    assert seen == [({1}, {}, True, None)]
+    assert staged.uid is not None and log._synced == log._written

@@ -21,6 +21,7 @@ what one to an unwatched folder waits for. A fan-out also waits for the batch's 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import weakref
 from collections.abc import Callable
@@ -118,7 +119,8 @@ class Committer:
                     batch = self._late(len(done))
                 try:
                     # a file or directory not synced: no 250
-                    failed = group.finish(fsync_dir, raised, fsync_files, notices, run_all)
+                    failed = group.finish(fsync_dir, raised, fsync_files, notices, run_all,
+                                          functools.partial(self._early, done))
                 except BaseException as e:  # (not an OSError of one delivery) the whole batch fails
                     failed = {job: e for job in range(len(done))}
                 for job, error in failed.items():
@@ -134,6 +136,27 @@ class Committer:
                 with self._cond:
                     self._thread = None
                 return
+
+    def _early(self, done: list[tuple[asyncio.Future | None, Any, BaseException | None]], waiting: set[int],
+               failed: dict[int, BaseException]) -> None:
+        """(`Batch.finish`, its first fsyncs done) the jobs durable already, every one not `waiting`
+        for the batch's renames and directory fsyncs (a STORE's or EXPUNGE's records), answered now:
+        they do not wait for an APPEND's or a delivery's second round of fsyncs."""
+        if not waiting:  # (nothing is left but a moment's work: one hand-back at the end, as before)
+            return
+        ready = [job for job in range(len(done)) if job not in waiting and done[job][0] is not None]
+        if not ready:
+            return
+        part = []
+        for job in ready:
+            future, result, _ = done[job]
+            error = failed.get(job)
+            part.append((future, None if error is not None else result, error))
+            done[job] = (None, None, None)  # (handed back: not again at the end)
+        try:
+            self._loop.call_soon_threadsafe(_resolve, part)
+        except RuntimeError:  # the loop is closed (shutdown): nobody waits any more
+            pass
 
     def _late(self, taken: int) -> list[tuple[Callable[[], Any], asyncio.Future | None]]:
         """Work queued while the batch's own ran: it joins the batch, before the batch's fsyncs,

@@ -160,6 +160,7 @@ class Batch:
                fsync_files: Callable[[list[int]], list[OSError | None]] | None = None,
                notices: list[Callable[[], None]] | None = None,
                run_all: Callable[[list[Callable[[], OSError | None]]], list[OSError | None]] | None = None,
+               answer_early: Callable[[set[int], dict[int, BaseException]], None] | None = None,
                ) -> dict[int, BaseException]:
         """Make the batch durable (the steps above). `failed`: deliveries that raised while they ran;
         their files never reach new/. `fsync_files(fds)` fsyncs files and returns each one's error
@@ -169,7 +170,11 @@ class Batch:
         change notices (IDLE) are put there for the caller to run once the deliveries' replies are
         written, instead of being run here. `run_all(tasks)` runs tasks at once (each returns its
         OSError or None): with it, the files' fsyncs, those of the directories renamed into before
-        `finish` and the index logs' commits (`defer_commit`) are all in flight together."""
+        `finish` and the index logs' commits (`defer_commit`) are all in flight together.
+        `answer_early(waiting, failed)`: called once those are done, before the renames; every job not in
+        `waiting` is durable by then (its index records on disk; `failed` holds its error, if any),
+        so the caller can answer it without waiting for the others' renames and directory fsyncs
+        (a STORE in the same batch as an APPEND or a delivery)."""
         fsync_files = fsync_files or fsync_each
         failed = dict(failed or {})
         staged, self._staged, self._open = self._staged, [], 0
@@ -198,6 +203,11 @@ class Batch:
             if error is not None:
                 for job in jobs:
                     failed.setdefault(job, error)
+        if answer_early is not None:
+            waiting = {item.job for item in staged}
+            for jobs in self._dirs.values():  # (renamed into before `finish`, not fsynced yet)
+                waiting |= jobs
+            answer_early(waiting, failed)
         later: dict[Any, None] = {}  # folders whose new files are indexed after the replies
         placed: dict[int, list[tuple[Any, int]]] = {}  # job -> (folder, uid) of the APPENDs it placed
         told: dict[Any, None] = {}  # folders APPENDed to: their change notices, after the replies

@@ -101,6 +101,7 @@ MERGE_WAYS = 8  # CHUNKs per sorted run of a big listing's sort (`_arrival_order
 UIDLIST = "tuimail-uidlist"  # the uid list of tuimail before the index (read once, then removed)
 LEGACY_KEYWORDS = "tuimail-keywords"
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+BRIEF_WAIT = 0.01  # seconds the event loop waits at most for the committer's placing of an APPEND
 _NONE: frozenset[str] = frozenset()
 
 
@@ -484,6 +485,7 @@ class Folder:
         # base -> renamed yet: batch deliveries whose index record follows their 250 (`expect`)
         self._coming: dict[str, bool] = {}
         self._marked = False  # an `S 0 0` record guards the files in `_coming` (`expect`)
+        self._briefly = False  # the lock is held for a few system calls only (`_place_append`)
         self.version = 0  # bumped on every change, for cheap "anything new?" checks
         self._load()
         # RFC 7162 §3.1.2.1: HIGHESTMODSEQ is a positive number even for a folder never changed; the
@@ -585,6 +587,11 @@ class Folder:
             return False
         turn = _loop_turn()
         if turn is None or self._looked_in is not turn:
+            if self._briefly and self._lock.acquire(timeout=BRIEF_WAIT):
+                # the committer is placing an APPEND: its rename changes cur/ before the index has
+                # it; the look waits for both (else the command went to a worker thread for nothing)
+                self._lock.release()
+                seen = self._mtimes
             if self._dir_mtimes() != seen:
                 return False
             self._looked_in = turn
@@ -601,6 +608,14 @@ class Folder:
     def _sync(self, force: bool) -> bool:
         if self._trusted and not force:  # a fan-out to IDLE sessions just synced: no stat per session
             return False
+        if not force and not self._coming:
+            # (no lock for the look itself, as `looks_unchanged`: a worker thread that held it through
+            # its stat calls held it while waiting for the GIL after each, and the event loop, finding
+            # it taken, sent its own commands to worker threads too)
+            seen = self._mtimes
+            if seen is not None and self._dir_mtimes() == seen and (
+                    seen == self._own_stamp or self._scanned_at - max(seen) / 1e9 >= racy_window(seen)):
+                return False
         with self._lock:
             # deliveries this process renamed into new/ are indexed by name, not by a listing
             arrived = bool(self._coming) and self._adopt_arrived()
@@ -806,18 +821,25 @@ class Folder:
         (a STORE's renames within cur/, an EXPUNGE there), only that one is asked for its mtime: the
         other keeps the one the index matched, so a change another program made to it meanwhile
         still shows at the next look (asking it too would have taken that change for ours)."""
-        seen = self._mtimes
-        if len(touched) == 1 and seen is not None and self._index_trusted():
+        stamp = None
+        if len(touched) == 1 and self._mtimes is not None and self._index_trusted():
             (subdir,) = touched
-            try:
-                mtime = os.stat(f"{self._dir}/{subdir}").st_mtime_ns
-            except FileNotFoundError:
-                mtime = 0
-            stamp = (mtime, seen[1]) if subdir == "new" else (seen[0], mtime)
-        else:
+            stamp = self._one_changed(subdir)
+        if stamp is None:
             stamp = self._dir_mtimes()
         self._mtimes = self._own_stamp = stamp
         return stamp
+
+    def _one_changed(self, subdir: str) -> tuple[int, int] | None:
+        """(Under the lock, the index exact as of `_mtimes`) the directories' mtimes after our own
+        change to `subdir` alone: its new mtime, the other's as the index matched it (one stat);
+        None when `subdir` is gone."""
+        try:
+            mtime = os.stat(f"{self._dir}/{subdir}").st_mtime_ns
+        except FileNotFoundError:
+            return None
+        seen = self._mtimes
+        return (mtime, seen[1]) if subdir == "new" else (seen[0], mtime)
 
     def adopt(self, name: str, subdir: str = "new", keywords: Iterable[str] = ()) -> int | None:
         """Index a message this process has just written (SMTP delivery into new/, APPEND into cur/)
@@ -839,16 +861,20 @@ class Folder:
             if base in self._uid_of_base:
                 return self._uid_of_base[base], 0
             size_m, wsize_m, time_m = SIZE_RE.search(base), WSIZE_RE.search(base), TIME_RE.match(base)
-            # only our own file changed the directory since the index matched it: no listing needed
-            # (`_other_unchanged`, with the directories' mtimes asked once: taken after our rename,
-            # they are also the index's new stamp below)
+            # only our own file changed the directory since the index matched it: no listing needed.
+            # With the index exact, only that directory's mtime is asked (taken after our rename, the
+            # index's new stamp below; the other keeps the mtime the index matched, so a change made
+            # to it meanwhile shows at the next look); else both, and a change to the other lists now
             before = self._mtimes
             stamp = None
             if before is not None and size_m and wsize_m and time_m:
-                stamp = self._dir_mtimes()
-                other = 1 if subdir == "new" else 0
-                if stamp[other] != before[other]:
-                    stamp = None
+                if self._index_trusted():  # (one stat: a change to the other shows at the next look)
+                    stamp = self._one_changed(subdir)
+                else:
+                    stamp = self._dir_mtimes()
+                    other = 1 if subdir == "new" else 0
+                    if stamp[other] != before[other]:
+                        stamp = None
             if stamp is None:
                 self.sync(force=True)
                 uid = self._uid_of_base.get(base)
@@ -990,8 +1016,15 @@ class Folder:
 
     def try_lock(self) -> bool:
         """Take the folder's lock only if no other thread holds it (`unlock()` gives it back): an
-        event-loop command holds it throughout instead of waiting for a worker's unlinks or fsyncs."""
-        return self._lock.acquire(blocking=False)
+        event-loop command holds it throughout instead of waiting for a worker's unlinks or fsyncs.
+        The one hold it waits for (BRIEF_WAIT at most) is the committer's placing of an APPEND (a
+        rename and a record: tens of microseconds, but each of its system calls hands the GIL to
+        the loop, which found the lock taken and sent the command to a worker thread, a hop of its
+        own, one command in twenty under imaptest)."""
+        lock = self._lock
+        if lock.acquire(blocking=False):
+            return True
+        return self._briefly and lock.acquire(timeout=BRIEF_WAIT)
 
     def unlock(self) -> None:
         self._lock.release()
@@ -1284,14 +1317,18 @@ class Folder:
     def _place_append(self, tmp: str, final: str, keywords: frozenset[str]) -> tuple[int, int]:
         """(`Batch.finish`, the file fsynced) rename into cur/ and index under the lock, as `append`
         does: (uid, ticket of its record, to commit before the reply; 0: nothing to commit)."""
-        with self._lock:
-            try:
-                os.rename(tmp, final)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
-            uid, ticket = self._adopt(os.path.basename(final), "cur", keywords)
+        self._briefly = True  # (`try_lock`: the loop waits for this hold, and for its taking)
+        try:
+            with self._lock:
+                try:
+                    os.rename(tmp, final)
+                except BaseException:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+                    raise
+                uid, ticket = self._adopt(os.path.basename(final), "cur", keywords)
+        finally:
+            self._briefly = False
         if uid is None:
             raise FileNotFoundError(f"{final} vanished before it was indexed")
         return uid, ticket
