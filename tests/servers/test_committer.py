@@ -192,3 +192,39 @@ async def test_a_failing_done_callback_goes_to_the_loop_handler_and_the_others_s
         assert [type(c["exception"]) for c in reported] == [RuntimeError]
     finally:
         loop.set_exception_handler(None)
+
+
+async def test_a_wait_is_answered_before_an_appends_second_round_and_drain_waits_for_all(tmp_path, monkeypatch):
+    """A batch with an APPEND and a STORE's wait: the wait's future is done once the first round of
+    fsyncs is (`answer_early`), while the APPEND is still being placed; `drain`'s marker is never
+    answered early, so a graceful stop finds the APPEND placed and indexed."""
+    from tuimail.store.folder import Folder
+    from tuimail.store.maildir import MailStore
+
+    folder = MailStore(tmp_path).mailbox("bob@lab.test").folder("INBOX", create=True)
+    placing, release = threading.Event(), threading.Event()
+    real = Folder._place_append
+
+    def slow_place(self, *args):
+        placing.set()
+        release.wait(10)
+        return real(self, *args)
+
+    monkeypatch.setattr(Folder, "_place_append", slow_place)
+    c = committer()
+    blocker_started, unblock = threading.Event(), threading.Event()
+    first = c.wait([lambda: (blocker_started.set(), unblock.wait(10))])  # holds the thread: the rest queue up
+    assert await asyncio.to_thread(blocker_started.wait, 10)
+    staged = folder.stage_append(b"Subject: a\n\nbody\n")
+    append = c.call(lambda: folder.write_appends([staged]))
+    store = c.wait([lambda: None])
+    draining = asyncio.create_task(c.drain())
+    unblock.set()
+    await first
+    assert await asyncio.to_thread(placing.wait, 10)
+    await asyncio.wait_for(store, 10)  # answered while the APPEND is being placed
+    assert not append.done() and not draining.done() and staged.uid is None
+    release.set()
+    await asyncio.wait_for(append, 10)
+    assert await asyncio.wait_for(draining, 10) is True
+    assert staged.uid is not None and [r.uid for r in folder.messages()] == [staged.uid]

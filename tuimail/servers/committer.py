@@ -29,13 +29,20 @@ from typing import Any
 
 from tuimail.core.atomic import fsync_dir
 from tuimail.servers.fsyncs import fsync_files, run_all
-from tuimail.store.deferred import batching, run_notices
+from tuimail.store.deferred import batching, current_batch, run_notices
 
 Wait = Callable[[], None]
 
 
 IDLE_SECONDS = 10.0  # the thread ends after this long without work (the next wait starts another)
 MAX_BATCH = 64  # jobs in one batch at most, those that join it while it runs included (`_late`)
+
+
+def _marker() -> None:
+    """`drain`'s job: answered with its batch's last jobs, after every rename and fsync of it."""
+    batch = current_batch()
+    if batch is not None:
+        batch.hold()
 
 
 def _run_waits(waits: list[Wait]) -> None:
@@ -80,7 +87,7 @@ class Committer:
         while True:
             if self._thread is not None or self._queue:
                 try:  # a marker behind everything queued: done when the batches before it are
-                    await asyncio.wait_for(asyncio.shield(self.call(lambda: None)), deadline - self._loop.time())
+                    await asyncio.wait_for(asyncio.shield(self.call(_marker)), deadline - self._loop.time())
                 except asyncio.TimeoutError:
                     return False
             for _ in range(3):  # `_resolve` hands after-work on two loop turns after a batch ends

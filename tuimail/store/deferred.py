@@ -118,6 +118,7 @@ class Batch:
         self._after: list[Callable[[], None]] = []
         # index logs to make durable: key -> [highest ticket, commit(ticket), jobs waiting for it]
         self._commits: dict[object, list] = {}
+        self._held: set[int] = set()  # jobs never answered early (`hold`)
 
     def stage(self, fd: int, tmp: str, final: str, folder: Any, append: Any = None) -> None:
         """A file written into tmp/ (`fd` still open, or None): `finish` fsyncs, closes and renames it
@@ -155,6 +156,11 @@ class Batch:
 
     def after(self, notice: Callable[[], None]) -> None:
         self._after.append(notice)
+
+    def hold(self) -> None:
+        """The running job is answered with the batch's last jobs, never early (`finish`'s
+        `answer_early`): a marker that must come back after all of the batch's work."""
+        self._held.add(self.job)
 
     def finish(self, fsync_dir: Callable[[str], None], failed: dict[int, BaseException] | None = None,
                fsync_files: Callable[[list[int]], list[OSError | None]] | None = None,
@@ -204,7 +210,7 @@ class Batch:
                 for job in jobs:
                     failed.setdefault(job, error)
         if answer_early is not None:
-            waiting = {item.job for item in staged}
+            waiting = {item.job for item in staged} | self._held
             for jobs in self._dirs.values():  # (renamed into before `finish`, not fsynced yet)
                 waiting |= jobs
             answer_early(waiting, failed)
@@ -238,15 +244,14 @@ class Batch:
                 folder.adopt(base)  # (the index does not match the folder, or a full disk): now
             except Exception as e:  # the message is in new/; the next listing indexes it
                 failed.setdefault(item.job, e)
-        # the directories renamed into, and the records of the APPENDs just placed, at once
+        # the directories renamed into, then the records of the APPENDs just placed: one after the
+        # other in this thread (measured: handing one of two fsyncs to a helper cost more CPU in GIL
+        # hand-offs with the event loop than the overlap saved)
         dirs, self._dirs = self._dirs, {}
         commits, self._commits = list(self._commits.values()), {}
         tasks = [(jobs, functools.partial(_error_of, fsync_dir, d)) for d, jobs in dirs.items()]
         tasks += [(jobs, functools.partial(_error_of, commit, ticket)) for ticket, commit, jobs in commits]
-        if run_all is not None and len(tasks) > 1:
-            results = run_all([task for _, task in tasks])
-        else:
-            results = [task() for _, task in tasks]
+        results = [task() for _, task in tasks]
         for (jobs, _), error in zip(tasks, results):
             if error is not None:
                 for job in jobs:
