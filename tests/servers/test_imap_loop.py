@@ -7,6 +7,7 @@ folder above the limits keeps the worker thread, with the same answers."""
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import threading
@@ -205,6 +206,21 @@ def test_an_append_whose_file_cannot_be_fsynced_stores_nothing_and_the_session_g
     folder = _inbox(server)
     assert not list((folder.path / "tmp").iterdir())
     assert s.send("status INBOX (messages uidnext)")[0] == '* STATUS "INBOX" (MESSAGES 3 UIDNEXT 4)'
+    assert _append(s)[-1].endswith(" 4] APPEND completed")
+
+
+def test_a_store_bug_while_placing_an_append_is_a_serverbug_reply_and_the_session_goes_on(server, monkeypatch):
+    s = _session(server)
+
+    def broken(self, tmp, final, keywords):
+        os.unlink(tmp)
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(Folder, "_place_append", broken)
+    lines = _append(s)
+    assert lines[-1] == f"r{s.n} NO [SERVERBUG] Internal error; the command was not completed", lines
+    monkeypatch.undo()
+    assert not list((_inbox(server).path / "tmp").iterdir())
     assert _append(s)[-1].endswith(" 4] APPEND completed")
 
 

@@ -313,9 +313,9 @@ class ImapConnection(LineConnection):
             # the replies of the commands that came with it (held: `_take`) go out with its own, in one
             # write: they are answered already, and a client that pipelines an APPEND waits for its OK
             await synced
-        except OSError as e:
+        except Exception as e:  # (an OSError, or a store bug: the machine answers NO [SERVERBUG] either way)
             error = e
-        except BaseException:  # the session ended: its files will never be placed
+        except BaseException:  # the session ended: what is not placed yet never will be
             later.abandon()
             raise
         if self._on_the_loop("APPEND"):

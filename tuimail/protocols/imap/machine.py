@@ -252,9 +252,9 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
             return self._finish()
         return self._complete(tag, name, result)
 
-    def resume(self, error: OSError | None) -> Outcome:
-        """Finish the command `receive` left half done (`Outcome.later`), once its files are fsynced
-        (`error`: why they could not be)."""
+    def resume(self, error: Exception | None) -> Outcome:
+        """Finish the command `receive` left half done (`Outcome.later`), once its work is done in the
+        committer's thread (`error`: why it could not be)."""
         assert self._later is not None
         (tag, name, later), self._later = self._later, None
         try:

@@ -309,9 +309,11 @@ class MailboxCommands:
         as `do_append`."""
         staged = [folder.stage_append(to_lf(data), letters, when, keywords) for data, letters, keywords, when in messages]
 
-        def finish(error: OSError | None) -> str:
-            if error is not None:  # nothing was placed (or it was taken back)
+        def finish(error: Exception | None) -> str:
+            if isinstance(error, OSError):  # nothing was placed (or it was taken back)
                 return self._append_failed(error)
+            if error is not None:  # (a store bug: `ImapMachine.resume` answers NO [SERVERBUG])
+                raise error
             return self._appended(folder, name, messages, [item.uid for item in staged])
 
         return Later(functools.partial(folder.write_appends, staged), finish,
@@ -337,7 +339,7 @@ class Later:
     (what is not placed yet never is)."""
 
     work: Callable[[], None]
-    finish: Callable[[OSError | None], str]
+    finish: Callable[[Exception | None], str]
     abandon: Callable[[], None]
 
 
