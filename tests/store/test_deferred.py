@@ -313,3 +313,24 @@ def test_a_job_that_waits_for_no_rename_is_answered_before_the_batchs_second_rou
     # the STORE's record on disk, the APPEND not placed yet (nor its record written)
     assert seen == [({1}, {}, True, None)]
     assert staged.uid is not None and log._synced == log._written
+
+
+def test_a_multiappend_abandoned_after_its_first_message_is_placed_keeps_all_of_them(tmp_path, monkeypatch):
+    """RFC 3502 §6.3.11: all or none, even when the session goes in the middle of the placing."""
+    from tuimail.store.deferred import batching
+    from tuimail.store.folder import Folder
+
+    folder = inbox(tmp_path)
+    staged = [folder.stage_append(b"Subject: %d\n\nbody\n" % i) for i in range(3)]
+    real = Folder._place_append
+
+    def place(self, *args):
+        placed = real(self, *args)
+        Folder.abandon_appends(staged)  # the session goes right after the first one is in
+        return placed
+
+    monkeypatch.setattr(Folder, "_place_append", place)
+    with batching() as batch:
+        folder.write_appends(staged)
+        assert batch.finish(lambda d: None) == {}
+    assert all(item.uid is not None for item in staged) and len(folder.messages()) == 3

@@ -272,7 +272,8 @@ class Batch:
         its job failed or its session is gone; the fsyncs of cur/ and of its record are left to the
         end of `finish`."""
         folder, staged = item.folder, item.append
-        if item.job in failed or staged.abandoned:
+        # (a session gone once its APPEND's first message is placed gets all of them: all or none)
+        if item.job in failed or (staged.abandoned and item.job not in placed):
             with contextlib.suppress(OSError):
                 os.unlink(item.tmp)
             return
