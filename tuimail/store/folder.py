@@ -1317,18 +1317,23 @@ class Folder:
     def _place_append(self, tmp: str, final: str, keywords: frozenset[str]) -> tuple[int, int]:
         """(`Batch.finish`, the file fsynced) rename into cur/ and index under the lock, as `append`
         does: (uid, ticket of its record, to commit before the reply; 0: nothing to commit)."""
+        lock = self._lock
         self._briefly = True  # (`try_lock`: the loop waits for this hold, and for its taking)
+        if not lock.acquire(blocking=False):  # another holds it: the loop does not wait behind them
+            self._briefly = False
+            lock.acquire()
+            self._briefly = True
         try:
-            with self._lock:
-                try:
-                    os.rename(tmp, final)
-                except BaseException:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(tmp)
-                    raise
-                uid, ticket = self._adopt(os.path.basename(final), "cur", keywords)
+            try:
+                os.rename(tmp, final)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+            uid, ticket = self._adopt(os.path.basename(final), "cur", keywords)
         finally:
             self._briefly = False
+            lock.release()
         if uid is None:
             raise FileNotFoundError(f"{final} vanished before it was indexed")
         return uid, ticket
