@@ -234,7 +234,7 @@ def test_a_batched_delivery_to_a_folder_removed_behind_our_back_makes_it_again(t
 def test_the_batchs_fsyncs_of_files_directories_and_index_records_go_together(tmp_path):
     """Inside the committer's batch a STORE's wait hands its index record to `Batch.finish`
     (`defer_commit`), which fsyncs it with the batch's APPENDed files in one `run_all`; once the
-    APPENDs are placed, cur/ and their records follow (in the committer's own thread)."""
+    APPENDs are placed, cur/ and their records go together in a second one."""
     from tuimail.store.deferred import batching
 
     folder = inbox(tmp_path)
@@ -259,7 +259,7 @@ def test_the_batchs_fsyncs_of_files_directories_and_index_records_go_together(tm
             folder.write_appends([item])
         synced: list[str] = []
         assert batch.finish(lambda d: synced.append(d), run_all=run_all) == {}
-    assert runs == [3]  # the two files and the STORE's record; then cur/ and the APPENDs' records here
+    assert runs == [3, 2]  # the two files and the STORE's record; then cur/ and the APPENDs' records
     assert synced == [f"{folder.path}/cur"] and log._synced == log._written
     again = inbox(tmp_path)
     assert [(r.uid, r.flags) for r in again.messages()] == [(uid, "F"), (staged[0].uid, ""), (staged[1].uid, "")]

@@ -23,10 +23,6 @@ from queue import SimpleQueue
 from tuimail.store import deferred
 
 HELPERS = 7  # helper threads at most; with the caller, eight fsyncs in flight at once
-# Tasks run one after the other by the caller, up to this many: a helper's share of two fsyncs saved
-# less time than its wake-up and GIL hand-offs with the event loop cost (imaptest logout=0, A/B:
-# 320-358 vs 346-356 us of CPU per command, more commands per second in each of three rounds)
-SERIAL = 2
 
 
 class FsyncCrew:
@@ -51,7 +47,7 @@ class FsyncCrew:
         once; each one's result (its OSError, or None), in order."""
         count = len(tasks)
         helpers = min(count - 1, self._max)
-        if count <= SERIAL:
+        if helpers < 1:
             return [task() for task in tasks]
         errors: list[OSError | None] = [None] * count
         jobs = enumerate(tasks)  # shared: each next() (atomic under the GIL) hands out a task once

@@ -244,14 +244,17 @@ class Batch:
                 folder.adopt(base)  # (the index does not match the folder, or a full disk): now
             except Exception as e:  # the message is in new/; the next listing indexes it
                 failed.setdefault(item.job, e)
-        # the directories renamed into, then the records of the APPENDs just placed: one after the
-        # other in this thread (measured: handing one of two fsyncs to a helper cost more CPU in GIL
-        # hand-offs with the event loop than the overlap saved)
+        # the directories renamed into and the records of the APPENDs just placed, at once (one after
+        # the other in this thread saved CPU in GIL hand-offs with the loop, but under another
+        # program's disk load the batch's serial fsyncs cost more commands per second than that)
         dirs, self._dirs = self._dirs, {}
         commits, self._commits = list(self._commits.values()), {}
         tasks = [(jobs, functools.partial(_error_of, fsync_dir, d)) for d, jobs in dirs.items()]
         tasks += [(jobs, functools.partial(_error_of, commit, ticket)) for ticket, commit, jobs in commits]
-        results = [task() for _, task in tasks]
+        if run_all is not None and len(tasks) > 1:
+            results = run_all([task for _, task in tasks])
+        else:
+            results = [task() for _, task in tasks]
         for (jobs, _), error in zip(tasks, results):
             if error is not None:
                 for job in jobs:

@@ -486,6 +486,7 @@ class Folder:
         self._coming: dict[str, bool] = {}
         self._marked = False  # an `S 0 0` record guards the files in `_coming` (`expect`)
         self._briefly = False  # the lock is held for a few system calls only (`_place_append`)
+        self._loop_holds = 0  # the event loop holds the lock (`try_lock`): for one command, never long
         self.version = 0  # bumped on every change, for cheap "anything new?" checks
         self._load()
         # RFC 7162 §3.1.2.1: HIGHESTMODSEQ is a positive number even for a folder never changed; the
@@ -1022,11 +1023,13 @@ class Folder:
         the loop, which found the lock taken and sent the command to a worker thread, a hop of its
         own, one command in twenty under imaptest)."""
         lock = self._lock
-        if lock.acquire(blocking=False):
+        if lock.acquire(blocking=False) or (self._briefly and lock.acquire(timeout=BRIEF_WAIT)):
+            self._loop_holds += 1
             return True
-        return self._briefly and lock.acquire(timeout=BRIEF_WAIT)
+        return False
 
     def unlock(self) -> None:
+        self._loop_holds -= 1
         self._lock.release()
 
     def trusted(self, sync: bool = True) -> _Trusted:
@@ -1319,8 +1322,9 @@ class Folder:
         does: (uid, ticket of its record, to commit before the reply; 0: nothing to commit)."""
         lock = self._lock
         self._briefly = True  # (`try_lock`: the loop waits for this hold, and for its taking)
-        if not lock.acquire(blocking=False):  # another holds it: the loop does not wait behind them
-            self._briefly = False
+        if not lock.acquire(blocking=False):
+            if not self._loop_holds:  # a worker holds it: the loop does not wait behind it
+                self._briefly = False
             lock.acquire()
             self._briefly = True
         try:
