@@ -11,9 +11,9 @@ tree is changed). N sessions log in, SELECT INBOX and IDLE (as bench/peers.py's 
 a probe in a process of its own (so that the 10,000 clients' own work is not in its figures) logs
 in and sends NOOP after NOOP; then every IDLE session ends at once (DONE and LOGOUT, 500 at a time,
 or `--drop`: closed without a word). Printed per round: the probe's worst and 99th-percentile NOOP
-round trip while they log in and while they end, and the collections of each phase (count per
-generation, the longest, the total, the objects found unreachable); then a full collection the
-driver asks for (SIGUSR1) once all have ended: the cyclic garbage they left, which a later automatic
+round trip while they log in, during a full collection the driver asks for (SIGUSR1) while all are
+open, and while they end, and the collections of each phase (count per generation, the longest,
+the total, the objects found unreachable); then a full collection asked for once all have ended: the cyclic garbage they left, which a later automatic
 full collection would have had to find while every session waited. A CPU-bound machine moves the
 NOOP figures; the collections' durations and counts move far less.
 """
@@ -109,7 +109,7 @@ def summary(label: str, noops: list[tuple[float, float]], gcs: list, window: tup
             f" unreachable {sum(g[3] for g in inside)}")
 
 
-async def burst(port: int, count: int, drop: bool) -> dict[str, tuple[float, float]]:
+async def burst(port: int, count: int, drop: bool, server_pid: int) -> dict[str, tuple[float, float]]:
     from peers import end_sessions, idle_sessions
 
     windows = {}
@@ -119,6 +119,10 @@ async def burst(port: int, count: int, drop: bool) -> dict[str, tuple[float, flo
     if len(clients) != count:
         print(f"  {len(clients)} of {count} sessions in IDLE", flush=True)
     await asyncio.sleep(0.5)
+    start = time.perf_counter()
+    os.kill(server_pid, signal.SIGUSR1)  # what a full collection costs with every session open
+    await asyncio.sleep(1.5)
+    windows["full"] = (start, time.perf_counter())
     start = time.perf_counter()
     if drop:
         for client in clients:
@@ -180,7 +184,7 @@ def main() -> None:
                     reader = threading.Thread(target=lambda: noops.extend(
                         tuple(map(float, line.split())) for line in prober.stdout), daemon=True)
                     reader.start()
-                    windows = asyncio.run(burst(port, args.sessions, args.drop))
+                    windows = asyncio.run(burst(port, args.sessions, args.drop, server.pid))
                     prober.stdin.close()
                     prober.wait(30)
                     reader.join(10)

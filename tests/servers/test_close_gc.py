@@ -17,6 +17,7 @@ import pytest
 
 from tests.helpers import PASSWORD, RunningServer, client_tls_context, free_port, make_config, wait
 from tests.servers.test_imap import Telnet
+from tuimail.core import gcpause
 from tuimail.servers import connection
 from tuimail.servers.smtp import TuimailSMTP
 
@@ -137,3 +138,29 @@ def test_a_closed_session_leaves_no_cyclic_garbage(tls_server, monkeypatch):
         gc.set_debug(0)
         gc.garbage.clear()
         gc.enable()
+
+
+def test_a_burst_of_sessions_that_stay_is_frozen_once(server, monkeypatch):
+    """Sessions that stay open (IDLE) are moved out of the collector's generations after each burst
+    (`gcpause.sessions_open`), so no full collection walks them all; sessions that come and go, one
+    at a time, never make a freeze."""
+    freezes = []
+    freeze = gc.freeze
+    monkeypatch.setattr(gc, "freeze", lambda: (freezes.append(len(server.engine.sessions)), freeze()))
+    monkeypatch.setattr(gcpause, "SESSIONS_PER_FREEZE", 3)
+    monkeypatch.setattr(gcpause, "_sessions_at_freeze", 0)
+    staying = []
+    for _ in range(4):
+        staying.append(Telnet(server.ports.imap))
+        assert staying[-1].line().startswith("* OK")
+    assert freezes == [3]
+    for t in staying:
+        t.close()
+    wait(lambda: not len(server.engine.sessions), what="the sessions closed")
+    for _ in range(4):
+        t = Telnet(server.ports.imap)
+        assert t.line().startswith("* OK")
+        assert t.command(b"a1 logout\r\n")[-1] == "a1 OK LOGOUT completed"
+        t.close()
+        wait(lambda: not len(server.engine.sessions), what="the session closed")
+    assert freezes == [3]

@@ -39,6 +39,7 @@ import ssl
 import time
 from typing import TYPE_CHECKING
 
+from tuimail.core.gcpause import sessions_open
 from tuimail.core.events import Protocol
 from tuimail.protocols.telnet import TelnetFilter
 from tuimail.servers.deadlines import Deadline, deadlines
@@ -262,6 +263,7 @@ class LineConnection(asyncio.Protocol):
         )
         if self.tls:
             self.session.set_tls(transport.get_extra_info("ssl_object"))
+        sessions_open(len(self.engine.sessions))  # a burst of them that stays: frozen, not walked
         self._idle_deadline = deadlines(self._loop).deadline(self._inactive)
         self._arm_timer()
         self.greeting()
