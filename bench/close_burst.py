@@ -25,6 +25,7 @@ import asyncio
 import gc
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -153,7 +154,6 @@ def main() -> None:
 
     from tuimail.config import Config, save_settings
 
-    import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.sessions + 1000)), hard))
     for _ in range(args.rounds):

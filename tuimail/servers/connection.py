@@ -39,8 +39,8 @@ import ssl
 import time
 from typing import TYPE_CHECKING
 
-from tuimail.core.gcpause import sessions_open
 from tuimail.core.events import Protocol
+from tuimail.core.gcpause import sessions_open
 from tuimail.protocols.telnet import TelnetFilter
 from tuimail.servers.deadlines import Deadline, deadlines
 from tuimail.servers.deflate import Deflate
