@@ -177,6 +177,12 @@ class LogWriter:
         if kind is LineIn or kind is LineOut or kind is Note:  # most events: a transcript line or remark
             self.transcript_line(kind, event.sid, event.protocol, event.text, event.at)
             return
+        if kind is SessionClosed:  # (one per session: the block is written)
+            entry = self._open.get(event.sid)
+            if entry is not None:
+                entry.append(stamp(event.at) + localise(closing_line(event)))
+                self._flush(event.sid, event.at)
+            return
         if kind is SystemMessage:
             self._write(Protocol.SYSTEM, stamp(event.at) + localise(event.text) + "\n")
             return
@@ -190,18 +196,27 @@ class LogWriter:
         text = event_text(event)
         if text is not None:
             entry.append(stamp(event.at) + text)
-        if kind is SessionClosed:
-            self._flush(event.sid, event.at)
 
     def transcript_line(self, kind: type, sid: int, protocol: Protocol, text: str, at: datetime) -> None:
         """A LineIn, LineOut or Note (a remark, as event_text() writes it) in its session's block; called
         with the fields by `EventBus.publish_line`, no event made."""
         entry = self._open.get(sid)
-        if entry is not None:
-            if kind is Note:
-                entry.append(stamp(at) + localise(text))
-            else:
-                entry.append(f"{stamp(at)}{'<--' if kind is LineIn else '-->'} {text}")
+        if entry is None:
+            return
+        if kind is Note:
+            line = stamp(at) + localise(text)
+        elif kind is LineIn:
+            line = f"{stamp(at)}<-- {text}"
+        else:
+            line = f"{stamp(at)}--> {text}"
+        # `Block.append`'s usual case without the call: a short line while the head is filling
+        size = len(line)
+        if (entry.tail is None and size <= MAX_LINE and len(entry.head) < HEAD_LINES
+                and entry.head_bytes + size <= HEAD_BYTES):
+            entry.head.append(line)
+            entry.head_bytes += size
+        else:
+            entry.append(line)
 
     def lines_out(self, protocol: Protocol, texts: tuple[str, ...], sent: list[tuple[int, datetime]]) -> None:
         """`EventBus.publish_lines_out`: many sessions' identical `-->` lines, as `__call__` writes them."""

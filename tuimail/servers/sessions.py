@@ -111,10 +111,12 @@ class Session:
             self.state = state
         self.bus.publish(SessionUpdated(self.sid, self.protocol, self.user, self.state))
         if changed_user:
-            self.set_info(full_name=(self.full_names(user) if user and self.full_names else ""))
+            self._set("full_name", self.full_names(user) if user and self.full_names else "")
+        if self.protocol is Protocol.SMTP:  # (every SMTP command changes the state: no folder to show)
+            return
         folder = self._folder_of(self.state)
         if folder is not None:
-            self.set_info(folder=folder)
+            self._set("folder", folder)
 
     def _folder_of(self, state: str) -> str | None:
         """The folder a protocol state names: IMAP `selected X`/`examined X` (RFC 3501 §6.3.1-2),
@@ -140,6 +142,13 @@ class Session:
                 if wanted:
                     self.bus.publish(SessionInfo(self.sid, self.protocol, name, value))
 
+    def _set(self, name: str, value: str | tuple[str, ...] | None) -> None:
+        """`set_info(name=value)` without the keyword dictionary (the SMTP envelope, every message)."""
+        if getattr(self, name) != value:
+            setattr(self, name, value)
+            if self.bus.wants(SessionInfo):
+                self.bus.publish(SessionInfo(self.sid, self.protocol, name, value))
+
     def set_tls(self, ssl_object) -> None:
         """The connection is encrypted: note the TLS version and cipher (from the transport's ssl object)."""
         self.tls = True
@@ -149,10 +158,11 @@ class Session:
     # ----- SMTP envelope (RFC 5321 §3.3: MAIL, RCPT..., DATA; RSET or a new HELO abandons it) -----
 
     def envelope_started(self, sender: str) -> None:
-        self.set_info(mail_from=sender, rcpt_to=())
+        self._set("mail_from", sender)
+        self._set("rcpt_to", ())
 
     def recipient_added(self, recipient: str) -> None:
-        self.set_info(rcpt_to=(*self.rcpt_to, recipient))
+        self._set("rcpt_to", (*self.rcpt_to, recipient))
 
     def envelope_ended(self, outcome: str) -> None:
         """DATA answered (or the envelope was reset): remember the message, start the next one."""
@@ -160,7 +170,9 @@ class Session:
             return
         sender = self.mail_from or "?"
         line = f"{sender or '<>'} -> {', '.join(self.rcpt_to) or '(no recipients)'}: {outcome}"
-        self.set_info(messages=(*self.messages, line)[-50:], mail_from=None, rcpt_to=())
+        self._set("messages", (*self.messages, line)[-50:])
+        self._set("mail_from", None)
+        self._set("rcpt_to", ())
 
     def set_state(self, state: str) -> None:
         self.set_user(self.user, state)

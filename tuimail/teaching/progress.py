@@ -131,36 +131,41 @@ class ProgressTracker:
         self._by_command: dict[tuple[str, str], list[str]] = {}
 
     def __call__(self, event: Event) -> None:
-        kind = type(event)  # the transcript lines first: every line of every session comes here
+        kind = type(event)  # (the event types are final: one identity test each)
         if kind is LineIn or kind is LineOut or kind is Note:
             self.transcript_line(kind, event.sid, event.protocol, event.text, event.at)
-            return
-        if isinstance(event, SessionOpened):
+        elif kind is SessionUpdated:  # a state change (SMTP: every command); a login names the user
+            if event.user:
+                live = self._live.get(event.sid)
+                if live is not None and self.local_account(event.user):
+                    self._attribute(live, event.user)
+        elif kind is SessionOpened:
             if event.protocol in _PROTOCOLS:
                 self._live[event.sid] = _Live(_PROTOCOLS[event.protocol])
-            return
-        live = self._live.get(getattr(event, "sid", -1))
-        if live is None:
-            return
-        if isinstance(event, LineIn):
-            self._client(live, event.text)
-        elif isinstance(event, LineOut):
-            self._server(live, event.text, event.at)
-        elif isinstance(event, SessionUpdated):
-            if event.user and self.local_account(event.user):
-                self._attribute(live, event.user)
-        elif isinstance(event, SessionClosed):
-            del self._live[event.sid]
+        elif kind is SessionClosed:
+            self._live.pop(event.sid, None)
 
     def transcript_line(self, kind: type, sid: int, protocol: Protocol, text: str, at: datetime) -> None:
         """A LineIn or LineOut read for the steps it completes (a Note, a remark: nothing done or
         attributed); called with the fields by `EventBus.publish_line`, no event made."""
         live = self._live.get(sid)
-        if live is not None and kind is not Note:
-            if kind is LineIn:
-                self._client(live, text)
-            else:
-                self._server(live, text, at)
+        if live is None or kind is Note:
+            return
+        if kind is LineIn:
+            if live.protocol == "smtp":  # `_client` for SMTP (most lines of a lab or a mail server)
+                if live.sasl:  # an answer to a 334 challenge, not a command
+                    live.sasl = False
+                elif len(live.waiting) < _MAX_TAGS:
+                    words = text.split(None, 1)
+                    if words:
+                        live.waiting.append((words[0].upper().partition(":")[0], text))
+                return
+            self._client(live, text)
+        elif live.protocol == "smtp":
+            if text[3:4] != "-":  # a continuation line of a multi-line reply completes nothing
+                self._smtp_reply(live, text, at)
+        else:
+            self._server(live, text, at)
 
     def lines_out(self, protocol: Protocol, texts: tuple[str, ...], sent: list[tuple[int, datetime]]) -> None:
         """`EventBus.publish_lines_out`: many sessions' identical `-->` lines, as `__call__` reads them."""
