@@ -79,13 +79,16 @@ class Session:
     # control socket) sees it: a client's ESC, CR, NUL or BEL is written as `\x1b`, `\x0d`...
     def line_in(self, text: str) -> None:
         """A client line, already masked by the caller."""
-        text = printable(text)
+        if not (text.isascii() and text.isprintable()):  # (`printable`'s own first test, without its call)
+            text = printable(text)
         self.last_activity = time.monotonic()
         self.last_command = text[:80]
         self.bus.publish_line(LineIn, self.sid, self.protocol, text)
 
     def line_out(self, text: str) -> None:
-        self.bus.publish_line(LineOut, self.sid, self.protocol, printable(text))
+        if not (text.isascii() and text.isprintable()):
+            text = printable(text)
+        self.bus.publish_line(LineOut, self.sid, self.protocol, text)
 
     def lines_out(self, texts: list[str]) -> None:
         """The lines of one write (`-->`): sent at one moment, so they share one time stamp. The
@@ -95,7 +98,9 @@ class Session:
             self.bus.publish_lines_out(self.protocol, tuple(map(printable, texts)), [(self.sid, now())])
 
     def note(self, text: str) -> None:
-        self.bus.publish_line(Note, self.sid, self.protocol, printable(text))
+        if not (text.isascii() and text.isprintable()):
+            text = printable(text)
+        self.bus.publish_line(Note, self.sid, self.protocol, text)
 
     def received(self, count: int) -> None:
         self.bytes_in += count
@@ -175,7 +180,13 @@ class Session:
         self._set("rcpt_to", ())
 
     def set_state(self, state: str) -> None:
-        self.set_user(self.user, state)
+        """`set_user(self.user, state)`: the same event, the same folder (SMTP: every command)."""
+        self.state = state
+        self.bus.publish(SessionUpdated(self.sid, self.protocol, self.user, state))
+        if self.protocol is not Protocol.SMTP:
+            folder = self._folder_of(state)
+            if folder is not None:
+                self._set("folder", folder)
 
 
 class SessionRegistry:
@@ -206,9 +217,14 @@ class SessionRegistry:
         self._per_host[host] = self._per_host.get(host, 0) + 1
         self.bus.publish(SessionOpened(sid, protocol, host, port, local_port, tls))
         if local_host:
-            session.set_info(local_host=local_host)
-        if self.resolver is not None:
-            self.resolver.lookup(host, lambda name, s=session: s.closed or s.set_info(host_name=name))
+            session._set("local_host", local_host)
+        resolver = self.resolver
+        if resolver is not None:
+            name = resolver.cached(host)  # (a client seen lately: the name at once, no callback made)
+            if name is not None:
+                session._set("host_name", name)
+            else:
+                resolver.lookup(host, lambda name, s=session: s.closed or s.set_info(host_name=name))
         return session
 
     def close(self, session: Session, reason: str, ok: bool = True) -> None:
