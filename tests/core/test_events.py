@@ -123,3 +123,31 @@ def test_wants_follows_the_subscribers():
     assert not bus.wants(SessionClosed)
     bus.subscribe(lambda e: None)  # every kind
     assert bus.wants(LineIn) and bus.wants(SessionClosed)
+
+
+def test_session_events_keep_the_dataclass_signature_defaults_and_frozenness():
+    """SessionOpened/SessionUpdated/SessionClosed (one each per session or command) are made by a
+    faster `__init__`: the same positional and keyword arguments and defaults, stamped when `at`
+    is not given, equal and frozen as the dataclass makes them."""
+    import dataclasses
+    import inspect
+
+    import pytest
+
+    from tuimail.core.events import SessionOpened, SessionUpdated
+
+    at = datetime(2026, 11, 30, 11, 0, 0)
+    closed = SessionClosed(4, Protocol.SMTP, 10, 20, "client quit", at=at)
+    assert (closed.ok, closed.at) == (True, at)
+    assert closed == SessionClosed(sid=4, protocol=Protocol.SMTP, bytes_in=10, bytes_out=20, reason="client quit",
+                                   ok=True, at=at)
+    assert SessionClosed(4, Protocol.SMTP, 10, 20, "timeout", False).ok is False
+    opened = SessionOpened(5, Protocol.POP3, "127.0.0.1", 40000, 2110)
+    assert opened.tls is False and isinstance(opened.at, datetime)
+    updated = SessionUpdated(5, Protocol.IMAP, None, "selected INBOX", at)
+    assert (updated.user, updated.state, updated.at) == (None, "selected INBOX", at)
+    assert [str(p) for p in inspect.signature(SessionOpened).parameters.values()][-2:] == ["tls=False", "at=None"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        updated.state = "logout"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        SessionClosed(4, Protocol.SMTP, 10, 20)  # the reason is required, as before
