@@ -261,3 +261,32 @@ def test_pasted_text_after_a_refused_data_is_read_as_commands(server):
     t.reply()
     t.send(b"helo admin\ndata\nnoop\n", end=b"")
     assert [t.reply()[0][:3] for _ in range(3)] == ["250", "503", "250"]
+
+
+def test_data_delivers_by_the_directory_as_it_is_when_it_changed_after_rcpt(server):
+    """DATA reuses RCPT's expansion of an address only while the accounts, aliases and domains stay
+    as they were: an alias pointed elsewhere, or the account removed, between RCPT and DATA is what
+    DATA goes by (RFC 5321 §3.3: the message is the server's only at the end of DATA)."""
+    directory = server.engine.directory
+    directory.set_alias("team@lab.test", ["tatareva@lab.test"])
+    t = Telnet(server.ports.smtp)
+    t.reply()
+    assert t.type("helo admin")[0].startswith("250")
+    assert t.type("mail from:tester@lab.test")[0].startswith("250")
+    assert t.type("rcpt to:team@lab.test")[0].startswith("250")
+    directory.set_alias("team@lab.test", ["tester@lab.test"])  # while the client is between RCPT and DATA
+    assert t.type("data")[0].startswith("354")
+    t.send(b"Subject: retargeted\n")
+    assert t.type(".")[0].startswith("250 2.0.0 Ok, message saved")
+    assert [b"Subject: retargeted" in m for m in inbox(server, "tester@lab.test")] == [True]
+    assert inbox(server, "tatareva@lab.test") == []
+    # unchanged, RCPT's expansion stands; an account removed after RCPT is no recipient any more
+    directory.add_account("gone@lab.test", PASSWORD)
+    assert t.type("mail from:tester@lab.test")[0].startswith("250")
+    assert t.type("rcpt to:gone@lab.test")[0].startswith("250")
+    directory.delete_account("gone@lab.test")
+    assert t.type("data")[0].startswith("354")
+    t.send(b"Subject: too late\n")
+    assert t.type(".")[0].startswith("554 5.1.1 No valid recipients left")
+    assert t.type("quit")[0].startswith("221")
+    t.close()

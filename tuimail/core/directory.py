@@ -260,6 +260,16 @@ class Directory:
         self.refresh()
         return dict(self._aliases)
 
+    def expansion_state(self) -> tuple:
+        """What `expand` reads (the accounts, the aliases, the domains and their catch-alls), as a
+        value that stays equal while none of it changes: an expansion made under an equal state (and
+        without an SRS address, whose validity runs out) is still the expansion. The accounts' and
+        aliases' dictionaries and the domain list are replaced on every change, never changed in
+        place (compared by identity first: cheap); a catch-all is changed in place (compared as text)."""
+        self.refresh()
+        domains = self.config.settings.domains
+        return self._accounts, self._aliases, domains, [d.catch_all for d in domains]
+
     def expand(self, address: str, srs=None) -> Expansion | None:
         """Where mail to `address` goes after aliases (a list of targets), forwarding (with or without
         a kept copy) and the domain's catch-all; None when no such local address exists. A loop

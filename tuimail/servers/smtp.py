@@ -661,7 +661,14 @@ class SmtpHandler:
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(options)
             return f"250 2.1.5 <{address}>, Recipient ok (will be relayed)"
-        expansion = directory.expand(address, srs=self.engine.srs.reverse)
+        state = directory.expansion_state()  # (before expanding: a change meanwhile makes DATA expand again)
+        reverse, decoded = self.engine.srs.reverse, []
+
+        def srs(found: str) -> str | None:
+            decoded.append(found)
+            return reverse(found)
+
+        expansion = directory.expand(address, srs=srs)
         if expansion is None:
             return f"550 5.1.1 <{address}>: no such mailbox here"
         # an alias or forwarding loop with nowhere to deliver is accepted and bounced with our own DSN
@@ -671,6 +678,11 @@ class SmtpHandler:
             return over
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
+        if not decoded:  # DATA takes it as it is while the directory stays the same (issue 15)
+            expansions = getattr(envelope, "expansions", None)
+            if expansions is None:
+                expansions = envelope.expansions = {}
+            expansions[address] = (state, expansion)
         if server.record is not None:
             server.record.recipient_added(address)
         return f"250 2.1.5 <{address}>, Recipient ok"
@@ -738,13 +750,20 @@ class SmtpHandler:
         remote: list[tuple[str, str]] = []
         forwarded: list[tuple[str, str]] = []
         looped: list[str] = []
+        # RCPT's expansions, still right unless the accounts, aliases or domains changed since
+        expansions = getattr(envelope, "expansions", None) or {}
+        state = directory.expansion_state() if expansions else None
         for address in envelope.rcpt_tos:
             domain = address.rpartition("@")[2].lower()
             if "@" in address and not directory.hosts(domain):
                 if (address, address) not in remote:
                     remote.append((address, address))
                 continue
-            expansion = directory.expand(address, srs=self.engine.srs.reverse)
+            known = expansions.get(address)
+            if known is not None and known[0] == state:
+                expansion = known[1]
+            else:  # the accounts went away, or an alias changed, between RCPT and DATA
+                expansion = directory.expand(address, srs=self.engine.srs.reverse)
             if expansion is None:
                 continue
             if expansion.loop and not expansion.local and not expansion.remote:
