@@ -95,7 +95,9 @@ class Session:
         same as a `LineOut` per line, published in one call (`EventBus.publish_lines_out`): a FETCH
         reply of many lines makes no event per line for the log writer and the counters."""
         if texts:
-            self.bus.publish_lines_out(self.protocol, tuple(map(printable, texts)), [(self.sid, now())])
+            whole = "".join(texts)  # (one test for all of them: an EHLO reply's eight lines, printable ASCII)
+            lines = tuple(texts) if whole.isascii() and whole.isprintable() else tuple(map(printable, texts))
+            self.bus.publish_lines_out(self.protocol, lines, [(self.sid, now())])
 
     def note(self, text: str) -> None:
         if not (text.isascii() and text.isprintable()):
