@@ -1,4 +1,4 @@
-"""A big folder's first build (tuimail.store.folder, tuimail.core.gcpause): the index it writes is the
+"""A big folder's first build (tuimail.store.listing, tuimail.core.gcpause): the index it writes is the
 one the per-name path writes, byte for byte, however the work is sliced; the garbage collector does
 not run while the refs are made and never walks them afterwards; the arrival order is exactly the
 order of a plain sort."""
@@ -17,6 +17,7 @@ import weakref
 import pytest
 
 import tuimail.store.folder as folder_mod
+import tuimail.store.listing as listing_mod
 from tuimail.core.gcpause import quiet_build, release_soon, released
 from tuimail.store.files import write_durably
 from tuimail.store.index import INDEX, replay, seal
@@ -24,6 +25,16 @@ from tuimail.store.maildir import UIDVALIDITY_FILE, MailStore
 
 ADDRESS = "bob@lab.test"
 MESSAGES = 300
+
+
+# The folder's tunables, set in every module that reads them
+TUNABLES = {"CHUNK": (listing_mod, folder_mod), "QUIET_BUILD": (folder_mod,),
+            "MERGE_WAYS": (listing_mod,), "BULK": (listing_mod,)}
+
+
+def tune(patch, name: str, value: int) -> None:
+    for module in TUNABLES[name]:
+        patch.setattr(module, name, value)
 
 
 def inbox(root):
@@ -74,11 +85,11 @@ def test_a_sliced_first_build_writes_the_index_of_the_per_name_path(two_copies, 
     with monkeypatch.context() as m:  # the per-name path, one plain sort, no pause
         m.setattr(folder_mod, "_describe_all", lambda path, listings: None)
         m.setattr(folder_mod, "_arrival_order", lambda fresh: fresh.sort())
-        m.setattr(folder_mod, "QUIET_BUILD", 1 << 30)
+        tune(m, "QUIET_BUILD", 1 << 30)
         expected = inbox(reference).messages()
-    monkeypatch.setattr(folder_mod, "CHUNK", 7)  # many slices, a tie across no border or across one
-    monkeypatch.setattr(folder_mod, "MERGE_WAYS", 3)
-    monkeypatch.setattr(folder_mod, "QUIET_BUILD", 50)
+    tune(monkeypatch, "CHUNK", 7)  # many slices, a tie across no border or across one
+    tune(monkeypatch, "MERGE_WAYS", 3)
+    tune(monkeypatch, "QUIET_BUILD", 50)
     assert inbox(sliced).messages() == expected
     index = (sliced / "lab.test" / "bob" / INDEX).read_bytes()
     assert index == (reference / "lab.test" / "bob" / INDEX).read_bytes()
@@ -93,12 +104,12 @@ def test_bulk_records_are_the_same_however_the_build_is_sliced_and_replay_to_the
     `+` records for the others (a BULK with a name of another shape in it): the same file from the
     per-name path and from any slicing, and a restart reads back exactly the refs the build made."""
     sliced, reference = two_copies
-    monkeypatch.setattr(folder_mod, "BULK", bulk)
+    tune(monkeypatch, "BULK", bulk)
     with monkeypatch.context() as m:
         m.setattr(folder_mod, "_describe_all", lambda path, listings: None)
         expected = inbox(reference).messages()
-    monkeypatch.setattr(folder_mod, "CHUNK", 7)
-    monkeypatch.setattr(folder_mod, "QUIET_BUILD", 50)
+    tune(monkeypatch, "CHUNK", 7)
+    tune(monkeypatch, "QUIET_BUILD", 50)
     built = inbox(sliced).messages()
     index = (sliced / "lab.test" / "bob" / INDEX).read_bytes()
     assert index == (reference / "lab.test" / "bob" / INDEX).read_bytes()
@@ -126,7 +137,7 @@ def test_a_version_1_index_reads_as_before_and_a_version_2_one_takes_appends(tmp
                 odd.unlink()  # only names a `*` record can hold
         with monkeypatch.context() as m:
             if kind == "1":  # as an older tuimail wrote it
-                m.setattr(folder_mod, "bulk_record", lambda *args: None)
+                m.setattr(listing_mod, "bulk_record", lambda *args: None)
             folder = inbox(root)
         path = root / "lab.test" / "bob" / INDEX
         assert path.read_bytes().startswith(f"tuimail-index {kind} ".encode())
@@ -171,8 +182,8 @@ def test_a_base_listed_twice_is_left_to_the_per_name_path(two_copies, monkeypatc
     with monkeypatch.context() as m:
         m.setattr(folder_mod, "_describe_all", lambda path, listings: None)
         expected = inbox(reference).messages()
-    monkeypatch.setattr(folder_mod, "CHUNK", 7)
-    monkeypatch.setattr(folder_mod, "QUIET_BUILD", 50)
+    tune(monkeypatch, "CHUNK", 7)
+    tune(monkeypatch, "QUIET_BUILD", 50)
     folder = inbox(sliced)
     assert folder.messages() == expected and len(expected) == MESSAGES + 6
     assert (sliced / "lab.test" / "bob" / INDEX).read_bytes() == (reference / "lab.test" / "bob" / INDEX).read_bytes()
@@ -222,7 +233,7 @@ def _frozen_by_each_freeze(monkeypatch) -> list[int]:
 
 def test_a_big_build_runs_without_collections_and_freezes_its_refs(two_copies, monkeypatch, collections):
     root, _ = two_copies
-    monkeypatch.setattr(folder_mod, "QUIET_BUILD", 50)
+    tune(monkeypatch, "QUIET_BUILD", 50)
     moved = _frozen_by_each_freeze(monkeypatch)
     folder = inbox(root)
     assert not [c for c in collections if "_index_listings" in c] and gc.isenabled()
@@ -276,12 +287,12 @@ def test_quiet_builds_overlap_across_threads_and_keep_a_disabled_collector_disab
 @pytest.mark.parametrize("ties", [False, True])
 def test_the_arrival_order_is_that_of_a_plain_sort(monkeypatch, ties):
     rng = random.Random(ties)
-    monkeypatch.setattr(folder_mod, "CHUNK", 16)
+    tune(monkeypatch, "CHUNK", 16)
     for count in (5, 16, 17, 100, 16 * 8 + 1, 1000):
         rows = [((rng.randrange(50) if ties else rng.random() * 1e9), f"b{rng.randrange(10**9)}", "cur", "S", 1, 2)
                 for _ in range(count)]
         got = list(rows)
-        folder_mod._arrival_order(got)
+        listing_mod._arrival_order(got)
         assert got == sorted(rows)
 
 
@@ -306,7 +317,7 @@ def test_the_base_lookup_of_a_first_build_is_made_when_first_needed(two_copies, 
     """A first build leaves base -> uid to the first look-up (the SELECT looks none up): then it
     holds every message, and a file another program renames keeps its uid."""
     root, _ = two_copies
-    monkeypatch.setattr(folder_mod, "CHUNK", 7)
+    tune(monkeypatch, "CHUNK", 7)
     folder = inbox(root)
     assert folder._bases is None
     refs = folder.messages()

@@ -1,4 +1,4 @@
-"""On the event loop a folder's directories are looked at once per turn of the loop (`folder._loop_turn`):
+"""On the event loop a folder's directories are looked at once per turn of the loop (`turns._loop_turn`):
 the commands of one turn share the turn's first look; another program's change shows from the next turn,
 and a look from a worker thread, or under a loop that started afresh, is never taken from an old turn."""
 
