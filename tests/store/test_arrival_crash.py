@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tuimail.core.atomic import fsync_dir
-from tuimail.store import folder as folder_module
+from tuimail.store import folder_sync
 from tuimail.store.deferred import batching, run_notices
 from tuimail.store.maildir import MailStore
 
@@ -43,7 +43,7 @@ def test_a_look_between_the_250_and_the_record_indexes_by_name_without_a_listing
     # the 250s go out here: the files are durable in new/, their records and the notice still to come
     assert sorted(os.listdir(inbox.path / "new")) == sorted(names)
     assert heard == []
-    monkeypatch.setattr(folder_module, "_listings", _no_listing)
+    monkeypatch.setattr(folder_sync, "_listings", _no_listing)
     assert not inbox.looks_unchanged()  # (an IMAP command looks at the folder through `sync`)
     refs = inbox.messages()
     assert [r.filename for r in refs] == [first.filename, *names]
@@ -65,7 +65,7 @@ def test_the_after_work_indexes_the_batch_in_one_record_write_and_a_later_start_
     with batching() as batch:
         names = [store.deliver(ADDRESS, b"Subject: %d\n\nbody\n" % n).name for n in range(4)]
         assert batch.finish(fsync_dir, notices=notices) == {}
-    monkeypatch.setattr(folder_module, "_listings", _no_listing)
+    monkeypatch.setattr(folder_sync, "_listings", _no_listing)
     writes = []
     real_append = inbox._log.append
     monkeypatch.setattr(inbox._log, "append", lambda lines: writes.append(lines) or real_append(lines))

@@ -17,6 +17,8 @@ import weakref
 import pytest
 
 import tuimail.store.folder as folder_mod
+import tuimail.store.folder_log as log_mod
+import tuimail.store.folder_sync as sync_mod
 import tuimail.store.listing as listing_mod
 from tuimail.core.gcpause import quiet_build, release_soon, released
 from tuimail.store.files import write_durably
@@ -27,8 +29,8 @@ ADDRESS = "bob@lab.test"
 MESSAGES = 300
 
 
-# The folder's tunables, set in every module that reads them
-TUNABLES = {"CHUNK": (listing_mod, folder_mod), "QUIET_BUILD": (folder_mod,),
+# The folder's tunables, set in every module that reads them (the folder is split along its seams)
+TUNABLES = {"CHUNK": (listing_mod, sync_mod, folder_mod), "QUIET_BUILD": (sync_mod, log_mod),
             "MERGE_WAYS": (listing_mod,), "BULK": (listing_mod,)}
 
 
@@ -83,8 +85,8 @@ def two_copies(tmp_path):
 def test_a_sliced_first_build_writes_the_index_of_the_per_name_path(two_copies, monkeypatch):
     sliced, reference = two_copies
     with monkeypatch.context() as m:  # the per-name path, one plain sort, no pause
-        m.setattr(folder_mod, "_describe_all", lambda path, listings: None)
-        m.setattr(folder_mod, "_arrival_order", lambda fresh: fresh.sort())
+        m.setattr(sync_mod, "_describe_all", lambda path, listings: None)
+        m.setattr(sync_mod, "_arrival_order", lambda fresh: fresh.sort())
         tune(m, "QUIET_BUILD", 1 << 30)
         expected = inbox(reference).messages()
     tune(monkeypatch, "CHUNK", 7)  # many slices, a tie across no border or across one
@@ -106,7 +108,7 @@ def test_bulk_records_are_the_same_however_the_build_is_sliced_and_replay_to_the
     sliced, reference = two_copies
     tune(monkeypatch, "BULK", bulk)
     with monkeypatch.context() as m:
-        m.setattr(folder_mod, "_describe_all", lambda path, listings: None)
+        m.setattr(sync_mod, "_describe_all", lambda path, listings: None)
         expected = inbox(reference).messages()
     tune(monkeypatch, "CHUNK", 7)
     tune(monkeypatch, "QUIET_BUILD", 50)
@@ -180,7 +182,7 @@ def test_a_base_listed_twice_is_left_to_the_per_name_path(two_copies, monkeypatc
         os.link(twin, root / "lab.test" / "bob" / "new" / twin.name.split(":2,")[0])
     same_mtimes(sliced, reference)
     with monkeypatch.context() as m:
-        m.setattr(folder_mod, "_describe_all", lambda path, listings: None)
+        m.setattr(sync_mod, "_describe_all", lambda path, listings: None)
         expected = inbox(reference).messages()
     tune(monkeypatch, "CHUNK", 7)
     tune(monkeypatch, "QUIET_BUILD", 50)

@@ -39,7 +39,7 @@ from tuimail.store.files import (
 from tuimail.store import specialuse
 from tuimail.store.deferred import current_batch
 from tuimail.store.folder import Folder
-from tuimail.store.folder import UIDLIST
+from tuimail.store.folder_log import UIDLIST
 from tuimail.store.refs import MessageRef
 
 __all__ = [  # the store's public names, wherever they are defined
