@@ -51,13 +51,14 @@ def serve(out: str, argv: list[str]) -> None:
     os.fsync = fsync
     from tuimail.servers import committer as committer_module
     from tuimail.servers import imap
+    from tuimail.servers.imap_loop import _verb
     from tuimail.store.folder import Folder
 
     conn = imap.ImapConnection
     receive, carry_out = conn._receive, conn._carry_out
 
     async def timed_receive(self, command):
-        self._bench_started = (imap._verb(command), time.perf_counter())
+        self._bench_started = (_verb(command), time.perf_counter())
         return await receive(self, command)
 
     async def timed_carry_out(self, outcome):

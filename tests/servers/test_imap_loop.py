@@ -1,4 +1,4 @@
-"""Message commands answered on the event loop (servers/imap.py `_on_the_loop`), over real sockets.
+"""Message commands answered on the event loop (servers/imap_loop.py `_on_the_loop`), over real sockets.
 
 On a small folder whose index matches the disk, FETCH, STORE, SEARCH, EXPUNGE, NOOP and STATUS of the
 selected folder run on the loop, and the index fsyncs they wait for are group-committed by the
@@ -17,7 +17,7 @@ import pytest
 from tests.servers.test_imap import deliver
 from tests.servers.test_imap_recent import Session
 from tuimail.core.events import LineOut
-from tuimail.servers import imap
+from tuimail.servers import imap, imap_loop
 from tuimail.servers.committer import Committer
 from tuimail.store.folder import Folder
 from tuimail.store.index import IndexLog
@@ -84,7 +84,7 @@ def test_an_expunge_of_a_few_files_runs_on_the_loop_and_of_many_takes_the_thread
     lines = s.send("expunge")  # one unlink: on the loop
     assert lines[0] == "* 1 EXPUNGE" and lines[-1].endswith("OK EXPUNGE completed"), lines
     assert not any(t.startswith("tuimail-io") for t in threads), threads
-    monkeypatch.setattr(imap, "LOOP_UNLINKS", 1)
+    monkeypatch.setattr(imap_loop, "LOOP_UNLINKS", 1)
     threads.clear()
     deliver(server)
     s.send("noop")
@@ -96,7 +96,7 @@ def test_an_expunge_of_a_few_files_runs_on_the_loop_and_of_many_takes_the_thread
 
 
 def test_a_folder_over_the_limit_keeps_the_worker_thread(server, monkeypatch):
-    monkeypatch.setattr(imap, "LOOP_MESSAGES", 2)
+    monkeypatch.setattr(imap_loop, "LOOP_MESSAGES", 2)
     threads = _spy_threads(monkeypatch)
     s = _session(server)
     lines = s.send("store 1 +flags (\\Deleted)")

@@ -8,9 +8,7 @@ code, status, response, response code, capability or command without a note fail
 
 from __future__ import annotations
 
-import ast
 import inspect
-import io
 import re
 import socket
 import tokenize
@@ -31,7 +29,7 @@ from tuimail.teaching.notes import smtp as smtp_notes
 ROOT = Path(__file__).resolve().parents[2]
 SMTP_SOURCES = [ROOT / "tuimail/servers/smtp.py", Path(aiosmtpd.smtp.__file__), *sorted((ROOT / "tests").rglob("*.py"))]
 POP3_SOURCES = [*sorted((ROOT / "tuimail/protocols/pop3").glob("*.py")), ROOT / "tuimail/servers/pop3.py"]
-IMAP_SOURCES = [*sorted((ROOT / "tuimail/protocols/imap").glob("*.py")), ROOT / "tuimail/servers/imap.py"]
+IMAP_SOURCES = [*sorted((ROOT / "tuimail/protocols/imap").glob("*.py")), *sorted((ROOT / "tuimail/servers").glob("imap*.py"))]
 
 
 TRIPLE = re.compile(r"^[rbfuRBFU]*('''|\"\"\")")
