@@ -79,7 +79,7 @@ def hold_committer(server) -> threading.Event:
 
 
 def queued(server) -> int:
-    return server.call(lambda: len(committer()._queue))
+    return server.call(lambda: len(committer()._worker.queue))
 
 
 def stored(server) -> dict[str, Path]:

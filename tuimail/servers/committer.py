@@ -1,6 +1,7 @@
 """Group commit for work that must be durable before a reply (`store/deferred.py`).
 
-Two kinds of work share one thread per loop (started on demand, ended when idle), a batch at a time:
+Two kinds of work share one thread per loop (started on demand, ended when idle: `core/worker.py`), a
+batch at a time:
 - IMAP commands answered on the loop (a STORE or EXPUNGE on a small folder) leave the fsyncs of their
   index records to wait for (`wait`): the folder's log fsyncs once for all of them (`IndexLog.commit`
   shares fsyncs).
@@ -22,12 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 from tuimail.core.atomic import fsync_dir
+from tuimail.core.worker import Worker
 from tuimail.servers.fsyncs import fsync_files, run_all
 from tuimail.store.deferred import batching, current_batch, run_notices
 
@@ -53,9 +54,9 @@ def _run_waits(waits: list[Wait]) -> None:
 class Committer:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._cond = threading.Condition()
-        self._queue: list[tuple[Callable[[], Any], asyncio.Future | None]] = []
-        self._thread: threading.Thread | None = None
+        # its own thread, not the pool's: one wake-up per batch, no futures
+        self._worker: Worker[tuple[Callable[[], Any], asyncio.Future | None]] = Worker(
+            "tuimail-commit", self._run_batch, IDLE_SECONDS)
 
     def wait(self, waits: list[Wait]) -> asyncio.Future:
         """A future that is done once every one of `waits` has run (its exception, if one raised)."""
@@ -66,17 +67,8 @@ class Committer:
         its batch; durable writes inside it are durable, directories included, when the future is done.
         Whoever awaits it resumes in the turn of the loop that hands the batch back (`Resumed`)."""
         future = Resumed(loop=self._loop)
-        self._enqueue(work, future)
+        self._worker.put((work, future))
         return future
-
-    def _enqueue(self, work: Callable[[], Any], future: asyncio.Future | None) -> None:
-        with self._cond:
-            self._queue.append((work, future))
-            if self._thread is None:  # its own thread, not the pool's: one wake-up per batch, no futures
-                self._thread = threading.Thread(target=self._run, name="tuimail-commit", daemon=True)
-                self._thread.start()
-            else:
-                self._cond.notify()
 
     async def drain(self, timeout: float = 5.0) -> bool:
         """(Loop) wait until every batch queued so far, and the after-work it hands back, has run: a
@@ -84,65 +76,57 @@ class Committer:
         lists a folder whose delivered files had no records yet; nothing is lost either way). False if
         the disk did not finish within `timeout` seconds."""
         deadline = self._loop.time() + timeout
+        worker = self._worker
         while True:
-            if self._thread is not None or self._queue:
+            if worker.thread is not None or worker.queue:
                 try:  # a marker behind everything queued: done when the batches before it are
                     await asyncio.wait_for(asyncio.shield(self.call(_marker)), deadline - self._loop.time())
                 except asyncio.TimeoutError:
                     return False
             for _ in range(3):  # `_resolve` hands after-work on two loop turns after a batch ends
                 await asyncio.sleep(0)
-            with self._cond:
-                if not self._queue:
+            with worker.cond:
+                if not worker.queue:
                     return True
 
     def _after_replies(self, notices: list[Callable[[], None]]) -> None:
         """(Loop) a batch's after-work, once its replies are written: to the committer's thread."""
-        self._enqueue(lambda: run_notices(notices), None)
+        self._worker.put((lambda: run_notices(notices), None))
 
-    def _run(self) -> None:
-        """The committer thread: run the queued work, a batch at a time."""
-        while True:
-            with self._cond:
-                if not self._queue:
-                    self._cond.wait(IDLE_SECONDS)
-                if not self._queue:
-                    self._thread = None
-                    return
-                batch, self._queue = self._queue, []
-            done: list[tuple[asyncio.Future | None, Any, BaseException | None]] = []
-            raised: dict[int, BaseException] = {}
-            notices: list[Callable[[], None]] = []
-            with batching() as group:
-                while batch:
-                    for work, future in batch:
-                        job = group.job = len(done)
-                        result = None
-                        try:
-                            result = work()
-                        except BaseException as e:  # handed to the session, whose command then fails
-                            raised[job] = e
-                        done.append((future, result, None))
-                    batch = self._late(len(done))
-                try:
-                    # a file or directory not synced: no 250
-                    failed = group.finish(fsync_dir, raised, fsync_files, notices, run_all,
-                                          functools.partial(self._early, done))
-                except BaseException as e:  # (not an OSError of one delivery) the whole batch fails
-                    failed = {job: e for job in range(len(done))}
-                for job, error in failed.items():
-                    done[job] = (done[job][0], None, error)
-            if not notices and all(future is None for future, _, _ in done):
-                continue  # (after-work alone: nobody to answer)
+    def _run_batch(self, batch: list[tuple[Callable[[], Any], asyncio.Future | None]]) -> bool | None:
+        """The committer thread: run a batch of the queued work (False: the loop is gone, the thread ends)."""
+        done: list[tuple[asyncio.Future | None, Any, BaseException | None]] = []
+        raised: dict[int, BaseException] = {}
+        notices: list[Callable[[], None]] = []
+        with batching() as group:
+            while batch:
+                for work, future in batch:
+                    job = group.job = len(done)
+                    result = None
+                    try:
+                        result = work()
+                    except BaseException as e:  # handed to the session, whose command then fails
+                        raised[job] = e
+                    done.append((future, result, None))
+                batch = self._late(len(done))
             try:
-                if notices:
-                    self._loop.call_soon_threadsafe(_resolve, done, self._after_replies, notices, self._loop)
-                else:
-                    self._loop.call_soon_threadsafe(_resolve, done)
-            except RuntimeError:  # the loop is closed (shutdown): nobody waits any more
-                with self._cond:
-                    self._thread = None
-                return
+                # a file or directory not synced: no 250
+                failed = group.finish(fsync_dir, raised, fsync_files, notices, run_all,
+                                      functools.partial(self._early, done))
+            except BaseException as e:  # (not an OSError of one delivery) the whole batch fails
+                failed = {job: e for job in range(len(done))}
+            for job, error in failed.items():
+                done[job] = (done[job][0], None, error)
+        if not notices and all(future is None for future, _, _ in done):
+            return None  # (after-work alone: nobody to answer)
+        try:
+            if notices:
+                self._loop.call_soon_threadsafe(_resolve, done, self._after_replies, notices, self._loop)
+            else:
+                self._loop.call_soon_threadsafe(_resolve, done)
+        except RuntimeError:  # the loop is closed (shutdown): nobody waits any more
+            return False
+        return None
 
     def _early(self, done: list[tuple[asyncio.Future | None, Any, BaseException | None]], waiting: set[int],
                failed: dict[int, BaseException]) -> None:
@@ -170,11 +154,9 @@ class Committer:
         instead of waiting for them and then for a batch of its own (group commit: the fsyncs are
         the long part). At most MAX_BATCH jobs in all, so a steady stream still reaches its fsyncs."""
         room = MAX_BATCH - taken
-        if room <= 0 or not self._queue:  # (a stale read is harmless: the next batch takes it)
+        if room <= 0 or not self._worker.queue:  # (a stale read is harmless: the next batch takes it)
             return []
-        with self._cond:
-            late, self._queue = self._queue[:room], self._queue[room:]
-        return late
+        return self._worker.take(room)
 
 
 class Resumed(asyncio.Future):

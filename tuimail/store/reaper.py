@@ -7,15 +7,16 @@ here (ext4 with `discard`, no journal, 2026-11-30): 135-175 us per unlink at the
 open (`O_PATH`) while it is unlinked, its name gone just the same: the freeing then happens when
 the last descriptor is closed. So `remove` takes the name away at once (the folder's directory is
 exactly as after `unlink`: no listing can find the message again), and a helper thread closes the
-descriptors, paying for the freeing off the event loop. A crash of the process closes them too; a
-crash of the machine meanwhile leaves the space to the next file system check, as any file open
-at that moment does.
+descriptors, paying for the freeing off the event loop (a `core.worker.Worker`: started on demand,
+ended when idle). A crash of the process closes them too; a crash of the machine meanwhile leaves
+the space to the next file system check, as any file open at that moment does.
 """
 
 from __future__ import annotations
 
 import os
-import threading
+
+from tuimail.core.worker import Worker
 
 MAX_HELD = 256  # descriptors held for the helper at most; past that, each file is unlinked directly
 IDLE_SECONDS = 10.0  # the helper ends after this long without work (the next removal starts another)
@@ -25,15 +26,21 @@ IDLE_SECONDS = 10.0  # the helper ends after this long without work (the next re
 PAUSE = 0.05
 WAKE_AT = 32
 
-_cond = threading.Condition()
-_held: list[int] = []
-_thread: threading.Thread | None = None
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:  # (a close cannot lose a name already gone; nothing to report)
+            pass
+
+
+_helper: Worker[int] = Worker("tuimail-reaper", _close_all, IDLE_SECONDS, PAUSE, WAKE_AT)
 
 
 def remove(path: str) -> None:
     """Remove a file's name now and its data soon (FileNotFoundError as `os.unlink` raises it)."""
-    global _thread
-    if len(_held) >= MAX_HELD or not hasattr(os, "O_PATH"):
+    if len(_helper.queue) >= MAX_HELD or not hasattr(os, "O_PATH"):
         os.unlink(path)
         return
     fd = os.open(path, os.O_PATH)
@@ -42,44 +49,9 @@ def remove(path: str) -> None:
     except BaseException:
         os.close(fd)
         raise
-    with _cond:
-        _held.append(fd)
-        if _thread is None:
-            _thread = threading.Thread(target=_run, name="tuimail-reaper", daemon=True)
-            _thread.start()
-        elif len(_held) == WAKE_AT:
-            _cond.notify()
-
-
-def _run() -> None:
-    global _thread, _held
-    idle = 0.0
-    while True:
-        with _cond:
-            if len(_held) < WAKE_AT:
-                _cond.wait(PAUSE)
-            if not _held:
-                idle += PAUSE
-                if idle >= IDLE_SECONDS:
-                    _thread = None
-                    return
-                continue
-            fds, _held = _held, []
-        idle = 0.0
-        _close_all(fds)
+    _helper.put(fd)
 
 
 def settle() -> None:
     """Close every held descriptor now (tests, and a process about to check its disk usage)."""
-    global _held
-    with _cond:
-        fds, _held = _held, []
-    _close_all(fds)
-
-
-def _close_all(fds: list[int]) -> None:
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:  # (a close cannot lose a name already gone; nothing to report)
-            pass
+    _close_all(_helper.take())
