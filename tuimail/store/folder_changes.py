@@ -55,7 +55,7 @@ class FolderChanges:
         self._notify()
         return uid
 
-    # APPEND answered on the event loop (`servers/imap.py`), in the steps of `append` done in the
+    # APPEND answered on the event loop (`servers/imap_append.py`), in the steps of `append` done in the
     # committer's thread, with the rest of its batch (`deferred.Batch.finish`): `stage_append` (on the
     # loop) only holds the message; `write_appends` writes its file into tmp/; the batch fsyncs it
     # with its other files, renames it into cur/ and indexes it under the lock (`_place_append`), then

@@ -66,7 +66,7 @@ class Snapshot:
 
     def sized(self) -> tuple[int, int]:
         """(the bytes of every message, how many are \\Deleted): what an IMAP command on the loop
-        looks at before it runs there (`servers/imap.py`), worked out once per version for all."""
+        looks at before it runs there (`servers/imap_loop.py`), worked out once per version for all."""
         sized = self._columns.get("sized")
         if sized is None:
             refs = self.refs
