@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 from tuimail.core.events import Protocol
 from tuimail.core.gcpause import sessions_open
 from tuimail.protocols.telnet import TelnetFilter
+from tuimail.servers.closes import closes
 from tuimail.servers.deadlines import Deadline, deadlines
 from tuimail.servers.deflate import Deflate
 from tuimail.servers.sessions import KILLED_BY_OPERATOR, Session
@@ -339,8 +340,10 @@ class LineConnection(asyncio.Protocol):
             self.on_close()
         finally:
             if self.session is not None:
+                # the registry's close (the log block, the Sessions tab) at once, or in a slice of
+                # its own when thousands of sessions end in this loop turn (`closes.py`)
                 reason = "client quit" if self._closing else "connection lost"
-                self.engine.sessions.close(self.session, reason, ok=self._closing)
+                closes(self._loop).run(self.engine.sessions.close, self.session, reason, self._closing)
 
     # ----- helpers for subclasses -----------------------------------------------------------
 

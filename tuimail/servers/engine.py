@@ -36,6 +36,7 @@ from tuimail.outbound.dkim import DkimKeys, from_domain
 from tuimail.outbound.srs import Srs
 from tuimail.servers import delivery, intake, tls
 from tuimail.servers.accept import serve_directly
+from tuimail.servers.closes import closes
 from tuimail.servers.committer import committer
 from tuimail.servers.connection import HANDSHAKE_TIMEOUT, plain_fd
 from tuimail.servers.logwriter import LogWriter
@@ -306,6 +307,7 @@ class Engine:
         deadline = time.monotonic() + 3.0
         while len(self.sessions) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)  # let connection_lost callbacks run
+        closes(asyncio.get_running_loop()).flush()  # a burst's closes still queued: every log block written
         if self.sessions.resolver is not None:
             await self.sessions.resolver.close()
         if not await committer(asyncio.get_running_loop()).drain():
