@@ -64,3 +64,42 @@ async def test_p_makes_the_selected_domain_primary_after_confirming(make_app):
         assert Config.load(app.config.path).settings.server.primary_domain == "other.test"
         assert app.client.engine.directory.resolve_login("tatareva") == "tatareva@other.test"
         await until(pilot, lambda: "Primary domain other.test" in str(summary.render()), what="summary updated")
+
+
+async def test_an_answer_that_comes_back_while_the_tables_go_away_is_dropped(make_app):
+    """A load's answer can come back while the app closes: Textual takes a pane's children down before
+    the pane, so the pane is still mounted with its table gone. The answer is dropped, not an error
+    that ends the app (seen under load in the catch-all test, whose last save reloads these panes)."""
+    import asyncio
+
+    from tuimail.tui.widgets.accounts_pane import AccountsPane
+    from tuimail.tui.widgets.domains_pane import DomainsPane
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        gate = asyncio.Event()
+        client = app.client
+        domains, totals = client.domains, client.account_totals
+
+        async def held_domains():
+            await gate.wait()
+            return await domains()
+
+        async def held_totals():
+            await gate.wait()
+            return await totals()
+
+        client.domains, client.account_totals = held_domains, held_totals  # (the answers wait for the gate)
+        panes = [app.query_one(DomainsPane), app.query_one(AccountsPane)]
+        for pane in panes:
+            pane.reload()
+        await until(pilot, lambda: sum(w.group in ("domains", "accounts") and w.is_running for w in app.workers) == 2,
+                    what="both loads waiting")
+        for pane in panes:
+            await pane.table.remove()  # as Textual does first when the app closes
+        gate.set()
+        await until(pilot, lambda: not any(w.group in ("domains", "accounts") for w in app.workers),
+                    what="both loads done")
+        assert app.is_running and app._exception is None
+        assert all(pane.is_mounted and not pane.still_shown() for pane in panes)

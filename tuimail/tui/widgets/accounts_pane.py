@@ -71,6 +71,8 @@ class AccountsPane(TablePane):
 
     async def _load(self) -> None:
         rows = account_rows(await self.app.client.account_totals())
+        if not self.still_shown():  # the answer came back after the tab went away (the app is closing)
+            return
         if [row for _, row in rows] == getattr(self, "_shown", None):
             self.loaded.set()
             return  # nothing changed: no redraw, the cursor stays put

@@ -49,7 +49,7 @@ class DomainsPane(TablePane):
         except Exception as e:  # noqa: BLE001 - CommandError, ServerGone: one line for the operator
             self.app.notify(_("Domains not read: {error}").format(error=e), severity="error")
             return
-        if not self.is_mounted:  # the answer came back after the tab went away (the app is closing)
+        if not self.still_shown():  # the answer came back after the tab went away (the app is closing)
             return
         table = self.table
         selected = self.selected()

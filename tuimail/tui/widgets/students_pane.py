@@ -59,7 +59,7 @@ class StudentsPane(TablePane):
         except (CommandError, ServerGone) as e:
             self.app.notify(str(e), severity="error")
             return
-        if not self.is_mounted:  # the answer came back after the tab went away (the app is closing)
+        if not self.still_shown():  # the answer came back after the tab went away (the app is closing)
             return
         self.show(table)
         self.loaded.set()

@@ -37,6 +37,12 @@ class TablePane(Vertical):
     def table(self) -> DataTable:
         return self.query_one(f"#{self.TABLE_ID}", DataTable)
 
+    def still_shown(self) -> bool:
+        """Whether a load whose answer just came back can fill the pane: False once the pane goes away
+        (the app is closing, or the screen is made again). Textual removes a pane's children before
+        the pane itself, so `is_mounted` alone let a late answer look for a table already gone."""
+        return self.is_mounted and bool(self.query(f"#{self.TABLE_ID}")) and bool(self.query(f"#{self.SUMMARY_ID}"))
+
     def focus_main(self) -> None:
         self.table.focus()
 
