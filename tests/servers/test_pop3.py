@@ -177,7 +177,8 @@ def test_fetchmail_fetches_every_message(mail, tmp_path) -> None:
     )
     rc.chmod(0o600)
     result = subprocess.run(
-        ["fetchmail", "-f", str(rc), "--idfile", str(tmp_path / "ids"), "--nosyslog", "-v"],
+        ["fetchmail", "-f", str(rc), "--idfile", str(tmp_path / "ids"), "--pidfile", str(tmp_path / "pid"),
+         "--nosyslog", "-v"],
         capture_output=True, text=True, timeout=60, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
