@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections import deque
 from collections.abc import Callable
+
+from tuimail.servers.perloop import PerLoop
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +89,9 @@ class Closes:
             log.exception("closing a session failed")
 
 
-_closes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Closes] = weakref.WeakKeyDictionary()
+_closes = PerLoop(Closes)
 
 
 def closes(loop: asyncio.AbstractEventLoop) -> Closes:
     """The loop's closes (made at first use)."""
-    found = _closes.get(loop)
-    if found is None:
-        found = _closes[loop] = Closes(loop)
-    return found
+    return _closes.get(loop)

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 from tuimail.core.atomic import fsync_dir
 from tuimail.core.worker import Worker
 from tuimail.servers.fsyncs import fsync_files, run_all
+from tuimail.servers.perloop import PerLoop
 from tuimail.store.deferred import batching, current_batch, run_notices
 
 Wait = Callable[[], None]
@@ -236,14 +236,10 @@ def _resolve(done: list[tuple[asyncio.Future | None, Any, BaseException | None]]
         loop.call_soon(loop.call_soon, after, notices)
 
 
-_committers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Committer] = weakref.WeakKeyDictionary()
+_committers = PerLoop(Committer)
 
 
 def committer(loop: asyncio.AbstractEventLoop | None = None) -> Committer:
     """The running loop's committer (`loop`: the running loop, when the caller has it at hand:
     asking asyncio for it costs a getpid() system call)."""
-    loop = loop or asyncio.get_running_loop()
-    found = _committers.get(loop)
-    if found is None:
-        found = _committers[loop] = Committer(loop)
-    return found
+    return _committers.get(loop or asyncio.get_running_loop())

@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
-import weakref
 from collections.abc import Callable
+
+from tuimail.servers.perloop import PerLoop
 
 TICK = 0.25  # seconds: how late a deadline may fire
 
@@ -121,12 +122,9 @@ class Deadlines:
             self._arm(order[0])
 
 
-_wheels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = weakref.WeakKeyDictionary()
+_wheels = PerLoop(Deadlines)
 
 
 def deadlines(loop: asyncio.AbstractEventLoop) -> Deadlines:
     """The loop's wheel (made at first use)."""
-    wheel = _wheels.get(loop)
-    if wheel is None:
-        wheel = _wheels[loop] = Deadlines(loop)
-    return wheel
+    return _wheels.get(loop)
