@@ -12,6 +12,11 @@ swings move it far less than commands/s). Then per tree: per command, the time f
 taken to its reply being written (mean, median, 90th percentile); the
 committer's queue wait (from `call` to its work starting), batch time (work and fsyncs), jobs per
 hand-back to the loop, fsyncs per batch and their duration; the folder lock waits (`try_lock(wait)`) of the loop and of the committer.
+Then an APPEND's life on the loop's APPEND path (`--serve`'s `APPEND_STEPS`), step by step: its bytes read ->
+its line taken -> handed to the committer -> its job started in a batch -> its file written -> the batch's
+first round of fsyncs done -> placed and the second round done -> resolved on the loop -> the session
+resumed -> its reply written; and the GIL's hand-back after an fsync (from the fsync's return in C to
+the thread's next Python step, per thread kind: measured with a tiny C helper when a C compiler is here).
 Only the comparison of trees measured in one run means anything on a shared machine.
 """
 
@@ -31,6 +36,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# an APPEND's steps (`serve`): each one's time from the step before it
+APPEND_STEPS = ("fed", "taken", "handed", "started", "written", "first round", "finished", "resolved", "resumed",
+                "replied")
 WRITES = ("APPEND", "STORE", "UID STORE", "EXPUNGE", "UID EXPUNGE", "COPY", "UID COPY", "FETCH", "NOOP")
 
 
@@ -48,6 +56,27 @@ def serve(out: str, argv: list[str]) -> None:
             stats["fsync ms"].append((time.perf_counter() - start) * 1000)
             counts["fsyncs"] += 1
 
+    timed = _c_fsync()
+    if timed is not None:  # the fsync's end as C sees it: the wait for the GIL after it is measured too
+        import ctypes
+        when = ctypes.c_double()
+        ref = ctypes.byref(when)
+
+        def fsync(fd: int) -> None:  # noqa: F811
+            start = time.perf_counter()
+            try:
+                if timed(fd, ref) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, os.strerror(err))
+            finally:
+                now = time.perf_counter()
+                stats["fsync ms"].append((now - start) * 1000)
+                counts["fsyncs"] += 1
+            thread = threading.current_thread().name
+            thread = thread.rsplit("-", 1)[0] if thread.startswith("tuimail-fsync") else \
+                thread if thread.startswith("tuimail-") else "other threads"
+            stats[f"GIL after fsync ms ({thread})"].append((now - when.value) * 1000)
+
     os.fsync = fsync
     from tuimail.servers import committer as committer_module
     from tuimail.servers import imap
@@ -59,6 +88,7 @@ def serve(out: str, argv: list[str]) -> None:
 
     async def timed_receive(self, command):
         self._bench_started = (_verb(command), time.perf_counter())
+        self._bench_append = None  # (an APPEND's steps: set by `timed_append`)
         return await receive(self, command)
 
     async def timed_carry_out(self, outcome):
@@ -70,15 +100,70 @@ def serve(out: str, argv: list[str]) -> None:
         return result
 
     conn._receive, conn._carry_out = timed_receive, timed_carry_out
+    # one APPEND's life (`APPEND_STEPS`): a dict of step -> time, carried by the session, its future and job
+    handed_to: list[dict | None] = [None]  # (the APPEND whose `call` comes next: set just before it)
+    batch_jobs: list[dict] = []  # (the committer's batch now running: its APPENDs' steps)
+    handle, append, on_the_loop = conn.handle, conn._append, conn._on_the_loop
+
+    async def timed_handle(self, data):
+        self._bench_fed = time.perf_counter()
+        return await handle(self, data)
+
+    async def timed_append(self, command):
+        steps = self._bench_append = {"fed": getattr(self, "_bench_fed", None) or time.perf_counter(),
+                                      "taken": self._bench_started[1]}
+        handed_to[0] = steps
+        try:
+            return await append(self, command)
+        finally:
+            handed_to[0] = None
+
+    def timed_on_the_loop(self, verb):
+        steps = getattr(self, "_bench_append", None)
+        if verb == "APPEND" and steps is not None and "handed" in steps and "resumed" not in steps:
+            steps["resumed"] = time.perf_counter()
+            here = on_the_loop(self, verb)
+            counts[f"APPEND second step {'on the loop' if here else 'in a thread'}"] += 1
+            return here
+        return on_the_loop(self, verb)
+
+    async def timed_carry_out_append(self, outcome):
+        result = await timed_carry_out(self, outcome)
+        steps = getattr(self, "_bench_append", None)
+        if steps is not None and "resumed" in steps:
+            steps["replied"] = time.perf_counter()
+            self._bench_append = None
+            known = [step for step in APPEND_STEPS if steps.get(step) is not None]
+            for before, after in zip(known, known[1:]):
+                stats[f"APPEND step {APPEND_STEPS.index(after)}: {before} -> {after} ms"].append(
+                    (steps[after] - steps[before]) * 1000)
+            stats["APPEND from bytes read ms"].append((steps["replied"] - steps["fed"]) * 1000)
+        return result
+
+    conn.handle, conn._append, conn._on_the_loop = timed_handle, timed_append, timed_on_the_loop
+    conn._carry_out = timed_carry_out_append
     call = committer_module.Committer.call
 
     def timed_call(self, work):
         queued = time.perf_counter()
+        steps, handed_to[0] = handed_to[0], None
 
         def timed_work():
-            stats["committer queue wait ms"].append((time.perf_counter() - queued) * 1000)
-            return work()
-        return call(self, timed_work)
+            started = time.perf_counter()
+            stats["committer queue wait ms"].append((started - queued) * 1000)
+            if steps is None:
+                return work()
+            steps["started"] = started
+            batch_jobs.append(steps)
+            try:
+                return work()
+            finally:
+                steps["written"] = time.perf_counter()
+        future = call(self, timed_work)
+        if steps is not None:
+            steps["handed"] = queued
+            future._bench_steps = steps
+        return future
 
     committer_module.Committer.call = timed_call
     batching = committer_module.batching
@@ -88,14 +173,32 @@ def serve(out: str, argv: list[str]) -> None:
         start, before = time.perf_counter(), counts["fsyncs"]
         with batching() as batch:
             yield batch
-        stats["batch ms"].append((time.perf_counter() - start) * 1000)
+        now = time.perf_counter()
+        for steps in batch_jobs:
+            steps["finished"] = now
+        batch_jobs.clear()
+        stats["batch ms"].append((now - start) * 1000)
         stats["fsyncs per batch"].append(counts["fsyncs"] - before)
 
     committer_module.batching = timed_batching
+    early = committer_module.Committer._early
+
+    def timed_early(self, *args):
+        now = time.perf_counter()
+        for steps in batch_jobs:
+            steps["first round"] = now
+        return early(self, *args)
+
+    committer_module.Committer._early = timed_early
     resolve = committer_module._resolve
 
     def counted_resolve(done, *args):
         stats["jobs per hand-back"].append(len(done))
+        now = time.perf_counter()
+        for future, *_ in done:
+            steps = getattr(future, "_bench_steps", None)
+            if steps is not None:
+                steps["resolved"] = now
         return resolve(done, *args)
 
     committer_module._resolve = counted_resolve
@@ -111,6 +214,23 @@ def serve(out: str, argv: list[str]) -> None:
         return taken
 
     Folder.try_lock = timed_try_lock
+    looks_unchanged = Folder.looks_unchanged
+
+    def counted_looks_unchanged(self):
+        unchanged = looks_unchanged(self)
+        if not unchanged and threading.current_thread() is threading.main_thread():
+            counts["loop looks_unchanged False"] += 1
+        return unchanged
+
+    Folder.looks_unchanged = counted_looks_unchanged
+    in_thread = conn._in_thread
+
+    async def counted_in_thread(self, call, *args):
+        started = getattr(self, "_bench_started", None)
+        counts[f"in a thread: {started[0] if started else '?'}"] += 1
+        return await in_thread(self, call, *args)
+
+    conn._in_thread = counted_in_thread
 
     def dump() -> None:
         while True:
@@ -122,15 +242,62 @@ def serve(out: str, argv: list[str]) -> None:
     threading.Thread(target=dump, daemon=True).start()
     from tuimail.cli import main
     sys.argv = ["tuimail", *argv]
-    raise SystemExit(main())
+    profile = os.environ.get("IMAP_LATENCY_PROFILE")  # the event loop's thread under cProfile, kept there
+    if not profile:
+        raise SystemExit(main())
+    import cProfile
+    profiler = cProfile.Profile()
+    try:
+        raise SystemExit(profiler.runcall(main))
+    finally:
+        profiler.dump_stats(f"{profile}.{Path.cwd().name}")
 
 
-def cpu_seconds(pid: int, tid: int | None = None) -> float:
+_C_FSYNC = r"""
+#include <time.h>
+#include <unistd.h>
+int timed_fsync(int fd, double *when) {
+    int rc = fsync(fd);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    *when = ts.tv_sec + ts.tv_nsec / 1e9;
+    return rc;
+}
+"""
+
+
+def _c_fsync():
+    """fsync through a tiny C helper that also reports when the fsync returned (CLOCK_MONOTONIC, as
+    `time.perf_counter`): the time from then to the caller's next Python step is its wait for the GIL.
+    None without a C compiler."""
+    import ctypes
+    import shutil
+    if time.get_clock_info("perf_counter").implementation != "clock_gettime(CLOCK_MONOTONIC)" or not shutil.which("cc"):
+        return None
+    where = Path(tempfile.mkdtemp(prefix="tuimail-fsync-"))
+    (where / "f.c").write_text(_C_FSYNC)
+    if subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(where / "f.so"), str(where / "f.c")],
+                      capture_output=True).returncode:
+        return None
+    timed = ctypes.CDLL(str(where / "f.so"), use_errno=True).timed_fsync
+    timed.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_double)]
+    timed.restype = ctypes.c_int
+    return timed
+
+
+def cpu_seconds(pid: int, tid: int | None = None, system: bool = False) -> float:
     """CPU time (user and system) of a process, or of one of its threads (the main one: the event loop).
     Per command, it holds still on a loaded machine far better than commands/s does."""
     where = f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat"
     fields = Path(where).read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(fields[12]) + (0 if system else int(fields[11]))) / os.sysconf("SC_CLK_TCK")
+
+
+def switches(pid: int, tid: int | None = None) -> int:
+    """Context switches (voluntary and not) of a process's thread (the main one: the event loop): each
+    wait for the GIL or for the poll is one."""
+    where = f"/proc/{pid}/task/{tid or pid}/status"
+    return sum(int(line.split()[1]) for line in Path(where).read_text().splitlines() if "ctxt_switches" in line)
 
 
 def summary(path: Path) -> list[str]:
@@ -142,7 +309,7 @@ def summary(path: Path) -> list[str]:
             continue
         values.sort()
         n = len(values)
-        lines.append(f"  {name:28s} n={n:7d}  mean {statistics.fmean(values):7.2f}  median {values[n // 2]:7.2f}"
+        lines.append(f"  {name:44s} n={n:7d}  mean {statistics.fmean(values):7.2f}  median {values[n // 2]:7.2f}"
                      f"  p90 {values[int(n * 0.9)]:7.2f}")
     lines.append("  " + ", ".join(f"{k} {v}" for k, v in sorted(data["counts"].items())))
     return lines
@@ -194,14 +361,17 @@ def main() -> None:
                 servers.append((tree, proc, config.settings.ports.imap, out, []))
             for _ in range(args.rounds):
                 for tree, proc, port, _, rates in servers:
-                    before = cpu_seconds(proc.pid), cpu_seconds(proc.pid, proc.pid)
+                    before = cpu_seconds(proc.pid), cpu_seconds(proc.pid, proc.pid), switches(proc.pid), \
+                        cpu_seconds(proc.pid, proc.pid, system=True)
                     rates.append(imaptest(args.imaptest, port, "bench@bench.test", PASSWORD, mbox, args.clients,
                                           args.secs, False))
-                    after = cpu_seconds(proc.pid), cpu_seconds(proc.pid, proc.pid)
+                    after = cpu_seconds(proc.pid), cpu_seconds(proc.pid, proc.pid), switches(proc.pid), \
+                        cpu_seconds(proc.pid, proc.pid, system=True)
                     commands = rates[-1] * args.secs
                     print(f"{tree}: {rates[-1]:.0f} cmds/s; CPU per command {(after[0] - before[0]) / commands * 1e6:.0f} us"
-                          f" (event loop {(after[1] - before[1]) / commands * 1e6:.0f} us); load {os.getloadavg()[0]:.1f}",
-                          flush=True)
+                          f" (event loop {(after[1] - before[1]) / commands * 1e6:.0f} us, in the kernel"
+                          f" {(after[3] - before[3]) / commands * 1e6:.0f} us; its context switches per"
+                          f" command {(after[2] - before[2]) / commands:.2f}); load {os.getloadavg()[0]:.1f}", flush=True)
             time.sleep(1.5)  # the last figures written
         finally:
             for _, proc, *_ in servers:
