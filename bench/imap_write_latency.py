@@ -56,18 +56,21 @@ def serve(out: str, argv: list[str]) -> None:
             stats["fsync ms"].append((time.perf_counter() - start) * 1000)
             counts["fsyncs"] += 1
 
-    timed = _c_fsync()
-    if timed is not None:  # the fsync's end as C sees it: the wait for the GIL after it is measured too
+    c_fsync = _c_fsync()
+    if c_fsync is not None:  # the fsync's end as C sees it: the wait for the GIL after it is measured too
         import ctypes
-        when = ctypes.c_double()
-        ref = ctypes.byref(when)
+        ends = threading.local()  # (each thread's own: several fsync at once)
 
         def fsync(fd: int) -> None:  # noqa: F811
             start = time.perf_counter()
+            when = getattr(ends, "when", None)
+            if when is None:
+                when = ends.when = ctypes.c_double()
             try:
-                if timed(fd, ref) != 0:
+                rc = c_fsync(fd, ctypes.byref(when))
+                if rc != 0:
                     err = ctypes.get_errno()
-                    raise OSError(err, os.strerror(err))
+                    raise OSError(err, f"{os.strerror(err)} (fsync of {fd} returned {rc})")
             finally:
                 now = time.perf_counter()
                 stats["fsync ms"].append((now - start) * 1000)
@@ -102,7 +105,7 @@ def serve(out: str, argv: list[str]) -> None:
     conn._receive, conn._carry_out = timed_receive, timed_carry_out
     # one APPEND's life (`APPEND_STEPS`): a dict of step -> time, carried by the session, its future and job
     handed_to: list[dict | None] = [None]  # (the APPEND whose `call` comes next: set just before it)
-    batch_jobs: list[dict] = []  # (the committer's batch now running: its APPENDs' steps)
+    running = threading.local()  # .jobs: the APPENDs' steps of the batch this thread runs
     handle, append, on_the_loop = conn.handle, conn._append, conn._on_the_loop
 
     async def timed_handle(self, data):
@@ -142,41 +145,44 @@ def serve(out: str, argv: list[str]) -> None:
 
     conn.handle, conn._append, conn._on_the_loop = timed_handle, timed_append, timed_on_the_loop
     conn._carry_out = timed_carry_out_append
-    call = committer_module.Committer.call
+    def timed(call, queue):
+        def timed_call(self, work):
+            queued = time.perf_counter()
+            steps, handed_to[0] = handed_to[0], None
 
-    def timed_call(self, work):
-        queued = time.perf_counter()
-        steps, handed_to[0] = handed_to[0], None
+            def timed_work():
+                started = time.perf_counter()
+                stats[f"{queue} wait ms"].append((started - queued) * 1000)
+                if steps is None:
+                    return work()
+                steps["started"] = started
+                running.jobs.append(steps)
+                try:
+                    return work()
+                finally:
+                    steps["written"] = time.perf_counter()
+            future = call(self, timed_work)
+            if steps is not None:
+                steps["handed"] = queued
+                future._bench_steps = steps
+            return future
+        return timed_call
 
-        def timed_work():
-            started = time.perf_counter()
-            stats["committer queue wait ms"].append((started - queued) * 1000)
-            if steps is None:
-                return work()
-            steps["started"] = started
-            batch_jobs.append(steps)
-            try:
-                return work()
-            finally:
-                steps["written"] = time.perf_counter()
-        future = call(self, timed_work)
-        if steps is not None:
-            steps["handed"] = queued
-            future._bench_steps = steps
-        return future
-
-    committer_module.Committer.call = timed_call
+    Committer = committer_module.Committer
+    Committer.call = timed(Committer.call, "committer queue")
+    if hasattr(Committer, "call_apart"):  # (an APPEND's batch of its own, on a helper thread)
+        Committer.call_apart = timed(Committer.call_apart, "call_apart start")
     batching = committer_module.batching
 
     @contextlib.contextmanager
     def timed_batching():
         start, before = time.perf_counter(), counts["fsyncs"]
+        running.jobs = []
         with batching() as batch:
             yield batch
         now = time.perf_counter()
-        for steps in batch_jobs:
+        for steps in running.jobs:
             steps["finished"] = now
-        batch_jobs.clear()
         stats["batch ms"].append((now - start) * 1000)
         stats["fsyncs per batch"].append(counts["fsyncs"] - before)
 
@@ -185,7 +191,7 @@ def serve(out: str, argv: list[str]) -> None:
 
     def timed_early(self, *args):
         now = time.perf_counter()
-        for steps in batch_jobs:
+        for steps in running.jobs:
             steps["first round"] = now
         return early(self, *args)
 
@@ -352,11 +358,13 @@ def main() -> None:
                 proc = subprocess.Popen([sys.executable, __file__, "--serve", str(out), "serve", "--config", str(config.path)],
                                         cwd=tree, env=dict(os.environ, PYTHONPATH=str(tree)), stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, text=True)
+                said = []
                 for line in proc.stderr:
                     if line.startswith("tuimail serving:"):
                         break
+                    said.append(line)
                 else:
-                    raise SystemExit(f"{tree}: tuimail serve did not start (exit {proc.wait()})")
+                    raise SystemExit(f"{tree}: tuimail serve did not start (exit {proc.wait()}):\n{''.join(said[-20:])}")
                 threading.Thread(target=proc.stderr.read, daemon=True).start()  # (its log must not block it)
                 servers.append((tree, proc, config.settings.ports.imap, out, []))
             for _ in range(args.rounds):
