@@ -7,16 +7,24 @@ imaptest's 10 clients each wait for every reply, so the time a STORE, EXPUNGE or
 server caps their throughput. Each tree's `tuimail serve` runs with timing wrapped around its IMAP
 glue and committer (`--serve`, in the server's process: nothing of the tree is changed), and
 imaptest (logout=0) runs against each in turn. Printed per tree and round: commands/s and CPU time
-per command (the server process, and its event loop's thread alone, from /proc: a loaded machine's
-swings move it far less than commands/s). Then per tree: per command, the time from its line being
-taken to its reply being written (mean, median, 90th percentile); the
-committer's queue wait (from `call` to its work starting), batch time (work and fsyncs), jobs per
-hand-back to the loop, fsyncs per batch and their duration; the folder lock waits (`try_lock(wait)`) of the loop and of the committer.
-Then an APPEND's life on the loop's APPEND path (`--serve`'s `APPEND_STEPS`), step by step: its bytes read ->
-its line taken -> handed to the committer -> its job started in a batch -> its file written -> the batch's
-first round of fsyncs done -> placed and the second round done -> resolved on the loop -> the session
-resumed -> its reply written; and the GIL's hand-back after an fsync (from the fsync's return in C to
-the thread's next Python step, per thread kind: measured with a tiny C helper when a C compiler is here).
+per command (the server process, and its event loop's thread alone, with its time in the kernel and
+its context switches, from /proc: a loaded machine's swings move them far less than commands/s).
+Then per tree: per command, the time from its line being taken to its reply being written (mean,
+median, 90th percentile); the committer's queue wait (from `call` to its work starting), batch time
+(work and fsyncs), jobs per hand-back to the loop, fsyncs per batch and their duration; the folder
+lock waits (`try_lock(wait)`) of the loop and of the committer; the commands sent to a worker thread,
+per verb, and the loop's looks at a folder that found it changed.
+
+An APPEND's life on the loop's APPEND path (`APPEND_STEPS`), each step's time from the one before it:
+its bytes read (the `handle` call that brought its last piece) -> its line taken -> handed to the
+committer -> its job started in a batch -> its file written -> the batch's first round of fsyncs done
+-> placed and the second round done (a batch with nothing else to place answers at once after its
+first round) -> resolved on the loop -> the session resumed -> its reply written. And the wait for
+the GIL after each fsync, per thread (from the fsync's return, as a tiny C helper reports it, to the
+thread's next Python step; without a C compiler, not measured).
+
+    IMAP_LATENCY_PROFILE=/tmp/prof python bench/imap_write_latency.py ...   # + cProfile of each server's
+                                                                            # main thread: /tmp/prof.<tree>
 Only the comparison of trees measured in one run means anything on a shared machine.
 """
 
@@ -168,10 +176,7 @@ def serve(out: str, argv: list[str]) -> None:
             return future
         return timed_call
 
-    Committer = committer_module.Committer
-    Committer.call = timed(Committer.call, "committer queue")
-    if hasattr(Committer, "call_apart"):  # (an APPEND's batch of its own, on a helper thread)
-        Committer.call_apart = timed(Committer.call_apart, "call_apart start")
+    committer_module.Committer.call = timed(committer_module.Committer.call, "committer queue")
     batching = committer_module.batching
 
     @contextlib.contextmanager
@@ -367,8 +372,10 @@ def main() -> None:
                     raise SystemExit(f"{tree}: tuimail serve did not start (exit {proc.wait()}):\n{''.join(said[-20:])}")
                 threading.Thread(target=proc.stderr.read, daemon=True).start()  # (its log must not block it)
                 servers.append((tree, proc, config.settings.ports.imap, out, []))
-            for _ in range(args.rounds):
-                for tree, proc, port, _, rates in servers:
+            for round_ in range(args.rounds):
+                # each round starts with the next tree: the one measured first runs on a calmer machine
+                # (identical trees differed by 7% in commands/s, 12% in CPU per command, first vs second)
+                for tree, proc, port, _, rates in servers[round_ % len(servers):] + servers[:round_ % len(servers)]:
                     before = cpu_seconds(proc.pid), cpu_seconds(proc.pid, proc.pid), switches(proc.pid), \
                         cpu_seconds(proc.pid, proc.pid, system=True)
                     rates.append(imaptest(args.imaptest, port, "bench@bench.test", PASSWORD, mbox, args.clients,
