@@ -13,7 +13,9 @@ Then per tree: per command, the time from its line being taken to its reply bein
 median, 90th percentile); the committer's queue wait (from `call` to its work starting), batch time
 (work and fsyncs), jobs per hand-back to the loop, fsyncs per batch and their duration; the folder
 lock waits (`try_lock(wait)`) of the loop and of the committer; the commands sent to a worker thread,
-per verb, and the loop's looks at a folder that found it changed.
+per verb, and the loop's looks at a folder that found it changed; and each kind of thread's CPU per
+command (the committer, the fsync crew, the worker threads...). The server writes its figures only
+when the bench asks, between rounds.
 
 An APPEND's life on the loop's APPEND path (`APPEND_STEPS`), each step's time from the one before it:
 its bytes read (the `handle` call that brought its last piece) -> its line taken -> handed to the
@@ -24,7 +26,7 @@ the GIL after each fsync, per thread (from the fsync's return, as a tiny C helpe
 thread's next Python step; without a C compiler, not measured).
 
     IMAP_LATENCY_PROFILE=/tmp/prof python bench/imap_write_latency.py ...   # + cProfile of each server's
-                                                                            # main thread: /tmp/prof.<tree>
+                                # main thread (/tmp/prof.<tree>) and committer's batches (/tmp/prof.<tree>.committer)
 Only the comparison of trees measured in one run means anything on a shared machine.
 """
 
@@ -244,24 +246,42 @@ def serve(out: str, argv: list[str]) -> None:
     conn._in_thread = counted_in_thread
 
     def dump() -> None:
+        """The figures, written when the bench asks (`figures`): writing them every second made this
+        thread cost the server up to 50 µs per command by the end of a run (the lists grow)."""
+        wanted = Path(out + ".wanted")
         while True:
-            time.sleep(1)
-            data = json.dumps({"stats": {k: list(v) for k, v in list(stats.items())}, "counts": dict(counts)})
+            time.sleep(0.1)
+            if not wanted.exists():
+                continue
+            data = json.dumps({"stats": {k: list(v) for k, v in list(stats.items())}, "counts": dict(counts),
+                               "threads": {str(t.native_id): t.name for t in threading.enumerate()}})
             Path(out + ".tmp").write_text(data)
             os.replace(out + ".tmp", out)
+            wanted.unlink()
 
     threading.Thread(target=dump, daemon=True).start()
     from tuimail.cli import main
     sys.argv = ["tuimail", *argv]
-    profile = os.environ.get("IMAP_LATENCY_PROFILE")  # the event loop's thread under cProfile, kept there
+    profile = os.environ.get("IMAP_LATENCY_PROFILE")  # the event loop's thread and the committer's batches
     if not profile:
         raise SystemExit(main())
     import cProfile
-    profiler = cProfile.Profile()
+    profiler, batches = cProfile.Profile(), cProfile.Profile()
+    run_batch = committer_module.Committer._run_batch
+
+    def profiled_batch(self, *args):
+        batches.enable()
+        try:
+            return run_batch(self, *args)
+        finally:
+            batches.disable()
+
+    committer_module.Committer._run_batch = profiled_batch
     try:
         raise SystemExit(profiler.runcall(main))
     finally:
         profiler.dump_stats(f"{profile}.{Path.cwd().name}")
+        batches.dump_stats(f"{profile}.{Path.cwd().name}.committer")
 
 
 _C_FSYNC = r"""
@@ -304,6 +324,40 @@ def cpu_seconds(pid: int, tid: int | None = None, system: bool = False) -> float
     return (int(fields[12]) + (0 if system else int(fields[11]))) / os.sysconf("SC_CLK_TCK")
 
 
+def figures(out: Path) -> dict:
+    """The figures a `--serve` server has gathered so far (it writes them when asked)."""
+    wanted = out.with_name(out.name + ".wanted")
+    wanted.touch()
+    deadline = time.monotonic() + 30
+    while wanted.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        return json.loads(out.read_text())
+    except (OSError, ValueError):
+        return {"stats": {}, "counts": {}, "threads": {}}
+
+
+def threads_cpu(pid: int) -> dict[str, float]:
+    """CPU time of each thread of a process (thread id -> seconds); a thread gone meanwhile is not in it."""
+    times = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            times[tid] = cpu_seconds(pid, int(tid))
+    return times
+
+
+def by_thread_name(before: dict[str, float], after: dict[str, float], out: Path, commands: float) -> str:
+    """Each kind of thread's CPU per command (µs), its name as the server's `threading` knows it
+    (its figures file), without the number that tells the threads of a kind apart."""
+    names = figures(out).get("threads", {})
+    kinds: dict[str, float] = collections.defaultdict(float)
+    for tid, seconds in after.items():
+        name = names.get(tid, "?").rstrip("0123456789").rstrip("-_") or "?"
+        kinds["event loop" if name == "MainThread" else name] += seconds - before.get(tid, 0.0)
+    return ", ".join(f"{name} {seconds / commands * 1e6:.0f}" for name, seconds in
+                     sorted(kinds.items(), key=lambda kv: -kv[1]) if seconds / commands * 1e6 >= 1)
+
+
 def switches(pid: int, tid: int | None = None) -> int:
     """Context switches (voluntary and not) of a process's thread (the main one: the event loop): each
     wait for the GIL or for the poll is one."""
@@ -312,7 +366,7 @@ def switches(pid: int, tid: int | None = None) -> int:
 
 
 def summary(path: Path) -> list[str]:
-    data = json.loads(path.read_text())
+    data = figures(path)
     lines = []
     for name, values in sorted(data["stats"].items(), key=lambda kv: (not kv[0].split()[0].isupper(), kv[0])):
         verb = name.rsplit(" ", 1)[0]
@@ -375,9 +429,10 @@ def main() -> None:
             for round_ in range(args.rounds):
                 # each round starts with the next tree: the one measured first runs on a calmer machine
                 # (identical trees differed by 7% in commands/s, 12% in CPU per command, first vs second)
-                for tree, proc, port, _, rates in servers[round_ % len(servers):] + servers[:round_ % len(servers)]:
+                for tree, proc, port, out, rates in servers[round_ % len(servers):] + servers[:round_ % len(servers)]:
                     before = cpu_seconds(proc.pid), cpu_seconds(proc.pid, proc.pid), switches(proc.pid), \
                         cpu_seconds(proc.pid, proc.pid, system=True)
+                    threads_before = threads_cpu(proc.pid)
                     rates.append(imaptest(args.imaptest, port, "bench@bench.test", PASSWORD, mbox, args.clients,
                                           args.secs, False))
                     after = cpu_seconds(proc.pid), cpu_seconds(proc.pid, proc.pid), switches(proc.pid), \
@@ -387,14 +442,16 @@ def main() -> None:
                           f" (event loop {(after[1] - before[1]) / commands * 1e6:.0f} us, in the kernel"
                           f" {(after[3] - before[3]) / commands * 1e6:.0f} us; its context switches per"
                           f" command {(after[2] - before[2]) / commands:.2f}); load {os.getloadavg()[0]:.1f}", flush=True)
-            time.sleep(1.5)  # the last figures written
+                    print(f"  CPU per command by thread (us): {by_thread_name(threads_before, threads_cpu(proc.pid), out, commands)}",
+                          flush=True)
+            summaries = [summary(out) for _, _, _, out, _ in servers]
         finally:
             for _, proc, *_ in servers:
                 proc.terminate()
                 proc.wait(30)
-        for tree, _, _, out, rates in servers:
+        for (tree, _, _, _, rates), lines in zip(servers, summaries):
             print(f"\n{tree}: median {statistics.median(rates):.0f} cmds/s {[round(r) for r in rates]}")
-            print("\n".join(summary(out)))
+            print("\n".join(lines))
 
 
 if __name__ == "__main__":
