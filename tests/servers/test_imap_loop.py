@@ -107,6 +107,31 @@ def test_a_folder_over_the_limit_keeps_the_worker_thread(server, monkeypatch):
     assert body[-1].endswith("OK FETCH completed")
 
 
+def test_a_fetch_in_a_worker_thread_reads_its_stream_once_and_answers_in_one_write(server, monkeypatch):
+    """A FETCH rendered in a worker thread (a folder over the loop's limits): a slice shorter than a
+    write batch is the end of the stream, so its lines and the tagged OK go out together, after one
+    hop to the thread (not a second hop to find the stream empty, with a write before it)."""
+    from tuimail.servers import imap_output
+
+    monkeypatch.setattr(imap_loop, "LOOP_MESSAGES", 2)
+    takes: list[int] = []
+    real_take = imap_output._take
+
+    def take(stream, limit):
+        chunk = real_take(stream, limit)
+        takes.append(len(chunk))
+        return chunk
+
+    monkeypatch.setattr(imap_output, "_take", take)
+    s = _session(server)
+    writes = _count_writes(server, s)
+    lines = s.send("fetch 1:3 (flags body.peek[header.fields (subject)])")
+    assert lines[-1].endswith("OK FETCH completed")
+    assert [line for line in lines if "FETCH (" in line][0].startswith("* 1 FETCH (FLAGS (")
+    assert len(takes) == 1 and 0 < takes[0] < imap_output.WRITE_BATCH
+    assert len(writes) == 1 and writes[0].endswith(b"OK FETCH completed\r\n")
+
+
 def test_a_failed_fsync_fails_the_command_and_the_session_goes_on(server, monkeypatch):
     s = _session(server)
     real_commit = IndexLog.commit

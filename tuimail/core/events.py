@@ -274,6 +274,8 @@ class EventBus:
         # LineIn / LineOut / Note -> (the subscriber's `transcript_line` or None, the subscriber)
         # (or, when every one has it, just the `transcript_line`s)
         self._line_routes: dict[type, tuple] = {}
+        # LineOut's subscribers for `publish_lines_out`: (the subscriber's `lines_out` or None, the subscriber)
+        self._bulk_route: tuple[tuple[Callable | None, Subscriber], ...] | None = None
 
     def subscribe(self, subscriber: Subscriber, kinds: Iterable[type] | None = None) -> Callable[[], None]:
         """Add a subscriber (of every event, or only of the types in `kinds`); returns a function that
@@ -283,6 +285,7 @@ class EventBus:
         self._entries = (*self._entries, (subscriber, None if kinds is None else frozenset(kinds)))
         self._routes = {}
         self._line_routes = {}
+        self._bulk_route = None
         return lambda: self._unsubscribe(subscriber)
 
     def _unsubscribe(self, subscriber: Subscriber) -> None:
@@ -291,6 +294,7 @@ class EventBus:
                 self._entries = self._entries[:index] + self._entries[index + 1:]
                 self._routes = {}
                 self._line_routes = {}
+                self._bulk_route = None
                 return
 
     def _route(self, kind: type) -> tuple[Subscriber, ...]:
@@ -354,12 +358,12 @@ class EventBus:
         `LineOut(sid, protocol, text, at)` for each `(sid, at)` of `sent` and each of `texts` (already
         `printable`), in that order. A subscriber with a `lines_out(protocol, texts, sent)` method takes
         them in one call (no event made per line); any other gets the events one by one."""
-        route = self._routes.get(LineOut)
-        if route is None:
-            route = self._route(LineOut)
+        route = self._bulk_route
+        if route is None:  # (worked out once per set of subscribers, as `publish_line`'s routes)
+            route = self._bulk_route = tuple((getattr(subscriber, "lines_out", None), subscriber)
+                                             for subscriber in self._routes.get(LineOut) or self._route(LineOut))
         events: list[LineOut] | None = None
-        for subscriber in route:
-            bulk = getattr(subscriber, "lines_out", None)
+        for bulk, subscriber in route:
             if bulk is not None:
                 try:
                     bulk(protocol, texts, sent)

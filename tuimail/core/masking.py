@@ -15,6 +15,8 @@ _POP3_AUTH_IR = re.compile(r"^(\s*AUTH\s+\S+\s+)\S.*$", re.IGNORECASE | re.DOTAL
 _SMTP_AUTH_IR = re.compile(r"^(\s*AUTH\s+\S+\s+)\S.*$", re.IGNORECASE | re.DOTALL)
 _IMAP_LOGIN = re.compile(r"^(\s*\S+\s+LOGIN\s+)(.*)$", re.IGNORECASE | re.DOTALL)
 _IMAP_AUTH_IR = re.compile(r"^(\s*\S+\s+AUTHENTICATE\s+\S+\s+)\S.*$", re.IGNORECASE | re.DOTALL)
+# what both IMAP patterns start with: a line that does not match it holds no secret (one look per line)
+_IMAP_SECRET = re.compile(r"^\s*\S+\s+(?:LOGIN|AUTHENTICATE)\s", re.IGNORECASE)
 
 
 def mask_pop3(line: str) -> str:
@@ -34,6 +36,8 @@ def mask_smtp(line: str) -> str:
 
 def mask_imap(line: str) -> str:
     """`a1 LOGIN user secret` -> `a1 LOGIN user *****`; AUTHENTICATE initial response masked."""
+    if _IMAP_SECRET.match(line) is None:  # (every other command of a session)
+        return line
     m = _IMAP_LOGIN.match(line)
     if m:
         user = _first_imap_string(m.group(2))

@@ -222,7 +222,11 @@ class ImapConnection(OnTheLoop, AppendOnTheLoop, RunAhead, IdleWatch, Output, Li
             self.send(f"{tag} BAD Command line too long (at most {limit} bytes)\r\n".encode())
 
     def _log_command(self, command: RawCommand) -> None:
-        first = command.lines[0]
+        lines = command.lines
+        if len(lines) == 1 and not self._logged:  # a one-line command (most): no literal, nothing logged yet
+            self._line_in(mask_imap(lines[0].decode("utf-8", "replace")))
+            return
+        first = lines[0]
         for i, line in enumerate(command.lines):
             if i >= self._logged and (i == 0 or line.strip()):
                 self._log_line(line, first=i == 0, sensitive_of=first)

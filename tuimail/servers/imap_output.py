@@ -46,13 +46,14 @@ class Output:
                     if not chunk:
                         break
                     self.send(chunk, [])
-                    if len(chunk) >= WRITE_BATCH or not self._writable.is_set():  # more to come
-                        self._release()
-                        if not self._writable.is_set():
-                            await self._writable.wait()
-                        elif self._small:  # other sessions take their turn between slices
-                            await asyncio.sleep(0)
-                        self._hold()
+                    if len(chunk) < WRITE_BATCH:  # `_take` stopped short: the stream is used up (no
+                        break  # second look at it, in a worker thread a second hop, to find it empty)
+                    self._release()  # more to come
+                    if not self._writable.is_set():
+                        await self._writable.wait()
+                    elif self._small:  # other sessions take their turn between slices
+                        await asyncio.sleep(0)
+                    self._hold()
                 if self.transport is None or self.transport.is_closing():
                     return
             self._send_replies(outcome, outcome.replies[start:], first=start == 0)
@@ -73,7 +74,9 @@ class Output:
     def _release(self) -> None:
         held, self._held = self._held, None
         if held:
-            super().send(b"".join(held), [])
+            data = b"".join(held)
+            if data:  # (a FETCH's note comes with no bytes: nothing to write before its lines)
+                super().send(data, [])
 
     def send(self, data: bytes, log_lines: list[str] | None = None, writer=None) -> None:
         held = self._held

@@ -69,8 +69,8 @@ class Snapshot:
         looks at before it runs there (`servers/imap_loop.py`), worked out once per version for all."""
         sized = self._columns.get("sized")
         if sized is None:
-            refs = self.refs
-            sized = self._columns["sized"] = (sum(ref.size for ref in refs), sum("T" in ref.flags for ref in refs))
+            # (passes in C over the refs and the flag column, not a generator step per message)
+            sized = self._columns["sized"] = (sum(map(_SIZE, self.refs)), len(self.flag_search("T", True)))
         return sized
 
     def flag_letters(self) -> tuple[str, ...]:
@@ -108,4 +108,5 @@ class Snapshot:
         return tuple(compress(self.uids, map(modseq.__lt__, modseqs)))
 _LETTERS = operator.itemgetter(MessageRef._fields.index("flags"))
 _MODSEQ = operator.itemgetter(MessageRef._fields.index("modseq"))
+_SIZE = operator.itemgetter(MessageRef._fields.index("size"))
 _BASE = operator.itemgetter(MessageRef._fields.index("base"))
