@@ -9,7 +9,7 @@ import socket
 import warnings
 import weakref
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, Session
 
 from tests.helpers import wait
 from tests.servers.test_smtp import Telnet, inbox
@@ -55,6 +55,45 @@ def test_a_connection_gets_what_aiosmtpds_own_init_gives_it(server):
     assert ours._smtp_methods.get("BOGUS") is None and "BOGUS" not in ours._smtp_methods
     assert "DATA" in ours._handle_hooks and ours._handle_hooks.get("BOGUS", 1) == 1
     assert len(ours._smtp_methods) == len(theirs._smtp_methods)
+
+
+def test_ehlo_answers_as_aiosmtpds_own_ehlo_with_our_hook(server):
+    """`LeanSMTP.smtp_EHLO` (its extensions made once per configuration) leaves the same state and
+    sends the same reply as aiosmtpd's `smtp_EHLO` driving our hook: with and without a TLS context,
+    after STARTTLS, AUTH shown or hidden, with and without a size limit, a bad host name, none."""
+    engine = server.engine
+
+    async def ehlo(method, submission: bool, tls: bool, after_starttls: bool, size: int | None, name: str):
+        protocol = TuimailSMTP(engine, submission=submission)
+        protocol.tls_context = object() if tls else None
+        protocol._tls_protocol = object() if after_starttls else None
+        protocol.data_size_limit = size
+        protocol.session = Session(protocol.loop)
+        protocol.envelope = None
+        sent: list[str] = []
+
+        async def push(status):
+            sent.append(status)
+
+        protocol.push = push
+        await method(protocol, name)
+        return sent, dict(protocol.command_size_limits), protocol.session.extended_smtp, \
+            protocol.session.host_name, protocol.envelope is not None
+
+    async def compare():
+        cases = 0
+        for submission in (False, True):
+            for tls in (False, True):
+                for after_starttls in (False, True):
+                    for size in (None, 0, 10_000_000):
+                        for name in ("student", "", "bad\x1bname"):
+                            ours = await ehlo(TuimailSMTP.smtp_EHLO, submission, tls, after_starttls, size, name)
+                            theirs = await ehlo(SMTP.smtp_EHLO, submission, tls, after_starttls, size, name)
+                            assert ours == theirs, (submission, tls, after_starttls, size, name)
+                            cases += 1
+        return cases
+
+    assert server.run(compare()) == 72
 
 
 def test_help_and_an_unknown_command_answer_as_aiosmtpd_does(server):
