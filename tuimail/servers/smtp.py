@@ -352,7 +352,8 @@ class TuimailSMTP(LeanSMTP):
         if self.record is not None:
             self.record.sent(len(data))
             if "\r\n" in text:  # a multi-line reply (EHLO's extensions): its lines in one call, one stamp
-                self.record.lines_out([self._as_logged(line) for line in text.split("\r\n")])
+                lines = text.split("\r\n")
+                self.record.lines_out([self._as_logged(line) for line in lines] if self.masking_challenges else lines)
             else:
                 self.record.line_out(self._as_logged(text))
         if text.startswith("354"):
