@@ -6,6 +6,7 @@ import asyncio
 import gc
 import smtplib
 import socket
+import struct
 import warnings
 import weakref
 
@@ -218,3 +219,67 @@ def test_a_finished_connection_is_freed_without_the_cyclic_collector(server, mon
         wait(lambda: all(ref() is None for ref in made), timeout=10, what="every connection freed without gc")
     finally:
         gc.enable()
+
+
+def _session_protocol(server):
+    record = wait(lambda: next(iter(server.engine.sessions), None), what="the session")
+    return record, record.abort.__self__
+
+
+def test_the_command_loop_starts_with_the_clients_first_line(server):
+    """The greeting comes from `connection_made`; the command loop's task is made when input arrives
+    (none for a client that has not spoken yet), and the first line is answered as before."""
+    t = Telnet(server.ports.smtp)
+    assert t.reply()[0].startswith("220 mail.lab.test ESMTP")
+    record, protocol = _session_protocol(server)
+    assert protocol._handler_coroutine is None
+    t.send("EH", end=b"")  # half a line: still nothing for the command loop
+    server.wait_for(lambda: record.bytes_in == 2)
+    assert protocol._handler_coroutine is None
+    assert t.type("LO me")[0] == "250-mail.lab.test Hello me, pleased to meet you"
+    assert protocol._handler_coroutine is not None
+    assert t.type("QUIT")[0].startswith("221 ")
+    assert t.closed()
+    t.close()
+    server.wait_for(lambda: record.closed)
+    assert record.close_reason is None and record.last_command == "QUIT"
+
+
+def test_a_client_that_leaves_without_a_word(server, monkeypatch):
+    """Closed, half-closed (EOF) or reset before its first line, a connection without a command loop
+    ends as one with it did: the session closes as a lost connection (its log block written), the
+    server closes its side, and its objects are freed by their reference counts."""
+    made: list[weakref.ref] = []
+    connection_made = TuimailSMTP.connection_made
+
+    def recording(self, transport):
+        if self.record is None:
+            made.append(weakref.ref(self))
+        connection_made(self, transport)
+
+    monkeypatch.setattr(TuimailSMTP, "connection_made", recording)
+    gc.collect()
+    gc.disable()
+    try:
+        t = Telnet(server.ports.smtp)  # EOF: the server closes its side too
+        t.reply()
+        t.sock.shutdown(socket.SHUT_WR)
+        assert t.closed()
+        t.file.close()
+        t.close()
+        t = Telnet(server.ports.smtp)  # gone at once, the greeting unread
+        t.file.close()
+        t.close()
+        t = Telnet(server.ports.smtp)  # reset (RST)
+        t.reply()
+        t.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        t.file.close()
+        t.close()
+        wait(lambda: len(made) == 3 and not len(server.engine.sessions), what="the sessions closed")
+        wait(lambda: all(ref() is None for ref in made), timeout=10, what="every connection freed without gc")
+    finally:
+        gc.enable()
+    path = server.config.log_dir / "SMTP-in.log"
+    server.wait_for(lambda: path.exists() and path.read_text().count("[connection lost]") == 3)
+    closing = [line for line in path.read_text().splitlines() if "SMTP session" in line]
+    assert len(closing) == 3 and all("SMTP session terminated (Bytes in/out: 0/" in line for line in closing)

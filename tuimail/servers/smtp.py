@@ -86,6 +86,7 @@ def protocol_factory(engine: Engine, name: str):
 
 
 class TuimailSMTP(LeanSMTP):
+    greets_on_connect = True  # (the 220 is queued by `connection_made`)
     # Message data lines may be longer than RFC 5321's 1000 (real clients send them); command
     # lines are limited by `command_size_limits` below.
     line_length_limit = 1 << 20

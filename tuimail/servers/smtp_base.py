@@ -268,15 +268,49 @@ class LeanSMTP(SMTP):
     _lost = False  # connection_lost has run
     _quit = False  # QUIT answered: the command loop ends (instead of being cancelled)
 
+    # ----- the command loop's task, made when the client first says something ------------------
+
+    # The subclass writes the greeting from `connection_made` itself (RFC 5321 §4.3.1) rather than
+    # from the command loop: the loop's task can then wait for the client's first line. Until input
+    # arrives a connection has no task; aiosmtpd made one at once, whose first step only started
+    # waiting (a future, a callback, a wake-up and a loop turn per connection: issue 15).
+    greets_on_connect = False
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
+        if self._original_transport is not None or not self.greets_on_connect:
+            super().connection_made(transport)  # (after STARTTLS: aiosmtpd's RFC 3207 §4.2 reset)
+        else:
+            # aiosmtpd's set-up of a new connection, its command loop's task left for `data_received`
+            self._set_rset_state()
+            self.session = self._create_session()
+            self.session.peer = transport.get_extra_info("peername")
+            self._reset_timeout()
+            asyncio.StreamReaderProtocol.connection_made(self, transport)
+            self.transport = transport
         # (used once, by StreamReaderProtocol.connection_made: a bound method of ourselves kept for
         # nothing, one of the reference cycles `_release` is about)
         self._client_connected_cb = None
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._handler_coroutine is None:  # the first input: the command loop starts (and finds it)
+            self._handler_coroutine = self.loop.create_task(self._handle_client())
+
+    def eof_received(self) -> bool | None:
+        if self._handler_coroutine is None:  # the client left without a word: no command loop to end
+            asyncio.StreamReaderProtocol.eof_received(self)
+            return False  # the transport closes, as the cancelled command loop would have closed it
+        return super().eof_received()
+
     def connection_lost(self, error: Exception | None) -> None:
         transport = self._original_transport or self.transport
-        super().connection_lost(error)
+        if self._handler_coroutine is None:  # never said anything: aiosmtpd's, without a task to cancel
+            if self._timeout_handle is not None:
+                self._timeout_handle.cancel()
+            asyncio.StreamReaderProtocol.connection_lost(self, error)
+            self.transport = None
+        else:
+            super().connection_lost(error)
         self._lost = True
         if getattr(transport, "_read_ready_cb", None) is not None:
             transport._read_ready_cb = None  # asyncio's socket transport refers to itself through it
