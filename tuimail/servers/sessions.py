@@ -217,7 +217,8 @@ class SessionRegistry:
                           full_names=self.full_names)
         self._live[sid] = session
         self._per_host[host] = self._per_host.get(host, 0) + 1
-        self.bus.publish(SessionOpened(sid, protocol, host, port, local_port, tls))
+        # (stamped with the session's start: the moment it opened, one clock read for both)
+        self.bus.publish(SessionOpened(sid, protocol, host, port, local_port, tls, session.started))
         if local_host:
             session._set("local_host", local_host)
         resolver = self.resolver

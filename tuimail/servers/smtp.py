@@ -350,19 +350,21 @@ class TuimailSMTP(LeanSMTP):
         written at once (the caller waits for the transport to drain)."""
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
         data = text.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "replace") + b"\r\n"
-        if self.record is not None:
-            self.record.sent(len(data))
+        code = text[:3]
+        record = self.record
+        if record is not None:
+            record.sent(len(data))
             if "\r\n" in text:  # a multi-line reply (EHLO's extensions): its lines in one call, one stamp
                 lines = text.split("\r\n")
-                self.record.lines_out([self._as_logged(line) for line in lines] if self.masking_challenges else lines)
+                record.lines_out([self._as_logged(line) for line in lines] if self.masking_challenges else lines)
             else:
-                self.record.line_out(self._as_logged(text))
-        if text.startswith("354"):
+                record.line_out(self._as_logged(text) if self.masking_challenges else text)
+        if code == "354":
             self._data_fault = None
             self._in_data = True
             self._arm_deadline(False)
             self._arm_deadline(True, 2 * self.engine.config.settings.policy.command_timeout)
-        elif text.startswith("334") and not self._secret_lines:
+        elif code == "334" and not self._secret_lines:
             self._secret_next = True
         if self._awaiting_data_reply and not self._reader._buffer:  # this is DATA's own reply
             self._awaiting_data_reply = False
@@ -371,8 +373,8 @@ class TuimailSMTP(LeanSMTP):
         self._replies.append(data)
         # RFC 2920 §3.1: while pipelined commands wait in the input, replies may be held and sent
         # together; one write instead of three matters when a system call is expensive.
-        if not (self._reader._buffer and text[:3] in ("250", "550", "553", "554", "501", "452")):
-            if text[:3] in DEFERRED_REPLIES or self._greeting:  # sent with the other sessions' replies of this turn
+        if not (self._reader._buffer and code in ("250", "550", "553", "554", "501", "452")):
+            if code in DEFERRED_REPLIES or self._greeting:  # sent with the other sessions' replies of this turn
                 self.flush_soon()
             else:
                 self.flush_replies()

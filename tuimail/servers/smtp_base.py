@@ -122,6 +122,20 @@ def _auth_names(cls: type) -> tuple[tuple[str, str], ...]:
 
 
 @functools.cache
+def _tables(server: type, handler: type) -> tuple[dict[str, tuple[bool, str]], dict[str, str], str | None, dict[str, str]]:
+    """Everything `_init_tables` needs for a (server class, handler class) pair, found in one look-up:
+    the AUTH mechanisms, the handler's hooks, its EHLO hook's version and the commands."""
+    return (_auth_table(server, handler), _table(_hook_names(handler)), _ehlo_version(handler),
+            _table(_smtp_names(server)))
+
+
+@functools.cache
+def _mechanisms(server: type, handler: type) -> tuple[str, ...]:
+    """The AUTH mechanisms as EHLO lists them (RFC 4954 §3), sorted as aiosmtpd sorts them."""
+    return tuple(sorted(_auth_table(server, handler)))
+
+
+@functools.cache
 def _ehlo_version(cls: type) -> str | None:
     hook = getattr(cls, "handle_EHLO", None)
     if hook is None:
@@ -220,10 +234,11 @@ class LeanSMTP(SMTP):
         self._replies = []
 
     def _init_tables(self, handler: Any) -> None:
-        self._auth_methods = _BoundAuth(self, handler, _auth_table(type(self), type(handler)))
-        self._handle_hooks = _Bound(handler, _table(_hook_names(type(handler))))
-        self._ehlo_hook_ver = _ehlo_version(type(handler))
-        self._smtp_methods = _Bound(self, _table(_smtp_names(type(self))))
+        auth, hooks, ehlo_version, commands = _tables(type(self), type(handler))
+        self._auth_methods = _BoundAuth(self, handler, auth)
+        self._handle_hooks = _Bound(handler, hooks)
+        self._ehlo_hook_ver = ehlo_version
+        self._smtp_methods = _Bound(self, commands)
 
     _in_batch = False
     _greeting = False  # the reply being pushed is the greeting
@@ -363,7 +378,7 @@ class LeanSMTP(SMTP):
         starttls = bool(self.tls_context) and not self._tls_protocol
         auth = not self._auth_require_tls or bool(self._tls_protocol)
         responses = list(_extensions(self.hostname, self.data_size_limit, self.enable_SMTPUTF8, starttls,
-                                     tuple(sorted(self._auth_methods)) if auth else None))
+                                     _mechanisms(type(self), type(self.event_handler)) if auth else None))
         for reply in await self._call_handler_hook("EHLO", hostname, responses):
             await self.push(reply)
 
