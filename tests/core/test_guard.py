@@ -128,3 +128,24 @@ def test_made_up_login_names_do_not_grow_memory():
         guard.auth_failed(f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}", f"user{n}@lab.test")
     assert len(guard._ip_failures) == len(guard._account_failures) == module.MAX_TRACKED
     assert guard.auth_failed("10.0.0.0", None) == 1  # the oldest were forgotten
+
+
+def test_admission_by_access_lists_and_limits():
+    """`refusal` in the order the server answers: the access lists (deny before allow; an unparsable
+    or IPv4-mapped address), a block of the address, then the two connection limits."""
+    not_allowed = "your address is not allowed to use this server"
+    guard, _, _ = make()
+    assert guard.refusal("10.1.2.3", 0, 0) is None and guard.refusal("::1", 0, 0) is None
+    assert guard.refusal("not an address", 0, 0) == not_allowed
+    guard, _, _ = make(deny_networks=["10.0.0.0/8"])
+    assert guard.refusal("10.1.2.3", 0, 0) == not_allowed
+    assert guard.refusal("::ffff:10.1.2.3", 0, 0) == not_allowed
+    assert guard.refusal("192.168.1.1", 0, 0) is None
+    guard, _, _ = make(allow_networks=["192.168.0.0/16"], deny_networks=["192.168.9.0/24"])
+    assert guard.refusal("192.168.1.1", 0, 0) is None
+    assert guard.refusal("192.168.9.1", 0, 0) == not_allowed and guard.network_allowed("192.168.9.1") is False
+    assert guard.refusal("10.1.2.3", 0, 0) == not_allowed and guard.network_allowed("192.168.1.1") is True
+    guard, _, _ = make(max_connections=5, max_connections_per_ip=2)
+    assert guard.refusal("10.1.2.3", 4, 1) is None
+    assert guard.refusal("10.1.2.3", 5, 0) == "too many connections to this server; try again later"
+    assert guard.refusal("10.1.2.3", 4, 2) == "too many connections from 10.1.2.3; close some and try again"

@@ -78,25 +78,31 @@ class Guard:
     # ----- admission ------------------------------------------------------------------------
 
     def refusal(self, ip: str, live_total: int, live_from_ip: int) -> str | None:
-        """Why a new connection from `ip` must be refused, or None to accept it."""
-        if not self.network_allowed(ip):
+        """Why a new connection from `ip` must be refused, or None to accept it (every connection
+        asks: the policy is looked up once)."""
+        policy = self.policy
+        if not self._network_allowed(ip, policy):
             return "your address is not allowed to use this server"
         block = self.block_of(ip)
         if block is not None:
             return f"too many failed logins from {ip}; try again in {int(block.until - self.clock()) + 1} s"
-        if live_total >= self.policy.max_connections:
+        if live_total >= policy.max_connections:
             return "too many connections to this server; try again later"
-        if live_from_ip >= self.policy.max_connections_per_ip:
+        if live_from_ip >= policy.max_connections_per_ip:
             return f"too many connections from {ip}; close some and try again"
         return None
 
     def network_allowed(self, ip: str) -> bool:
+        return self._network_allowed(ip, self.policy)
+
+    @staticmethod
+    def _network_allowed(ip: str, policy) -> bool:
         address = _address(ip)
         if address is None:
             return False
-        if any(address in _network(n) for n in self.policy.deny_networks):
+        deny, allow = policy.deny_networks, policy.allow_networks
+        if deny and any(address in _network(n) for n in deny):
             return False
-        allow = self.policy.allow_networks
         return not allow or any(address in _network(n) for n in allow)
 
     def shared(self, ip: str) -> bool:
