@@ -276,6 +276,9 @@ class EventBus:
         self._line_routes: dict[type, tuple] = {}
         # LineOut's subscribers for `publish_lines_out`: (the subscriber's `lines_out` or None, the subscriber)
         self._bulk_route: tuple[tuple[Callable | None, Subscriber], ...] | None = None
+        # LineOut's subscribers for `publish_reply`: their `reply_lines` (or a stand-in calling `lines_out`
+        # or making the events)
+        self._reply_route: tuple[Callable, ...] | None = None
 
     def subscribe(self, subscriber: Subscriber, kinds: Iterable[type] | None = None) -> Callable[[], None]:
         """Add a subscriber (of every event, or only of the types in `kinds`); returns a function that
@@ -286,6 +289,7 @@ class EventBus:
         self._routes = {}
         self._line_routes = {}
         self._bulk_route = None
+        self._reply_route = None
         return lambda: self._unsubscribe(subscriber)
 
     def _unsubscribe(self, subscriber: Subscriber) -> None:
@@ -295,6 +299,7 @@ class EventBus:
                 self._routes = {}
                 self._line_routes = {}
                 self._bulk_route = None
+                self._reply_route = None
                 return
 
     def _route(self, kind: type) -> tuple[Subscriber, ...]:
@@ -378,5 +383,40 @@ class EventBus:
                 except Exception:
                     log.exception("event subscriber %r failed", subscriber)
 
+    def publish_reply(self, sid: int, protocol: Protocol, texts: tuple[str, ...]) -> None:
+        """One session's `-->` lines of one write (a command's reply: most `-->` lines), stamped now:
+        the same as `publish_lines_out(protocol, texts, [(sid, now())])`. A subscriber with a
+        `reply_lines(sid, protocol, texts, at)` method takes them as they are (no list of sessions to
+        walk, no fan-out's sharing to work out); the others as `publish_lines_out` gives them."""
+        route = self._reply_route
+        if route is None:
+            route = self._reply_route = tuple(_reply_taker(subscriber)
+                                              for subscriber in self._routes.get(LineOut) or self._route(LineOut))
+        at = now()
+        for take in route:
+            try:
+                take(sid, protocol, texts, at)
+            except Exception:  # a broken subscriber must not break a session
+                log.exception("event subscriber %r failed", getattr(take, "__self__", take))
+
     def system(self, text: str, level: int = logging.INFO) -> None:
         self.publish(SystemMessage(printable(text), level))
+
+
+def _reply_taker(subscriber: Subscriber) -> Callable[[int, Protocol, tuple[str, ...], datetime], None]:
+    """How `EventBus.publish_reply` hands one session's reply lines to a subscriber: its own
+    `reply_lines`, else its `lines_out` with that one session, else a `LineOut` event per line."""
+    fast = getattr(subscriber, "reply_lines", None)
+    if fast is not None:
+        return fast
+    bulk = getattr(subscriber, "lines_out", None)
+    if bulk is not None:
+        return lambda sid, protocol, texts, at: bulk(protocol, texts, [(sid, at)])
+
+    def each(sid: int, protocol: Protocol, texts: tuple[str, ...], at: datetime) -> None:
+        for text in texts:
+            try:
+                subscriber(LineOut(sid, protocol, text, at))
+            except Exception:  # a broken subscriber must not break a session
+                log.exception("event subscriber %r failed", subscriber)
+    return each

@@ -239,6 +239,20 @@ class LogWriter:
                     size = sum(map(len, lines))
                 entry.extend(lines, size)
 
+    def reply_lines(self, sid: int, protocol: Protocol, texts: tuple[str, ...], at: datetime) -> None:
+        """`EventBus.publish_reply`: one session's `-->` lines of one write, as `__call__` writes them."""
+        entry = self._open.get(sid)
+        if entry is None:
+            return
+        head = stamp(at) + "--> "
+        lines = [head + text for text in texts]
+        size = sum(map(len, lines))
+        if size <= MAX_LINE:  # (no line to cut: `Block.extend`, as `lines_out` does)
+            entry.extend(lines, size)
+        else:
+            for line in lines:
+                entry.append(line)
+
     def _flush(self, sid: int, at: datetime) -> None:
         entry = self._open.pop(sid)
         data = self._write(entry.protocol, "\n".join(session_block(sid, entry.protocol, entry.port, entry.lines(stamp(at)), at)) + "\n",

@@ -101,6 +101,14 @@ class Metrics:
                 latency = self._latency.get(protocol) or self.latency.labels(protocol.label)
                 latency.observe(time.perf_counter() - started)
 
+    def reply_lines(self, sid: int, protocol, texts, at) -> None:
+        """`EventBus.publish_reply`: one session's `-->` lines of one write, as `__call__` counts them."""
+        if texts:
+            started = self._waiting.pop(sid, None)
+            if started is not None:
+                latency = self._latency.get(protocol) or self.latency.labels(protocol.label)
+                latency.observe(time.perf_counter() - started)
+
     def __call__(self, event) -> None:
         kind = type(event)
         if kind is LineIn:

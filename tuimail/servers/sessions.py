@@ -93,11 +93,11 @@ class Session:
     def lines_out(self, texts: list[str]) -> None:
         """The lines of one write (`-->`): sent at one moment, so they share one time stamp. The
         same as a `LineOut` per line, published in one call (`EventBus.publish_lines_out`): a FETCH
-        reply of many lines makes no event per line for the log writer and the counters."""
+        reply of many lines makes no event per line for the log writer and the counters (`EventBus.publish_reply`)."""
         if texts:
             whole = "".join(texts)  # (one test for all of them: an EHLO reply's eight lines, printable ASCII)
             lines = tuple(texts) if whole.isascii() and whole.isprintable() else tuple(map(printable, texts))
-            self.bus.publish_lines_out(self.protocol, lines, [(self.sid, now())])
+            self.bus.publish_reply(self.sid, self.protocol, lines)
 
     def note(self, text: str) -> None:
         if not (text.isascii() and text.isprintable()):

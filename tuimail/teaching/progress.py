@@ -206,6 +206,24 @@ class ProgressTracker:
             for text in texts:
                 self._server(live, text, at)
 
+    def reply_lines(self, sid: int, protocol: Protocol, texts: tuple[str, ...], at: datetime) -> None:
+        """`EventBus.publish_reply`: one session's `-->` lines of one write, as `__call__` reads them."""
+        live = self._live.get(sid)
+        if live is None:
+            return
+        if live.protocol == "imap":  # only a continuation or a tagged status completes anything; an
+            anything = "*" in live.tags  # untagged line matters only when the client used "*" as a tag
+            for text in texts:
+                if anything or not text.startswith("* "):
+                    self._imap_reply(live, text.split(" ", 2), at)
+        elif live.protocol == "smtp":  # (EHLO's reply) only a reply's last line can complete a command
+            for text in texts:
+                if text[3:4] != "-":  # RFC 5321 §4.2.1: "250-" goes on, "250 " ends the reply
+                    self._smtp_reply(live, text, at)
+        else:
+            for text in texts:
+                self._server(live, text, at)
+
     # ----- following the dialogue -----------------------------------------------------------
 
     def _client(self, live: _Live, text: str) -> None:
