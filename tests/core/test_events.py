@@ -151,3 +151,41 @@ def test_session_events_keep_the_dataclass_signature_defaults_and_frozenness():
         updated.state = "logout"  # type: ignore[misc]
     with pytest.raises(TypeError):
         SessionClosed(4, Protocol.SMTP, 10, 20)  # the reason is required, as before
+
+
+def test_a_reply_reaches_each_subscriber_as_its_line_events_or_its_lines_out_would():
+    """`publish_reply` (one session's reply lines, stamped once): a subscriber with `reply_lines` takes
+    them as they are, one with only `lines_out` gets that one session, any other the LineOut events
+    one by one, in order; one that fails does not stop the others."""
+    bus = EventBus()
+    seen: list = []
+
+    class Reply:
+        kinds = (LineOut,)
+
+        def __call__(self, event):
+            raise AssertionError("the reply path was not taken")
+
+        def reply_lines(self, sid, protocol, texts, at):
+            seen.append(("reply", sid, protocol, texts, at))
+            raise RuntimeError("bug")  # logged; the next subscriber still hears
+
+    class Bulk:
+        kinds = (LineOut,)
+
+        def __call__(self, event):
+            raise AssertionError("the bulk path was not taken")
+
+        def lines_out(self, protocol, texts, sent):
+            seen.append(("bulk", protocol, texts, list(sent)))
+
+    events: list[LineOut] = []
+    bus.subscribe(Reply())
+    bus.subscribe(Bulk())
+    bus.subscribe(events.append, (LineOut,))
+    bus.subscribe(lambda e: seen.append(e), (LineIn,))  # not called
+    texts = ("* 1 FETCH (FLAGS ())", "a1 OK FETCH completed")
+    bus.publish_reply(7, Protocol.IMAP, texts)
+    at = seen[0][4]
+    assert seen == [("reply", 7, Protocol.IMAP, texts, at), ("bulk", Protocol.IMAP, texts, [(7, at)])]
+    assert events == [LineOut(7, Protocol.IMAP, text, at) for text in texts]

@@ -197,3 +197,29 @@ def test_a_block_takes_many_lines_at_once_as_it_takes_them_one_by_one():
         assert (many.head, list(many.tail or ()), many.tail_bytes, many.omitted) == \
             (one.head, list(one.tail or ()), one.tail_bytes, one.omitted)
     assert one.omitted > 0 and len(one.tail) <= TAIL_LINES
+
+
+def test_a_reply_is_written_as_its_line_events_are(tmp_path):
+    """One session's reply in one call (`LogWriter.reply_lines`): its block shows what LineOut events
+    would have written, a line over MAX_LINE cut as one alone is, the head's limit crossed mid-reply."""
+    from tuimail.servers.logwriter import MAX_LINE
+
+    blocks = {}
+    for reply in (False, True):
+        bus = EventBus()
+        writer = LogWriter(tmp_path / str(reply))
+        bus.subscribe(writer)
+        bus.publish(SessionOpened(1, Protocol.IMAP, "192.168.1.59", 1997, 2143, at=AT))
+        for n, texts in enumerate([("* 1 FETCH (FLAGS ())", "a1 OK done"), ("* 2 FETCH " + "x" * MAX_LINE, "a2 OK"),
+                                   tuple(f"* {i} FETCH (UID {i})" for i in range(HEAD_LINES + TAIL_LINES + 5)), ("a9 OK",)]):
+            at = AT + timedelta(seconds=n)
+            if reply:
+                writer.reply_lines(1, Protocol.IMAP, texts, at)
+                writer.reply_lines(2, Protocol.IMAP, texts, at)  # no block: skipped
+            else:
+                for text in texts:
+                    bus.publish(LineOut(1, Protocol.IMAP, text, at=at))
+        bus.publish(SessionClosed(1, Protocol.IMAP, 10, 20, "client quit", at=AT))
+        blocks[reply] = (tmp_path / str(reply) / "IMAP.log").read_text()
+    assert blocks[True] == blocks[False]
+    assert "... (2039 characters)" in blocks[True] and "lines omitted" in blocks[True]

@@ -137,3 +137,43 @@ def test_the_lab_steps_are_built_once_and_again_after_a_change(config):
         assert [s.id for s in engine.exercise_steps()] == [s.id for s in first]
     finally:
         engine.logs.close()
+
+
+def test_a_reply_in_one_call_credits_what_its_lines_one_by_one_do(tmp_path):
+    """`ProgressTracker.reply_lines` (one session's reply lines together) credits the same steps at
+    the same times as a LineOut per line: IMAP tagged replies of pipelined commands and a client
+    using "*" as a tag, an SMTP multi-line reply, POP3 +OK / -ERR."""
+    from datetime import datetime, timedelta
+
+    from tuimail.core.events import LineIn, LineOut, Protocol, SessionOpened, SessionUpdated
+    from tuimail.teaching.exercises import Step
+    from tuimail.teaching.progress import ProgressBook, ProgressTracker
+
+    steps = [Step("imap", ("NOOP",)), Step("imap", ("FETCH",)), Step("imap", ("STORE",)),
+             Step("smtp", ("HELO", "EHLO")), Step("pop3", ("STAT",)), Step("pop3", ("LIST",))]
+    dialogue = [
+        (Protocol.IMAP, ["a1 NOOP", "a2 UID FETCH 1 FLAGS", "* STORE 1 +FLAGS (\\Seen)"],
+         ("* OK STORE completed", "* 1 FETCH (FLAGS ())", "a1 OK NOOP completed", "a2 OK done")),
+        (Protocol.SMTP, ["EHLO lab"], ("250-tuimail", "250-PIPELINING", "250 HELP")),
+        (Protocol.POP3, ["STAT", "LIST 9"], ("+OK 1 120", "-ERR no such message")),
+    ]
+    done = {}
+    for together in (False, True):
+        book = ProgressBook(tmp_path / str(together))
+        tracker = ProgressTracker(book, lambda: steps, lambda address: address)
+        at = datetime(2026, 11, 30, 15, 0, 0).astimezone()
+        for sid, (protocol, commands, replies) in enumerate(dialogue, 1):
+            tracker(SessionOpened(sid, protocol, "127.0.0.1", 1000, 143))
+            tracker(SessionUpdated(sid, protocol, f"s{sid}@lab.test", "authenticated"))
+            for command in commands:
+                tracker(LineIn(sid, protocol, command, at))
+            at += timedelta(seconds=sid)
+            if together:
+                tracker.reply_lines(sid, protocol, replies, at)
+            else:
+                for text in replies:
+                    tracker(LineOut(sid, protocol, text, at))
+        done[together] = book.students()
+    assert done[True] == done[False]
+    assert sorted(done[True]["s1@lab.test"]) == ["imap:FETCH", "imap:NOOP", "imap:STORE"]
+    assert list(done[True]["s2@lab.test"]) == ["smtp:HELO|EHLO"] and list(done[True]["s3@lab.test"]) == ["pop3:STAT"]
