@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import smtplib
 import socket
@@ -186,10 +187,11 @@ def test_data_past_the_reader_limit_without_its_end_is_read_line_by_line(server)
     assert content == b".dot\r\n" + line * count
 
 
-def test_a_finished_connection_is_freed_without_the_cyclic_collector(server, monkeypatch):
-    """Whatever way a connection ends (QUIT after a delivery, QUIT with an argument then a drop, a
-    drop in the middle of a transaction), its objects are freed by their reference counts: with the
-    cyclic collector off, every connection's server object goes away once its session has closed."""
+@contextlib.contextmanager
+def freed_without_gc(server, monkeypatch, connections: int):
+    """Within the block the cyclic collector is off and every new SMTP connection's server object is
+    recorded; at its end, `connections` of them must have closed their sessions and been freed by
+    their reference counts alone (no cycle left behind)."""
     made: list[weakref.ref] = []
     connection_made = TuimailSMTP.connection_made
 
@@ -202,6 +204,18 @@ def test_a_finished_connection_is_freed_without_the_cyclic_collector(server, mon
     gc.collect()
     gc.disable()
     try:
+        yield
+        wait(lambda: len(made) == connections and not len(server.engine.sessions), what="the sessions closed")
+        wait(lambda: all(ref() is None for ref in made), timeout=10, what="every connection freed without gc")
+    finally:
+        gc.enable()
+
+
+def test_a_finished_connection_is_freed_without_the_cyclic_collector(server, monkeypatch):
+    """Whatever way a connection ends (QUIT after a delivery, QUIT with an argument then a drop, a
+    drop in the middle of a transaction), its objects are freed by their reference counts: with the
+    cyclic collector off, every connection's server object goes away once its session has closed."""
+    with freed_without_gc(server, monkeypatch, connections=3):
         with smtplib.SMTP("127.0.0.1", server.ports.smtp, timeout=10) as client:
             client.sendmail("someone@example.org", ["tester@lab.test"], b"Subject: freed\r\n\r\nhello\r\n")
         t = Telnet(server.ports.smtp)
@@ -215,10 +229,6 @@ def test_a_finished_connection_is_freed_without_the_cyclic_collector(server, mon
         t.type("MAIL FROM:<someone@example.org>")
         t.file.close()
         t.close()
-        wait(lambda: len(made) == 3 and not len(server.engine.sessions), what="the sessions closed")
-        wait(lambda: all(ref() is None for ref in made), timeout=10, what="every connection freed without gc")
-    finally:
-        gc.enable()
 
 
 def _session_protocol(server):
@@ -249,18 +259,7 @@ def test_a_client_that_leaves_without_a_word(server, monkeypatch):
     """Closed, half-closed (EOF) or reset before its first line, a connection without a command loop
     ends as one with it did: the session closes as a lost connection (its log block written), the
     server closes its side, and its objects are freed by their reference counts."""
-    made: list[weakref.ref] = []
-    connection_made = TuimailSMTP.connection_made
-
-    def recording(self, transport):
-        if self.record is None:
-            made.append(weakref.ref(self))
-        connection_made(self, transport)
-
-    monkeypatch.setattr(TuimailSMTP, "connection_made", recording)
-    gc.collect()
-    gc.disable()
-    try:
+    with freed_without_gc(server, monkeypatch, connections=3):
         t = Telnet(server.ports.smtp)  # EOF: the server closes its side too
         t.reply()
         t.sock.shutdown(socket.SHUT_WR)
@@ -275,10 +274,6 @@ def test_a_client_that_leaves_without_a_word(server, monkeypatch):
         t.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         t.file.close()
         t.close()
-        wait(lambda: len(made) == 3 and not len(server.engine.sessions), what="the sessions closed")
-        wait(lambda: all(ref() is None for ref in made), timeout=10, what="every connection freed without gc")
-    finally:
-        gc.enable()
     path = server.config.log_dir / "SMTP-in.log"
     server.wait_for(lambda: path.exists() and path.read_text().count("[connection lost]") == 3)
     closing = [line for line in path.read_text().splitlines() if "SMTP session" in line]
