@@ -149,7 +149,10 @@ class Client:
                 flags = r.choice([b"+FLAGS (\\Seen \\Draft)", b"FLAGS (\\Answered $Label2)", b"-FLAGS.SILENT (\\Seen)",
                                   b"+FLAGS.SILENT (\\Flagged $Label3)"])
                 commands.append((b"STORE %d %s" % (r.randint(1, n), flags), None))
-            if n > 15 and r.random() < 0.9:
+            if n > 40:  # keep the folder small, as imaptest does (and `step`): else it grows by
+                a = r.randint(1, n - 5)  # ~0.1 message a round per session, past the size served on the loop
+                commands.append((b"STORE %d:%d +FLAGS.SILENT \\Deleted" % (a, a + 4), None))
+            elif n > 15 and r.random() < 0.9:
                 commands.append((b"STORE %d +FLAGS%s \\Deleted" % (r.randint(1, n), r.choice([b"", b".SILENT"])), None))
             commands.append((b"EXPUNGE", None))
         flags = r.choice([b"", b"(\\Seen) ", b"(\\Flagged $Label1) ", b"(\\Answered \\Flagged) "])
