@@ -4,6 +4,7 @@ standard library's blocking clients (smtplib, poplib, imaplib) and raw sockets a
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import threading
 import time
@@ -17,7 +18,32 @@ from tuimail.servers.engine import Engine
 PASSWORD = "Secret123"  # strong enough for the default policy
 
 
+def _outgoing_ports() -> range:
+    """The ports the kernel gives outgoing connections (`ip_local_port_range`)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
+_OUTGOING = _outgoing_ports()
+_CANDIDATES = [port for port in range(10000, 65536) if port not in _OUTGOING]
+
+
 def free_port() -> int:
+    """A loopback port free now, chosen outside the range the kernel gives outgoing connections: a
+    port from `bind(0)` comes from that range, so a client socket of a later test could be given it
+    before the server meant to listen there binds it (a `tuimail serve` subprocess then refused to
+    start: port in use)."""
+    for _ in range(100 if _CANDIDATES else 0):
+        port = random.choice(_CANDIDATES)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken: another one
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -11,21 +12,33 @@ import sys
 
 import pytest
 
-from tests.helpers import PASSWORD, make_config
+from tests.helpers import PASSWORD, free_port, make_config
 from tuimail.config import Config, save_settings
 from tuimail.core.directory import Directory
 
 
 def start_serve(config: Config) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tuimail", "serve", "--config", str(config.path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    for line in proc.stderr:  # wait for the ready line, not for a time
-        if line.startswith("tuimail serving:"):
-            return proc
-    proc.wait(10)
-    raise AssertionError(f"serve did not start (exit {proc.returncode})")
+    """`tuimail serve` on the config's ports, once it says it is serving. A port another process
+    took after `free_port()` chose it makes serve refuse to start (its one line, exit 1): that
+    port gets a new number and serve starts again, as `RunningServer` does for the in-process engine."""
+    for _ in range(20):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tuimail", "serve", "--config", str(config.path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        said = []
+        for line in proc.stderr:  # wait for the ready line, not for a time
+            if line.startswith("tuimail serving:"):
+                return proc
+            said.append(line)
+        proc.wait(10)
+        taken = [m.group(1) for m in map(re.compile(r"\((\w+)\): port in use$").search, said) if m]
+        if proc.returncode != 1 or not taken:
+            raise AssertionError(f"serve did not start (exit {proc.returncode}): {''.join(said)}")
+        for name in taken:
+            setattr(config.settings.ports, name, free_port())
+        save_settings(config.settings, config.path)
+    raise AssertionError("serve's ports keep being taken")
 
 
 @pytest.fixture
