@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import socket
 import threading
 import time
@@ -47,6 +48,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# `tuimail serve`'s line for a port another process holds (it then exits 1, as it does for an operator)
+TAKEN = re.compile(r"cannot listen on \S+ \((\w+)\): port in use")
+
+
+def move_taken_ports(config: Config, said: str) -> bool:
+    """A port chosen by `free_port()` can be bound by another process before a `tuimail serve`
+    subprocess binds it: the ports serve named as taken in `said` (its stderr) get new numbers in
+    `config`, and the caller starts serve again (True). Nothing taken (another failure): False."""
+    taken = TAKEN.findall(said)
+    for name in taken:
+        setattr(config.settings.ports, name, free_port())
+    if taken:
+        save_settings(config.settings, config.path)
+    return bool(taken)
 
 
 def make_config(tmp_path: Path, **policy: Any) -> Config:

@@ -4,7 +4,6 @@ stderr in a file, waited for by reading (never by sleeping)."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -12,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PASSWORD, free_port, make_config
+from tests.helpers import PASSWORD, make_config, move_taken_ports
 from tests.helpers import wait as wait_for  # noqa: F401 - the control tests' name for it
-from tuimail.config import Config, save_settings
+from tuimail.config import Config
 from tuimail.core.directory import Directory
 
 
@@ -25,7 +24,6 @@ def system_log(config: Config) -> str:
         return ""
 
 
-TAKEN = re.compile(r"cannot listen on \S+ \((\w+)\): port in use")  # serve's line for a port taken
 
 
 class Served:
@@ -43,7 +41,7 @@ class Served:
             wait_for(lambda: "tuimail serving:" in err.read_text() or proc.poll() is not None, what="serve ready")
             if proc.poll() is None:
                 return proc
-            if not self._move_taken_ports(err.read_text()):
+            if not move_taken_ports(self.config, err.read_text()):
                 break
         raise AssertionError(err.read_text())
 
@@ -55,17 +53,6 @@ class Served:
         proc.err_path = err  # type: ignore[attr-defined]
         self.procs.append(proc)
         return proc
-
-    def _move_taken_ports(self, err: str) -> bool:
-        """A port chosen by `free_port()` can be bound by another process before `serve` binds it
-        (serve then names it and exits 1, as it does for an operator): those ports get new numbers and
-        the caller starts again (True). Any other failure: False."""
-        taken = TAKEN.findall(err)
-        for name in taken:
-            setattr(self.config.settings.ports, name, free_port())
-        if taken:
-            save_settings(self.config.settings, self.config.path)
-        return bool(taken)
 
     def stop(self) -> None:
         for proc in self.procs:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import smtplib
 import socket
@@ -12,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.helpers import PASSWORD, free_port, make_config
+from tests.helpers import PASSWORD, make_config, move_taken_ports
 from tuimail.config import Config, save_settings
 from tuimail.core.directory import Directory
 
@@ -20,7 +19,7 @@ from tuimail.core.directory import Directory
 def start_serve(config: Config) -> subprocess.Popen:
     """`tuimail serve` on the config's ports, once it says it is serving. A port another process
     took after `free_port()` chose it makes serve refuse to start (its one line, exit 1): that
-    port gets a new number and serve starts again, as `RunningServer` does for the in-process engine."""
+    port gets a new number and serve starts again (`move_taken_ports`)."""
     for _ in range(20):
         proc = subprocess.Popen(
             [sys.executable, "-m", "tuimail", "serve", "--config", str(config.path)],
@@ -32,12 +31,8 @@ def start_serve(config: Config) -> subprocess.Popen:
                 return proc
             said.append(line)
         proc.wait(10)
-        taken = [m.group(1) for m in map(re.compile(r"\((\w+)\): port in use$").search, said) if m]
-        if proc.returncode != 1 or not taken:
+        if proc.returncode != 1 or not move_taken_ports(config, "".join(said)):
             raise AssertionError(f"serve did not start (exit {proc.returncode}): {''.join(said)}")
-        for name in taken:
-            setattr(config.settings.ports, name, free_port())
-        save_settings(config.settings, config.path)
     raise AssertionError("serve's ports keep being taken")
 
 
