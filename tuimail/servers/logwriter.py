@@ -246,9 +246,8 @@ class LogWriter:
             return
         head = stamp(at) + "--> "
         lines = [head + text for text in texts]
-        size = sum(map(len, lines))
-        if size <= MAX_LINE:  # (no line to cut: `Block.extend`, as `lines_out` does)
-            entry.extend(lines, size)
+        if max(map(len, lines), default=0) <= MAX_LINE:  # no line to cut: `Block.extend`, as `lines_out` does
+            entry.extend(lines, sum(map(len, lines)))
         else:
             for line in lines:
                 entry.append(line)

@@ -94,30 +94,27 @@ class Metrics:
         """`EventBus.publish_lines_out`: many sessions' `-->` lines (an IDLE fan-out), as `__call__` counts them."""
         if not texts:
             return
-        waiting = self._waiting
         for sid, _ in sent:
-            started = waiting.pop(sid, None)
-            if started is not None:
-                latency = self._latency.get(protocol) or self.latency.labels(protocol.label)
-                latency.observe(time.perf_counter() - started)
+            self._answered(sid, protocol)
 
     def reply_lines(self, sid: int, protocol, texts, at) -> None:
         """`EventBus.publish_reply`: one session's `-->` lines of one write, as `__call__` counts them."""
         if texts:
-            started = self._waiting.pop(sid, None)
-            if started is not None:
-                latency = self._latency.get(protocol) or self.latency.labels(protocol.label)
-                latency.observe(time.perf_counter() - started)
+            self._answered(sid, protocol)
+
+    def _answered(self, sid: int, protocol) -> None:
+        """A `-->` line of session `sid`: the command it was waiting on (if any) has its reply."""
+        started = self._waiting.pop(sid, None)
+        if started is not None:
+            latency = self._latency.get(protocol) or self.latency.labels(protocol.label)
+            latency.observe(time.perf_counter() - started)
 
     def __call__(self, event) -> None:
         kind = type(event)
         if kind is LineIn:
             self._waiting[event.sid] = time.perf_counter()
         elif kind is LineOut:
-            started = self._waiting.pop(event.sid, None)
-            if started is not None:
-                latency = self._latency.get(event.protocol) or self.latency.labels(event.protocol.label)
-                latency.observe(time.perf_counter() - started)
+            self._answered(event.sid, event.protocol)
         elif kind is SessionOpened:
             self.accepted.labels(event.protocol.label).inc()
             self.live.labels(event.protocol.label).inc()

@@ -195,16 +195,7 @@ class ProgressTracker:
                     self._imap_reply(live, words, at)
             return
         for sid, at in sent:
-            live = live_of(sid)
-            if live is None:
-                continue
-            if live.protocol == "smtp":  # (EHLO's reply) only a reply's last line can complete a command
-                for text in texts:
-                    if text[3:4] != "-":  # RFC 5321 §4.2.1: "250-" goes on, "250 " ends the reply
-                        self._smtp_reply(live, text, at)
-                continue
-            for text in texts:
-                self._server(live, text, at)
+            self.reply_lines(sid, protocol, texts, at)
 
     def reply_lines(self, sid: int, protocol: Protocol, texts: tuple[str, ...], at: datetime) -> None:
         """`EventBus.publish_reply`: one session's `-->` lines of one write, as `__call__` reads them."""
