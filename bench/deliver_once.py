@@ -43,26 +43,35 @@ def received_at(ancillary: list[tuple[int, int, bytes]], offset: float) -> float
 def main() -> None:
     port, rcpt = int(sys.argv[1]), sys.argv[2]
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        def reply() -> bytes:
+        def reply(expect: bytes = b"") -> bytes:
             data = b""
             while True:
-                data += sock.recv(4096)
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise SystemExit(f"deliver_once: 127.0.0.1:{port} closed the connection ({data!r})")
+                data += chunk
                 lines = data.splitlines()
                 if data.endswith(b"\n") and lines[-1][3:4] != b"-":
+                    if not lines[-1].startswith(expect):  # e.g. the peer does not know the recipient
+                        raise SystemExit(f"deliver_once: 127.0.0.1:{port} answered {lines[-1]!r}")
                     return lines[-1]
 
-        reply()
+        reply(b"220")
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         offset = clock_offset()
-        for command in ("EHLO bench.client", "MAIL FROM:<load@bench.client>", f"RCPT TO:<{rcpt}>", "DATA"):
+        for command, expect in (("EHLO bench.client", b"250"), ("MAIL FROM:<load@bench.client>", b"250"),
+                                (f"RCPT TO:<{rcpt}>", b"250"), ("DATA", b"354")):
             sock.sendall(command.encode() + b"\r\n")
-            reply()
+            reply(expect)
         start = time.perf_counter()
         sock.sendall(b"Subject: idle test\r\n\r\nhello\r\n.\r\n")
         data, ancillary, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(16))
         at_reply = received_at(ancillary, offset) or time.perf_counter()
         while not data.endswith(b"\n"):
-            data += sock.recv(4096)
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise SystemExit(f"deliver_once: 127.0.0.1:{port} closed the connection after the message")
+            data += chunk
         accepted = data.splitlines()[-1]
         sock.sendall(b"QUIT\r\n")
         reply()

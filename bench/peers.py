@@ -539,10 +539,13 @@ async def deliver_and_wait(smtp_port: int, rcpt: str, watchers: list[Imap],
     hearing = (Hearing(watchers) if cap is None else Hearing(watchers, cap)) if watchers else None
     try:
         client = await asyncio.create_subprocess_exec(
-            sys.executable, str(DELIVER_ONCE), str(smtp_port), rcpt, stdout=asyncio.subprocess.PIPE)
-        out, _ = await client.communicate()
+            sys.executable, str(DELIVER_ONCE), str(smtp_port), rcpt,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await client.communicate()
+        if client.returncode:
+            raise SystemExit(err.decode(errors="replace").strip() or f"delivery to {rcpt} failed")
         start, at_250, reply = out.decode().split(" ", 2)
-        if client.returncode or not reply.startswith("250"):
+        if not reply.startswith("250"):
             raise RuntimeError(f"delivery: {out!r}")
     finally:
         try:
@@ -602,6 +605,17 @@ def floor_summary(watched: list[float], alone: list[float], q: float = 0.1, resa
 # ----- the run ----------------------------------------------------------------------------------
 
 
+def missing_peer_accounts(peers_dir: Path, names: tuple[str, ...]) -> list[str]:
+    """The accounts of `names` that Dovecot's users file, Postfix's vmailbox or the mail tree lack
+    (the kit's setup makes only `test` and `bench`; `bench/peer_accounts.sh` adds the others)."""
+    try:
+        users = {line.split(":", 1)[0] for line in (peers_dir / "dovecot/users").read_text().splitlines()}
+        boxes = {line.split("@", 1)[0] for line in (peers_dir / "postfix/etc/vmailbox").read_text().splitlines()}
+    except OSError as e:
+        raise SystemExit(f"bench/peers.py: {peers_dir} is not a peers directory ({e.strerror}: {e.filename})")
+    return [n for n in names if n not in users or n not in boxes or not (peers_dir / "mail" / n / "Maildir").is_dir()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
@@ -628,8 +642,12 @@ def main() -> None:
     only = set(args.only.split(","))
     kit = _kit()
     mail = args.peers_dir / "mail"
-    vmail = (mail / "speed").stat().st_uid if (mail / "speed").exists() else 5000
     peer_user, peer_pop, peer_big, peer_imap = "speed", "speedpop", "speedbig", "test"
+    missing = missing_peer_accounts(args.peers_dir, (peer_user, peer_pop, peer_big, peer_imap, "bench"))
+    if missing:
+        raise SystemExit(f"bench/peers.py: the peers lack the accounts {', '.join(missing)}: run "
+                         f"bench/peer_accounts.sh {args.peers_dir} (after the kit's setup and start)")
+    vmail = (mail / "speed").stat().st_uid
     print(f"bench/peers.py {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
           f"{os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs", flush=True)
     table = Table()
