@@ -138,3 +138,21 @@ def test_modified_utf7_names():
     for bad in ("&", "&Zm9v", "&!!-"):
         with pytest.raises(utf7.BadName):
             utf7.decode(bad)
+
+
+def test_a_repeated_line_reads_the_same_and_its_lists_are_new_each_time():
+    from tuimail.protocols.imap.tokens import _tokenize
+
+    for rest in (b"FETCH 1:3 (FLAGS UID)", b'STATUS "INBOX" (MESSAGES UNSEEN)', b"STORE 2 +FLAGS \\Deleted",
+                 b"search (OR (seen) deleted)", b"fetch 1 (BODY.PEEK[HEADER.FIELDS (FROM TO)])"):
+        first = tok(b"a1 " + rest)
+        first[-1].append("changed") if isinstance(first[-1], list) else None
+        for tag in (b"a2", b"b.7", b"c]"):
+            got = tok(tag + b" " + rest)
+            assert got == _tokenize(RawCommand((tag + b" " + rest,)))
+            assert all(isinstance(t, Atom) for t in got[:2])
+            assert "changed" not in got[-1]
+    # a first word that is not one plain atom is read with its line, not from what is kept
+    with pytest.raises(ParseError):
+        tok(b"(x FETCH 1:3 (FLAGS UID)")
+    assert tok(b'"x" FETCH 1:3 (FLAGS UID)')[0] == b"x"

@@ -45,8 +45,39 @@ _ATOM = re.compile(rb"(?:[^ (){\[]+|\[[^\]]*\]|\[)*")
 _PLAIN_QUOTED = re.compile(rb'"([^"\\]*)"')  # a quoted string without escapes (most are)
 
 
+# A one-line command's tokens after its tag, by the bytes after the tag's space (`_RESTS`): a client
+# repeats its commands with a new tag each time (imaptest's ten sessions send the same FETCH, STORE,
+# EXPUNGE, LIST and STATUS lines over and over), so each distinct line is read once. Bounded: a
+# client chooses its lines.
+_RESTS: dict[bytes, tuple] = {}
+_RESTS_MAX = 2048
+_REST_MAX = 256  # bytes of a line kept as a key
+_NOT_IN_TAG = b"(){[\""  # a tag made of none of these is one atom ending at its space, whatever follows
+
+
 def tokenize(command: RawCommand) -> list:
-    """All tokens of a command, including the tag and the command name."""
+    """All tokens of a command, including the tag and the command name (a new list each time, with
+    new lists inside: callers may change them)."""
+    lines = command.lines
+    if len(lines) != 1:
+        return _tokenize(command)
+    line = lines[0]
+    tag, space, rest = line.partition(b" ")
+    if not space or not tag or len(rest) > _REST_MAX or len(tag.translate(None, _NOT_IN_TAG)) != len(tag):
+        return _tokenize(command)
+    kept = _RESTS.get(rest)
+    if kept is None:
+        tokens = _tokenize(command)
+        # (a list inside a list is not kept: its copy on each use would have to go deeper)
+        if not any(type(t) is list and any(type(u) is list for u in t) for t in tokens):
+            if len(_RESTS) >= _RESTS_MAX:
+                _RESTS.clear()
+            _RESTS[rest] = tuple([t[:] if type(t) is list else t for t in tokens[1:]])  # (not the caller's lists)
+        return tokens
+    return [Atom(tag.decode("utf-8", "surrogateescape")), *[t[:] if type(t) is list else t for t in kept]]
+
+
+def _tokenize(command: RawCommand) -> list:
     root: list = []
     stack = [root]
     atom_end = _ATOM.match
