@@ -209,12 +209,15 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
             return self._bad_command(tag if _TAG.match(tag or "") else "*", f"Parse error: {e}")
         if not tokens or not isinstance(tokens[0], Atom) or not _TAG.match(tokens[0]):
             return self._bad_command("*", "Invalid tag; commands look like: a001 login name password")
-        if _tagless(tokens):  # `login tatareva admin`, `logout`: RFC 3501 §2.2.1, the tag comes first
+        first = tokens[0].upper()  # (a tag that is no command name cannot start a tagless line: no more looks)
+        if (first in ALLOWED or first == "UID") and _tagless(tokens):
+            # `login tatareva admin`, `logout`: RFC 3501 §2.2.1, the tag comes first
             return self._bad_command("*", TAGLESS)
-        if self.options.strict and command.bare_lf:  # RFC 3501 §2.2: lines end with CRLF
-            return self._bad_command(tag, STRICT_BARE_LF)
-        if self.options.strict and sum(len(line) + 2 for line in command.lines) > STRICT_MAX_LINE:
-            return self._bad_command(tag, STRICT_TOO_LONG)
+        if self.options.strict:
+            if command.bare_lf:  # RFC 3501 §2.2: lines end with CRLF
+                return self._bad_command(tag, STRICT_BARE_LF)
+            if sum(len(line) + 2 for line in command.lines) > STRICT_MAX_LINE:
+                return self._bad_command(tag, STRICT_TOO_LONG)
         if len(tokens) < 2 or not isinstance(tokens[1], Atom):
             return self._bad_command(tag, "Missing command")
         name, args = tokens[1].upper(), tokens[2:]
@@ -359,7 +362,9 @@ class ImapMachine(MailboxCommands, MessageCommands, OrderingCommands, QuotaComma
 
     def _complete(self, tag: str, name: str, result: str) -> Outcome:
         if self.view is not None and self.state is State.SELECTED:
-            self._unsolicited(self.view.refresh(allow_expunge=name not in NO_EXPUNGE))
+            lines = self.view.refresh(allow_expunge=name not in NO_EXPUNGE)
+            if lines:
+                self._unsolicited(lines)
         line = f"{tag} {result}"
         if line.isascii() and "\r" not in line and "\n" not in line:  # its log line is itself
             self._out.replies.append(Reply(f"{line}\r\n".encode("ascii"), (line,)))

@@ -217,13 +217,16 @@ class MailboxView:
         self.gone.update(filterfalse(by_uid.__contains__, self.uids))  # (a pass in C: every session, every change)
         if allow_expunge and self.gone:
             out += self._expunge_lines()
-        out += self.announce(snap.keyword_names)
+        words = snap.keyword_names
+        if words and not words <= self.announced:  # (`announce`'s own first test, without its call)
+            out += self.announce(words)
         last = self.uids[-1] if self.uids else 0
         fresh = snap.uids[bisect.bisect_right(snap.uids, last):]
         if fresh:
             self.uids.extend(fresh)
             out.append(f"* {len(self.uids)} EXISTS")
-        out += self._recent_lines(always=bool(fresh))
+        if fresh or self.recent or self.recent_told:  # (else the count is 0 as told: no RECENT line)
+            out += self._recent_lines(always=bool(fresh))
         baseline, told = self.modseq, self.told
         if snap.highest_modseq > baseline:
             # the messages changed since, from the snapshot's column of mod-sequences (made once per
