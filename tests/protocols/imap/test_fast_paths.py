@@ -96,3 +96,40 @@ def test_equal_bytes_share_one_parse_and_the_index_follows_the_cache(monkeypatch
         assert fetch.structure_of(folder, _Ref(uid)).raw == folder.raws[uid]
         kept = list(fetch._CACHE.values())
         assert len(fetch._CACHE) <= 3 and all(any(p is k for k in kept) for p in fetch._BY_CONTENT.values())
+
+
+def test_static_items_rendered_once_answer_as_render_does(tmp_path, monkeypatch):
+    from tests.protocols.imap.harness import ADDRESS, store_with_messages
+
+    monkeypatch.setattr(fetch, "_RENDERED", {})
+    store = store_with_messages(tmp_path, 2)
+    store.deliver(ADDRESS, "Subject: =?utf-8?q?caf=C3=A9?= \nFrom: Zoë <z@lab.test>\n\nbody\n".encode())
+    folder = store.mailbox(ADDRESS).folder("INBOX")
+    refs = folder.messages()
+    lists = [parse_atts([Atom("UID"), Atom("ENVELOPE"), Atom("RFC822.SIZE"), Atom("BODYSTRUCTURE")]),
+             parse_atts([Atom("BODY.PEEK[HEADER.FIELDS (From)]"), Atom("BODY.PEEK[]<2.5>")]),
+             parse_atts([Atom("RFC822.HEADER")]), parse_atts([Atom("BODY[TEXT]")])]
+    for utf8 in (True, False):
+        for atts in lists:
+            key = fetch.static_key(atts, utf8)
+            assert key is not None and key == fetch.static_key(list(atts), utf8)
+            for seq, ref in enumerate(refs, 1):
+                expected = fetch.render(seq, fetch.Message(folder, ref), atts, "", utf8)
+                assert fetch.render_static(seq, folder, ref, atts, key, utf8) == expected  # rendered
+                assert (folder.path, ref.uid, ref.base, key) in fetch._RENDERED
+                assert fetch.render_static(seq + 7, folder, ref, atts, key, utf8) == \
+                    fetch.render(seq + 7, fetch.Message(folder, ref), atts, "", utf8)  # kept
+    assert fetch.static_key(lists[0], True) != fetch.static_key(lists[0], False)  # ENVELOPE differs
+    for changing in ("FLAGS", "MODSEQ", "INTERNALDATE", "BINARY[1]"):
+        assert fetch.static_key(parse_atts([Atom("UID"), Atom(changing)]), True) is None
+
+
+def test_flag_lists_split_once_and_bad_ones_refused_every_time():
+    from tuimail.protocols.imap.flags import BadFlag, split_flags
+
+    assert split_flags(["\\Seen", "$Label1", "\\Recent"]) == ("S", frozenset({"$Label1"}))
+    assert split_flags(iter(["\\Seen", "$Label1", "\\Recent"])) == ("S", frozenset({"$Label1"}))
+    assert split_flags(["\\flagged"] * 9) == ("F", frozenset())  # (a long list: not kept)
+    for _ in range(2):
+        with pytest.raises(BadFlag):
+            split_flags(["\\Bogus"])

@@ -373,6 +373,59 @@ def render(seq: int, msg: Message, atts: list[FetchAtt], flags: str, utf8: bool 
     return b"".join(parts)
 
 
+# ----- the items of a message that never change, rendered once ----------------------------------
+
+# Items that depend only on the message's bytes and the name of its file (its base: a base's content
+# never changes): the same bytes for every session and every FETCH of it (imaptest's ten sessions fetch
+# the same few dozen messages over and over). FLAGS and MODSEQ change; INTERNALDATE is read from the
+# index, which may learn a new date on a rescan: those are always rendered.
+STATIC = frozenset({"UID", "RFC822.SIZE", "ENVELOPE", "BODY", "BODYSTRUCTURE", "RFC822", "RFC822.HEADER",
+                    "RFC822.TEXT", "BODY[]"})
+RENDERED_MAX = 4096  # entries
+RENDERED_BYTES = 16 * 1024 * 1024  # all of them together (then all are dropped)
+RENDERED_ENTRY_MAX = 64 * 1024  # a larger answer is rendered each time
+_RENDERED: dict[tuple, bytes] = {}  # (folder path, uid, base, `static_key`) -> what follows "* n FETCH ("
+_rendered_bytes = 0
+_STATIC_KEYS: dict[tuple, int] = {}  # (attributes, utf8) -> a number never given to another list
+_static_next = 0
+
+
+def static_key(atts: list[FetchAtt], utf8: bool) -> int | None:
+    """A number for this attribute list (and UTF8=ACCEPT, which changes ENVELOPE) when every item of
+    it is one that never changes for a message (`STATIC`), else None; looked up once per FETCH."""
+    global _static_next
+    for att in atts:
+        if att.name not in STATIC or att.binary:
+            return None
+    key = (tuple(atts), utf8)
+    number = _STATIC_KEYS.get(key)
+    if number is None:
+        if len(_STATIC_KEYS) >= 512:
+            _STATIC_KEYS.clear()  # (numbers are never given again: entries under the old ones are only unreachable)
+        _static_next += 1
+        number = _STATIC_KEYS[key] = _static_next
+    return number
+
+
+def render_static(seq: int, folder: Folder, ref: MessageRef, atts: list[FetchAtt], key: int, utf8: bool) -> bytes:
+    """`render` of attributes that `static_key` numbered: the items after "* n FETCH (" are rendered
+    once per message and kept (bounded), the same bytes `render` gives."""
+    global _rendered_bytes
+    kept_key = (folder.path, ref.uid, ref.base, key)
+    items = _RENDERED.get(kept_key)
+    if items is not None:
+        return b"* %d FETCH (" % seq + items
+    line = render(seq, Message(folder, ref), atts, "", utf8)
+    items = line[len(b"* %d FETCH (" % seq):]
+    if len(items) <= RENDERED_ENTRY_MAX:
+        if len(_RENDERED) >= RENDERED_MAX or _rendered_bytes + len(items) > RENDERED_BYTES:
+            _RENDERED.clear()
+            _rendered_bytes = 0
+        _RENDERED[kept_key] = items
+        _rendered_bytes += len(items)
+    return line
+
+
 def _whole(att: FetchAtt) -> bool:
     return att.partial is None and (att.name == "RFC822" or (att.name == "BODY[]" and not att.part and not att.text))
 

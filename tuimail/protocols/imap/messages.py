@@ -14,7 +14,17 @@ from collections.abc import Iterator, Sequence
 from tuimail.protocols.imap import binary, sequence
 from tuimail.protocols.imap.backend import MessageRef
 from tuimail.protocols.imap.condstore import parse_fetch_modifiers, parse_store_modifiers, search_modseq_text
-from tuimail.protocols.imap.fetch import STREAM_MIN, FetchAtt, Message, internaldate, parse_atts, render, render_chunks
+from tuimail.protocols.imap.fetch import (
+    STREAM_MIN,
+    FetchAtt,
+    Message,
+    internaldate,
+    parse_atts,
+    render,
+    render_chunks,
+    render_static,
+    static_key,
+)
 from tuimail.protocols.imap.flags import BadFlag, flag_list, split_flags
 from tuimail.protocols.imap.rev2 import NOT_ALONE, saved_value
 from tuimail.protocols.imap.search import BadCharset, Candidate, parse_search
@@ -188,9 +198,11 @@ class MessageCommands:
         plan: list[tuple[int, MessageRef, list[FetchAtt], str]] = []
         missing = 0
         flags_of = view.flags_of
-        with_flags = [*atts, FetchAtt("FLAGS")]
-        if self.condstore and not has_modseq:
-            with_flags.append(FetchAtt("MODSEQ"))  # RFC 7162 §3.1.4.1: the implicit \Seen's new modseq
+        with_flags = None
+        if seen_now:
+            with_flags = [*atts, FetchAtt("FLAGS")]
+            if self.condstore and not has_modseq:
+                with_flags.append(FetchAtt("MODSEQ"))  # RFC 7162 §3.1.4.1: the implicit \Seen's new modseq
         for seq, u in targets:
             ref = refs.get(u)
             if ref is None:
@@ -203,15 +215,20 @@ class MessageCommands:
                 view.remember(new)
                 if not wants_flags:
                     item_atts = with_flags
-            sent = item_atts is with_flags or wants_flags  # only FLAGS sent count as told (§7.4.2)
-            plan.append((seq, ref, item_atts, flags_of(u, ref, sent)))
+            # only FLAGS sent count as told (§7.4.2); a line without FLAGS never reads its flag list
+            sent = item_atts is with_flags or wants_flags
+            plan.append((seq, ref, item_atts, flags_of(u, ref) if sent else ""))
         if plan and (wants_flags or seen_now):  # §7.2.6: every keyword sent, even one added meanwhile
             words = view.snapshot().keyword_names.union(*(ref.keywords for _, ref, _, _ in plan))
             for line in view.announce(words):
                 self._untagged(line[2:])
         if plan:  # rendered while it is sent, a slice at a time: memory stays bounded
             simple = _SIMPLE.issuperset(names)
-            stream = _render_simple(plan) if simple else _render_all(view.folder, plan, self.utf8)
+            if simple:
+                stream = _render_simple(plan)
+            else:  # items that never change come from what is kept per message (`render_static`)
+                key = static_key(atts, self.utf8)
+                stream = _render_all(view.folder, plan, self.utf8, atts if key is not None else None, key)
             self._raw(b"", log=(), note=FETCH_NOTE, stream=stream)
         if missing:
             return "NO Some of the requested messages no longer exist"
@@ -479,11 +496,17 @@ def _binary_refusal(folder, refs: list[MessageRef], atts: list[FetchAtt]) -> str
     return None
 
 
-def _render_all(folder, plan: list[tuple[int, MessageRef, list[FetchAtt], str]], utf8: bool = True) -> Iterator[bytes]:
+def _render_all(folder, plan: list[tuple[int, MessageRef, list[FetchAtt], str]], utf8: bool = True,
+                static: list[FetchAtt] | None = None, key: int | None = None) -> Iterator[bytes]:
+    """The lines of `plan`; those whose attributes are `static` (numbered `key` by `static_key`) from
+    the items kept for their message (`render_static`)."""
     for seq, ref, atts, flags in plan:
         if ref.size < STREAM_MIN:  # (`render_chunks` streams only large messages) in one piece
             try:
-                data = render(seq, Message(folder, ref), atts, flags, utf8)
+                if atts is static:
+                    data = render_static(seq, folder, ref, atts, key, utf8)
+                else:
+                    data = render(seq, Message(folder, ref), atts, flags, utf8)
             except (KeyError, FileNotFoundError):  # removed meanwhile: its EXPUNGE follows later
                 continue
             yield data
