@@ -22,6 +22,14 @@ class BadFlag(ValueError):
 
 def split_flags(names: Iterable[str]) -> tuple[str, frozenset[str]]:
     """Client flag names -> (Maildir letters, keywords). \\Recent is ignored (it cannot be stored)."""
+    names = tuple(names)
+    if len(names) <= 8:  # a STORE's or an APPEND's few flags: clients repeat the same lists
+        return _split_flags(names)
+    return _split_flags.__wrapped__(names)
+
+
+@functools.lru_cache(maxsize=1024)  # (a BadFlag is raised each time, never kept)
+def _split_flags(names: tuple[str, ...]) -> tuple[str, frozenset[str]]:
     letters, keywords = set(), set()
     for name in names:
         upper = name.upper()

@@ -173,7 +173,7 @@ class MailboxCommands:
         if len(args) != 1:
             raise ParseError("SUBSCRIBE needs one mailbox name")
         name = self._name(args[0])
-        if not self.mailbox.exists(name) and name != "INBOX":
+        if name != "INBOX" and not self.mailbox.exists(name):  # (INBOX is never refused: no look for it)
             return f"NO [NONEXISTENT] Mailbox {name} does not exist"
         self.mailbox.subscribe(name)
         return "OK SUBSCRIBE completed"
@@ -287,7 +287,7 @@ class MailboxCommands:
                 return "NO Refusing to store an empty message"
             if len(data) > self.options.max_literal:  # RFC 7889: the APPENDLIMIT we advertise
                 return f"NO [TOOBIG] Message is larger than the limit of {self.options.max_literal} bytes"
-        if not self.mailbox.exists(name) and name != "INBOX":
+        if name != "INBOX" and not self.mailbox.exists(name):  # (INBOX is never refused: no look for it)
             return f"NO [TRYCREATE] Mailbox {name} does not exist"
         folder = self.mailbox.folder(name, create=True)
         if self.append_later:

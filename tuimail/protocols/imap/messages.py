@@ -127,8 +127,11 @@ class MessageCommands:
 
     def _expunge_deleted(self, only: set[int] | None, report: bool = True) -> None:
         view = self.view
-        refs = self._refs()
-        doomed = [u for u in view.live_uids() if u in refs and "T" in refs[u].flags and (only is None or u in only)]
+        # the \Deleted of the snapshot (a column made once per version, which the glue's look at the
+        # folder before the command made already), those the client holds, in uid order
+        seq_of, gone = view.seq_of, view.gone
+        doomed = [u for u in view.snapshot().flag_search("T", True)
+                  if (only is None or u in only) and u not in gone and seq_of(u) is not None]
         removed = view.folder.expunge(doomed)
         if report:
             for line in view.expunged(removed):
@@ -449,7 +452,7 @@ class MessageCommands:
         view = self.view
         if move and view.readonly:
             return "NO [READ-ONLY] Mailbox is read-only"
-        if not self.mailbox.exists(name) and name != "INBOX":
+        if name != "INBOX" and not self.mailbox.exists(name):  # (INBOX is never refused: no look for it)
             return f"NO [TRYCREATE] Mailbox {name} does not exist"
         try:
             dest = self.mailbox.folder(name, create=True)
