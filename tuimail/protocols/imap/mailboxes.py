@@ -369,6 +369,7 @@ def _append_parts(args: list) -> list[tuple[bytes, str, frozenset[str], float | 
 _MONTHS = {m: i for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
 
 
+@functools.lru_cache(maxsize=256)  # a client appends with the same few dates (a ParseError is raised each time)
 def parse_date_time(value: str) -> float:
     """RFC 3501 date-time `"17-Jul-1996 02:44:25 -0700"` -> a timestamp."""
     m = _DATE_TIME.match(value)
