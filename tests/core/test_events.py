@@ -2,7 +2,8 @@
 
 from datetime import datetime
 
-from tuimail.core.events import EventBus, LineIn, LineOut, Note, Protocol, SessionClosed, SystemMessage
+from tuimail.core import events as events_module
+from tuimail.core.events import EventBus, LineIn, LineOut, Note, Protocol, SessionClosed, SystemMessage, now, now_to_the_second
 
 
 def test_a_subscriber_gets_only_the_kinds_it_names_in_subscription_order():
@@ -111,7 +112,9 @@ def test_a_transcript_line_reaches_each_subscriber_as_fields_or_as_the_one_event
     line_in = LineIn(3, Protocol.SMTP, "MAIL FROM:<a@b.test>", at_in)
     assert events == [line_in, line_in, Note(3, Protocol.SMTP, "Message size: 10 bytes", at_note)]
     assert events[0] is events[1]  # one event for both
-    assert at_in <= at_out <= at_note
+    # (Fast alone reads LineOut: its time is the clock's to the second, `now_to_the_second`)
+    second = lambda at: at.replace(microsecond=0)  # noqa: E731
+    assert second(at_in) <= second(at_out) <= second(at_note)
 
 
 def test_wants_follows_the_subscribers():
@@ -189,3 +192,57 @@ def test_a_reply_reaches_each_subscriber_as_its_line_events_or_its_lines_out_wou
     at = seen[0][4]
     assert seen == [("reply", 7, Protocol.IMAP, texts, at), ("bulk", Protocol.IMAP, texts, [(7, at)])]
     assert events == [LineOut(7, Protocol.IMAP, text, at) for text in texts]
+
+
+def test_now_to_the_second_is_the_clock_second_now_gives(monkeypatch):
+    """The time the fast paths hand out: the first `now()` of the clock's second, while the clock is
+    in that second (a log stamp and a step's time show just the second); a clock outside it (the
+    next second, or set back) or a zone due to be looked up again is read afresh."""
+    for _ in range(5):  # (a second may end between the reads: then again)
+        at = now_to_the_second()
+        if now_to_the_second() is at and now().replace(microsecond=0) == at.replace(microsecond=0):
+            break
+    else:
+        raise AssertionError("no two reads in one second")
+    start, end, kept = events_module._this_second
+    assert kept is at and end - start <= 10**9 and start % 10**9 == 0
+    assert start == int(at.timestamp()) * 10**9 and at.tzinfo is events_module._zone[1]
+    real = events_module._time_ns
+    monkeypatch.setattr(events_module, "_time_ns", lambda: end)  # the next second: read again
+    assert now_to_the_second() is not at
+    monkeypatch.setattr(events_module, "_time_ns", lambda: start - 1)  # the clock was set back
+    events_module._this_second = (start, end, at)
+    assert now_to_the_second() is not at
+    monkeypatch.setattr(events_module, "_time_ns", real)
+    until, _zone = events_module._zone
+    assert events_module._this_second[1] <= int(until.timestamp()) * 10**9 + until.microsecond * 1000
+
+
+def test_times_are_exact_for_events_and_to_the_second_for_fields_only():
+    """`publish_line` / `publish_reply`: a route with a subscriber that gets events takes `now()`; a
+    route of `transcript_line` / `reply_lines` subscribers only takes `now_to_the_second()`."""
+    bus = EventBus()
+    got: list = []
+
+    class Fast:
+        kinds = (LineIn, LineOut)
+
+        def transcript_line(self, kind, sid, protocol, text, at):
+            got.append(at)
+
+        def reply_lines(self, sid, protocol, texts, at):
+            got.append(at)
+
+    bus.subscribe(Fast())
+    bus.publish_line(LineIn, 1, Protocol.IMAP, "a1 NOOP")
+    bus.publish_reply(1, Protocol.IMAP, ("a1 OK NOOP completed",))
+    assert got == [events_module._this_second[2]] * 2 or got[1] is events_module._this_second[2]
+    events: list = []
+    bus.subscribe(events.append, (LineIn, LineOut))
+    events_module._this_second = (0, 2**62, datetime(2000, 1, 1))  # (a kept second the exact paths must not use)
+    try:
+        bus.publish_line(LineIn, 1, Protocol.IMAP, "a2 NOOP")
+        bus.publish_reply(1, Protocol.IMAP, ("a2 OK NOOP completed",))
+    finally:
+        events_module._this_second = (0, 0, None)
+    assert [e.at for e in events] == got[2:] and all(at.year > 2000 for at in got[2:])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timedelta, tzinfo
@@ -61,6 +62,33 @@ def now() -> datetime:
     if at >= until:
         _zone = until, zone = _local_zone()
         at = _clock(zone)
+    return at
+
+
+_time_ns = time.time_ns
+_SECOND_NS = 1_000_000_000
+# the clock second of the last `now()` read for the fast path, as [start, end) in ns since the
+# epoch (end: earlier when the zone is due to be looked up again), and that read
+_this_second: tuple[int, int, datetime | None] = (0, 0, None)
+
+
+def now_to_the_second() -> datetime:
+    """`now()` as exact as a log line shows it: the time read first in this clock second, while the
+    clock is still in it (one integer read and two comparisons, where `now()` builds a datetime).
+    For subscribers that read only the second of a time (`transcript_line`, `reply_lines`: the log
+    stamp, a lab step's ISO time to the second): what they make of it is what they would make of
+    `now()`. `datetime.now` floors the clock's nanoseconds, so a clock reading in [start, end) is
+    in the same second; the window ends when `now()` would look the zone up again (DST)."""
+    global _this_second
+    start, end, at = _this_second
+    t = _time_ns()
+    if start <= t < end:
+        return at  # type: ignore[return-value]
+    at = now()
+    start = int(at.timestamp()) * _SECOND_NS  # (a float of whole seconds and microseconds: floored exactly)
+    until = _zone[0]
+    until_ns = int(until.timestamp()) * _SECOND_NS + until.microsecond * 1000
+    _this_second = (start, min(start + _SECOND_NS, until_ns), at)
     return at
 
 
@@ -279,6 +307,7 @@ class EventBus:
         # LineOut's subscribers for `publish_reply`: their `reply_lines` (or a stand-in calling `lines_out`
         # or making the events)
         self._reply_route: tuple[Callable, ...] | None = None
+        self._reply_seconds = False  # every `_reply_route` subscriber has `reply_lines` (its times: to the second)
 
     def subscribe(self, subscriber: Subscriber, kinds: Iterable[type] | None = None) -> Callable[[], None]:
         """Add a subscriber (of every event, or only of the types in `kinds`); returns a function that
@@ -320,7 +349,8 @@ class EventBus:
         """The same as `publish(kind(sid, protocol, text))` for a transcript line (every line of every
         session comes here). A subscriber with a `transcript_line(kind, sid, protocol, text, at)`
         method (the log writer, the progress tracker) is called with the fields, no event made; any
-        other gets the event, made once for all of them."""
+        other gets the event, made once for all of them. When every subscriber takes the fields, the
+        time is `now_to_the_second()` (all they read of it: a log stamp, a step's time)."""
         route = self._line_routes.get(kind)
         if route is None:
             route = tuple((getattr(subscriber, "transcript_line", None), subscriber)
@@ -328,14 +358,15 @@ class EventBus:
             if all(fast is not None for fast, _ in route):  # (the usual case: just the calls)
                 route = tuple(fast for fast, _ in route)
             self._line_routes = {**self._line_routes, kind: route}
-        at = now()
-        if not route or type(route[0]) is not tuple:
+        if not route or type(route[0]) is not tuple:  # (fields only: the time to the second will do)
+            at = now_to_the_second()
             for fast in route:
                 try:
                     fast(kind, sid, protocol, text, at)
                 except Exception:  # a broken subscriber must not break a session
                     log.exception("event subscriber %r failed", getattr(fast, "__self__", fast))
             return
+        at = now()  # (an event: its time as exact as the clock gives it)
         event = None
         for fast, subscriber in route:
             try:
@@ -387,12 +418,16 @@ class EventBus:
         """One session's `-->` lines of one write (a command's reply: most `-->` lines), stamped now:
         the same as `publish_lines_out(protocol, texts, [(sid, now())])`. A subscriber with a
         `reply_lines(sid, protocol, texts, at)` method takes them as they are (no list of sessions to
-        walk, no fan-out's sharing to work out); the others as `publish_lines_out` gives them."""
+        walk, no fan-out's sharing to work out); the others as `publish_lines_out` gives them. The
+        time is `now_to_the_second()` when every subscriber has `reply_lines`."""
         route = self._reply_route
         if route is None:
-            route = self._reply_route = tuple(_reply_taker(subscriber)
-                                              for subscriber in self._routes.get(LineOut) or self._route(LineOut))
-        at = now()
+            subscribers = self._routes.get(LineOut) or self._route(LineOut)
+            route = self._reply_route = tuple(_reply_taker(subscriber) for subscriber in subscribers)
+            # every one takes the fields (`reply_lines`): the time to the second will do, as for
+            # `publish_line`'s; a `lines_out` or an event may be anyone's, as exact as the clock gives it
+            self._reply_seconds = all(getattr(subscriber, "reply_lines", None) is not None for subscriber in subscribers)
+        at = now_to_the_second() if self._reply_seconds else now()
         for take in route:
             try:
                 take(sid, protocol, texts, at)

@@ -17,21 +17,23 @@ _PROTOCOL_WORD = {Protocol.SMTP: "SMTP", Protocol.SMTP_OUT: "SMTP", Protocol.POP
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _SECOND = timedelta(seconds=1)
-# the second last formatted, as [start, start + 1 s) in its time zone object, and its stamp
-_window: tuple[datetime, datetime, str] = (datetime.min, datetime.min, "")
+# the second last formatted, as [start, start + 1 s) in its time zone object, its stamp, and the
+# time it was formatted for
+_window: tuple[datetime, datetime, str, datetime | None] = (datetime.min, datetime.min, "", None)
 
 
 def stamp(at: datetime) -> str:
     """`Wed 2007-05-30 16:08:06: ` (English day names whatever the locale)."""
     global _window
-    start, end, text = _window
+    start, end, text, formatted = _window
     # every logged line asks: most fall in the second of the line before (two comparisons; the same
-    # zone object makes them compare the clock's fields, as the stamp shows them)
-    if at.tzinfo is start.tzinfo and start <= at < end:
+    # zone object makes them compare the clock's fields, as the stamp shows them), most of those
+    # with the very time of it (the bus's `now_to_the_second`: no comparison)
+    if at is formatted or (at.tzinfo is start.tzinfo and start <= at < end):
         return text
     second = at.replace(microsecond=0)
     text = f"{_DAYS[at.weekday()]} {at:%Y-%m-%d %H:%M:%S}: "
-    _window = (second, second + _SECOND, text)
+    _window = (second, second + _SECOND, text, at)
     return text
 
 
