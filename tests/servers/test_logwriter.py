@@ -223,3 +223,36 @@ def test_a_reply_is_written_as_its_line_events_are(tmp_path):
         blocks[reply] = (tmp_path / str(reply) / "IMAP.log").read_text()
     assert blocks[True] == blocks[False]
     assert "... (2039 characters)" in blocks[True] and "lines omitted" in blocks[True]
+
+
+def test_a_long_sessions_tail_is_its_last_lines_within_both_limits():
+    """The tail (a list, its oldest lines dropped in one step) keeps what dropping them one at a time
+    kept: the longest run of last lines within TAIL_LINES lines and TAIL_BYTES characters, the lines
+    before it counted as omitted, however the lines come (one by one or a write's at once)."""
+    from tuimail.servers.logwriter import HEAD_BYTES, MAX_LINE, TAIL_BYTES
+
+    block = Block(Protocol.IMAP, 143)
+    sent: list[str] = []
+    n = 0
+    for count in [HEAD_LINES, 1, 3, TAIL_LINES, 2, 700, 1, 40, 5, 900, 2, 1, TAIL_LINES + 1, 30]:
+        lines = [f"--> * {n + i} FETCH " + "x" * (((n + i) * 37) % (MAX_LINE - 40)) for i in range(count)]
+        n += count
+        if count % 2:
+            for line in lines:
+                block.append(line)
+        else:
+            block.extend(lines, sum(map(len, lines)))
+        sent += lines
+        head = block.head
+        rest = sent[len(head):]
+        assert head == sent[:len(head)] and block.head_bytes == sum(map(len, head)) <= HEAD_BYTES
+        kept, size = [], 0
+        for line in reversed(rest):
+            if len(kept) == TAIL_LINES or size + len(line) > TAIL_BYTES:
+                break
+            kept.append(line)
+            size += len(line)
+        kept.reverse()
+        assert list(block.tail or ()) == kept and block.tail_bytes == size
+        assert block.omitted == len(rest) - len(kept)
+    assert block.omitted > 0 and block.tail_bytes > TAIL_BYTES - MAX_LINE

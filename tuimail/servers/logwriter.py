@@ -29,7 +29,6 @@ import asyncio
 import logging
 import os
 import time
-from collections import deque
 from datetime import datetime
 from collections.abc import Callable
 from pathlib import Path
@@ -65,7 +64,7 @@ class Block:
         self.protocol, self.port = protocol, port
         self.head: list[str] = []
         self.head_bytes = 0
-        self.tail: deque[str] | None = None  # made when the head is full (10,000 idle sessions: no deque each)
+        self.tail: list[str] | None = None  # made when the head is full (10,000 idle sessions: no list each)
         self.tail_bytes = 0
         self.omitted = 0
 
@@ -80,12 +79,16 @@ class Block:
                 self.head.append(line)
                 self.head_bytes += size
                 return
-            tail = self.tail = deque()
+            tail = self.tail = []
         tail.append(line)
-        self.tail_bytes += size
-        while len(tail) > TAIL_LINES or self.tail_bytes > TAIL_BYTES:
-            self.tail_bytes -= len(tail.popleft())
+        tail_bytes = self.tail_bytes + size
+        if len(tail) > TAIL_LINES:  # a long session: each line in pushes the oldest out
+            tail_bytes -= len(tail[0])
+            del tail[0]
             self.omitted += 1
+        self.tail_bytes = tail_bytes
+        if tail_bytes > TAIL_BYTES:
+            self._trim_bytes()
 
     def extend(self, lines: list[str], size: int) -> None:
         """`append` each of `lines` (none longer than MAX_LINE; `size`: their length together)."""
@@ -100,9 +103,21 @@ class Block:
                 self.append(line)
             return
         tail.extend(lines)  # a long session: its lines go to the tail in one step (as `append` each)
-        self.tail_bytes += size
-        while len(tail) > TAIL_LINES or self.tail_bytes > TAIL_BYTES:
-            self.tail_bytes -= len(tail.popleft())
+        tail_bytes = self.tail_bytes + size
+        over = len(tail) - TAIL_LINES
+        if over > 0:  # (the oldest lines out in one step: `append` each pops the same ones)
+            tail_bytes -= len(tail[0]) if over == 1 else sum(map(len, tail[:over]))
+            del tail[:over]
+            self.omitted += over
+        self.tail_bytes = tail_bytes
+        if tail_bytes > TAIL_BYTES:
+            self._trim_bytes()
+
+    def _trim_bytes(self) -> None:
+        """The tail over TAIL_BYTES (long lines): its oldest lines out until it is not."""
+        tail = self.tail
+        while self.tail_bytes > TAIL_BYTES:
+            self.tail_bytes -= len(tail.pop(0))
             self.omitted += 1
 
     def lines(self, head_stamp: str) -> list[str]:
@@ -246,8 +261,11 @@ class LogWriter:
             return
         head = stamp(at) + "--> "
         lines = [head + text for text in texts]
-        if max(map(len, lines), default=0) <= MAX_LINE:  # no line to cut: `Block.extend`, as `lines_out` does
-            entry.extend(lines, sum(map(len, lines)))
+        size = sum(map(len, lines))
+        # no line to cut: `Block.extend`, as `lines_out` does (a reply of at most MAX_LINE characters
+        # in all has none: the line lengths are looked at only for a longer one)
+        if size <= MAX_LINE or max(map(len, lines)) <= MAX_LINE:
+            entry.extend(lines, size)
         else:
             for line in lines:
                 entry.append(line)
