@@ -177,3 +177,40 @@ def test_a_reply_in_one_call_credits_what_its_lines_one_by_one_do(tmp_path):
     assert done[True] == done[False]
     assert sorted(done[True]["s1@lab.test"]) == ["imap:FETCH", "imap:NOOP", "imap:STORE"]
     assert list(done[True]["s2@lab.test"]) == ["smtp:HELO|EHLO"] and list(done[True]["s3@lab.test"]) == ["pop3:STAT"]
+
+
+def test_imap_continuations_and_odd_tags_leave_the_same_state_line_by_line_or_in_one_call(tmp_path):
+    """The IMAP reply path inlined in `reply_lines` and `transcript_line` (a tagged status without
+    `_imap_reply`'s call): a "+" continuation still means a SASL answer follows AUTHENTICATE (RFC 3501
+    §7.5), even when a client used "+" as a tag; a UID command counts as its command."""
+    from datetime import datetime
+
+    from tuimail.core.events import LineIn, LineOut, Protocol, SessionOpened, SessionUpdated
+    from tuimail.teaching.exercises import Step
+    from tuimail.teaching.progress import ProgressBook, ProgressTracker
+
+    steps = [Step("imap", ("AUTHENTICATE",)), Step("imap", ("FETCH",)), Step("imap", ("NOOP",))]
+    rounds = [(["+ NOOP", "a1 AUTHENTICATE PLAIN"], ("+ ",)),
+              (["AHNAAHA=", "a2 UID FETCH 1 FLAGS"], ("a1 OK done", "+ NOOP", "a2 OK done")),
+              (["a3 NOOP"], ("a3 OK NOOP",))]
+    states = {}
+    for together in (False, True):
+        book = ProgressBook(tmp_path / str(together))
+        tracker = ProgressTracker(book, lambda: steps, lambda address: address)
+        at = datetime(2026, 11, 30, 15, 0, 0).astimezone()
+        tracker(SessionOpened(1, Protocol.IMAP, "127.0.0.1", 1000, 143))
+        tracker(SessionUpdated(1, Protocol.IMAP, "s@lab.test", "authenticated"))
+        seen = []
+        for commands, replies in rounds:
+            for command in commands:
+                tracker.transcript_line(LineIn, 1, Protocol.IMAP, command, at)
+            if together:
+                tracker.reply_lines(1, Protocol.IMAP, replies, at)
+            else:
+                for text in replies:
+                    tracker(LineOut(1, Protocol.IMAP, text, at))
+            live = tracker._live[1]
+            seen.append((dict(live.tags), live.sasl))
+        states[together] = seen, book.students()
+    assert states[True] == states[False]
+    assert sorted(states[True][1]["s@lab.test"]) == ["imap:AUTHENTICATE", "imap:FETCH", "imap:NOOP"]

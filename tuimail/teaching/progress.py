@@ -160,6 +160,16 @@ class ProgressTracker:
                     if words:
                         live.waiting.append((words[0].upper().partition(":")[0], text))
                 return
+            if live.protocol == "imap" and not live.sasl:  # `_client` for IMAP (every command of a session)
+                words = text.split(None, 3)  # (only the first three words are read: a long STORE list is not split)
+                if len(words) >= 2:
+                    verb = words[1].upper()
+                    if verb == "UID" and len(words) > 2:
+                        verb = words[2].upper()  # RFC 3501 §6.4.8: UID FETCH counts as FETCH
+                    tags = live.tags
+                    if len(tags) < _MAX_TAGS:
+                        tags[words[0]] = verb
+                return
             self._client(live, text)
         elif live.protocol == "smtp":
             if text[3:4] != "-":  # a continuation line of a multi-line reply completes nothing
@@ -203,10 +213,18 @@ class ProgressTracker:
         if live is None:
             return
         if live.protocol == "imap":  # only a continuation or a tagged status completes anything; an
-            anything = "*" in live.tags  # untagged line matters only when the client used "*" as a tag
+            tags = live.tags  # untagged line matters only when the client used "*" as a tag
+            anything = "*" in tags
             for text in texts:
                 if anything or not text.startswith("* "):
-                    self._imap_reply(live, text.split(" ", 2), at)
+                    words = text.split(" ", 2)
+                    tag = words[0]
+                    if tag in tags and len(words) > 1 and tag != "+":  # `_imap_reply`'s tagged status, without its call
+                        verb = tags.pop(tag)
+                        if words[1].upper() == "OK":
+                            self._done(live, verb, at)
+                    else:
+                        self._imap_reply(live, words, at)
         elif live.protocol == "smtp":  # (EHLO's reply) only a reply's last line can complete a command
             for text in texts:
                 if text[3:4] != "-":  # RFC 5321 §4.2.1: "250-" goes on, "250 " ends the reply
