@@ -90,6 +90,14 @@ class Metrics:
         self._server = None
         self._unsubscribe = engine.bus.subscribe(self)
 
+    def transcript_line(self, kind, sid: int, protocol, text: str, at) -> None:
+        """`EventBus.publish_line`: a LineIn or LineOut as `__call__` counts it, from the fields (with
+        the log writer and the lab tracker taking fields too, a client's line makes no event)."""
+        if kind is LineIn:
+            self._waiting[sid] = time.perf_counter()
+        elif kind is LineOut:
+            self._answered(sid, protocol)
+
     def lines_out(self, protocol, texts, sent) -> None:
         """`EventBus.publish_lines_out`: many sessions' `-->` lines (an IDLE fan-out), as `__call__` counts them."""
         if not texts:
