@@ -37,6 +37,7 @@ import logging
 import os
 import ssl
 import time
+import types
 from typing import TYPE_CHECKING
 
 from tuimail.core.events import Protocol
@@ -129,30 +130,27 @@ class Flag:
             await self._waiter
 
 
-async def _resume(coroutine, waiting):
+@types.coroutine
+def _resume(coroutine, waiting):
     """Run `coroutine` to its end from inside a task, after it was started outside any (its first
     `send(None)` returned `waiting`: the future it awaits, or None for a bare yield, `sleep(0)`).
-    Each future it yields is waited for here; the coroutine reads the future's outcome itself when
-    resumed. Cancelling the task cancels the future it waits for, which the coroutine then sees as
-    it would have in a task of its own; a cancellation that finds the future already done is thrown
-    into the coroutine."""
-    while True:
-        cancelled = None
-        try:
-            if waiting is None:
-                await asyncio.sleep(0)
+    What the coroutine yields goes to the task as it is (a future to wait for, or None: a turn
+    given to the others), and what the task sends or throws in (a future's outcome read, its
+    error, a cancellation) goes to the coroutine: as if it ran in the task itself, with no
+    `await` of our own per wait. Its first bare yield needs no turn of its own: the task's first
+    step comes in a later turn of the loop already."""
+    try:
+        if waiting is None:
+            waiting = coroutine.send(None)
+        while True:
+            try:
+                yield waiting
+            except BaseException as e:  # (a future's error, a cancellation: the coroutine's own)
+                waiting = coroutine.throw(e)
             else:
-                waiting._asyncio_future_blocking = False  # taken, as a task takes what it is given
-                await waiting
-        except asyncio.CancelledError as e:
-            if waiting is None or not waiting.cancelled():  # the cancel was meant for this task
-                cancelled = e
-        except BaseException:  # the future's error: the coroutine raises it when resumed
-            pass
-        try:
-            waiting = coroutine.send(None) if cancelled is None else coroutine.throw(cancelled)
-        except StopIteration as stop:
-            return stop.value
+                waiting = coroutine.send(None)
+    except StopIteration as stop:
+        return stop.value
 
 
 def socket_transport(transport: asyncio.BaseTransport) -> asyncio.BaseTransport | None:
