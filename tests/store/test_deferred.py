@@ -334,3 +334,39 @@ def test_a_multiappend_abandoned_after_its_first_message_is_placed_keeps_all_of_
         folder.write_appends(staged)
         assert batch.finish(lambda d: None) == {}
     assert all(item.uid is not None for item in staged) and len(folder.messages()) == 3
+
+
+def test_a_command_on_the_loop_collects_its_waits_trusts_the_index_and_gives_the_lock_back(tmp_path):
+    from tuimail.store.deferred import on_the_loop
+
+    folder = inbox(tmp_path)
+    uid = folder.append(b"Subject: x\n\nbody\n")
+    assert folder.try_lock()
+    with on_the_loop(folder) as waits:
+        assert folder._trusted == 1
+        folder.store_flags({uid: ("S", None)})
+    assert len(waits) == 1 and folder._trusted == 0 and folder._loop_holds == 0
+    assert defer(lambda: None) is False  # the block is over
+    seen: list[bool] = []
+
+    def other_thread() -> None:
+        seen.append(folder.try_lock())
+        folder.unlock()
+
+    other = threading.Thread(target=other_thread)
+    other.start()
+    other.join()
+    assert seen == [True]  # the lock was given back
+
+
+def test_a_command_on_the_loop_that_fails_gives_the_lock_back(tmp_path):
+    from tuimail.store.deferred import on_the_loop
+
+    folder = inbox(tmp_path)
+    assert folder.try_lock()
+    try:
+        with on_the_loop(folder):
+            raise ValueError("a store bug")
+    except ValueError:
+        pass
+    assert folder._trusted == 0 and folder._loop_holds == 0 and defer(lambda: None) is False

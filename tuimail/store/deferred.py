@@ -55,6 +55,32 @@ class deferring:  # noqa: N801 - used as a function: `with deferring() as waits`
         _local.waits = self._outer
 
 
+class on_the_loop:  # noqa: N801 - used as a function, as `deferring`
+    """An IMAP command run on the event loop (`servers/imap_loop.py`) on a folder whose lock it took
+    (`Folder.try_lock`) and whose directories it has just seen unchanged: `deferring()` and
+    `folder.trusted(sync=False)` in one block, the lock given back at its end (one block per
+    command, not two blocks and a `finally`)."""
+
+    __slots__ = ("_folder", "_outer")
+
+    def __init__(self, folder: Any) -> None:
+        self._folder = folder
+
+    def __enter__(self) -> list[Callable[[], None]]:
+        self._outer = getattr(_local, "waits", None)
+        waits = _local.waits = []
+        self._folder._trusted += 1
+        return waits
+
+    def __exit__(self, *exc: object) -> None:
+        folder = self._folder
+        try:
+            folder._trusted -= 1
+            _local.waits = self._outer
+        finally:
+            folder.unlock()
+
+
 def defer(wait: Callable[[], None]) -> bool:
     """Collect `wait` when a `deferring()` block is active on this thread; False means: wait now."""
     waits = getattr(_local, "waits", None)

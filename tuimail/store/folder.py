@@ -171,6 +171,12 @@ class Folder(FolderSync, FolderArrivals, FolderLog, FolderChanges):
         unless `fresh` is False); built once per version and shared by every session."""
         if fresh:
             self.sync()
+        snap = self._snapshot
+        if snap is not None and snap.version == self.version:
+            # (no lock for the look: a change bumps the version after making it, under the lock, so
+            # a snapshot of the current version is the folder as it is, or as it was just before a
+            # change that is still being made; the event loop asks several times per command)
+            return snap
         with self._lock:
             snap = self._snapshot
             if snap is None or snap.version != self.version:

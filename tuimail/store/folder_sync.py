@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from asyncio.events import _get_running_loop
 from collections.abc import Collection
 from itertools import compress, repeat
 
@@ -35,7 +36,7 @@ from tuimail.store.listing import (
     _sealed_index,
 )
 from tuimail.store.refs import _NONE, MessageRef
-from tuimail.store.turns import BRIEF_WAIT, _loop_turn
+from tuimail.store.turns import BRIEF_WAIT, _loop_turn, _turns
 
 
 class FolderSync:
@@ -56,9 +57,11 @@ class FolderSync:
         (cheap: two stat calls, no lock; each directory is looked at once). On the event loop the
         directories are looked at once per turn of the loop (`_loop_turn`), not once per command."""
         seen = self._mtimes
-        if self._pending or seen is None or True in self._coming.values():
+        if self._pending or seen is None or (self._coming and True in self._coming.values()):
             return False
-        turn = _loop_turn()
+        turn = _turns.token  # (`_loop_turn()`'s answer without its call, for the turn's later looks)
+        if turn is None or _turns.loop is not _get_running_loop():
+            turn = _loop_turn()
         if turn is None or self._looked_in is not turn:
             if self._briefly and self._lock.acquire(timeout=BRIEF_WAIT):
                 # the committer is placing an APPEND: its rename changes cur/ before the index has

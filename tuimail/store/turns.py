@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from asyncio.events import _get_running_loop
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tuimail.store.folder import Folder
 
 BRIEF_WAIT = 0.01  # seconds the event loop waits at most for the committer's placing of an APPEND
-_turns = threading.local()
+
+
+class _Turns(threading.local):
+    token: object | None = None  # (each thread's own; None until its loop's first look)
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+_turns = _Turns()
 
 
 def _loop_turn() -> object | None:
@@ -26,9 +34,11 @@ def _loop_turn() -> object | None:
     turn on, as if it had come a moment later; every change of this process keeps the index exact
     itself (`_own_change`). The token is dropped by a callback queued behind the turn's callbacks
     (asyncio runs a callback queued in a turn in the next one)."""
-    token = getattr(_turns, "token", None)
-    # (a loop that stopped with the callback still queued: a later loop on this thread starts afresh)
-    if token is None or not _turns.loop.is_running():
+    turns = _turns
+    token = turns.token
+    # (a loop that stopped with the callback still queued: a later loop on this thread starts afresh;
+    # asyncio's C `_get_running_loop`, not a call of the loop's `is_running` for every look)
+    if token is None or turns.loop is not _get_running_loop():
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
