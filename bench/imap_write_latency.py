@@ -99,18 +99,29 @@ def serve(out: str, argv: list[str]) -> None:
     conn = imap.ImapConnection
     receive, carry_out = conn._receive, conn._carry_out
 
-    async def timed_receive(self, command):
-        self._bench_started = (_verb(command), time.perf_counter())
-        self._bench_append = None  # (an APPEND's steps: set by `timed_append`)
-        return await receive(self, command)
+    def timed_receive(self, command, settled=False):
+        if not settled:
+            self._bench_started = (_verb(command), time.perf_counter())
+            self._bench_append = None  # (an APPEND's steps: set by `timed_append`)
+        return receive(self, command, settled)
 
-    async def timed_carry_out(self, outcome):
-        result = await carry_out(self, outcome)
+    def carried_out(self):
         started = getattr(self, "_bench_started", None)
         if started is not None:
             stats[f"{started[0]} ms"].append((time.perf_counter() - started[1]) * 1000)
             self._bench_started = None
-        return result
+
+    def timed_carry_out(self, outcome):
+        # (`_carry_out` is done when it returns None, else it returns what finishes it)
+        waiting = carry_out(self, outcome)
+        if waiting is None:
+            carried_out(self)
+            return None
+
+        async def finished():
+            await waiting
+            carried_out(self)
+        return finished()
 
     conn._receive, conn._carry_out = timed_receive, timed_carry_out
     # one APPEND's life (`APPEND_STEPS`): a dict of step -> time, carried by the session, its future and job
@@ -140,8 +151,18 @@ def serve(out: str, argv: list[str]) -> None:
             return here
         return on_the_loop(self, verb)
 
-    async def timed_carry_out_append(self, outcome):
-        result = await timed_carry_out(self, outcome)
+    def timed_carry_out_append(self, outcome):
+        waiting = timed_carry_out(self, outcome)
+        if waiting is None:
+            append_replied(self)
+            return None
+
+        async def finished():
+            await waiting
+            append_replied(self)
+        return finished()
+
+    def append_replied(self):
         steps = getattr(self, "_bench_append", None)
         if steps is not None and "resumed" in steps:
             steps["replied"] = time.perf_counter()
@@ -151,7 +172,6 @@ def serve(out: str, argv: list[str]) -> None:
                 stats[f"APPEND step {APPEND_STEPS.index(after)}: {before} -> {after} ms"].append(
                     (steps[after] - steps[before]) * 1000)
             stats["APPEND from bytes read ms"].append((steps["replied"] - steps["fed"]) * 1000)
-        return result
 
     conn.handle, conn._append, conn._on_the_loop = timed_handle, timed_append, timed_on_the_loop
     conn._carry_out = timed_carry_out_append

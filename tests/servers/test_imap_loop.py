@@ -408,3 +408,14 @@ def test_idle_behind_a_pipelined_store_misses_no_change(server):
     assert s.line() == "* 4 EXISTS"
     s.type(b"DONE\r\n")
     assert s.until_tag("b2")[-1] == "b2 OK IDLE terminated"
+
+
+@pytest.mark.parametrize(("line", "verb"), [
+    (b"a1 FETCH 1 (FLAGS)", "FETCH"), (b"a1 fetch 1 (FLAGS)", "FETCH"), (b"a1 FeTcH 1", "FETCH"),
+    (b"a1 UID STORE 1 +FLAGS (\\Seen)", "UID STORE"), (b"a1 uid store 1", "UID STORE"), (b"a1 Uid Fetch 1", "UID FETCH"),
+    (b"a1 UID", "UID"), (b"a1 uid frob", "UID FROB"), (b"a1", ""), (b"a1 XYZZY", "XYZZY"), (b"a1 \xff", "\ufffd"),
+])
+def test_a_commands_name_is_read_in_any_case_as_the_machine_reads_it(line, verb):
+    from tuimail.protocols.imap.reader import RawCommand
+
+    assert imap_loop._verb(RawCommand((line,))) == verb

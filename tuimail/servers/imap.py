@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from tuimail.core.directory import AuthOutcome, Service
 from tuimail.core.events import Protocol
@@ -154,7 +154,12 @@ class ImapConnection(OnTheLoop, AppendOnTheLoop, RunAhead, IdleWatch, Output, Li
                     if event is None:
                         break
                     was_compressed = self.compression is not None
-                    await self._event(event)
+                    if event.__class__ is RawCommand:  # (most events: no coroutine when nothing waits)
+                        waiting = self._command(event)
+                        if waiting is not None:
+                            await waiting
+                    else:
+                        await self._event(event)
                     if not was_compressed and self.compression is not None:
                         # RFC 4978 §3: the bytes after COMPRESS's line (same packet) are already compressed
                         await self._take(self.reader.take_unread())
@@ -182,13 +187,26 @@ class ImapConnection(OnTheLoop, AppendOnTheLoop, RunAhead, IdleWatch, Output, Li
 
     # ----- events ---------------------------------------------------------------------------
 
+    def _command(self, command: RawCommand) -> Awaitable[None] | None:
+        """One command: logged, run, answered. Done before this returns when nothing waits (most
+        commands on the loop: no coroutine is made for them); else an awaitable that finishes it."""
+        self._log_command(command)
+        outcome = self._receive(command)
+        if outcome is None:  # it waits for its fsyncs in the journal (`_run_ahead`)
+            return None
+        if outcome.__class__ is not Outcome:  # it waits (a thread, the committer, the journal's fsyncs)
+            return self._command_later(outcome)
+        return self._carry_out(outcome)
+
+    async def _command_later(self, receiving: Awaitable[Outcome | None]) -> None:
+        outcome = await receiving
+        if outcome is not None:  # (None: it waits for its fsyncs in the journal, `_run_ahead`)
+            waiting = self._carry_out(outcome)
+            if waiting is not None:
+                await waiting
+
     async def _event(self, event) -> None:
-        if isinstance(event, RawCommand):
-            self._log_command(event)
-            outcome = await self._receive(event)
-            if outcome is not None:  # (None: it waits for its fsyncs in the journal, `_run_ahead`)
-                await self._carry_out(outcome)
-            return
+        """An event other than a command (`_command`)."""
         if self._journal is not None:
             await self._settle()
         session = self.session
@@ -200,7 +218,9 @@ class ImapConnection(OnTheLoop, AppendOnTheLoop, RunAhead, IdleWatch, Output, Li
             self.send(b"+ Ready for literal data\r\n")
         elif isinstance(event, RawLine):
             session.line_in(MASK if self.machine.masks_lines else event.data.decode("utf-8", "replace"))
-            await self._carry_out(self.machine.line(event.data))
+            waiting = self._carry_out(self.machine.line(event.data))
+            if waiting is not None:
+                await waiting
         elif isinstance(event, LiteralRefused):
             if self._logged == 0:
                 self._log_line(event.line, first=True)
@@ -245,10 +265,19 @@ class ImapConnection(OnTheLoop, AppendOnTheLoop, RunAhead, IdleWatch, Output, Li
 
     # ----- effects --------------------------------------------------------------------------
 
-    async def _carry_out(self, outcome: Outcome) -> None:
+    def _carry_out(self, outcome: Outcome) -> Awaitable[None] | None:
+        """Send an outcome's replies and carry out its effects: done before this returns (None) when
+        nothing waits, as for most commands; else an awaitable that does it (streamed FETCH data, a
+        password check, STARTTLS, the fsyncs of earlier commands)."""
         if self._journal is not None:  # earlier commands wait for their fsyncs: this one's replies wait behind
             if self._journal_outcome(outcome):
-                return
+                return None
+        elif outcome.auth is None and not outcome.starttls and self._apply_now(outcome):
+            return None
+        return self._carry_out_later(outcome)
+
+    async def _carry_out_later(self, outcome: Outcome) -> None:
+        if self._journal is not None:
             await self._settle()
         await self._apply_paced(outcome)
         while outcome.auth is not None and self.transport is not None and not self.transport.is_closing():

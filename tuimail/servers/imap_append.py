@@ -10,7 +10,7 @@ from __future__ import annotations
 from tuimail.protocols.imap.machine import Outcome
 from tuimail.protocols.imap.reader import RawCommand
 from tuimail.servers.committer import committer
-from tuimail.store.deferred import deferring
+from tuimail.store.deferred import on_the_loop
 
 LOOP_APPEND_BYTES = 256 * 1024  # an APPEND's messages written on the loop (a write of 256 KiB: ~0.1 ms)
 
@@ -60,14 +60,11 @@ class AppendOnTheLoop:
             later.abandon()
             raise
         if self._on_the_loop("APPEND"):
-            folder = machine.view.folder
-            try:
-                with deferring() as waits, folder.trusted(sync=False):
-                    outcome = machine.resume(error)
-            finally:
-                folder.unlock()
+            with on_the_loop(machine.view.folder) as waits:
+                outcome = machine.resume(error)
             if waits:
-                return await self._durable(command, "APPEND", outcome, waits, first)
+                durable = self._durable(command, "APPEND", outcome, waits, first)
+                return None if durable is None else await durable
         else:  # the folder changed or a worker holds it: the second step in a thread too
             outcome = await self._in_thread(machine.resume, error)
         return _after(first, outcome)

@@ -14,13 +14,13 @@ import asyncio
 from tuimail.protocols.imap.machine import Outcome
 from tuimail.protocols.imap.reader import RawCommand
 from tuimail.protocols.imap.state import State
-from tuimail.store.deferred import deferring
+from tuimail.store.deferred import on_the_loop
 
 
 class OnTheLoop:
     """The choice of loop or thread for an `ImapConnection`, and the thread's hand-over."""
 
-    async def _receive(self, command: RawCommand) -> Outcome | None:
+    def _receive(self, command: RawCommand, settled: bool = False):
         """Run one command. Once logged in, commands touch the store (directory listings, renames,
         fsyncs, reading messages): they run in a worker thread, so one session's big command never
         stalls the others. The machine is this session's alone and commands run one at a time.
@@ -28,35 +28,46 @@ class OnTheLoop:
         A command on a small folder whose index is current (`_on_the_loop`) runs on the loop: its
         work is a few lookups, renames or file reads, far less than a thread hop. The fsyncs it must
         wait for are collected (`store.deferred`) and done by the committer, batched with other
-        sessions'; its replies go out only after them."""
+        sessions'; its replies go out only after them.
+
+        Returns the outcome when the command needed no waiting (most of them: no coroutine is made
+        for them), else an awaitable of it; None (or an awaitable of None) when it waits for its
+        fsyncs in the journal (`_run_ahead`)."""
         verb = _verb(command)
-        if self._journal is not None and verb not in _AHEAD:
-            await self._settle()  # (IDLE's catching up and its watch, a login, a new folder...: in order)
+        if not settled and self._journal is not None and verb not in _AHEAD:
+            # (IDLE's catching up and its watch, a login, a new folder...: in order)
+            return self._receive_settled(command)
         self._small = False
-        if self.machine.state is State.NOT_AUTHENTICATED or verb in _ON_THE_LOOP or (
-            verb in _POLLS and self.machine.view is None
+        machine = self.machine
+        if machine.state is State.NOT_AUTHENTICATED or verb in _ON_THE_LOOP or (
+            verb in _POLLS and machine.view is None
         ):
-            return self.machine.receive(command)
+            return machine.receive(command)
         if verb == "APPEND" and self._appends_here(command) and self._on_the_loop(verb):
-            self.machine.view.folder.unlock()  # nothing of the index is looked at before `_append`'s second step
-            return await self._append(command)
+            machine.view.folder.unlock()  # nothing of the index is looked at before `_append`'s second step
+            return self._append(command)
         if (verb in _SMALL_ON_THE_LOOP or (verb == "STATUS" and self._names_selected(command))
                 or (verb in _LISTS and self._folders_seen <= LOOP_FOLDERS and not command.literals
                     and b"RETURN" not in command.lines[0].upper())) and self._on_the_loop(verb):
             self._small = True
             # the folder looked unchanged just now: no stat calls for each look during the command;
             # its lock is held throughout (`_on_the_loop` took it: no worker thread had it)
-            folder = self.machine.view.folder
-            try:
-                with deferring() as waits, folder.trusted(sync=False):
-                    outcome = self.machine.receive(command)
-            finally:
-                folder.unlock()
+            with on_the_loop(machine.view.folder) as waits:
+                outcome = machine.receive(command)
             if verb in _LISTS:
                 self._folders_seen = len(outcome.replies)
             if waits:
-                return await self._durable(command, verb, outcome, waits)
+                return self._durable(command, verb, outcome, waits)
             return outcome
+        return self._receive_in_thread(command, verb)
+
+    async def _receive_settled(self, command: RawCommand) -> Outcome | None:
+        """`_receive` once the commands before it, waiting for their fsyncs, are answered."""
+        await self._settle()
+        outcome = self._receive(command, settled=True)
+        return outcome if outcome is None or outcome.__class__ is Outcome else await outcome
+
+    async def _receive_in_thread(self, command: RawCommand, verb: str) -> Outcome:
         outcome = await self._in_thread(self.machine.receive, command)
         if verb in _LISTS:
             self._folders_seen = len(outcome.replies)
@@ -106,7 +117,9 @@ class OnTheLoop:
         if len(view.uids) > LOOP_MESSAGES:
             folder.unlock()
             return False
-        snap = folder.snapshot(fresh=False)
+        snap = folder._snapshot  # (the one of the current version, as `snapshot()` would give it)
+        if snap is None or snap.version != folder.version:
+            snap = folder.snapshot(fresh=False)
         size, deleted = snap.sized()  # (worked out once per version, for every session)
         if len(snap.uids) > LOOP_MESSAGES or size > LOOP_BYTES or (deleted > LOOP_UNLINKS and verb in _REMOVES):
             folder.unlock()
@@ -150,7 +163,20 @@ def _verb(command: RawCommand) -> str:
     words = command.lines[0].split(None, 3)
     if len(words) < 2:
         return ""
-    verb = words[1].decode("ascii", "replace").upper()
+    verb = _NAMES.get(words[1])
+    if verb is None:
+        verb = words[1].decode("ascii", "replace").upper()
     if verb == "UID" and len(words) > 2:
-        return "UID " + words[2].decode("ascii", "replace").upper()
+        return _UID_NAMES.get(words[2]) or "UID " + words[2].decode("ascii", "replace").upper()
     return verb
+
+
+# the names of the commands looked at above as clients send them (upper or lower case), so most
+# commands need no decoding and upper-casing of their name (anything else is decoded)
+_KNOWN = _AHEAD | _ON_THE_LOOP | _POLLS | _REMOVES | {"UID", "LOGIN", "SELECT", "EXAMINE", "CLOSE", "COPY", "MOVE"}
+_NAMES = {spelling: name for name in _KNOWN if " " not in name
+          for spelling in (name.encode(), name.lower().encode())}
+_UID_NAMES = {spelling: name for name in _KNOWN if name.startswith("UID ")
+              for spelling in (name[4:].encode(), name[4:].lower().encode())}
+_UID_NAMES.update({spelling: "UID " + name for name in ("COPY", "MOVE", "SEARCH", "FETCH", "STORE", "EXPUNGE")
+                   for spelling in (name.encode(), name.lower().encode())})

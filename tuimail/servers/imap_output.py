@@ -24,6 +24,26 @@ class Output:
         self._send_replies(outcome, outcome.replies)
         self._effects(outcome)
 
+    def _apply_now(self, outcome: Outcome) -> bool:
+        """`_apply_paced` for an outcome without a stream (most: nothing to wait for), with no
+        coroutine made; False (nothing done) when one of its replies is streamed."""
+        replies = outcome.replies
+        for reply in replies:
+            if reply.stream is not None:
+                return False
+        if self._held is None:  # (`_hold`)
+            self._held = []
+        try:
+            self._send_replies(outcome, replies)
+        finally:
+            # (as in `_apply_paced`: the replies of the commands that came with it join the write)
+            if not self.reader.pending or outcome.compress or outcome.idle is not None or outcome.close \
+                    or outcome.auth is not None or outcome.starttls:
+                self._release()
+        if outcome.compress or outcome.idle is not None or outcome.close:  # (else `_effects` has nothing to do)
+            self._effects(outcome)
+        return True
+
     async def _apply_paced(self, outcome: Outcome) -> None:
         """Send an outcome; a streamed reply (FETCH) is produced in a worker thread a slice at a
         time, and sending waits while the transport's buffer is full. What is produced between two
@@ -103,15 +123,21 @@ class Output:
         data: list[bytes] = []
         lines: list[str] = []
         for reply in replies:
-            if reply.note and data:
-                self.send(b"".join(data), lines)
-                data, lines = [], []
             if reply.note:
+                if data:
+                    self.send(b"".join(data), lines)
+                    data, lines = [], []
                 session.note(reply.note)
             data.append(reply.data)
             lines += reply.log if reply.log is not None else _log_lines(reply.data)
         if data:
-            self.send(b"".join(data), lines)
+            held, transport = self._held, self.transport
+            if held is not None and transport is not None and not transport.is_closing() and not self._lingering:
+                held.append(b"".join(data))  # (`send`'s holding, without its call: the usual case)
+                if lines:
+                    session.lines_out(lines)
+            else:
+                self.send(b"".join(data), lines)
 
     def _effects(self, outcome: Outcome) -> None:
         if outcome.compress:  # RFC 4978 §3: the OK went out uncompressed; from now on, DEFLATE

@@ -25,18 +25,23 @@ RUN_AHEAD = 32  # commands waiting for their fsyncs while the ones after them ru
 class RunAhead:
     """The journal of an `ImapConnection` (its `_journal`, `_journal_waits`, `_journal_bytes`)."""
 
-    async def _durable(self, command: RawCommand, verb: str, outcome: Outcome, waits,
-                       first: Outcome | None = None) -> Outcome | None:
+    def _durable(self, command: RawCommand, verb: str, outcome: Outcome, waits,
+                 first: Outcome | None = None):
         """Wait (without blocking the loop) until the records the command wrote are on disk. Should
         that fail, the command fails as it would have in a thread: its replies are dropped. (`first`:
         an APPEND's first step, whose replies go before the outcome's, failed or not.)
 
         When more commands arrived with this one (imaptest sends a FETCH, STOREs, an EXPUNGE, an
-        APPEND... in one packet), they run now instead of after the wait (`_run_ahead`): None."""
+        APPEND... in one packet), they run now instead of after the wait (`_run_ahead`): None, with
+        no coroutine made. Else an awaitable of the outcome."""
         waiting = committer(self._loop).wait(waits)
         if self.reader.pending and self._journal_waits < RUN_AHEAD and _plain(outcome):
             self._run_ahead(waiting, command, verb, outcome, first)
             return None
+        return self._wait_durable(waiting, command, verb, outcome, first)
+
+    async def _wait_durable(self, waiting: asyncio.Future, command: RawCommand, verb: str, outcome: Outcome,
+                            first: Outcome | None) -> Outcome:
         if self._journal is not None:  # (the commands before it wait for the same batch of the committer)
             await self._settle()
         # (the replies of the commands that came with it, held, go out with its own: one write)
@@ -57,7 +62,7 @@ class RunAhead:
         if self._journal is None:
             self._journal = []
         self._journal_waits += 1
-        self._journal_bytes += sum(len(reply.data) for reply in outcome.replies)
+        self._journal_bytes += _size(outcome.replies)
         shown = (self.machine.user, self.machine.session_state)
         self._journal.append((_WAITS, waiting, command, verb, outcome, first, shown))
 
@@ -132,7 +137,7 @@ class RunAhead:
         any other waits for them first (False)."""
         if _plain(outcome):
             self._journal.append((_OUTCOME, outcome, (self.machine.user, self.machine.session_state)))
-            self._journal_bytes += sum(len(reply.data) for reply in outcome.replies)
+            self._journal_bytes += _size(outcome.replies)
             return True
         return False
 
@@ -142,8 +147,21 @@ _WAITS, _OUTCOME, _LINE_IN, _NOTE = "waits", "outcome", "line in", "note"  # jou
 
 def _plain(outcome: Outcome) -> bool:
     """Replies and nothing else: no stream to read, no change of the stream or of the session."""
-    return (outcome.auth is None and outcome.later is None and outcome.idle is None and not outcome.close
-            and not outcome.starttls and not outcome.compress and all(r.stream is None for r in outcome.replies))
+    if (outcome.auth is not None or outcome.later is not None or outcome.idle is not None or outcome.close
+            or outcome.starttls or outcome.compress):
+        return False
+    for reply in outcome.replies:  # (a loop, not a generator: asked for most commands that run ahead)
+        if reply.stream is not None:
+            return False
+    return True
+
+
+def _size(replies: list[Reply]) -> int:
+    """The bytes of `replies` (held in the journal)."""
+    size = 0
+    for reply in replies:
+        size += len(reply.data)
+    return size
 
 
 def _failed(command: RawCommand, verb: str, outcome: Outcome, error: OSError) -> Outcome:
