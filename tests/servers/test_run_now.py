@@ -73,3 +73,22 @@ async def test_a_cancel_that_finds_the_future_done_still_reaches_the_coroutine()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert seen == ["cancelled"]
+
+
+async def test_giving_the_turn_lets_every_ready_callback_run_first_as_sleep_0_does():
+    from tuimail.servers.connection import give_turn
+
+    loop = asyncio.get_running_loop()
+    order: list[str] = []
+
+    async def flood() -> None:
+        order.append("first command")
+        loop.call_soon(order.append, "another session")  # ready before the turn is given
+        await give_turn()
+        order.append("next command")
+
+    await loop.create_task(flood())
+    running = flood()  # started outside a task, as `_run_now` does: the yield is a bare one
+    assert running.send(None) is None
+    await loop.create_task(_resume(running, None))
+    assert order == ["first command", "another session", "next command"] * 2

@@ -153,6 +153,13 @@ def _resume(coroutine, waiting):
         return stop.value
 
 
+@types.coroutine
+def give_turn():
+    """`await asyncio.sleep(0)` without its coroutine: one bare yield, so that every other ready
+    callback (other sessions' input) runs before the task goes on."""
+    yield
+
+
 def socket_transport(transport: asyncio.BaseTransport) -> asyncio.BaseTransport | None:
     """The transport on the socket: `transport` itself, or the one under asyncio's implicit TLS
     (whose `_SSLProtocolTransport` is what a protocol is given; STARTTLS keeps the first one)."""

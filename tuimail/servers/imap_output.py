@@ -96,7 +96,7 @@ class Output:
         if held:
             data = b"".join(held)
             if data:  # (a FETCH's note comes with no bytes: nothing to write before its lines)
-                super().send(data, [])
+                self.write(data)  # (`send` with no lines to log: their lines were logged when held)
 
     def send(self, data: bytes, log_lines: list[str] | None = None, writer=None) -> None:
         held = self._held
