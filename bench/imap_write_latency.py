@@ -111,17 +111,21 @@ def serve(out: str, argv: list[str]) -> None:
             stats[f"{started[0]} ms"].append((time.perf_counter() - started[1]) * 1000)
             self._bench_started = None
 
-    def timed_carry_out(self, outcome):
-        # (`_carry_out` is done when it returns None, else it returns what finishes it)
-        waiting = carry_out(self, outcome)
+    def then(waiting, after, self):
+        """`after(self)` once `waiting` is done: at once when it is None (the command needed no
+        wait), else in the awaitable returned in its place."""
         if waiting is None:
-            carried_out(self)
+            after(self)
             return None
 
         async def finished():
             await waiting
-            carried_out(self)
+            after(self)
         return finished()
+
+    def timed_carry_out(self, outcome):
+        # (`_carry_out` is done when it returns None, else it returns what finishes it)
+        return then(carry_out(self, outcome), carried_out, self)
 
     conn._receive, conn._carry_out = timed_receive, timed_carry_out
     # one APPEND's life (`APPEND_STEPS`): a dict of step -> time, carried by the session, its future and job
@@ -152,15 +156,7 @@ def serve(out: str, argv: list[str]) -> None:
         return on_the_loop(self, verb)
 
     def timed_carry_out_append(self, outcome):
-        waiting = timed_carry_out(self, outcome)
-        if waiting is None:
-            append_replied(self)
-            return None
-
-        async def finished():
-            await waiting
-            append_replied(self)
-        return finished()
+        return then(timed_carry_out(self, outcome), append_replied, self)
 
     def append_replied(self):
         steps = getattr(self, "_bench_append", None)
