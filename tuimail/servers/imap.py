@@ -35,7 +35,7 @@ from tuimail.servers.imap_append import AppendOnTheLoop
 from tuimail.servers.imap_idle import IdleWatch
 from tuimail.servers.imap_loop import LOOP_FOLDERS, OnTheLoop
 from tuimail.servers.imap_output import WRITE_BATCH, Output
-from tuimail.servers.imap_runahead import _LINE_IN, RunAhead
+from tuimail.servers.imap_runahead import RunAhead
 from tuimail.store.folder import FolderKeywords
 from tuimail.store.maildir import Folder
 
@@ -190,15 +190,7 @@ class ImapConnection(OnTheLoop, AppendOnTheLoop, RunAhead, IdleWatch, Output, Li
     def _command(self, command: RawCommand) -> Awaitable[None] | None:
         """One command: logged, run, answered. Done before this returns when nothing waits (most
         commands on the loop: no coroutine is made for them); else an awaitable that finishes it."""
-        lines = command.lines
-        if len(lines) == 1 and not self._logged:  # (`_log_command`'s usual case, without its calls)
-            text = mask_imap(lines[0].decode("utf-8", "replace"))
-            if self._journal is None:  # (`_line_in`)
-                self.session.line_in(text)
-            else:
-                self._journal.append((_LINE_IN, text))
-        else:
-            self._log_command(command)
+        self._log_command(command)
         outcome = self._receive(command)
         if outcome is None:  # it waits for its fsyncs in the journal (`_run_ahead`)
             return None

@@ -117,9 +117,7 @@ class OnTheLoop:
         if len(view.uids) > LOOP_MESSAGES:
             folder.unlock()
             return False
-        snap = folder._snapshot  # (the one of the current version, as `snapshot()` would give it)
-        if snap is None or snap.version != folder.version:
-            snap = folder.snapshot(fresh=False)
+        snap = folder.snapshot(fresh=False)  # (the current version's, without its lock: `Folder.snapshot`)
         size, deleted = snap.sized()  # (worked out once per version, for every session)
         if len(snap.uids) > LOOP_MESSAGES or size > LOOP_BYTES or (deleted > LOOP_UNLINKS and verb in _REMOVES):
             folder.unlock()
@@ -176,7 +174,5 @@ def _verb(command: RawCommand) -> str:
 _KNOWN = _AHEAD | _ON_THE_LOOP | _POLLS | _REMOVES | {"UID", "LOGIN", "SELECT", "EXAMINE", "CLOSE", "COPY", "MOVE"}
 _NAMES = {spelling: name for name in _KNOWN if " " not in name
           for spelling in (name.encode(), name.lower().encode())}
-_UID_NAMES = {spelling: name for name in _KNOWN if name.startswith("UID ")
-              for spelling in (name[4:].encode(), name[4:].lower().encode())}
-_UID_NAMES.update({spelling: "UID " + name for name in ("COPY", "MOVE", "SEARCH", "FETCH", "STORE", "EXPUNGE")
-                   for spelling in (name.encode(), name.lower().encode())})
+_UID_NAMES = {spelling: "UID " + name for name in ("COPY", "MOVE", "SEARCH", "FETCH", "STORE", "EXPUNGE")
+              for spelling in (name.encode(), name.lower().encode())}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import time
-from asyncio.events import _get_running_loop
 from collections.abc import Collection
 from itertools import compress, repeat
 
@@ -36,7 +35,7 @@ from tuimail.store.listing import (
     _sealed_index,
 )
 from tuimail.store.refs import _NONE, MessageRef
-from tuimail.store.turns import BRIEF_WAIT, _loop_turn, _turns
+from tuimail.store.turns import BRIEF_WAIT, _loop_turn
 
 
 class FolderSync:
@@ -59,9 +58,7 @@ class FolderSync:
         seen = self._mtimes
         if self._pending or seen is None or (self._coming and True in self._coming.values()):
             return False
-        turn = _turns.token  # (`_loop_turn()`'s answer without its call, for the turn's later looks)
-        if turn is None or _turns.loop is not _get_running_loop():
-            turn = _loop_turn()
+        turn = _loop_turn()
         if turn is None or self._looked_in is not turn:
             if self._briefly and self._lock.acquire(timeout=BRIEF_WAIT):
                 # the committer is placing an APPEND: its rename changes cur/ before the index has
