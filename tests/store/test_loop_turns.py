@@ -72,3 +72,45 @@ def test_a_loop_that_starts_afresh_does_not_trust_an_old_turn(tmp_path):
         assert not second.run_until_complete(look())
     finally:
         second.close()
+
+
+def test_a_look_off_the_loop_after_its_loop_stopped_is_its_own(tmp_path):
+    """A loop stopped with its turn's end still queued: a look on the same thread afterwards, with no
+    loop running, is not taken from that turn (it stats the directories itself)."""
+    inbox = _settled_inbox(tmp_path)
+    loop = asyncio.new_event_loop()
+    seen: list[bool] = []
+
+    def look_and_stop() -> None:
+        seen.append(inbox.looks_unchanged())
+        loop.stop()
+
+    try:
+        loop.call_soon(look_and_stop)
+        loop.run_forever()
+        _another_program_delivers(inbox)
+        assert seen == [True]
+        assert not inbox.looks_unchanged()  # (the loop is stopped, not closed: still not its turn)
+    finally:
+        loop.close()
+
+
+async def test_the_turns_of_a_running_loop_ask_asyncio_for_it_once(tmp_path, monkeypatch):
+    """asyncio's running-loop lookups each make a getpid() system call (to notice a fork): the looks of
+    later turns tell whether their loop still runs by asking the loop, not asyncio."""
+    from tuimail.store import turns
+
+    inbox = _settled_inbox(tmp_path)
+    assert inbox.looks_unchanged()
+    asked = []
+    real = turns.asyncio.get_running_loop
+
+    def counted():
+        asked.append(1)
+        return real()
+
+    monkeypatch.setattr(turns.asyncio, "get_running_loop", counted)
+    for _ in range(3):
+        await asyncio.sleep(0)  # a new turn: its first look stats the directories again
+        assert inbox.looks_unchanged()
+    assert asked == []

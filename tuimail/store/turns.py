@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from asyncio.events import _get_running_loop
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -36,15 +35,20 @@ def _loop_turn() -> object | None:
     (asyncio runs a callback queued in a turn in the next one)."""
     turns = _turns
     token = turns.token
-    # (a loop that stopped with the callback still queued: a later loop on this thread starts afresh;
-    # asyncio's C `_get_running_loop`, not a call of the loop's `is_running` for every look)
-    if token is None or turns.loop is not _get_running_loop():
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return None
-        _turns.loop, token = loop, object()
-        _turns.token = token
+    loop = turns.loop
+    # (a loop that stopped with the callback still queued: a later loop on this thread starts afresh.
+    # Whether the loop this thread last looked in still runs is its `is_running`, not asyncio's
+    # `_get_running_loop` or `get_running_loop`: each of those asks the kernel for the process id, a
+    # getpid() system call per look, to notice a fork. A loop runs on one thread at a time, so the one
+    # recorded in this thread's `_turns` that runs is the one running here)
+    if token is None or not loop.is_running():
+        if loop is None or not loop.is_running():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return None
+            turns.loop = loop
+        token = turns.token = object()
         loop.call_soon(_end_turn)
     return token
 
