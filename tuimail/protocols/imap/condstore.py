@@ -231,8 +231,8 @@ class CondstoreCommands:
         """After SELECT/EXAMINE's usual responses: HIGHESTMODSEQ (§3.1.2.1) and, for QRESYNC, what
         changed since the client's modseq (§3.2.5): VANISHED (EARLIER), then FETCH of the changed."""
         view = self.view
-        if params.condstore:
-            self._enable_condstore()
+        if params.condstore:  # §3.1.8 (as `_enable_condstore`, whose HIGHESTMODSEQ is the one just below)
+            self.condstore = True
         view.condstore, view.qresync = self.condstore, self.qresync
         if not self.condstore:  # as Dovecot: a client that never asked for modseqs is not shown them
             return
