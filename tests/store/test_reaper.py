@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from tests.helpers import wait
 from tuimail.store import MailStore, reaper
 
@@ -23,7 +25,8 @@ def _held_open(name: str) -> bool:
     return False
 
 
-def test_an_expunged_file_is_gone_at_once_and_its_descriptor_is_closed_by_the_helper(tmp_path):
+def test_an_expunged_file_is_gone_at_once_and_its_descriptor_is_closed_by_the_helper(tmp_path, monkeypatch):
+    monkeypatch.setattr(reaper, "HOLD_SECONDS", 0.2)  # (held for the sessions not yet told: below)
     store = MailStore(tmp_path / "data")
     for n in range(3):
         store.deliver(ADDRESS, b"Subject: %d\n\nbody\n" % n)
@@ -57,3 +60,43 @@ def test_a_missing_file_raises_as_unlink_does(tmp_path):
     except FileNotFoundError:
         return
     raise AssertionError("FileNotFoundError expected")
+
+
+def test_an_expunged_message_stays_readable_for_the_sessions_not_yet_told_until_its_hold_ends(tmp_path, monkeypatch):
+    """RFC 2180 §4.1.1: the name is gone at once, the content is read from the held descriptor (no
+    listing of the folder); once the hold is over, the message is gone for readers too."""
+    monkeypatch.setattr(reaper, "HOLD_SECONDS", 0.5)
+    store = MailStore(tmp_path / "data")
+    store.deliver(ADDRESS, b"Subject: held\n\nstill here\n")
+    inbox = store.mailbox(ADDRESS).folder("INBOX")
+    (ref,) = inbox.messages()
+    assert inbox.expunge([ref.uid]) == [ref.uid]
+    assert os.listdir(inbox.path / "cur") == os.listdir(inbox.path / "new") == []
+    assert inbox.retired(ref.uid) == ref and not inbox.messages()
+    assert inbox.read(ref.uid, held=True) == b"Subject: held\n\nstill here\n"
+    with pytest.raises(KeyError):  # (POP3's read: gone, as RFC 1939's exclusive maildrop would have it)
+        inbox.read(ref.uid)
+    wait(lambda: inbox.retired(ref.uid) is None, what="the hold ended")
+    assert not _held_open(ref.base)
+    with pytest.raises(KeyError):
+        inbox.read(ref.uid, held=True)
+
+
+def test_a_folder_holds_its_last_expunged_files_only_and_the_process_a_bounded_number(tmp_path, monkeypatch):
+    monkeypatch.setattr(reaper, "RETIRED_PER_FOLDER", 2)
+    store = MailStore(tmp_path / "data")
+    for n in range(4):
+        store.deliver(ADDRESS, b"Subject: %d\n\nbody\n" % n)
+    inbox = store.mailbox(ADDRESS).folder("INBOX")
+    refs = inbox.messages()
+    for ref in refs[:3]:
+        inbox.expunge([ref.uid])
+    assert [inbox.retired(r.uid) is not None for r in refs[:3]] == [False, True, True]  # the oldest let go
+    wait(lambda: not _held_open(refs[0].base), what="the evicted file closed by the helper")
+    assert _held_open(refs[1].base) and _held_open(refs[2].base)
+    monkeypatch.setattr(reaper, "MAX_RETIRED", 0)  # past the process's bound: removed as before, not held
+    inbox.expunge([refs[3].uid])
+    assert inbox.retired(refs[3].uid) is None
+    wait(lambda: not _held_open(refs[3].base), what="the file removed as `remove` does")
+    reaper.settle()
+    assert inbox.retired(refs[1].uid) is None and not _held_open(refs[1].base) and not _held_open(refs[2].base)

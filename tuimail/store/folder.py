@@ -54,6 +54,7 @@ from tuimail.store.folder_log import FolderLog
 from tuimail.store.folder_sync import FolderSync
 from tuimail.store.index import INDEX, MAX_VANISHED, IndexLog
 from tuimail.store.listing import CHUNK
+from tuimail.store.reaper import Retired
 from tuimail.store.refs import _BASE, _NONE, MessageRef, Snapshot
 from tuimail.store.turns import BRIEF_WAIT, _Trusted
 
@@ -81,6 +82,9 @@ class Folder(FolderSync, FolderArrivals, FolderLog, FolderChanges):
         self._keyword_names: set[str] = set()
         self._vanished: dict[int, int] = {}  # expunged uid -> modseq of its expunge (QRESYNC), oldest first
         self._vanished_floor = 0  # expunges at or below this modseq may have been forgotten
+        # uid -> (ref, held file) of the last messages expunged here, still readable by the sessions
+        # not yet told of their EXPUNGE (RFC 2180 §4.1.1: `reaper.retire`), oldest first
+        self._retired: dict[int, tuple[MessageRef, Retired]] = {}
         self._records = 0  # log lines: the log is compacted when dead ones dominate
         self._pending = 0  # the last log batch written by a delivery and not yet fsynced
         self._trusted = 0  # > 0 while the index is taken as current without looking at the directories
@@ -249,8 +253,9 @@ class Folder(FolderSync, FolderArrivals, FolderLog, FolderChanges):
         renames, a FETCH reads, an EXPUNGE unlinks one per message)."""
         return f"{self._dir}/{ref.subdir}/{ref.filename}"
 
-    def read(self, uid: int) -> bytes:
-        """The stored bytes (LF line ends); raises KeyError when the message is gone.
+    def read(self, uid: int, held: bool = False) -> bytes:
+        """The stored bytes (LF line ends); raises KeyError when the message is gone (`held`: or,
+        for an IMAP FETCH, when it was expunged and is no longer held, RFC 2180 §4.1.1: `retired`).
 
         A flag change renames the file; a reader that loses that race looks the name up again and
         opens it under the lock (every rename of this process happens under it), so a message that
@@ -263,6 +268,13 @@ class Folder(FolderSync, FolderArrivals, FolderLog, FolderChanges):
                 return read_file(f"{self._dir}/{ref.subdir}/{ref.filename}", ref.size)
             except FileNotFoundError:
                 pass  # renamed meanwhile (a flag change), or removed
+        elif held:
+            retired = self._retired.get(uid)
+            if retired is not None:  # expunged here a moment ago: its content is still held
+                try:
+                    return retired[1].read(retired[0].size)
+                except FileNotFoundError:
+                    raise KeyError(uid) from None
         for rescan in (False, True):
             with self._lock:
                 if rescan:
@@ -277,6 +289,14 @@ class Folder(FolderSync, FolderArrivals, FolderLog, FolderChanges):
             with f:
                 return f.read()
         raise KeyError(uid)
+
+    def retired(self, uid: int) -> MessageRef | None:
+        """The ref a message had when it was expunged here, while its content is still held for the
+        sessions not yet told (RFC 2180 §4.1.1; `read` reads it); None when it is not (any more)."""
+        retired = self._retired.get(uid)
+        if retired is None or retired[1].closed:
+            return None
+        return retired[0]
 
     # ----- keywords (the IMAP machine's per-folder view of them) ----------------------------
 

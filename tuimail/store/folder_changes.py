@@ -23,7 +23,7 @@ from tuimail.store.deferred import batching, current_batch
 from tuimail.store.files import normalize_flags, parse_name, unique_base, write_durably, write_staged
 from tuimail.store.folder_log import DISK_FULL
 from tuimail.store.index import expunge_record
-from tuimail.store.reaper import remove as remove_file
+from tuimail.store import reaper
 from tuimail.store.refs import MessageRef, Staged
 
 if TYPE_CHECKING:
@@ -248,9 +248,14 @@ class FolderChanges:
                 if ref is None:
                     continue
                 try:  # (its name now; its blocks freed by a helper thread: `reaper`)
-                    remove_file(self.message_file(ref))
+                    held = reaper.retire(self.message_file(ref))
                 except FileNotFoundError:
-                    pass
+                    held = None
+                if held is not None:  # RFC 2180 §4.1.1: readable a while for the sessions not yet told
+                    retired = self._retired
+                    retired[uid] = (ref, held)
+                    if len(retired) > reaper.RETIRED_PER_FOLDER:
+                        reaper.evict(retired.pop(next(iter(retired)))[1])
                 touched.add(ref.subdir)
                 del self._by_uid[uid]
                 self._uid_of_base.pop(ref.base, None)

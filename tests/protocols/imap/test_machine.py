@@ -6,6 +6,7 @@ import re
 import pytest
 
 from tests.protocols.imap.harness import PASSWORD, Driver, message
+from tuimail.store import reaper
 from tuimail.protocols.imap.fetch import internaldate
 from tuimail.protocols.imap.state import State
 from tuimail.store.maildir import MailStore
@@ -473,8 +474,9 @@ def test_two_sessions_see_each_others_changes(d):
     assert b.cmd("b1 noop") == ["* 2 FETCH (FLAGS (\\Flagged))", "b1 OK NOOP completed"]
     a.cmd("a2 store 1 +flags.silent \\deleted")
     a.cmd("a3 expunge")
-    # RFC 3501 §7.4.1: no EXPUNGE while answering FETCH / STORE / SEARCH ...
-    assert b.cmd("b2 fetch 1 (flags)") == ["b2 NO Some of the requested messages no longer exist"]
+    # RFC 3501 §7.4.1: no EXPUNGE while answering FETCH / STORE / SEARCH; RFC 2180 §4.1.1: the message
+    # is still sent while the server holds it, RFC 5530 §3: with EXPUNGEISSUED ...
+    assert b.cmd("b2 fetch 1 (flags)") == ["* 1 FETCH (FLAGS (\\Deleted))", f"b2 {HELD_OK}"]
     assert b.cmd("b3 search all") == ["* SEARCH 2 3", "b3 OK SEARCH completed"]
     # ... but at the next command that allows it
     assert b.cmd("b4 noop") == ["* 1 EXPUNGE", "b4 OK NOOP completed"]
@@ -482,6 +484,37 @@ def test_two_sessions_see_each_others_changes(d):
     assert b.cmd("b5 check") == ["* 3 EXISTS", "* 1 RECENT", "b5 OK CHECK completed"]
     assert a.cmd("a4 noop") == ["* 3 EXISTS", "* 2 RECENT", "a4 OK NOOP completed"]
     assert b.cmd("b6 fetch 3 flags") == ["* 3 FETCH (FLAGS (\\Recent))", "b6 OK FETCH completed"]
+
+
+def test_select_with_condstore_reports_highestmodseq_once(d):
+    """RFC 7162 §3.1.8: SELECT (CONDSTORE) turns CONDSTORE on and reports HIGHESTMODSEQ, once (imaptest's
+    SELECT: the enabling and the SELECT each sent it)."""
+    d.login()
+    lines = d.cmd("s1 select inbox (condstore)")
+    assert sum("[HIGHESTMODSEQ " in line for line in lines) == 1 and lines[-1] == "s1 OK [READ-WRITE] SELECT completed"
+    assert sum("[HIGHESTMODSEQ " in line for line in d.cmd("s2 select inbox (condstore)")) == 1
+    assert d.cmd("s3 fetch 1 (flags)")[0].startswith("* 1 FETCH (FLAGS () MODSEQ (")  # (\\Recent: the first SELECT's)
+
+
+HELD_OK = "OK [EXPUNGEISSUED] FETCH completed; some of the messages were expunged meanwhile"
+
+
+def test_a_message_expunged_elsewhere_is_fetched_while_held_then_refused(d, monkeypatch):
+    """RFC 2180 §4.1.1 while `reaper` holds the expunged file (each FETCH of it, not only the first),
+    §4.1.2 once it no longer does: the messages still here are sent, the tagged reply is NO."""
+    a = selected(d)
+    b = selected(Driver(d.store))
+    body = b.cmd("b0 fetch 1 (body.peek[])")
+    a.cmd("a1 store 1 +flags.silent \\deleted")
+    a.cmd("a2 expunge")
+    for tag in ("b1", "b2"):
+        assert b.cmd(f"{tag} fetch 1 (body.peek[])") == [*body[:-1], f"{tag} {HELD_OK}"]
+    assert b.cmd("b3 fetch 1:2 (uid)") == ["* 1 FETCH (UID 1)", "* 2 FETCH (UID 2)", f"b3 {HELD_OK}"]
+    reaper.settle()  # (the hold is over: what `HOLD_SECONDS` does in time)
+    assert b.cmd("b4 fetch 1:2 (uid)") == ["* 2 FETCH (UID 2)", "b4 NO Some of the requested messages no longer exist"]
+    assert b.cmd("b5 fetch 1 (body.peek[])") == ["b5 NO Some of the requested messages no longer exist"]
+    assert b.cmd("b6 noop") == ["* 1 EXPUNGE", "b6 OK NOOP completed"]
+    assert b.cmd("b7 fetch 1 (uid)") == ["* 1 FETCH (UID 2)", "b7 OK FETCH completed"]
 
 
 def test_keyword_change_reaches_the_other_session(d):

@@ -205,7 +205,7 @@ def structure_of(folder: Folder, ref: MessageRef, raw: bytes | None = None):
             _CACHE.move_to_end(key)
             return hit
     if raw is None:
-        raw = folder.read(ref.uid)
+        raw = folder.read(ref.uid, held=True)  # (a FETCH of a message expunged elsewhere: RFC 2180 §4.1.1)
     global _cached_bytes
     if len(raw) > CACHE_ENTRY_MAX:
         return MessageStructure.parse(raw)
@@ -251,7 +251,7 @@ class Message:
                 with open(self.folder.message_file(self.ref), "rb") as handle:
                     self._raw = handle.read()
             except FileNotFoundError:
-                self._raw = self.folder.read(self.ref.uid)
+                self._raw = self.folder.read(self.ref.uid, held=True)
         return self._raw
 
     @property

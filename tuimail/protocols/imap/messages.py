@@ -49,10 +49,11 @@ class MessageCommands:
 
     # ----- picking messages -----------------------------------------------------------------
 
-    def _targets(self, token, uid: bool, every_ok: bool = False) -> Sequence[tuple[int, int]]:
-        """(sequence number, uid) of the messages a set names, skipping ones expunged elsewhere.
-        With `every_ok`, a set naming every message (nothing expunged elsewhere) is an `_Every`:
-        iterated like the list, with no 100,000 pairs made."""
+    def _targets(self, token, uid: bool, every_ok: bool = False, gone_too: bool = False) -> Sequence[tuple[int, int]]:
+        """(sequence number, uid) of the messages a set names, skipping ones expunged elsewhere
+        (unless `gone_too`: FETCH sends them while they are held, RFC 2180 §4.1.1, and says NO for
+        the others). With `every_ok`, a set naming every message (nothing expunged elsewhere) is an
+        `_Every`: iterated like the list, with no 100,000 pairs made."""
         if not isinstance(token, Atom):
             raise ParseError("expected a sequence set")
         if token == "$":  # RFC 5182 §2.1: the result saved by SEARCH RETURN (SAVE), numbers or UIDs
@@ -78,7 +79,7 @@ class MessageCommands:
             if every_ok and not gone:
                 return _Every(tuple(uids))
             pairs = list(zip(range(1, len(uids) + 1), uids))
-        return [(s, u) for s, u in pairs if u not in gone] if gone else pairs
+        return [(s, u) for s, u in pairs if u not in gone] if gone and not gone_too else pairs
 
     def _refs(self):
         """uid -> ref for the folder as this command sees it (shared, read-only)."""
@@ -158,7 +159,7 @@ class MessageCommands:
             atts = parse_atts(list(args[1:]))
         else:
             atts = parse_atts(args[1])
-        targets = self._targets(args[0], uid, every_ok=True)
+        targets = self._targets(args[0], uid, every_ok=True, gone_too=True)
         names = [a.name for a in atts]  # (kept in step with `atts`: the scans below read it)
         if uid and "UID" not in names:
             atts.insert(0, FetchAtt("UID"))  # §6.4.8: UID FETCH always returns the UID
@@ -206,11 +207,15 @@ class MessageCommands:
             with_flags = [*atts, FetchAtt("FLAGS")]
             if self.condstore and not has_modseq:
                 with_flags.append(FetchAtt("MODSEQ"))  # RFC 7162 §3.1.4.1: the implicit \Seen's new modseq
+        held = 0
         for seq, u in targets:
             ref = refs.get(u)
             if ref is None:
-                missing += 1
-                continue
+                ref = view.folder.retired(u)  # RFC 2180 §4.1.1: expunged elsewhere, still held
+                if ref is None:
+                    missing += 1
+                    continue
+                held += 1
             item_atts = atts
             new = seen_now.get(u)
             if new is not None:
@@ -233,9 +238,7 @@ class MessageCommands:
                 key = static_key(atts, self.utf8)
                 stream = _render_all(view.folder, plan, self.utf8, atts if key is not None else None, key)
             self._raw(b"", log=(), note=FETCH_NOTE, stream=stream)
-        if missing:
-            return "NO Some of the requested messages no longer exist"
-        return "OK FETCH completed"
+        return _fetch_outcome(missing, held)
 
     def _fetch_flags(self, targets: Sequence[tuple[int, int]], refs, names: list[str]) -> str:
         """FLAGS, UID and MODSEQ only (`FETCH 1:* (FLAGS)` on 100,000 messages): from the index, by
@@ -252,9 +255,14 @@ class MessageCommands:
             aligned = False
             seqs = list(map(_FIRST, targets))
             found = list(map(refs.get, map(_SECOND, targets)))
+        held = 0
         if None in found:  # expunged since the snapshot the targets came from
+            gone = found.count(None)
+            retired = view.folder.retired  # RFC 2180 §4.1.1: still held for this session
+            found = [r if r is not None else retired(t[1]) for r, t in zip(found, targets)]
             kept = [(s, r) for s, r in zip(seqs, found) if r is not None]
             missing = len(found) - len(kept)
+            held = gone - missing
             seqs, found = [s for s, _ in kept], [r for _, r in kept]
         sends_flags = "FLAGS" in names
         columns: dict[str, object] = {}
@@ -281,9 +289,7 @@ class MessageCommands:
         if seqs:
             template = b"* %d FETCH (" + b" ".join(_SHAPES[n] for n in names) + b")\r\n"
             self._raw(b"", log=(), note=FETCH_NOTE, stream=_lines(template, [seqs, *(columns[n] for n in names)]))
-        if missing:
-            return "NO Some of the requested messages no longer exist"
-        return "OK FETCH completed"
+        return _fetch_outcome(missing, held)
 
     # ----- STORE ----------------------------------------------------------------------------
 
@@ -523,6 +529,18 @@ def _render_all(folder, plan: list[tuple[int, MessageRef, list[FetchAtt], str]],
             continue
         yield first
         yield from chunks  # the file is open now: the rest follows
+
+
+def _fetch_outcome(missing: int, held: int) -> str:
+    """FETCH's tagged reply. A message another session expunged is still sent while its content is
+    held (RFC 2180 §4.1.1), with EXPUNGEISSUED (RFC 5530 §3: the client may want to NOOP soon, which
+    brings the EXPUNGE: RFC 3501 §7.4.1 forbids it during a FETCH); one no longer held is left out
+    and the reply is NO (§4.1.2)."""
+    if missing:
+        return "NO Some of the requested messages no longer exist"
+    if held:
+        return "OK [EXPUNGEISSUED] FETCH completed; some of the messages were expunged meanwhile"
+    return "OK FETCH completed"
 
 
 def _search_return(args: list) -> tuple[list[str] | None, list]:
