@@ -72,7 +72,7 @@ class _Folder:
     def __init__(self, raws):
         self.raws = raws
 
-    def read(self, uid):
+    def read(self, uid, held=False):
         return self.raws[uid]
 
 
