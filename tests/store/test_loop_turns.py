@@ -114,3 +114,22 @@ async def test_the_turns_of_a_running_loop_ask_asyncio_for_it_once(tmp_path, mon
         await asyncio.sleep(0)  # a new turn: its first look stats the directories again
         assert inbox.looks_unchanged()
     assert asked == []
+
+
+def test_a_snapshot_in_a_trusted_block_looks_at_no_directory_but_settles_the_deliveries_records(tmp_path):
+    """`Folder.snapshot` skips `sync` in a trusted block (an IMAP command on the loop) only when it
+    would do nothing: a delivery's unsynced uid record is still committed before anyone reads it."""
+    inbox = _settled_inbox(tmp_path)
+    inbox.messages()
+    calls = []
+    real = inbox._dir_mtimes
+    inbox._dir_mtimes = lambda: calls.append(1) or real()
+    commits = []
+    inbox._log.commit = commits.append  # (a ticket as a delivery leaves it: nothing to wait for here)
+    with inbox.trusted(sync=False):
+        _another_program_delivers(inbox)
+        assert len(inbox.snapshot().uids) == 1 and calls == [] and commits == []
+        inbox._pending = 7
+        inbox.snapshot()
+        assert commits == [7] and inbox._pending == 0 and calls == []
+    assert len(inbox.snapshot().uids) == 2  # after the block the directories are looked at again
