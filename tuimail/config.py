@@ -52,8 +52,25 @@ def _check_networks(value: list[str]) -> list[str]:
     return value
 
 
+# Bumped by every assignment to a setting, to a section of a Settings or to a Config's `settings`
+# (SIGHUP, the Settings tab, an edit in a test): what is worked out from the settings on every
+# command (the lab's steps, `Engine.exercise_steps`) is kept until it moves, instead of walking the
+# models to compare them. Read `generation` before working something out: a change made meanwhile
+# moves it again.
+generation = 0
+
+
+def _assigned() -> None:
+    global generation
+    generation += 1
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, value)
+        _assigned()
 
 
 class ServerSettings(_Section):
@@ -414,6 +431,10 @@ class Config:
 
     settings: Settings
     path: Path
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        _assigned()
 
     @property
     def base(self) -> Path:

@@ -135,6 +135,18 @@ def test_the_lab_steps_are_built_once_and_again_after_a_change(config):
         assert [s.id for s in changed if s.protocol == "pop3"] == ["pop3:USER", "pop3:RETR"]
         config.settings.teaching.exercises = type(exercises)()
         assert [s.id for s in engine.exercise_steps()] == [s.id for s in first]
+        # a whole section replaced (`apply_models`, SIGHUP), then the whole Settings (a reload)
+        teaching = config.settings.teaching.model_copy(deep=True)
+        teaching.exercises.imap = ["NOOP"]  # (before it is in force: still seen once it is)
+        unchanged = engine.exercise_steps()
+        assert engine.exercise_steps() is unchanged
+        config.settings.teaching = teaching
+        assert [s.id for s in engine.exercise_steps() if s.protocol == "imap"] == ["imap:NOOP"]
+        settings = config.settings.model_copy(deep=True)
+        settings.teaching.exercises.smtp = ["EHLO"]
+        assert engine.exercise_steps() is engine.exercise_steps()
+        config.settings = settings
+        assert [s.id for s in engine.exercise_steps() if s.protocol == "smtp"] == ["smtp:EHLO"]
     finally:
         engine.logs.close()
 

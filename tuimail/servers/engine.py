@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tuimail import __version__, i18n
+from tuimail import config as config_module
 from tuimail.config import Config
 from tuimail.core.directory import Directory
 from tuimail.core.guard import Guard
@@ -227,7 +228,7 @@ class Engine:
         # teaching (issue 10): each student's progress through the lab's steps, in data_dir
         self.run_lock = RunLock(config.data_dir)
         self.progress = ProgressBook(config.data_dir)
-        self._steps = None  # (the exercises settings, their steps)
+        self._steps = None  # (config.generation when built, the lab's steps)
         self.tracker = ProgressTracker(self.progress, self.exercise_steps, self._local_account)
         self.bus.subscribe(self.tracker)
         self.progress.subscribe(lambda address, step, at: self.bus.publish(ProgressChanged(address, step)))
@@ -402,17 +403,14 @@ class Engine:
             self.bus.system(warning, logging.WARNING)
 
     def exercise_steps(self):
-        """The lab's steps from `[teaching.exercises]` (SIGHUP may change them: built again whenever
-        the settings object is another one; the progress tracker asks on every accepted reply)."""
-        exercises = self.config.settings.teaching.exercises
+        """The lab's steps from `[teaching.exercises]` (SIGHUP may change them: built again after any
+        assignment to the settings, `config.generation`; the progress tracker asks on every accepted
+        reply)."""
         cached = self._steps
-        if cached is not None:  # asked for every +OK of every session: compared without building a key
-            key = cached[0]
-            if (key[0] is exercises and key[1] is exercises.smtp and key[2] is exercises.pop3
-                    and key[3] is exercises.imap):
-                return cached[1]
-        key = (exercises, exercises.smtp, exercises.pop3, exercises.imap)
-        cached = self._steps = (key, steps_of(exercises))
+        if cached is not None and cached[0] == config_module.generation:  # (any assignment to a setting moves it)
+            return cached[1]
+        generation = config_module.generation  # (read first: a change while the steps are built moves it again)
+        cached = self._steps = (generation, steps_of(self.config.settings.teaching.exercises))
         return cached[1]
 
     def _local_account(self, address: str) -> str | None:
