@@ -94,6 +94,12 @@ def test_a_folder_holds_its_last_expunged_files_only_and_the_process_a_bounded_n
     assert [inbox.retired(r.uid) is not None for r in refs[:3]] == [False, True, True]  # the oldest let go
     wait(lambda: not _held_open(refs[0].base), what="the evicted file closed by the helper")
     assert _held_open(refs[1].base) and _held_open(refs[2].base)
+    monkeypatch.setattr(reaper, "HOLD_MAX_BYTES", refs[3].size)  # too large to hold (read whole): removed
+    inbox.expunge([refs[3].uid])
+    assert inbox.retired(refs[3].uid) is None
+    store.deliver(ADDRESS, b"Subject: 4\n\nbody\n")
+    refs = [*refs[:3], inbox.messages()[-1]]
+    monkeypatch.setattr(reaper, "HOLD_MAX_BYTES", 1 << 20)
     monkeypatch.setattr(reaper, "MAX_RETIRED", 0)  # past the process's bound: removed as before, not held
     inbox.expunge([refs[3].uid])
     assert inbox.retired(refs[3].uid) is None

@@ -247,10 +247,14 @@ class FolderChanges:
                 ref = self._by_uid.get(uid)
                 if ref is None:
                     continue
+                held = None
                 try:  # (its name now; its blocks freed by a helper thread: `reaper`)
-                    held = reaper.retire(self.message_file(ref))
+                    if ref.size < reaper.HOLD_MAX_BYTES:
+                        held = reaper.retire(self.message_file(ref))
+                    else:
+                        reaper.remove(self.message_file(ref))
                 except FileNotFoundError:
-                    held = None
+                    pass
                 if held is not None:  # RFC 2180 §4.1.1: readable a while for the sessions not yet told
                     retired = self._retired
                     retired[uid] = (ref, held)

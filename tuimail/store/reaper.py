@@ -68,6 +68,8 @@ def remove(path: str) -> None:
 HOLD_SECONDS = 30.0
 MAX_RETIRED = 4096  # in the process (descriptors)
 RETIRED_PER_FOLDER = 256  # the last ones expunged in a folder (its sessions are told within moments)
+# a held file is read whole (FETCH streams only a file that has its name): a larger one is not held
+HOLD_MAX_BYTES = 1024 * 1024
 _HELD_LOCK = threading.Lock()
 _held: set[Retired] = set()  # every file `retire` holds now (changed under _HELD_LOCK)
 
