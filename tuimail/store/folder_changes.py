@@ -255,11 +255,8 @@ class FolderChanges:
                         reaper.remove(self.message_file(ref))
                 except FileNotFoundError:
                     pass
-                if held is not None:  # RFC 2180 §4.1.1: readable a while for the sessions not yet told
-                    retired = self._retired
-                    retired[uid] = (ref, held)
-                    if len(retired) > reaper.RETIRED_PER_FOLDER:
-                        reaper.evict(retired.pop(next(iter(retired)))[1])
+                if held is not None:
+                    self._hold(ref, held)
                 touched.add(ref.subdir)
                 del self._by_uid[uid]
                 self._uid_of_base.pop(ref.base, None)
@@ -275,6 +272,14 @@ class FolderChanges:
             self._changed()
         self.commit(ticket)
         return removed
+
+    def _hold(self, ref: MessageRef, held: reaper.Retired) -> None:
+        """(Under the lock) RFC 2180 §4.1.1: a message gone from this folder (EXPUNGE, MOVE) stays
+        readable a while for the sessions not yet told of it (`Folder.retired`)."""
+        retired = self._retired
+        retired[ref.uid] = (ref, held)
+        if len(retired) > reaper.RETIRED_PER_FOLDER:
+            reaper.evict(retired.pop(next(iter(retired)))[1])
 
     def copy_to(self, uids: Iterable[int], dest: Folder) -> list[tuple[int, int]]:
         """Copy messages keeping flags and keywords; returns (source uid, uid in dest).
@@ -334,6 +339,7 @@ class FolderChanges:
             return pairs
         first, second = sorted((self, dest), key=lambda f: str(f.path))  # one lock order: no deadlock
         moved: list[tuple[MessageRef, str]] = []
+        kept: dict[int, int] = {}  # uid -> a descriptor of its file, held for the source's sessions
         fallback: list[int] = []
         tickets: list[tuple[Folder, int]] = []
         with first._lock, second._lock:
@@ -347,34 +353,49 @@ class FolderChanges:
                     if ref is None:
                         continue
                     base = unique_base(ref.size, ref.wire_size, ref.internaldate)
+                    source = self.message_file(ref)
+                    fd = None
                     try:
-                        os.rename(self.message_path(ref), dest.path / "cur" / f"{base}:2,{ref.flags}")
-                    except FileNotFoundError:
-                        continue
+                        if ref.size < reaper.HOLD_MAX_BYTES and reaper.can_hold():  # RFC 2180 §4.1.1, as EXPUNGE
+                            fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+                        os.rename(source, dest.path / "cur" / f"{base}:2,{ref.flags}")
                     except OSError as e:
+                        if fd is not None:
+                            os.close(fd)
+                        if isinstance(e, FileNotFoundError):
+                            continue
                         if e.errno != errno.EXDEV:
                             raise
                         fallback.append(uid)  # another file system: copy, then expunge
                         continue
                     moved.append((ref, base))
+                    if fd is not None:
+                        kept[uid] = fd
             finally:
-                if moved:
-                    fsync_dir(dest.path / "cur")
-                    for subdir in {ref.subdir for ref, _ in moved}:
-                        fsync_dir(self.path / subdir)
-                    placed, ticket = dest._index_arrivals(moved)
-                    tickets.append((dest, ticket))
-                    self._modseq += 1  # RFC 7162 §3.2.10
-                    records = []
-                    for ref, _ in moved:
-                        del self._by_uid[ref.uid]
-                        self._uid_of_base.pop(ref.base, None)
-                        self._new.discard(ref.uid)
-                        records.append(expunge_record(ref.uid, self._modseq))
-                    self._forget((ref.uid for ref, _ in moved), self._modseq)  # QRESYNC's VANISHED
-                    records.append(self._stamp_line(self._own_change()))
-                    tickets.append((self, self._write(records)))
-                    self._changed()
+                try:
+                    if moved:
+                        fsync_dir(dest.path / "cur")
+                        for subdir in {ref.subdir for ref, _ in moved}:
+                            fsync_dir(self.path / subdir)
+                        placed, ticket = dest._index_arrivals(moved)
+                        tickets.append((dest, ticket))
+                        self._modseq += 1  # RFC 7162 §3.2.10
+                        records = []
+                        for ref, _ in moved:
+                            del self._by_uid[ref.uid]
+                            self._uid_of_base.pop(ref.base, None)
+                            self._new.discard(ref.uid)
+                            records.append(expunge_record(ref.uid, self._modseq))
+                            fd = kept.pop(ref.uid, None)
+                            if fd is not None:
+                                self._hold(ref, reaper.hold(fd))
+                        self._forget((ref.uid for ref, _ in moved), self._modseq)  # QRESYNC's VANISHED
+                        records.append(self._stamp_line(self._own_change()))
+                        tickets.append((self, self._write(records)))
+                        self._changed()
+                finally:
+                    for fd in kept.values():  # (not held: an error came before their records)
+                        os.close(fd)
         for folder, ticket in tickets:
             folder.commit(ticket)
         pairs = [(ref.uid, placed[base]) for ref, base in moved if base in placed]

@@ -14,9 +14,10 @@ the space to the next file system check, as any file open at that moment does.
 `retire` does the same for an IMAP EXPUNGE but keeps the descriptor readable for `HOLD_SECONDS`
 (RFC 2180 §4.1.1): another session that has the folder selected and has not yet been told of the
 EXPUNGE (RFC 3501 §7.4.1: not during a FETCH, STORE or SEARCH; it is told at its next command) can
-still FETCH the message, instead of getting a NO for a message it still sees. A FETCH reads it
-under `_HELD_LOCK`, which the holder's thread takes to mark a descriptor closed before closing it:
-a descriptor's number is never read after it was closed (and perhaps reused by another file).
+still FETCH the message, instead of getting a NO for a message it still sees (`hold`: the same for a
+MOVE's source, from a descriptor opened before the rename). A FETCH reads it under `_HELD_LOCK`,
+which the holder's thread takes to mark a descriptor closed before closing it: a descriptor's number
+is never read after it was closed (and perhaps reused by another file).
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def retire(path: str) -> Retired | None:
     """`remove` for an EXPUNGE: the name goes now, the content stays readable for HOLD_SECONDS
     (`Retired.read`), then the holder's thread closes it. None (the file removed as by `remove`)
     when MAX_RETIRED files are held already. FileNotFoundError as `os.unlink` raises it."""
-    if len(_held) >= MAX_RETIRED:
+    if not can_hold():
         remove(path)
         return None
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -114,6 +115,17 @@ def retire(path: str) -> Retired | None:
     except BaseException:
         os.close(fd)
         raise
+    return hold(fd)
+
+
+def can_hold() -> bool:
+    """Another file may be held (MAX_RETIRED are not held already)."""
+    return len(_held) < MAX_RETIRED
+
+
+def hold(fd: int) -> Retired:
+    """Hold an open file, readable for HOLD_SECONDS, then closed by the holder's thread (`retire`;
+    a MOVE holds the file it renamed into the other folder: the descriptor follows the file)."""
     held = Retired(fd, time.monotonic() + HOLD_SECONDS)
     with _HELD_LOCK:
         _held.add(held)

@@ -517,6 +517,23 @@ def test_a_message_expunged_elsewhere_is_fetched_while_held_then_refused(d, monk
     assert b.cmd("b7 fetch 1 (uid)") == ["* 1 FETCH (UID 2)", "b7 OK FETCH completed"]
 
 
+def test_a_message_moved_out_elsewhere_is_fetched_while_held(d):
+    """RFC 6851 §4.4: the MOVE's source reports the message as expunged; until this session is told
+    (RFC 2180 §4.1.1) it still fetches it, from the file now in the target folder (a descriptor held
+    across the rename, whatever that folder then does with it)."""
+    a = selected(d)
+    b = selected(Driver(d.store))
+    body = b.cmd("b0 fetch 2 (body.peek[])")
+    assert a.cmd("a1 move 2 Trash")[-1].startswith("a1 OK")
+    assert a.cmd("a2 select Trash")[-1] == "a2 OK [READ-WRITE] SELECT completed"
+    a.cmd("a3 store 1 +flags.silent \\deleted")
+    a.cmd("a4 expunge")  # (gone from the target too, by name: the held descriptor still reads it)
+    assert b.cmd("b1 fetch 2 (body.peek[])") == [*body[:-1], f"b1 {HELD_OK}"]
+    reaper.settle()
+    assert b.cmd("b2 fetch 2 (body.peek[])") == ["b2 NO Some of the requested messages no longer exist"]
+    assert b.cmd("b3 noop") == ["* 2 EXPUNGE", "b3 OK NOOP completed"]
+
+
 def test_keyword_change_reaches_the_other_session(d):
     a = selected(d)
     b = selected(Driver(d.store))
