@@ -189,12 +189,17 @@ def read_file(path: str, size_hint: int = 0) -> bytes:
     """A whole file's bytes with the fewest system calls: open, one read when the size is known, close."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        data = os.read(fd, size_hint + 1) if size_hint > 0 else b""
-        if 0 < len(data) <= size_hint:  # a regular file's short read is its end
-            return data
-        return _read_rest(fd, data)
+        return read_open(fd, size_hint)
     finally:
         os.close(fd)
+
+
+def read_open(fd: int, size_hint: int = 0) -> bytes:
+    """`read_file` of a file open at `fd`, from its offset to its end."""
+    data = os.read(fd, size_hint + 1) if size_hint > 0 else b""
+    if 0 < len(data) <= size_hint:  # a regular file's short read is its end
+        return data
+    return _read_rest(fd, data)
 
 
 def _read_rest(fd: int, data: bytes) -> bytes:

@@ -173,9 +173,7 @@ class Folder(FolderSync, FolderArrivals, FolderLog, FolderChanges):
     def snapshot(self, fresh: bool = True) -> Snapshot:
         """The folder's messages at its current version (after picking up changes made on disk,
         unless `fresh` is False); built once per version and shared by every session."""
-        if fresh and (not self._trusted or self._pending):
-            # (`sync` does nothing else in a trusted block, an IMAP command on the loop: the
-            # view's second look of a command that changed the folder costs no two calls)
+        if fresh:
             self.sync()
         snap = self._snapshot
         if snap is not None and snap.version == self.version:

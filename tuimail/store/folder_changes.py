@@ -249,10 +249,7 @@ class FolderChanges:
                     continue
                 held = None
                 try:  # (its name now; its blocks freed by a helper thread: `reaper`)
-                    if ref.size < reaper.HOLD_MAX_BYTES:
-                        held = reaper.retire(self.message_file(ref))
-                    else:
-                        reaper.remove(self.message_file(ref))
+                    held = reaper.retire(self.message_file(ref), ref.size)
                 except FileNotFoundError:
                     pass
                 if held is not None:
@@ -356,7 +353,7 @@ class FolderChanges:
                     source = self.message_file(ref)
                     fd = None
                     try:
-                        if ref.size < reaper.HOLD_MAX_BYTES and reaper.can_hold():  # RFC 2180 §4.1.1, as EXPUNGE
+                        if reaper.can_hold(ref.size):  # RFC 2180 §4.1.1, as EXPUNGE
                             fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
                         os.rename(source, dest.path / "cur" / f"{base}:2,{ref.flags}")
                     except OSError as e:

@@ -45,6 +45,8 @@ class FolderSync:
     def sync(self, force: bool = False) -> bool:
         """Rescan new/ and cur/ when they changed on disk; returns True when the index changed.
         Also makes the uids of deliveries durable before anyone reads them (`settle`)."""
+        if self._trusted and not force and not self._pending:  # (`_sync` would not look: no call made)
+            return False
         try:
             return self._sync(force)
         finally:

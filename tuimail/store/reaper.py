@@ -28,6 +28,7 @@ import threading
 import time
 
 from tuimail.core.worker import Worker
+from tuimail.store.files import read_open
 
 MAX_HELD = 256  # descriptors held for the helper at most; past that, each file is unlinked directly
 IDLE_SECONDS = 10.0  # the helper ends after this long without work (the next removal starts another)
@@ -90,23 +91,15 @@ class Retired:
         with _HELD_LOCK:
             if self.closed:
                 raise FileNotFoundError(errno.ENOENT, "expunged, and no longer held")
-            chunks = []
-            offset = 0
-            want = size_hint + 1 if size_hint > 0 else 65536
-            while True:
-                data = os.pread(self.fd, want, offset)
-                if not data:
-                    return b"".join(chunks)
-                chunks.append(data)
-                offset += len(data)
-                want = 1 << 20
+            os.lseek(self.fd, 0, os.SEEK_SET)  # (one reader at a time: the lock)
+            return read_open(self.fd, size_hint)
 
 
-def retire(path: str) -> Retired | None:
+def retire(path: str, size: int) -> Retired | None:
     """`remove` for an EXPUNGE: the name goes now, the content stays readable for HOLD_SECONDS
     (`Retired.read`), then the holder's thread closes it. None (the file removed as by `remove`)
-    when MAX_RETIRED files are held already. FileNotFoundError as `os.unlink` raises it."""
-    if not can_hold():
+    when it cannot be held (`can_hold`). FileNotFoundError as `os.unlink` raises it."""
+    if not can_hold(size):
         remove(path)
         return None
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -118,9 +111,9 @@ def retire(path: str) -> Retired | None:
     return hold(fd)
 
 
-def can_hold() -> bool:
-    """Another file may be held (MAX_RETIRED are not held already)."""
-    return len(_held) < MAX_RETIRED
+def can_hold(size: int) -> bool:
+    """A file of `size` bytes may be held: under HOLD_MAX_BYTES, and MAX_RETIRED not held already."""
+    return size < HOLD_MAX_BYTES and len(_held) < MAX_RETIRED
 
 
 def hold(fd: int) -> Retired:
