@@ -15,9 +15,9 @@ import sys
 import threading
 from pathlib import Path
 
-import pytest
 
-from tests.helpers import PASSWORD, make_config
+from tests.helpers import PASSWORD, make_config, move_taken_ports
+from tuimail.config import Config
 from tuimail.core.directory import Directory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,25 +28,34 @@ ADDRESS = "tester@lab.test"
 
 
 class Server:
-    """`python -m tuimail serve` in a subprocess; stderr is drained by a thread (it must never fill)."""
+    """`python -m tuimail serve` in a subprocess; stderr is drained by a thread (it must never fill).
+    A port another process took after `free_port()` chose it makes serve refuse to start (its one
+    line, exit 1): that port gets a new number and serve starts again (`move_taken_ports`)."""
 
-    def __init__(self, config_path: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tuimail", "serve", "--config", str(config_path)],
-            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        threading.Thread(target=self._drain, daemon=True).start()
-        if not self.ready.wait(60) or self.proc.poll() is not None:
+    def __init__(self, config: Config) -> None:
+        for _ in range(20):
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tuimail", "serve", "--config", str(config.path)],
+                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            )
+            self.lines: list[str] = []
+            self.ready = threading.Event()
+            self.serving = False
+            threading.Thread(target=self._drain, daemon=True).start()
+            if self.ready.wait(60) and self.serving:
+                return
             self.proc.kill()
-            raise AssertionError("the server did not start:\n" + "".join(self.lines))
+            self.proc.wait(30)
+            if self.proc.returncode != 1 or not move_taken_ports(config, "".join(self.lines)):
+                raise AssertionError("the server did not start:\n" + "".join(self.lines))
+        raise AssertionError("serve's ports keep being taken")
 
     def _drain(self) -> None:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             self.lines.append(line)
             if line.startswith("tuimail serving:"):
+                self.serving = True
                 self.ready.set()
         self.ready.set()  # the process ended
 
@@ -179,7 +188,7 @@ def test_sigkill_during_deliveries_loses_nothing_acknowledged(tmp_path) -> None:
     uidls: dict[str, str] = {}  # message id -> the UIDL it first got
     live_uidls: set[str] = set()  # every UIDL a client saw while deliveries went on
     for round_ in range(ROUNDS):
-        server = Server(config.path)
+        server = Server(config)
         if round_:
             assert disk_messages(config.data_dir)["tmp"] == []  # leftovers removed at start
             view = pop3_view(config.settings.ports.pop3)
@@ -217,7 +226,7 @@ def test_sigkill_during_deliveries_loses_nothing_acknowledged(tmp_path) -> None:
                 data = path.read_bytes()
                 ident = next((line[3:].decode() for line in data.split(b"\n") if line.startswith(b"ID ")), None)
                 assert ident is not None and intact(data, ident), f"partial message in {sub}/: {path.name}"
-    server = Server(config.path)
+    server = Server(config)
     try:
         assert disk_messages(config.data_dir)["tmp"] == []
         view = pop3_view(config.settings.ports.pop3)
