@@ -19,6 +19,12 @@ from tuimail.core.masking import MASK, mask_imap
     ("a1 AUTHENTICATE PLAIN", "a1 AUTHENTICATE PLAIN"),  # no initial response: nothing secret
     ("a1 FETCH 1:* (FLAGS)", "a1 FETCH 1:* (FLAGS)"),
     ("a1 LOGINX user pass", "a1 LOGINX user pass"),
+    # the user name as a literal: its marker alone holds no secret (the next lines are masked whole)
+    ("a1 LOGIN {8}", "a1 LOGIN {8}"),
+    ("a1 login {8+}", "a1 login {8+}"),
+    ("a1 LOGIN {8} Secret123", f"a1 LOGIN {{8}} {MASK}"),
+    ("a1 LOGIN tatareva {9}", f"a1 LOGIN tatareva {MASK}"),
+    ("a1 LOGIN {8}x", f"a1 LOGIN {MASK}"),
     ("LOGIN", "LOGIN"),
     ("", ""),
 ])
@@ -30,8 +36,7 @@ def _two_patterns(line: str) -> str:
     """mask_imap as it was before its one-look test: both patterns on every line."""
     m = masking._IMAP_LOGIN.match(line)
     if m:
-        user = masking._first_imap_string(m.group(2))
-        return m.group(1) + (f"{user} {MASK}" if user else MASK)
+        return masking.login_masked(m.group(1), m.group(2))
     m = masking._IMAP_AUTH_IR.match(line)
     return m.group(1) + MASK if m else line
 

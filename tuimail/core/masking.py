@@ -17,6 +17,7 @@ _IMAP_LOGIN = re.compile(r"^(\s*\S+\s+LOGIN\s+)(.*)$", re.IGNORECASE | re.DOTALL
 _IMAP_AUTH_IR = re.compile(r"^(\s*\S+\s+AUTHENTICATE\s+\S+\s+)\S.*$", re.IGNORECASE | re.DOTALL)
 # what both IMAP patterns start with: a line that does not match it holds no secret (one look per line)
 _IMAP_SECRET = re.compile(r"^\s*\S+\s+(?:LOGIN|AUTHENTICATE)\s", re.IGNORECASE)
+_LITERAL_MARKER = re.compile(r"\{\d+\+?\}")  # RFC 3501 §4.3 (and RFC 7888's `{n+}`)
 
 
 def mask_pop3(line: str) -> str:
@@ -40,10 +41,19 @@ def mask_imap(line: str) -> str:
         return line
     m = _IMAP_LOGIN.match(line)
     if m:
-        user = _first_imap_string(m.group(2))
-        return m.group(1) + (f"{user} {MASK}" if user else MASK)
+        return login_masked(m.group(1), m.group(2))
     m = _IMAP_AUTH_IR.match(line)
     return m.group(1) + MASK if m else line
+
+
+def login_masked(prefix: str, args: str) -> str:
+    """LOGIN's first line as logged: the user name as typed, the rest `*****`. A line that ends at the
+    user name's literal marker (`a1 LOGIN {8}`: the name comes on the next line, the password after
+    it; the connection masks those lines) holds no secret and is kept as typed."""
+    if _LITERAL_MARKER.fullmatch(args.strip()):
+        return prefix + args
+    user = _first_imap_string(args)
+    return prefix + (f"{user} {MASK}" if user else MASK)
 
 
 def _first_imap_string(args: str) -> str:
