@@ -25,7 +25,7 @@ def test_sigkill_with_a_queue_loses_nothing_and_repeats_nothing(tmp_path, sink):
     sink.handler.script = [None, None] + ["451 4.3.0 Not now"] * (COUNT - 2)
     cfg = outbound_config(tmp_path, ["lab.test"], {"*": sink.port}, retry_schedule=[3600])
     Directory(cfg).add_account("tester@lab.test", PASSWORD)
-    server = Server(cfg.path)
+    server = Server(cfg)
     try:
         with smtplib.SMTP("127.0.0.1", cfg.settings.ports.submission) as client:
             client.login("tester@lab.test", PASSWORD)
@@ -39,7 +39,7 @@ def test_sigkill_with_a_queue_loses_nothing_and_repeats_nothing(tmp_path, sink):
     sink.handler.script = []
     # a crash left one state file half-written: it is quarantined, the others are delivered
     (cfg.data_dir / "queue" / "BROKEN.json").write_text('{"version": 1, "id": "BROK')
-    server = Server(cfg.path)
+    server = Server(cfg)
     try:
         wait(lambda: len(sink.messages) == COUNT and not queue_ids(cfg), what="the rest after restart")
         ids = sorted(m[2].split(b"Message-ID: ")[1].split(b"\r\n")[0].decode() for m in sink.messages)

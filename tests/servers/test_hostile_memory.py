@@ -45,7 +45,7 @@ def attack(port: int, opened: threading.Barrier, results: list) -> None:
 def test_hostile_connections_before_login_cost_little_memory(tmp_path):
     config = make_config(tmp_path)
     Directory(config).add_account("tester@lab.test", PASSWORD)
-    server = Server(config.path)
+    server = Server(config)
     try:
         pid = server.proc.pid
         warm = socket.create_connection(("127.0.0.1", config.settings.ports.imap), timeout=30)

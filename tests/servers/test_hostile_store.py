@@ -48,7 +48,7 @@ def test_sigkill_during_mixed_operations_keeps_every_promise(tmp_path):
     ports = config.settings.ports
     kinds: dict[str, int] = {}
     for _ in range(ROUNDS):
-        server = Server(config.path)
+        server = Server(config)
         try:
             reconcile(model, scan(ports.imap, ADDRESS, PASSWORD, model), pending)
             worker = Worker(ports, ADDRESS, PASSWORD, model, random.Random(rng.random()), 10_000, rng.randrange(5, 16))
@@ -62,7 +62,7 @@ def test_sigkill_during_mixed_operations_keeps_every_promise(tmp_path):
         pending = worker.pending
         for kind, n in worker.counts.items():
             kinds[kind] = kinds.get(kind, 0) + n
-    server = Server(config.path)
+    server = Server(config)
     try:
         reconcile(model, scan(ports.imap, ADDRESS, PASSWORD, model), pending)
     finally:

@@ -288,8 +288,8 @@ def test_modseqs_and_expunges_survive_sigkill_of_serve(tmp_path):
 
     config = make_config(tmp_path)
     Directory(config).add_account("tatareva@lab.test", PASSWORD)
-    port = config.settings.ports.imap
-    serve = Server(config.path)
+    serve = Server(config)
+    port = config.settings.ports.imap  # (after the start: a port found taken is moved)
     try:
         a = Raw(port).login()
         a.cmd("enable qresync")
@@ -302,7 +302,8 @@ def test_modseqs_and_expunges_survive_sigkill_of_serve(tmp_path):
         highest = int(code(a.cmd("expunge"), "HIGHESTMODSEQ"))
     finally:
         serve.kill()
-    serve = Server(config.path)
+    serve = Server(config)
+    port = config.settings.ports.imap
     try:
         b = Raw(port).login()
         b.cmd("enable qresync")
