@@ -406,12 +406,14 @@ def main() -> None:
     parser.add_argument("--secs", type=int, default=10)
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--imaptest", type=Path, default=Path(os.environ.get("IMAPTEST_DIR", "/work/imaptest")) / "imaptest")
-    parser.add_argument("--kit", type=Path, default=Path(os.environ.get("PEERS_KIT", ROOT.parent.parent / "shared/peers")))
+    parser.add_argument("--kit", type=Path, help="the peers kit (default: $PEERS_KIT, or ../shared/peers as bench/peers.py finds it)")
     args = parser.parse_args()
     trees = [tree.resolve() for tree in (args.tree or [ROOT])]
     sys.path.insert(0, str(ROOT / "bench"))
     from _server import PASSWORD, make_config
-    from peers import imaptest
+    from peers import _kit, imaptest
+
+    args.kit = args.kit or _kit()
 
     from tuimail.config import Config, save_settings
 
