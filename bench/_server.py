@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +40,34 @@ def make_config(base: Path, accounts: list[str]) -> Config:
     return config
 
 
+def start_serve(argv: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None, name: str = "tuimail serve",
+                timeout: float = 120) -> subprocess.Popen:
+    """Start `argv` (a `tuimail serve` command line) and return once it says "tuimail serving:"; what it
+    writes to stderr after that is read by a thread and dropped: serve echoes its system log there, and a
+    full pipe would stop it in the middle of a measurement. One that does not start is killed and its
+    last lines are the SystemExit's message."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    said: list[str] = []
+    ready = threading.Event()
+
+    def drain() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if not ready.is_set():
+                said.append(line)
+                if line.startswith("tuimail serving:"):
+                    ready.set()
+        ready.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    if not ready.wait(timeout) or not said or not said[-1].startswith("tuimail serving:"):
+        proc.kill()
+        proc.wait(30)
+        raise SystemExit(f"{name} did not start (exit {proc.returncode}):\n{''.join(said[-20:])}")
+    return proc
+
+
 @contextlib.contextmanager
 def serve(accounts: list[str], prepare=None) -> Iterator[Config]:
     """Run `tuimail serve` in a temp dir until the block ends; `prepare(config)` runs before start."""
@@ -46,14 +75,8 @@ def serve(accounts: list[str], prepare=None) -> Iterator[Config]:
         config = make_config(Path(tmp), accounts)
         if prepare is not None:
             prepare(config)
-        proc = subprocess.Popen([sys.executable, "-m", "tuimail", "serve", "--config", str(config.path)],
-                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = start_serve([sys.executable, "-m", "tuimail", "serve", "--config", str(config.path)])
         try:
-            for line in proc.stderr:
-                if line.startswith("tuimail serving:"):
-                    break
-            else:
-                raise SystemExit(f"tuimail serve did not start (exit {proc.wait()})")
             config.server_pid = proc.pid  # type: ignore[attr-defined]
             yield config
         finally:

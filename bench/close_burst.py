@@ -150,7 +150,7 @@ def main() -> None:
     args = parser.parse_args()
     trees = [tree.resolve() for tree in (args.tree or [ROOT])]
     sys.path.insert(0, str(ROOT / "bench"))
-    from _server import make_config
+    from _server import make_config, start_serve
 
     from tuimail.config import Config, save_settings
 
@@ -167,15 +167,9 @@ def main() -> None:
                 config = Config.load(config.path)
                 out = Path(tmp) / "collections.json"
                 env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
-                server = subprocess.Popen([sys.executable, __file__, "--serve", str(out), "serve", "--config", str(config.path)],
-                                          cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                server = start_serve([sys.executable, __file__, "--serve", str(out), "serve", "--config", str(config.path)],
+                                     tree, env, f"{tree}: tuimail serve")
                 try:
-                    for line in server.stderr:
-                        if line.startswith("tuimail serving:"):
-                            break
-                    else:
-                        raise SystemExit(f"{tree}: tuimail serve did not start (exit {server.wait()})")
-                    threading.Thread(target=server.stderr.read, daemon=True).start()
                     port = config.settings.ports.imap
                     prober = subprocess.Popen([sys.executable, __file__, "--probe", str(port), "bench@bench.test", PASSWORD],
                                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

@@ -410,7 +410,7 @@ def main() -> None:
     args = parser.parse_args()
     trees = [tree.resolve() for tree in (args.tree or [ROOT])]
     sys.path.insert(0, str(ROOT / "bench"))
-    from _server import PASSWORD, make_config
+    from _server import PASSWORD, make_config, start_serve
     from peers import _kit, imaptest
 
     args.kit = args.kit or _kit()
@@ -432,17 +432,8 @@ def main() -> None:
                 save_settings(config.settings, config.path)
                 config = Config.load(config.path)
                 out = base / "figures.json"
-                proc = subprocess.Popen([sys.executable, __file__, "--serve", str(out), "serve", "--config", str(config.path)],
-                                        cwd=tree, env=dict(os.environ, PYTHONPATH=str(tree)), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, text=True)
-                said = []
-                for line in proc.stderr:
-                    if line.startswith("tuimail serving:"):
-                        break
-                    said.append(line)
-                else:
-                    raise SystemExit(f"{tree}: tuimail serve did not start (exit {proc.wait()}):\n{''.join(said[-20:])}")
-                threading.Thread(target=proc.stderr.read, daemon=True).start()  # (its log must not block it)
+                proc = start_serve([sys.executable, __file__, "--serve", str(out), "serve", "--config", str(config.path)],
+                                   tree, dict(os.environ, PYTHONPATH=str(tree)), f"{tree}: tuimail serve")
                 servers.append((tree, proc, config.settings.ports.imap, out, []))
             for round_ in range(args.rounds):
                 # each round starts with the next tree: the one measured first runs on a calmer machine

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
-from _server import ROOT, free_port
+from _server import free_port, start_serve
 
 from tuimail.config import Config, DomainSettings, RouteSettings, Settings, save_settings  # noqa: E402
 
@@ -70,19 +70,7 @@ class Tuimail:
         save_settings(settings, self.tmp / "config.toml")
         self.config = Config.load(self.tmp / "config.toml")
         self.port = settings.ports.smtp
-        self.proc = subprocess.Popen([sys.executable, "-m", "tuimail", "serve", "--config", str(self.config.path)],
-                                     cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        ready = threading.Event()
-
-        def drain() -> None:  # serve echoes system.log lines: the pipe must never fill
-            for line in self.proc.stderr:
-                if line.startswith("tuimail serving:"):
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=drain, daemon=True).start()
-        if not ready.wait(60) or self.proc.poll() is not None:
-            raise SystemExit("tuimail serve did not start")
+        self.proc = start_serve([sys.executable, "-m", "tuimail", "serve", "--config", str(self.config.path)])
 
     def stop(self) -> None:
         self.proc.terminate()

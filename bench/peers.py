@@ -89,7 +89,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _server import PASSWORD, make_config
+from _server import PASSWORD, make_config, start_serve
 from deliver_once import SO_TIMESTAMPNS, clock_offset, received_at
 
 from tuimail.config import Config, save_settings
@@ -119,12 +119,7 @@ class Tuimail:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "tuimail", "serve", "--config", str(self.config.path)],
-                                     cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for line in self.proc.stderr:
-            if line.startswith("tuimail serving:"):
-                return
-        raise SystemExit(f"tuimail serve did not start (exit {self.proc.wait()})")
+        self.proc = start_serve([sys.executable, "-m", "tuimail", "serve", "--config", str(self.config.path)])
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _server import make_config
+from _server import make_config, start_serve
 from peers import DOMAIN, _kit, smtp_load, spread_from
 
 from tuimail.config import Config, save_settings
@@ -56,13 +56,9 @@ def start(tree: Path, base: Path) -> tuple[subprocess.Popen, Config]:
     policy.max_connections = policy.max_connections_per_ip = 20_000
     save_settings(config.settings, config.path)
     config = Config.load(config.path)
-    proc = subprocess.Popen([sys.executable, "-m", "tuimail", "serve", "--config", str(config.path)],
-                            cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(tree)))
-    for line in proc.stderr:
-        if line.startswith("tuimail serving:"):
-            return proc, config
-    raise SystemExit(f"tuimail serve in {tree} did not start (exit {proc.wait()})")
+    proc = start_serve([sys.executable, "-m", "tuimail", "serve", "--config", str(config.path)], tree,
+                       dict(os.environ, PYTHONPATH=str(tree)), f"tuimail serve in {tree}")
+    return proc, config
 
 
 def main() -> None:
