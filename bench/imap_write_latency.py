@@ -411,9 +411,9 @@ def main() -> None:
     trees = [tree.resolve() for tree in (args.tree or [ROOT])]
     sys.path.insert(0, str(ROOT / "bench"))
     from _server import PASSWORD, make_config, start_serve
-    from peers import _kit, imaptest
+    from peers import peers_kit, imaptest
 
-    args.kit = args.kit or _kit()
+    args.kit = args.kit or peers_kit()
 
     from tuimail.config import Config, save_settings
 

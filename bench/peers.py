@@ -101,7 +101,8 @@ PEER_PASSWORD = "testpass"
 SECTIONS = ("idle", "smtp", "imaptest", "pop3", "big")
 
 
-def _kit() -> Path:
+def peers_kit() -> Path:
+    """The peers kit (`../shared/peers`): $PEERS_KIT, or beside this checkout or its parent."""
     for candidate in (os.environ.get("PEERS_KIT"), ROOT.parent / "shared/peers", ROOT.parent.parent / "shared/peers"):
         if candidate and (Path(candidate) / "smtp-load").exists():
             return Path(candidate)
@@ -635,7 +636,7 @@ def main() -> None:
                         help="where tuimail's data directory is made (default: beside the peers directory)")
     args = parser.parse_args()
     only = set(args.only.split(","))
-    kit = _kit()
+    kit = peers_kit()
     mail = args.peers_dir / "mail"
     peer_user, peer_pop, peer_big, peer_imap = "speed", "speedpop", "speedbig", "test"
     missing = missing_peer_accounts(args.peers_dir, (peer_user, peer_pop, peer_big, peer_imap, "bench"))

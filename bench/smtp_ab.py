@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from _server import make_config, start_serve
-from peers import DOMAIN, _kit, smtp_load, spread_from
+from peers import DOMAIN, peers_kit, smtp_load, spread_from
 
 from tuimail.config import Config, save_settings
 
@@ -72,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 < args.messages <= 20_000 or not 0 < args.rounds <= 10:
         raise SystemExit("keep the load bounded: --messages <= 20000, --rounds <= 10")
-    kit = _kit()
+    kit = peers_kit()
     peer_maildir = args.peers_dir / "mail" / "speed" / "Maildir"
     print(f"bench/smtp_ab.py {time.strftime('%H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}; "
           f"{args.messages} msgs, {'reused' if args.reuse else 'a connection per message'}", flush=True)
